@@ -1,0 +1,1 @@
+"""Guru's core: everything except the Discord adapter (see ../shared/DESIGN.md)."""

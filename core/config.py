@@ -1,0 +1,167 @@
+"""Settings: every environment variable Guru reads, parsed once into a frozen dataclass.
+
+The README's configuration table is the user-facing copy of `VARIABLES`; keep them in step.
+An invalid value fails at start with a message naming the variable (`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from core.errors import ConfigError
+
+__all__ = ["Settings", "VARIABLES", "load_env_file"]
+
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+QUANTIZATIONS = ("none", "4bit", "8bit")
+
+
+def _default_data_dir() -> str:
+    return platformdirs.user_data_dir("guru", appauthor=False)
+
+
+def _threads_auto() -> int:
+    # One core stays free for the event loop, Postgres and the embedder: two OpenMP threads
+    # on a busy 2-core host collapse ~50x (../shared/ENGINE_FACTS.md, "Contention").
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
+@dataclass(frozen=True)
+class Var:
+    """One documented environment variable."""
+
+    name: str
+    attr: str
+    default: str | None
+    help: str
+    parse: Callable[[str], Any] = str
+    choices: tuple[str, ...] = ()
+    secret: bool = False
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise ValueError("must be >= 0")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 65536:
+        raise ValueError("must be a TCP port (1-65535)")
+    return value
+
+
+def _threads(text: str) -> int:
+    return _threads_auto() if text == "auto" else _positive_int(text)
+
+
+VARIABLES: tuple[Var, ...] = (
+    Var("DISCORD_TOKEN", "discord_token", None, "Bot token; without it `scripts/run` opens `guru chat`.", secret=True),
+    Var("DATABASE_URL", "database_url", None, "External Postgres with pgvector; unset = embedded PostgreSQL 18 under the data dir.", secret=True),
+    Var("GURU_DATA_DIR", "data_dir", None, "Where Guru keeps its database, converted models and adapters (default: the user data dir).", parse=lambda s: str(Path(s).expanduser())),
+    Var("GURU_MODEL", "model", "smollm2-135m", "Chat model: a preset (`guru models list`), a HF-format directory or a `.gguf` file."),
+    Var("GURU_LLM_URL", "llm_url", None, "OpenAI-compatible server (vLLM, TGI, llama.cpp, `guru serve`); when set, no local model is loaded."),
+    Var("GURU_LLM_API_KEY", "llm_api_key", None, "Bearer token for GURU_LLM_URL.", secret=True),
+    Var("GURU_LLM_REMOTE_MODEL", "llm_remote_model", None, "Model name sent to GURU_LLM_URL (default: the first of its /v1/models)."),
+    Var("GURU_DEVICE", "device", "auto", "`auto` (CUDA when present), `cpu` or `cuda`.", choices=DEVICES),
+    Var("GURU_DTYPE", "dtype", "auto", "Weights dtype: `auto` (fp32 on CPU, bf16/fp16 on GPU), `float32`, `bfloat16`, `float16`.", choices=DTYPES),
+    Var("GURU_QUANTIZATION", "quantization", "none", "`4bit` (NF4) or `8bit` through bitsandbytes; needs CUDA.", choices=QUANTIZATIONS),
+    Var("GURU_THREADS", "threads", "auto", "Torch threads for inference (`auto` = cores - 1, at least 1).", parse=_threads),
+    Var("GURU_MAX_BATCH", "max_batch", "8", "Requests decoded together in one step (continuous batching).", parse=_positive_int),
+    Var("GURU_MAX_QUEUE", "max_queue", "64", "Waiting requests before new ones get a 'busy' error.", parse=_positive_int),
+    Var("GURU_MAX_QUEUE_PER_GUILD", "max_queue_per_guild", "16", "Waiting requests one guild may hold.", parse=_positive_int),
+    Var("GURU_MAX_NEW_TOKENS", "max_new_tokens", "512", "Default and upper bound for the answer length in tokens.", parse=_positive_int),
+    Var("GURU_CONTEXT_TOKENS", "context_tokens", "4096", "Longest prompt + answer accepted (capped by the model's own window).", parse=_positive_int),
+    Var("GURU_TEMPERATURE", "temperature", "0.7", "Default sampling temperature (0 = greedy).", parse=_non_negative_float),
+    Var("GURU_SERVE_HOST", "serve_host", "127.0.0.1", "Bind address of `guru serve`."),
+    Var("GURU_SERVE_PORT", "serve_port", "8088", "Port of `guru serve`.", parse=_port),
+    Var("GURU_LOG_LEVEL", "log_level", "INFO", "Python logging level.", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process configuration; build it with `Settings.from_env()` (or directly in tests)."""
+
+    discord_token: str | None = field(default=None, repr=False)
+    database_url: str | None = field(default=None, repr=False)
+    data_dir: str = field(default_factory=_default_data_dir)
+    model: str = "smollm2-135m"
+    llm_url: str | None = None
+    llm_api_key: str | None = field(default=None, repr=False)
+    llm_remote_model: str | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    quantization: str = "none"
+    threads: int = field(default_factory=_threads_auto)
+    max_batch: int = 8
+    max_queue: int = 64
+    max_queue_per_guild: int = 16
+    max_new_tokens: int = 512
+    context_tokens: int = 4096
+    temperature: float = 0.7
+    serve_host: str = "127.0.0.1"
+    serve_port: int = 8088
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, env_file: str | None = ".env") -> Settings:
+        """Read `env` (default: os.environ over an optional `.env`); raise ConfigError naming bad vars."""
+        if env is None:
+            env = {**load_env_file(env_file), **os.environ}
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for var in VARIABLES:
+            raw = env.get(var.name)
+            if raw is None or raw.strip() == "":
+                if var.default is None:
+                    continue
+                raw = var.default
+            raw = raw.strip()
+            if var.choices and raw not in var.choices:
+                problems.append(f"{var.name}={raw!r} is not one of: {', '.join(var.choices)}")
+                continue
+            try:
+                values[var.attr] = var.parse(raw)
+            except ValueError as exc:
+                problems.append(f"{var.name}={raw!r} is invalid ({exc})")
+        if problems:
+            raise ConfigError("Invalid configuration: " + "; ".join(problems) + ".")
+        return cls(**values)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    def describe(self) -> dict[str, Any]:
+        """Settings as a dict with secrets masked (for `guru config` and logs)."""
+        secret = {v.attr for v in VARIABLES if v.secret}
+        return {
+            f.name: ("***" if f.name in secret and getattr(self, f.name) else getattr(self, f.name))
+            for f in fields(self)
+        }
+
+
+def load_env_file(path: str | None) -> dict[str, str]:
+    """Values of a dotenv file, or {} when there is none. Real env vars win over it."""
+    if not path or not os.path.isfile(path):
+        return {}
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}

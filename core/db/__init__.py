@@ -1,0 +1,1 @@
+"""Postgres: embedded server, connection pool, migrations."""
