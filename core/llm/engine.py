@@ -1,0 +1,314 @@
+"""The engine: the only owner of the model. Continuous batching on one worker thread.
+
+The event loop only queues requests and reads events; torch and the tokenizer run on the
+engine thread (or `asyncio.to_thread` for prompt encoding). Each loop turn of that thread:
+1) run pending commands (load/unload LoRA adapters) between steps;
+2) admit waiting requests into free batch slots in fair per-guild order, prefilling each;
+3) one decode step for every active sequence, in one forward pass (mixed adapters allowed);
+4) drop finished and cancelled sequences, freeing their slots for the next turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import torch
+from transformers import DynamicCache
+
+from core.errors import GuruError, InvalidInput, NotFound
+from core.llm.adapters import AdapterSet
+from core.llm.job import Job
+from core.llm.kv import BatchKV
+from core.llm.loading import LoadedModel
+from core.llm.prompting import PromptEncoder
+from core.llm.sampling import TextStream, TokenChooser
+from core.llm.scheduler import FairQueue
+from core.llm.types import BackendStats, Completion, Request, StreamEvent
+
+__all__ = ["Engine"]
+
+log = logging.getLogger(__name__)
+LOCAL_LANE = "local"  # fairness lane for requests without a guild (CLI, tests)
+
+
+class Engine:
+    """Async streaming generation over a locally loaded model (implements LLMBackend)."""
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        *,
+        max_batch: int = 8,
+        max_queue: int = 64,
+        max_queue_per_guild: int = 16,
+        max_new_tokens: int = 512,
+        context_tokens: int = 4096,
+    ) -> None:
+        self.loaded = loaded
+        self.max_batch = max_batch
+        self.max_new_tokens = max_new_tokens
+        self.context_tokens = min(context_tokens, loaded.context_tokens)
+        self.prompts = PromptEncoder(loaded.tokenizer, loaded.model)
+        self.adapters = AdapterSet(loaded.model)
+        self._queue: FairQueue[Job] = FairQueue(max_queue, max_queue_per_guild)
+        self._active: list[Job] = []
+        self._kv = BatchKV(loaded.model.config.num_hidden_layers)
+        self._commands: deque[Callable[[], None]] = deque()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._tokens_total = 0
+        self._recent: deque[tuple[float, int]] = deque(maxlen=256)
+        self._thread = threading.Thread(target=self._run, name="guru-engine", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def from_settings(cls, loaded: LoadedModel, settings: Any) -> Engine:
+        return cls(
+            loaded,
+            max_batch=settings.max_batch,
+            max_queue=settings.max_queue,
+            max_queue_per_guild=settings.max_queue_per_guild,
+            max_new_tokens=settings.max_new_tokens,
+            context_tokens=settings.context_tokens,
+        )
+
+    # -- async API (event loop side) -------------------------------------------------------
+
+    async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+        """Queue `request`, then yield queue positions, text deltas and one final `done`.
+
+        Closing the iterator early (or cancelling the task) cancels the request; its slot is
+        freed at the next decode step.
+        """
+        job = await self._submit(request)
+        try:
+            while True:
+                event = await job.events.get()
+                if isinstance(event, BaseException):
+                    raise event
+                yield event
+                if event.kind == "done":
+                    return
+        finally:
+            if not job.done:
+                self._cancel(job)
+
+    async def complete(self, request: Request) -> Completion:
+        async for event in self.stream(request):
+            if event.kind == "done":
+                assert event.completion is not None
+                return event.completion
+        raise RuntimeError("stream ended without a completion")  # unreachable
+
+    def cancel(self, request_id: str) -> bool:
+        """Cancel a queued or running request by id; True if it was found."""
+        for job in [*self._queue.ordered(), *self._active]:
+            if job.request.request_id == request_id:
+                self._cancel(job)
+                return True
+        return False
+
+    async def load_adapter(self, name: str, path: str) -> None:
+        """Load a peft LoRA adapter directory under `name` (between decode steps)."""
+        await self._on_engine_thread(lambda: self.adapters.load(name, path))
+
+    async def unload_adapter(self, name: str) -> None:
+        """Forget an adapter; waits until no running request uses it."""
+        while any(j.request.adapter == name for j in [*self._active, *self._queue.ordered()]):
+            await asyncio.sleep(0.05)
+        await self._on_engine_thread(lambda: self.adapters.unload(name))
+
+    def stats(self) -> BackendStats:
+        now = time.monotonic()
+        recent = [(t, n) for t, n in list(self._recent) if now - t <= 10.0]
+        span = (now - recent[0][0]) if len(recent) > 1 else 0.0
+        rate = sum(n for _, n in recent[1:]) / span if span > 0 else 0.0
+        return BackendStats(
+            backend="local",
+            model=self.loaded.name,
+            device=f"{self.loaded.device}/{self.loaded.dtype}",
+            active=len(self._active),
+            queued=len(self._queue),
+            tokens_generated=self._tokens_total,
+            recent_tokens_per_s=rate,
+            adapters=self.adapters.names(),
+        )
+
+    async def aclose(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        await asyncio.to_thread(self._thread.join, 30)
+
+    # -- submission --------------------------------------------------------------------------
+
+    async def _submit(self, request: Request) -> Job:
+        if self._stopping:
+            raise GuruError("The model is shutting down; please try again shortly.")
+        if request.adapter is not None and request.adapter not in self.adapters.names():
+            raise NotFound(f"The adapter {request.adapter!r} is not loaded.")
+        prompt_ids = await asyncio.to_thread(self.prompts.encode, request.messages)
+        max_new = self._budget(len(prompt_ids), request.max_new_tokens)
+        job = Job(
+            request=request,
+            prompt_ids=prompt_ids,
+            max_new_tokens=max_new,
+            chooser=TokenChooser(
+                request.temperature, request.top_p, request.repetition_penalty, request.seed
+            ),
+            text=TextStream(self.loaded.tokenizer, tuple(request.stop)),
+            loop=asyncio.get_running_loop(),
+        )
+        position = self._queue.push(request.guild_id or LOCAL_LANE, job)
+        job.last_position = position
+        job.events.put_nowait(StreamEvent("queued", queue_position=position))
+        self._wake.set()
+        return job
+
+    def _budget(self, prompt_tokens: int, wanted: int | None) -> int:
+        """Answer length for this prompt; a prompt that leaves no room is an error."""
+        room = self.context_tokens - prompt_tokens
+        if room < 1:
+            raise InvalidInput(
+                f"The prompt is {prompt_tokens} tokens, but this model accepts at most "
+                f"{self.context_tokens} tokens of prompt and answer together; shorten it."
+            )
+        if wanted is not None and wanted < 1:
+            raise InvalidInput("max_new_tokens must be at least 1.")
+        return min(wanted or self.max_new_tokens, self.max_new_tokens, room)
+
+    def _cancel(self, job: Job) -> None:
+        job.cancelled = True
+        if self._queue.remove(job):
+            job.finish("cancelled")
+        self._wake.set()
+
+    async def _on_engine_thread(self, fn: Callable[[], None]) -> None:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def command() -> None:
+            try:
+                fn()
+            except BaseException as exc:  # noqa: BLE001 - handed back to the awaiting caller
+                loop.call_soon_threadsafe(done.set_exception, exc)
+            else:
+                loop.call_soon_threadsafe(done.set_result, None)
+
+        self._commands.append(command)
+        self._wake.set()
+        await done
+
+    # -- engine thread -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        with torch.inference_mode():
+            while not self._stopping:
+                while self._commands:
+                    self._commands.popleft()()
+                self._admit()
+                if not self._active:
+                    self._wake.wait(timeout=1.0)
+                    self._wake.clear()
+                    continue
+                try:
+                    self._decode_step()
+                except Exception as exc:  # noqa: BLE001 - fail the batch, keep the engine alive
+                    log.exception("decode step failed; failing %d requests", len(self._active))
+                    for job in self._active:
+                        job.fail(GuruError("The model failed while answering; please try again."))
+                    self._drop_finished()
+                    del exc
+        for job in [*self._active, *self._queue.ordered()]:
+            job.fail(GuruError("The model is shutting down; please try again shortly."))
+
+    def _admit(self) -> None:
+        admitted = False
+        while len(self._active) < self.max_batch:
+            job = self._queue.pop()
+            if job is None:
+                break
+            if job.cancelled:
+                job.finish("cancelled")
+                continue
+            admitted = True
+            try:
+                self._prefill(job)
+            except Exception:  # noqa: BLE001 - one bad request must not stop the others
+                log.exception("prefill failed for %s", job.request.request_id)
+                job.fail(GuruError("The model failed on this prompt; please try again."))
+        if admitted:
+            self._drop_finished()
+            self._report_positions()
+
+    def _prefill(self, job: Job) -> None:
+        model = self.adapters.model
+        ids = torch.tensor([job.prompt_ids], device=model.device)
+        cache = DynamicCache()
+        out = model(
+            input_ids=ids,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+            **self.adapters.forward_kwargs([job.request.adapter]),
+        )
+        self._kv.add_row(cache)
+        self._active.append(job)
+        self._accept(job, out.logits[0, -1])
+
+    def _decode_step(self) -> None:
+        model = self.adapters.model
+        tokens = torch.tensor([[job.last_token] for job in self._active], device=model.device)
+        mask, positions = self._kv.step_inputs()
+        out = model(
+            input_ids=tokens,
+            attention_mask=mask,
+            position_ids=positions,
+            cache=self._kv.cache,
+            use_cache=True,
+            **self.adapters.forward_kwargs([job.request.adapter for job in self._active]),
+        )
+        self._kv.append_step()
+        logits = out.logits[:, -1]
+        for row, job in enumerate(self._active):
+            if not job.cancelled:
+                self._accept(job, logits[row])
+        self._drop_finished()
+
+    def _accept(self, job: Job, logits: torch.Tensor) -> None:
+        """Choose the job's next token and decide whether the job is finished."""
+        history = torch.tensor(job.history()) if job.chooser.processors else torch.empty(0)
+        token = job.chooser.choose(logits, history)
+        if job.first_token_at is None:
+            job.first_token_at = time.perf_counter()
+        job.last_token = token
+        job.generated += 1
+        self._tokens_total += 1
+        self._recent.append((time.monotonic(), 1))
+        if token in self.prompts.eos_ids:
+            job.finish("stop")
+            return
+        job.send_text(job.text.push(token))
+        if job.text.stopped:
+            job.finish("stop")
+        elif job.generated >= job.max_new_tokens:
+            job.finish("length")
+
+    def _drop_finished(self) -> None:
+        for job in self._active:
+            if job.cancelled and not job.done:
+                job.finish("cancelled")
+        keep = [i for i, job in enumerate(self._active) if not job.done]
+        self._kv.keep_rows(keep)
+        self._active = [self._active[i] for i in keep]
+
+    def _report_positions(self) -> None:
+        for position, job in enumerate(self._queue.ordered(), start=1):
+            if job.last_position != position:
+                job.last_position = position
+                job.send(StreamEvent("queued", queue_position=position))

@@ -1,0 +1,173 @@
+"""A KV cache for continuous batching: sequences right-aligned in one preallocated buffer.
+
+Every row of the batch ends at the same column, so a decode step is one forward pass over
+`[batch, 1]` tokens. Shorter rows are left-padded; the attention mask hides the padding and
+explicit position ids keep RoPE positions true to each sequence. Requests join (`add_row`)
+and leave (`keep_rows`) between steps; leading columns that became padding everywhere are
+trimmed so a long finished request does not tax the others.
+
+Buffers grow in chunks instead of `torch.cat` per token (transformers' DynamicLayer), which
+would copy the whole cache at every step.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
+
+__all__ = ["BatchKV"]
+
+GROW_TOKENS = 256  # capacity added at a time
+TRIM_MIN_COLUMNS = 32  # trim leading padding once at least this many columns are dead
+
+
+class _BufferLayer(DynamicLayer):
+    """One layer's K/V in `[batch, heads, capacity, head_dim]` buffers; `length` columns used."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.k_buf: torch.Tensor | None = None
+        self.v_buf: torch.Tensor | None = None
+        self.length = 0
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        self.device = key_states.device
+        self.is_initialized = True
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        n = key_states.shape[-2]
+        self._reserve(self.length + n, key_states)
+        self.k_buf[:, :, self.length : self.length + n] = key_states
+        self.v_buf[:, :, self.length : self.length + n] = value_states
+        self.length += n
+        self._expose()
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+    def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+        return self.length + query_length, 0
+
+    def set(self, k_buf: torch.Tensor, v_buf: torch.Tensor, length: int) -> None:
+        self.k_buf, self.v_buf, self.length = k_buf, v_buf, length
+        self.is_initialized = True
+        self.device = k_buf.device
+        self._expose()
+
+    def _reserve(self, needed: int, like: torch.Tensor) -> None:
+        if self.k_buf is not None and self.k_buf.shape[2] >= needed:
+            return
+        b, h, _, d = like.shape if self.k_buf is None else self.k_buf.shape
+        capacity = needed + GROW_TOKENS
+        k = like.new_zeros((b, h, capacity, d))
+        v = like.new_zeros((b, h, capacity, d))
+        if self.k_buf is not None:
+            k[:, :, : self.length] = self.k_buf[:, :, : self.length]
+            v[:, :, : self.length] = self.v_buf[:, :, : self.length]
+        self.k_buf, self.v_buf = k, v
+
+    def _expose(self) -> None:
+        self.keys = self.k_buf[:, :, : self.length]
+        self.values = self.v_buf[:, :, : self.length]
+
+
+class BatchKV:
+    """The batch's cache plus the bookkeeping a decode step needs (mask, positions)."""
+
+    def __init__(self, num_layers: int) -> None:
+        self.num_layers = num_layers
+        self._reset()
+
+    def _reset(self) -> None:
+        self.cache = DynamicCache()
+        self.cache.layers = [_BufferLayer() for _ in range(self.num_layers)]
+        self.mask: torch.Tensor | None = None  # [batch, length] 1 = real token, 0 = padding
+        self.real_lengths: list[int] = []  # real tokens per row (= next RoPE position)
+
+    @property
+    def rows(self) -> int:
+        return len(self.real_lengths)
+
+    @property
+    def length(self) -> int:
+        return self.cache.layers[0].length if self.rows else 0
+
+    def add_row(self, prefill: DynamicCache) -> None:
+        """Append one sequence whose prompt was prefilled alone into `prefill` (batch of 1)."""
+        new_len = prefill.get_seq_length()
+        old_len = self.length
+        width = max(new_len, old_len)
+        for layer, (k_new, v_new, *_rest) in zip(self.cache.layers, prefill):
+            k_buf, v_buf = self._widened(layer, width, k_new)
+            row_k = k_new.new_zeros((1, *k_buf.shape[1:]))
+            row_v = v_new.new_zeros((1, *v_buf.shape[1:]))
+            row_k[:, :, width - new_len : width] = k_new
+            row_v[:, :, width - new_len : width] = v_new
+            layer.set(torch.cat([k_buf, row_k]), torch.cat([v_buf, row_v]), width)
+        row_mask = torch.zeros((1, width), dtype=torch.long, device=self._device(prefill))
+        row_mask[:, width - new_len :] = 1
+        old_mask = self._widened_mask(width, row_mask)
+        self.mask = row_mask if old_mask is None else torch.cat([old_mask, row_mask])
+        self.real_lengths.append(new_len)
+
+    def append_step(self) -> None:
+        """Account for the token every row just wrote (the model already extended the buffers)."""
+        ones = self.mask.new_ones((self.rows, 1))
+        self.mask = torch.cat([self.mask, ones], dim=1)
+        self.real_lengths = [n + 1 for n in self.real_lengths]
+
+    def step_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(attention_mask including the incoming token, position_ids) for one decode step."""
+        ones = self.mask.new_ones((self.rows, 1))
+        positions = torch.tensor(self.real_lengths, device=self.mask.device).unsqueeze(1)
+        return torch.cat([self.mask, ones], dim=1), positions
+
+    def keep_rows(self, keep: list[int]) -> None:
+        """Keep only these rows (in this order); trim padding columns no row needs any more."""
+        if len(keep) == self.rows:
+            return
+        if not keep:
+            self._reset()
+            return
+        index = torch.tensor(keep, device=self.mask.device)
+        self.real_lengths = [self.real_lengths[i] for i in keep]
+        self.mask = self.mask.index_select(0, index)
+        dead = self.length - max(self.real_lengths)
+        start = dead if dead >= TRIM_MIN_COLUMNS else 0
+        for layer in self.cache.layers:
+            k = layer.k_buf.index_select(0, index)[:, :, start:]
+            v = layer.v_buf.index_select(0, index)[:, :, start:]
+            layer.set(k.contiguous(), v.contiguous(), layer.length - start)
+        self.mask = self.mask[:, start:]
+
+    def _widened(self, layer: _BufferLayer, width: int, like: torch.Tensor):
+        """Existing buffers, shifted right so that they end at `width` (empty if no rows)."""
+        if self.rows == 0:
+            shape = (0, like.shape[1], width + GROW_TOKENS, like.shape[3])
+            return like.new_zeros(shape), like.new_zeros(shape)
+        shift = width - layer.length
+        if shift == 0:
+            return layer.k_buf, layer.v_buf
+        b, h, _, d = layer.k_buf.shape
+        k = layer.k_buf.new_zeros((b, h, width + GROW_TOKENS, d))
+        v = layer.v_buf.new_zeros((b, h, width + GROW_TOKENS, d))
+        k[:, :, shift:width] = layer.k_buf[:, :, : layer.length]
+        v[:, :, shift:width] = layer.v_buf[:, :, : layer.length]
+        return k, v
+
+    def _widened_mask(self, width: int, like: torch.Tensor) -> torch.Tensor | None:
+        if self.mask is None or self.rows == 0:
+            return None
+        shift = width - self.mask.shape[1]
+        if shift == 0:
+            return self.mask
+        pad = like.new_zeros((self.rows, shift))
+        return torch.cat([pad, self.mask], dim=1)
+
+    @staticmethod
+    def _device(prefill: DynamicCache) -> torch.device:
+        return prefill.layers[0].keys.device
