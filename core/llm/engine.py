@@ -133,7 +133,7 @@ class Engine:
             backend="local",
             model=self.loaded.name,
             device=f"{self.loaded.device}/{self.loaded.dtype}",
-            active=len(self._active),
+            active=sum(1 for job in list(self._active) if not job.done),
             queued=len(self._queue),
             tokens_generated=self._tokens_total,
             recent_tokens_per_s=rate,
