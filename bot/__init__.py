@@ -1,0 +1,1 @@
+"""Guru's Discord adapter: cogs, rendering and checks over `core.Services`."""

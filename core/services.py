@@ -1,0 +1,73 @@
+"""`Services`: everything a Guru process needs, built once at start and passed down.
+
+The bot's `setup_hook`, `guru chat`, `guru serve` and the CLI commands all open one of these;
+nothing else holds process-wide state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from core.config import Settings
+from core.db.pool import Database
+from core.llm.loading import ModelCache, load_model
+from core.llm.types import LLMBackend
+
+__all__ = ["Services", "open_llm"]
+
+log = logging.getLogger(__name__)
+
+
+async def open_llm(settings: Settings, models: ModelCache) -> LLMBackend:
+    """The configured backend: a remote OpenAI-compatible server, or the local engine."""
+    if settings.llm_url:
+        from core.llm.remote import RemoteBackend
+
+        log.info("using the remote LLM at %s", settings.llm_url)
+        return RemoteBackend(
+            settings.llm_url, api_key=settings.llm_api_key, model=settings.llm_remote_model
+        )
+    from core.llm.engine import Engine
+
+    loaded = await asyncio.to_thread(load_model, settings.model, settings, models)
+    log.info("loaded %s on %s/%s in %.1fs", loaded.name, loaded.device, loaded.dtype, loaded.load_s)
+    return Engine.from_settings(loaded, settings)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    llm: LLMBackend | None = None
+    db: Database | None = None
+    models: ModelCache = field(default_factory=ModelCache)
+
+    @classmethod
+    async def open(cls, settings: Settings, *, llm: bool = True, db: bool = True) -> Services:
+        """Start what was asked for, concurrently (the database starts while the model loads)."""
+        services = cls(settings)
+        starting = {}
+        if db:
+            starting["db"] = Database.open(settings)
+        if llm:
+            starting["llm"] = open_llm(settings, services.models)
+        results = await asyncio.gather(*starting.values(), return_exceptions=True)
+        failure: BaseException | None = None
+        for name, result in zip(starting, results):
+            if isinstance(result, BaseException):
+                failure = failure or result
+            else:
+                setattr(services, name, result)
+        if failure is not None:
+            await services.aclose()  # release what did start before reporting the failure
+            raise failure
+        return services
+
+    async def aclose(self) -> None:
+        if self.llm is not None:
+            await self.llm.aclose()
+            self.llm = None
+        if self.db is not None:
+            await self.db.aclose()
+            self.db = None
