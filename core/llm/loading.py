@@ -1,11 +1,41 @@
-"""Resolve a model spec (preset, HF directory, .gguf file) into a loaded model + tokenizer."""
+"""Resolve a model spec (preset, HF directory, .gguf file) into a loaded model + tokenizer.
+
+`load_model` is synchronous and slow on first use (a GGUF is converted once, ~1 min); the
+engine calls it off the event loop. A `ModelCache`, owned by `Services`, makes a second load
+of the same weights in the same process return the very same `LoadedModel`.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["LoadedModel"]
+from core.config import Settings
+from core.errors import ModelLoadError
+from core.llm.convert import offline_env
+from core.llm.sources import ModelSource, prepare_model_dir, resolve_source
+
+__all__ = [
+    "LoadedModel",
+    "Placement",
+    "ModelCache",
+    "resolve_placement",
+    "load_model",
+    "load_tokenizer",
+]
+
+log = logging.getLogger(__name__)
+
+# Used only when a HF directory ships no chat template: ChatML, which SmolLM2 and Qwen use.
+FALLBACK_CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 
 
 @dataclass(frozen=True)
@@ -18,3 +48,215 @@ class LoadedModel:
     device: str  # "cpu" or "cuda"
     dtype: str  # "float32", "bfloat16", "float16", "nf4", "int8"
     context_tokens: int  # the model's own window (max_position_embeddings)
+    path: str = ""  # the HF-format directory the weights were read from
+    load_s: float = 0.0  # wall time of the load, conversion included
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and how the weights live: resolved from settings, never "auto"."""
+
+    device: str  # "cpu" or "cuda"
+    dtype: str  # torch dtype name of the weights (the compute dtype when quantized)
+    quantization: str  # "none", "4bit" or "8bit"
+
+    @property
+    def label(self) -> str:
+        return {"4bit": "nf4", "8bit": "int8"}.get(self.quantization, self.dtype)
+
+
+def resolve_placement(
+    settings: Settings, cuda: bool | None = None, bf16: bool | None = None
+) -> Placement:
+    """Device, dtype and quantization from settings; `cuda`/`bf16` override detection in tests."""
+    import torch
+
+    has_cuda = torch.cuda.is_available() if cuda is None else cuda
+    if settings.device == "cuda" and not has_cuda:
+        raise ModelLoadError(
+            "GURU_DEVICE=cuda, but no CUDA GPU was found (torch.cuda.is_available() is False, "
+            f"torch {torch.__version__}). Set GURU_DEVICE=auto or cpu."
+        )
+    device = (
+        "cuda" if settings.device == "cuda" or (settings.device == "auto" and has_cuda) else "cpu"
+    )
+    if settings.quantization != "none" and device != "cuda":
+        found = (
+            "GURU_DEVICE=cpu rules it out"
+            if settings.device == "cpu"
+            else f"none was found (GURU_DEVICE={settings.device}, "
+            "torch.cuda.is_available() is False)"
+        )
+        raise ModelLoadError(
+            f"GURU_QUANTIZATION={settings.quantization} needs a CUDA GPU; {found}. bitsandbytes "
+            "4/8-bit loading needs CUDA: unset GURU_QUANTIZATION to run unquantized on the CPU."
+        )
+    dtype = settings.dtype
+    if dtype == "auto":
+        if device == "cpu":
+            dtype = "float32"
+        else:
+            supported = torch.cuda.is_bf16_supported() if bf16 is None else bf16
+            dtype = "bfloat16" if supported else "float16"
+    if settings.quantization == "8bit" and settings.dtype in ("auto", "float32"):
+        # bitsandbytes' int8 matmul computes in fp16 and warns on every call for bf16 input.
+        dtype = "float16"
+    elif settings.quantization == "4bit" and dtype == "float32":
+        dtype = "bfloat16"  # the compute dtype of the NF4 layers; fp32 would only slow them
+    return Placement(device, dtype, settings.quantization)
+
+
+def load_tokenizer(hf_dir: Path) -> Any:
+    """The tokenizer of a HF directory, with a pad token and a chat template guaranteed."""
+    offline_env()
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(hf_dir), local_files_only=True)
+    if tokenizer.pad_token is None:
+        # Batched decoding pads; eos is safe as pad because padded positions are masked.
+        tokenizer.pad_token = tokenizer.eos_token
+    if not getattr(tokenizer, "chat_template", None):
+        log.warning("%s has no chat template; using ChatML", hf_dir)
+        tokenizer.chat_template = FALLBACK_CHAT_TEMPLATE
+    return tokenizer
+
+
+def _from_pretrained_kwargs(placement: Placement) -> dict[str, Any]:
+    import torch
+
+    dtype = getattr(torch, placement.dtype)
+    kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": True}
+    if placement.device == "cuda":
+        kwargs["device_map"] = {"": 0}
+    if placement.quantization != "none":
+        from transformers import BitsAndBytesConfig
+
+        if placement.quantization == "4bit":
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_compute_dtype=dtype,
+                bnb_4bit_use_double_quant=True,
+            )
+        else:
+            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+    return kwargs
+
+
+def _load_weights(hf_dir: Path, placement: Placement) -> Any:
+    offline_env()
+    from transformers import AutoModelForCausalLM
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(hf_dir), **_from_pretrained_kwargs(placement)
+        )
+    except Exception as exc:  # corrupt weights, missing bitsandbytes, OOM...: translate here
+        raise ModelLoadError(
+            f"Loading the model in {hf_dir} on {placement.device} as {placement.label} "
+            f"failed: {exc}"
+        ) from exc
+    model.eval()
+    for param in model.parameters():
+        param.requires_grad_(False)
+    return model
+
+
+def _load(source: ModelSource, placement: Placement, settings: Settings) -> LoadedModel:
+    import torch
+
+    started = time.monotonic()
+    if placement.device == "cpu":
+        torch.set_num_threads(settings.threads)
+    hf_dir = prepare_model_dir(source)
+    try:
+        tokenizer = load_tokenizer(hf_dir)
+        model = _load_weights(hf_dir, placement)
+    except ModelLoadError as exc:
+        if source.kind == "hf":
+            raise
+        raise ModelLoadError(
+            f"{exc.user_message} If the converted cache is damaged, delete {hf_dir}; "
+            "the next load rebuilds it."
+        ) from exc
+    except Exception as exc:  # the tokenizer files of the cache are unreadable
+        raise ModelLoadError(f"Loading the tokenizer in {hf_dir} failed: {exc}") from exc
+    window = getattr(model.config, "max_position_embeddings", None) or settings.context_tokens
+    elapsed = time.monotonic() - started
+    log.info(
+        "loaded %s (%s) on %s as %s in %.1f s",
+        source.name,
+        hf_dir,
+        placement.device,
+        placement.label,
+        elapsed,
+    )
+    return LoadedModel(
+        name=source.name,
+        model=model,
+        tokenizer=tokenizer,
+        device=placement.device,
+        dtype=placement.label,
+        context_tokens=int(window),
+        path=str(hf_dir),
+        load_s=elapsed,
+    )
+
+
+CacheKey = tuple[str, str, str, str]
+
+
+class ModelCache:
+    """Loaded models shared within one process, keyed by (weights path, device, dtype, quant).
+
+    Owned by `Services` (no hidden global). Thread-safe: the engine thread and others may load
+    at once; each key has its own lock, so a slow load of one model doesn't block another.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._models: dict[CacheKey, LoadedModel] = {}
+        self._key_locks: dict[CacheKey, threading.Lock] = {}
+
+    def load(self, spec: str, settings: Settings) -> LoadedModel:
+        """Same as `load_model(spec, settings, cache=self)`."""
+        return load_model(spec, settings, cache=self)
+
+    def get_or_load(self, key: CacheKey, loader: Callable[[], LoadedModel]) -> LoadedModel:
+        """The model cached under `key`, calling `loader` once (per key) to load it."""
+        with self._lock:
+            if key in self._models:
+                return self._models[key]
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if key in self._models:  # loaded by another thread while we waited
+                    return self._models[key]
+            loaded = loader()
+            with self._lock:
+                self._models[key] = loaded
+        return loaded
+
+    def loaded(self) -> tuple[LoadedModel, ...]:
+        with self._lock:
+            return tuple(self._models.values())
+
+    def clear(self) -> None:
+        """Forget every model (memory is freed once no one else holds them)."""
+        with self._lock:
+            self._models.clear()
+
+
+def load_model(spec: str, settings: Settings, cache: ModelCache | None = None) -> LoadedModel:
+    """Load `spec` (preset name, HF directory or .gguf path) as `settings` say; slow, sync.
+
+    With `cache`, a model already loaded in this process with the same placement is returned
+    as is. Every failure is a ModelLoadError whose message names what was tried.
+    """
+    offline_env()
+    placement = resolve_placement(settings)
+    source = resolve_source(spec, settings.data_dir)
+    if cache is None:
+        return _load(source, placement, settings)
+    key = (source.key, placement.device, placement.dtype, placement.quantization)
+    return cache.get_or_load(key, lambda: _load(source, placement, settings))

@@ -1,0 +1,97 @@
+"""`guru models list|install`: which model presets exist, which are installed, install one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from typing import Any
+
+from core.config import Settings
+from core.llm.install import install_preset
+from core.llm.presets import PRESETS, PresetStatus, preset_status
+
+__all__ = ["register", "list_models", "install_model", "describe_presets"]
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "models", help="List and install model presets.", description=__doc__
+    )
+    actions = parser.add_subparsers(dest="models_action", metavar="ACTION", required=True)
+
+    listing = actions.add_parser("list", help="Show presets, what is installed and GURU_MODEL.")
+    listing.add_argument("--json", action="store_true", help="Machine-readable output.")
+    listing.set_defaults(handler=list_models)
+
+    install = actions.add_parser(
+        "install",
+        help="pip-install a preset's packages, assemble and verify its file, convert it.",
+    )
+    install.add_argument("name", metavar="NAME", help=f"One of: {', '.join(PRESETS)}.")
+    install.set_defaults(handler=install_model)
+
+
+def _state(status: PresetStatus) -> str:
+    if status.converted and status.gguf_present:
+        return "ready"
+    if status.gguf_present:
+        return "installed (not converted)"
+    if status.packages_installed:
+        return "packages (not assembled)"
+    return "not installed"
+
+
+def describe_presets(settings: Settings) -> dict[str, Any]:
+    """Every preset with its install state, plus the current GURU_MODEL (for `list --json`)."""
+    rows = []
+    for preset in PRESETS.values():
+        status = preset_status(preset, settings.data_dir)
+        rows.append(
+            {
+                "name": preset.name,
+                "description": preset.description,
+                "size_bytes": preset.size_bytes,
+                "sha256": preset.sha256,
+                "packages": [part.requirement for part in preset.parts],
+                "packages_installed": status.packages_installed,
+                "file_present": status.gguf_present,
+                "file": str(status.gguf_path),
+                "converted": status.converted,
+                "converted_dir": str(status.converted_dir),
+                "state": _state(status),
+                "current": preset.name == settings.model,
+                "install_command": status.install_command,
+            }
+        )
+    return {"current": settings.model, "is_preset": settings.model in PRESETS, "presets": rows}
+
+
+def list_models(args: argparse.Namespace, settings: Settings) -> int:
+    info = describe_presets(settings)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"{'':2}{'NAME':<20} {'SIZE':>8}  {'STATE':<26} DESCRIPTION")
+    for row in info["presets"]:
+        mark = "*" if row["current"] else ""
+        size = f"{row['size_bytes'] / 1e6:.0f} MB"
+        print(f"{mark:2}{row['name']:<20} {size:>8}  {row['state']:<26} {row['description']}")
+    if info["is_preset"]:
+        print(f"\n* = GURU_MODEL ({info['current']}). Install another: guru models install NAME")
+    else:
+        print(f"\nGURU_MODEL={info['current']} (a path, not a preset).")
+    return 0
+
+
+def install_model(args: argparse.Namespace, settings: Settings) -> int:
+    report = install_preset(args.name, settings.data_dir, progress=True)
+    print(f"{report.name}: installed.")
+    print(f"  packages : {'installed now' if report.pip_ran else 'already installed'}")
+    print(f"  file     : {report.gguf_path}")
+    print(f"  sha256   : {report.sha256}")
+    print(f"  converted: {report.converted_dir}")
+    print(f"Use it with GURU_MODEL={report.name}")
+    return 0
