@@ -123,10 +123,13 @@ async def test_one_guild_flooding_does_not_starve_another(tiny_llama):
 async def test_full_queue_is_a_clear_busy_error(tiny_llama):
     engine = Engine(tiny_llama, max_batch=1, max_queue=2, max_queue_per_guild=2)
     try:
-        running = [
-            asyncio.create_task(engine.complete(Request(user("x"), guild_id=1, max_new_tokens=400)))
-            for _ in range(3)
-        ]
+        def long_request() -> asyncio.Task:
+            request = Request(user("x"), guild_id=1, max_new_tokens=400)
+            return asyncio.create_task(engine.complete(request))
+
+        running = [long_request()]
+        await wait_until(lambda: engine.stats().active == 1)
+        running += [long_request(), long_request()]
         await wait_until(lambda: engine.stats().queued == 2)  # one runs, two wait: full
         with pytest.raises(Busy) as excinfo:
             await engine.complete(Request(user("y"), guild_id=2, max_new_tokens=5))
