@@ -91,6 +91,7 @@ VARIABLES: tuple[Var, ...] = (
     Var("GURU_TEMPERATURE", "temperature", "0.7", "Default sampling temperature (0 = greedy).", parse=_non_negative_float),
     Var("GURU_SERVE_HOST", "serve_host", "127.0.0.1", "Bind address of `guru serve`."),
     Var("GURU_SERVE_PORT", "serve_port", "8088", "Port of `guru serve`.", parse=_port),
+    Var("GURU_SERVE_API_KEY", "serve_api_key", None, "Bearer token clients of `guru serve` must send; unset = no auth.", secret=True),
     Var("GURU_LOG_LEVEL", "log_level", "INFO", "Python logging level.", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
 )
 
@@ -118,6 +119,7 @@ class Settings:
     temperature: float = 0.7
     serve_host: str = "127.0.0.1"
     serve_port: int = 8088
+    serve_api_key: str | None = field(default=None, repr=False)
     log_level: str = "INFO"
 
     @classmethod
