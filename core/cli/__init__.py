@@ -1,6 +1,7 @@
 """`guru …`: every capability of Guru, reachable without Discord.
 
-Each submodule adds its command group with `register(subparsers)`; a command's handler is
+Each submodule of `core.cli` adds its command group with `register(subparsers)` (modules are
+found automatically; `_`-prefixed ones are helpers). A command's handler is
 `handler(args, settings) -> int | None` (sync or async). Domain errors print their one-line
 user message on stderr and exit 2; nothing prints a traceback unless GURU_LOG_LEVEL=DEBUG.
 """
@@ -13,6 +14,7 @@ import importlib
 import inspect
 import logging
 import os
+import pkgutil
 import sys
 from collections.abc import Sequence
 
@@ -22,8 +24,13 @@ from core.logging import setup_logging
 
 __all__ = ["main", "build_parser"]
 
-# Order = order in `guru --help`.
-COMMAND_MODULES = ("chat", "generate", "db", "models", "serve", "bench")
+# These come first in `guru --help`; any other command module follows alphabetically.
+FIRST_COMMANDS = ("chat", "generate", "db", "models", "serve")
+
+
+def command_modules() -> list[str]:
+    found = {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
+    return [n for n in FIRST_COMMANDS if n in found] + sorted(found - set(FIRST_COMMANDS))
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +38,7 @@ log = logging.getLogger(__name__)
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="guru", description="Guru: your community's own LLM.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
+    for name in command_modules():
         importlib.import_module(f"core.cli.{name}").register(sub)
     return parser
 

@@ -336,8 +336,6 @@ async def test_cli_db_migrate_and_status(
 ) -> None:
     monkeypatch.setenv("GURU_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("DATABASE_URL", "")  # wins over a developer's .env
-    # Only our command group: the others load models and are tested on their own.
-    monkeypatch.setattr(core.cli, "COMMAND_MODULES", ("db",))
 
     def guru(*argv: str) -> tuple[int, str]:
         code = core.cli.main(list(argv))
