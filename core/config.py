@@ -92,6 +92,10 @@ VARIABLES: tuple[Var, ...] = (
     Var("GURU_SERVE_HOST", "serve_host", "127.0.0.1", "Bind address of `guru serve`."),
     Var("GURU_SERVE_PORT", "serve_port", "8088", "Port of `guru serve`.", parse=_port),
     Var("GURU_SERVE_API_KEY", "serve_api_key", None, "Bearer token clients of `guru serve` must send; unset = no auth.", secret=True),
+    Var("DISCORD_API_BASE", "discord_api_base", "https://discord.com/api/v10", "Discord REST base URL, API version included (a Discord-compatible server or the test emulator)."),
+    Var("DISCORD_GATEWAY_URL", "discord_gateway_url", "wss://gateway.discord.gg/", "Discord gateway websocket URL; a non-default value also overrides the URL `/gateway/bot` returns."),
+    Var("GURU_DEV_GUILD", "dev_guild_id", None, "Sync slash commands to this one guild id only (instant updates while developing); unset = global sync.", parse=_positive_int),
+    Var("GURU_METRICS_PORT", "metrics_port", None, "Serve Prometheus metrics of the bot on this port; unset = no metrics endpoint.", parse=_port),
     Var("GURU_LOG_LEVEL", "log_level", "INFO", "Python logging level.", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
 )
 
@@ -120,6 +124,10 @@ class Settings:
     serve_host: str = "127.0.0.1"
     serve_port: int = 8088
     serve_api_key: str | None = field(default=None, repr=False)
+    discord_api_base: str = "https://discord.com/api/v10"
+    discord_gateway_url: str = "wss://gateway.discord.gg/"
+    dev_guild_id: int | None = None
+    metrics_port: int | None = None
     log_level: str = "INFO"
 
     @classmethod
