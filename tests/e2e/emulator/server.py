@@ -1,0 +1,235 @@
+"""`Emulator`: the aiohttp app plus the Python API tests use to act as users and inspect replies.
+
+    async with Emulator() as emu:
+        guild = await emu.create_guild("g")
+        ... point the bot at emu.api_base / emu.gateway_url, start it ...
+        inter = await emu.send_command(guild, guild.owner, "status")
+        await emu.wait_for(lambda: inter.acked)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from tests.e2e.emulator import channels, replies
+from tests.e2e.emulator import interactions as ix
+from tests.e2e.emulator.gateway import Gateway
+from tests.e2e.emulator.rest import RestApi
+from tests.e2e.emulator.state import APP_ID, Channel, Guild, Member, Message, Role, User, World
+
+__all__ = ["Emulator", "ADMINISTRATOR", "MANAGE_GUILD", "DEFAULT_PERMISSIONS"]
+
+log = logging.getLogger(__name__)
+
+ADMINISTRATOR, MANAGE_GUILD = 1 << 3, 1 << 5
+# @everyone's usual grant: view channels, send messages, read history, use application commands
+DEFAULT_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 16) | (1 << 31)
+
+
+class Emulator:
+    """A local Discord: one bot application, any number of guilds and users."""
+
+    def __init__(self, *, token: str = "emulator-token", heartbeat_interval_ms: int = 41250,
+                 shards: int = 1, host: str = "127.0.0.1") -> None:
+        self.token, self.host, self.shards, self.app_id = token, host, shards, APP_ID
+        self.port = 0
+        self.world = World()
+        self.app = web.Application(client_max_size=64 * 1024 * 1024)
+        self.rest = RestApi(self)
+        self.gateway = Gateway(self, heartbeat_interval_ms)
+        self.interactions: dict[int, ix.Interaction] = {}
+        self.interactions_by_token: dict[str, ix.Interaction] = {}
+        self._changed = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.app.router.add_get("/gw/", self.gateway.handle)
+        self.app.router.add_route("*", "/api/v10/{tail:.*}", self.rest.handle)
+        channels.install(self)
+        replies.install(self)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self, port: int = 0) -> Emulator:
+        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        log.info("Discord emulator on %s", self.base_url)
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self.gateway.drop_connections(code=1000)
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Emulator:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def api_base(self) -> str:
+        """What the bot's DISCORD_API_BASE must be."""
+        return f"{self.base_url}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        """What the bot's DISCORD_GATEWAY_URL must be."""
+        return f"ws://{self.host}:{self.port}/gw/"
+
+    # -- building the world --------------------------------------------------------------------
+
+    async def create_guild(self, name: str, *, owner: str = "owner",
+                           everyone_permissions: int = DEFAULT_PERMISSIONS) -> Guild:
+        """A guild with @everyone, #general and its owner; announced if the bot is connected."""
+        world = self.world
+        owner_user = self.user(owner)
+        guild = Guild(world.next_id(), name, owner_user.id)
+        guild.roles[guild.id] = Role(guild.id, "@everyone", everyone_permissions)
+        general = Channel(world.next_id(), guild.id, "general")
+        guild.channels[general.id] = general
+        guild.members[owner_user.id] = Member(owner_user)
+        world.guilds[guild.id] = guild
+        await self.publish(guild)
+        return guild
+
+    def user(self, name: str) -> User:
+        """A new user (names need not be unique)."""
+        user = User(self.world.next_id(), name)
+        self.world.users[user.id] = user
+        return user
+
+    async def add_role(self, guild: Guild, name: str, permissions: int = 0) -> Role:
+        role = Role(self.world.next_id(), name, permissions, position=len(guild.roles))
+        guild.roles[role.id] = role
+        await self.gateway.dispatch("GUILD_ROLE_CREATE", {"guild_id": str(guild.id),
+                                                          "role": role.payload()}, guild.id)
+        return role
+
+    async def add_channel(self, guild: Guild, name: str) -> Channel:
+        channel = Channel(self.world.next_id(), guild.id, name, position=len(guild.channels))
+        guild.channels[channel.id] = channel
+        await self.gateway.dispatch("CHANNEL_CREATE", channel.payload(), guild.id)
+        return channel
+
+    def add_member(self, guild: Guild, name: str, roles: tuple[Role, ...] = ()) -> Member:
+        """A member; no event, because Guru doesn't ask for the members intent."""
+        member = Member(self.user(name), [r.id for r in roles])
+        guild.members[member.user.id] = member
+        return member
+
+    def owner(self, guild: Guild) -> Member:
+        return guild.members[guild.owner_id]
+
+    async def publish(self, guild: Guild) -> None:
+        """(Re)send GUILD_CREATE, as Discord does when the bot joins or a guild becomes available."""
+        await self.gateway.dispatch("GUILD_CREATE", guild.payload(), guild.id)
+
+    # -- users acting --------------------------------------------------------------------------
+
+    def command(self, guild: Guild, name: str) -> dict[str, Any]:
+        """The synced command `name` visible in `guild` (guild commands first, then global)."""
+        for scope in (guild.id, None):
+            for cmd in self.world.commands.get(scope, []):
+                if cmd["name"] == name:
+                    return cmd
+        raise AssertionError(f"/{name} was never synced for guild {guild.id}")
+
+    async def send_command(self, guild: Guild, member: Member, name: str,
+                           options: dict[str, Any] | None = None,
+                           channel: Channel | None = None) -> ix.Interaction:
+        """`member` runs `/name options…` in `channel` (default: the first channel)."""
+        cmd = self.command(guild, name)
+        data: dict[str, Any] = {"id": cmd["id"], "name": name, "type": 1,
+                                "options": ix.options_payload(options or {})}
+        if "guild_id" in cmd:
+            data["guild_id"] = cmd["guild_id"]
+        channel = channel or next(iter(guild.channels.values()))
+        inter = self._new_interaction(2, guild, channel.id, member, data)
+        payload = ix.command_payload(inter, guild.permissions_of(member))
+        await self.gateway.dispatch("INTERACTION_CREATE", payload, guild.id)
+        return inter
+
+    async def click(self, message: Message, custom_id: str, member: Member) -> ix.Interaction:
+        """`member` presses the button `custom_id` on `message`."""
+        if custom_id not in message.custom_ids():
+            raise AssertionError(f"no component {custom_id!r} on message {message.id}")
+        guild = self.world.guilds[message.guild_id or 0]
+        data = {"custom_id": custom_id, "component_type": 2}
+        inter = self._new_interaction(3, guild, message.channel_id, member, data)
+        inter.source_message = message
+        payload = ix.component_payload(inter, guild.permissions_of(member), self.base_url)
+        await self.gateway.dispatch("INTERACTION_CREATE", payload, guild.id)
+        return inter
+
+    def _new_interaction(self, kind: int, guild: Guild, channel_id: int, member: Member,
+                         data: dict[str, Any]) -> ix.Interaction:
+        inter = ix.Interaction(self.world.next_id(), secrets.token_urlsafe(24), kind, guild,
+                               channel_id, member, data, created_at=time.monotonic())
+        self.interactions[inter.id] = inter
+        self.interactions_by_token[inter.token] = inter
+        return inter
+
+    async def post_message(self, channel: Channel, member: Member, content: str) -> Message:
+        """A user's message in `channel` (MESSAGE_CREATE)."""
+        msg = self.world.add_message(channel.id, member.user,
+                                     replies.revise(None, {"content": content}, []))
+        await self.gateway.dispatch("MESSAGE_CREATE", self.message_event(msg), channel.guild_id)
+        return msg
+
+    async def set_pinned(self, msg: Message, pinned: bool) -> None:
+        msg.pinned = pinned
+        await self.gateway.dispatch("CHANNEL_PINS_UPDATE", channels.pins_update(
+            msg.channel_id, msg.guild_id, channels.now_iso() if pinned else None), msg.guild_id)
+
+    async def edit_message(self, msg: Message, content: str) -> None:
+        msg.revisions.append(replies.revise(msg.latest, {"content": content}, []))
+        await self.gateway.dispatch("MESSAGE_UPDATE", self.message_event(msg), msg.guild_id)
+
+    async def delete_message(self, msg: Message) -> None:
+        msg.deleted = True
+        data = {"id": str(msg.id), "channel_id": str(msg.channel_id)}
+        if msg.guild_id is not None:
+            data["guild_id"] = str(msg.guild_id)
+        await self.gateway.dispatch("MESSAGE_DELETE", data, msg.guild_id)
+
+    def message_event(self, msg: Message) -> dict[str, Any]:
+        data = msg.payload(self.base_url)
+        guild = self.world.guilds.get(msg.guild_id or 0)
+        if guild is not None and msg.author.id in guild.members:
+            member = guild.members[msg.author.id].payload()
+            data["member"] = {k: v for k, v in member.items() if k != "user"}
+        return data
+
+    # -- inspecting ----------------------------------------------------------------------------
+
+    def notify(self) -> None:
+        self._changed.set()
+
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0,
+                       what: str = "condition") -> None:
+        """Wait until `predicate()` is true (re-checked whenever the bot calls REST)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.1))
+            except TimeoutError:
+                pass
