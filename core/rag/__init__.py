@@ -1,0 +1,1 @@
+"""Knowledge base for /ask and /explain: ingest → embed → store → retrieve → cited answer."""

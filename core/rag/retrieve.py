@@ -1,0 +1,154 @@
+"""`Retriever`: vector, full-text and hybrid (reciprocal rank fusion) search within one guild.
+
+Two parameterised queries fused in Python rather than one big SQL: each list stays a plain
+index scan (HNSW for vectors, GIN for text), both run in one read-only transaction, and the
+fusion is easy to test. Vector search sets `hnsw.iterative_scan = relaxed_order` for its
+transaction so a guild filter on a shared index still returns k rows; the outer ORDER BY
+restores exact order. Full-text search ORs the query's terms (questions rarely contain every
+word of the answer) and reports whether the chunk matched all of them (`Hit.exact`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg.rows import dict_row
+
+from core.db.pool import Pool
+from core.errors import InvalidInput
+from core.rag.embedder import Embedder
+from core.rag.ingest import check_guild_id
+from core.rag.types import Hit, SearchMode
+
+__all__ = ["Retriever", "rrf_fuse", "RRF_K", "MAX_QUERY_CHARS"]
+
+log = logging.getLogger(__name__)
+
+RRF_K = 60  # the constant from Cormack et al.; damps the head of each list
+MAX_QUERY_CHARS = 2000
+EF_SEARCH = 100
+
+_VECTOR_SQL = """
+WITH nearest AS MATERIALIZED (
+    SELECT c.id, c.document_id, c.title, c.text, c.tsv, c.embedding <=> %(embedding)s AS distance
+    FROM chunks c
+    WHERE c.guild_id = %(guild_id)s
+    ORDER BY c.embedding <=> %(embedding)s
+    LIMIT %(limit)s
+)
+SELECT n.id AS chunk_id, n.document_id, n.title, d.uri, n.text, 1 - n.distance AS similarity,
+       n.tsv @@ websearch_to_tsquery('english', %(query)s) AS exact
+FROM nearest n
+JOIN documents d ON d.guild_id = %(guild_id)s AND d.id = n.document_id
+WHERE d.status = 'ready'
+ORDER BY n.distance
+"""
+
+_TEXT_SQL = """
+WITH q AS (
+    SELECT strict,
+           CASE WHEN numnode(strict) = 0 OR position('!' IN strict::text) > 0 THEN strict
+                ELSE replace(strict::text, ' & ', ' | ')::tsquery END AS loose
+    FROM websearch_to_tsquery('english', %(query)s) AS strict
+)
+SELECT c.id AS chunk_id, c.document_id, c.title, d.uri, c.text,
+       ts_rank_cd(c.tsv, q.loose, 1) AS rank,
+       1 - (c.embedding <=> %(embedding)s) AS similarity,
+       c.tsv @@ q.strict AS exact
+FROM q, chunks c
+JOIN documents d ON d.guild_id = c.guild_id AND d.id = c.document_id
+WHERE c.guild_id = %(guild_id)s AND d.status = 'ready' AND c.tsv @@ q.loose
+ORDER BY rank DESC, c.id
+LIMIT %(limit)s
+"""
+
+
+def rrf_fuse(lists: list[list[Hit]], k: int, rrf_k: int = RRF_K) -> list[Hit]:
+    """Reciprocal rank fusion: score = Σ 1 / (rrf_k + rank) over the lists a chunk appears in."""
+    scores: dict[int, float] = {}
+    best: dict[int, Hit] = {}
+    for hits in lists:
+        for rank, hit in enumerate(hits, start=1):
+            scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + 1.0 / (rrf_k + rank)
+            best.setdefault(hit.chunk_id, hit)
+    ranked = sorted(scores, key=lambda cid: (-scores[cid], -best[cid].similarity, cid))[:k]
+    return [_with_score(best[cid], scores[cid]) for cid in ranked]
+
+
+def _with_score(hit: Hit, score: float) -> Hit:
+    return Hit(hit.chunk_id, hit.document_id, hit.title, hit.uri, hit.text, score,
+               hit.similarity, hit.exact)
+
+
+class Retriever:
+    """Read side of the knowledge base: `search(guild_id, query, k, mode)`."""
+
+    def __init__(self, pool: Pool, embedder: Embedder, *, ef_search: int = EF_SEARCH,
+                 candidates: int = 50) -> None:
+        self.pool = pool
+        self.embedder = embedder
+        self.ef_search = ef_search
+        self.candidates = candidates
+
+    async def search(self, guild_id: int, query: str, k: int = 5,
+                     mode: SearchMode = "hybrid") -> list[Hit]:
+        """The guild's k best chunks for `query`; empty when nothing matches at all."""
+        check_guild_id(guild_id)
+        query = _check_query(query)
+        if not 1 <= k <= 100:
+            raise InvalidInput("k must be between 1 and 100.")
+        embedding = await self.embedder.embed_one(query)
+        return await self.search_embedded(guild_id, query, embedding, k, mode)
+
+    async def search_embedded(self, guild_id: int, query: str, embedding: np.ndarray, k: int,
+                              mode: SearchMode) -> list[Hit]:
+        """`search` with the query already embedded (batch evaluation embeds many at once)."""
+        started = time.perf_counter()
+        pool_size = max(k, self.candidates) if mode == "hybrid" else k
+        params = {"guild_id": guild_id, "query": query, "embedding": embedding,
+                  "limit": pool_size}
+        async with self.pool.connection() as conn, conn.transaction():
+            vector = await self._vector(conn, params) if mode != "text" else []
+            text = await self._text(conn, params) if mode != "vector" else []
+        if mode == "vector":
+            hits = [_with_score(h, h.similarity) for h in vector[:k]]
+        elif mode == "text":
+            hits = text[:k]
+        else:
+            hits = rrf_fuse([vector, text], k)
+        log.debug("search guild=%s mode=%s k=%d: %d hits in %.1f ms", guild_id, mode, k,
+                  len(hits), (time.perf_counter() - started) * 1000)
+        return hits
+
+    async def _vector(self, conn: psycopg.AsyncConnection[Any], params: dict[str, Any]) -> list[Hit]:
+        # set_config(..., true) is SET LOCAL that accepts parameters; it ends with the transaction.
+        await conn.execute(
+            "SELECT set_config('hnsw.ef_search', %(ef)s, true),"
+            " set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+            {"ef": str(max(self.ef_search, params["limit"]))},
+        )
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(_VECTOR_SQL, params)
+            rows = await cur.fetchall()
+        return [Hit(r["chunk_id"], r["document_id"], r["title"], r["uri"], r["text"],
+                    float(r["similarity"]), float(r["similarity"]), bool(r["exact"])) for r in rows]
+
+    async def _text(self, conn: psycopg.AsyncConnection[Any], params: dict[str, Any]) -> list[Hit]:
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(_TEXT_SQL, params)
+            rows = await cur.fetchall()
+        return [Hit(r["chunk_id"], r["document_id"], r["title"], r["uri"], r["text"],
+                    float(r["rank"]), float(r["similarity"]), bool(r["exact"])) for r in rows]
+
+
+def _check_query(query: str) -> str:
+    query = " ".join(query.split())
+    if not query:
+        raise InvalidInput("The query is empty; ask something.")
+    if len(query) > MAX_QUERY_CHARS:
+        raise InvalidInput(f"The query is too long (over {MAX_QUERY_CHARS} characters).")
+    return query

@@ -1,0 +1,180 @@
+"""`DocumentRepo` and `ChunkRepo`: all SQL on `documents` and `chunks` (migration 0002).
+
+Each repo wraps one connection so a caller can put a document and all its chunks in one
+transaction. Every method takes `guild_id` and every statement filters on it: a caller cannot
+read or delete another guild's rows by id. Parameters are `%(name)s` only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from core.rag.types import ChunkDraft, DocumentInfo
+
+__all__ = ["DocumentRepo", "ChunkRepo", "forget_guild"]
+
+log = logging.getLogger(__name__)
+
+Conn = psycopg.AsyncConnection[Any]
+
+_DOC_COLUMNS = ("id, guild_id, source, uri, title, status, chunk_count, content_hash, metadata,"
+                " created_at, updated_at")
+
+
+def _doc(row: dict[str, Any]) -> DocumentInfo:
+    return DocumentInfo(**row)
+
+
+class DocumentRepo:
+    """Rows of `documents` for one connection."""
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
+    async def get_by_uri(self, guild_id: int, uri: str, *, lock: bool = False) -> DocumentInfo | None:
+        """The guild's document at `uri`; `lock` holds it (FOR UPDATE) until the transaction ends."""
+        query = (f"SELECT {_DOC_COLUMNS} FROM documents"
+                 " WHERE guild_id = %(guild_id)s AND uri = %(uri)s" + (" FOR UPDATE" if lock else ""))
+        async with self.conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(query, {"guild_id": guild_id, "uri": uri})
+            row = await cur.fetchone()
+        return _doc(row) if row else None
+
+    async def get(self, guild_id: int, document_id: int) -> DocumentInfo | None:
+        async with self.conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(f"SELECT {_DOC_COLUMNS} FROM documents"
+                              " WHERE guild_id = %(guild_id)s AND id = %(id)s",
+                              {"guild_id": guild_id, "id": document_id})
+            row = await cur.fetchone()
+        return _doc(row) if row else None
+
+    async def list(self, guild_id: int) -> list[DocumentInfo]:
+        async with self.conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(f"SELECT {_DOC_COLUMNS} FROM documents"
+                              " WHERE guild_id = %(guild_id)s ORDER BY uri", {"guild_id": guild_id})
+            return [_doc(r) for r in await cur.fetchall()]
+
+    async def insert(self, guild_id: int, *, source: str, uri: str, title: str,
+                     content_hash: str, metadata: dict[str, Any]) -> int:
+        cur = await self.conn.execute(
+            "INSERT INTO documents (guild_id, source, uri, title, content_hash, metadata)"
+            " VALUES (%(guild_id)s, %(source)s, %(uri)s, %(title)s, %(hash)s, %(metadata)s)"
+            " RETURNING id",
+            {"guild_id": guild_id, "source": source, "uri": uri, "title": title,
+             "hash": content_hash, "metadata": Jsonb(metadata)},
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        return int(row[0])
+
+    async def update_content(self, guild_id: int, document_id: int, *, title: str,
+                             content_hash: str, metadata: dict[str, Any]) -> None:
+        await self.conn.execute(
+            "UPDATE documents SET title = %(title)s, content_hash = %(hash)s,"
+            " metadata = %(metadata)s, status = 'ready'"
+            " WHERE guild_id = %(guild_id)s AND id = %(id)s",
+            {"guild_id": guild_id, "id": document_id, "title": title, "hash": content_hash,
+             "metadata": Jsonb(metadata)},
+        )
+
+    async def set_chunk_count(self, guild_id: int, document_id: int, count: int) -> None:
+        await self.conn.execute(
+            "UPDATE documents SET chunk_count = %(count)s"
+            " WHERE guild_id = %(guild_id)s AND id = %(id)s",
+            {"guild_id": guild_id, "id": document_id, "count": count},
+        )
+
+    async def delete(self, guild_id: int, document_id: int) -> bool:
+        """Delete the document and (by cascade) its chunks; False if the guild has no such id."""
+        cur = await self.conn.execute(
+            "DELETE FROM documents WHERE guild_id = %(guild_id)s AND id = %(id)s",
+            {"guild_id": guild_id, "id": document_id},
+        )
+        return cur.rowcount > 0
+
+    async def closest_titles(self, guild_id: int, embedding: np.ndarray, limit: int = 3) -> list[str]:
+        """Titles of the documents nearest to a query, for a refusal that points somewhere."""
+        cur = await self.conn.execute(
+            "SELECT d.title FROM documents d JOIN LATERAL ("
+            "  SELECT min(c.embedding <=> %(embedding)s) AS distance FROM chunks c"
+            "  WHERE c.guild_id = %(guild_id)s AND c.document_id = d.id) best ON true"
+            " WHERE d.guild_id = %(guild_id)s AND d.status = 'ready'"
+            " ORDER BY best.distance LIMIT %(limit)s",
+            {"guild_id": guild_id, "embedding": embedding, "limit": limit},
+        )
+        return [r[0] for r in await cur.fetchall()]
+
+
+class ChunkRepo:
+    """Rows of `chunks` for one connection."""
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
+    async def delete_for_document(self, guild_id: int, document_id: int) -> int:
+        cur = await self.conn.execute(
+            "DELETE FROM chunks WHERE guild_id = %(guild_id)s AND document_id = %(id)s",
+            {"guild_id": guild_id, "id": document_id},
+        )
+        return cur.rowcount
+
+    async def insert_many(self, guild_id: int, document_id: int, chunks: Sequence[ChunkDraft],
+                          embeddings: np.ndarray) -> int:
+        """Insert the chunks of one document (pipelined); the caller owns the transaction."""
+        rows = [
+            {"guild_id": guild_id, "document_id": document_id, "position": c.position,
+             "title": c.title, "text": c.text, "embedding": embeddings[i]}
+            for i, c in enumerate(chunks)
+        ]
+        async with self.conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO chunks (guild_id, document_id, position, title, text, embedding)"
+                " VALUES (%(guild_id)s, %(document_id)s, %(position)s, %(title)s, %(text)s,"
+                " %(embedding)s)",
+                rows,
+            )
+        return len(rows)
+
+    async def count(self, guild_id: int) -> int:
+        cur = await self.conn.execute("SELECT count(*) FROM chunks WHERE guild_id = %(guild_id)s",
+                                      {"guild_id": guild_id})
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+
+async def forget_guild(conn: Conn, guild_id: int) -> dict[str, int]:
+    """Delete every row of the guild in every table with a `guild_id` column (and its `guilds`
+    row), in the caller's transaction; return the deleted counts by table.
+
+    The tables are found in the catalog, so tables added by later migrations are erased too.
+    Children go first: `chunks` before `documents`, everything before `guilds`.
+    """
+    cur = await conn.execute(
+        "SELECT table_name FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND column_name = 'guild_id'"
+        " AND table_name IN (SELECT table_name FROM information_schema.tables"
+        "   WHERE table_schema = current_schema() AND table_type = 'BASE TABLE')"
+    )
+    tables = sorted(r[0] for r in await cur.fetchall())
+    first = [t for t in ("chunks",) if t in tables]
+    last = [t for t in ("documents",) if t in tables]
+    ordered = first + [t for t in tables if t not in first + last] + last
+    counts: dict[str, int] = {}
+    for table in ordered:
+        deleted = await conn.execute(
+            sql.SQL("DELETE FROM {} WHERE guild_id = %(guild_id)s").format(sql.Identifier(table)),
+            {"guild_id": guild_id},
+        )
+        counts[table] = deleted.rowcount
+    deleted = await conn.execute("DELETE FROM guilds WHERE id = %(guild_id)s", {"guild_id": guild_id})
+    counts["guilds"] = deleted.rowcount
+    log.info("forgot guild %s: %s", guild_id, counts)
+    return counts
