@@ -13,4 +13,5 @@ pytest_plugins = [
     "tests.fixtures.paths",
     "tests.fixtures.db",
     "tests.fixtures.models",
+    "tests.fixtures.rag",
 ]
