@@ -1,0 +1,133 @@
+"""Per-guild settings: the `guild_settings` table behind `/settings`, and its audit trail.
+
+The repository owns the SQL; every method takes `guild_id` so one server can never read or
+change another's settings. A missing row means "all defaults" (NULL = the process default from
+`Settings`, empty id lists = no restriction), so reading never has to create anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, fields
+from typing import Any
+
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from core.db.pool import Pool
+from core.errors import InvalidInput
+
+__all__ = ["GuildSettings", "GuildSettingsRepo"]
+
+log = logging.getLogger(__name__)
+
+SCALARS = ("system_prompt", "temperature", "max_answer_tokens", "rate_limit_per_minute")
+ID_LISTS = ("allowed_channel_ids", "allowed_role_ids")
+
+_SELECT = """
+SELECT system_prompt, temperature, max_answer_tokens, allowed_channel_ids, allowed_role_ids,
+       rate_limit_per_minute
+FROM guild_settings WHERE guild_id = %(guild_id)s
+"""
+_UPSERT_GUILD = """
+INSERT INTO guilds (id, name) VALUES (%(guild_id)s, %(name)s)
+ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name WHERE guilds.name <> EXCLUDED.name
+"""
+_ENSURE_SETTINGS = "INSERT INTO guild_settings (guild_id) VALUES (%(guild_id)s) ON CONFLICT DO NOTHING"
+_AUDIT = """
+INSERT INTO audit_log (guild_id, actor_id, action, detail)
+VALUES (%(guild_id)s, %(actor_id)s, %(action)s, %(detail)s)
+"""
+_RESET = "DELETE FROM guild_settings WHERE guild_id = %(guild_id)s"
+
+
+@dataclass(frozen=True)
+class GuildSettings:
+    """One guild's overrides; None = use the process default."""
+
+    guild_id: int
+    system_prompt: str | None = None
+    temperature: float | None = None
+    max_answer_tokens: int | None = None
+    allowed_channel_ids: tuple[int, ...] = ()
+    allowed_role_ids: tuple[int, ...] = ()
+    rate_limit_per_minute: int | None = None
+
+    def channel_allowed(self, channel_id: int | None) -> bool:
+        return not self.allowed_channel_ids or channel_id in self.allowed_channel_ids
+
+    def roles_allowed(self, role_ids: set[int]) -> bool:
+        return not self.allowed_role_ids or bool(role_ids & set(self.allowed_role_ids))
+
+
+class GuildSettingsRepo:
+    """Reads and writes `guild_settings`; each change is audited in the same transaction."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+    async def get(self, guild_id: int) -> GuildSettings:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(_SELECT, {"guild_id": guild_id})
+            row = await cur.fetchone()
+        if row is None:
+            return GuildSettings(guild_id)
+        names = [f.name for f in fields(GuildSettings)][1:]
+        values = dict(zip(names, row))
+        for name in ID_LISTS:
+            values[name] = tuple(values[name] or ())
+        return GuildSettings(guild_id, **values)
+
+    async def set(self, guild_id: int, *, actor_id: int | None, guild_name: str = "",
+                  **changes: Any) -> GuildSettings:
+        """Set scalar columns (None = back to the default); returns the new settings."""
+        unknown = set(changes) - set(SCALARS)
+        if unknown or not changes:
+            raise InvalidInput(f"Unknown setting(s): {', '.join(sorted(unknown)) or 'none given'}.")
+        assignments = sql.SQL(", ").join(
+            sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name))
+            for name in changes
+        )
+        query = sql.SQL("UPDATE guild_settings SET {} WHERE guild_id = %(guild_id)s").format(
+            assignments
+        )
+        await self._write(guild_id, actor_id, guild_name, "settings.set", changes,
+                          query, {**changes, "guild_id": guild_id})
+        return await self.get(guild_id)
+
+    async def allow(self, guild_id: int, column: str, item_id: int, allowed: bool, *,
+                    actor_id: int | None, guild_name: str = "") -> GuildSettings:
+        """Add or remove one channel/role id from an allow-list column."""
+        if column not in ID_LISTS:
+            raise InvalidInput(f"Unknown list setting {column!r}.")
+        template = (
+            "UPDATE guild_settings SET {col} = array_append(array_remove({col}, %(item)s), %(item)s)"
+            if allowed else "UPDATE guild_settings SET {col} = array_remove({col}, %(item)s)"
+        )
+        query = sql.SQL(template + " WHERE guild_id = %(guild_id)s").format(
+            col=sql.Identifier(column)
+        )
+        detail = {"column": column, "id": item_id, "allowed": allowed}
+        await self._write(guild_id, actor_id, guild_name, "settings.allow", detail,
+                          query, {"item": item_id, "guild_id": guild_id})
+        return await self.get(guild_id)
+
+    async def reset(self, guild_id: int, *, actor_id: int | None) -> GuildSettings:
+        """Back to all defaults (the row is deleted; reading it again yields defaults)."""
+        async with self.pool.connection() as conn:
+            async with conn.transaction():
+                await conn.execute(_RESET, {"guild_id": guild_id})
+                await conn.execute(_AUDIT, {"guild_id": guild_id, "actor_id": actor_id,
+                                            "action": "settings.reset", "detail": Jsonb({})})
+        return GuildSettings(guild_id)
+
+    async def _write(self, guild_id: int, actor_id: int | None, guild_name: str, action: str,
+                     detail: dict[str, Any], query: sql.Composable, params: dict[str, Any]) -> None:
+        async with self.pool.connection() as conn:
+            async with conn.transaction():
+                await conn.execute(_UPSERT_GUILD, {"guild_id": guild_id, "name": guild_name[:100]})
+                await conn.execute(_ENSURE_SETTINGS, {"guild_id": guild_id})
+                await conn.execute(query, params)
+                await conn.execute(_AUDIT, {"guild_id": guild_id, "actor_id": actor_id,
+                                            "action": action, "detail": Jsonb(detail)})
+        log.info("guild %s: %s by %s", guild_id, action, actor_id)
