@@ -1,0 +1,92 @@
+"""`guru explain`: LLM concepts Guru teaches, and real attention heatmaps of its model.
+
+    guru explain --topics [--json]
+    guru explain --attention "SENTENCE" --out x.png [--layer L] [--head H | --mean] [--json]
+    guru explain QUESTION            (answered from the concept notes once the RAG lands)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+
+from core.config import Settings
+from core.errors import InvalidInput
+
+__all__ = ["register", "run"]
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "explain",
+        help="Explain LLM concepts; attention heatmaps of the loaded model.",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("question", nargs="?", help="A question about LLM concepts.")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--topics", action="store_true", help="List the concept notes' titles.")
+    mode.add_argument("--attention", metavar="SENTENCE",
+                      help="Render the model's attention over SENTENCE as a PNG.")
+    parser.add_argument("--out", metavar="PNG", help="Where to write the heatmap (--attention).")
+    parser.add_argument("--layer", type=int, metavar="L",
+                        help="0-based layer (default: the last layer).")
+    heads = parser.add_mutually_exclusive_group()
+    heads.add_argument("--head", type=int, metavar="H", help="One 0-based attention head.")
+    heads.add_argument("--mean", action="store_true", help="Mean over heads (the default).")
+    parser.add_argument("--json", action="store_true", help="Machine-readable output.")
+    parser.set_defaults(handler=run)
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.topics:
+        return _print_topics(args.json)
+    if args.attention is not None:
+        return await _attention(args, settings)
+    if args.question:
+        # Answering needs the knowledge base (core.rag), which the concept notes are
+        # ingested into; until it is wired, say so rather than answer without sources.
+        raise InvalidInput(
+            "Answering questions is not available yet (it needs the knowledge base). "
+            "For now: guru explain --topics, or guru explain --attention \"SENTENCE\" --out x.png."
+        )
+    raise InvalidInput("Give a question, --topics, or --attention \"SENTENCE\" --out x.png.")
+
+
+def _print_topics(as_json: bool) -> int:
+    from core.explain.topics import topics
+
+    rows = topics()
+    if as_json:
+        print(json.dumps(rows))
+    else:
+        width = max(len(r["topic"]) for r in rows)
+        for row in rows:
+            print(f"{row['topic']:<{width}}  {row['title']}")
+    return 0
+
+
+async def _attention(args: argparse.Namespace, settings: Settings) -> int:
+    from core.explain.attention import attention_map, describe
+    from core.explain.heatmap import render_png
+    from core.llm.loading import load_model
+
+    if not args.out:
+        raise InvalidInput("--attention needs --out PNG: the file to write the heatmap to.")
+    if settings.llm_url:
+        log.warning("GURU_LLM_URL is set, but the heatmap needs the weights: loading %s locally",
+                    settings.model)
+    loaded = await asyncio.to_thread(load_model, settings.model, settings)
+    head = args.head if args.head is not None else "mean"
+    amap = await asyncio.to_thread(attention_map, loaded, args.attention, args.layer, head)
+    path = await asyncio.to_thread(render_png, amap, args.out)
+    if args.json:
+        print(json.dumps({**amap.to_dict(), "png": str(path)}))
+    else:
+        print(describe(amap))
+        print(f"heatmap: {path}")
+    return 0
