@@ -1,0 +1,194 @@
+"""How a sandbox process is started on this host: which tools exist, and the exact argv.
+
+Two isolated modes (SANDBOX_FACTS.md):
+- `root`: privileged bwrap (no user namespace: `--uid` under one would map to host root,
+  pitfall 1) with every capability dropped except the three setpriv needs (pitfall 2), then
+  setpriv switches to uid/gid 65534, clears groups, capabilities and the bounding set, and
+  sets no_new_privs before Python starts.
+- `userns`: not root; bwrap makes a user namespace and maps the sandbox to 65534 inside
+  (it is the bot's own uid outside, which is why `root` is preferred).
+`unsafe` runs the runner without any namespace; only an explicit operator opt-out picks it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from core.sandbox.limits import MiB, SandboxLimits
+
+__all__ = ["HostTools", "Mode", "find_tools", "choose_mode", "sandbox_argv", "RUNNER_SOURCE"]
+
+Mode = Literal["root", "userns", "unsafe"]
+
+NOBODY = 65534
+SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+SANDBOX_ENV = {"PATH": "/usr/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
+RUNNER_SOURCE = (Path(__file__).with_name("_runner.py")).read_text()
+PYTHON_FLAGS = ["-I", "-B", "-X", "utf8"]
+
+
+@dataclass(frozen=True)
+class HostTools:
+    bwrap: str | None
+    bwrap_version: str
+    setpriv: str | None
+    python: str | None  # Debian's interpreter, resolved (…/python3.11), never the bot's own
+    sh: str | None
+    euid: int
+    userns: bool
+
+    @property
+    def python_name(self) -> str:
+        return Path(self.python).name if self.python else ""
+
+
+def _userns_allowed() -> bool:
+    try:
+        if int(Path("/proc/sys/user/max_user_namespaces").read_text()) <= 0:
+            return False
+    except (OSError, ValueError):
+        return False
+    clone = Path("/proc/sys/kernel/unprivileged_userns_clone")
+    return not clone.exists() or clone.read_text().strip() == "1"
+
+
+def find_tools(python: str = "/usr/bin/python3") -> HostTools:
+    """Look up bwrap, setpriv, sh and the system Python (blocking; call it off the loop)."""
+    bwrap = shutil.which("bwrap", path=SYSTEM_PATH)
+    version = ""
+    if bwrap:
+        try:
+            run = subprocess.run([bwrap, "--version"], capture_output=True, text=True, timeout=10)
+            version = run.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            bwrap = None
+    real = os.path.realpath(python) if os.access(python, os.X_OK) else None
+    return HostTools(
+        bwrap=bwrap,
+        bwrap_version=version,
+        setpriv=shutil.which("setpriv", path=SYSTEM_PATH),
+        python=real,
+        sh=shutil.which("sh", path=SYSTEM_PATH),
+        euid=os.geteuid(),
+        userns=_userns_allowed(),
+    )
+
+
+def choose_mode(tools: HostTools, allow_unsafe: bool) -> tuple[Mode | None, str]:
+    """The strongest mode this host allows, or None with the reason (fail closed)."""
+    missing = []
+    if tools.python is None:
+        missing.append("Debian's /usr/bin/python3 (apt-get install python3)")
+    if tools.bwrap is None:
+        missing.append("bubblewrap (apt-get install bubblewrap)")
+    elif tools.euid == 0 and tools.setpriv is None:
+        missing.append("setpriv (apt-get install util-linux)")
+    elif tools.euid != 0 and not tools.userns:
+        missing.append("user namespaces (not root, and the kernel refuses unprivileged ones)")
+    if not missing:
+        return ("root" if tools.euid == 0 else "userns"), "isolated"
+    reason = "sandbox isolation unavailable: missing " + "; ".join(missing)
+    if allow_unsafe and tools.python is not None:
+        return "unsafe", reason + " (running WITHOUT isolation: GURU_SANDBOX_UNSAFE_ALLOW_NO_ISOLATION)"
+    return None, reason
+
+
+def _multiarch() -> str:
+    return getattr(sys.implementation, "_multiarch", "") or f"{platform.machine()}-linux-gnu"
+
+
+def _filesystem(tools: HostTools) -> list[str]:
+    """Read-only binds of just what Debian's python3 (and setpriv) need, with 0755 parents."""
+    assert tools.python is not None
+    binds = [(tools.python, "/usr/bin/python3")]
+    if tools.setpriv:
+        binds.append((tools.setpriv, "/usr/bin/setpriv"))
+    for lib in (f"/usr/lib/{tools.python_name}", "/usr/lib/python3/dist-packages",
+                f"/usr/lib/{_multiarch()}", "/usr/lib64"):
+        if os.path.isdir(lib):
+            binds.append((lib, lib))
+    # Pitfall 5: bwrap would create missing parents as 0700, unreadable to uid 65534.
+    parents = sorted({str(p) for _, dst in binds for p in Path(dst).parents if str(p) != "/"},
+                     key=lambda p: (p.count("/"), p))
+    args: list[str] = []
+    for parent in [*parents, "/etc"]:
+        args += ["--perms", "0755", "--dir", parent]
+    for src, dst in binds:
+        args += ["--ro-bind", src, dst]
+    for top in ("bin", "lib", "lib64"):  # merged /usr: the ELF interpreter is /lib64/ld-linux…
+        host = Path("/") / top
+        if host.is_symlink():
+            args += ["--symlink", os.readlink(host), str(host)]
+        elif top != "bin" and host.is_dir():
+            args += ["--ro-bind", str(host), str(host)]
+    args += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    return args
+
+
+def runner_limits(limits: SandboxLimits) -> str:
+    return json.dumps({
+        "as": limits.address_space_mb * MiB,
+        "nproc": limits.processes * 2,  # per uid, host-wide (pitfall 6): the cgroup is per sandbox
+        "fsize": limits.file_size_mb * MiB,
+        "nofile": limits.open_files,
+    })
+
+
+def python_argv(python: str, limits: SandboxLimits) -> list[str]:
+    return [python, *PYTHON_FLAGS, "-c", RUNNER_SOURCE, runner_limits(limits)]
+
+
+def sandbox_argv(
+    mode: Mode,
+    tools: HostTools,
+    limits: SandboxLimits,
+    *,
+    seccomp_fd: int | None = None,
+    cgroup_procs: list[str] | None = None,
+) -> list[str]:
+    """The full command line for one sandbox (`unsafe`: the runner alone)."""
+    assert tools.python is not None
+    if mode == "unsafe":
+        return python_argv(tools.python, limits)
+    assert tools.bwrap is not None
+    argv: list[str] = []
+    if cgroup_procs:
+        # Join the groups *before* bwrap forks, so every process of the sandbox is counted.
+        assert tools.sh is not None
+        script = 'for f; do [ "$f" = -- ] && break; echo $$ > "$f" || exit 125; shift; done; ' \
+                 'shift; exec "$@"'
+        argv += [tools.sh, "-c", script, "sh", *cgroup_procs, "--"]
+    argv += [tools.bwrap, "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+             "--unshare-cgroup-try", "--hostname", "sandbox", "--new-session",
+             "--die-with-parent", "--cap-drop", "ALL"]
+    if mode == "root":
+        for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"):
+            argv += ["--cap-add", cap]
+    else:
+        argv += ["--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY), "--disable-userns"]
+    if seccomp_fd is not None:
+        argv += ["--seccomp", str(seccomp_fd)]
+    argv += _filesystem(tools if mode == "root" else _without_setpriv(tools))
+    argv += ["--dev", "/dev", "--proc", "/proc",
+             "--perms", "1777", "--size", str(limits.tmp_size_mb * MiB), "--tmpfs", "/tmp",
+             "--chdir", "/tmp", "--clearenv"]
+    for key, value in SANDBOX_ENV.items():
+        argv += ["--setenv", key, value]
+    argv.append("--")
+    if mode == "root":
+        argv += ["/usr/bin/setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
+    return argv + python_argv("/usr/bin/python3", limits)
+
+
+def _without_setpriv(tools: HostTools) -> HostTools:
+    return HostTools(tools.bwrap, tools.bwrap_version, None, tools.python, tools.sh,
+                     tools.euid, tools.userns)

@@ -1,0 +1,206 @@
+"""`Sandbox`: run untrusted Python in an isolated, single-use child process.
+
+The first use finds the host's tools, picks the strongest mode (launch.py), compiles the
+seccomp filter, prepares cgroups and runs the probe; if a required layer is missing every
+`run` returns status "refused" with the reason (fail closed) unless the operator opted out.
+With `pool_size > 0` that many sandboxes are started ahead of time and wait for code on
+stdin, so a caller only pays hand-off + execution; refills run in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from core.sandbox.cgroup import CgroupRoots, find_roots
+from core.sandbox.child import Child, SandboxStartError, run_child, start_child
+from core.sandbox.launch import HostTools, Mode, choose_mode, find_tools
+from core.sandbox.limits import SandboxLimits
+from core.sandbox.probe import PROBE_CODE, ProbeContext, host_namespaces, layers_from_probe
+from core.sandbox.result import Layer, SandboxResult, refused
+from core.sandbox.seccomp import build_bpf
+
+__all__ = ["Sandbox"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    tools: HostTools
+    mode: Mode | None
+    reason: str
+    bpf: bytes | None
+    seccomp_detail: str
+    roots: CgroupRoots | None
+
+
+class Sandbox:
+    """Async service: `await run(code)`, `await check()`, `await aclose()`."""
+
+    def __init__(
+        self,
+        limits: SandboxLimits | None = None,
+        *,
+        pool_size: int = 0,
+        allow_unsafe: bool = False,
+        python: str = "/usr/bin/python3",
+    ) -> None:
+        self.limits = limits or SandboxLimits()
+        self.pool_size = pool_size
+        self.allow_unsafe = allow_unsafe
+        self._python = python
+        self._plan: _Plan | None = None
+        self._refusal: str | None = None
+        self._verified = False
+        self._ready: deque[Child] = deque()
+        self._starting = 0
+        self._refill_task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @classmethod
+    def from_settings(cls, settings: object, *, pool_size: int = 2) -> Sandbox:
+        return cls(SandboxLimits.from_settings(settings), pool_size=pool_size,
+                   allow_unsafe=bool(getattr(settings, "sandbox_unsafe_allow_no_isolation", False)))
+
+    # -- preparation ---------------------------------------------------------------------
+
+    async def _get_plan(self) -> _Plan:
+        if self._plan is None:
+            tools = await asyncio.to_thread(find_tools, self._python)
+            mode, reason = choose_mode(tools, self.allow_unsafe)
+            bpf, detail, roots = None, "not used", None
+            if mode in ("root", "userns"):
+                bpf, detail = await build_bpf(tools.python or self._python)
+                roots = await asyncio.to_thread(find_roots) if mode == "root" else None
+            self._plan = _Plan(tools, mode, reason, bpf, detail, roots)
+            log.info("sandbox mode %s (%s); seccomp: %s", mode, reason, detail)
+        return self._plan
+
+    async def start(self) -> str | None:
+        """Prepare and verify once, then fill the pool; the refusal reason, or None when usable."""
+        if not self._verified:
+            plan = await self._get_plan()
+            if plan.mode is None:
+                self._refusal = plan.reason
+            elif plan.mode != "unsafe":
+                missing = [l.name for l in await self.check() if l.required and not l.active]
+                if missing:
+                    self._refusal = "required sandbox layers are not active: " + ", ".join(missing)
+            self._verified = True
+            if self._refusal:
+                log.error("sandbox refuses to run code: %s", self._refusal)
+        if self._refusal is None:
+            self._schedule_refill()
+        return self._refusal
+
+    # -- the pool ------------------------------------------------------------------------
+
+    async def _start_child(self) -> Child:
+        plan = await self._get_plan()
+        assert plan.mode is not None
+        return await start_child(plan.mode, plan.tools, self.limits, bpf=plan.bpf, roots=plan.roots)
+
+    def _schedule_refill(self) -> None:
+        if self.pool_size > 0 and not self._closed and (
+            self._refill_task is None or self._refill_task.done()
+        ):
+            self._refill_task = asyncio.get_running_loop().create_task(self._refill())
+
+    async def _refill(self) -> None:
+        while not self._closed and len(self._ready) + self._starting < self.pool_size:
+            self._starting += 1
+            try:
+                child = await self._start_child()
+            except SandboxStartError as exc:
+                log.warning("sandbox pool refill failed: %s", exc)
+                return  # the next run starts one itself (and reports the failure)
+            finally:
+                self._starting -= 1
+            if self._closed:
+                await child.destroy()
+                return
+            self._ready.append(child)
+
+    async def _take(self) -> Child:
+        while self._ready:
+            child = self._ready.popleft()
+            if child.proc.returncode is None:
+                return child
+            await child.destroy()
+        return await self._start_child()
+
+    async def wait_pool(self, timeout_s: float = 30.0) -> bool:
+        """Wait until the pool is full (benchmarks, tests); False on timeout."""
+        self._schedule_refill()
+        deadline = time.monotonic() + timeout_s
+        while len(self._ready) < self.pool_size and time.monotonic() < deadline:
+            self._schedule_refill()
+            await asyncio.sleep(0.005)
+        return len(self._ready) >= self.pool_size
+
+    # -- public API ----------------------------------------------------------------------
+
+    async def run(self, code: str, timeout_s: float | None = None, stdin: str = "") -> SandboxResult:
+        """Run `code` as a Python program; never raises for anything the program does."""
+        if self._closed:
+            return refused("The sandbox is shut down.")
+        refusal = await self.start()
+        if refusal is not None:
+            return refused(refusal)
+        timeout = self.limits.timeout_s if timeout_s is None else max(0.01, float(timeout_s))
+        data = stdin.encode()
+        if len(data) > self.limits.stdin_bytes:
+            return refused(f"stdin is larger than {self.limits.stdin_bytes} bytes.")
+        try:
+            child = await self._take()
+        except SandboxStartError as exc:
+            log.error("%s", exc)
+            return refused(str(exc))
+        self._schedule_refill()
+        return await run_child(child, code, stdin, timeout)
+
+    async def check(self) -> list[Layer]:
+        """Each isolation layer, judged by a probe run inside a fresh sandbox."""
+        plan = await self._get_plan()
+        ctx = ProbeContext(
+            mode=plan.mode or "none", bwrap=f"{plan.tools.bwrap} {plan.tools.bwrap_version}",
+            host_ns=host_namespaces(), euid=plan.tools.euid, limits=self.limits,
+            cgroups={
+                "pids": str(plan.roots.pids) if plan.roots and plan.roots.pids else None,
+                "memory": str(plan.roots.memory) if plan.roots and plan.roots.memory else None,
+            },
+            cgroup_detail=plan.roots.detail if plan.roots else {},
+            seccomp_detail=plan.seccomp_detail,
+        )
+        if plan.mode is None:
+            return layers_from_probe(ctx, None, plan.reason)
+        report, error = None, ""
+        try:
+            result = await run_child(await self._start_child(), PROBE_CODE, "", 10.0)
+            report = json.loads(result.stdout) if result.ok else None
+            error = "" if result.ok else (result.error or result.status)
+        except (SandboxStartError, ValueError) as exc:
+            error = str(exc)
+        return layers_from_probe(ctx, report, error)
+
+    async def aclose(self) -> None:
+        """Stop refilling and destroy every waiting sandbox."""
+        self._closed = True
+        if self._refill_task is not None:
+            self._refill_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._refill_task
+        while self._ready:
+            await self._ready.popleft().destroy()
+        plan = self._plan
+        if plan is not None and plan.roots is not None:
+            for root in (plan.roots.pids, plan.roots.memory):
+                if root is not None:
+                    with contextlib.suppress(OSError):
+                        root.rmdir()
