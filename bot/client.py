@@ -5,19 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from typing import Any
 
 import discord
 from discord.ext import commands
 
+from bot.endpoints import apply_endpoints, gateway_overridden
+from bot.errors import GuruTree
 from core.config import Settings
+from core.errors import GuruError
 from core.services import Services
 
 __all__ = ["GuruBot", "run_bot"]
 
 log = logging.getLogger(__name__)
 
-# Cogs land here as the slash-command work arrives (ask, calc, explain, docs, settings, status).
-EXTENSIONS: tuple[str, ...] = ()
+# Cogs land here as the slash-command work arrives (calc, explain, docs still to come).
+EXTENSIONS: tuple[str, ...] = ("bot.cogs.status", "bot.cogs.settings", "bot.cogs.ask")
 
 
 def _intents() -> discord.Intents:
@@ -29,29 +33,60 @@ def _intents() -> discord.Intents:
 
 
 class GuruBot(commands.AutoShardedBot):
-    def __init__(self, settings: Settings) -> None:
+    """The bot. Pass `services` to reuse ones built elsewhere (tests); they stay the caller's."""
+
+    def __init__(self, settings: Settings, services: Services | None = None, **options: Any) -> None:
+        apply_endpoints(settings)  # before login: every Route and the gateway read them
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=_intents(),
             allowed_mentions=discord.AllowedMentions.none(),  # model output never pings anyone
+            tree_cls=GuruTree,
+            **options,
         )
         self.settings = settings
-        self.services: Services | None = None
+        self.services: Services | None = services
+        self._owns_services = services is None
 
     async def setup_hook(self) -> None:
-        self.services = await Services.open(self.settings)
+        if self.services is None:
+            self.services = await Services.open(self.settings)
         for name in EXTENSIONS:
             try:
                 await self.load_extension(name)
             except Exception:  # noqa: BLE001 - one broken cog must not stop the bot
                 log.exception("failed to load extension %s", name)
+        await self.sync_commands()
+
+    async def sync_commands(self) -> None:
+        """Publish the slash commands: to GURU_DEV_GUILD only (instant), else globally.
+
+        A bulk overwrite of unchanged commands is free of Discord's daily create limit, so
+        syncing on every start keeps Discord in step with the code without bookkeeping.
+        """
+        if (guild_id := self.settings.dev_guild_id) is not None:
+            guild = discord.Object(id=guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            log.info("synced %d commands to guild %s", len(synced), guild_id)
+        else:
+            synced = await self.tree.sync()
+            log.info("synced %d global commands", len(synced))
+
+    async def launch_shards(self) -> None:
+        # discord.py connects to the URL that /gateway/bot returns unless the shard count is
+        # already known, then to DEFAULT_GATEWAY (shard.py:497-502). With a configured gateway,
+        # learn the count first so DISCORD_GATEWAY_URL wins.
+        if self.shard_count is None and gateway_overridden(self.settings):
+            self.shard_count, _, _ = await self.http.get_bot_gateway()
+        await super().launch_shards()
 
     async def on_ready(self) -> None:
         log.info("connected as %s to %d guilds", self.user, len(self.guilds))
 
     async def close(self) -> None:
         try:
-            if self.services is not None:
+            if self.services is not None and self._owns_services:
                 await self.services.aclose()
         finally:
             await super().close()
@@ -72,4 +107,7 @@ def run_bot(settings: Settings) -> int:
     except discord.LoginFailure:
         log.error("Discord rejected DISCORD_TOKEN; check the token in your bot's settings.")
         return 2
+    except GuruError as exc:  # the model or database could not start: say which, no traceback
+        log.error("guru bot could not start: %s", exc.user_message)
+        return 1
     return 0

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.e2e.emulator.state import APP_ID, Guild, Member, Message, User
+from tests.e2e.emulator.state import APP_ID, Channel, Guild, Member, Message, Role, User
 
 __all__ = ["ACK_WINDOW_S", "Interaction", "command_payload", "component_payload", "options_payload"]
 
@@ -77,12 +77,22 @@ class Interaction:
         return [m.content for m in self.messages]
 
 
-def options_payload(options: dict[str, Any]) -> list[dict[str, Any]]:
-    """Slash command options from a plain dict; nested dicts become subcommands."""
+def options_payload(options: dict[str, Any],
+                    resolved: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Slash command options from a plain dict; nested dicts become subcommands, Channel and
+    Role values become channel/role options (their objects go into `resolved`)."""
     out = []
+    resolved = resolved if resolved is not None else {}
     for name, value in options.items():
         if isinstance(value, dict):
-            out.append({"name": name, "type": 1, "options": options_payload(value)})
+            out.append({"name": name, "type": 1, "options": options_payload(value, resolved)})
+        elif isinstance(value, Channel):
+            resolved.setdefault("channels", {})[str(value.id)] = value.payload() | {
+                "permissions": str((1 << 53) - 1)}
+            out.append({"name": name, "type": 7, "value": str(value.id)})
+        elif isinstance(value, Role):
+            resolved.setdefault("roles", {})[str(value.id)] = value.payload()
+            out.append({"name": name, "type": 8, "value": str(value.id)})
         else:
             out.append({"name": name, "type": OPTION_TYPES[type(value)], "value": value})
     return out

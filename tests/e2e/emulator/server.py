@@ -151,10 +151,15 @@ class Emulator:
     async def send_command(self, guild: Guild, member: Member, name: str,
                            options: dict[str, Any] | None = None,
                            channel: Channel | None = None) -> ix.Interaction:
-        """`member` runs `/name options…` in `channel` (default: the first channel)."""
+        """`member` runs `/name options…` in `channel` (default: the first channel).
+
+        `options` may nest a subcommand: `send_command(g, m, "settings", {"show": {}})`."""
         cmd = self.command(guild, name)
+        resolved: dict[str, dict[str, Any]] = {}
         data: dict[str, Any] = {"id": cmd["id"], "name": name, "type": 1,
-                                "options": ix.options_payload(options or {})}
+                                "options": ix.options_payload(options or {}, resolved)}
+        if resolved:
+            data["resolved"] = resolved
         if "guild_id" in cmd:
             data["guild_id"] = cmd["guild_id"]
         channel = channel or next(iter(guild.channels.values()))

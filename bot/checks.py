@@ -1,0 +1,56 @@
+"""Checks shared by cogs. They raise `Refused` (an AppCommandError) so the one error handler
+answers them ephemerally before anything is deferred."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+import discord
+
+from bot.errors import Refused
+from core.guilds import GuildSettings
+
+__all__ = ["RateLimiter", "ensure_may_ask", "ensure_manage_guild"]
+
+
+def ensure_manage_guild(interaction: discord.Interaction) -> None:
+    """The real check behind `default_permissions(manage_guild=True)`, which only hides the
+    command: server admins can re-grant it per role, and old clients ignore it."""
+    if interaction.guild is None:
+        raise Refused("This command only works in a server.")
+    if not interaction.permissions.manage_guild:
+        raise Refused("You need the Manage Server permission to change Guru's settings.")
+
+
+def ensure_may_ask(interaction: discord.Interaction, prefs: GuildSettings) -> None:
+    """Allowed channels and roles from /settings; Manage Server holders are never locked out."""
+    if interaction.permissions.manage_guild:
+        return
+    if not prefs.channel_allowed(interaction.channel_id):
+        allowed = ", ".join(f"<#{c}>" for c in prefs.allowed_channel_ids)
+        raise Refused(f"Guru answers in {allowed} on this server; please ask there.")
+    member = interaction.user
+    role_ids = {r.id for r in member.roles} if isinstance(member, discord.Member) else set()
+    if not prefs.roles_allowed(role_ids):
+        raise Refused("On this server only some roles may ask Guru; ask a moderator for access.")
+
+
+class RateLimiter:
+    """Sliding one-minute window per (guild, user); the limit comes from the guild's settings."""
+
+    def __init__(self) -> None:
+        self._hits: dict[tuple[int, int], deque[float]] = {}
+
+    def hit(self, guild_id: int, user_id: int, per_minute: int | None) -> None:
+        if not per_minute:
+            return
+        now = time.monotonic()
+        hits = self._hits.setdefault((guild_id, user_id), deque())
+        while hits and now - hits[0] >= 60.0:
+            hits.popleft()
+        if len(hits) >= per_minute:
+            wait = 60.0 - (now - hits[0])
+            raise Refused(f"You can ask {per_minute} questions a minute here; "
+                          f"try again in {wait:.0f} s.")
+        hits.append(now)

@@ -1,0 +1,1 @@
+"""Slash-command cogs: thin adapters (check → defer → one core call → render)."""

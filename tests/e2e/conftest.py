@@ -1,0 +1,102 @@
+"""E2E fixtures: the emulator, real core services (embedded Postgres, tiny Llama engine) and
+the real GuruBot connected to the emulator — one of each per session, since a bot boot costs
+seconds; tests isolate themselves by creating their own guilds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.client import GuruBot
+from core.config import Settings
+from core.db.pool import Database, open_pool
+from core.guilds import GuildSettingsRepo
+from core.llm.engine import Engine
+from core.llm.loading import LoadedModel
+from core.services import Services
+from tests.e2e.emulator import Emulator, Interaction
+
+# The tiny Llama uses rotary positions, so it runs past its nominal 512-token window; a longer
+# window lets one answer stream for a few seconds (≈ 2.5 ms a token) to exercise throttled edits.
+TINY_CONTEXT = 4096
+
+
+@pytest.fixture(scope="session")
+async def emulator() -> AsyncIterator[Emulator]:
+    # Heartbeats every 0.5 s: a blocked event loop shows up at once, not after 41 s.
+    emu = Emulator(heartbeat_interval_ms=500)
+    await emu.start()
+    yield emu
+    await emu.stop()
+
+
+@pytest.fixture(scope="session")
+async def e2e_services(tiny_llama: LoadedModel, migrated_url: str,
+                       test_data_dir: Path) -> AsyncIterator[Services]:
+    import torch
+
+    torch.set_num_threads(1)  # one core stays free for the event loop on the shared 2-core host
+    settings = Settings(data_dir=str(test_data_dir), device="cpu", threads=1, temperature=0.0,
+                        max_new_tokens=2000, context_tokens=TINY_CONTEXT, max_queue=128,
+                        max_queue_per_guild=32)
+    loaded = dataclasses.replace(tiny_llama, context_tokens=TINY_CONTEXT)
+    engine = Engine.from_settings(loaded, settings)
+    pool = await open_pool(migrated_url, min_size=1, max_size=8)
+    services = Services(settings, llm=engine, db=Database(pool))
+    yield services
+    await services.aclose()
+
+
+@pytest.fixture(scope="session")
+async def bot(emulator: Emulator, e2e_services: Services) -> AsyncIterator[GuruBot]:
+    settings = dataclasses.replace(
+        e2e_services.settings, discord_token=emulator.token,
+        discord_api_base=emulator.api_base, discord_gateway_url=emulator.gateway_url)
+    guru = GuruBot(settings, services=e2e_services, guild_ready_timeout=0.05)
+    task = asyncio.create_task(guru.start(emulator.token))
+    deadline = time.monotonic() + 30
+    while not guru.is_ready():
+        if task.done():
+            task.result()  # raises the start failure
+        assert time.monotonic() < deadline, "bot did not become ready"
+        await asyncio.sleep(0.02)
+    yield guru
+    await guru.close()
+    await asyncio.wait_for(task, 10)
+
+
+@pytest.fixture(scope="session")
+def repo(e2e_services: Services) -> GuildSettingsRepo:
+    assert e2e_services.db is not None
+    return GuildSettingsRepo(e2e_services.db.pool)
+
+
+async def guild_ready(bot: GuruBot, guild_id: int) -> None:
+    """Wait until the bot has processed the guild's GUILD_CREATE."""
+    for _ in range(250):
+        if bot.get_guild(guild_id) is not None:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"bot never saw guild {guild_id}")
+
+
+async def finished(emu: Emulator, inter: Interaction, timeout: float = 30.0,
+                   done: Callable[[Interaction], Any] | None = None) -> Interaction:
+    """Wait until the reply is final: acked, no longer loading, no Cancel button left."""
+    def is_final() -> bool:
+        if not inter.acked or inter.loading or not inter.messages:
+            return False
+        if done is not None:
+            return bool(done(inter))
+        original = inter.messages[0]
+        return not original.custom_ids() and "▌" not in original.content and \
+            "Thinking" not in original.content and "Waiting in line" not in original.content
+    await emu.wait_for(is_final, timeout, what=f"the final reply to interaction {inter.id}")
+    return inter
