@@ -129,14 +129,19 @@ async def _feed(stream: asyncio.StreamWriter, data: bytes) -> None:
 
 
 async def _drain(stream: asyncio.StreamReader, buf: OutputBuffer, flood: int, proc) -> bool:
-    """Read to EOF into `buf`; kill the sandbox once the stream passes `flood` bytes."""
+    """Read to EOF into `buf`; kill the sandbox once the stream passes `flood` bytes.
+
+    Reading goes on to EOF even then: asyncio's `Process.wait()` only returns once every
+    pipe is closed, and a pipe we stop reading is never seen closing (pitfall 10).
+    """
+    flooded = False
     while chunk := await stream.read(CHUNK):
         buf.feed(chunk)
-        if buf.total > flood:
+        if buf.total > flood and not flooded:
+            flooded = True
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
-            return True
-    return False
+    return flooded
 
 
 async def run_child(child: Child, code: str, stdin: str, timeout_s: float) -> SandboxResult:
