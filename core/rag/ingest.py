@@ -15,6 +15,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import psycopg
+
 from core.errors import GuruError, InvalidInput, NotFound
 from core.db.pool import Pool
 from core.rag.chunking import Chunker, content_hash
@@ -93,6 +95,11 @@ class Ingestor:
             outcome = await self._write(guild_id, doc, digest, drafts, embeddings)
         except GuruError as exc:
             return IngestOutcome(doc.uri, "error", error=exc.user_message)
+        except psycopg.Error as exc:  # the transaction rolled back: nothing of it was written
+            log.warning("ingest of a document for guild %s failed in the database: %s",
+                        guild_id, exc)
+            return IngestOutcome(doc.uri, "error", error="database error; nothing of this "
+                                 "document was written, try again")
         log.info("ingested document %s for guild %s: %s, %d chunks in %.2fs", outcome.document_id,
                  guild_id, outcome.status, outcome.chunks, time.perf_counter() - started)
         return outcome

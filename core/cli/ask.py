@@ -1,0 +1,53 @@
+"""`guru ask QUESTION --guild G [--json]`: a cited answer from the guild's documents.
+
+The model is loaded only when some source passes the relevance floor; a refusal ("not in
+this server's docs", with the closest titles) needs only the database and the encoder.
+JSON: {"answer", "sources": [{"n", "title", "uri", "score"}], "refused"}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from core.cli._rag import guild_id, knowledge_base
+from core.config import Settings
+from core.rag.answer import refusal
+from core.rag.types import Answer
+from core.services import open_llm
+
+__all__ = ["register"]
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("ask", help="answer a question from a guild's documents, with sources")
+    p.add_argument("question", metavar="QUESTION", help="the question ('-' reads stdin)")
+    p.add_argument("--guild", type=guild_id, required=True, metavar="G")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=run)
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> int:
+    question = sys.stdin.read().strip() if args.question == "-" else args.question
+    async with knowledge_base(settings) as (services, kb):
+        await kb.require_guild(args.guild)
+        grounding, closest = await kb.answerer.ground(args.guild, question)
+        if grounding is None:
+            answer = refusal(closest)
+        else:
+            services.llm = await open_llm(settings, services.models)
+            kb.answerer.llm = services.llm
+            answer = await kb.answerer.answer(args.guild, question, grounding)
+    _print(answer, args.json)
+    return 0
+
+
+def _print(answer: Answer, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(answer.to_dict()))
+        return
+    print(answer.answer)
+    for s in answer.sources:
+        print(f"[{s.n}] {s.title} — {s.uri}")
