@@ -14,6 +14,7 @@ from core.config import Settings
 from core.db.pool import Database
 from core.llm.loading import ModelCache, load_model
 from core.llm.types import LLMBackend
+from core.rag.embedder import Embedder
 
 __all__ = ["Services", "open_llm"]
 
@@ -42,6 +43,8 @@ class Services:
     llm: LLMBackend | None = None
     db: Database | None = None
     models: ModelCache = field(default_factory=ModelCache)
+    # The sentence encoder for RAG: free to construct, loads its weights on first use.
+    embedder: Embedder = field(default_factory=Embedder)
 
     @classmethod
     async def open(cls, settings: Settings, *, llm: bool = True, db: bool = True) -> Services:
@@ -65,6 +68,7 @@ class Services:
         return services
 
     async def aclose(self) -> None:
+        self.embedder.close()
         if self.llm is not None:
             await self.llm.aclose()
             self.llm = None
