@@ -105,8 +105,9 @@ def layers_from_probe(ctx: ProbeContext, report: dict[str, Any] | None, error: s
     uid_ok = ids == [NOBODY] * 4 and r.get("CapEff") == "0" * 16 and r.get("NoNewPrivs") == "1"
     tmp_bytes = r.get("tmp_bytes") or 0
     layers = [
-        Layer("bubblewrap", isolated and bool(report), f"{ctx.bwrap} ({ctx.mode} mode)"
-              if isolated else f"not used ({ctx.mode}){': ' + error if error else ''}", True),
+        Layer("bubblewrap", isolated and bool(report),
+              (f"{ctx.bwrap} ({ctx.mode} mode)" if isolated else f"not used ({ctx.mode})")
+              + (f": {error}" if error else ""), True),
         Layer("namespaces", len(fresh) == len(NAMESPACES), "new " + (", ".join(fresh) or "none")
               + f"; sandbox sees pids {r.get('pids', [])}", True),
         Layer("no network", bool(report) and set(r.get("ifaces", ["?"])) <= {"lo"}
