@@ -51,6 +51,7 @@ class RateLimiter:
             hits.popleft()
         if len(hits) >= per_minute:
             wait = 60.0 - (now - hits[0])
-            raise Refused(f"You can ask {per_minute} questions a minute here; "
+            noun = "question" if per_minute == 1 else "questions"
+            raise Refused(f"You can ask {per_minute} {noun} a minute here; "
                           f"try again in {wait:.0f} s.")
         hits.append(now)

@@ -20,6 +20,7 @@ from typing import Any
 import discord
 
 from bot import render
+from bot.errors import user_message_for
 from core.llm.types import Completion, StreamEvent
 
 __all__ = ["CancelView", "StreamOutcome", "StreamingReply"]
@@ -94,13 +95,18 @@ class StreamingReply:
             view.stop()
         error = None if reader.cancelled() else reader.exception()
         if error is not None:
-            await self._finish_partial(FAILED)
-            raise error
-        if note:
+            known = user_message_for(error)  # a core error (busy, too long…) is shown in place
+            await self._finish_partial(f"⚠️ {known}" if known else FAILED)
+            if known is None:
+                raise error  # a bug: the tree's handler logs it and gives the user a ref
+            log.info("interaction %s: stream ended with %s", self.interaction.id,
+                     type(error).__name__)
+            note = "error"
+        elif note:
             await self._finish_partial(note)
         else:
             await self._finish()
-        return StreamOutcome(self.text, self.completion, bool(note), self.edits)
+        return StreamOutcome(self.text, self.completion, note in (CANCELLED, EXPIRED), self.edits)
 
     async def _follow(self, reader: asyncio.Task[None], pressed: asyncio.Task[Any],
                       view: CancelView, deadline: float) -> str:

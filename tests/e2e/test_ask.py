@@ -1,0 +1,145 @@
+"""/ask end to end: defer at once, throttled streaming edits, Cancel, 429s, long answers, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+
+from bot import render
+from bot.cogs.ask import DEFAULT_SYSTEM_PROMPT
+from bot.streaming import CANCELLED
+from core.guilds import GuildSettingsRepo
+from core.llm.types import Request, user
+from tests.e2e.conftest import finished, guild_ready
+from tests.e2e.emulator import Emulator, Interaction
+
+QUESTION = "What is retrieval-augmented generation?"
+
+
+async def ask_in_new_guild(bot, emulator: Emulator, repo, name: str, tokens: int,
+                           question: str = QUESTION):
+    guild = await emulator.create_guild(name)
+    await guild_ready(bot, guild.id)
+    await repo.set(guild.id, actor_id=None, max_answer_tokens=tokens)
+    member = emulator.add_member(guild, "asker")
+    inter = await emulator.send_command(guild, member, "ask", {"question": question})
+    return guild, member, inter
+
+
+def edit_times(emulator: Emulator, inter: Interaction, status: int = 200) -> list[float]:
+    path = f"/webhooks/\\d+/{re.escape(inter.token)}/messages/@original$"
+    return [c.at for c in emulator.rest.find("PATCH", path) if c.status == status]
+
+
+def gaps(times: list[float]) -> list[float]:
+    return [b - a for a, b in zip(times, times[1:])]
+
+
+async def test_ask_is_deferred_at_once_and_streamed_with_throttled_edits(bot, emulator, repo):
+    _, _, inter = await ask_in_new_guild(bot, emulator, repo, "stream", tokens=1200)
+    await emulator.wait_for(lambda: inter.acked, 3, what="the defer")
+    assert inter.deferred and inter.ack_latency_s < 3.0
+    await finished(emulator, inter, 60)
+    revisions = inter.original.revisions
+    streamed = [r for r in revisions if "▌" in r.content]
+    assert len(streamed) >= 2, [r.content[:40] for r in revisions]
+    assert all(r.components for r in streamed)  # Cancel button while streaming…
+    assert not revisions[-1].components  # …and gone at the end
+    assert all(len(r.content) <= 2000 for r in revisions)
+    assert min(gaps(edit_times(emulator, inter))) >= 0.95  # ≤ 1 edit per second
+    # 1200 tokens of the tiny model are ~9k characters: a preview plus the whole as a file
+    (name, data), = inter.original.attachments
+    assert name == "answer.md" and len(data) > 4 * 2000
+
+
+async def test_long_answers_are_split_into_valid_messages(bot, emulator, repo, e2e_services):
+    guild, _, inter = await ask_in_new_guild(bot, emulator, repo, "long", tokens=600)
+    expected = await e2e_services.llm.complete(Request(
+        user(QUESTION, system=DEFAULT_SYSTEM_PROMPT), guild_id=guild.id, max_new_tokens=600,
+        temperature=0.0))
+    pages = render.pages(expected.text)
+    assert 2 <= len(pages) <= 4
+    await finished(emulator, inter, 60, done=lambda i: len(i.messages) == len(pages)
+                   and not i.messages[0].custom_ids())
+    assert [m.content for m in inter.messages] == [p.content for p in pages]
+    assert all(len(m.content) <= 2000 for m in inter.messages)
+
+
+async def test_cancel_stops_the_generation(bot, emulator: Emulator, repo, e2e_services):
+    guild, member, inter = await ask_in_new_guild(bot, emulator, repo, "cancel", tokens=2000)
+    engine = e2e_services.llm
+    await emulator.wait_for(lambda: inter.original is not None and "▌" in inter.original.content,
+                            20, what="streaming to start")
+    (cancel_id,) = inter.original.custom_ids()
+    stranger = await emulator.click(inter.original, cancel_id, emulator.add_member(guild, "eve"))
+    await emulator.wait_for(lambda: stranger.original is not None, 5, what="refusal")
+    assert stranger.original.ephemeral and "Only the person who asked" in stranger.original.content
+    click = await emulator.click(inter.original, cancel_id, member)
+    await finished(emulator, inter, 20)
+    assert click.callback_type == 6  # deferred update: the stream loop edits the message
+    assert inter.original.content.endswith(CANCELLED)
+    await emulator.wait_for(lambda: engine.stats().active == 0, 5, what="the batch slot freed")
+    generated = engine.stats().tokens_generated
+    await asyncio.sleep(0.5)
+    assert engine.stats().tokens_generated == generated  # nothing runs on
+    assert len(inter.original.content) < 2000
+
+
+async def test_429_on_edits_is_waited_out_and_slows_later_edits(bot, emulator: Emulator, repo):
+    guild, _, inter = await ask_in_new_guild(bot, emulator, repo, "ratelimited", tokens=1200)
+    pattern = f"PATCH /webhooks/\\d+/{re.escape(inter.token)}/messages/@original$"
+    emulator.rest.limits.inject_429(pattern, times=2, retry_after=0.6)
+    await finished(emulator, inter, 60)
+    refused, ok = edit_times(emulator, inter, 429), edit_times(emulator, inter, 200)
+    assert len(refused) == 2
+    retry = min(t for t in ok if t > refused[-1])
+    assert retry - refused[-1] >= 0.55  # retry_after honoured
+    assert min(gaps(ok)) >= 0.95
+    assert max(gaps([t for t in ok if t > retry]) or [2.0]) >= 1.9  # backed off after the 429s
+    assert inter.original.attachments  # and still finished
+
+
+async def test_core_errors_are_shown_as_friendly_messages(bot, emulator: Emulator, repo):
+    guild = await emulator.create_guild("too-long")
+    await guild_ready(bot, guild.id)
+    await repo.set(guild.id, actor_id=None, system_prompt="語" * 3999)  # > the model's window
+    inter = await emulator.send_command(guild, emulator.add_member(guild, "x"), "ask",
+                                        {"question": QUESTION})
+    await finished(emulator, inter, 20)
+    assert "shorten it" in inter.original.content and "Traceback" not in inter.original.content
+
+
+async def test_unexpected_errors_are_logged_with_a_reference(bot, emulator, monkeypatch, caplog):
+    async def broken(self, guild_id):
+        raise RuntimeError("database on fire")
+
+    guild = await emulator.create_guild("bug")
+    await guild_ready(bot, guild.id)
+    monkeypatch.setattr(GuildSettingsRepo, "get", broken)
+    with caplog.at_level(logging.ERROR, logger="bot.errors"):
+        inter = await emulator.send_command(guild, emulator.owner(guild), "ask",
+                                            {"question": QUESTION})
+        await emulator.wait_for(lambda: inter.original is not None, 5, what="the apology")
+    assert inter.original.ephemeral
+    assert inter.original.content == (
+        f"Something went wrong on our side; it's been logged (ref {inter.id}).")
+    record = next(r for r in caplog.records if str(inter.id) in r.getMessage())
+    assert "database on fire" in str(record.exc_info[1])
+
+
+async def test_channel_and_rate_limits_from_settings_are_enforced(bot, emulator, repo):
+    guild = await emulator.create_guild("limits")
+    elsewhere = await emulator.add_channel(guild, "elsewhere")
+    await guild_ready(bot, guild.id)
+    general = next(iter(guild.channels.values()))
+    await repo.set(guild.id, actor_id=None, rate_limit_per_minute=1, max_answer_tokens=8)
+    await repo.allow(guild.id, "allowed_channel_ids", general.id, True, actor_id=None)
+    member = emulator.add_member(guild, "chatty")
+    wrong = await emulator.send_command(guild, member, "ask", {"question": QUESTION}, elsewhere)
+    first = await emulator.send_command(guild, member, "ask", {"question": QUESTION})
+    await finished(emulator, first, 20)
+    second = await emulator.send_command(guild, member, "ask", {"question": QUESTION})
+    await emulator.wait_for(lambda: wrong.original and second.original, 5, what="refusals")
+    assert wrong.original.ephemeral and f"<#{general.id}>" in wrong.original.content
+    assert second.original.ephemeral and "1 question a minute" in second.original.content
