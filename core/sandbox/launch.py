@@ -179,7 +179,8 @@ def sandbox_argv(
     argv += _filesystem(tools if mode == "root" else _without_setpriv(tools))
     argv += ["--dev", "/dev", "--proc", "/proc",
              "--perms", "1777", "--size", str(limits.tmp_size_mb * MiB), "--tmpfs", "/tmp",
-             "--chdir", "/tmp", "--clearenv"]
+             # The root tmpfs and /dev belong to the sandbox user in `userns` mode: freeze them.
+             "--remount-ro", "/", "--remount-ro", "/dev", "--chdir", "/tmp", "--clearenv"]
     for key, value in SANDBOX_ENV.items():
         argv += ["--setenv", key, value]
     argv.append("--")
