@@ -1,0 +1,85 @@
+"""Hybrid search beats both single modes where each one fails; the floor refuses the unrelated."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from core.errors import InvalidInput
+from core.rag.answer import REFUSAL, Answerer
+from core.rag.ingest import Ingestor
+from core.rag.retrieve import Retriever, rrf_fuse
+from core.rag.types import Hit
+from tests.integration.rag.corpus import write_corpus
+
+
+@pytest.fixture(scope="module")
+async def corpus_guild(ingestor: Ingestor, tmp_path_factory: pytest.TempPathFactory) -> int:
+    guild = 920_000_000_000_000_001
+    root = write_corpus(tmp_path_factory.mktemp("corpus"))
+    outcomes = [o async for o in ingestor.ingest_paths(guild, [str(root)])]
+    assert all(o.status in ("added", "unchanged") for o in outcomes), outcomes
+    return guild
+
+
+def top_uri(hits: list[Hit]) -> str:
+    return Path(hits[0].uri).name if hits else ""
+
+
+async def test_hybrid_finds_an_exact_identifier_that_vector_search_misses(
+    retriever: Retriever, corpus_guild: int
+) -> None:
+    query = "why do I get QX-1474"
+    vector = await retriever.search(corpus_guild, query, 5, "vector")
+    text = await retriever.search(corpus_guild, query, 5, "text")
+    hybrid = await retriever.search(corpus_guild, query, 5, "hybrid")
+    assert top_uri(vector) != "error-QX-1474.md"  # the encoder cannot tell the codes apart
+    assert top_uri(text) == "error-QX-1474.md"
+    assert top_uri(hybrid) == "error-QX-1474.md"
+
+
+async def test_hybrid_finds_a_paraphrase_that_text_search_misses(
+    retriever: Retriever, corpus_guild: int
+) -> None:
+    query = "I can't remember my login secret, how do I get back in?"
+    vector = await retriever.search(corpus_guild, query, 5, "vector")
+    text = await retriever.search(corpus_guild, query, 5, "text")
+    hybrid = await retriever.search(corpus_guild, query, 5, "hybrid")
+    assert "password.md" not in [Path(h.uri).name for h in text]  # no shared word
+    assert top_uri(vector) == "password.md"
+    assert top_uri(hybrid) == "password.md"
+
+
+async def test_unrelated_question_is_refused_without_the_model(
+    retriever: Retriever, corpus_guild: int
+) -> None:
+    answerer = Answerer(retriever, llm=None)  # the floor refuses before any model is needed
+    answer = await answerer.ask(corpus_guild, "What is the capital of Australia?")
+    assert answer.refused and answer.sources == ()
+    assert REFUSAL in answer.answer and len(answer.closest_titles) == 3
+    assert all(t in answer.answer for t in answer.closest_titles)
+
+
+async def test_related_question_passes_the_floor(retriever: Retriever, corpus_guild: int) -> None:
+    answerer = Answerer(retriever, llm=None)
+    grounding, _ = await answerer.ground(corpus_guild, "when do raids start?")
+    assert grounding is not None and grounding.sources[0].title == "Raid schedule"
+
+
+async def test_empty_and_unknown_guild_searches(retriever: Retriever) -> None:
+    assert await retriever.search(930_000_000_000_000_001, "anything", 5) == []
+    with pytest.raises(InvalidInput):
+        await retriever.search(1, "   ", 5)
+    with pytest.raises(InvalidInput):
+        await retriever.search(-5, "x", 5)
+
+
+def test_rrf_rewards_agreement_between_lists() -> None:
+    def hit(cid: int, sim: float = 0.5) -> Hit:
+        return Hit(cid, cid, "t", "u", "x", 0.0, sim)
+
+    fused = rrf_fuse([[hit(1), hit(2), hit(3)], [hit(3), hit(4)]], k=3)
+    assert [h.chunk_id for h in fused] == [3, 1, 2]
+    assert fused[0].score == pytest.approx(1 / 63 + 1 / 61)
