@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # TEMPORARY: replaced by core/rag's prompt (numbered sources, "say when it is not in the docs").
-DEFAULT_SYSTEM_PROMPT = "You are Guru, a helpful assistant on a Discord server. Answer concisely."
+# Close to SmolLM2's own default system prompt: the 135M model drifts (even into French) when
+# told more, e.g. "…on a Discord server. Answer concisely." turned "Paris" into "L'Alma".
+DEFAULT_SYSTEM_PROMPT = "You are a helpful AI assistant named Guru."
 
 
 class Ask(commands.Cog):

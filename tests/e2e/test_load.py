@@ -1,0 +1,74 @@
+"""Load and the real model: 50 concurrent /ask across guilds, and SmolLM2 really answering."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+
+from core.llm.engine import Engine
+from tests.e2e.conftest import finished, guild_ready
+from tests.e2e.emulator import Emulator
+
+BLOCKED = ("heartbeat blocked", "websocket is", "stopped responding")
+
+
+async def loop_lag(stop: asyncio.Event, worst: list[float], period: float = 0.05) -> None:
+    """Record the longest time the event loop took to wake a sleeper beyond its period."""
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        start = loop.time()
+        await asyncio.sleep(period)
+        worst[0] = max(worst[0], loop.time() - start - period)
+
+
+async def test_50_concurrent_asks_are_all_acknowledged_fast_and_answered(
+        bot, emulator: Emulator, repo, caplog):
+    caplog.set_level(logging.WARNING, logger="discord")
+    guilds = [await emulator.create_guild(f"load-{i}") for i in range(5)]
+    for guild in guilds:
+        await guild_ready(bot, guild.id)
+        await repo.set(guild.id, actor_id=None, max_answer_tokens=48)
+    stop, worst = asyncio.Event(), [0.0]
+    monitor = asyncio.create_task(loop_lag(stop, worst))
+    inters = []
+    for n in range(10):
+        for guild in guilds:
+            member = emulator.add_member(guild, f"user-{n}")
+            inters.append(await emulator.send_command(guild, member, "ask",
+                                                      {"question": f"Question {n}: what is AI?"}))
+    await emulator.wait_for(lambda: all(i.acked for i in inters), 10, what="50 acks")
+    for inter in inters:
+        await finished(emulator, inter, 120)
+    stop.set()
+    await monitor
+    latencies = sorted(i.ack_latency_s for i in inters)
+    assert latencies[-1] < 3.0, latencies[-5:]
+    assert all(i.deferred for i in inters)
+    assert all(i.original.content and not i.original.custom_ids() for i in inters)
+    waited = [i for i in inters if any("Waiting in line" in r.content for r in i.original.revisions)]
+    assert waited, "with 50 asks and 8 batch slots someone should have seen a queue position"
+    warnings = [r.getMessage() for r in caplog.records if r.name.startswith("discord.gateway")]
+    assert not [w for w in warnings if any(b in w.lower() for b in BLOCKED)], warnings
+    assert worst[0] < 1.0, f"event loop stalled for {worst[0]:.2f} s"
+
+
+@pytest.fixture
+async def real_model(e2e_services, bundled_model) -> AsyncIterator[Engine]:
+    """Swap the session's tiny engine for the bundled SmolLM2 for one test."""
+    engine = Engine(bundled_model, max_batch=2, max_new_tokens=40)
+    tiny, e2e_services.llm = e2e_services.llm, engine
+    yield engine
+    e2e_services.llm = tiny
+    await engine.aclose()
+
+
+async def test_the_bundled_model_answers_through_discord(bot, emulator: Emulator, real_model):
+    guild = await emulator.create_guild("real")
+    await guild_ready(bot, guild.id)
+    inter = await emulator.send_command(guild, emulator.owner(guild), "ask",
+                                        {"question": "What is the capital of France?"})
+    await finished(emulator, inter, 120)
+    assert "paris" in inter.original.content.lower(), inter.original.content
