@@ -60,15 +60,51 @@ def main(limits):
     sys.modules["__main__"] = module
     sys.argv = ["<sandbox>"]
     linecache.cache["<sandbox>"] = (len(source), None, source.splitlines(True), "<sandbox>")
+    status = 0
     try:
         code = compile(source, "<sandbox>", "exec")
         exec(code, module.__dict__)
-    except SystemExit:
-        raise
+    except SystemExit as exc:
+        status = _exit_status(exc.code)
     except BaseException as exc:  # the program's own error: print it like python would
         tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
         traceback.print_exception(type(exc), exc, tb)
-        sys.exit(1)
+        status = 1
+    _finish(status)
+
+
+def _exit_status(code):
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _finish(status):
+    """Exit like the interpreter would, minus its ~7 ms teardown of every module.
+
+    Non-daemon threads are joined and atexit handlers run, as on a normal exit; what is
+    skipped is only garbage collection of a process that is about to vanish anyway.
+    """
+    try:
+        threading = sys.modules.get("threading")
+        if threading is not None:
+            threading._shutdown()
+        import atexit
+
+        atexit._run_exitfuncs()
+    except BaseException:
+        traceback.print_exc()
+        status = status or 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None and not stream.closed:
+                stream.flush()
+        except BaseException:
+            status = status or 120  # what python itself returns when stdout cannot be flushed
+    os._exit(status)
 
 
 main(json.loads(sys.argv[1]))
