@@ -1,0 +1,49 @@
+"""`guru bench …`: benchmarks (`bench llm` today; `rag`, `sandbox`, `tune` later).
+
+Each benchmark is a module `bench.<name>` offering `add_arguments(parser)` and
+`run(args, settings) -> int`; adding one is one line in `BENCHMARKS`. The modules import
+torch only inside their workers, so building the CLI parser stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from typing import Any
+
+from core.config import Settings
+
+__all__ = ["register", "BENCHMARKS"]
+
+# name -> one-line help; the module is `bench.<name>`.
+BENCHMARKS: dict[str, str] = {
+    "llm": "engine speed vs llama.cpp (TTFT, decode, batched throughput, RSS, load) + quality gate",
+    "sandbox": "latency of a trivial program in the PAL sandbox (cold, warm pool, burst)",
+}
+
+
+def register(subparsers: Any) -> None:
+    """Add the `bench` command group with one subcommand per benchmark."""
+    parser = subparsers.add_parser(
+        "bench",
+        help="benchmarks: speed, memory and quality of Guru's parts",
+        description="Run a benchmark; most take minutes. Numbers depend on how busy the host is.",
+    )
+    actions = parser.add_subparsers(dest="bench_name", metavar="BENCHMARK", required=True)
+    for name, help_text in BENCHMARKS.items():
+        module = importlib.import_module(f"bench.{name}")
+        sub = actions.add_parser(
+            name,
+            help=help_text,
+            description=module.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(sub)
+        sub.set_defaults(handler=_handler(module))
+
+
+def _handler(module: Any):
+    def handler(args: argparse.Namespace, settings: Settings) -> int:
+        return int(module.run(args, settings))
+
+    return handler
