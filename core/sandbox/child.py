@@ -14,20 +14,25 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from core.sandbox.cgroup import Cgroup, CgroupRoots
 from core.sandbox.launch import SANDBOX_ENV, HostTools, Mode, sandbox_argv
 from core.sandbox.limits import SandboxLimits
 from core.sandbox.result import OutputBuffer, SandboxResult, classify
 
-__all__ = ["Child", "SandboxStartError", "start_child", "run_child", "READY"]
+__all__ = ["Background", "Child", "SandboxStartError", "start_child", "run_child", "READY"]
 
 log = logging.getLogger(__name__)
 
 READY = b"\x00guru-sandbox-ready\n"
 START_TIMEOUT_S = 15.0
 CHUNK = 64 * 1024
+
+
+Background = Callable[[Coroutine[Any, Any, None]], None]
 
 
 class SandboxStartError(Exception):
@@ -41,15 +46,23 @@ class Child:
     limits: SandboxLimits
     started_at: float
 
-    async def destroy(self) -> None:
-        """SIGKILL bwrap, reap it, sweep and remove the cgroups. Safe to call twice."""
+    async def destroy(self, background: Background | None = None) -> None:
+        """SIGKILL bwrap, reap it, sweep and remove the cgroups. Safe to call twice.
+
+        With `background`, removing the (already swept) cgroups is handed to it, so the
+        caller does not wait for the kernel to release them.
+        """
         if self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.proc.wait(), timeout=5)
         if self.cgroup is not None:
-            await self.cgroup.remove()
+            self.cgroup.sweep()
+            if background is not None:
+                background(self.cgroup.remove())
+            else:
+                await self.cgroup.remove()
 
 
 def _seccomp_fd(bpf: bytes) -> int:
@@ -144,7 +157,9 @@ async def _drain(stream: asyncio.StreamReader, buf: OutputBuffer, flood: int, pr
     return flooded
 
 
-async def run_child(child: Child, code: str, stdin: str, timeout_s: float) -> SandboxResult:
+async def run_child(
+    child: Child, code: str, stdin: str, timeout_s: float, background: Background | None = None
+) -> SandboxResult:
     """Hand `code` to a ready child, enforce the wall clock, collect capped output."""
     limits, proc = child.limits, child.proc
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
@@ -173,7 +188,7 @@ async def run_child(child: Child, code: str, stdin: str, timeout_s: float) -> Sa
         for task in pending:
             task.cancel()
         oom_killed = child.cgroup.oom_killed() if child.cgroup else False
-        await asyncio.shield(child.destroy())
+        await asyncio.shield(child.destroy(background))
     flooded = any(t in done and t.exception() is None and t.result() for t in readers)
     exit_code = returncode if returncode is None or returncode >= 0 else 128 - returncode
     status, error, sig = classify(
