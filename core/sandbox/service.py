@@ -96,9 +96,13 @@ class Sandbox:
             if plan.mode is None:
                 self._refusal = plan.reason
             elif plan.mode != "unsafe":
-                missing = [l.name for l in await self.check() if l.required and not l.active]
+                missing = [l for l in await self.check() if l.required and not l.active]
                 if missing:
-                    self._refusal = "required sandbox layers are not active: " + ", ".join(missing)
+                    self._refusal = (
+                        "required sandbox layers are not active: "
+                        + ", ".join(l.name for l in missing)
+                        + f" ({missing[0].name}: {missing[0].detail})"
+                    )
             self._verified = True
             if self._refusal:
                 log.error("sandbox refuses to run code: %s", self._refusal)
