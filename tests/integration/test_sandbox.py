@@ -423,3 +423,45 @@ def test_cli_check_and_run_json(tmp_path: Path, capsys) -> None:
     out = json.loads(capsys.readouterr().out)
     assert {"ok", "stdout", "stderr", "exit_code", "timed_out", "elapsed_ms", "error"} <= set(out)
     assert out["ok"] and out["stdout"] == "42\n"
+
+
+# -- the warm pool and the unsafe opt-out ---------------------------------------------------
+
+
+async def test_warm_pool_hands_out_prestarted_single_use_sandboxes(sandbox: Sandbox) -> None:
+    assert await sandbox.wait_pool()
+    first = sandbox._ready[0]
+    result = await run(sandbox, "print('warm')")
+    assert result.ok and first not in sandbox._ready
+    assert first.proc.returncode is not None  # used once, then torn down
+    assert await sandbox.wait_pool() and first not in sandbox._ready
+
+
+async def test_burst_of_runs_all_succeed_while_the_pool_refills(sandbox: Sandbox) -> None:
+    results = await asyncio.gather(*(run(sandbox, f"print({i} * 2)") for i in range(6)))
+    assert [r.stdout for r in results] == [f"{i * 2}\n" for i in range(6)]
+
+
+async def test_unsafe_opt_out_runs_without_isolation_and_check_says_so(monkeypatch) -> None:
+    from core.sandbox import service
+    from core.sandbox.launch import find_tools as real_find_tools
+
+    def no_bwrap(python: str):
+        return real_find_tools(python).__class__(**{**real_find_tools(python).__dict__, "bwrap": None})
+
+    monkeypatch.setattr(service, "find_tools", no_bwrap)
+    monkeypatch.setenv("DISCORD_TOKEN", "unsafe-mode-secret")
+    closed = Sandbox(LIMITS)
+    assert (await closed.run("print(1)")).status == "refused"
+    unsafe = Sandbox(LIMITS, allow_unsafe=True)
+    result = await unsafe.run("import os\nprint(os.environ.get('DISCORD_TOKEN'))")
+    assert result.ok and result.stdout == "None\n"  # even unsafe mode never passes the env on
+    layers = {layer.name: layer for layer in await unsafe.check()}
+    assert not layers["bubblewrap"].active and not layers["namespaces"].active
+    await closed.aclose()
+    await unsafe.aclose()
+
+
+async def test_oversized_stdin_is_refused(sandbox: Sandbox) -> None:
+    result = await sandbox.run("print(1)", stdin="x" * (LIMITS.stdin_bytes + 1))
+    assert result.status == "refused" and not result.ok
