@@ -62,6 +62,7 @@ class Sandbox:
         self._plan: _Plan | None = None
         self._refusal: str | None = None
         self._verified = False
+        self._start_lock = asyncio.Lock()  # concurrent first calls verify once
         self._ready: deque[Child] = deque()
         self._waiters: deque[asyncio.Future[Child]] = deque()
         self._starting = 0
@@ -86,29 +87,35 @@ class Sandbox:
                 bpf, detail = await build_bpf(tools.python or self._python)
                 roots = await asyncio.to_thread(find_roots) if mode == "root" else None
             self._plan = _Plan(tools, mode, reason, bpf, detail, roots)
-            log.info("sandbox mode %s (%s); seccomp: %s", mode, reason, detail)
+            level = logging.WARNING if mode in ("unsafe", None) else logging.INFO
+            log.log(level, "sandbox mode %s (%s); seccomp: %s", mode, reason, detail)
         return self._plan
 
     async def start(self) -> str | None:
         """Prepare and verify once, then fill the pool; the refusal reason, or None when usable."""
-        if not self._verified:
-            plan = await self._get_plan()
-            if plan.mode is None:
-                self._refusal = plan.reason
-            elif plan.mode != "unsafe":
-                missing = [l for l in await self.check() if l.required and not l.active]
-                if missing:
-                    self._refusal = (
-                        "required sandbox layers are not active: "
-                        + ", ".join(l.name for l in missing)
-                        + f" ({missing[0].name}: {missing[0].detail})"
-                    )
-            self._verified = True
-            if self._refusal:
-                log.error("sandbox refuses to run code: %s", self._refusal)
+        async with self._start_lock:
+            if not self._verified:
+                await self._verify()
         if self._refusal is None:
             self._schedule_refill()
         return self._refusal
+
+    async def _verify(self) -> None:
+        """Fail closed: refuse unless the probe saw every required layer (or opted out)."""
+        plan = await self._get_plan()
+        if plan.mode is None:
+            self._refusal = plan.reason
+        elif plan.mode != "unsafe":
+            missing = [layer for layer in await self.check() if layer.required and not layer.active]
+            if missing:
+                self._refusal = (
+                    "required sandbox layers are not active: "
+                    + ", ".join(layer.name for layer in missing)
+                    + f" ({missing[0].name}: {missing[0].detail})"
+                )
+        self._verified = True
+        if self._refusal:
+            log.error("sandbox refuses to run code: %s", self._refusal)
 
     # -- the pool ------------------------------------------------------------------------
 
