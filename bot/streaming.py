@@ -49,7 +49,8 @@ class CancelView(discord.ui.View):
         self.owner_id = owner_id
         self.pressed = asyncio.Event()
 
-    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary, emoji="⏹️")
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary, emoji="⏹️",
+                       custom_id="guru:cancel")  # views are keyed by message: one id suffices
     async def cancel(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
         perms = interaction.permissions
         if interaction.user.id != self.owner_id and not perms.manage_messages:
@@ -77,8 +78,11 @@ class StreamingReply:
         self._changed = asyncio.Event()
         self._last_edit = float("-inf")
 
-    async def run(self, events: AsyncIterator[StreamEvent]) -> StreamOutcome:
-        """Stream to the end (or Cancel, or the reply window); then post the final pages."""
+    async def run(self, events: AsyncIterator[StreamEvent],
+                  final_view: discord.ui.View | None = None) -> StreamOutcome:
+        """Stream to the end (or Cancel, or the reply window); then post the final pages.
+
+        `final_view` (e.g. feedback buttons) replaces Cancel on a completed answer."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.window_s
         view = CancelView(self.interaction.user.id, timeout=self.window_s)
@@ -105,7 +109,7 @@ class StreamingReply:
         elif note:
             await self._finish_partial(note)
         else:
-            await self._finish()
+            await self._finish(final_view)
         return StreamOutcome(self.text, self.completion, note in (CANCELLED, EXPIRED), self.edits)
 
     async def _follow(self, reader: asyncio.Task[None], pressed: asyncio.Task[Any],
@@ -173,14 +177,17 @@ class StreamingReply:
         log.info("interaction %s: %s; editing every %.0f s", self.interaction.id, why,
                  self.interval_s)
 
-    async def _finish(self) -> None:
-        """The complete answer: first page in the original response, the rest as follow-ups."""
+    async def _finish(self, view: discord.ui.View | None) -> None:
+        """The complete answer: first page in the original response, the rest as follow-ups;
+        `view` goes under the last page, where the reader finishes."""
         pages = render.pages(self.text)
         first, rest = pages[0], pages[1:]
-        await self._edit(content=first.content, view=None,
+        await self._edit(content=first.content, view=None if rest else view,
                          attachments=[_file(first.file)] if first.file else [])
-        for page in rest:
+        for i, page in enumerate(rest, start=1):
             kwargs: dict[str, Any] = {"file": _file(page.file)} if page.file else {}
+            if i == len(rest) and view is not None:
+                kwargs["view"] = view
             await self.interaction.followup.send(page.content, wait=True, **kwargs)
 
     async def _finish_partial(self, note: str) -> None:

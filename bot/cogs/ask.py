@@ -8,6 +8,7 @@ streaming reply, Cancel and the error handling stay as they are.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -16,8 +17,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.checks import RateLimiter, ensure_may_ask
+from bot.feedback import FeedbackButton, feedback_view
 from bot.streaming import StreamingReply
 from core.guilds import GuildSettings, GuildSettingsRepo
+from core.interactions import AnswerRecord, InteractionRepo
 from core.llm.types import Request, user
 
 if TYPE_CHECKING:
@@ -38,7 +41,14 @@ class Ask(commands.Cog):
         assert bot.services is not None and bot.services.db is not None
         self.bot = bot
         self.repo = GuildSettingsRepo(bot.services.db.pool)
+        self.answers = InteractionRepo(bot.services.db.pool)
         self.limiter = RateLimiter()
+
+    async def cog_load(self) -> None:
+        self.bot.add_dynamic_items(FeedbackButton)  # 👍/👎 on any past answer, across restarts
+
+    async def cog_unload(self) -> None:
+        self.bot.remove_dynamic_items(FeedbackButton)
 
     def _request(self, interaction: discord.Interaction, prefs: GuildSettings, question: str) -> Request:
         settings = self.bot.settings
@@ -66,9 +76,21 @@ class Ask(commands.Cog):
         # 3) one core call, streamed into the reply (4: render) by the shared helper
         llm = self.bot.services.llm
         assert llm is not None
-        outcome = await StreamingReply(interaction).run(llm.stream(self._request(interaction, prefs, question)))
-        log.info("ask %s: %d chars, %d edits, cancelled=%s", interaction.id, len(outcome.text),
-                 outcome.edits, outcome.cancelled)
+        started = asyncio.get_running_loop().time()
+        # recorded first, so a 👍 on the final message always finds its row
+        await self.answers.record(AnswerRecord(
+            guild_id=interaction.guild_id, discord_id=interaction.id, user_id=interaction.user.id,
+            channel_id=interaction.channel_id, command="ask", question=question, answer=""))
+        request = self._request(interaction, prefs, question)
+        outcome = await StreamingReply(interaction).run(llm.stream(request),
+                                                        final_view=feedback_view(interaction.id))
+        elapsed_ms = int((asyncio.get_running_loop().time() - started) * 1000)
+        ending = "cancelled" if outcome.cancelled else (
+            outcome.completion.finish_reason if outcome.completion else "error")
+        await self.answers.finish(interaction.guild_id, interaction.id, outcome.text, ending,
+                                  elapsed_ms)
+        log.info("ask %s: %d chars, %d edits, %s", interaction.id, len(outcome.text),
+                 outcome.edits, ending)
 
 
 async def setup(bot: GuruBot) -> None:

@@ -89,14 +89,15 @@ async def guild_ready(bot: GuruBot, guild_id: int) -> None:
 
 async def finished(emu: Emulator, inter: Interaction, timeout: float = 30.0,
                    done: Callable[[Interaction], Any] | None = None) -> Interaction:
-    """Wait until the reply is final: acked, no longer loading, no Cancel button left."""
+    """Wait until the reply is final: acked, no longer loading, no Cancel button left
+    (or until `done(inter)`, for replies with follow-ups)."""
     def is_final() -> bool:
         if not inter.acked or inter.loading or not inter.messages:
             return False
         if done is not None:
             return bool(done(inter))
         original = inter.messages[0]
-        return not original.custom_ids() and "▌" not in original.content and \
+        return "guru:cancel" not in original.custom_ids() and "▌" not in original.content and \
             "Thinking" not in original.content and "Waiting in line" not in original.content
     await emu.wait_for(is_final, timeout, what=f"the final reply to interaction {inter.id}")
     return inter

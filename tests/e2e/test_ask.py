@@ -10,6 +10,7 @@ from bot import render
 from bot.cogs.ask import DEFAULT_SYSTEM_PROMPT
 from bot.streaming import CANCELLED
 from core.guilds import GuildSettingsRepo
+from core.interactions import InteractionRepo
 from core.llm.types import Request, user
 from tests.e2e.conftest import finished, guild_ready
 from tests.e2e.emulator import Emulator, Interaction
@@ -45,7 +46,8 @@ async def test_ask_is_deferred_at_once_and_streamed_with_throttled_edits(bot, em
     streamed = [r for r in revisions if "▌" in r.content]
     assert len(streamed) >= 2, [r.content[:40] for r in revisions]
     assert all(r.components for r in streamed)  # Cancel button while streaming…
-    assert not revisions[-1].components  # …and gone at the end
+    assert "guru:cancel" not in inter.original.custom_ids()  # …gone at the end, for 👍/👎
+    assert inter.original.custom_ids() == [f"guru:fb:{inter.id}:up", f"guru:fb:{inter.id}:down"]
     assert all(len(r.content) <= 2000 for r in revisions)
     assert min(gaps(edit_times(emulator, inter))) >= 0.95  # ≤ 1 edit per second
     # 1200 tokens of the tiny model are ~9k characters: a preview plus the whole as a file
@@ -61,7 +63,7 @@ async def test_long_answers_are_split_into_valid_messages(bot, emulator, repo, e
     pages = render.pages(expected.text)
     assert 2 <= len(pages) <= 4
     await finished(emulator, inter, 60, done=lambda i: len(i.messages) == len(pages)
-                   and not i.messages[0].custom_ids())
+                   and not i.messages[0].custom_ids() and i.messages[-1].custom_ids())
     assert [m.content for m in inter.messages] == [p.content for p in pages]
     assert all(len(m.content) <= 2000 for m in inter.messages)
 
@@ -72,6 +74,7 @@ async def test_cancel_stops_the_generation(bot, emulator: Emulator, repo, e2e_se
     await emulator.wait_for(lambda: inter.original is not None and "▌" in inter.original.content,
                             20, what="streaming to start")
     (cancel_id,) = inter.original.custom_ids()
+    assert cancel_id == "guru:cancel"
     stranger = await emulator.click(inter.original, cancel_id, emulator.add_member(guild, "eve"))
     await emulator.wait_for(lambda: stranger.original is not None, 5, what="refusal")
     assert stranger.original.ephemeral and "Only the person who asked" in stranger.original.content
@@ -84,6 +87,7 @@ async def test_cancel_stops_the_generation(bot, emulator: Emulator, repo, e2e_se
     await asyncio.sleep(0.5)
     assert engine.stats().tokens_generated == generated  # nothing runs on
     assert len(inter.original.content) < 2000
+    assert not inter.original.custom_ids()  # no rating of a cancelled answer
 
 
 async def test_429_on_edits_is_waited_out_and_slows_later_edits(bot, emulator: Emulator, repo):
@@ -143,3 +147,19 @@ async def test_channel_and_rate_limits_from_settings_are_enforced(bot, emulator,
     await emulator.wait_for(lambda: wrong.original and second.original, 5, what="refusals")
     assert wrong.original.ephemeral and f"<#{general.id}>" in wrong.original.content
     assert second.original.ephemeral and "1 question a minute" in second.original.content
+
+
+async def test_feedback_is_saved_for_the_asker_only(bot, emulator: Emulator, repo, e2e_services):
+    guild, member, inter = await ask_in_new_guild(bot, emulator, repo, "feedback", tokens=16)
+    await finished(emulator, inter, 30)
+    answers = InteractionRepo(e2e_services.db.pool)
+    row = await answers.get(guild.id, inter.id)
+    assert row is not None and row["question"] == QUESTION and row["feedback"] is None
+    stranger = await emulator.click(inter.original, f"guru:fb:{inter.id}:down",
+                                    emulator.add_member(guild, "troll"))
+    up = await emulator.click(inter.original, f"guru:fb:{inter.id}:up", member)
+    await emulator.wait_for(lambda: stranger.original and up.original, 5, what="feedback replies")
+    assert stranger.original.ephemeral and "Only the person who asked" in stranger.original.content
+    assert up.original.ephemeral and up.original.content == "Thanks, noted!"
+    assert (await answers.get(guild.id, inter.id))["feedback"] == 1
+    assert await answers.get(guild.id + 1, inter.id) is None  # per guild, by construction

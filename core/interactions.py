@@ -1,0 +1,95 @@
+"""The answers Guru gave (`interactions` table) and the asker's feedback on them.
+
+Kept per guild like everything else: writes and feedback updates take `guild_id`, so a button
+click from one server can never rate another server's answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from core.db.pool import Pool
+
+__all__ = ["AnswerRecord", "InteractionRepo"]
+
+log = logging.getLogger(__name__)
+
+_UPSERT_GUILD = "INSERT INTO guilds (id) VALUES (%(guild_id)s) ON CONFLICT DO NOTHING"
+_INSERT = """
+INSERT INTO interactions (guild_id, discord_id, channel_id, user_id, command, question, answer,
+                          sources, finish_reason, latency_ms)
+VALUES (%(guild_id)s, %(discord_id)s, %(channel_id)s, %(user_id)s, %(command)s, %(question)s,
+        %(answer)s, %(sources)s, %(finish_reason)s, %(latency_ms)s)
+ON CONFLICT (guild_id, discord_id) DO NOTHING
+"""
+_FINISH = """
+UPDATE interactions SET answer = %(answer)s, finish_reason = %(finish_reason)s,
+                        latency_ms = %(latency_ms)s
+WHERE guild_id = %(guild_id)s AND discord_id = %(discord_id)s
+"""
+_FEEDBACK = """
+UPDATE interactions SET feedback = %(value)s
+WHERE guild_id = %(guild_id)s AND discord_id = %(discord_id)s AND user_id = %(user_id)s
+"""
+_GET = """
+SELECT question, answer, feedback, finish_reason FROM interactions
+WHERE guild_id = %(guild_id)s AND discord_id = %(discord_id)s
+"""
+
+
+@dataclass(frozen=True)
+class AnswerRecord:
+    guild_id: int
+    discord_id: int
+    user_id: int
+    command: str
+    question: str
+    answer: str
+    channel_id: int | None = None
+    finish_reason: str | None = None
+    latency_ms: int | None = None
+    sources: list[dict[str, Any]] = field(default_factory=list)
+
+
+class InteractionRepo:
+    """Records answers and the asker's 👍/👎."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+    async def record(self, rec: AnswerRecord) -> None:
+        """Store an answer (or the question alone, answer "", when it starts; see `finish`)."""
+        params = {**rec.__dict__, "sources": Jsonb(rec.sources)}
+        async with self.pool.connection() as conn:
+            async with conn.transaction():
+                await conn.execute(_UPSERT_GUILD, {"guild_id": rec.guild_id})
+                await conn.execute(_INSERT, params)
+
+    async def finish(self, guild_id: int, discord_id: int, answer: str, finish_reason: str,
+                     latency_ms: int) -> None:
+        """Complete a recorded question with its answer and how it ended."""
+        async with self.pool.connection() as conn:
+            await conn.execute(_FINISH, {"guild_id": guild_id, "discord_id": discord_id,
+                                         "answer": answer, "finish_reason": finish_reason,
+                                         "latency_ms": latency_ms})
+
+    async def set_feedback(self, guild_id: int, discord_id: int, user_id: int, value: int) -> bool:
+        """Rate an answer (+1/-1) as its asker; False if there is no such answer of theirs."""
+        if value not in (-1, 1):
+            raise ValueError("feedback is +1 or -1")
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(_FEEDBACK, {"guild_id": guild_id, "discord_id": discord_id,
+                                                 "user_id": user_id, "value": value})
+            return cur.rowcount == 1
+
+    async def get(self, guild_id: int, discord_id: int) -> dict[str, Any] | None:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(_GET, {"guild_id": guild_id, "discord_id": discord_id})
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return dict(zip(("question", "answer", "feedback", "finish_reason"), row))
