@@ -97,7 +97,8 @@ def choose_mode(tools: HostTools, allow_unsafe: bool) -> tuple[Mode | None, str]
         return ("root" if tools.euid == 0 else "userns"), "isolated"
     reason = "sandbox isolation unavailable: missing " + "; ".join(missing)
     if allow_unsafe and tools.python is not None:
-        return "unsafe", reason + " (running WITHOUT isolation: GURU_SANDBOX_UNSAFE_ALLOW_NO_ISOLATION)"
+        opt_out = "running WITHOUT isolation: GURU_SANDBOX_UNSAFE_ALLOW_NO_ISOLATION"
+        return "unsafe", f"{reason} ({opt_out})"
     return None, reason
 
 

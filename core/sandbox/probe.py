@@ -94,33 +94,37 @@ def _rlimits_ok(got: dict[str, int], limits: SandboxLimits) -> bool:
     return all(0 <= got.get(k, -1) <= v for k, v in want.items())
 
 
-def layers_from_probe(ctx: ProbeContext, report: dict[str, Any] | None, error: str = "") -> list[Layer]:
+def layers_from_probe(
+    ctx: ProbeContext, report: dict[str, Any] | None, error: str = ""
+) -> list[Layer]:
     """Turn the probe's JSON (None when it did not run) into the layer list of `check()`."""
     r = report or {}
+    ran = report is not None
     isolated = ctx.mode in ("root", "userns")
-    ns = r.get("ns", {})
-    fresh = [n for n in NAMESPACES if ns.get(n, "?") not in ("?", ctx.host_ns.get(n))]
+    fresh = [n for n in NAMESPACES if r.get("ns", {}).get(n, "?") not in ("?", ctx.host_ns.get(n))]
     ids = r.get("ids", [])
     host_uid = NOBODY if ctx.mode == "root" else ctx.euid
-    uid_ok = ids == [NOBODY] * 4 and r.get("CapEff") == "0" * 16 and r.get("NoNewPrivs") == "1"
     tmp_bytes = r.get("tmp_bytes") or 0
-    layers = [
-        Layer("bubblewrap", isolated and bool(report),
-              (f"{ctx.bwrap} ({ctx.mode} mode)" if isolated else f"not used ({ctx.mode})")
-              + (f": {error}" if error else ""), True),
-        Layer("namespaces", len(fresh) == len(NAMESPACES), "new " + (", ".join(fresh) or "none")
-              + f"; sandbox sees pids {r.get('pids', [])}", True),
-        Layer("no network", bool(report) and set(r.get("ifaces", ["?"])) <= {"lo"}
-              and r.get("net") != "connected", f"interfaces {r.get('ifaces')}: {r.get('net')}", True),
-        Layer("unprivileged uid", uid_ok, f"uid/gid {ids[:1] or '?'} (host uid {host_uid}), "
-              f"CapEff {r.get('CapEff')}, NoNewPrivs {r.get('NoNewPrivs')}", True),
-        Layer("read-only filesystem", bool(report) and not r.get("writable")
-              and set(r.get("root", ["?"])) <= ALLOWED_ROOT,
+    bwrap = f"{ctx.bwrap} ({ctx.mode} mode)" if isolated else f"not used ({ctx.mode})"
+    return [
+        Layer("bubblewrap", isolated and ran, bwrap + (f": {error}" if error else ""), True),
+        Layer("namespaces", len(fresh) == len(NAMESPACES),
+              f"new {', '.join(fresh) or 'none'}; sandbox sees pids {r.get('pids', [])}", True),
+        Layer("no network",
+              ran and set(r.get("ifaces", ["?"])) <= {"lo"} and r.get("net") != "connected",
+              f"interfaces {r.get('ifaces')}: {r.get('net')}", True),
+        Layer("unprivileged uid",
+              ids == [NOBODY] * 4 and r.get("CapEff") == "0" * 16 and r.get("NoNewPrivs") == "1",
+              f"uid/gid {ids[:1] or '?'} (host uid {host_uid}), CapEff {r.get('CapEff')}, "
+              f"NoNewPrivs {r.get('NoNewPrivs')}", True),
+        Layer("read-only filesystem",
+              ran and not r.get("writable") and set(r.get("root", ["?"])) <= ALLOWED_ROOT,
               f"/ holds {r.get('root')}; writable: {r.get('writable') or 'none'}", True),
         Layer("private tmp", 0 < tmp_bytes <= ctx.limits.tmp_size_mb * MiB,
               f"/tmp tmpfs of {tmp_bytes // MiB} MiB, fresh per run", True),
-        Layer("rlimits", _rlimits_ok(r.get("rlimits", {}), ctx.limits), json.dumps(r.get("rlimits")), True),
-        Layer("empty environment", bool(report) and set(r.get("env", ["?"])) <= ALLOWED_ENV,
+        Layer("rlimits", _rlimits_ok(r.get("rlimits", {}), ctx.limits),
+              json.dumps(r.get("rlimits")), True),
+        Layer("empty environment", ran and set(r.get("env", ["?"])) <= ALLOWED_ENV,
               f"variables: {r.get('env')}", True),
         Layer("cgroup pids", isolated and ctx.cgroups.get("pids") is not None,
               ctx.cgroup_detail.get("pids", "not used")),
@@ -131,4 +135,3 @@ def layers_from_probe(ctx: ProbeContext, report: dict[str, Any] | None, error: s
               f"SIGKILL of the pid namespace after {ctx.limits.timeout_s:g} s; "
               f"{ctx.limits.output_bytes // 1024} KiB kept per stream", True),
     ]
-    return layers

@@ -195,7 +195,9 @@ class Sandbox:
 
     # -- public API ----------------------------------------------------------------------
 
-    async def run(self, code: str, timeout_s: float | None = None, stdin: str = "") -> SandboxResult:
+    async def run(
+        self, code: str, timeout_s: float | None = None, stdin: str = ""
+    ) -> SandboxResult:
         """Run `code` as a Python program; never raises for anything the program does."""
         if self._closed:
             return refused("The sandbox is shut down.")

@@ -160,7 +160,8 @@ def test_sandbox_env_carries_no_secrets() -> None:
 
 def test_cgroup_join_comes_before_bwrap() -> None:
     argv = sandbox_argv("root", ROOT_TOOLS, SandboxLimits(), cgroup_procs=["/cg/a/cgroup.procs"])
-    assert argv[0] == "/usr/bin/sh" and argv.index("/cg/a/cgroup.procs") < argv.index("/usr/bin/bwrap")
+    assert argv[0] == "/usr/bin/sh"
+    assert argv.index("/cg/a/cgroup.procs") < argv.index("/usr/bin/bwrap")
 
 
 def test_userns_argv_maps_to_nobody_without_setpriv() -> None:
@@ -194,8 +195,9 @@ GOOD_REPORT = {
 
 
 def _ctx() -> ProbeContext:
-    return ProbeContext("root", "bwrap", {n: f"{n}:[1]" for n in ("net", "pid", "mnt", "ipc", "uts")},
-                        0, SandboxLimits(), {"pids": "/cg/p", "memory": None},
+    host_ns = {n: f"{n}:[1]" for n in ("net", "pid", "mnt", "ipc", "uts")}
+    return ProbeContext("root", "bwrap", host_ns, 0, SandboxLimits(),
+                        {"pids": "/cg/p", "memory": None},
                         {"pids": "/cg/p", "memory": "not writable"}, "100 BPF instructions")
 
 
