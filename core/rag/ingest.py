@@ -131,7 +131,8 @@ class Ingestor:
         if self._chunker is None:
             def build() -> Chunker:
                 tokenizer = self.embedder.tokenizer
-                return Chunker(lambda text: tokenizer.encode(text, add_special_tokens=False))
+                return Chunker(lambda text: tokenizer.encode(text, add_special_tokens=False,
+                                                              verbose=False))
             self._chunker = await asyncio.to_thread(build)
         return self._chunker
 

@@ -1,0 +1,102 @@
+"""`guru bench rag`: retrieval quality, ingest throughput and search latency of the knowledge base.
+
+Parts (all by default, or pick with --parts):
+- eval: recall@1/5 and MRR@10 of vector, text and hybrid search on Git's documentation
+  (Debian `git-doc`, see bench/rag_eval/), plus the relevance-floor calibration.
+- ingest: chunks/s of our ingest path (parse + split + embed + store) next to a plain
+  sentence-transformers fp32 `encode` of the same chunks, in the same run.
+- latency: p50/p95 of one guild's search among several guilds at 10k and 100k random unit
+  vectors, and recall@10 of the HNSW query against exact search.
+Everything runs in databases of its own (`guru_bench_*`) on DATABASE_URL's server or the
+embedded one, never in the bot's database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from typing import Any
+
+from core.config import Settings
+
+__all__ = ["add_arguments", "run"]
+
+log = logging.getLogger(__name__)
+
+PARTS = ("eval", "ingest", "latency")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from bench.rag_eval.evaluate import DEFAULT_DOCS
+
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help="comma-separated subset of: " + ", ".join(PARTS))
+    parser.add_argument("--docs", default=str(DEFAULT_DOCS),
+                        help="the git-doc HTML directory (apt-get install git-doc)")
+    parser.add_argument("--sizes", default="10000,100000",
+                        help="chunk counts for the latency part (default %(default)s)")
+    parser.add_argument("--ingest-pages", type=int, default=20,
+                        help="pages of git-doc for the throughput part (default %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        print(f"guru: unknown part(s): {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    report = asyncio.run(_run(args, settings, parts))
+    if args.json:
+        print(json.dumps(report))
+    else:
+        from bench.rag_eval.report import render
+
+        print(render(report))
+    return 0
+
+
+async def _run(args: argparse.Namespace, settings: Settings, parts: list[str]) -> dict[str, Any]:
+    from pathlib import Path
+
+    from bench.rag_eval.databases import bench_pool, server_url
+    from core.rag.embedder import Embedder
+
+    docs = Path(args.docs)
+    if ("eval" in parts or "ingest" in parts) and not docs.is_dir():
+        raise SystemExit(f"guru: {docs} not found; install it with `apt-get install git-doc` "
+                         "or pass --docs DIR")
+    embedder = Embedder()
+    report: dict[str, Any] = {}
+    async with server_url(settings) as url:
+        if "eval" in parts:
+            from bench.rag_eval.evaluate import (calibrate_floor, evaluate, ingest_corpus,
+                                                 load_questions, load_unanswerable)
+            from core.rag.ingest import Ingestor
+            from core.rag.retrieve import Retriever
+
+            async with bench_pool(url, "guru_bench_eval") as pool:
+                ingestor, retriever = Ingestor(pool, embedder), Retriever(pool, embedder)
+                report["corpus"] = await ingest_corpus(ingestor, docs)
+                questions = load_questions()
+                report["eval"] = await evaluate(retriever, questions)
+                report["floor"] = await calibrate_floor(retriever, questions,
+                                                        load_unanswerable())
+        if "ingest" in parts:
+            from bench.rag_eval.throughput import measure_ingest
+
+            async with bench_pool(url, "guru_bench_ingest", fresh=True) as pool:
+                report["ingest"] = await measure_ingest(pool, embedder, docs, args.ingest_pages)
+        if "latency" in parts:
+            from bench.rag_eval.latency import measure_latency
+
+            sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+            report["latency"] = []
+            for size in sizes:
+                async with bench_pool(url, f"guru_bench_latency_{size}") as pool:
+                    report["latency"].append(await measure_latency(pool, embedder, size))
+    embedder.close()
+    return report

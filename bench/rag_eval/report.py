@@ -1,0 +1,49 @@
+"""Plain-text rendering of the `guru bench rag` report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["render"]
+
+
+def render(report: dict[str, Any]) -> str:
+    lines: list[str] = []
+    if "corpus" in report:
+        c = report["corpus"]
+        lines.append(f"corpus: {c['pages']} pages, {c.get('added', 0)} added, "
+                     f"{c.get('unchanged', 0)} unchanged, {c.get('error', 0)} errors, "
+                     f"{c['chunks_embedded']} chunks embedded in {c['seconds']} s")
+    if "eval" in report:
+        e = report["eval"]
+        lines.append(f"\nretrieval on {e['questions']} questions "
+                     f"({e['avoiding_title_words']} avoid the page-title words):")
+        lines.append(f"{'mode':<8} {'R@1':>6} {'R@5':>6} {'MRR@10':>7}   "
+                     f"{'(no-title R@1':>13} {'R@5':>6} {'MRR@10)':>8}  p50 ms")
+        for mode in ("vector", "text", "hybrid"):
+            m, s = e[mode], e[mode]["avoiding_title_words"]
+            lines.append(f"{mode:<8} {m['recall@1']:>6.3f} {m['recall@5']:>6.3f} "
+                         f"{m['mrr@10']:>7.3f}   {s['recall@1']:>13.3f} {s['recall@5']:>6.3f} "
+                         f"{s['mrr@10']:>8.3f}  {m['latency_ms_p50']:>6}")
+        for mode, missed in e["misses_at_5"].items():
+            if missed:
+                lines.append(f"  {mode} misses @5: " + "; ".join(missed))
+    if "floor" in report:
+        f = report["floor"]
+        lines.append(f"\nrelevance floor (current {f['current_floor']}): best cosine answerable "
+                     f"{f['answerable_best_sim']}, off-topic {f['offtopic_best_sim']}")
+        for floor, row in f["by_floor"].items():
+            lines.append(f"  floor {floor}: answerable refused {row['answerable_refused']}, "
+                         f"off-topic passed {row['offtopic_passed']}")
+    if "ingest" in report:
+        i = report["ingest"]
+        lines.append(f"\ningest: {i['chunks']} chunks from {i['pages']} pages: ours "
+                     f"{i['ours_chunks_per_s']} chunks/s end to end (embed only "
+                     f"{i['ours_embed_chunks_per_s']}/s), sentence-transformers fp32 encode "
+                     f"{i['st_chunks_per_s']}/s -> ratio {i['ratio_end_to_end']}")
+    for lat in report.get("latency", []):
+        lines.append(f"\nlatency at {lat['chunks']} chunks ({lat['guilds']} guilds, query guild "
+                     f"{lat['guild_chunks']} chunks): vector p50 {lat['vector_p50_ms']} ms, "
+                     f"p95 {lat['vector_p95_ms']} ms; hybrid p50 {lat['hybrid_p50_ms']} ms, "
+                     f"p95 {lat['hybrid_p95_ms']} ms; HNSW recall@10 {lat['recall@10']}")
+    return "\n".join(lines)
