@@ -8,12 +8,15 @@ import signal
 from typing import Any
 
 import discord
+from discord import app_commands
 from discord.ext import commands
 
 from bot.endpoints import apply_endpoints, gateway_overridden
 from bot.errors import GuruTree
+from bot.metrics import Metrics
 from core.config import Settings
 from core.errors import GuruError
+from core.llm.types import BackendStats
 from core.services import Services
 
 __all__ = ["GuruBot", "run_bot"]
@@ -47,6 +50,7 @@ class GuruBot(commands.AutoShardedBot):
         self.settings = settings
         self.services: Services | None = services
         self._owns_services = services is None
+        self.metrics = Metrics(self._llm_stats)
 
     async def setup_hook(self) -> None:
         if self.services is None:
@@ -57,6 +61,22 @@ class GuruBot(commands.AutoShardedBot):
             except Exception:  # noqa: BLE001 - one broken cog must not stop the bot
                 log.exception("failed to load extension %s", name)
         await self.sync_commands()
+        if self.settings.metrics_port is not None:
+            # all interfaces: Prometheus usually scrapes from another host or container
+            await self.metrics.start("0.0.0.0", self.settings.metrics_port)
+
+    def _llm_stats(self) -> BackendStats | None:
+        llm = self.services.llm if self.services is not None else None
+        return llm.stats() if llm is not None else None
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        if interaction.type is discord.InteractionType.application_command:
+            self.metrics.started(interaction.id)
+
+    async def on_app_command_completion(self, interaction: discord.Interaction,
+                                        command: app_commands.Command[Any, ..., Any]
+                                        | app_commands.ContextMenu) -> None:
+        self.metrics.finished(interaction.id, command.qualified_name, "ok")
 
     async def sync_commands(self) -> None:
         """Publish the slash commands: to GURU_DEV_GUILD only (instant), else globally.
@@ -85,6 +105,7 @@ class GuruBot(commands.AutoShardedBot):
         log.info("connected as %s to %d guilds", self.user, len(self.guilds))
 
     async def close(self) -> None:
+        await self.metrics.stop()
         try:
             if self.services is not None and self._owns_services:
                 await self.services.aclose()

@@ -71,6 +71,10 @@ class GuruTree(app_commands.CommandTree):
     async def on_error(self, interaction: discord.Interaction,
                        error: app_commands.AppCommandError) -> None:
         text = user_message_for(error)
+        metrics = getattr(interaction.client, "metrics", None)
+        if metrics is not None and interaction.command is not None:
+            outcome = "error" if text is None else "refused"
+            metrics.finished(interaction.id, interaction.command.qualified_name, outcome)
         if text is None:
             command = interaction.command.qualified_name if interaction.command else "?"
             log.error("command /%s failed (ref %s)", command, interaction.id,

@@ -94,3 +94,29 @@ async def test_gateway_resume_keeps_the_bot_answering(bot, emulator: Emulator):
     await emulator.wait_for(lambda: session.resumes > resumes, 15, what="a RESUME")
     inter = await emulator.send_command(guild, emulator.owner(guild), "status")
     await emulator.wait_for(lambda: inter.original is not None, 5, what="/status after resume")
+
+
+async def test_metrics_count_commands_and_expose_the_model_queue(bot, emulator: Emulator):
+    import aiohttp
+
+    guild = await emulator.create_guild("metrics")
+    await guild_ready(bot, guild.id)
+    port = await bot.metrics.start("127.0.0.1", 0)
+    try:
+        before = bot.metrics.commands[("status", "ok")]
+        inter = await emulator.send_command(guild, emulator.owner(guild), "status")
+        await emulator.wait_for(lambda: bot.metrics.commands[("status", "ok")] > before, 5,
+                                what="the command to be counted")
+        refused = await emulator.send_command(guild, emulator.add_member(guild, "m"), "settings",
+                                              {"show": {}})
+        await emulator.wait_for(lambda: refused.original is not None, 5, what="refusal")
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+                text = await response.text()
+    finally:
+        await bot.metrics.stop()
+    assert inter.original is not None
+    assert f'guru_commands_total{{command="status",outcome="ok"}} {before + 1}' in text
+    assert 'guru_commands_total{command="settings show",outcome="refused"}' in text
+    assert 'guru_command_seconds_bucket{command="status",le="+Inf"}' in text
+    assert 'guru_llm_queue_depth{backend="local",model="tiny-llama"} 0' in text
