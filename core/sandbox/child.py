@@ -141,7 +141,9 @@ async def _feed(stream: asyncio.StreamWriter, data: bytes) -> None:
         stream.close()
 
 
-async def _drain(stream: asyncio.StreamReader, buf: OutputBuffer, flood: int, proc) -> bool:
+async def _drain(
+    stream: asyncio.StreamReader, buf: OutputBuffer, flood: int, proc: asyncio.subprocess.Process
+) -> bool:
     """Read to EOF into `buf`; kill the sandbox once the stream passes `flood` bytes.
 
     Reading goes on to EOF even then: asyncio's `Process.wait()` only returns once every

@@ -51,24 +51,40 @@ async def run(box: Sandbox, code: str, **kw: object) -> SandboxResult:
     return result
 
 
-def nobody_processes() -> set[int]:
-    """Host pids running as uid 65534 (sandboxes, and any other 'nobody')."""
-    found = set()
+def our_sandbox_processes() -> set[int]:
+    """Host pids running as uid 65534 that descend from this test process.
+
+    Sandboxed processes always descend from us (orphans are reparented to bwrap's init inside
+    the pid namespace), so this ignores 'nobody' processes of anyone else on the host.
+    """
+    parent: dict[int, int] = {}
+    nobody: set[int] = set()
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if entry.stat().st_uid == 65534:
-                    found.add(int(entry.name))
-            except OSError:
-                continue
-    return found
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            parent[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            if entry.stat().st_uid == 65534:
+                nobody.add(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    me, ours = os.getpid(), set()
+    for pid in nobody:
+        seen, cursor = 0, pid
+        while cursor > 1 and seen < 64:
+            cursor, seen = parent.get(cursor, 0), seen + 1
+            if cursor == me:
+                ours.add(pid)
+                break
+    return ours
 
 
-async def settled_nobody_count(box: Sandbox) -> int:
-    """With the pool full and idle, the count is stable: pool runners plus outsiders."""
+async def settled_process_count(box: Sandbox) -> int:
+    """With the pool full and idle the count is stable: one runner per pooled sandbox."""
     await box.wait_pool()
     await asyncio.sleep(0.05)
-    return len(nobody_processes())
+    return len(our_sandbox_processes())
 
 
 # -- good programs --------------------------------------------------------------------------
@@ -368,22 +384,27 @@ async def test_cpu_burning_threads_are_stopped(sandbox: Sandbox) -> None:
 
 
 async def test_fork_bomb_is_contained(sandbox: Sandbox) -> None:
-    before = await settled_nobody_count(sandbox)
+    before = await settled_process_count(sandbox)
     started = time.monotonic()
-    result = await run(sandbox, src("""
+    bomb = asyncio.ensure_future(run(sandbox, src("""
         import os
         while True:
             try:
                 os.fork()
             except OSError:
                 pass
-    """), timeout_s=1.0)
+    """), timeout_s=1.5))
+    await asyncio.sleep(0.8)
+    during = len(our_sandbox_processes())
+    result = await bomb
     assert not result.ok and time.monotonic() - started < 4.0
-    assert await settled_nobody_count(sandbox) == before
+    # It did fork, but no further than the cgroup's pids.max (+ the pool's own runners).
+    assert 8 < during <= LIMITS.processes + 2 * sandbox.pool_size
+    assert await settled_process_count(sandbox) == before
 
 
 async def test_detached_children_die_with_the_run(sandbox: Sandbox) -> None:
-    before = await settled_nobody_count(sandbox)
+    before = await settled_process_count(sandbox)
     result = await run(sandbox, src("""
         import os, time
         if os.fork() == 0:
@@ -394,7 +415,7 @@ async def test_detached_children_die_with_the_run(sandbox: Sandbox) -> None:
         print("parent done")
     """))
     assert result.ok and result.stdout == "parent done\n"
-    assert await settled_nobody_count(sandbox) == before
+    assert await settled_process_count(sandbox) == before
 
 
 async def test_memory_bomb_is_stopped(sandbox: Sandbox) -> None:
@@ -493,13 +514,13 @@ async def test_proc_shows_no_host_processes(sandbox: Sandbox) -> None:
 
 
 async def test_cancelled_run_leaves_nothing_behind(sandbox: Sandbox) -> None:
-    before = await settled_nobody_count(sandbox)
+    before = await settled_process_count(sandbox)
     task = asyncio.ensure_future(sandbox.run("import time\ntime.sleep(30)", timeout_s=30))
     await asyncio.sleep(0.3)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert await settled_nobody_count(sandbox) == before
+    assert await settled_process_count(sandbox) == before
 
 
 # -- fail closed, check, CLI ----------------------------------------------------------------
