@@ -70,7 +70,7 @@ def default_layer(num_layers: int) -> int:
 
     No single layer is best for every sentence. Measured on SmolLM2-135M (30 layers, mean of
     heads, 4 sentences): layers 0-1 spread attention broadly, 10-11 look mostly at nearby
-    tokens, and the rest park 50-90% of it on the first token (the attention sink). The telling
+    tokens, and the others park 40-90% of it on the first token (the attention sink). The telling
     links live in single heads (layer 9, head 2 ties "iph"/"one" back to "apple" with ~24%),
     so the CLI and bot let users pick --layer/--head; the default is the stable, explainable one.
     """
