@@ -48,6 +48,7 @@ def main(limits):
     _limit(resource.RLIMIT_NPROC, limits["nproc"])
     _limit(resource.RLIMIT_FSIZE, limits["fsize"])
     _limit(resource.RLIMIT_NOFILE, limits["nofile"])
+    os.nice(limits.get("nice", 0))  # a busy program must not starve the bot's own event loop
     os.write(1, READY)
     header = json.loads(_read_line(0))
     source = _read_exactly(0, header["n"]).decode("utf-8", errors="replace")

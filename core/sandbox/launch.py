@@ -140,6 +140,7 @@ def runner_limits(limits: SandboxLimits) -> str:
         "nproc": limits.processes * 2,  # per uid, host-wide (pitfall 6): the cgroup is per sandbox
         "fsize": limits.file_size_mb * MiB,
         "nofile": limits.open_files,
+        "nice": limits.nice,
     })
 
 

@@ -30,6 +30,8 @@ class SandboxLimits:
     # Past this much output (per stream) the program is killed instead of drained to the end.
     flood_bytes: int = 8 * MiB
     stdin_bytes: int = 1 * MiB
+    # Scheduling priority of sandboxed code: the bot and the model keep the CPU first.
+    nice: int = 10
 
     def cpu_s(self, timeout_s: float) -> int:
         """RLIMIT_CPU soft limit: the wall clock normally fires first; threads may not."""
