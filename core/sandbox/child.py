@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import tempfile
@@ -79,6 +78,7 @@ async def start_child(
     *,
     bpf: bytes | None = None,
     roots: CgroupRoots | None = None,
+    preload: tuple[str, ...] = (),
 ) -> Child:
     """Start one sandbox and wait until its runner is ready for code."""
     cgroup = None
@@ -88,7 +88,7 @@ async def start_child(
         except OSError as exc:
             raise SandboxStartError(f"could not create the sandbox cgroup ({exc})") from exc
     fd = _seccomp_fd(bpf) if bpf is not None and mode != "unsafe" else None
-    argv = sandbox_argv(mode, tools, limits, seccomp_fd=fd,
+    argv = sandbox_argv(mode, tools, limits, seccomp_fd=fd, preload=preload,
                         cgroup_procs=cgroup.procs_files if cgroup else None)
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -166,7 +166,7 @@ async def run_child(
     limits, proc = child.limits, child.proc
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     source = code.encode("utf-8", errors="replace")
-    header = json.dumps({"n": len(source), "cpu_s": limits.cpu_s(timeout_s)}).encode()
+    header = f"{len(source)} {limits.cpu_s(timeout_s)}".encode()
     out, err = OutputBuffer(limits.output_bytes), OutputBuffer(limits.output_bytes)
     started = time.perf_counter()
     feeder = asyncio.create_task(_feed(proc.stdin, header + b"\n" + source + stdin.encode()))

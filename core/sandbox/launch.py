@@ -12,7 +12,6 @@ Two isolated modes (SANDBOX_FACTS.md):
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shutil
@@ -32,7 +31,8 @@ NOBODY = 65534
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 SANDBOX_ENV = {"PATH": "/usr/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
 RUNNER_SOURCE = (Path(__file__).with_name("_runner.py")).read_text()
-PYTHON_FLAGS = ["-I", "-B", "-X", "utf8"]
+# -S: no `site` (the runner adds dist-packages itself) and no third-party .pth hooks.
+PYTHON_FLAGS = ["-I", "-S", "-B", "-X", "utf8"]
 
 
 @dataclass(frozen=True)
@@ -134,18 +134,20 @@ def _filesystem(tools: HostTools) -> list[str]:
     return args
 
 
-def runner_limits(limits: SandboxLimits) -> str:
-    return json.dumps({
-        "as": limits.address_space_mb * MiB,
-        "nproc": limits.processes * 2,  # per uid, host-wide (pitfall 6): the cgroup is per sandbox
-        "fsize": limits.file_size_mb * MiB,
-        "nofile": limits.open_files,
-        "nice": limits.nice,
-    })
+def runner_args(limits: SandboxLimits, preload: tuple[str, ...] = ()) -> list[str]:
+    """The runner's argv: its rlimits, niceness and the modules to import before READY."""
+    return [
+        str(limits.address_space_mb * MiB),
+        str(limits.processes * 2),  # per uid, host-wide (pitfall 6): the cgroup is per sandbox
+        str(limits.file_size_mb * MiB),
+        str(limits.open_files),
+        str(limits.nice),
+        ",".join(preload),
+    ]
 
 
-def python_argv(python: str, limits: SandboxLimits) -> list[str]:
-    return [python, *PYTHON_FLAGS, "-c", RUNNER_SOURCE, runner_limits(limits)]
+def python_argv(python: str, limits: SandboxLimits, preload: tuple[str, ...] = ()) -> list[str]:
+    return [python, *PYTHON_FLAGS, "-c", RUNNER_SOURCE, *runner_args(limits, preload)]
 
 
 def sandbox_argv(
@@ -155,11 +157,12 @@ def sandbox_argv(
     *,
     seccomp_fd: int | None = None,
     cgroup_procs: list[str] | None = None,
+    preload: tuple[str, ...] = (),
 ) -> list[str]:
     """The full command line for one sandbox (`unsafe`: the runner alone)."""
     assert tools.python is not None
     if mode == "unsafe":
-        return python_argv(tools.python, limits)
+        return python_argv(tools.python, limits, preload)
     assert tools.bwrap is not None
     argv: list[str] = []
     if cgroup_procs:
@@ -189,7 +192,7 @@ def sandbox_argv(
     if mode == "root":
         argv += ["/usr/bin/setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
                  "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
-    return argv + python_argv("/usr/bin/python3", limits)
+    return argv + python_argv("/usr/bin/python3", limits, preload)
 
 
 def _without_setpriv(tools: HostTools) -> HostTools:

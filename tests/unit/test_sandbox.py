@@ -4,7 +4,6 @@ tests/integration/test_sandbox.py."""
 
 from __future__ import annotations
 
-import json
 import signal
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from core.config import Settings
 from core.sandbox import Sandbox, SandboxLimits
 from core.sandbox import service as service_module
-from core.sandbox.launch import HostTools, choose_mode, runner_limits, sandbox_argv
+from core.sandbox.launch import HostTools, choose_mode, runner_args, sandbox_argv
 from core.sandbox.probe import ProbeContext, layers_from_probe
 from core.sandbox.result import OutputBuffer, classify, refused
 
@@ -140,7 +139,7 @@ def test_root_argv_has_every_layer() -> None:
     assert argv[argv.index("--seccomp") + 1] == "7"
     assert "--reuid=65534" in argv and "--no-new-privs" in argv and "--bounding-set=-all" in argv
     assert "--unshare-user" not in argv  # pitfall 1: --uid under a user ns maps to host root
-    assert argv[-1] == runner_limits(SandboxLimits())
+    assert argv[-6:] == runner_args(SandboxLimits()) and "-S" in argv
 
 
 def test_argv_binds_nothing_private() -> None:
@@ -178,8 +177,8 @@ def test_unsafe_argv_is_the_runner_alone() -> None:
 def test_runner_limits_follow_the_settings() -> None:
     limits = SandboxLimits.from_settings(Settings(sandbox_timeout_s=2.5, sandbox_memory_mb=64))
     assert limits.timeout_s == 2.5 and limits.memory_mb == 64 and limits.cpu_s(2.5) == 4
-    data = json.loads(runner_limits(limits))
-    assert data["fsize"] == 16 * 2**20 and data["nofile"] == 64
+    address_space, nproc, fsize, nofile, nice, preload = runner_args(limits, ("math", "re"))
+    assert int(fsize) == 16 * 2**20 and int(nofile) == 64 and preload == "math,re"
 
 
 # -- probe -> layers ------------------------------------------------------------------------
