@@ -105,6 +105,7 @@ VARIABLES: tuple[Var, ...] = (
     Var("DISCORD_GATEWAY_URL", "discord_gateway_url", "wss://gateway.discord.gg/", "Discord gateway websocket URL; a non-default value also overrides the URL `/gateway/bot` returns."),
     Var("GURU_DEV_GUILD", "dev_guild_id", None, "Sync slash commands to this one guild id only (instant updates while developing); unset = global sync.", parse=_positive_int),
     Var("GURU_METRICS_PORT", "metrics_port", None, "Serve Prometheus metrics of the bot on this port; unset = no metrics endpoint.", parse=_port),
+    Var("GURU_CALC_MODEL", "calc_model", None, "Model that writes /calc programs: a preset, HF directory or `.gguf`; unset = the strongest installed code preset (qwen2.5-coder-1.5b, then -0.5b), else the chat model."),
     Var("GURU_SANDBOX_TIMEOUT_S", "sandbox_timeout_s", "5", "Wall-clock limit of one sandboxed program (seconds).", parse=_non_negative_float),
     Var("GURU_SANDBOX_MEMORY_MB", "sandbox_memory_mb", "256", "Memory limit of one sandbox (cgroup; RLIMIT_AS per process is 4x).", parse=_positive_int),
     Var("GURU_SANDBOX_UNSAFE_ALLOW_NO_ISOLATION", "sandbox_unsafe_allow_no_isolation", "false", "UNSAFE: run model-written code without bubblewrap isolation when it is unavailable, instead of refusing.", parse=_flag),
@@ -140,6 +141,7 @@ class Settings:
     discord_gateway_url: str = "wss://gateway.discord.gg/"
     dev_guild_id: int | None = None
     metrics_port: int | None = None
+    calc_model: str | None = None
     sandbox_timeout_s: float = 5.0
     sandbox_memory_mb: int = 256
     sandbox_unsafe_allow_no_isolation: bool = False
