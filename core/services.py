@@ -45,6 +45,9 @@ class Services:
     models: ModelCache = field(default_factory=ModelCache)
     # The sentence encoder for RAG: free to construct, loads its weights on first use.
     embedder: Embedder = field(default_factory=Embedder)
+    # The model that writes /calc programs (GURU_CALC_MODEL): loaded on first use.
+    _calc_llm: LLMBackend | None = field(default=None, init=False, repr=False)
+    _calc_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     @classmethod
     async def open(cls, settings: Settings, *, llm: bool = True, db: bool = True) -> Services:
@@ -67,7 +70,19 @@ class Services:
             raise failure
         return services
 
+    async def calc_llm(self) -> LLMBackend:
+        """The PAL model; the core LLM itself when GURU_CALC_MODEL resolves to the same one."""
+        async with self._calc_lock:
+            if self._calc_llm is None:
+                from core.pal.model import open_calc_llm
+
+                self._calc_llm = await open_calc_llm(self.settings, self.models, self.llm)
+        return self._calc_llm
+
     async def aclose(self) -> None:
+        if self._calc_llm is not None and self._calc_llm is not self.llm:
+            await self._calc_llm.aclose()
+        self._calc_llm = None
         self.embedder.close()
         if self.llm is not None:
             await self.llm.aclose()

@@ -6,12 +6,17 @@ Why a separate choice from GURU_MODEL: the chat core is tuned for speed (SmolLM2
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from core.config import Settings
+from core.errors import GuruError
+from core.llm.loading import ModelCache, load_model
 from core.llm.presets import PRESETS, preset_status
+from core.llm.sources import resolve_source
+from core.llm.types import LLMBackend
 
-__all__ = ["CODE_PRESETS", "calc_model_spec", "installed_preset"]
+__all__ = ["CODE_PRESETS", "calc_model_spec", "installed_preset", "open_calc_llm"]
 
 log = logging.getLogger(__name__)
 
@@ -37,3 +42,30 @@ def calc_model_spec(settings: Settings) -> str | None:
     log.info("no code model installed (`guru models install qwen2.5-coder-0.5b`); "
              "/calc uses the core model %s", settings.model)
     return None
+
+
+async def open_calc_llm(settings: Settings, models: ModelCache,
+                        core_llm: LLMBackend | None) -> LLMBackend:
+    """The backend that writes programs: `core_llm` itself when it is the same model, else
+    a second Engine (sharing weights through `models` when the same files are loaded)."""
+    from core.services import open_llm  # services imports this module lazily; no cycle
+
+    spec = calc_model_spec(settings)
+    if spec is None or _same_model(spec, settings):
+        return core_llm if core_llm is not None else await open_llm(settings, models)
+    from core.llm.engine import Engine
+
+    loaded = await asyncio.to_thread(load_model, spec, settings, models)
+    log.info("calc model %s loaded on %s in %.1f s", loaded.name, loaded.device, loaded.load_s)
+    return Engine.from_settings(loaded, settings)
+
+
+def _same_model(spec: str, settings: Settings) -> bool:
+    if settings.llm_url:
+        return False  # the core LLM is remote; a local calc model is a different one
+    try:
+        mine = resolve_source(spec, settings.data_dir).key
+        core = resolve_source(settings.model, settings.data_dir).key
+    except GuruError:
+        return False  # let the load report the real problem with the calc model
+    return mine == core
