@@ -193,10 +193,13 @@ class Sandbox:
         task.add_done_callback(self._cleanups.discard)
 
     async def wait_pool(self, timeout_s: float = 30.0) -> bool:
-        """Wait until the pool is full (benchmarks, tests); False on timeout."""
-        self._schedule_refill()
+        """Wait until the pool is full (benchmarks, tests); False on refusal or timeout."""
+        if await self.start() is not None:
+            return False
         deadline = time.monotonic() + timeout_s
         while len(self._ready) < self.pool_size and time.monotonic() < deadline:
+            if time.monotonic() - self._refill_failed_at < REFILL_BACKOFF_S:
+                return False
             self._schedule_refill()
             await asyncio.sleep(0.005)
         return len(self._ready) >= self.pool_size
