@@ -11,7 +11,7 @@ import discord
 from bot.errors import Refused
 from core.guilds import GuildSettings
 
-__all__ = ["RateLimiter", "ensure_may_ask", "ensure_manage_guild"]
+__all__ = ["RateLimiter", "ensure_manage_guild", "ensure_may_ask"]
 
 
 def ensure_manage_guild(interaction: discord.Interaction) -> None:
@@ -52,6 +52,7 @@ class RateLimiter:
         if len(hits) >= per_minute:
             wait = 60.0 - (now - hits[0])
             noun = "question" if per_minute == 1 else "questions"
-            raise Refused(f"You can ask {per_minute} {noun} a minute here; "
-                          f"try again in {wait:.0f} s.")
+            raise Refused(
+                f"You can ask {per_minute} {noun} a minute here; try again in {wait:.0f} s."
+            )
         hits.append(now)

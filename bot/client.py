@@ -38,7 +38,9 @@ def _intents() -> discord.Intents:
 class GuruBot(commands.AutoShardedBot):
     """The bot. Pass `services` to reuse ones built elsewhere (tests); they stay the caller's."""
 
-    def __init__(self, settings: Settings, services: Services | None = None, **options: Any) -> None:
+    def __init__(
+        self, settings: Settings, services: Services | None = None, **options: Any
+    ) -> None:
         apply_endpoints(settings)  # before login: every Route and the gateway read them
         super().__init__(
             command_prefix=commands.when_mentioned,
@@ -73,9 +75,11 @@ class GuruBot(commands.AutoShardedBot):
         if interaction.type is discord.InteractionType.application_command:
             self.metrics.started(interaction.id)
 
-    async def on_app_command_completion(self, interaction: discord.Interaction,
-                                        command: app_commands.Command[Any, ..., Any]
-                                        | app_commands.ContextMenu) -> None:
+    async def on_app_command_completion(
+        self,
+        interaction: discord.Interaction,
+        command: app_commands.Command[Any, ..., Any] | app_commands.ContextMenu,
+    ) -> None:
         self.metrics.finished(interaction.id, command.qualified_name, "ok")
 
     async def sync_commands(self) -> None:

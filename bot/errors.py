@@ -42,8 +42,9 @@ def user_message_for(error: BaseException) -> str | None:
     if isinstance(error, (GuruError, Refused)):
         return error.user_message
     if isinstance(error, app_commands.MissingPermissions):
-        names = ", ".join(_PERMISSION_NAMES.get(p, p.replace("_", " ").title())
-                          for p in error.missing_permissions)
+        names = ", ".join(
+            _PERMISSION_NAMES.get(p, p.replace("_", " ").title()) for p in error.missing_permissions
+        )
         return f"You need the {names} permission to use this command."
     if isinstance(error, app_commands.CommandOnCooldown):
         return f"Slow down a little: try again in {error.retry_after:.0f} s."
@@ -68,8 +69,9 @@ async def reply_privately(interaction: discord.Interaction, text: str) -> None:
 class GuruTree(app_commands.CommandTree):
     """The command tree with Guru's single error handler."""
 
-    async def on_error(self, interaction: discord.Interaction,
-                       error: app_commands.AppCommandError) -> None:
+    async def on_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
         text = user_message_for(error)
         metrics = getattr(interaction.client, "metrics", None)
         if metrics is not None and interaction.command is not None:
@@ -77,9 +79,12 @@ class GuruTree(app_commands.CommandTree):
             metrics.finished(interaction.id, interaction.command.qualified_name, outcome)
         if text is None:
             command = interaction.command.qualified_name if interaction.command else "?"
-            log.error("command /%s failed (ref %s)", command, interaction.id,
-                      exc_info=_unwrap(error))
+            log.error(
+                "command /%s failed (ref %s)", command, interaction.id, exc_info=_unwrap(error)
+            )
             text = f"Something went wrong on our side; it's been logged (ref {interaction.id})."
         else:
-            log.info("interaction %s answered with %s", interaction.id, type(_unwrap(error)).__name__)
+            log.info(
+                "interaction %s answered with %s", interaction.id, type(_unwrap(error)).__name__
+            )
         await reply_privately(interaction, text)

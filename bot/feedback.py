@@ -21,35 +21,44 @@ log = logging.getLogger(__name__)
 VALUES = {"up": 1, "down": -1}
 
 
-class FeedbackButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
-                     template=r"guru:fb:(?P<id>[0-9]+):(?P<value>up|down)"):
+class FeedbackButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"guru:fb:(?P<id>[0-9]+):(?P<value>up|down)",
+):
     """One rating button; only the asker's click counts."""
 
     def __init__(self, discord_id: int, value: str) -> None:
-        super().__init__(discord.ui.Button(
-            emoji="👍" if value == "up" else "👎", style=discord.ButtonStyle.secondary,
-            custom_id=f"guru:fb:{discord_id}:{value}"))
+        super().__init__(
+            discord.ui.Button(
+                emoji="👍" if value == "up" else "👎",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"guru:fb:{discord_id}:{value}",
+            )
+        )
         self.discord_id, self.value = discord_id, value
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
-                             match: re.Match[str]) -> FeedbackButton:
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> FeedbackButton:
         return cls(int(match["id"]), match["value"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
         services = getattr(interaction.client, "services", None)
         if services is None or services.db is None or interaction.guild_id is None:
-            await interaction.response.send_message("Feedback isn't available here.", ephemeral=True)
+            await interaction.response.send_message(
+                "Feedback isn't available here.", ephemeral=True
+            )
             return
         try:
             saved = await InteractionRepo(services.db.pool).set_feedback(
-                interaction.guild_id, self.discord_id, interaction.user.id, VALUES[self.value])
-        except Exception:  # noqa: BLE001 - handler boundary: log it, still answer the click
+                interaction.guild_id, self.discord_id, interaction.user.id, VALUES[self.value]
+            )
+        except Exception:
             log.exception("feedback on %s failed (ref %s)", self.discord_id, interaction.id)
             text = f"Something went wrong on our side; it's been logged (ref {interaction.id})."
         else:
-            text = ("Thanks, noted!" if saved
-                    else "Only the person who asked can rate this answer.")
+            text = "Thanks, noted!" if saved else "Only the person who asked can rate this answer."
         await interaction.response.send_message(text, ephemeral=True)
 
 

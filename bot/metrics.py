@@ -55,18 +55,23 @@ class Metrics:
         self.latency_sum[command] += seconds
 
     def render(self) -> str:
-        lines = ["# HELP guru_commands_total Slash commands run, by outcome.",
-                 "# TYPE guru_commands_total counter"]
+        lines = [
+            "# HELP guru_commands_total Slash commands run, by outcome.",
+            "# TYPE guru_commands_total counter",
+        ]
         for (command, outcome), n in sorted(self.commands.items()):
             lines.append(f'guru_commands_total{{command="{command}",outcome="{outcome}"}} {n}')
-        lines += ["# HELP guru_command_seconds Time from receiving a command to its last reply.",
-                  "# TYPE guru_command_seconds histogram"]
+        lines += [
+            "# HELP guru_command_seconds Time from receiving a command to its last reply.",
+            "# TYPE guru_command_seconds histogram",
+        ]
         for command, counts in sorted(self.latency.items()):
             for bound, n in zip((*BUCKETS_S, float("inf")), counts):
                 le = "+Inf" if bound == float("inf") else f"{bound:g}"
                 lines.append(f'guru_command_seconds_bucket{{command="{command}",le="{le}"}} {n}')
-            lines.append(f'guru_command_seconds_sum{{command="{command}"}} '
-                         f"{self.latency_sum[command]:.6f}")
+            lines.append(
+                f'guru_command_seconds_sum{{command="{command}"}} {self.latency_sum[command]:.6f}'
+            )
             lines.append(f'guru_command_seconds_count{{command="{command}"}} {counts[-1]}')
         stats = self.llm_stats()
         if stats is not None:
@@ -91,15 +96,21 @@ class Metrics:
             self._runner = None
 
     async def _handle(self, request: web.Request) -> web.Response:
-        return web.Response(text=self.render(), content_type="text/plain", charset="utf-8",
-                            headers={"X-Content-Type-Options": "nosniff"})
+        return web.Response(
+            text=self.render(),
+            content_type="text/plain",
+            charset="utf-8",
+            headers={"X-Content-Type-Options": "nosniff"},
+        )
 
 
 def _llm_lines(stats: BackendStats) -> list[str]:
     labels = f'backend="{stats.backend}",model="{stats.model.replace(chr(34), "")}"'
     return [
-        "# TYPE guru_llm_queue_depth gauge", f"guru_llm_queue_depth{{{labels}}} {stats.queued}",
-        "# TYPE guru_llm_active gauge", f"guru_llm_active{{{labels}}} {stats.active}",
+        "# TYPE guru_llm_queue_depth gauge",
+        f"guru_llm_queue_depth{{{labels}}} {stats.queued}",
+        "# TYPE guru_llm_active gauge",
+        f"guru_llm_active{{{labels}}} {stats.active}",
         "# TYPE guru_llm_tokens_total counter",
         f"guru_llm_tokens_total{{{labels}}} {stats.tokens_generated}",
         "# TYPE guru_llm_tokens_per_second gauge",

@@ -141,8 +141,11 @@ def clamp_embed(embed: discord.Embed) -> discord.Embed:
     fields = embed.fields[:EMBED_FIELDS]
     embed.clear_fields()
     for f in fields:
-        embed.add_field(name=truncate(f.name or "\u200b", FIELD_NAME),
-                        value=truncate(f.value or "\u200b", FIELD_VALUE), inline=f.inline)
+        embed.add_field(
+            name=truncate(f.name or "\u200b", FIELD_NAME),
+            value=truncate(f.value or "\u200b", FIELD_VALUE),
+            inline=f.inline,
+        )
     if embed.footer.text:
         embed.set_footer(text=truncate(embed.footer.text, FOOTER))
     while len(embed) > EMBED_TOTAL and embed.fields:

@@ -49,13 +49,17 @@ class CancelView(discord.ui.View):
         self.owner_id = owner_id
         self.pressed = asyncio.Event()
 
-    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary, emoji="⏹️",
-                       custom_id="guru:cancel")  # views are keyed by message: one id suffices
-    async def cancel(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
+    @discord.ui.button(
+        label="Cancel", style=discord.ButtonStyle.secondary, emoji="⏹️", custom_id="guru:cancel"
+    )  # views are keyed by message: one id suffices
+    async def cancel(
+        self, interaction: discord.Interaction, button: discord.ui.Button[Any]
+    ) -> None:
         perms = interaction.permissions
         if interaction.user.id != self.owner_id and not perms.manage_messages:
             await interaction.response.send_message(
-                "Only the person who asked can cancel this answer.", ephemeral=True)
+                "Only the person who asked can cancel this answer.", ephemeral=True
+            )
             return
         self.pressed.set()
         await interaction.response.defer()  # the streaming loop edits the message itself
@@ -65,8 +69,14 @@ class CancelView(discord.ui.View):
 class StreamingReply:
     """Edits `interaction`'s deferred response as StreamEvents arrive; see module docstring."""
 
-    def __init__(self, interaction: discord.Interaction, *, interval_s: float = 1.0,
-                 max_interval_s: float = 8.0, window_s: float = REPLY_WINDOW_S) -> None:
+    def __init__(
+        self,
+        interaction: discord.Interaction,
+        *,
+        interval_s: float = 1.0,
+        max_interval_s: float = 8.0,
+        window_s: float = REPLY_WINDOW_S,
+    ) -> None:
         self.interaction = interaction
         self.interval_s = interval_s
         self.max_interval_s = max_interval_s
@@ -78,8 +88,9 @@ class StreamingReply:
         self._changed = asyncio.Event()
         self._last_edit = float("-inf")
 
-    async def run(self, events: AsyncIterator[StreamEvent],
-                  final_view: discord.ui.View | None = None) -> StreamOutcome:
+    async def run(
+        self, events: AsyncIterator[StreamEvent], final_view: discord.ui.View | None = None
+    ) -> StreamOutcome:
         """Stream to the end (or Cancel, or the reply window); then post the final pages.
 
         `final_view` (e.g. feedback buttons) replaces Cancel on a completed answer."""
@@ -92,6 +103,10 @@ class StreamingReply:
         try:
             await self._edit(content=render.stream_frame(""), view=view)
             note = await self._follow(reader, pressed, view, deadline)
+        except discord.NotFound:
+            # the reply was deleted or its token expired: nobody can see more, stop generating
+            log.info("interaction %s: reply gone; generation cancelled", self.interaction.id)
+            return StreamOutcome(self.text, self.completion, True, self.edits)
         finally:
             for task in (reader, pressed):
                 task.cancel()
@@ -103,8 +118,9 @@ class StreamingReply:
             await self._finish_partial(f"⚠️ {known}" if known else FAILED)
             if known is None:
                 raise error  # a bug: the tree's handler logs it and gives the user a ref
-            log.info("interaction %s: stream ended with %s", self.interaction.id,
-                     type(error).__name__)
+            log.info(
+                "interaction %s: stream ended with %s", self.interaction.id, type(error).__name__
+            )
             note = "error"
         elif note:
             await self._finish_partial(note)
@@ -112,14 +128,22 @@ class StreamingReply:
             await self._finish(final_view)
         return StreamOutcome(self.text, self.completion, note in (CANCELLED, EXPIRED), self.edits)
 
-    async def _follow(self, reader: asyncio.Task[None], pressed: asyncio.Task[Any],
-                      view: CancelView, deadline: float) -> str:
+    async def _follow(
+        self,
+        reader: asyncio.Task[None],
+        pressed: asyncio.Task[Any],
+        view: CancelView,
+        deadline: float,
+    ) -> str:
         """Edit while the reader runs; returns a stop note ("" when the stream ended)."""
         loop = asyncio.get_running_loop()
         while True:
             changed = asyncio.ensure_future(self._changed.wait())
-            await asyncio.wait({reader, pressed, changed}, return_when=asyncio.FIRST_COMPLETED,
-                               timeout=max(0.0, deadline - loop.time()))
+            await asyncio.wait(
+                {reader, pressed, changed},
+                return_when=asyncio.FIRST_COMPLETED,
+                timeout=max(0.0, deadline - loop.time()),
+            )
             changed.cancel()
             if reader.done():
                 return ""
@@ -174,16 +198,20 @@ class StreamingReply:
 
     def _back_off(self, why: str) -> None:
         self.interval_s = min(self.interval_s * 2, self.max_interval_s)
-        log.info("interaction %s: %s; editing every %.0f s", self.interaction.id, why,
-                 self.interval_s)
+        log.info(
+            "interaction %s: %s; editing every %.0f s", self.interaction.id, why, self.interval_s
+        )
 
     async def _finish(self, view: discord.ui.View | None) -> None:
         """The complete answer: first page in the original response, the rest as follow-ups;
         `view` goes under the last page, where the reader finishes."""
         pages = render.pages(self.text)
         first, rest = pages[0], pages[1:]
-        await self._edit(content=first.content, view=None if rest else view,
-                         attachments=[_file(first.file)] if first.file else [])
+        await self._edit(
+            content=first.content,
+            view=None if rest else view,
+            attachments=[_file(first.file)] if first.file else [],
+        )
         for i, page in enumerate(rest, start=1):
             kwargs: dict[str, Any] = {"file": _file(page.file)} if page.file else {}
             if i == len(rest) and view is not None:

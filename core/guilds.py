@@ -33,7 +33,9 @@ _UPSERT_GUILD = """
 INSERT INTO guilds (id, name) VALUES (%(guild_id)s, %(name)s)
 ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name WHERE guilds.name <> EXCLUDED.name
 """
-_ENSURE_SETTINGS = "INSERT INTO guild_settings (guild_id) VALUES (%(guild_id)s) ON CONFLICT DO NOTHING"
+_ENSURE_SETTINGS = (
+    "INSERT INTO guild_settings (guild_id) VALUES (%(guild_id)s) ON CONFLICT DO NOTHING"
+)
 _AUDIT = """
 INSERT INTO audit_log (guild_id, actor_id, action, detail)
 VALUES (%(guild_id)s, %(actor_id)s, %(action)s, %(detail)s)
@@ -78,8 +80,9 @@ class GuildSettingsRepo:
             values[name] = tuple(values[name] or ())
         return GuildSettings(guild_id, **values)
 
-    async def set(self, guild_id: int, *, actor_id: int | None, guild_name: str = "",
-                  **changes: Any) -> GuildSettings:
+    async def set(
+        self, guild_id: int, *, actor_id: int | None, guild_name: str = "", **changes: Any
+    ) -> GuildSettings:
         """Set scalar columns (None = back to the default); returns the new settings."""
         unknown = set(changes) - set(SCALARS)
         if unknown or not changes:
@@ -91,43 +94,86 @@ class GuildSettingsRepo:
         query = sql.SQL("UPDATE guild_settings SET {} WHERE guild_id = %(guild_id)s").format(
             assignments
         )
-        await self._write(guild_id, actor_id, guild_name, "settings.set", changes,
-                          query, {**changes, "guild_id": guild_id})
+        await self._write(
+            guild_id,
+            actor_id,
+            guild_name,
+            "settings.set",
+            changes,
+            query,
+            {**changes, "guild_id": guild_id},
+        )
         return await self.get(guild_id)
 
-    async def allow(self, guild_id: int, column: str, item_id: int, allowed: bool, *,
-                    actor_id: int | None, guild_name: str = "") -> GuildSettings:
+    async def allow(
+        self,
+        guild_id: int,
+        column: str,
+        item_id: int,
+        allowed: bool,
+        *,
+        actor_id: int | None,
+        guild_name: str = "",
+    ) -> GuildSettings:
         """Add or remove one channel/role id from an allow-list column."""
         if column not in ID_LISTS:
             raise InvalidInput(f"Unknown list setting {column!r}.")
         template = (
             "UPDATE guild_settings SET {col} = array_append(array_remove({col}, %(item)s), %(item)s)"
-            if allowed else "UPDATE guild_settings SET {col} = array_remove({col}, %(item)s)"
+            if allowed
+            else "UPDATE guild_settings SET {col} = array_remove({col}, %(item)s)"
         )
         query = sql.SQL(template + " WHERE guild_id = %(guild_id)s").format(
             col=sql.Identifier(column)
         )
         detail = {"column": column, "id": item_id, "allowed": allowed}
-        await self._write(guild_id, actor_id, guild_name, "settings.allow", detail,
-                          query, {"item": item_id, "guild_id": guild_id})
+        await self._write(
+            guild_id,
+            actor_id,
+            guild_name,
+            "settings.allow",
+            detail,
+            query,
+            {"item": item_id, "guild_id": guild_id},
+        )
         return await self.get(guild_id)
 
     async def reset(self, guild_id: int, *, actor_id: int | None) -> GuildSettings:
         """Back to all defaults (the row is deleted; reading it again yields defaults)."""
-        async with self.pool.connection() as conn:
-            async with conn.transaction():
-                await conn.execute(_RESET, {"guild_id": guild_id})
-                await conn.execute(_AUDIT, {"guild_id": guild_id, "actor_id": actor_id,
-                                            "action": "settings.reset", "detail": Jsonb({})})
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(_RESET, {"guild_id": guild_id})
+            await conn.execute(
+                _AUDIT,
+                {
+                    "guild_id": guild_id,
+                    "actor_id": actor_id,
+                    "action": "settings.reset",
+                    "detail": Jsonb({}),
+                },
+            )
         return GuildSettings(guild_id)
 
-    async def _write(self, guild_id: int, actor_id: int | None, guild_name: str, action: str,
-                     detail: dict[str, Any], query: sql.Composable, params: dict[str, Any]) -> None:
-        async with self.pool.connection() as conn:
-            async with conn.transaction():
-                await conn.execute(_UPSERT_GUILD, {"guild_id": guild_id, "name": guild_name[:100]})
-                await conn.execute(_ENSURE_SETTINGS, {"guild_id": guild_id})
-                await conn.execute(query, params)
-                await conn.execute(_AUDIT, {"guild_id": guild_id, "actor_id": actor_id,
-                                            "action": action, "detail": Jsonb(detail)})
+    async def _write(
+        self,
+        guild_id: int,
+        actor_id: int | None,
+        guild_name: str,
+        action: str,
+        detail: dict[str, Any],
+        query: sql.Composable,
+        params: dict[str, Any],
+    ) -> None:
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(_UPSERT_GUILD, {"guild_id": guild_id, "name": guild_name[:100]})
+            await conn.execute(_ENSURE_SETTINGS, {"guild_id": guild_id})
+            await conn.execute(query, params)
+            await conn.execute(
+                _AUDIT,
+                {
+                    "guild_id": guild_id,
+                    "actor_id": actor_id,
+                    "action": action,
+                    "detail": Jsonb(detail),
+                },
+            )
         log.info("guild %s: %s by %s", guild_id, action, actor_id)

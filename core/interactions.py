@@ -64,26 +64,40 @@ class InteractionRepo:
     async def record(self, rec: AnswerRecord) -> None:
         """Store an answer (or the question alone, answer "", when it starts; see `finish`)."""
         params = {**rec.__dict__, "sources": Jsonb(rec.sources)}
-        async with self.pool.connection() as conn:
-            async with conn.transaction():
-                await conn.execute(_UPSERT_GUILD, {"guild_id": rec.guild_id})
-                await conn.execute(_INSERT, params)
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(_UPSERT_GUILD, {"guild_id": rec.guild_id})
+            await conn.execute(_INSERT, params)
 
-    async def finish(self, guild_id: int, discord_id: int, answer: str, finish_reason: str,
-                     latency_ms: int) -> None:
+    async def finish(
+        self, guild_id: int, discord_id: int, answer: str, finish_reason: str, latency_ms: int
+    ) -> None:
         """Complete a recorded question with its answer and how it ended."""
         async with self.pool.connection() as conn:
-            await conn.execute(_FINISH, {"guild_id": guild_id, "discord_id": discord_id,
-                                         "answer": answer, "finish_reason": finish_reason,
-                                         "latency_ms": latency_ms})
+            await conn.execute(
+                _FINISH,
+                {
+                    "guild_id": guild_id,
+                    "discord_id": discord_id,
+                    "answer": answer,
+                    "finish_reason": finish_reason,
+                    "latency_ms": latency_ms,
+                },
+            )
 
     async def set_feedback(self, guild_id: int, discord_id: int, user_id: int, value: int) -> bool:
         """Rate an answer (+1/-1) as its asker; False if there is no such answer of theirs."""
         if value not in (-1, 1):
             raise ValueError("feedback is +1 or -1")
         async with self.pool.connection() as conn:
-            cur = await conn.execute(_FEEDBACK, {"guild_id": guild_id, "discord_id": discord_id,
-                                                 "user_id": user_id, "value": value})
+            cur = await conn.execute(
+                _FEEDBACK,
+                {
+                    "guild_id": guild_id,
+                    "discord_id": discord_id,
+                    "user_id": user_id,
+                    "value": value,
+                },
+            )
             return cur.rowcount == 1
 
     async def get(self, guild_id: int, discord_id: int) -> dict[str, Any] | None:

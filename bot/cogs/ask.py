@@ -50,7 +50,9 @@ class Ask(commands.Cog):
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(FeedbackButton)
 
-    def _request(self, interaction: discord.Interaction, prefs: GuildSettings, question: str) -> Request:
+    def _request(
+        self, interaction: discord.Interaction, prefs: GuildSettings, question: str
+    ) -> Request:
         settings = self.bot.settings
         temperature = prefs.temperature if prefs.temperature is not None else settings.temperature
         return Request(
@@ -64,8 +66,9 @@ class Ask(commands.Cog):
     @app_commands.command(name="ask", description="Ask Guru a question")
     @app_commands.describe(question="What you want to know")
     @app_commands.guild_only()
-    async def ask(self, interaction: discord.Interaction,
-                  question: app_commands.Range[str, 2, 1000]) -> None:
+    async def ask(
+        self, interaction: discord.Interaction, question: app_commands.Range[str, 2, 1000]
+    ) -> None:
         assert interaction.guild_id is not None and self.bot.services is not None
         # 1) check (a primary-key read, well inside the 3 s window) so refusals stay private
         prefs = await self.repo.get(interaction.guild_id)
@@ -78,19 +81,37 @@ class Ask(commands.Cog):
         assert llm is not None
         started = asyncio.get_running_loop().time()
         # recorded first, so a 👍 on the final message always finds its row
-        await self.answers.record(AnswerRecord(
-            guild_id=interaction.guild_id, discord_id=interaction.id, user_id=interaction.user.id,
-            channel_id=interaction.channel_id, command="ask", question=question, answer=""))
+        await self.answers.record(
+            AnswerRecord(
+                guild_id=interaction.guild_id,
+                discord_id=interaction.id,
+                user_id=interaction.user.id,
+                channel_id=interaction.channel_id,
+                command="ask",
+                question=question,
+                answer="",
+            )
+        )
         request = self._request(interaction, prefs, question)
-        outcome = await StreamingReply(interaction).run(llm.stream(request),
-                                                        final_view=feedback_view(interaction.id))
+        outcome = await StreamingReply(interaction).run(
+            llm.stream(request), final_view=feedback_view(interaction.id)
+        )
         elapsed_ms = int((asyncio.get_running_loop().time() - started) * 1000)
-        ending = "cancelled" if outcome.cancelled else (
-            outcome.completion.finish_reason if outcome.completion else "error")
-        await self.answers.finish(interaction.guild_id, interaction.id, outcome.text, ending,
-                                  elapsed_ms)
-        log.info("ask %s: %d chars, %d edits, %s", interaction.id, len(outcome.text),
-                 outcome.edits, ending)
+        ending = (
+            "cancelled"
+            if outcome.cancelled
+            else (outcome.completion.finish_reason if outcome.completion else "error")
+        )
+        await self.answers.finish(
+            interaction.guild_id, interaction.id, outcome.text, ending, elapsed_ms
+        )
+        log.info(
+            "ask %s: %d chars, %d edits, %s",
+            interaction.id,
+            len(outcome.text),
+            outcome.edits,
+            ending,
+        )
 
 
 async def setup(bot: GuruBot) -> None:

@@ -16,14 +16,20 @@ if TYPE_CHECKING:
     from bot.client import GuruBot
 
 
-def settings_embed(prefs: GuildSettings, default_temperature: float, default_tokens: int) -> discord.Embed:
+def settings_embed(
+    prefs: GuildSettings, default_temperature: float, default_tokens: int
+) -> discord.Embed:
     embed = discord.Embed(title="Guru settings for this server", colour=discord.Colour.blurple())
     channels = " ".join(f"<#{c}>" for c in prefs.allowed_channel_ids) or "all channels"
     roles = " ".join(f"<@&{r}>" for r in prefs.allowed_role_ids) or "everyone"
     prompt = prefs.system_prompt or "(default)"
     temperature = prefs.temperature if prefs.temperature is not None else default_temperature
     tokens = prefs.max_answer_tokens or default_tokens
-    rate = f"{prefs.rate_limit_per_minute} per user per minute" if prefs.rate_limit_per_minute else "off"
+    rate = (
+        f"{prefs.rate_limit_per_minute} per user per minute"
+        if prefs.rate_limit_per_minute
+        else "off"
+    )
     embed.add_field(name="Channels", value=channels, inline=False)
     embed.add_field(name="Roles allowed to ask", value=roles, inline=False)
     embed.add_field(name="System prompt", value=render.escape(prompt), inline=False)
@@ -35,8 +41,9 @@ def settings_embed(prefs: GuildSettings, default_temperature: float, default_tok
 
 @app_commands.guild_only()
 @app_commands.default_permissions(manage_guild=True)
-class GuildSettingsCog(commands.GroupCog, group_name="settings",
-                       group_description="Configure Guru for this server"):
+class GuildSettingsCog(
+    commands.GroupCog, group_name="settings", group_description="Configure Guru for this server"
+):
     """Server settings (Manage Server). Hidden by default permissions and re-checked here."""
 
     def __init__(self, bot: GuruBot) -> None:
@@ -48,7 +55,9 @@ class GuildSettingsCog(commands.GroupCog, group_name="settings",
         ensure_manage_guild(interaction)
         return True
 
-    async def _reply(self, interaction: discord.Interaction, prefs: GuildSettings, done: str = "") -> None:
+    async def _reply(
+        self, interaction: discord.Interaction, prefs: GuildSettings, done: str = ""
+    ) -> None:
         s = self.bot.settings
         embed = settings_embed(prefs, s.temperature, s.max_new_tokens)
         await interaction.followup.send(done or None, embed=embed, ephemeral=True)
@@ -56,8 +65,12 @@ class GuildSettingsCog(commands.GroupCog, group_name="settings",
     async def _set(self, interaction: discord.Interaction, done: str, **changes: Any) -> None:
         await interaction.response.defer(ephemeral=True)
         assert interaction.guild is not None
-        prefs = await self.repo.set(interaction.guild.id, actor_id=interaction.user.id,
-                                    guild_name=interaction.guild.name, **changes)
+        prefs = await self.repo.set(
+            interaction.guild.id,
+            actor_id=interaction.user.id,
+            guild_name=interaction.guild.name,
+            **changes,
+        )
         await self._reply(interaction, prefs, done)
 
     @app_commands.command(name="show", description="Show this server's Guru settings")
@@ -67,44 +80,63 @@ class GuildSettingsCog(commands.GroupCog, group_name="settings",
 
     @app_commands.command(name="channel", description="Allow or disallow Guru in a channel")
     @app_commands.describe(channel="The channel", allowed="Answer there? (no list = everywhere)")
-    async def channel(self, interaction: discord.Interaction, channel: discord.TextChannel,
-                      allowed: bool) -> None:
+    async def channel(
+        self, interaction: discord.Interaction, channel: discord.TextChannel, allowed: bool
+    ) -> None:
         await self._allow(interaction, "allowed_channel_ids", channel.id, allowed)
 
     @app_commands.command(name="role", description="Allow or disallow a role to ask Guru")
     @app_commands.describe(role="The role", allowed="May it ask? (no list = everyone may)")
-    async def role(self, interaction: discord.Interaction, role: discord.Role, allowed: bool) -> None:
+    async def role(
+        self, interaction: discord.Interaction, role: discord.Role, allowed: bool
+    ) -> None:
         await self._allow(interaction, "allowed_role_ids", role.id, allowed)
 
-    async def _allow(self, interaction: discord.Interaction, column: str, item: int, allowed: bool) -> None:
+    async def _allow(
+        self, interaction: discord.Interaction, column: str, item: int, allowed: bool
+    ) -> None:
         await interaction.response.defer(ephemeral=True)
         assert interaction.guild is not None
-        prefs = await self.repo.allow(interaction.guild.id, column, item, allowed,
-                                      actor_id=interaction.user.id, guild_name=interaction.guild.name)
+        prefs = await self.repo.allow(
+            interaction.guild.id,
+            column,
+            item,
+            allowed,
+            actor_id=interaction.user.id,
+            guild_name=interaction.guild.name,
+        )
         await self._reply(interaction, prefs, "Saved.")
 
     @app_commands.command(name="system-prompt", description="Set the instructions Guru follows")
     @app_commands.describe(text="New system prompt; leave empty for the default")
-    async def system_prompt(self, interaction: discord.Interaction,
-                            text: app_commands.Range[str, 1, 4000] | None = None) -> None:
+    async def system_prompt(
+        self, interaction: discord.Interaction, text: app_commands.Range[str, 1, 4000] | None = None
+    ) -> None:
         await self._set(interaction, "Saved.", system_prompt=text)
 
     @app_commands.command(name="temperature", description="Set how adventurous answers are")
     @app_commands.describe(value="0 = always the likeliest words, up to 2; empty = default")
-    async def temperature(self, interaction: discord.Interaction,
-                          value: app_commands.Range[float, 0.0, 2.0] | None = None) -> None:
+    async def temperature(
+        self,
+        interaction: discord.Interaction,
+        value: app_commands.Range[float, 0.0, 2.0] | None = None,
+    ) -> None:
         await self._set(interaction, "Saved.", temperature=value)
 
     @app_commands.command(name="answer-length", description="Set the longest answer, in tokens")
     @app_commands.describe(tokens="16 to 4096; empty = default")
-    async def answer_length(self, interaction: discord.Interaction,
-                            tokens: app_commands.Range[int, 16, 4096] | None = None) -> None:
+    async def answer_length(
+        self,
+        interaction: discord.Interaction,
+        tokens: app_commands.Range[int, 16, 4096] | None = None,
+    ) -> None:
         await self._set(interaction, "Saved.", max_answer_tokens=tokens)
 
     @app_commands.command(name="rate-limit", description="Limit questions per user per minute")
     @app_commands.describe(per_minute="1 to 600; 0 = no limit")
-    async def rate_limit(self, interaction: discord.Interaction,
-                         per_minute: app_commands.Range[int, 0, 600]) -> None:
+    async def rate_limit(
+        self, interaction: discord.Interaction, per_minute: app_commands.Range[int, 0, 600]
+    ) -> None:
         await self._set(interaction, "Saved.", rate_limit_per_minute=per_minute or None)
 
     @app_commands.command(name="reset", description="Back to the defaults")

@@ -38,14 +38,22 @@ async def emulator() -> AsyncIterator[Emulator]:
 
 
 @pytest.fixture(scope="session")
-async def e2e_services(tiny_llama: LoadedModel, migrated_url: str,
-                       test_data_dir: Path) -> AsyncIterator[Services]:
+async def e2e_services(
+    tiny_llama: LoadedModel, migrated_url: str, test_data_dir: Path
+) -> AsyncIterator[Services]:
     import torch
 
     torch.set_num_threads(1)  # one core stays free for the event loop on the shared 2-core host
-    settings = Settings(data_dir=str(test_data_dir), device="cpu", threads=1, temperature=0.0,
-                        max_new_tokens=2000, context_tokens=TINY_CONTEXT, max_queue=128,
-                        max_queue_per_guild=32)
+    settings = Settings(
+        data_dir=str(test_data_dir),
+        device="cpu",
+        threads=1,
+        temperature=0.0,
+        max_new_tokens=2000,
+        context_tokens=TINY_CONTEXT,
+        max_queue=128,
+        max_queue_per_guild=32,
+    )
     loaded = dataclasses.replace(tiny_llama, context_tokens=TINY_CONTEXT)
     engine = Engine.from_settings(loaded, settings)
     pool = await open_pool(migrated_url, min_size=1, max_size=8)
@@ -57,8 +65,11 @@ async def e2e_services(tiny_llama: LoadedModel, migrated_url: str,
 @pytest.fixture(scope="session")
 async def bot(emulator: Emulator, e2e_services: Services) -> AsyncIterator[GuruBot]:
     settings = dataclasses.replace(
-        e2e_services.settings, discord_token=emulator.token,
-        discord_api_base=emulator.api_base, discord_gateway_url=emulator.gateway_url)
+        e2e_services.settings,
+        discord_token=emulator.token,
+        discord_api_base=emulator.api_base,
+        discord_gateway_url=emulator.gateway_url,
+    )
     guru = GuruBot(settings, services=e2e_services, guild_ready_timeout=0.05)
     task = asyncio.create_task(guru.start(emulator.token))
     deadline = time.monotonic() + 30
@@ -87,17 +98,27 @@ async def guild_ready(bot: GuruBot, guild_id: int) -> None:
     raise AssertionError(f"bot never saw guild {guild_id}")
 
 
-async def finished(emu: Emulator, inter: Interaction, timeout: float = 30.0,
-                   done: Callable[[Interaction], Any] | None = None) -> Interaction:
+async def finished(
+    emu: Emulator,
+    inter: Interaction,
+    timeout: float = 30.0,
+    done: Callable[[Interaction], Any] | None = None,
+) -> Interaction:
     """Wait until the reply is final: acked, no longer loading, no Cancel button left
     (or until `done(inter)`, for replies with follow-ups)."""
+
     def is_final() -> bool:
         if not inter.acked or inter.loading or not inter.messages:
             return False
         if done is not None:
             return bool(done(inter))
         original = inter.messages[0]
-        return "guru:cancel" not in original.custom_ids() and "▌" not in original.content and \
-            "Thinking" not in original.content and "Waiting in line" not in original.content
+        return (
+            "guru:cancel" not in original.custom_ids()
+            and "▌" not in original.content
+            and "Thinking" not in original.content
+            and "Waiting in line" not in original.content
+        )
+
     await emu.wait_for(is_final, timeout, what=f"the final reply to interaction {inter.id}")
     return inter

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import re
 
@@ -18,8 +19,9 @@ from tests.e2e.emulator import Emulator, Interaction
 QUESTION = "What is retrieval-augmented generation?"
 
 
-async def ask_in_new_guild(bot, emulator: Emulator, repo, name: str, tokens: int,
-                           question: str = QUESTION):
+async def ask_in_new_guild(
+    bot, emulator: Emulator, repo, name: str, tokens: int, question: str = QUESTION
+):
     guild = await emulator.create_guild(name)
     await guild_ready(bot, guild.id)
     await repo.set(guild.id, actor_id=None, max_answer_tokens=tokens)
@@ -34,7 +36,7 @@ def edit_times(emulator: Emulator, inter: Interaction, status: int = 200) -> lis
 
 
 def gaps(times: list[float]) -> list[float]:
-    return [b - a for a, b in zip(times, times[1:])]
+    return [b - a for a, b in itertools.pairwise(times)]
 
 
 async def test_ask_is_deferred_at_once_and_streamed_with_throttled_edits(bot, emulator, repo):
@@ -51,19 +53,32 @@ async def test_ask_is_deferred_at_once_and_streamed_with_throttled_edits(bot, em
     assert all(len(r.content) <= 2000 for r in revisions)
     assert min(gaps(edit_times(emulator, inter))) >= 0.95  # ≤ 1 edit per second
     # 1200 tokens of the tiny model are ~9k characters: a preview plus the whole as a file
-    (name, data), = inter.original.attachments
+    ((name, data),) = inter.original.attachments
     assert name == "answer.md" and len(data) > 4 * 2000
 
 
 async def test_long_answers_are_split_into_valid_messages(bot, emulator, repo, e2e_services):
     guild, _, inter = await ask_in_new_guild(bot, emulator, repo, "long", tokens=600)
-    expected = await e2e_services.llm.complete(Request(
-        user(QUESTION, system=DEFAULT_SYSTEM_PROMPT), guild_id=guild.id, max_new_tokens=600,
-        temperature=0.0))
+    expected = await e2e_services.llm.complete(
+        Request(
+            user(QUESTION, system=DEFAULT_SYSTEM_PROMPT),
+            guild_id=guild.id,
+            max_new_tokens=600,
+            temperature=0.0,
+        )
+    )
     pages = render.pages(expected.text)
     assert 2 <= len(pages) <= 4
-    await finished(emulator, inter, 60, done=lambda i: len(i.messages) == len(pages)
-                   and not i.messages[0].custom_ids() and i.messages[-1].custom_ids())
+    await finished(
+        emulator,
+        inter,
+        60,
+        done=lambda i: (
+            len(i.messages) == len(pages)
+            and not i.messages[0].custom_ids()
+            and i.messages[-1].custom_ids()
+        ),
+    )
     assert [m.content for m in inter.messages] == [p.content for p in pages]
     assert all(len(m.content) <= 2000 for m in inter.messages)
 
@@ -71,8 +86,11 @@ async def test_long_answers_are_split_into_valid_messages(bot, emulator, repo, e
 async def test_cancel_stops_the_generation(bot, emulator: Emulator, repo, e2e_services):
     guild, member, inter = await ask_in_new_guild(bot, emulator, repo, "cancel", tokens=2000)
     engine = e2e_services.llm
-    await emulator.wait_for(lambda: inter.original is not None and "▌" in inter.original.content,
-                            20, what="streaming to start")
+    await emulator.wait_for(
+        lambda: inter.original is not None and "▌" in inter.original.content,
+        20,
+        what="streaming to start",
+    )
     (cancel_id,) = inter.original.custom_ids()
     assert cancel_id == "guru:cancel"
     stranger = await emulator.click(inter.original, cancel_id, emulator.add_member(guild, "eve"))
@@ -91,7 +109,7 @@ async def test_cancel_stops_the_generation(bot, emulator: Emulator, repo, e2e_se
 
 
 async def test_429_on_edits_is_waited_out_and_slows_later_edits(bot, emulator: Emulator, repo):
-    guild, _, inter = await ask_in_new_guild(bot, emulator, repo, "ratelimited", tokens=1200)
+    _, _, inter = await ask_in_new_guild(bot, emulator, repo, "ratelimited", tokens=1200)
     pattern = f"PATCH /webhooks/\\d+/{re.escape(inter.token)}/messages/@original$"
     emulator.rest.limits.inject_429(pattern, times=2, retry_after=0.6)
     await finished(emulator, inter, 60)
@@ -108,8 +126,9 @@ async def test_core_errors_are_shown_as_friendly_messages(bot, emulator: Emulato
     guild = await emulator.create_guild("too-long")
     await guild_ready(bot, guild.id)
     await repo.set(guild.id, actor_id=None, system_prompt="語" * 3999)  # > the model's window
-    inter = await emulator.send_command(guild, emulator.add_member(guild, "x"), "ask",
-                                        {"question": QUESTION})
+    inter = await emulator.send_command(
+        guild, emulator.add_member(guild, "x"), "ask", {"question": QUESTION}
+    )
     await finished(emulator, inter, 20)
     assert "shorten it" in inter.original.content and "Traceback" not in inter.original.content
 
@@ -122,12 +141,14 @@ async def test_unexpected_errors_are_logged_with_a_reference(bot, emulator, monk
     await guild_ready(bot, guild.id)
     monkeypatch.setattr(GuildSettingsRepo, "get", broken)
     with caplog.at_level(logging.ERROR, logger="bot.errors"):
-        inter = await emulator.send_command(guild, emulator.owner(guild), "ask",
-                                            {"question": QUESTION})
+        inter = await emulator.send_command(
+            guild, emulator.owner(guild), "ask", {"question": QUESTION}
+        )
         await emulator.wait_for(lambda: inter.original is not None, 5, what="the apology")
     assert inter.original.ephemeral
     assert inter.original.content == (
-        f"Something went wrong on our side; it's been logged (ref {inter.id}).")
+        f"Something went wrong on our side; it's been logged (ref {inter.id})."
+    )
     record = next(r for r in caplog.records if str(inter.id) in r.getMessage())
     assert "database on fire" in str(record.exc_info[1])
 
@@ -155,11 +176,28 @@ async def test_feedback_is_saved_for_the_asker_only(bot, emulator: Emulator, rep
     answers = InteractionRepo(e2e_services.db.pool)
     row = await answers.get(guild.id, inter.id)
     assert row is not None and row["question"] == QUESTION and row["feedback"] is None
-    stranger = await emulator.click(inter.original, f"guru:fb:{inter.id}:down",
-                                    emulator.add_member(guild, "troll"))
+    stranger = await emulator.click(
+        inter.original, f"guru:fb:{inter.id}:down", emulator.add_member(guild, "troll")
+    )
     up = await emulator.click(inter.original, f"guru:fb:{inter.id}:up", member)
     await emulator.wait_for(lambda: stranger.original and up.original, 5, what="feedback replies")
     assert stranger.original.ephemeral and "Only the person who asked" in stranger.original.content
     assert up.original.ephemeral and up.original.content == "Thanks, noted!"
     assert (await answers.get(guild.id, inter.id))["feedback"] == 1
     assert await answers.get(guild.id + 1, inter.id) is None  # per guild, by construction
+
+
+async def test_deleting_the_reply_stops_the_generation(bot, emulator: Emulator, repo, e2e_services):
+    _, _, inter = await ask_in_new_guild(bot, emulator, repo, "deleted", tokens=2000)
+    engine = e2e_services.llm
+    await emulator.wait_for(
+        lambda: inter.original is not None and "▌" in inter.original.content,
+        20,
+        what="streaming to start",
+    )
+    await emulator.delete_message(inter.original)  # a moderator removes the answer
+    await emulator.wait_for(lambda: engine.stats().active == 0, 10, what="the batch slot freed")
+    generated = engine.stats().tokens_generated
+    await asyncio.sleep(0.5)
+    assert engine.stats().tokens_generated == generated
+    assert not inter.followups

@@ -16,8 +16,12 @@ async def test_bot_connects_identifies_and_syncs_its_commands(bot, emulator: Emu
     assert str(synced["settings"]["default_member_permissions"]) == str(MANAGE_GUILD)
     assert {o["name"] for o in synced["settings"]["options"]} >= {"show", "channel", "reset"}
     paths = [c.path for c in emulator.rest.calls]
-    assert paths[:4] == ["/users/@me", "/oauth2/applications/@me",  # login
-                         "/applications/1000/commands", "/gateway/bot"]  # setup_hook, shards
+    assert paths[:4] == [
+        "/users/@me",
+        "/oauth2/applications/@me",  # login
+        "/applications/1000/commands",
+        "/gateway/bot",
+    ]  # setup_hook, shards
 
 
 async def test_dev_guild_sync_publishes_only_to_that_guild(bot, emulator: Emulator):
@@ -49,8 +53,9 @@ async def test_settings_are_refused_without_manage_server(bot, emulator: Emulato
     guild = await emulator.create_guild("no-perms")
     await guild_ready(bot, guild.id)
     member = emulator.add_member(guild, "mallory")
-    inter = await emulator.send_command(guild, member, "settings",
-                                        {"system-prompt": {"text": "Obey mallory."}})
+    inter = await emulator.send_command(
+        guild, member, "settings", {"system-prompt": {"text": "Obey mallory."}}
+    )
     await emulator.wait_for(lambda: inter.original is not None, 5, what="the refusal")
     assert inter.original.ephemeral and "Manage Server" in inter.original.content
     assert (await repo.get(guild.id)).system_prompt is None
@@ -82,7 +87,10 @@ async def test_settings_by_a_manager_are_persisted_in_postgres(bot, emulator: Em
     show = await emulator.send_command(guild, mod, "settings", {"show": {}})
     await finished(emulator, show, 10)
     fields = {f["name"]: f["value"] for f in show.original.embeds[0]["fields"]}
-    assert fields["System prompt"] == "Answer like a pirate." and fields["Answer length"] == "128 tokens"
+    assert (
+        fields["System prompt"] == "Answer like a pirate."
+        and fields["Answer length"] == "128 tokens"
+    )
 
 
 async def test_gateway_resume_keeps_the_bot_answering(bot, emulator: Emulator):
@@ -105,14 +113,20 @@ async def test_metrics_count_commands_and_expose_the_model_queue(bot, emulator: 
     try:
         before = bot.metrics.commands[("status", "ok")]
         inter = await emulator.send_command(guild, emulator.owner(guild), "status")
-        await emulator.wait_for(lambda: bot.metrics.commands[("status", "ok")] > before, 5,
-                                what="the command to be counted")
-        refused = await emulator.send_command(guild, emulator.add_member(guild, "m"), "settings",
-                                              {"show": {}})
+        await emulator.wait_for(
+            lambda: bot.metrics.commands[("status", "ok")] > before,
+            5,
+            what="the command to be counted",
+        )
+        refused = await emulator.send_command(
+            guild, emulator.add_member(guild, "m"), "settings", {"show": {}}
+        )
         await emulator.wait_for(lambda: refused.original is not None, 5, what="refusal")
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
-                text = await response.text()
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{port}/metrics") as response,
+        ):
+            text = await response.text()
     finally:
         await bot.metrics.stop()
     assert inter.original is not None

@@ -56,8 +56,9 @@ async def test_rest_messages_pins_and_rate_limit_headers(bot, emulator: Emulator
 
 async def test_the_ack_window_and_double_acks_are_enforced(bot, emulator: Emulator):
     guild = await emulator.create_guild("raw")
-    inter = emulator._new_interaction(2, guild, next(iter(guild.channels)), emulator.owner(guild),
-                                      {"name": "nothing"})
+    inter = emulator._new_interaction(
+        2, guild, next(iter(guild.channels)), emulator.owner(guild), {"name": "nothing"}
+    )
     url = f"{emulator.api_base}/interactions/{inter.id}/{inter.token}/callback"
     body = json.dumps({"type": 5}).encode()
     headers = {"Content-Type": "application/json"}

@@ -26,8 +26,10 @@ async def loop_lag(stop: asyncio.Event, worst: list[float], period: float = 0.05
         worst[0] = max(worst[0], loop.time() - start - period)
 
 
+@pytest.mark.slow
 async def test_50_concurrent_asks_are_all_acknowledged_fast_and_answered(
-        bot, emulator: Emulator, repo, caplog):
+    bot, emulator: Emulator, repo, caplog
+):
     caplog.set_level(logging.WARNING, logger="discord")
     guilds = [await emulator.create_guild(f"load-{i}") for i in range(5)]
     for guild in guilds:
@@ -39,8 +41,11 @@ async def test_50_concurrent_asks_are_all_acknowledged_fast_and_answered(
     for n in range(10):
         for guild in guilds:
             member = emulator.add_member(guild, f"user-{n}")
-            inters.append(await emulator.send_command(guild, member, "ask",
-                                                      {"question": f"Question {n}: what is AI?"}))
+            inters.append(
+                await emulator.send_command(
+                    guild, member, "ask", {"question": f"Question {n}: what is AI?"}
+                )
+            )
     await emulator.wait_for(lambda: all(i.acked for i in inters), 10, what="50 acks")
     for inter in inters:
         await finished(emulator, inter, 120)
@@ -48,12 +53,20 @@ async def test_50_concurrent_asks_are_all_acknowledged_fast_and_answered(
     await monitor
     latencies = sorted(i.ack_latency_s for i in inters)
     answers = sorted(i.original.latest.at - i.created_at for i in inters)
-    log.info("50 asks: ack p50 %.3f s max %.3f s; answer p50 %.2f s max %.2f s; loop lag max %.3f s",
-             latencies[25], latencies[-1], answers[25], answers[-1], worst[0])
+    log.info(
+        "50 asks: ack p50 %.3f s max %.3f s; answer p50 %.2f s max %.2f s; loop lag max %.3f s",
+        latencies[25],
+        latencies[-1],
+        answers[25],
+        answers[-1],
+        worst[0],
+    )
     assert latencies[-1] < 3.0, latencies[-5:]
     assert all(i.deferred for i in inters)
     assert all(i.original.content and "guru:cancel" not in i.original.custom_ids() for i in inters)
-    waited = [i for i in inters if any("Waiting in line" in r.content for r in i.original.revisions)]
+    waited = [
+        i for i in inters if any("Waiting in line" in r.content for r in i.original.revisions)
+    ]
     assert waited, "with 50 asks and 8 batch slots someone should have seen a queue position"
     warnings = [r.getMessage() for r in caplog.records if r.name.startswith("discord.gateway")]
     assert not [w for w in warnings if any(b in w.lower() for b in BLOCKED)], warnings
@@ -70,10 +83,12 @@ async def real_model(e2e_services, bundled_model) -> AsyncIterator[Engine]:
     await engine.aclose()
 
 
+@pytest.mark.model
 async def test_the_bundled_model_answers_through_discord(bot, emulator: Emulator, real_model):
     guild = await emulator.create_guild("real")
     await guild_ready(bot, guild.id)
-    inter = await emulator.send_command(guild, emulator.owner(guild), "ask",
-                                        {"question": "What is the capital of France?"})
+    inter = await emulator.send_command(
+        guild, emulator.owner(guild), "ask", {"question": "What is the capital of France?"}
+    )
     await finished(emulator, inter, 120)
     assert "paris" in inter.original.content.lower(), inter.original.content

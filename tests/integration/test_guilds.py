@@ -34,7 +34,9 @@ async def test_settings_are_stored_per_guild_and_audited(repo, db_pool):
     async with db_pool.connection() as conn:
         cur = await conn.execute("SELECT action FROM audit_log WHERE guild_id = %s", (a,))
         assert [r[0] for r in await cur.fetchall()].count("settings.allow") == 2
-    assert (await repo.allow(a, "allowed_channel_ids", 555, False, actor_id=1)).allowed_channel_ids == ()
+    assert (
+        await repo.allow(a, "allowed_channel_ids", 555, False, actor_id=1)
+    ).allowed_channel_ids == ()
     assert await repo.reset(a, actor_id=1) == GuildSettings(a) == await repo.get(a)
 
 

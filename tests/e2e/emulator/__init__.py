@@ -12,6 +12,15 @@ from tests.e2e.emulator.server import ADMINISTRATOR, DEFAULT_PERMISSIONS, MANAGE
 from tests.e2e.emulator.state import Channel, Guild, Member, Message, Role, User
 
 __all__ = [
-    "ADMINISTRATOR", "DEFAULT_PERMISSIONS", "MANAGE_GUILD", "Channel", "Emulator", "Guild",
-    "Interaction", "Member", "Message", "Role", "User",
+    "ADMINISTRATOR",
+    "DEFAULT_PERMISSIONS",
+    "MANAGE_GUILD",
+    "Channel",
+    "Emulator",
+    "Guild",
+    "Interaction",
+    "Member",
+    "Message",
+    "Role",
+    "User",
 ]

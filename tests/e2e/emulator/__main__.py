@@ -43,8 +43,11 @@ async def follow(emu: Emulator, guild: Guild, line: str) -> None:
         if state != seen:
             seen, idle = state, 0.0
             for msg in inter.messages:
-                print(f"[{msg.id}{' ephemeral' if msg.ephemeral else ''}] {msg.content!r}"
-                      f"{' +' + str(len(msg.embeds)) + ' embeds' if msg.embeds else ''}", flush=True)
+                print(
+                    f"[{msg.id}{' ephemeral' if msg.ephemeral else ''}] {msg.content!r}"
+                    f"{' +' + str(len(msg.embeds)) + ' embeds' if msg.embeds else ''}",
+                    flush=True,
+                )
         await asyncio.sleep(0.25)
         idle += 0.25
 
@@ -52,9 +55,11 @@ async def follow(emu: Emulator, guild: Guild, line: str) -> None:
 async def main(port: int, token: str) -> None:
     emu = await Emulator(token=token).start(port)
     guild = await emu.create_guild("Guru demo")
-    print(f"DISCORD_API_BASE={emu.api_base}\nDISCORD_GATEWAY_URL={emu.gateway_url}\n"
-          f"DISCORD_TOKEN={token}\n# guild {guild.id}; type /status, /ask question=\"…\"",
-          flush=True)
+    print(
+        f"DISCORD_API_BASE={emu.api_base}\nDISCORD_GATEWAY_URL={emu.gateway_url}\n"
+        f'DISCORD_TOKEN={token}\n# guild {guild.id}; type /status, /ask question="…"',
+        flush=True,
+    )
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)

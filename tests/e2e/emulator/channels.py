@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -25,23 +25,47 @@ def install(emulator: Emulator) -> None:
 
     async def application(request: web.Request, p: dict[str, str], body: Body) -> web.Response:
         owner = {"id": "1", "username": "owner", "discriminator": "0", "avatar": None}
-        return json_response({
-            "id": str(emulator.app_id), "name": "guru", "description": "", "icon": None,
-            "bot_public": False, "bot_require_code_grant": False, "owner": owner,
-            "verify_key": "00", "flags": 0})
+        return json_response(
+            {
+                "id": str(emulator.app_id),
+                "name": "guru",
+                "description": "",
+                "icon": None,
+                "bot_public": False,
+                "bot_require_code_grant": False,
+                "owner": owner,
+                "verify_key": "00",
+                "flags": 0,
+            }
+        )
 
     async def gateway_bot(request: web.Request, p: dict[str, str], body: Body) -> web.Response:
-        return json_response({"url": emulator.gateway_url, "shards": emulator.shards,
-                              "session_start_limit": {"total": 1000, "remaining": 999,
-                                                      "reset_after": 0, "max_concurrency": 1}})
+        return json_response(
+            {
+                "url": emulator.gateway_url,
+                "shards": emulator.shards,
+                "session_start_limit": {
+                    "total": 1000,
+                    "remaining": 999,
+                    "reset_after": 0,
+                    "max_concurrency": 1,
+                },
+            }
+        )
 
     async def put_commands(request: web.Request, p: dict[str, str], body: Body) -> web.Response:
         guild_id = int(p["gid"]) if "gid" in p else None
         synced = []
         for command in body.json or []:
-            synced.append({**command, "id": str(world.next_id()), "version": "1",
-                           "application_id": str(emulator.app_id),
-                           **({"guild_id": str(guild_id)} if guild_id else {})})
+            synced.append(
+                {
+                    **command,
+                    "id": str(world.next_id()),
+                    "version": "1",
+                    "application_id": str(emulator.app_id),
+                    **({"guild_id": str(guild_id)} if guild_id else {}),
+                }
+            )
         world.commands[guild_id] = synced
         return json_response(synced)
 
@@ -73,10 +97,13 @@ def install(emulator: Emulator) -> None:
 
     async def pins(request: web.Request, p: dict[str, str], body: Body) -> web.Response:
         cid = int(p["cid"])
-        pinned = [m for m in world.messages.values() if m.channel_id == cid and m.pinned
-                  and not m.deleted]
-        items = [{"pinned_at": m.timestamp, "message": m.payload(emulator.base_url)}
-                 for m in reversed(pinned)]
+        pinned = [
+            m for m in world.messages.values() if m.channel_id == cid and m.pinned and not m.deleted
+        ]
+        items = [
+            {"pinned_at": m.timestamp, "message": m.payload(emulator.base_url)}
+            for m in reversed(pinned)
+        ]
         return json_response({"items": items, "has_more": False})
 
     async def pin(request: web.Request, p: dict[str, str], body: Body) -> web.Response:
@@ -91,8 +118,9 @@ def install(emulator: Emulator) -> None:
         index = int(request.match_info["index"])
         if msg is None or index >= len(msg.attachments):
             return web.Response(status=404)
-        return web.Response(body=msg.attachments[index][1],
-                            headers={"Content-Type": "application/octet-stream"})
+        return web.Response(
+            body=msg.attachments[index][1], headers={"Content-Type": "application/octet-stream"}
+        )
 
     api.route("GET", "/users/@me", me)
     api.route("GET", "/oauth2/applications/@me", application)
@@ -119,4 +147,4 @@ def pins_update(channel_id: int, guild_id: int | None, last_pin: str | None) -> 
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()

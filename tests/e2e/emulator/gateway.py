@@ -61,8 +61,9 @@ class Gateway:
         await ws.prepare(request)
         self.connections += 1
         session: Session | None = None
-        await ws.send_str(json.dumps({"op": HELLO, "d": {"heartbeat_interval":
-                                                          self.heartbeat_interval_ms}}))
+        await ws.send_str(
+            json.dumps({"op": HELLO, "d": {"heartbeat_interval": self.heartbeat_interval_ms}})
+        )
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
                 continue
@@ -91,14 +92,23 @@ class Gateway:
         session = Session(f"session-{self.emulator.world.next_id()}", (shard[0], shard[1]), ws=ws)
         self.sessions[session.id] = session
         world = self.emulator.world
-        guilds = [g for g in world.guilds.values() if (g.id >> 22) % session.shard[1] == session.shard[0]]
-        await session.dispatch("READY", {
-            "v": 10, "user": world.bot_user.payload(), "session_id": session.id,
-            "resume_gateway_url": self.emulator.gateway_url, "shard": list(session.shard),
-            "guilds": [{"id": str(g.id), "unavailable": True} for g in guilds],
-            "application": {"id": str(self.emulator.app_id), "flags": 0},
-            "private_channels": [], "relationships": [],
-        })
+        guilds = [
+            g for g in world.guilds.values() if (g.id >> 22) % session.shard[1] == session.shard[0]
+        ]
+        await session.dispatch(
+            "READY",
+            {
+                "v": 10,
+                "user": world.bot_user.payload(),
+                "session_id": session.id,
+                "resume_gateway_url": self.emulator.gateway_url,
+                "shard": list(session.shard),
+                "guilds": [{"id": str(g.id), "unavailable": True} for g in guilds],
+                "application": {"id": str(self.emulator.app_id), "flags": 0},
+                "private_channels": [],
+                "relationships": [],
+            },
+        )
         for guild in guilds:
             await session.dispatch("GUILD_CREATE", guild.payload())
         self.identified.set()
@@ -120,9 +130,16 @@ class Gateway:
         guild = self.emulator.world.guilds.get(int(data["guild_id"]))
         if session is None or guild is None:
             return
-        await session.dispatch("GUILD_MEMBERS_CHUNK", {
-            "guild_id": str(guild.id), "members": [m.payload() for m in guild.members.values()],
-            "chunk_index": 0, "chunk_count": 1, "nonce": data.get("nonce")})
+        await session.dispatch(
+            "GUILD_MEMBERS_CHUNK",
+            {
+                "guild_id": str(guild.id),
+                "members": [m.payload() for m in guild.members.values()],
+                "chunk_index": 0,
+                "chunk_count": 1,
+                "nonce": data.get("nonce"),
+            },
+        )
 
     async def dispatch(self, event: str, data: dict[str, Any], guild_id: int | None = None) -> None:
         """Send an event to every session (of the shard owning `guild_id`, when given)."""

@@ -19,7 +19,15 @@ ACK_WINDOW_S = 3.0
 EPHEMERAL, LOADING = 64, 128
 
 # Callback types (interaction response types)
-PONG, MESSAGE, DEFERRED_MESSAGE, DEFERRED_UPDATE, UPDATE_MESSAGE, AUTOCOMPLETE, MODAL = 1, 4, 5, 6, 7, 8, 9
+PONG, MESSAGE, DEFERRED_MESSAGE, DEFERRED_UPDATE, UPDATE_MESSAGE, AUTOCOMPLETE, MODAL = (
+    1,
+    4,
+    5,
+    6,
+    7,
+    8,
+    9,
+)
 # Application command option types, inferred from Python values
 OPTION_TYPES = {str: 3, int: 4, bool: 5, float: 10}
 
@@ -77,8 +85,9 @@ class Interaction:
         return [m.content for m in self.messages]
 
 
-def options_payload(options: dict[str, Any],
-                    resolved: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+def options_payload(
+    options: dict[str, Any], resolved: dict[str, dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     """Slash command options from a plain dict; nested dicts become subcommands, Channel and
     Role values become channel/role options (their objects go into `resolved`)."""
     out = []
@@ -88,7 +97,8 @@ def options_payload(options: dict[str, Any],
             out.append({"name": name, "type": 1, "options": options_payload(value, resolved)})
         elif isinstance(value, Channel):
             resolved.setdefault("channels", {})[str(value.id)] = value.payload() | {
-                "permissions": str((1 << 53) - 1)}
+                "permissions": str((1 << 53) - 1)
+            }
             out.append({"name": name, "type": 7, "value": str(value.id)})
         elif isinstance(value, Role):
             resolved.setdefault("roles", {})[str(value.id)] = value.payload()
@@ -102,11 +112,21 @@ def _base(interaction: Interaction, permissions: int) -> dict[str, Any]:
     guild, channel = interaction.guild, interaction.guild.channels[interaction.channel_id]
     member = interaction.member.payload() | {"permissions": str(permissions)}
     return {
-        "id": str(interaction.id), "application_id": str(APP_ID), "type": interaction.type,
-        "token": interaction.token, "version": 1, "guild_id": str(guild.id),
-        "channel_id": str(channel.id), "channel": channel.payload(), "member": member,
-        "app_permissions": str((1 << 53) - 1), "locale": "en-US", "guild_locale": "en-US",
-        "entitlements": [], "context": 0, "authorizing_integration_owners": {"0": str(guild.id)},
+        "id": str(interaction.id),
+        "application_id": str(APP_ID),
+        "type": interaction.type,
+        "token": interaction.token,
+        "version": 1,
+        "guild_id": str(guild.id),
+        "channel_id": str(channel.id),
+        "channel": channel.payload(),
+        "member": member,
+        "app_permissions": str((1 << 53) - 1),
+        "locale": "en-US",
+        "guild_locale": "en-US",
+        "entitlements": [],
+        "context": 0,
+        "authorizing_integration_owners": {"0": str(guild.id)},
         "attachment_size_limit": 10 * 1024 * 1024,
     }
 
@@ -118,4 +138,6 @@ def command_payload(interaction: Interaction, permissions: int) -> dict[str, Any
 def component_payload(interaction: Interaction, permissions: int, base_url: str) -> dict[str, Any]:
     assert interaction.source_message is not None
     return _base(interaction, permissions) | {
-        "data": interaction.data, "message": interaction.source_message.payload(base_url)}
+        "data": interaction.data,
+        "message": interaction.source_message.payload(base_url),
+    }

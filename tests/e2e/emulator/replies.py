@@ -21,8 +21,13 @@ if TYPE_CHECKING:
 __all__ = ["install", "revise"]
 
 
-def revise(previous: Revision | None, body: dict[str, Any] | None, files: list[tuple[str, bytes]],
-           flags: int | None = None, message_id: int = 0) -> Revision:
+def revise(
+    previous: Revision | None,
+    body: dict[str, Any] | None,
+    files: list[tuple[str, bytes]],
+    flags: int | None = None,
+    message_id: int = 0,
+) -> Revision:
     """The message state after a create (previous=None) or an edit with `body`."""
     body = body or {}
     prev = previous or Revision(0.0, "", [], [], [], 0)
@@ -30,18 +35,27 @@ def revise(previous: Revision | None, body: dict[str, Any] | None, files: list[t
     if "attachments" in body:  # discord.py lists the attachments to keep (by id) on edits
         keep_ids = {str(a.get("id")) for a in body["attachments"] or []}
         kept = [a for i, a in enumerate(prev.attachments) if str(message_id * 10 + i) in keep_ids]
-    content = body["content"] if "content" in body else prev.content
+    content = body.get("content", prev.content)
     new_flags = prev.flags & ~ix.LOADING if previous else 0
     if flags is not None:
         new_flags = flags
     elif "flags" in body and body["flags"] is not None:
         new_flags |= int(body["flags"]) & ix.EPHEMERAL
     return Revision(
-        at=time.monotonic(), content=content or "",
-        embeds=body["embeds"] if body.get("embeds") is not None else prev.embeds if previous else [],
-        components=body["components"] if body.get("components") is not None
-        else prev.components if previous else [],
-        attachments=[*kept, *files] if previous else list(files), flags=new_flags,
+        at=time.monotonic(),
+        content=content or "",
+        embeds=body["embeds"]
+        if body.get("embeds") is not None
+        else prev.embeds
+        if previous
+        else [],
+        components=body["components"]
+        if body.get("components") is not None
+        else prev.components
+        if previous
+        else [],
+        attachments=[*kept, *files] if previous else list(files),
+        flags=new_flags,
     )
 
 
@@ -70,13 +84,19 @@ def install(emulator: Emulator) -> None:
             inter.original = message
         elif kind == ix.UPDATE_MESSAGE and inter.source_message is not None:
             message = inter.source_message
-            message.revisions.append(revise(message.latest, data, body.files, message_id=message.id))
+            message.revisions.append(
+                revise(message.latest, data, body.files, message_id=message.id)
+            )
         elif kind == ix.AUTOCOMPLETE:
             inter.autocomplete_choices = data.get("choices", [])
-        out: dict[str, Any] = {"interaction": {
-            "id": str(inter.id), "type": inter.type,
-            "response_message_loading": kind == ix.DEFERRED_MESSAGE,
-            "response_message_ephemeral": bool(flags & ix.EPHEMERAL)}}
+        out: dict[str, Any] = {
+            "interaction": {
+                "id": str(inter.id),
+                "type": inter.type,
+                "response_message_loading": kind == ix.DEFERRED_MESSAGE,
+                "response_message_ephemeral": bool(flags & ix.EPHEMERAL),
+            }
+        }
         if message is not None:
             out["interaction"]["response_message_id"] = str(message.id)
             out["resource"] = {"type": kind, "message": message.payload(emulator.base_url)}
@@ -93,7 +113,8 @@ def install(emulator: Emulator) -> None:
             msg = inter.original
             msg.revisions.append(revise(msg.latest, body.json, body.files, message_id=msg.id))
             msg.revisions[-1].flags = (msg.flags & ix.EPHEMERAL) | (
-                int((body.json or {}).get("flags") or 0) & ix.EPHEMERAL)
+                int((body.json or {}).get("flags") or 0) & ix.EPHEMERAL
+            )
         else:
             rev = revise(None, body.json, body.files)
             msg = world.add_message(inter.channel_id, world.bot_user, rev, inter.id)

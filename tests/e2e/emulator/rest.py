@@ -8,6 +8,7 @@ header and a JSON body with `retry_after`.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -15,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-import logging
 
 if TYPE_CHECKING:
     from tests.e2e.emulator.server import Emulator
@@ -48,9 +48,14 @@ class Call:
         return f"{self.method} {self.path} -> {self.status}"
 
 
-def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(status=status, body=json.dumps(obj).encode(),
-                        headers={"Content-Type": "application/json", **(headers or {})})
+def json_response(
+    obj: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        status=status,
+        body=json.dumps(obj).encode(),
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
 
 
 def error(status: int, code: int, message: str) -> web.Response:
@@ -93,8 +98,9 @@ class Limits:
         self.injected: list[_Injected] = []
         self.buckets: list[_Bucket] = []
 
-    def inject_429(self, pattern: str, times: int = 1, retry_after: float = 0.3,
-                   is_global: bool = False) -> None:
+    def inject_429(
+        self, pattern: str, times: int = 1, retry_after: float = 0.3, is_global: bool = False
+    ) -> None:
         """The next `times` calls whose "METHOD /path" matches `pattern` (regex) get a 429."""
         self.injected.append(_Injected(re.compile(pattern), times, retry_after, is_global))
 
@@ -118,17 +124,23 @@ class Limits:
                 return self._too_many(bucket.per_s - (now - hits[0]), False), {}
             hits.append(now)
             reset = bucket.per_s - (now - hits[0])
-            return None, {"X-RateLimit-Limit": str(bucket.limit),
-                          "X-RateLimit-Remaining": str(bucket.limit - len(hits)),
-                          "X-RateLimit-Reset-After": f"{reset:.3f}",
-                          "X-RateLimit-Reset": f"{time.time() + reset:.3f}",
-                          "X-RateLimit-Bucket": f"bucket-{bucket.pattern.pattern}"}
+            return None, {
+                "X-RateLimit-Limit": str(bucket.limit),
+                "X-RateLimit-Remaining": str(bucket.limit - len(hits)),
+                "X-RateLimit-Reset-After": f"{reset:.3f}",
+                "X-RateLimit-Reset": f"{time.time() + reset:.3f}",
+                "X-RateLimit-Bucket": f"bucket-{bucket.pattern.pattern}",
+            }
         return None, {}
 
     @staticmethod
     def _too_many(retry_after: float, is_global: bool) -> web.Response:
-        body = {"message": "You are being rate limited.", "retry_after": round(retry_after, 3),
-                "global": is_global, "code": 0}
+        body = {
+            "message": "You are being rate limited.",
+            "retry_after": round(retry_after, 3),
+            "global": is_global,
+            "code": 0,
+        }
         return json_response(body, 429, {"Via": "1.1 emulator", "Retry-After": str(retry_after)})
 
 
@@ -157,9 +169,9 @@ class RestApi:
         return response
 
     async def _respond(self, request: web.Request, path: str, body: Body) -> web.Response:
-        if not path.startswith("/interactions/") and not path.startswith("/webhooks/"):
-            if request.headers.get("Authorization") != f"Bot {self.emulator.token}":
-                return error(401, 0, "401: Unauthorized")
+        tokenless = path.startswith(("/interactions/", "/webhooks/"))  # the URL token authorises
+        if not tokenless and request.headers.get("Authorization") != f"Bot {self.emulator.token}":
+            return error(401, 0, "401: Unauthorized")
         limited, headers = self.limits.check(f"{request.method} {path}", path)
         if limited is not None:
             return limited
@@ -174,5 +186,6 @@ class RestApi:
     def find(self, method: str | None = None, pattern: str = "") -> list[Call]:
         """Recorded calls filtered by method and a regex on the path."""
         regex = re.compile(pattern)
-        return [c for c in self.calls if (method is None or c.method == method)
-                and regex.search(c.path)]
+        return [
+            c for c in self.calls if (method is None or c.method == method) and regex.search(c.path)
+        ]

@@ -1,10 +1,10 @@
 """`Emulator`: the aiohttp app plus the Python API tests use to act as users and inspect replies.
 
-    async with Emulator() as emu:
-        guild = await emu.create_guild("g")
-        ... point the bot at emu.api_base / emu.gateway_url, start it ...
-        inter = await emu.send_command(guild, guild.owner, "status")
-        await emu.wait_for(lambda: inter.acked)
+async with Emulator() as emu:
+    guild = await emu.create_guild("g")
+    ... point the bot at emu.api_base / emu.gateway_url, start it ...
+    inter = await emu.send_command(guild, guild.owner, "status")
+    await emu.wait_for(lambda: inter.acked)
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -24,7 +24,7 @@ from tests.e2e.emulator.gateway import Gateway
 from tests.e2e.emulator.rest import RestApi
 from tests.e2e.emulator.state import APP_ID, Channel, Guild, Member, Message, Role, User, World
 
-__all__ = ["Emulator", "ADMINISTRATOR", "MANAGE_GUILD", "DEFAULT_PERMISSIONS"]
+__all__ = ["ADMINISTRATOR", "DEFAULT_PERMISSIONS", "MANAGE_GUILD", "Emulator"]
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,14 @@ DEFAULT_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 16) | (1 << 31)
 class Emulator:
     """A local Discord: one bot application, any number of guilds and users."""
 
-    def __init__(self, *, token: str = "emulator-token", heartbeat_interval_ms: int = 41250,
-                 shards: int = 1, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        *,
+        token: str = "emulator-token",
+        heartbeat_interval_ms: int = 41250,
+        shards: int = 1,
+        host: str = "127.0.0.1",
+    ) -> None:
         self.token, self.host, self.shards, self.app_id = token, host, shards, APP_ID
         self.port = 0
         self.world = World()
@@ -55,7 +61,7 @@ class Emulator:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    async def start(self, port: int = 0) -> Emulator:
+    async def start(self, port: int = 0) -> Self:
         self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, port)
@@ -70,7 +76,7 @@ class Emulator:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> Emulator:
+    async def __aenter__(self) -> Self:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -92,8 +98,9 @@ class Emulator:
 
     # -- building the world --------------------------------------------------------------------
 
-    async def create_guild(self, name: str, *, owner: str = "owner",
-                           everyone_permissions: int = DEFAULT_PERMISSIONS) -> Guild:
+    async def create_guild(
+        self, name: str, *, owner: str = "owner", everyone_permissions: int = DEFAULT_PERMISSIONS
+    ) -> Guild:
         """A guild with @everyone, #general and its owner; announced if the bot is connected."""
         world = self.world
         owner_user = self.user(owner)
@@ -115,8 +122,9 @@ class Emulator:
     async def add_role(self, guild: Guild, name: str, permissions: int = 0) -> Role:
         role = Role(self.world.next_id(), name, permissions, position=len(guild.roles))
         guild.roles[role.id] = role
-        await self.gateway.dispatch("GUILD_ROLE_CREATE", {"guild_id": str(guild.id),
-                                                          "role": role.payload()}, guild.id)
+        await self.gateway.dispatch(
+            "GUILD_ROLE_CREATE", {"guild_id": str(guild.id), "role": role.payload()}, guild.id
+        )
         return role
 
     async def add_channel(self, guild: Guild, name: str) -> Channel:
@@ -148,16 +156,25 @@ class Emulator:
                     return cmd
         raise AssertionError(f"/{name} was never synced for guild {guild.id}")
 
-    async def send_command(self, guild: Guild, member: Member, name: str,
-                           options: dict[str, Any] | None = None,
-                           channel: Channel | None = None) -> ix.Interaction:
+    async def send_command(
+        self,
+        guild: Guild,
+        member: Member,
+        name: str,
+        options: dict[str, Any] | None = None,
+        channel: Channel | None = None,
+    ) -> ix.Interaction:
         """`member` runs `/name options…` in `channel` (default: the first channel).
 
         `options` may nest a subcommand: `send_command(g, m, "settings", {"show": {}})`."""
         cmd = self.command(guild, name)
         resolved: dict[str, dict[str, Any]] = {}
-        data: dict[str, Any] = {"id": cmd["id"], "name": name, "type": 1,
-                                "options": ix.options_payload(options or {}, resolved)}
+        data: dict[str, Any] = {
+            "id": cmd["id"],
+            "name": name,
+            "type": 1,
+            "options": ix.options_payload(options or {}, resolved),
+        }
         if resolved:
             data["resolved"] = resolved
         if "guild_id" in cmd:
@@ -180,25 +197,40 @@ class Emulator:
         await self.gateway.dispatch("INTERACTION_CREATE", payload, guild.id)
         return inter
 
-    def _new_interaction(self, kind: int, guild: Guild, channel_id: int, member: Member,
-                         data: dict[str, Any]) -> ix.Interaction:
-        inter = ix.Interaction(self.world.next_id(), secrets.token_urlsafe(24), kind, guild,
-                               channel_id, member, data, created_at=time.monotonic())
+    def _new_interaction(
+        self, kind: int, guild: Guild, channel_id: int, member: Member, data: dict[str, Any]
+    ) -> ix.Interaction:
+        inter = ix.Interaction(
+            self.world.next_id(),
+            secrets.token_urlsafe(24),
+            kind,
+            guild,
+            channel_id,
+            member,
+            data,
+            created_at=time.monotonic(),
+        )
         self.interactions[inter.id] = inter
         self.interactions_by_token[inter.token] = inter
         return inter
 
     async def post_message(self, channel: Channel, member: Member, content: str) -> Message:
         """A user's message in `channel` (MESSAGE_CREATE)."""
-        msg = self.world.add_message(channel.id, member.user,
-                                     replies.revise(None, {"content": content}, []))
+        msg = self.world.add_message(
+            channel.id, member.user, replies.revise(None, {"content": content}, [])
+        )
         await self.gateway.dispatch("MESSAGE_CREATE", self.message_event(msg), channel.guild_id)
         return msg
 
     async def set_pinned(self, msg: Message, pinned: bool) -> None:
         msg.pinned = pinned
-        await self.gateway.dispatch("CHANNEL_PINS_UPDATE", channels.pins_update(
-            msg.channel_id, msg.guild_id, channels.now_iso() if pinned else None), msg.guild_id)
+        await self.gateway.dispatch(
+            "CHANNEL_PINS_UPDATE",
+            channels.pins_update(
+                msg.channel_id, msg.guild_id, channels.now_iso() if pinned else None
+            ),
+            msg.guild_id,
+        )
 
     async def edit_message(self, msg: Message, content: str) -> None:
         msg.revisions.append(replies.revise(msg.latest, {"content": content}, []))
@@ -224,8 +256,9 @@ class Emulator:
     def notify(self) -> None:
         self._changed.set()
 
-    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0,
-                       what: str = "condition") -> None:
+    async def wait_for(
+        self, predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition"
+    ) -> None:
         """Wait until `predicate()` is true (re-checked whenever the bot calls REST)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
@@ -33,7 +33,7 @@ JOINED_AT = "2024-01-01T00:00:00+00:00"
 
 
 def iso_now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 @dataclass
@@ -43,8 +43,14 @@ class User:
     bot: bool = False
 
     def payload(self) -> dict[str, Any]:
-        return {"id": str(self.id), "username": self.name, "discriminator": "0",
-                "global_name": self.name, "avatar": None, "bot": self.bot}
+        return {
+            "id": str(self.id),
+            "username": self.name,
+            "discriminator": "0",
+            "global_name": self.name,
+            "avatar": None,
+            "bot": self.bot,
+        }
 
 
 @dataclass
@@ -55,9 +61,17 @@ class Role:
     position: int = 0
 
     def payload(self) -> dict[str, Any]:
-        return {"id": str(self.id), "name": self.name, "permissions": str(self.permissions),
-                "position": self.position, "color": 0, "hoist": False, "managed": False,
-                "mentionable": False, "flags": 0}
+        return {
+            "id": str(self.id),
+            "name": self.name,
+            "permissions": str(self.permissions),
+            "position": self.position,
+            "color": 0,
+            "hoist": False,
+            "managed": False,
+            "mentionable": False,
+            "flags": 0,
+        }
 
 
 @dataclass
@@ -66,8 +80,14 @@ class Member:
     role_ids: list[int] = field(default_factory=list)
 
     def payload(self) -> dict[str, Any]:
-        return {"user": self.user.payload(), "roles": [str(r) for r in self.role_ids],
-                "joined_at": JOINED_AT, "flags": 0, "deaf": False, "mute": False}
+        return {
+            "user": self.user.payload(),
+            "roles": [str(r) for r in self.role_ids],
+            "joined_at": JOINED_AT,
+            "flags": 0,
+            "deaf": False,
+            "mute": False,
+        }
 
 
 @dataclass
@@ -78,8 +98,15 @@ class Channel:
     position: int = 0
 
     def payload(self) -> dict[str, Any]:
-        return {"id": str(self.id), "type": 0, "name": self.name, "position": self.position,
-                "guild_id": str(self.guild_id), "permission_overwrites": [], "nsfw": False}
+        return {
+            "id": str(self.id),
+            "type": 0,
+            "name": self.name,
+            "position": self.position,
+            "guild_id": str(self.guild_id),
+            "permission_overwrites": [],
+            "nsfw": False,
+        }
 
 
 @dataclass
@@ -138,23 +165,41 @@ class Message:
 
     def custom_ids(self) -> list[str]:
         """custom_id of every button/select in the message's current components."""
-        return [c["custom_id"] for row in self.components
-                for c in row.get("components", []) if "custom_id" in c]
+        return [
+            c["custom_id"]
+            for row in self.components
+            for c in row.get("components", [])
+            if "custom_id" in c
+        ]
 
     def payload(self, base_url: str = "") -> dict[str, Any]:
         rev = self.latest
         attachments = [
-            {"id": str(self.id * 10 + i), "filename": name, "size": len(data),
-             "url": f"{base_url}/files/{self.id}/{i}/{name}",
-             "proxy_url": f"{base_url}/files/{self.id}/{i}/{name}"}
+            {
+                "id": str(self.id * 10 + i),
+                "filename": name,
+                "size": len(data),
+                "url": f"{base_url}/files/{self.id}/{i}/{name}",
+                "proxy_url": f"{base_url}/files/{self.id}/{i}/{name}",
+            }
             for i, (name, data) in enumerate(rev.attachments)
         ]
         data: dict[str, Any] = {
-            "id": str(self.id), "channel_id": str(self.channel_id), "type": 0 if not
-            self.interaction_id else 20, "content": rev.content, "author": self.author.payload(),
-            "timestamp": self.timestamp, "edited_timestamp": None, "tts": False,
-            "mention_everyone": False, "mentions": [], "mention_roles": [], "attachments":
-            attachments, "embeds": rev.embeds, "components": rev.components, "pinned": self.pinned,
+            "id": str(self.id),
+            "channel_id": str(self.channel_id),
+            "type": 0 if not self.interaction_id else 20,
+            "content": rev.content,
+            "author": self.author.payload(),
+            "timestamp": self.timestamp,
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": attachments,
+            "embeds": rev.embeds,
+            "components": rev.components,
+            "pinned": self.pinned,
             "flags": rev.flags,
         }
         if self.guild_id is not None:
@@ -186,15 +231,27 @@ class Guild:
 
     def payload(self) -> dict[str, Any]:
         return {
-            "id": str(self.id), "name": self.name, "owner_id": str(self.owner_id),
-            "unavailable": False, "member_count": len(self.members), "icon": None,
-            "features": [], "emojis": [], "stickers": [], "threads": [],
+            "id": str(self.id),
+            "name": self.name,
+            "owner_id": str(self.owner_id),
+            "unavailable": False,
+            "member_count": len(self.members),
+            "icon": None,
+            "features": [],
+            "emojis": [],
+            "stickers": [],
+            "threads": [],
             "roles": [r.payload() for r in self.roles.values()],
             "channels": [c.payload() for c in self.channels.values()],
             "members": [m.payload() for m in self.members.values()],
-            "premium_tier": 0, "preferred_locale": "en-US", "verification_level": 0,
-            "default_message_notifications": 0, "explicit_content_filter": 0, "mfa_level": 0,
-            "nsfw_level": 0, "system_channel_flags": 0,
+            "premium_tier": 0,
+            "preferred_locale": "en-US",
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "mfa_level": 0,
+            "nsfw_level": 0,
+            "system_channel_flags": 0,
         }
 
 
@@ -219,14 +276,24 @@ class World:
                 return guild.channels[channel_id]
         return None
 
-    def add_message(self, channel_id: int, author: User, revision: Revision,
-                    interaction_id: int | None = None) -> Message:
+    def add_message(
+        self, channel_id: int, author: User, revision: Revision, interaction_id: int | None = None
+    ) -> Message:
         channel = self.channel(channel_id)
-        msg = Message(self.next_id(), channel_id, channel.guild_id if channel else None, author,
-                      [revision], interaction_id=interaction_id)
+        msg = Message(
+            self.next_id(),
+            channel_id,
+            channel.guild_id if channel else None,
+            author,
+            [revision],
+            interaction_id=interaction_id,
+        )
         self.messages[msg.id] = msg
         return msg
 
     def bot_messages(self, channel_id: int | None = None) -> list[Message]:
-        return [m for m in self.messages.values() if m.author.id == BOT_USER_ID
-                and (channel_id is None or m.channel_id == channel_id)]
+        return [
+            m
+            for m in self.messages.values()
+            if m.author.id == BOT_USER_ID and (channel_id is None or m.channel_id == channel_id)
+        ]
