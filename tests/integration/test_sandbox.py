@@ -112,6 +112,11 @@ async def test_exit_code_passes_through(sandbox: Sandbox) -> None:
     assert result.status == "error" and result.exit_code == 3
 
 
+async def test_exit_builtins_work_without_site(sandbox: Sandbox) -> None:
+    assert (await run(sandbox, "print('a')\nexit()\nprint('b')")).stdout == "a\n"
+    assert (await run(sandbox, "quit(5)")).exit_code == 5
+
+
 async def test_stdlib_math_works(sandbox: Sandbox) -> None:
     result = await run(sandbox, src("""
         from fractions import Fraction
@@ -547,6 +552,17 @@ def test_cli_check_and_run_json(tmp_path: Path, capsys) -> None:
     out = json.loads(capsys.readouterr().out)
     assert {"ok", "stdout", "stderr", "exit_code", "timed_out", "elapsed_ms", "error"} <= set(out)
     assert out["ok"] and out["stdout"] == "42\n"
+
+
+def test_cli_check_lists_every_layer_for_humans(capsys) -> None:
+    from core.cli import main
+
+    assert main(["sandbox", "--check"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == "sandbox: ready"
+    layer_lines = lines[:-1]
+    assert len(layer_lines) >= 12 and all(line.startswith("active ") for line in layer_lines)
+    assert any("seccomp" in line for line in layer_lines)
 
 
 # -- the warm pool and the unsafe opt-out ---------------------------------------------------
