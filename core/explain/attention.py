@@ -149,7 +149,9 @@ def _check(sentence: str, token_ids: list[int], layer: int, head: HeadChoice,
             f"{MAX_TOKENS} tokens so its labels stay readable. Try a shorter sentence."
         )
     if not 0 <= layer < num_layers:
-        raise InvalidInput(f"Layer {layer} does not exist: choose a layer from 0 to {num_layers - 1}.")
+        raise InvalidInput(
+            f"Layer {layer} does not exist: choose a layer from 0 to {num_layers - 1}."
+        )
     if isinstance(head, int) and not 0 <= head < num_heads:
         raise InvalidInput(f"Head {head} does not exist: choose a head from 0 to {num_heads - 1}, "
                            "or the mean over heads.")
@@ -165,7 +167,8 @@ def attention_map(
     """
     import torch
 
-    if head is not None and head != "mean" and (isinstance(head, bool) or not isinstance(head, int)):
+    is_index = isinstance(head, int) and not isinstance(head, bool)
+    if head is not None and head != "mean" and not is_index:
         raise InvalidInput(f"head must be a head number or 'mean', not {head!r}.")
     text_config = _text_config(loaded.model)
     num_layers = int(text_config.num_hidden_layers)
@@ -181,7 +184,7 @@ def attention_map(
         out = view(input_ids=torch.tensor([token_ids], device=device), output_attentions=True,
                    use_cache=False)
     attentions = getattr(out, "attentions", None)
-    if not attentions or attentions[layer] is None:
+    if not attentions or any(a is None for a in attentions):
         raise GuruError(f"{loaded.name} does not expose its attention weights, so no heatmap.")
     if len(attentions) != num_layers:  # a hook installed twice would shift every index
         raise GuruError(f"Reading the attention of {loaded.name} went wrong: got "

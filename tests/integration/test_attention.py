@@ -1,4 +1,4 @@
-"""Attention heatmaps from the real bundled model: true weights, readable PNG, shared model intact."""
+"""Attention maps of the real bundled model: true weights, readable PNG, shared model intact."""
 
 from __future__ import annotations
 
