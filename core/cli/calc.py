@@ -1,0 +1,78 @@
+"""`guru calc PROBLEM [--samples K] [--json]`: answer a math word problem with PAL.
+
+The /calc model (GURU_CALC_MODEL, else the strongest installed code preset) writes a
+`solution()` program; the sandbox runs it; with --samples K, K programs vote. Exit status:
+0 with an answer, 1 when no program produced one, 2 on bad input or a refusing sandbox.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from core.config import Settings
+from core.errors import InvalidInput
+from core.pal.solver import MAX_SAMPLES, PalResult, PalSolver, check_problem
+
+__all__ = ["register", "run_calc"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "calc", help="Solve a math word problem with model-written code (PAL).",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("problem", nargs="+", metavar="PROBLEM", help="the problem text; - = stdin")
+    parser.add_argument("--samples", type=int, default=1, metavar="K",
+                        help=f"programs to sample and vote over (1-{MAX_SAMPLES}; default 1 = greedy)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.set_defaults(handler=run_calc)
+
+
+def _problem(args: argparse.Namespace) -> str:
+    text = sys.stdin.read() if args.problem == ["-"] else " ".join(args.problem)
+    return check_problem(text)  # fail fast, before minutes of model loading
+
+
+def _show(result: PalResult) -> None:
+    if result.code:
+        print(f"```python\n{result.code.rstrip()}\n```")
+    if result.stdout.strip():
+        print(f"output:\n{result.stdout.rstrip()}")
+    if len(result.votes) > 0 and sum(result.votes.values()) > 1:
+        print("votes: " + ", ".join(f"{a!r}: {n}" for a, n in result.votes.items()))
+    if result.answer is not None:
+        flag = "" if result.numeric else "   (not a number: the program returned this value)"
+        print(f"answer: {result.answer}{flag}")
+    else:
+        print(f"no answer: {result.error}", file=sys.stderr)
+
+
+async def run_calc(args: argparse.Namespace, settings: Settings) -> int:
+    from core.sandbox import Sandbox
+    from core.services import Services
+
+    problem = _problem(args)
+    if not 1 <= args.samples <= MAX_SAMPLES:
+        raise InvalidInput(f"--samples must be between 1 and {MAX_SAMPLES}.")
+    services = Services(settings)
+    sandbox = Sandbox.from_settings(settings, pool_size=min(args.samples, 4))
+    try:
+        refusal = await sandbox.start()  # fail closed before loading a model for nothing
+        if refusal:
+            from core.pal.execute import SandboxRefused
+
+            raise SandboxRefused(f"The sandbox refuses to run code here: {refusal}")
+        solver = PalSolver(await services.calc_llm(), sandbox,
+                           timeout_s=settings.sandbox_timeout_s,
+                           temperature=settings.temperature or 0.7)
+        result = await solver.solve(problem, samples=args.samples)
+    finally:
+        await sandbox.aclose()
+        await services.aclose()
+    if args.json:
+        print(json.dumps(result.public(), indent=2))
+    else:
+        _show(result)
+    return 0 if result.answer is not None else 1
