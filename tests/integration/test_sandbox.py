@@ -513,6 +513,16 @@ async def test_proc_shows_no_host_processes(sandbox: Sandbox) -> None:
     assert result.stdout.count("denied") == 4, result.stdout
 
 
+async def test_hostile_runs_leak_no_file_descriptors(sandbox: Sandbox) -> None:
+    await sandbox.wait_pool()
+    before = len(os.listdir("/proc/self/fd"))
+    for code in ("while True:\n    pass", "while True:\n    print('x' * 4096)",
+                 "import os, signal\nos.killpg(0, signal.SIGKILL)", "x = bytearray(2**33)"):
+        await run(sandbox, code, timeout_s=0.5)
+    await sandbox.wait_pool()
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
 async def test_cancelled_run_leaves_nothing_behind(sandbox: Sandbox) -> None:
     before = await settled_process_count(sandbox)
     task = asyncio.ensure_future(sandbox.run("import time\ntime.sleep(30)", timeout_s=30))
