@@ -32,6 +32,8 @@ SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 SANDBOX_ENV = {"PATH": "/usr/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
 RUNNER_SOURCE = (Path(__file__).with_name("_runner.py")).read_text()
 # -S: no `site` (the runner adds dist-packages itself) and no third-party .pth hooks.
+# --size (tmpfs cap) needs 0.7, --disable-userns 0.8: older ones must refuse, not half-work.
+MIN_BWRAP = (0, 8)
 PYTHON_FLAGS = ["-I", "-S", "-B", "-X", "utf8"]
 
 
@@ -82,6 +84,15 @@ def find_tools(python: str = "/usr/bin/python3") -> HostTools:
     )
 
 
+def bwrap_version(text: str) -> tuple[int, ...]:
+    """(0, 8, 0) from "bubblewrap 0.8.0"; () when unreadable."""
+    for word in text.split():
+        parts = word.split(".")
+        if len(parts) >= 2 and all(part.isdigit() for part in parts):
+            return tuple(int(part) for part in parts)
+    return ()
+
+
 def choose_mode(tools: HostTools, allow_unsafe: bool) -> tuple[Mode | None, str]:
     """The strongest mode this host allows, or None with the reason (fail closed)."""
     missing = []
@@ -89,6 +100,9 @@ def choose_mode(tools: HostTools, allow_unsafe: bool) -> tuple[Mode | None, str]
         missing.append("Debian's /usr/bin/python3 (apt-get install python3)")
     if tools.bwrap is None:
         missing.append("bubblewrap (apt-get install bubblewrap)")
+    elif bwrap_version(tools.bwrap_version) < MIN_BWRAP:
+        missing.append(f"bubblewrap >= {'.'.join(map(str, MIN_BWRAP))} (found "
+                       f"{tools.bwrap_version or 'an unknown version'}; Debian 12 has 0.8.0)")
     elif tools.euid == 0 and tools.setpriv is None:
         missing.append("setpriv (apt-get install util-linux)")
     elif tools.euid != 0 and not tools.userns:

@@ -109,6 +109,12 @@ def test_missing_bwrap_with_the_opt_out_runs_unsafe() -> None:
     assert mode == "unsafe" and "WITHOUT isolation" in reason
 
 
+def test_old_bubblewrap_refuses_with_the_version() -> None:
+    mode, reason = choose_mode(tools(bwrap_version="bubblewrap 0.6.1"), allow_unsafe=False)
+    assert mode is None and "0.6.1" in reason
+    assert choose_mode(tools(bwrap_version="bubblewrap 0.11.0"), allow_unsafe=False)[0] == "root"
+
+
 def test_not_root_uses_a_user_namespace_or_refuses() -> None:
     assert choose_mode(tools(euid=1000), allow_unsafe=False)[0] == "userns"
     mode, reason = choose_mode(tools(euid=1000, userns=False), allow_unsafe=False)
