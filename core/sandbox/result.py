@@ -27,7 +27,12 @@ TRUNCATION_MARKER = "\n… [output truncated: {dropped} more bytes]\n"
 
 @dataclass(frozen=True)
 class SandboxResult:
-    """What one program did. `exit_code` is None when it never ran or died by a signal."""
+    """What one program did.
+
+    `exit_code` is the program's own, 128+N when signal N ended it, None when it never ran or
+    hit the wall clock. `elapsed_ms` runs from handing the code over to the program's end:
+    sandbox start-up is not in it (the warm pool pays that ahead of time).
+    """
 
     ok: bool
     status: Status
