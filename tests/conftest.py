@@ -14,4 +14,5 @@ pytest_plugins = [
     "tests.fixtures.db",
     "tests.fixtures.models",
     "tests.fixtures.rag",
+    "tests.fixtures.pal",
 ]
