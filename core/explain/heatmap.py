@@ -6,6 +6,7 @@ state that is not thread-safe, and callers render from worker threads.
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -27,7 +28,19 @@ def _font_size(n_tokens: int) -> float:
     return float(np.clip(560 / (n_tokens * 1.4), 5.5, 12))
 
 
+@functools.lru_cache(maxsize=1)
+def _drawable_codepoints() -> frozenset[int]:
+    """Code points of matplotlib's default font (DejaVu Sans); it has no emoji or CJK glyphs."""
+    from matplotlib.font_manager import FontProperties, findfont
+    from matplotlib.ft2font import FT2Font
+
+    return frozenset(FT2Font(findfont(FontProperties())).get_charmap())
+
+
 def _short(token: str) -> str:
+    """A label the font can draw: missing glyphs become U+XXXX rather than empty boxes."""
+    drawable = _drawable_codepoints()
+    token = "".join(ch if ord(ch) in drawable else f"U+{ord(ch):04X}" for ch in token)
     return token if len(token) <= MAX_LABEL_CHARS else token[: MAX_LABEL_CHARS - 1] + "…"
 
 
