@@ -1,0 +1,57 @@
+"""`guru calc` input checks (before any model loads) and the choice of the /calc model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.cli import main
+from core.config import Settings
+from core.pal.model import calc_model_spec
+from core.pal.prompt import EXAMPLES, SYSTEM, pal_messages, repair_messages
+
+
+@pytest.mark.parametrize("argv", [["calc", ""], ["calc", "   "], ["calc", "2+2", "--samples", "0"],
+                                  ["calc", "2+2", "--samples", "99"]])
+def test_bad_input_exits_2_with_a_message(argv: list[str], capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("GURU_DATA_DIR", str(tmp_path))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("guru: ") and ("math word problem" in err or "--samples" in err)
+
+
+def test_explicit_calc_model_wins(tmp_path: Path) -> None:
+    settings = Settings(data_dir=str(tmp_path), calc_model="/models/mine.gguf")
+    assert calc_model_spec(settings) == "/models/mine.gguf"
+
+
+def test_remote_core_is_used_when_no_calc_model_is_set(tmp_path: Path) -> None:
+    assert calc_model_spec(Settings(data_dir=str(tmp_path), llm_url="http://127.0.0.1:9")) is None
+
+
+def test_an_installed_code_preset_is_the_default(tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "qwen2.5-coder-0.5b.gguf").write_bytes(b"GGUF")  # present = installed
+    assert calc_model_spec(Settings(data_dir=str(tmp_path))) in (
+        "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")  # 1.5b where its packages are installed
+
+
+def test_env_var_is_read() -> None:
+    assert Settings.from_env({"GURU_CALC_MODEL": "qwen2.5-coder-1.5b"}).calc_model == "qwen2.5-coder-1.5b"
+    assert Settings.from_env({}).calc_model is None
+
+
+def test_prompt_is_few_shot_chat_turns() -> None:
+    turns = pal_messages("How many legs do 3 cats have?")
+    assert turns[0].role == "system" and turns[0].content == SYSTEM
+    assert [t.role for t in turns[1:]] == ["user", "assistant"] * len(EXAMPLES) + ["user"]
+    assert all("def solution():" in t.content for t in turns if t.role == "assistant")
+    assert turns[-1].content.endswith("How many legs do 3 cats have?")
+
+
+def test_repair_turn_shows_the_code_and_the_error() -> None:
+    turns = repair_messages("p", "```python\ndef solution():\n    return x\n```", "NameError: x")
+    assert turns[-2].role == "assistant" and "return x" in turns[-2].content
+    assert turns[-1].role == "user" and "NameError: x" in turns[-1].content
