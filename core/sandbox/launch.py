@@ -12,6 +12,7 @@ Two isolated modes (SANDBOX_FACTS.md):
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import shutil
@@ -31,9 +32,9 @@ NOBODY = 65534
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 SANDBOX_ENV = {"PATH": "/usr/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
 RUNNER_SOURCE = (Path(__file__).with_name("_runner.py")).read_text()
-# -S: no `site` (the runner adds dist-packages itself) and no third-party .pth hooks.
 # --size (tmpfs cap) needs 0.7, --disable-userns 0.8: older ones must refuse, not half-work.
 MIN_BWRAP = (0, 8)
+# -S: no `site` (the runner adds dist-packages itself) and no third-party .pth hooks.
 PYTHON_FLAGS = ["-I", "-S", "-B", "-X", "utf8"]
 
 
@@ -185,17 +186,8 @@ def sandbox_argv(
         script = 'for f; do [ "$f" = -- ] && break; echo $$ > "$f" || exit 125; shift; done; ' \
                  'shift; exec "$@"'
         argv += [tools.sh, "-c", script, "sh", *cgroup_procs, "--"]
-    argv += [tools.bwrap, "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-             "--unshare-cgroup-try", "--hostname", "sandbox", "--new-session",
-             "--die-with-parent", "--cap-drop", "ALL"]
-    if mode == "root":
-        for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"):
-            argv += ["--cap-add", cap]
-    else:
-        argv += ["--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY), "--disable-userns"]
-    if seccomp_fd is not None:
-        argv += ["--seccomp", str(seccomp_fd)]
-    argv += _filesystem(tools if mode == "root" else _without_setpriv(tools))
+    argv += [tools.bwrap, *_bwrap_flags(mode, seccomp_fd)]
+    argv += _filesystem(tools if mode == "root" else dataclasses.replace(tools, setpriv=None))
     argv += ["--dev", "/dev", "--proc", "/proc",
              "--perms", "1777", "--size", str(limits.tmp_size_mb * MiB), "--tmpfs", "/tmp",
              # The root tmpfs and /dev belong to the sandbox user in `userns` mode: freeze them.
@@ -209,6 +201,17 @@ def sandbox_argv(
     return argv + python_argv("/usr/bin/python3", limits, preload)
 
 
-def _without_setpriv(tools: HostTools) -> HostTools:
-    return HostTools(tools.bwrap, tools.bwrap_version, None, tools.python, tools.sh,
-                     tools.euid, tools.userns)
+def _bwrap_flags(mode: Mode, seccomp_fd: int | None) -> list[str]:
+    """Namespaces, session, lifetime and privileges (mode-dependent)."""
+    flags = ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+             "--unshare-cgroup-try", "--hostname", "sandbox", "--new-session",
+             "--die-with-parent", "--cap-drop", "ALL"]
+    if mode == "root":
+        for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"):  # for setpriv; it drops them
+            flags += ["--cap-add", cap]
+    else:
+        flags += ["--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY),
+                  "--disable-userns"]
+    if seccomp_fd is not None:
+        flags += ["--seccomp", str(seccomp_fd)]
+    return flags
