@@ -30,6 +30,7 @@ class SandboxLimits:
     # Past this much output (per stream) the program is killed instead of drained to the end.
     flood_bytes: int = 8 * MiB
     stdin_bytes: int = 1 * MiB
+    code_bytes: int = 1 * MiB
     # Scheduling priority of sandboxed code: the bot and the model keep the CPU first.
     nice: int = 10
 

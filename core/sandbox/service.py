@@ -216,9 +216,10 @@ class Sandbox:
         if refusal is not None:
             return refused(refusal)
         timeout = self.limits.timeout_s if timeout_s is None else max(0.01, float(timeout_s))
-        data = stdin.encode()
-        if len(data) > self.limits.stdin_bytes:
+        if len(stdin.encode()) > self.limits.stdin_bytes:
             return refused(f"stdin is larger than {self.limits.stdin_bytes} bytes.")
+        if len(code.encode(errors="replace")) > self.limits.code_bytes:
+            return refused(f"The program is larger than {self.limits.code_bytes} bytes.")
         try:
             child = await self._take()
         except SandboxStartError as exc:

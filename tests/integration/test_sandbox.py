@@ -609,6 +609,8 @@ async def test_unsafe_opt_out_runs_without_isolation_and_check_says_so(monkeypat
     await unsafe.aclose()
 
 
-async def test_oversized_stdin_is_refused(sandbox: Sandbox) -> None:
+async def test_oversized_stdin_or_program_is_refused(sandbox: Sandbox) -> None:
     result = await sandbox.run("print(1)", stdin="x" * (LIMITS.stdin_bytes + 1))
     assert result.status == "refused" and not result.ok
+    result = await sandbox.run("#" * (LIMITS.code_bytes + 1))
+    assert result.status == "refused" and "larger" in (result.error or "")
