@@ -107,7 +107,7 @@ VARIABLES: tuple[Var, ...] = (
     Var("GURU_METRICS_PORT", "metrics_port", None, "Serve Prometheus metrics of the bot on this port; unset = no metrics endpoint.", parse=_port),
     Var("GURU_CALC_MODEL", "calc_model", None, "Model that writes /calc programs: a preset, HF directory or `.gguf`; unset = the strongest installed code preset (qwen2.5-coder-1.5b, then -0.5b), else the chat model."),
     Var("GURU_SANDBOX_TIMEOUT_S", "sandbox_timeout_s", "5", "Wall-clock limit of one sandboxed program (seconds).", parse=_non_negative_float),
-    Var("GURU_SANDBOX_MEMORY_MB", "sandbox_memory_mb", "256", "Memory limit of one sandbox (cgroup; RLIMIT_AS per process is 4x).", parse=_positive_int),
+    Var("GURU_SANDBOX_MEMORY_MB", "sandbox_memory_mb", "256", "Memory limit of one whole sandbox (cgroup); each process is also capped at 1 GiB of address space.", parse=_positive_int),
     Var("GURU_SANDBOX_UNSAFE_ALLOW_NO_ISOLATION", "sandbox_unsafe_allow_no_isolation", "false", "UNSAFE: run model-written code without bubblewrap isolation when it is unavailable, instead of refusing.", parse=_flag),
     Var("GURU_LOG_LEVEL", "log_level", "INFO", "Python logging level.", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
 )
