@@ -40,7 +40,9 @@ class SandboxLimits:
 
     @classmethod
     def from_settings(cls, settings: object) -> SandboxLimits:
+        memory_mb = int(getattr(settings, "sandbox_memory_mb", cls.memory_mb))
         return cls(
             timeout_s=float(getattr(settings, "sandbox_timeout_s", cls.timeout_s)),
-            memory_mb=int(getattr(settings, "sandbox_memory_mb", cls.memory_mb)),
+            memory_mb=memory_mb,
+            address_space_mb=max(cls.address_space_mb, memory_mb),  # never the tighter bound
         )
