@@ -38,7 +38,7 @@ REFILL_BACKOFF_S = 5.0
 # Imported by pooled runners before they are handed out: what PAL programs tend to use, paid
 # off the caller's path. A cold start (pool_size=0) preloads nothing.
 PRELOAD = ("math", "fractions", "decimal", "itertools", "functools", "collections",
-           "statistics", "datetime", "re")
+           "statistics", "datetime", "re", "json")  # json: PAL's result line
 
 
 @dataclass(frozen=True)
