@@ -15,6 +15,7 @@ from core.db.pool import Database
 from core.llm.loading import ModelCache, load_model
 from core.llm.types import LLMBackend
 from core.rag.embedder import Embedder
+from core.sandbox import Sandbox
 
 __all__ = ["Services", "open_llm"]
 
@@ -48,9 +49,14 @@ class Services:
     # The model that writes /calc programs (GURU_CALC_MODEL): loaded on first use.
     _calc_llm: LLMBackend | None = field(default=None, init=False, repr=False)
     _calc_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+    # Runs model-written code (/calc): probed and pre-warmed on first use or at open.
+    sandbox: Sandbox | None = None
+    _sandbox_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     @classmethod
-    async def open(cls, settings: Settings, *, llm: bool = True, db: bool = True) -> Services:
+    async def open(
+        cls, settings: Settings, *, llm: bool = True, db: bool = True, sandbox: bool = False
+    ) -> Services:
         """Start what was asked for, concurrently (the database starts while the model loads)."""
         services = cls(settings)
         starting = {}
@@ -58,6 +64,8 @@ class Services:
             starting["db"] = Database.open(settings)
         if llm:
             starting["llm"] = open_llm(settings, services.models)
+        if sandbox:
+            starting["sandbox"] = services.code_sandbox()
         results = await asyncio.gather(*starting.values(), return_exceptions=True)
         failure: BaseException | None = None
         for name, result in zip(starting, results):
@@ -79,7 +87,21 @@ class Services:
                 self._calc_llm = await open_calc_llm(self.settings, self.models, self.llm)
         return self._calc_llm
 
+    async def code_sandbox(self) -> Sandbox:
+        """The sandbox for model-written code; a refusal (no isolation) is reported per run."""
+        async with self._sandbox_lock:
+            if self.sandbox is None:
+                sandbox = Sandbox.from_settings(self.settings)
+                reason = await sandbox.start()
+                if reason:
+                    log.warning("the code sandbox refuses to run code: %s", reason)
+                self.sandbox = sandbox
+        return self.sandbox
+
     async def aclose(self) -> None:
+        if self.sandbox is not None:
+            await self.sandbox.aclose()
+            self.sandbox = None
         if self._calc_llm is not None and self._calc_llm is not self.llm:
             await self._calc_llm.aclose()
         self._calc_llm = None
