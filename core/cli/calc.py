@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("problem", nargs="+", metavar="PROBLEM", help="the problem text; - = stdin")
     parser.add_argument("--samples", type=int, default=1, metavar="K",
-                        help=f"programs to sample and vote over (1-{MAX_SAMPLES}; default 1 = greedy)")
+                        help=f"programs to sample and vote over (1-{MAX_SAMPLES}; "
+                        "default 1 = greedy)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(handler=run_calc)
 

@@ -122,7 +122,8 @@ def interpret(result: SandboxResult) -> Execution:
         raise SandboxRefused(f"The sandbox refused to run the program: {result.error}")
     printed, described = _split_stdout(result.stdout)
     if result.status == "timeout":
-        return Execution("timeout", stdout=printed, error=result.error, elapsed_ms=result.elapsed_ms,
+        return Execution("timeout", stdout=printed, error=result.error,
+                         elapsed_ms=result.elapsed_ms,
                          feedback=f"{result.error} The program must finish quickly: no "
                          "infinite loops, no input(), no huge searches.")
     if not result.ok:

@@ -147,8 +147,8 @@ class PalSolver:
         """Execute, vote and repair given model replies (the seam tests use to inject code)."""
         started = time.monotonic() if started is None else started
         text = check_problem(problem)
-        first = await asyncio.gather(*(self._run_reply(i, "sample", r) for i, r in enumerate(replies)))
-        attempts = list(first)
+        attempts = list(await asyncio.gather(
+            *(self._run_reply(i, "sample", r) for i, r in enumerate(replies))))
         if not any(a.ok for a in attempts):
             attempts += await self._repair_round(text, attempts, sampled=len(replies) > 1,
                                                  guild_id=guild_id)

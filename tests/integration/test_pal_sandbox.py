@@ -62,7 +62,8 @@ async def test_non_numbers_are_answers_flagged_as_such(
 
 
 async def test_printed_output_is_kept_apart_from_the_answer(pal_sandbox: Sandbox) -> None:
-    result = await execute(pal_sandbox, program("print('thinking...')\nreturn 7") + "print(solution())\n")
+    code = program("print('thinking...')\nreturn 7") + "print(solution())\n"
+    result = await execute(pal_sandbox, code)
     assert result.answer == "7"
     assert result.stdout == "thinking...\n7\nthinking...\n"  # its own call, then ours
 

@@ -39,7 +39,8 @@ def test_an_installed_code_preset_is_the_default(tmp_path: Path) -> None:
 
 
 def test_env_var_is_read() -> None:
-    assert Settings.from_env({"GURU_CALC_MODEL": "qwen2.5-coder-1.5b"}).calc_model == "qwen2.5-coder-1.5b"
+    settings = Settings.from_env({"GURU_CALC_MODEL": "qwen2.5-coder-1.5b"})
+    assert settings.calc_model == "qwen2.5-coder-1.5b"
     assert Settings.from_env({}).calc_model is None
 
 

@@ -69,7 +69,8 @@ def test_solution_with_required_arguments() -> None:
 
 
 def test_solution_with_defaults_is_fine() -> None:
-    assert "def solution(n=2)" in extract_program("```python\ndef solution(n=2):\n    return n\n```")
+    code = extract_program("```python\ndef solution(n=2):\n    return n\n```")
+    assert "def solution(n=2)" in code
 
 
 def test_syntax_error_names_the_line() -> None:
