@@ -27,6 +27,7 @@ class RunState:
     losses: list[float]
     eval_before: float
     tokens: int
+    samples_before: dict[str, str]
 
 
 def checkpoint_path(spec: LoraJobSpec) -> str:
@@ -36,7 +37,7 @@ def checkpoint_path(spec: LoraJobSpec) -> str:
 def _fingerprint(spec: LoraJobSpec) -> str:
     """What must match for a checkpoint to belong to this run (not `extra`, not the thread count)."""
     data = spec.to_dict()
-    for key in ("extra", "threads", "checkpoint_every"):
+    for key in ("extra", "threads", "checkpoint_every", "probe_prompts", "probe_tokens"):
         data.pop(key, None)
     for key in ("train_path", "eval_path"):
         if data[key] and os.path.isfile(data[key]):
@@ -46,7 +47,8 @@ def _fingerprint(spec: LoraJobSpec) -> str:
 
 
 def save_checkpoint(spec: LoraJobSpec, model: Any, optimizer: Any, step: int,
-                    losses: list[float], eval_before: float, tokens: int) -> None:
+                    losses: list[float], eval_before: float, tokens: int,
+                    samples_before: dict[str, str]) -> None:
     import torch
     from peft import get_peft_model_state_dict
 
@@ -59,6 +61,7 @@ def save_checkpoint(spec: LoraJobSpec, model: Any, optimizer: Any, step: int,
             "losses": list(losses),
             "eval_before": eval_before,
             "tokens": tokens,
+            "samples_before": dict(samples_before),
             "adapter": get_peft_model_state_dict(model),
             "optimizer": optimizer.state_dict(),
             "rng": torch.get_rng_state(),
@@ -88,4 +91,5 @@ def load_checkpoint(spec: LoraJobSpec, model: Any, optimizer: Any) -> RunState |
     set_peft_model_state_dict(model, saved["adapter"])
     optimizer.load_state_dict(saved["optimizer"])
     torch.set_rng_state(saved["rng"])
-    return RunState(saved["step"], list(saved["losses"]), saved["eval_before"], saved["tokens"])
+    return RunState(saved["step"], list(saved["losses"]), saved["eval_before"], saved["tokens"],
+                    dict(saved.get("samples_before", {})))

@@ -83,6 +83,24 @@ def evaluate(tm: TrainableModel, examples: list[Example], batch_size: int) -> fl
     return total / max(count, 1)
 
 
+def probe(tm: TrainableModel, spec: LoraJobSpec) -> dict[str, str]:
+    """Greedy answers of the model as it is now to `spec.probe_prompts`."""
+    import torch
+
+    answers: dict[str, str] = {}
+    tm.model.eval()
+    for question in spec.probe_prompts:
+        text = tm.tokenizer.apply_chat_template([{"role": "user", "content": question}],
+                                                tokenize=False, add_generation_prompt=True)
+        ids = tm.tokenizer(text, add_special_tokens=False, return_tensors="pt").to(tm.device)
+        with torch.no_grad(), _autocast(tm):
+            out = tm.model.generate(**ids, max_new_tokens=spec.probe_tokens, do_sample=False,
+                                    use_cache=True, pad_token_id=tm.tokenizer.pad_token_id)
+        answers[question] = tm.tokenizer.decode(out[0, ids["input_ids"].shape[1]:],
+                                                skip_special_tokens=True).strip()
+    return answers
+
+
 def peak_memory_mb(device: str) -> float:
     """Peak GPU memory allocated, or the process's peak RSS on CPU."""
     import resource
@@ -136,11 +154,13 @@ def run_lora_job(spec: LoraJobSpec, on_progress: ProgressFn | None = None) -> Tr
     state = load_checkpoint(spec, tm.model, optimizer)
     if state is not None:
         start, losses, before, tokens = state.step, state.losses, state.eval_before, state.tokens
+        samples_before = state.samples_before
         log.info("resuming %s at step %d of %d", spec.out_dir, start, total)
     else:
         report(Progress("eval_before", 0, total))
         start, losses, tokens = 0, [], 0
         before = evaluate(tm, evals, spec.batch_size)
+        samples_before = probe(tm, spec)
     # 3) train
     began, trained_tokens = time.perf_counter(), 0
     for step in range(start, total):
@@ -151,11 +171,12 @@ def run_lora_job(spec: LoraJobSpec, on_progress: ProgressFn | None = None) -> Tr
         report(Progress("training", step + 1, total, losses[-1], start))
         if (step + 1) % spec.checkpoint_every == 0 and step + 1 < total:
             save_checkpoint(spec, tm.model, optimizer, step + 1, losses, before,
-                            tokens + trained_tokens)
+                            tokens + trained_tokens, samples_before)
     elapsed = time.perf_counter() - began
     # 4) measure, save, draw
     report(Progress("eval_after", total, total, losses[-1] if losses else None, start))
     after = evaluate(tm, evals, spec.batch_size)
+    samples_after = probe(tm, spec)
     report(Progress("saving", total, total, None, start))
     adapter_dir = _save_adapter(tm, spec.out_dir)
     plot = plot_losses(os.path.join(adapter_dir, "loss.png"), losses, before, after,
@@ -173,6 +194,8 @@ def run_lora_job(spec: LoraJobSpec, on_progress: ProgressFn | None = None) -> Tr
         resumed_from=start,
         method=tm.method,
         eval_on_train=not held,
+        samples_before=samples_before,
+        samples_after=samples_after,
     )
     with open(os.path.join(adapter_dir, "metrics.json"), "w", encoding="utf-8") as f:
         json.dump(result.metrics(), f, indent=2)

@@ -51,11 +51,16 @@ class LoraJobSpec:
     threads: int = 1  # torch threads on CPU
     seed: int = 0
     checkpoint_every: int = 10  # optimizer steps between checkpoints (a kill loses at most this)
+    # Questions answered greedily by the model being trained, before and after (the /tune reply
+    # shows them; for QLoRA this is the 4-bit model the adapter was trained on).
+    probe_prompts: tuple[str, ...] = ()
+    probe_tokens: int = 24
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes (who asked, source)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["target_modules"] = list(self.target_modules)
+        data["probe_prompts"] = list(self.probe_prompts)
         return data
 
     @classmethod
@@ -65,8 +70,9 @@ class LoraJobSpec:
         if unknown:
             raise InvalidInput(f"Unknown tuning option(s): {', '.join(unknown)}.")
         values = dict(data)
-        if "target_modules" in values:
-            values["target_modules"] = tuple(values["target_modules"])
+        for key in ("target_modules", "probe_prompts"):
+            if key in values:
+                values[key] = tuple(values[key])
         return cls(**values).validated()
 
     def replace(self, **changes: Any) -> LoraJobSpec:
@@ -125,6 +131,8 @@ class TrainResult:
     resumed_from: int
     method: str  # "lora-float32", "lora-bfloat16", "qlora-nf4"
     eval_on_train: bool  # True when the set was too small to hold any pair out
+    samples_before: dict[str, str] = field(default_factory=dict)  # probe prompt -> answer
+    samples_after: dict[str, str] = field(default_factory=dict)
 
     def metrics(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
