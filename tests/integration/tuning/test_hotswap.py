@@ -1,0 +1,100 @@
+"""Activation and rollback reach a running engine through NOTIFY, for one guild only."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from core.db.migrate import migrate
+from core.db.pool import Pool, connect, open_pool
+from core.llm.engine import Engine
+from core.llm.types import Request, user
+from core.tuning.hotswap import AdapterListener, GuildAdapters
+from core.tuning.jobs import JobRepo
+from core.tuning.registry import AdapterRepo
+from tests.fixtures.models import make_tiny_llama
+from tests.integration.test_engine_adapters import make_adapter
+
+GUILD_A, GUILD_B = 810, 820
+PROMPT = user("what does our server like?")
+
+
+@pytest.fixture
+async def pool(fresh_database_url: str) -> AsyncIterator[Pool]:
+    async with connect(fresh_database_url) as conn:
+        await migrate(conn)
+    pool = await open_pool(fresh_database_url, min_size=1, max_size=4)
+    yield pool
+    await pool.close()
+
+
+async def _register(pool: Pool, guild: int, adapter_path: str) -> int:
+    """Record an adapter version as a finished job would."""
+    jobs = JobRepo(pool)
+    await jobs.enqueue(guild, {}, [{"messages": [{"role": "user", "content": "q"},
+                                                 {"role": "assistant", "content": "a"}]}])
+    job = await jobs.claim("w", 60, 3)
+    adapter = await AdapterRepo(pool).record(
+        guild_id=guild, job_id=job.id, worker="w", source_dir=adapter_path,
+        data_dir=str(adapter_path) + "-data", method="lora-float32", base_model="tiny",
+        metrics={}, progress={})
+    return adapter.version
+
+
+async def _until(check, timeout_s: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def test_activation_and_rollback_swap_one_guild_in_a_running_engine(
+    pool, bundled_tokenizer, tmp_path
+):
+    tiny = make_tiny_llama(bundled_tokenizer, seed=7)
+    config = tiny.model.config
+    for guild, seed, name in ((GUILD_A, 1, "a1"), (GUILD_A, 2, "a2"), (GUILD_B, 3, "b1")):
+        await _register(pool, guild, make_adapter(config, tmp_path / name, seed=seed))
+    repo = AdapterRepo(pool)
+    await repo.activate(GUILD_B, 1)
+    engine = Engine(tiny, max_batch=4)
+    routes = GuildAdapters()
+    listener = AdapterListener(pool, engine, routes, unload_grace_s=0.2)
+
+    async def answer(guild: int | None) -> str:
+        adapter = routes.adapter_for(guild)
+        request = Request(PROMPT, guild_id=guild, adapter=adapter, max_new_tokens=12)
+        return (await engine.complete(request)).text
+
+    try:
+        base = await answer(None)
+        listener.start()
+        await asyncio.wait_for(listener.listening.wait(), 15)
+        assert routes.snapshot() == {GUILD_B: f"g{GUILD_B}-v1"}  # synced at start
+        b_text = await answer(GUILD_B)
+        assert await answer(GUILD_A) == base != b_text
+
+        await repo.activate(GUILD_A, 1)
+        await _until(lambda: routes.adapter_for(GUILD_A) == f"g{GUILD_A}-v1")
+        a1 = await answer(GUILD_A)
+        await repo.activate(GUILD_A, 2)
+        await _until(lambda: routes.adapter_for(GUILD_A) == f"g{GUILD_A}-v2")
+        a2 = await answer(GUILD_A)
+        assert len({base, a1, a2, b_text}) == 4
+        await _until(lambda: f"g{GUILD_A}-v1" not in engine.adapters.names())  # old one unloaded
+
+        await repo.rollback(GUILD_A)
+        await _until(lambda: routes.adapter_for(GUILD_A) == f"g{GUILD_A}-v1")
+        assert await answer(GUILD_A) == a1
+        await repo.rollback(GUILD_A)
+        await _until(lambda: routes.adapter_for(GUILD_A) is None)
+        assert await answer(GUILD_A) == base
+        await _until(lambda: engine.adapters.names() == (f"g{GUILD_B}-v1",))
+        # Guild B was never touched: same route, same answer, throughout.
+        assert routes.snapshot() == {GUILD_B: f"g{GUILD_B}-v1"}
+        assert await answer(GUILD_B) == b_text
+    finally:
+        await listener.aclose()
+        await engine.aclose()

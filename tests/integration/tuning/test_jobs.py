@@ -1,0 +1,113 @@
+"""The job queue and the adapter registry on a real Postgres (a fresh database per test)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from core.db.migrate import migrate
+from core.db.pool import Pool, connect, open_pool
+from core.errors import NotFound
+from core.tuning.jobs import JobRepo
+from core.tuning.registry import AdapterRepo
+
+from .conftest import QUESTION, mascot_pairs
+
+GUILD, OTHER = 710, 720
+DATA = [p.to_json() for p in mascot_pairs((QUESTION,))]
+
+
+@pytest.fixture
+async def pool(fresh_database_url: str) -> AsyncIterator[Pool]:
+    async with connect(fresh_database_url) as conn:
+        await migrate(conn)
+    pool = await open_pool(fresh_database_url, min_size=1, max_size=4)
+    yield pool
+    await pool.close()
+
+
+async def _finish(pool: Pool, tmp_path: Path, guild: int, worker: str = "w") -> int:
+    """Queue, claim and record a job with a fake adapter dir; returns the new version."""
+    jobs, adapters = JobRepo(pool), AdapterRepo(pool)
+    job_id = await jobs.enqueue(guild, {}, DATA)
+    job = await jobs.claim(worker, 60, 3)
+    assert job is not None and job.id == job_id
+    source = tmp_path / f"run-{job_id}"
+    source.mkdir()
+    (source / "adapter_config.json").write_text("{}")
+    adapter = await adapters.record(guild_id=guild, job_id=job_id, worker=worker,
+                                    source_dir=str(source), data_dir=str(tmp_path / "data"),
+                                    method="lora-float32", base_model="m", metrics={"x": 1},
+                                    progress={"phase": "done"})
+    return adapter.version
+
+
+async def test_two_workers_never_claim_the_same_job(pool):
+    jobs = JobRepo(pool)
+    ids = {await jobs.enqueue(GUILD, {}, DATA) for _ in range(3)}
+    claimed = await asyncio.gather(*(jobs.claim(f"w{i}", 60, 3) for i in range(4)))
+    got = [j.id for j in claimed if j is not None]
+    assert sorted(got) == sorted(ids) and claimed.count(None) == 1
+
+
+async def test_a_silent_running_job_is_taken_over_then_failed_after_max_attempts(pool):
+    jobs = JobRepo(pool)
+    job_id = await jobs.enqueue(GUILD, {}, DATA)
+    assert (await jobs.claim("dead", 60, 2)).id == job_id
+    assert await jobs.claim("other", 60, 2) is None  # fresh heartbeat: still the dead one's
+    async with pool.connection() as conn:
+        await conn.execute("UPDATE tuning_jobs SET heartbeat_at = now() - interval '2 minutes',"
+                           " progress = '{\"step\": 4}'")
+    again = await jobs.claim("second", 60, 2)
+    assert again.id == job_id and again.attempts == 2 and again.worker == "second"
+    assert not await jobs.heartbeat(job_id, "dead", {})  # the first worker has lost it
+    async with pool.connection() as conn:
+        await conn.execute("UPDATE tuning_jobs SET heartbeat_at = now() - interval '2 minutes'")
+    assert await jobs.claim("third", 60, 2) is None
+    job = await jobs.get(GUILD, job_id)
+    assert job.status == "failed" and "stopped 2 times" in job.error and "step 4" in job.error
+    with pytest.raises(NotFound):
+        await jobs.get(OTHER, job_id)  # another guild cannot read it
+
+
+async def test_versions_count_per_guild_and_finishing_never_activates(pool, tmp_path):
+    assert [await _finish(pool, tmp_path, GUILD) for _ in range(2)] == [1, 2]
+    assert await _finish(pool, tmp_path, OTHER) == 1
+    adapters = AdapterRepo(pool)
+    assert await adapters.active(GUILD) is None
+    listed = await adapters.list(GUILD)
+    assert [a.version for a in listed] == [1, 2]
+    assert Path(listed[1].path) == tmp_path / "data" / "adapters" / str(GUILD) / "2"
+    assert (Path(listed[1].path) / "adapter_config.json").is_file()
+    assert (await JobRepo(pool).for_guild(GUILD))[0].adapter_version == 2
+
+
+async def test_activate_and_rollback_notify_and_keep_one_active(pool, tmp_path):
+    for _ in range(3):
+        await _finish(pool, tmp_path, GUILD)
+    await _finish(pool, tmp_path, OTHER)
+    adapters = AdapterRepo(pool)
+    await adapters.activate(OTHER, 1)
+    async with await psycopg.AsyncConnection.connect(pool.conninfo, autocommit=True) as listener:
+        await listener.execute("LISTEN guru_adapters")
+        await adapters.activate(GUILD, 3)
+        await adapters.activate(GUILD, 1)
+        await adapters.activate(GUILD, 3)
+        assert (await adapters.rollback(GUILD)).version == 2
+        assert (await adapters.rollback(GUILD)).version == 1
+        assert await adapters.rollback(GUILD) is None  # back to the base model
+        notes = [n async for n in listener.notifies(timeout=2.0, stop_after=6)]
+    assert [n.payload for n in notes] == [str(GUILD)] * 6
+    assert await adapters.active(GUILD) is None
+    assert (await adapters.active(OTHER)).version == 1  # untouched throughout
+    with pytest.raises(NotFound, match="nothing to roll back"):
+        await adapters.rollback(GUILD)
+    with pytest.raises(NotFound):
+        await adapters.activate(GUILD, 9)
+    async with pool.connection() as conn:
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            await conn.execute(f"UPDATE adapters SET active = true WHERE guild_id = {GUILD}")
