@@ -16,6 +16,7 @@ from core.llm.loading import ModelCache, load_model
 from core.llm.types import LLMBackend
 from core.rag.embedder import Embedder
 from core.sandbox import Sandbox
+from core.tuning.hotswap import AdapterListener, GuildAdapters
 
 __all__ = ["Services", "open_llm"]
 
@@ -52,6 +53,10 @@ class Services:
     # Runs model-written code (/calc): probed and pre-warmed on first use or at open.
     sandbox: Sandbox | None = None
     _sandbox_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+    # The LoRA adapter serving each guild (callers fill `Request.adapter` from it); kept
+    # current by the adapter listener (LISTEN/NOTIFY) once started.
+    guild_adapters: GuildAdapters = field(default_factory=GuildAdapters)
+    _adapter_listener: AdapterListener | None = field(default=None, init=False, repr=False)
 
     @classmethod
     async def open(
@@ -98,7 +103,23 @@ class Services:
                 self.sandbox = sandbox
         return self.sandbox
 
+    async def start_adapter_listener(self) -> None:
+        """Follow `guru tune activate/rollback` into the local engine; no-op for a remote LLM."""
+        if self._adapter_listener is not None or self.db is None:
+            return
+        if not hasattr(self.llm, "load_adapter"):  # remote backends serve their own adapters
+            return
+        self._adapter_listener = AdapterListener(self.db.pool, self.llm, self.guild_adapters)
+        self._adapter_listener.start()
+        try:  # the first sync loads every guild's active adapter before we report ready
+            await asyncio.wait_for(self._adapter_listener.listening.wait(), 60)
+        except TimeoutError:
+            log.warning("adapter listener not ready after 60 s; it keeps retrying")
+
     async def aclose(self) -> None:
+        if self._adapter_listener is not None:
+            await self._adapter_listener.aclose()
+            self._adapter_listener = None
         if self.sandbox is not None:
             await self.sandbox.aclose()
             self.sandbox = None

@@ -98,3 +98,22 @@ async def test_activation_and_rollback_swap_one_guild_in_a_running_engine(
     finally:
         await listener.aclose()
         await engine.aclose()
+
+
+async def test_services_start_the_listener_and_route_by_guild(pool, bundled_tokenizer, tmp_path):
+    from core.config import Settings
+    from core.db.pool import Database
+    from core.services import Services
+
+    tiny = make_tiny_llama(bundled_tokenizer, seed=8)
+    await _register(pool, GUILD_A, make_adapter(tiny.model.config, tmp_path / "a1", seed=1))
+    await AdapterRepo(pool).activate(GUILD_A, 1)
+    services = Services(Settings(data_dir=str(tmp_path)), llm=Engine(tiny), db=Database(pool))
+    try:
+        await services.start_adapter_listener()  # returns once the first sync is done
+        assert services.guild_adapters.adapter_for(GUILD_A) == f"g{GUILD_A}-v1"
+        assert services.guild_adapters.adapter_for(GUILD_B) is None
+        assert services.llm.adapters.names() == (f"g{GUILD_A}-v1",)
+    finally:
+        services.db = None  # the fixture owns the pool
+        await services.aclose()
