@@ -19,6 +19,7 @@ __all__ = ["register", "BENCHMARKS"]
 BENCHMARKS: dict[str, str] = {
     "llm": "engine speed vs llama.cpp (TTFT, decode, batched throughput, RSS, load) + quality gate",
     "sandbox": "latency of a trivial program in the PAL sandbox (cold, warm pool, burst)",
+    "tune": "LoRA vs QLoRA training tokens/s and memory here, plus the Llama-2-7B memory arithmetic",
     "pal": "GSM8K accuracy + time: direct vs chain-of-thought vs PAL vs PAL + self-consistency",
 }
 

@@ -29,7 +29,7 @@ from core.tuning.examples import Example, collate, encode_pairs
 from core.tuning.plot import plot_losses
 from core.tuning.spec import LoraJobSpec, Progress, TrainResult
 
-__all__ = ["run_lora_job", "get_lr", "peak_memory_mb"]
+__all__ = ["run_lora_job", "get_lr", "peak_memory_mb", "model_memory_mb"]
 
 log = logging.getLogger(__name__)
 ProgressFn = Callable[[Progress], None]
@@ -99,6 +99,12 @@ def probe(tm: TrainableModel, spec: LoraJobSpec) -> dict[str, str]:
         answers[question] = tm.tokenizer.decode(out[0, ids["input_ids"].shape[1]:],
                                                 skip_special_tokens=True).strip()
     return answers
+
+
+def model_memory_mb(model: Any) -> float:
+    """Bytes of the parameters and buffers as stored (a packed 4-bit weight counts 0.5 B)."""
+    tensors = [*model.parameters(), *model.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors) / 2**20
 
 
 def peak_memory_mb(device: str) -> float:
@@ -191,6 +197,7 @@ def run_lora_job(spec: LoraJobSpec, on_progress: ProgressFn | None = None) -> Tr
         train_tokens=tokens + trained_tokens,
         tokens_per_s=trained_tokens / elapsed if elapsed > 0 else 0.0,
         peak_memory_mb=peak_memory_mb(tm.device),
+        model_memory_mb=model_memory_mb(tm.model),
         resumed_from=start,
         method=tm.method,
         eval_on_train=not held,
