@@ -56,3 +56,15 @@ def test_repair_turn_shows_the_code_and_the_error() -> None:
     turns = repair_messages("p", "```python\ndef solution():\n    return x\n```", "NameError: x")
     assert turns[-2].role == "assistant" and "return x" in turns[-2].content
     assert turns[-1].role == "user" and "NameError: x" in turns[-1].content
+
+
+async def test_calc_model_equal_to_the_core_model_reuses_its_engine(tmp_path: Path) -> None:
+    from core.llm.loading import ModelCache
+    from core.pal.model import open_calc_llm
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "qwen2.5-coder-0.5b.gguf").write_bytes(b"GGUF")
+    settings = Settings(data_dir=str(tmp_path), model="qwen2.5-coder-0.5b",
+                        calc_model="qwen2.5-coder-0.5b")
+    core_llm = object()  # never called: only its identity matters here
+    assert await open_calc_llm(settings, ModelCache(), core_llm) is core_llm  # type: ignore[arg-type]
