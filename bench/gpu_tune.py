@@ -24,7 +24,7 @@ import torch
 from bench.tune import _pairs
 from core.tuning.spec import ALL_LINEAR
 
-GB = 2**30
+GB = 2**30  # the "_gb" values of this report are GiB
 
 
 def smol_runs(smol_dir: str, steps: int) -> list[dict[str, Any]]:
