@@ -23,7 +23,7 @@ from core.rag.chunking import Chunker, content_hash
 from core.rag.embedder import Embedder
 from core.rag.loaders import MAX_FILE_BYTES, expand_paths, load_file, parse_text
 from core.rag.store import ChunkRepo, DocumentRepo, forget_guild
-from core.rag.types import DocumentInfo, IngestOutcome, ParsedDocument, Section
+from core.rag.types import DocumentInfo, IngestOutcome, ParsedDocument, Section, SourceKind
 
 __all__ = ["Ingestor", "check_guild_id"]
 
@@ -48,8 +48,11 @@ class Ingestor:
         self._chunker: Chunker | None = None
 
     async def ingest_paths(self, guild_id: int, paths: list[str], *,
-                           max_bytes: int = MAX_FILE_BYTES) -> AsyncIterator[IngestOutcome]:
-        """Ingest files and directories (recursively); yield one outcome per file, in order."""
+                           max_bytes: int = MAX_FILE_BYTES,
+                           source: SourceKind = "file") -> AsyncIterator[IngestOutcome]:
+        """Ingest files and directories (recursively); yield one outcome per file, in order.
+
+        `source="concept"` with guild 0 (`CONCEPTS_GUILD_ID`) is how /explain's notes go in."""
         check_guild_id(guild_id)
         for uri, problem in await asyncio.to_thread(lambda: list(expand_paths(paths))):
             if problem:
@@ -63,6 +66,8 @@ class Ingestor:
             except OSError as exc:
                 yield IngestOutcome(uri, "error", error=f"cannot read ({exc.strerror or exc})")
                 continue
+            if source != doc.source:
+                doc = ParsedDocument(doc.uri, doc.title, doc.sections, source, doc.metadata)
             yield await self.ingest_document(guild_id, doc)
 
     async def ingest_message(self, guild_id: int, text: str, *, jump_url: str, author: str,

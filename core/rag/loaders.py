@@ -150,7 +150,17 @@ def parse_html(uri: str, text: str) -> ParsedDocument:
         sections.append(Section(heading, "\n".join(buf)))
     if not sections and body.get_text(strip=True):
         sections.append(Section("", body.get_text(" ", strip=True)))
-    return ParsedDocument(uri, title or _stem_title(uri), tuple(sections))
+    return ParsedDocument(uri, _with_summary(title or _stem_title(uri), sections), tuple(sections))
+
+
+def _with_summary(title: str, sections: list[Section]) -> str:
+    """Man-page style pages ("NAME: git-stash - Stash the changes…") put their one-line summary
+    in the title, so every chunk of the page carries what the page is about."""
+    if sections and sections[0].heading.strip().upper() == "NAME":
+        match = re.match(r"^\S+\s+-+\s+(.{3,150})$", " ".join(sections[0].text.split()))
+        if match:
+            return f"{title} — {match[1].rstrip('.')}"
+    return title
 
 
 def _load_pdf(path: str) -> ParsedDocument:

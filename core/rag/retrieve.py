@@ -5,7 +5,8 @@ index scan (HNSW for vectors, GIN for text), both run in one read-only transacti
 fusion is easy to test. Vector search sets `hnsw.iterative_scan = relaxed_order` for its
 transaction so a guild filter on a shared index still returns k rows; the outer ORDER BY
 restores exact order. Full-text search ORs the query's terms (questions rarely contain every
-word of the answer) and reports whether the chunk matched all of them (`Hit.exact`).
+word of the answer) and reports whether the chunk matched all of them (`Hit.exact`); chunks
+matching every term come first in the text list.
 """
 
 from __future__ import annotations
@@ -24,13 +25,15 @@ from core.rag.embedder import Embedder
 from core.rag.ingest import check_guild_id
 from core.rag.types import Hit, SearchMode
 
-__all__ = ["Retriever", "rrf_fuse", "RRF_K", "MAX_QUERY_CHARS"]
+__all__ = ["Retriever", "rrf_fuse", "RRF_K", "FUSION_WEIGHTS", "MAX_QUERY_CHARS"]
 
 log = logging.getLogger(__name__)
 
 RRF_K = 60  # the constant from Cormack et al.; damps the head of each list
 MAX_QUERY_CHARS = 2000
 EF_SEARCH = 100
+# RRF weights of the vector, all-terms and any-term lists (calibrated on bench/rag_eval).
+FUSION_WEIGHTS = (1.0, 1.0, 0.3)
 
 _VECTOR_SQL = """
 WITH nearest AS MATERIALIZED (
@@ -62,18 +65,19 @@ SELECT c.id AS chunk_id, c.document_id, c.title, d.uri, c.text,
 FROM q, chunks c
 JOIN documents d ON d.guild_id = c.guild_id AND d.id = c.document_id
 WHERE c.guild_id = %(guild_id)s AND d.status = 'ready' AND c.tsv @@ q.loose
-ORDER BY rank DESC, c.id
+ORDER BY exact DESC, rank DESC, c.id
 LIMIT %(limit)s
 """
 
 
-def rrf_fuse(lists: list[list[Hit]], k: int, rrf_k: int = RRF_K) -> list[Hit]:
-    """Reciprocal rank fusion: score = Σ 1 / (rrf_k + rank) over the lists a chunk appears in."""
+def rrf_fuse(lists: list[list[Hit]], k: int, rrf_k: int = RRF_K,
+             weights: list[float] | None = None) -> list[Hit]:
+    """Weighted reciprocal rank fusion: score = Σ w / (rrf_k + rank) over the lists a chunk is in."""
     scores: dict[int, float] = {}
     best: dict[int, Hit] = {}
-    for hits in lists:
+    for hits, weight in zip(lists, weights or [1.0] * len(lists)):
         for rank, hit in enumerate(hits, start=1):
-            scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + 1.0 / (rrf_k + rank)
+            scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + weight / (rrf_k + rank)
             best.setdefault(hit.chunk_id, hit)
     ranked = sorted(scores, key=lambda cid: (-scores[cid], -best[cid].similarity, cid))[:k]
     return [_with_score(best[cid], scores[cid]) for cid in ranked]
@@ -88,8 +92,10 @@ class Retriever:
     """Read side of the knowledge base: `search(guild_id, query, k, mode)`."""
 
     def __init__(self, pool: Pool, embedder: Embedder, *, ef_search: int = EF_SEARCH,
-                 candidates: int = 50) -> None:
+                 candidates: int = 50,
+                 weights: tuple[float, float, float] = FUSION_WEIGHTS) -> None:
         self.pool = pool
+        self.weights = weights
         self.embedder = embedder
         self.ef_search = ef_search
         self.candidates = candidates
@@ -119,7 +125,11 @@ class Retriever:
         elif mode == "text":
             hits = text[:k]
         else:
-            hits = rrf_fuse([vector, text], k)
+            # Three lists: meaning, all query terms (strong), any query term (weak). On git-doc
+            # the any-term list alone ranks below vector search (common words everywhere), so
+            # it gets a small weight; it still lifts rare identifiers the encoder cannot see.
+            strict = [h for h in text if h.exact]
+            hits = rrf_fuse([vector, strict, text], k, weights=list(self.weights))
         log.debug("search guild=%s mode=%s k=%d: %d hits in %.1f ms", guild_id, mode, k,
                   len(hits), (time.perf_counter() - started) * 1000)
         return hits

@@ -17,6 +17,7 @@ __all__ = [
     "Source",
     "Answer",
     "SearchMode",
+    "SourceKind",
 ]
 
 # Guru's own knowledge base (/explain concept notes); Discord guild ids are always > 0.
