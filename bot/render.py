@@ -12,12 +12,16 @@ from dataclasses import dataclass
 
 import discord
 
+from core.rag.types import Answer, Source
+
 __all__ = [
     "MESSAGE_LIMIT",
     "Page",
+    "answer_text",
     "clamp_embed",
     "escape",
     "pages",
+    "sources_block",
     "split_message",
     "stream_frame",
     "truncate",
@@ -154,3 +158,31 @@ def clamp_embed(embed: discord.Embed) -> discord.Embed:
         over = len(embed) - EMBED_TOTAL
         embed.description = truncate(embed.description, len(embed.description) - over)
     return embed
+
+
+_LINK_TEXT = re.compile(r"[\[\]()<>`*_~|]")
+
+
+def _link_text(title: str) -> str:
+    """A title safe inside a masked link: no brackets or markdown that would break it."""
+    return _LINK_TEXT.sub(" ", " ".join(title.split())).strip()[:120] or "source"
+
+
+def sources_block(sources: tuple[Source, ...] | list[Source]) -> str:
+    """Numbered sources: web and Discord URIs as clickable links (previews suppressed with
+    <…>), anything else (uploaded files) as the title with its uri in code."""
+    lines = ["**Sources**"]
+    for s in sources:
+        title = _link_text(s.title)
+        if s.uri.startswith(("https://", "http://")):
+            lines.append(f"[{s.n}] [{title}](<{s.uri}>)")
+        else:
+            lines.append(f"[{s.n}] {title} (`{s.uri.replace('`', '')}`)")
+    return "\n".join(lines)
+
+
+def answer_text(answer: Answer) -> str:
+    """A finished grounded answer: the text, then its sources (a refusal has none)."""
+    if not answer.sources:
+        return answer.answer
+    return f"{answer.answer.strip()}\n\n{sources_block(answer.sources)}"

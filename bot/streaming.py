@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import io
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,11 +89,16 @@ class StreamingReply:
         self._last_edit = float("-inf")
 
     async def run(
-        self, events: AsyncIterator[StreamEvent], final_view: discord.ui.View | None = None
+        self,
+        events: AsyncIterator[StreamEvent],
+        final_view: discord.ui.View | None = None,
+        finalize: Callable[[str], str] | None = None,
     ) -> StreamOutcome:
         """Stream to the end (or Cancel, or the reply window); then post the final pages.
 
-        `final_view` (e.g. feedback buttons) replaces Cancel on a completed answer."""
+        `final_view` (e.g. feedback buttons) replaces Cancel on a completed answer;
+        `finalize` turns the complete streamed text into what is posted (e.g. checked
+        citations plus the sources as links)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.window_s
         view = CancelView(self.interaction.user.id, timeout=self.window_s)
@@ -125,6 +130,8 @@ class StreamingReply:
         elif note:
             await self._finish_partial(note)
         else:
+            if finalize is not None:
+                self.text = finalize(self.text)
             await self._finish(final_view)
         return StreamOutcome(self.text, self.completion, note in (CANCELLED, EXPIRED), self.edits)
 

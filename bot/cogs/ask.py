@@ -1,9 +1,9 @@
-"""/ask: a question answered by streaming the model's reply into the message.
+"""/ask: a question answered from this server's documents, streamed into the reply.
 
-TEMPORARY CORE CALL: until `core/rag` lands, the answer comes from the model alone with the
-server's system prompt. When it lands, replace `_request` + `llm.stream` with the knowledge-base
-answer stream (retrieve → cited prompt → stream) and render its sources; the checks, the
-streaming reply, Cancel and the error handling stay as they are.
+check → defer → ground in the knowledge base (core.grounded) → stream the model's cited answer
+(StreamingReply: throttled edits, queue position, Cancel) → post it with its sources as links.
+When nothing passes the relevance floor the model is never asked: the reply says it is not in
+this server's docs and names the closest documents.
 """
 
 from __future__ import annotations
@@ -16,26 +16,23 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import render
 from bot.checks import RateLimiter, ensure_may_ask
 from bot.feedback import FeedbackButton, feedback_view
 from bot.streaming import StreamingReply
+from core.grounded import PreparedAnswer, finish_streamed, prepare_answer
 from core.guilds import GuildSettings, GuildSettingsRepo
 from core.interactions import AnswerRecord, InteractionRepo
-from core.llm.types import Request, user
+from core.rag.kb import KnowledgeBase
 
 if TYPE_CHECKING:
     from bot.client import GuruBot
 
 log = logging.getLogger(__name__)
 
-# TEMPORARY: replaced by core/rag's prompt (numbered sources, "say when it is not in the docs").
-# Close to SmolLM2's own default system prompt: the 135M model drifts (even into French) when
-# told more, e.g. "…on a Discord server. Answer concisely." turned "Paris" into "L'Alma".
-DEFAULT_SYSTEM_PROMPT = "You are a helpful AI assistant named Guru."
-
 
 class Ask(commands.Cog):
-    """Ask Guru a question."""
+    """Ask Guru about this server's docs."""
 
     def __init__(self, bot: GuruBot) -> None:
         assert bot.services is not None and bot.services.db is not None
@@ -50,20 +47,25 @@ class Ask(commands.Cog):
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(FeedbackButton)
 
-    def _request(
+    async def _prepare(
         self, interaction: discord.Interaction, prefs: GuildSettings, question: str
-    ) -> Request:
-        settings = self.bot.settings
-        temperature = prefs.temperature if prefs.temperature is not None else settings.temperature
-        return Request(
-            user(question, system=prefs.system_prompt or DEFAULT_SYSTEM_PROMPT),
-            guild_id=interaction.guild_id,
+    ) -> PreparedAnswer:
+        services = self.bot.services
+        assert services is not None and interaction.guild_id is not None
+        # built per call: free, and it picks up the current `services.llm`
+        kb = KnowledgeBase.from_services(services)
+        return await prepare_answer(
+            kb.answerer,
+            interaction.guild_id,
+            question,
+            adapter=services.guild_adapters.adapter_for(interaction.guild_id),
             max_new_tokens=prefs.max_answer_tokens,
-            temperature=temperature,
+            temperature=prefs.temperature,
+            server_instructions=prefs.system_prompt,
             request_id=f"ask-{interaction.id}",
         )
 
-    @app_commands.command(name="ask", description="Ask Guru a question")
+    @app_commands.command(name="ask", description="Ask Guru about this server's docs")
     @app_commands.describe(question="What you want to know")
     @app_commands.guild_only()
     async def ask(
@@ -74,12 +76,10 @@ class Ask(commands.Cog):
         prefs = await self.repo.get(interaction.guild_id)
         ensure_may_ask(interaction, prefs)
         self.limiter.hit(interaction.guild_id, interaction.user.id, prefs.rate_limit_per_minute)
-        # 2) defer at once: queueing and generation take longer than Discord's 3 s
+        # 2) defer at once: retrieval, queueing and generation take longer than Discord's 3 s
         await interaction.response.defer(thinking=True)
-        # 3) one core call, streamed into the reply (4: render) by the shared helper
-        llm = self.bot.services.llm
-        assert llm is not None
         started = asyncio.get_running_loop().time()
+        prepared = await self._prepare(interaction, prefs, question)
         # recorded first, so a 👍 on the final message always finds its row
         await self.answers.record(
             AnswerRecord(
@@ -90,28 +90,39 @@ class Ask(commands.Cog):
                 command="ask",
                 question=question,
                 answer="",
+                sources=[
+                    {"n": s.n, "title": s.title, "uri": s.uri, "score": round(s.score, 4)}
+                    for s in prepared.sources
+                ],
             )
         )
-        request = self._request(interaction, prefs, question)
-        outcome = await StreamingReply(interaction).run(
-            llm.stream(request), final_view=feedback_view(interaction.id)
-        )
+        text, ending = await self._reply(interaction, prepared)
         elapsed_ms = int((asyncio.get_running_loop().time() - started) * 1000)
-        ending = (
-            "cancelled"
-            if outcome.cancelled
-            else (outcome.completion.finish_reason if outcome.completion else "error")
+        await self.answers.finish(interaction.guild_id, interaction.id, text, ending, elapsed_ms)
+        log.info("ask %s: %d chars, %d sources, %s", interaction.id, len(text),
+                 len(prepared.sources), ending)
+
+    async def _reply(
+        self, interaction: discord.Interaction, prepared: PreparedAnswer
+    ) -> tuple[str, str]:
+        """Post the refusal, or stream the grounded answer; (text shown, how it ended)."""
+        view = feedback_view(interaction.id)
+        if prepared.request is None:
+            assert prepared.refusal is not None
+            text = prepared.refusal.answer
+            await interaction.edit_original_response(content=render.escape(text), view=view)
+            return text, "refused"
+        llm = self.bot.services.llm if self.bot.services else None
+        assert llm is not None
+        outcome = await StreamingReply(interaction).run(
+            llm.stream(prepared.request),
+            final_view=view,
+            finalize=lambda raw: render.answer_text(finish_streamed(prepared, raw)),
         )
-        await self.answers.finish(
-            interaction.guild_id, interaction.id, outcome.text, ending, elapsed_ms
-        )
-        log.info(
-            "ask %s: %d chars, %d edits, %s",
-            interaction.id,
-            len(outcome.text),
-            outcome.edits,
-            ending,
-        )
+        if outcome.cancelled:
+            return outcome.text, "cancelled"
+        ending = outcome.completion.finish_reason if outcome.completion else "error"
+        return outcome.text, ending
 
 
 async def setup(bot: GuruBot) -> None:

@@ -20,6 +20,8 @@ from core.db.pool import Database, open_pool
 from core.guilds import GuildSettingsRepo
 from core.llm.engine import Engine
 from core.llm.loading import LoadedModel
+from core.rag.kb import KnowledgeBase
+from core.rag.types import ParsedDocument, Section
 from core.services import Services
 from tests.e2e.emulator import Emulator, Interaction
 
@@ -122,3 +124,12 @@ async def finished(
 
     await emu.wait_for(is_final, timeout, what=f"the final reply to interaction {inter.id}")
     return inter
+
+
+async def add_document(services: Services, guild_id: int, title: str, text: str) -> int:
+    """Ingest a document straight into a guild's knowledge base (as `/docs add` of a file would,
+    uri `upload:<title>.md`); returns its id."""
+    doc = ParsedDocument(f"upload:{title}.md", title, (Section("", text),))
+    outcome = await KnowledgeBase.from_services(services).ingestor.ingest_document(guild_id, doc)
+    assert outcome.document_id is not None, outcome
+    return outcome.document_id

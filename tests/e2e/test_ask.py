@@ -1,4 +1,9 @@
-"""/ask end to end: defer at once, throttled streaming edits, Cancel, 429s, long answers, errors."""
+"""/ask end to end: defer at once, grounded answers streamed with throttled edits and sources,
+refusals without the model, Cancel, 429s, long answers, errors.
+
+The tiny random Llama writes garbage, which is fine here: what is tested is the Discord side of
+a grounded answer (retrieval is real: the real encoder and embedded Postgres).
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,20 @@ import logging
 import re
 
 from bot import render
-from bot.cogs.ask import DEFAULT_SYSTEM_PROMPT
 from bot.streaming import CANCELLED
+from core.grounded import finish_streamed, prepare_answer
 from core.guilds import GuildSettingsRepo
 from core.interactions import InteractionRepo
-from core.llm.types import Request, user
-from tests.e2e.conftest import finished, guild_ready
+from core.rag.kb import KnowledgeBase
+from tests.e2e.conftest import add_document, finished, guild_ready
 from tests.e2e.emulator import Emulator, Interaction
 
 QUESTION = "What is retrieval-augmented generation?"
+RAG_DOC = (
+    "Retrieval-augmented generation (RAG) retrieves passages from this server's documents and "
+    "gives them to the language model, so answers about retrieval-augmented generation cite "
+    "their sources instead of guessing."
+)
 
 
 async def ask_in_new_guild(
@@ -24,6 +34,7 @@ async def ask_in_new_guild(
 ):
     guild = await emulator.create_guild(name)
     await guild_ready(bot, guild.id)
+    await add_document(bot.services, guild.id, "Retrieval-augmented generation", RAG_DOC)
     await repo.set(guild.id, actor_id=None, max_answer_tokens=tokens)
     member = emulator.add_member(guild, "asker")
     inter = await emulator.send_command(guild, member, "ask", {"question": question})
@@ -39,35 +50,46 @@ def gaps(times: list[float]) -> list[float]:
     return [b - a for a, b in itertools.pairwise(times)]
 
 
+async def recorded(services, guild_id: int, discord_id: int) -> dict:
+    """The interaction row once the answer is stored (written just after the last edit)."""
+    answers = InteractionRepo(services.db.pool)
+    for _ in range(100):
+        row = await answers.get(guild_id, discord_id)
+        if row is not None and row["finish_reason"] is not None:
+            return row
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"interaction {discord_id} was never finished in the database")
+
+
+def rated(inter: Interaction) -> bool:
+    """The answer is complete: its last message carries the 👍/👎 buttons."""
+    return bool(inter.messages) and f"guru:fb:{inter.id}:up" in inter.messages[-1].custom_ids()
+
+
 async def test_ask_is_deferred_at_once_and_streamed_with_throttled_edits(bot, emulator, repo):
     _, _, inter = await ask_in_new_guild(bot, emulator, repo, "stream", tokens=1200)
     await emulator.wait_for(lambda: inter.acked, 3, what="the defer")
     assert inter.deferred and inter.ack_latency_s < 3.0
-    await finished(emulator, inter, 60)
+    await finished(emulator, inter, 60, done=rated)
     revisions = inter.original.revisions
     streamed = [r for r in revisions if "▌" in r.content]
     assert len(streamed) >= 2, [r.content[:40] for r in revisions]
     assert all(r.components for r in streamed)  # Cancel button while streaming…
     assert "guru:cancel" not in inter.original.custom_ids()  # …gone at the end, for 👍/👎
-    assert inter.original.custom_ids() == [f"guru:fb:{inter.id}:up", f"guru:fb:{inter.id}:down"]
-    assert all(len(r.content) <= 2000 for r in revisions)
+    last = inter.messages[-1]
+    assert last.custom_ids() == [f"guru:fb:{inter.id}:up", f"guru:fb:{inter.id}:down"]
+    assert all(len(r.content) <= 2000 for m in inter.messages for r in m.revisions)
     assert min(gaps(edit_times(emulator, inter))) >= 0.95  # ≤ 1 edit per second
-    # 1200 tokens of the tiny model are ~9k characters: a preview plus the whole as a file
-    ((name, data),) = inter.original.attachments
-    assert name == "answer.md" and len(data) > 4 * 2000
+    assert "**Sources**" in last.content or last.attachments
 
 
 async def test_long_answers_are_split_into_valid_messages(bot, emulator, repo, e2e_services):
     guild, _, inter = await ask_in_new_guild(bot, emulator, repo, "long", tokens=600)
-    expected = await e2e_services.llm.complete(
-        Request(
-            user(QUESTION, system=DEFAULT_SYSTEM_PROMPT),
-            guild_id=guild.id,
-            max_new_tokens=600,
-            temperature=0.0,
-        )
-    )
-    pages = render.pages(expected.text)
+    kb = KnowledgeBase.from_services(e2e_services)
+    prepared = await prepare_answer(kb.answerer, guild.id, QUESTION, max_new_tokens=600)
+    expected = await e2e_services.llm.complete(prepared.request)
+    final = render.answer_text(finish_streamed(prepared, expected.text))
+    pages = render.pages(final)
     assert 2 <= len(pages) <= 4
     await finished(
         emulator,
@@ -112,25 +134,56 @@ async def test_429_on_edits_is_waited_out_and_slows_later_edits(bot, emulator: E
     _, _, inter = await ask_in_new_guild(bot, emulator, repo, "ratelimited", tokens=1200)
     pattern = f"PATCH /webhooks/\\d+/{re.escape(inter.token)}/messages/@original$"
     emulator.rest.limits.inject_429(pattern, times=2, retry_after=0.6)
-    await finished(emulator, inter, 60)
+    await finished(emulator, inter, 60, done=rated)
     refused, ok = edit_times(emulator, inter, 429), edit_times(emulator, inter, 200)
     assert len(refused) == 2
     retry = min(t for t in ok if t > refused[-1])
     assert retry - refused[-1] >= 0.55  # retry_after honoured
     assert min(gaps(ok)) >= 0.95
     assert max(gaps([t for t in ok if t > retry]) or [2.0]) >= 1.9  # backed off after the 429s
-    assert inter.original.attachments  # and still finished
+    assert rated(inter)  # and still finished
 
 
 async def test_core_errors_are_shown_as_friendly_messages(bot, emulator: Emulator, repo):
     guild = await emulator.create_guild("too-long")
     await guild_ready(bot, guild.id)
+    await add_document(bot.services, guild.id, "Retrieval-augmented generation", RAG_DOC)
     await repo.set(guild.id, actor_id=None, system_prompt="語" * 3999)  # > the model's window
     inter = await emulator.send_command(
         guild, emulator.add_member(guild, "x"), "ask", {"question": QUESTION}
     )
     await finished(emulator, inter, 20)
     assert "shorten it" in inter.original.content and "Traceback" not in inter.original.content
+
+
+async def test_a_question_the_docs_do_not_cover_is_refused_without_the_model(
+    bot, emulator: Emulator, repo, e2e_services
+):
+    guild = await emulator.create_guild("refusal")
+    await guild_ready(bot, guild.id)
+    await add_document(bot.services, guild.id, "Retrieval-augmented generation", RAG_DOC)
+    generated = e2e_services.llm.stats().tokens_generated
+    inter = await emulator.send_command(
+        guild, emulator.owner(guild), "ask", {"question": "How do I bake sourdough bread?"}
+    )
+    await finished(emulator, inter, 20)
+    assert inter.deferred and inter.ack_latency_s < 3.0
+    content = inter.original.content
+    assert content.startswith("That is not in this server's docs"), content
+    assert "Retrieval-augmented generation" in content  # the closest titles
+    assert e2e_services.llm.stats().tokens_generated == generated  # the model was never asked
+    row = await recorded(e2e_services, guild.id, inter.id)
+    assert row["finish_reason"] == "refused" and row["answer"] == content
+
+
+async def test_streamed_answers_end_with_their_sources_as_links(bot, emulator, repo, e2e_services):
+    guild, _, inter = await ask_in_new_guild(bot, emulator, repo, "sources", tokens=400)
+    await finished(emulator, inter, 30)
+    content = inter.original.content
+    assert "**Sources**\n[1] Retrieval-augmented generation (`upload:" in content, content
+    assert inter.original.custom_ids() == [f"guru:fb:{inter.id}:up", f"guru:fb:{inter.id}:down"]
+    row = await recorded(e2e_services, guild.id, inter.id)
+    assert row["answer"] == content and row["finish_reason"] in ("length", "stop")
 
 
 async def test_unexpected_errors_are_logged_with_a_reference(bot, emulator, monkeypatch, caplog):

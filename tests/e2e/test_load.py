@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from core.llm.engine import Engine
-from tests.e2e.conftest import finished, guild_ready
+from core.rag.kb import KnowledgeBase
+from tests.e2e.conftest import add_document, finished, guild_ready
 from tests.e2e.emulator import Emulator
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ async def test_50_concurrent_asks_are_all_acknowledged_fast_and_answered(
     guilds = [await emulator.create_guild(f"load-{i}") for i in range(5)]
     for guild in guilds:
         await guild_ready(bot, guild.id)
+        await add_document(bot.services, guild.id, "AI", "AI (artificial intelligence) is the "
+                           "field of making machines do what needs intelligence: what is AI?")
         await repo.set(guild.id, actor_id=None, max_answer_tokens=48)
     stop, worst = asyncio.Event(), [0.0]
     monitor = asyncio.create_task(loop_lag(stop, worst))
@@ -84,11 +87,27 @@ async def real_model(e2e_services, bundled_model) -> AsyncIterator[Engine]:
 
 
 @pytest.mark.model
-async def test_the_bundled_model_answers_through_discord(bot, emulator: Emulator, real_model):
+async def test_the_bundled_model_answers_from_the_docs_with_sources(
+    bot, emulator: Emulator, real_model
+):
     guild = await emulator.create_guild("real")
     await guild_ready(bot, guild.id)
+    general = next(iter(guild.channels.values()))
+    owner = emulator.owner(guild)
+    pin = await emulator.post_message(
+        general, owner, "The Guru community meetup is held every Friday in Lyon, France."
+    )
+    await add_document(bot.services, guild.id, "Server rules", "Be kind. No spam. Use English.")
+    url = f"https://discord.com/channels/{guild.id}/{general.id}/{pin.id}"
+    await KnowledgeBase.from_services(bot.services).ingestor.ingest_message(
+        guild.id, pin.content, jump_url=url,
+        author=owner.user.name, channel=general.name,
+    )
     inter = await emulator.send_command(
-        guild, emulator.owner(guild), "ask", {"question": "What is the capital of France?"}
+        guild, owner, "ask", {"question": "Where is the community meetup held?"}
     )
     await finished(emulator, inter, 120)
-    assert "paris" in inter.original.content.lower(), inter.original.content
+    content = inter.original.content
+    assert "lyon" in content.lower(), content
+    link = f"(<{url}>)"
+    assert "**Sources**" in content and link in content, content
