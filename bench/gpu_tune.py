@@ -38,7 +38,8 @@ def smol_runs(smol_dir: str, steps: int) -> list[dict[str, Any]]:
     work = tempfile.mkdtemp()
     model_dir = os.path.join(work, "smol")
     torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(smol_dir)).save_pretrained(model_dir)
+    config = AutoConfig.from_pretrained(smol_dir)
+    AutoModelForCausalLM.from_config(config).save_pretrained(model_dir)
     for name in os.listdir(smol_dir):
         if name != "config.json":
             with open(os.path.join(smol_dir, name), "rb") as src, \
@@ -50,7 +51,8 @@ def smol_runs(smol_dir: str, steps: int) -> list[dict[str, Any]]:
     out = []
     for qlora in (False, True):
         torch.cuda.reset_peak_memory_stats()
-        spec = LoraJobSpec(model=model_dir, train_path=train, out_dir=os.path.join(work, str(qlora)),
+        spec = LoraJobSpec(model=model_dir, train_path=train,
+                           out_dir=os.path.join(work, str(qlora)),
                            qlora=qlora, max_steps=steps, batch_size=8, device="cuda",
                            checkpoint_every=steps // 2, learning_rate=1e-3)
         r = run_lora_job(spec)

@@ -35,7 +35,8 @@ def register(subparsers: Any) -> None:
     actions = parser.add_subparsers(dest="tune_action", metavar="ACTION", required=True)
     start = actions.add_parser("start", help="queue a tuning job for a guild")
     _guild(start)
-    start.add_argument("--data", metavar="FILE", help="JSONL of pairs (default: approved 👍 answers)")
+    start.add_argument("--data", metavar="FILE",
+                       help="JSONL of pairs (default: the guild's approved 👍 answers)")
     start.add_argument("--qlora", action="store_true", help="4-bit NF4 base (QLoRA)")
     start.add_argument("--epochs", type=int, metavar="N")
     start.add_argument("--max-steps", type=int, metavar="N", help="stop after N optimizer steps")
@@ -65,6 +66,10 @@ def register(subparsers: Any) -> None:
     _guild(export)
     export.add_argument("--out", required=True, metavar="DIR")
     export.set_defaults(handler=export_command)
+    cancel = actions.add_parser("cancel", help="stop a queued or running job")
+    cancel.add_argument("job", type=int)
+    _guild(cancel)
+    cancel.set_defaults(handler=cancel_command)
     worker = actions.add_parser("worker", help="run tuning jobs (the Procfile's trainer)")
     worker.add_argument("--once", action="store_true", help="run at most one job, then exit")
     worker.add_argument("--heartbeat-s", type=float, default=5.0)
@@ -189,6 +194,16 @@ async def export_command(args: argparse.Namespace, settings: Settings) -> int:
     await asyncio.to_thread(shutil.copytree, adapter.path, out, dirs_exist_ok=True)
     print(f"Exported v{adapter.version} to {out} (load with peft: "
           f"PeftModel.from_pretrained(base, {str(out)!r})).")
+    return 0
+
+
+async def cancel_command(args: argparse.Namespace, settings: Settings) -> int:
+    async with _db(settings) as db:
+        repo = JobRepo(db.pool)
+        job = await repo.get(args.guild, args.job)
+        if not await repo.cancel(args.guild, args.job):
+            raise InvalidInput(f"Job {args.job} is {job.status} already; nothing to cancel.")
+    print(f"Cancelled tuning job {args.job}; the active adapter is unchanged.")
     return 0
 
 

@@ -62,7 +62,9 @@ def load_trainable(spec: LoraJobSpec) -> TrainableModel:
     dtype = _compute_dtype(device)
     hf_dir = prepare_model_dir(resolve_source(spec.model, spec.data_dir))
     tokenizer = load_tokenizer(hf_dir)
-    checkpointing = spec.qlora if spec.gradient_checkpointing is None else spec.gradient_checkpointing
+    checkpointing = spec.gradient_checkpointing
+    if checkpointing is None:
+        checkpointing = spec.qlora
     kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": True}
     if spec.qlora:
         kwargs["quantization_config"] = BitsAndBytesConfig(
@@ -94,7 +96,8 @@ def load_trainable(spec: LoraJobSpec) -> TrainableModel:
     peft_model = get_peft_model(model, lora)
     method = "qlora-nf4" if spec.qlora else f"lora-{str(dtype).removeprefix('torch.')}"
     trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
-    log.info("tuning %s as %s on %s: %d trainable parameters", spec.model, method, device, trainable)
+    log.info("tuning %s as %s on %s: %d trainable parameters", spec.model, method, device,
+             trainable)
     return TrainableModel(peft_model, tokenizer, device, dtype, method)
 
 

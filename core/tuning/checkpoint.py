@@ -35,7 +35,7 @@ def checkpoint_path(spec: LoraJobSpec) -> str:
 
 
 def _fingerprint(spec: LoraJobSpec) -> str:
-    """What must match for a checkpoint to belong to this run (not `extra`, not the thread count)."""
+    """What must match for a checkpoint to belong to this run (not `extra` or thread count)."""
     data = spec.to_dict()
     for key in ("extra", "threads", "checkpoint_every", "probe_prompts", "probe_tokens"):
         data.pop(key, None)

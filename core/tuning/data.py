@@ -118,7 +118,8 @@ def parse_jsonl(data: bytes | str, source: str = "the file") -> list[Pair]:
             errors.append(f"line {number}: {exc}")
     if errors:
         shown = "; ".join(errors[:MAX_ERRORS_SHOWN])
-        more = f" (and {len(errors) - MAX_ERRORS_SHOWN} more)" if len(errors) > MAX_ERRORS_SHOWN else ""
+        hidden = len(errors) - MAX_ERRORS_SHOWN
+        more = f" (and {hidden} more)" if hidden > 0 else ""
         raise InvalidInput(f"{source} has {len(errors)} invalid line(s): {shown}{more}. "
                            "Fix them and upload again; nothing was queued.")
     if not pairs:

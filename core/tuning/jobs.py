@@ -56,6 +56,11 @@ _FAIL = """
 UPDATE tuning_jobs SET status = 'failed', error = %(error)s, finished_at = now()
 WHERE id = %(id)s AND worker = %(worker)s AND status = 'running'
 """
+_CANCEL = """
+UPDATE tuning_jobs SET status = 'cancelled', finished_at = now(),
+       error = 'Cancelled by a moderator.'
+WHERE guild_id = %(guild_id)s AND id = %(id)s AND status IN ('queued', 'running')
+"""
 _BY_GUILD = f"""
 SELECT {_COLUMNS} FROM tuning_jobs WHERE guild_id = %(guild_id)s
 ORDER BY created_at DESC, id DESC LIMIT %(limit)s
@@ -152,6 +157,12 @@ class JobRepo:
         async with self.pool.connection() as conn:
             await conn.execute(_FAIL, {"id": job_id, "worker": worker, "error": error})
         log.warning("job %d failed: %s", job_id, error)
+
+    async def cancel(self, guild_id: int, job_id: int) -> bool:
+        """Stop a queued or running job; its worker notices at its next heartbeat."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(_CANCEL, {"guild_id": guild_id, "id": job_id})
+            return cur.rowcount == 1
 
     async def get(self, guild_id: int, job_id: int) -> TuningJob:
         async with self.pool.connection() as conn:

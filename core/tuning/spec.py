@@ -128,7 +128,7 @@ class TrainResult:
     train_tokens: int  # tokens through forward+backward, prompt included
     tokens_per_s: float
     peak_memory_mb: float  # peak GPU memory allocated; on CPU the process's peak RSS
-    model_memory_mb: float  # the weights as held in memory (4-bit packed for QLoRA), adapter included
+    model_memory_mb: float  # weights as held (4-bit packed for QLoRA), adapter included
     resumed_from: int
     method: str  # "lora-float32", "lora-bfloat16", "qlora-nf4"
     eval_on_train: bool  # True when the set was too small to hold any pair out

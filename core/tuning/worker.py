@@ -10,6 +10,7 @@ rollback, so nothing a worker does (or fails to do) changes what the bot serves.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import shutil
@@ -96,7 +97,8 @@ class Worker:
             log.warning("job %d was taken from this worker; dropped", job.id)
             return 0
         except Exception as exc:  # noqa: BLE001 - any failure of a job is recorded, not raised
-            reason = exc.user_message if isinstance(exc, GuruError) else f"{type(exc).__name__}: {exc}"
+            reason = (exc.user_message if isinstance(exc, GuruError)
+                      else f"{type(exc).__name__}: {exc}")
             log.exception("job %d failed", job.id)
             await self.jobs.fail(job.id, self.options.name, reason[:2000])
             return 0
@@ -112,11 +114,15 @@ class Worker:
         base = LoraJobSpec.from_dict(job.spec)
         spec = base.replace(data_dir=self.settings.data_dir, out_dir=str(work),
                             train_path=str(work / "train.jsonl"),
-                            eval_path=str(work / "eval.jsonl"))
+                            eval_path=str(work / "eval.jsonl"), threads=self.settings.threads,
+                            device=self.settings.device if base.device == "auto" else base.device)
         dataset = await self.jobs.dataset(job.id)
-        await asyncio.to_thread(_write_split, dataset, spec)
-        if not os.path.getsize(spec.eval_path):
+        held = await asyncio.to_thread(_write_split, dataset, spec)
+        if not held:
             spec = spec.replace(eval_path="")
+        if not spec.probe_prompts:  # one held-out question, answered before and after
+            pool = held or dataset_pairs(dataset)
+            spec = spec.replace(probe_prompts=(pool[0].messages[-1][1],))
         return spec
 
     async def _heartbeat(self, job: TuningJob, progress: dict[str, Any],
@@ -145,12 +151,15 @@ class Worker:
             await asyncio.sleep(self.options.idle_poll_s)
 
 
-def _write_split(dataset: list[dict[str, Any]], spec: LoraJobSpec) -> None:
-    import json
+def dataset_pairs(dataset: list[dict[str, Any]]) -> list[Pair]:
+    return parse_jsonl("\n".join(json.dumps(d) for d in dataset), "the job's data")
 
-    pairs: list[Pair] = parse_jsonl("\n".join(json.dumps(d) for d in dataset), "the job's data")
-    train, held = split_train_eval(pairs, eval_fraction=0.1, seed=spec.seed)
+
+def _write_split(dataset: list[dict[str, Any]], spec: LoraJobSpec) -> list[Pair]:
+    """Write train.jsonl and eval.jsonl (the same split on every attempt); return the eval pairs."""
+    train, held = split_train_eval(dataset_pairs(dataset), eval_fraction=0.1, seed=spec.seed)
     os.makedirs(spec.out_dir, exist_ok=True)
     write_jsonl(train, spec.train_path)
     write_jsonl(held, spec.eval_path)
+    return held
 

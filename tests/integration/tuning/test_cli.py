@@ -47,7 +47,8 @@ async def test_tune_cli_round_trip(migrated, tmp_path):  # noqa: F811
     assert "1 pairs, QLoRA" in started.stdout
     (job,) = await JobRepo(pool).for_guild(GUILD)
     assert job.spec["qlora"] and job.spec["epochs"] == 2
-    assert [p["messages"][-1]["content"] for p in await JobRepo(pool).dataset(job.id)] == ["Zorbly."]
+    dataset = await JobRepo(pool).dataset(job.id)
+    assert [p["messages"][-1]["content"] for p in dataset] == ["Zorbly."]
 
     # Two finished versions, as the worker records them.
     for n in (1, 2):

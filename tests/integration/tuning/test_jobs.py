@@ -111,3 +111,14 @@ async def test_activate_and_rollback_notify_and_keep_one_active(pool, tmp_path):
     async with pool.connection() as conn:
         with pytest.raises(psycopg.errors.UniqueViolation):
             await conn.execute(f"UPDATE adapters SET active = true WHERE guild_id = {GUILD}")
+
+
+async def test_cancelling_a_running_job_takes_it_from_its_worker(pool):
+    jobs = JobRepo(pool)
+    job_id = await jobs.enqueue(GUILD, {}, DATA)
+    await jobs.claim("w", 60, 3)
+    assert not await jobs.cancel(OTHER, job_id)  # another guild cannot cancel it
+    assert await jobs.cancel(GUILD, job_id)
+    assert not await jobs.heartbeat(job_id, "w", {})  # the worker stops at its next beat
+    assert (await jobs.get(GUILD, job_id)).status == "cancelled"
+    assert await jobs.claim("w2", 0, 3) is None and not await jobs.cancel(GUILD, job_id)
