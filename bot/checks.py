@@ -14,13 +14,15 @@ from core.guilds import GuildSettings
 __all__ = ["RateLimiter", "ensure_manage_guild", "ensure_may_ask"]
 
 
-def ensure_manage_guild(interaction: discord.Interaction) -> None:
+def ensure_manage_guild(
+    interaction: discord.Interaction, action: str = "change Guru's settings"
+) -> None:
     """The real check behind `default_permissions(manage_guild=True)`, which only hides the
     command: server admins can re-grant it per role, and old clients ignore it."""
     if interaction.guild is None:
         raise Refused("This command only works in a server.")
     if not interaction.permissions.manage_guild:
-        raise Refused("You need the Manage Server permission to change Guru's settings.")
+        raise Refused(f"You need the Manage Server permission to {action}.")
 
 
 def ensure_may_ask(interaction: discord.Interaction, prefs: GuildSettings) -> None:

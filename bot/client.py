@@ -23,8 +23,14 @@ __all__ = ["GuruBot", "run_bot"]
 
 log = logging.getLogger(__name__)
 
-# Cogs land here as the slash-command work arrives (calc, explain, docs still to come).
-EXTENSIONS: tuple[str, ...] = ("bot.cogs.status", "bot.cogs.settings", "bot.cogs.ask")
+# Cogs land here as the slash-command work arrives (explain still to come).
+EXTENSIONS: tuple[str, ...] = (
+    "bot.cogs.status",
+    "bot.cogs.settings",
+    "bot.cogs.ask",
+    "bot.cogs.docs",
+    "bot.cogs.pins",
+)
 
 
 def _intents() -> discord.Intents:

@@ -21,6 +21,7 @@ __all__ = [
     "clamp_embed",
     "escape",
     "pages",
+    "source_link",
     "sources_block",
     "split_message",
     "stream_frame",
@@ -171,14 +172,15 @@ def _link_text(title: str) -> str:
 def sources_block(sources: tuple[Source, ...] | list[Source]) -> str:
     """Numbered sources: web and Discord URIs as clickable links (previews suppressed with
     <…>), anything else (uploaded files) as the title with its uri in code."""
-    lines = ["**Sources**"]
-    for s in sources:
-        title = _link_text(s.title)
-        if s.uri.startswith(("https://", "http://")):
-            lines.append(f"[{s.n}] [{title}](<{s.uri}>)")
-        else:
-            lines.append(f"[{s.n}] {title} (`{s.uri.replace('`', '')}`)")
-    return "\n".join(lines)
+    return "\n".join(["**Sources**", *(f"[{s.n}] {source_link(s.title, s.uri)}" for s in sources)])
+
+
+def source_link(title: str, uri: str) -> str:
+    """A clickable title for web and Discord URIs, else the title with its uri in code."""
+    text = _link_text(title)
+    if uri.startswith(("https://", "http://")):
+        return f"[{text}](<{uri}>)"
+    return f"{text} (`{uri.replace('`', '')}`)"
 
 
 def answer_text(answer: Answer) -> str:

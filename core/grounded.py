@@ -13,7 +13,14 @@ import logging
 from dataclasses import dataclass
 
 from core.llm.types import Message, Request
-from core.rag.answer import Answerer, Grounding, build_messages, finish_answer, refusal, refusal_text
+from core.rag.answer import (
+    Answerer,
+    Grounding,
+    build_messages,
+    finish_answer,
+    refusal,
+    refusal_text,
+)
 from core.rag.types import Answer, Source
 
 __all__ = ["PreparedAnswer", "prepare_answer", "finish_streamed"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from tests.e2e.emulator.interactions import Interaction
 from tests.e2e.emulator.server import ADMINISTRATOR, DEFAULT_PERMISSIONS, MANAGE_GUILD, Emulator
-from tests.e2e.emulator.state import Channel, Guild, Member, Message, Role, User
+from tests.e2e.emulator.state import Channel, Guild, Member, Message, Role, Upload, User
 
 __all__ = [
     "ADMINISTRATOR",
@@ -22,5 +22,6 @@ __all__ = [
     "Member",
     "Message",
     "Role",
+    "Upload",
     "User",
 ]

@@ -113,6 +113,14 @@ def install(emulator: Emulator) -> None:
         await emulator.set_pinned(msg, request.method == "PUT")
         return web.Response(status=204)
 
+    async def uploaded(request: web.Request) -> web.Response:
+        upload = world.uploads.get(int(request.match_info["uid"]))
+        if upload is None:
+            return web.Response(status=404)
+        return web.Response(
+            body=upload.data, headers={"Content-Type": "application/octet-stream"}
+        )
+
     async def file(request: web.Request) -> web.Response:
         msg = world.messages.get(int(request.match_info["mid"]))
         index = int(request.match_info["index"])
@@ -136,6 +144,7 @@ def install(emulator: Emulator) -> None:
     api.route("GET", "/channels/{cid}/messages", history)
     for method in ("GET", "PATCH", "DELETE"):
         api.route(method, "/channels/{cid}/messages/{mid}", message)
+    emulator.app.router.add_get("/files/uploads/{uid}/{name}", uploaded)
     emulator.app.router.add_get("/files/{mid}/{index}/{name}", file)
 
 

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.e2e.emulator.state import APP_ID, Channel, Guild, Member, Message, Role, User
+from tests.e2e.emulator.state import APP_ID, Channel, Guild, Member, Message, Role, Upload, User
 
 __all__ = ["ACK_WINDOW_S", "Interaction", "command_payload", "component_payload", "options_payload"]
 
@@ -88,8 +88,9 @@ class Interaction:
 def options_payload(
     options: dict[str, Any], resolved: dict[str, dict[str, Any]] | None = None
 ) -> list[dict[str, Any]]:
-    """Slash command options from a plain dict; nested dicts become subcommands, Channel and
-    Role values become channel/role options (their objects go into `resolved`)."""
+    """Slash command options from a plain dict; nested dicts become subcommands, Channel, Role
+    and Upload values become channel/role/attachment options (their objects go into
+    `resolved`)."""
     out = []
     resolved = resolved if resolved is not None else {}
     for name, value in options.items():
@@ -100,6 +101,9 @@ def options_payload(
                 "permissions": str((1 << 53) - 1)
             }
             out.append({"name": name, "type": 7, "value": str(value.id)})
+        elif isinstance(value, Upload):
+            resolved.setdefault("attachments", {})[str(value.id)] = value.payload()
+            out.append({"name": name, "type": 11, "value": str(value.id)})
         elif isinstance(value, Role):
             resolved.setdefault("roles", {})[str(value.id)] = value.payload()
             out.append({"name": name, "type": 8, "value": str(value.id)})

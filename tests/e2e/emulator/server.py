@@ -22,7 +22,17 @@ from tests.e2e.emulator import channels, replies
 from tests.e2e.emulator import interactions as ix
 from tests.e2e.emulator.gateway import Gateway
 from tests.e2e.emulator.rest import RestApi
-from tests.e2e.emulator.state import APP_ID, Channel, Guild, Member, Message, Role, User, World
+from tests.e2e.emulator.state import (
+    APP_ID,
+    Channel,
+    Guild,
+    Member,
+    Message,
+    Role,
+    Upload,
+    User,
+    World,
+)
 
 __all__ = ["ADMINISTRATOR", "DEFAULT_PERMISSIONS", "MANAGE_GUILD", "Emulator"]
 
@@ -213,6 +223,13 @@ class Emulator:
         self.interactions[inter.id] = inter
         self.interactions_by_token[inter.token] = inter
         return inter
+
+    def upload(self, filename: str, data: bytes) -> Upload:
+        """A file to pass as an attachment option: `send_command(..., {"file": upload})`."""
+        upload_id = self.world.next_id()
+        url = f"{self.base_url}/files/uploads/{upload_id}/{filename}"
+        self.world.uploads[upload_id] = Upload(upload_id, filename, data, url)
+        return self.world.uploads[upload_id]
 
     async def post_message(self, channel: Channel, member: Member, content: str) -> Message:
         """A user's message in `channel` (MESSAGE_CREATE)."""

@@ -22,6 +22,7 @@ __all__ = [
     "Message",
     "Revision",
     "Role",
+    "Upload",
     "User",
     "World",
     "iso_now",
@@ -208,6 +209,26 @@ class Message:
 
 
 @dataclass
+class Upload:
+    """A file a user attached to a slash command option (served at `url`)."""
+
+    id: int
+    filename: str
+    data: bytes
+    url: str
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "filename": self.filename,
+            "size": len(self.data),
+            "url": self.url,
+            "proxy_url": self.url,
+            "content_type": "application/octet-stream",
+        }
+
+
+@dataclass
 class Guild:
     id: int
     name: str
@@ -265,6 +286,7 @@ class World:
         self.users: dict[int, User] = {}
         self.messages: dict[int, Message] = {}
         self.commands: dict[int | None, list[dict[str, Any]]] = {}  # None = global
+        self.uploads: dict[int, Upload] = {}
         self.started = time.monotonic()
 
     def next_id(self) -> int:

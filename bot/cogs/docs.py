@@ -1,0 +1,138 @@
+"""/docs add|list|remove|sync-pins: what Guru answers from on this server (Manage Server).
+
+Ingestion runs as a background job that edits the reply with its progress; the command
+handler only checks, defers and starts it. Every read and write is scoped to the guild.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import render
+from bot.checks import ensure_manage_guild
+from bot.docsource import MessageRef, fetch_message, parse_message_refs, upload_document
+from bot.errors import Refused, user_message_for
+from bot.progress import BackgroundJobs, ProgressReply
+from core.pins import ingest_message
+from core.rag.kb import KnowledgeBase
+from core.rag.types import IngestOutcome
+
+if TYPE_CHECKING:
+    from bot.client import GuruBot
+
+log = logging.getLogger(__name__)
+
+_MARKS = {"added": "✅ added", "replaced": "🔁 updated", "unchanged": "♻️ unchanged"}
+
+
+def outcome_line(outcome: IngestOutcome) -> str:
+    if outcome.status == "error":
+        return f"⚠️ {outcome.uri}: {outcome.error}"
+    return f"{_MARKS[outcome.status]}: {outcome.title} ({outcome.chunks} chunks)"
+
+
+@app_commands.guild_only()
+@app_commands.default_permissions(manage_guild=True)
+class Docs(commands.GroupCog, group_name="docs", group_description="Guru's documents here"):
+    """Add, list and remove the documents Guru answers from."""
+
+    def __init__(self, bot: GuruBot) -> None:
+        assert bot.services is not None
+        self.bot = bot
+        self.kb = KnowledgeBase.from_services(bot.services)  # one ingestor: it caches a chunker
+        self.jobs = BackgroundJobs()
+
+    async def cog_unload(self) -> None:
+        await self.jobs.aclose()
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        ensure_manage_guild(interaction, "manage Guru's documents")  # the default only hides
+        return True
+
+    @app_commands.command(name="add", description="Add a file or messages to Guru's documents")
+    @app_commands.describe(file="A .md, .txt, .html, .pdf or .docx file",
+                           messages="Message links or ids (in this channel), space-separated")
+    async def add(self, interaction: discord.Interaction, file: discord.Attachment | None = None,
+                  messages: str | None = None) -> None:
+        assert interaction.guild is not None and interaction.channel_id is not None
+        refs = parse_message_refs(messages or "", interaction.guild.id, interaction.channel_id)
+        if file is None and not refs:
+            raise Refused("Attach a file or give message links to add.")
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        job = self._add(interaction, file, refs)
+        self.jobs.start(interaction, job, f"docs-add-{interaction.id}")
+
+    async def _add(self, interaction: discord.Interaction, file: discord.Attachment | None,
+                   refs: list[MessageRef]) -> None:
+        assert interaction.guild is not None
+        progress, lines = ProgressReply(interaction), []
+        total = len(refs) + (file is not None)
+        for i, item in enumerate(([file] if file else []) + refs, start=1):
+            await progress.update(f"📥 Adding {i}/{total}…")
+            try:
+                if isinstance(item, discord.Attachment):
+                    doc = await upload_document(item)
+                    outcome = await self.kb.ingestor.ingest_document(interaction.guild.id, doc)
+                else:
+                    msg = await fetch_message(interaction.guild, item)
+                    outcome = await ingest_message(self.kb.ingestor, msg, "message")
+            except Exception as exc:  # noqa: BLE001 - one bad item never stops the rest
+                if (known := user_message_for(exc)) is None:
+                    raise
+                name = item.filename if isinstance(item, discord.Attachment) else item.message_id
+                outcome = IngestOutcome(str(name), "error", error=known)
+            lines.append(outcome_line(outcome))
+        await progress.update("\n".join(lines), final=True)
+
+    @app_commands.command(name="list", description="List Guru's documents on this server")
+    async def list_docs(self, interaction: discord.Interaction) -> None:
+        assert interaction.guild_id is not None
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        docs = await self.kb.ingestor.list_documents(interaction.guild_id)
+        if not docs:
+            await interaction.followup.send("No documents yet: add some with `/docs add`.")
+            return
+        lines = [f"`{d.id}` {render.source_link(d.title, d.uri)} — {d.chunk_count} chunks"
+                 for d in docs]
+        text = render.truncate(f"**{len(docs)} documents**\n" + "\n".join(lines),
+                               render.MESSAGE_LIMIT, marker="\n… (more: see `guru docs list`)")
+        await interaction.followup.send(render.escape(text))
+
+    @app_commands.command(name="remove", description="Remove one of Guru's documents")
+    @app_commands.describe(document="The document (start typing its title)")
+    async def remove(self, interaction: discord.Interaction, document: str) -> None:
+        assert interaction.guild_id is not None
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        doc = await self.kb.ingestor.remove(interaction.guild_id, document)
+        await interaction.followup.send(render.escape(f"Removed “{doc.title}” "
+                                                      f"({doc.chunk_count} chunks)."))
+
+    @remove.autocomplete("document")
+    async def _document_choices(self, interaction: discord.Interaction,
+                                current: str) -> list[app_commands.Choice[str]]:
+        if interaction.guild_id is None or not interaction.permissions.manage_guild:
+            return []
+        docs = await self.kb.ingestor.list_documents(interaction.guild_id)
+        wanted = current.lower()
+        return [app_commands.Choice(name=render.truncate(d.title, 100), value=str(d.id))
+                for d in docs if wanted in d.title.lower()][:25]
+
+    @app_commands.command(name="sync-pins", description="Add all pinned messages of a channel")
+    @app_commands.describe(channel="The channel whose pins Guru should know")
+    async def sync_pins(self, interaction: discord.Interaction,
+                        channel: discord.TextChannel) -> None:
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        pins = self.bot.get_cog("Pins")
+        if pins is None:
+            raise Refused("Pin syncing is not running right now; try again in a minute.")
+        job = pins.sync(channel, ProgressReply(interaction))  # type: ignore[attr-defined]
+        self.jobs.start(interaction, job, f"sync-pins-{interaction.id}")
+
+
+async def setup(bot: GuruBot) -> None:
+    await bot.add_cog(Docs(bot))
