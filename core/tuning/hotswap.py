@@ -55,14 +55,15 @@ class AdapterListener:
         self.retry_s = retry_s
         self.listening = asyncio.Event()  # set once LISTEN is in place and the first sync is done
         self._task: asyncio.Task[None] | None = None
-        self._unloads: set[asyncio.Task[None]] = set()
+        self._unloads: dict[str, asyncio.Task[None]] = {}  # engine name -> its pending unload
+        self._switching = asyncio.Lock()  # one swap at a time, whoever calls sync_*
 
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="guru-adapter-listener")
 
     async def aclose(self) -> None:
-        tasks = [t for t in (self._task, *self._unloads) if t is not None]
+        tasks = [t for t in (self._task, *self._unloads.values()) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -111,21 +112,28 @@ class AdapterListener:
         await self._apply(guild_id, await self.repo.active(guild_id))
 
     async def _apply(self, guild_id: int, adapter: Adapter | None) -> None:
+        async with self._switching:
+            await self._switch(guild_id, adapter)
+
+    async def _switch(self, guild_id: int, adapter: Adapter | None) -> None:
         old = self.routes.adapter_for(guild_id)
         new = adapter.engine_name if adapter else None
         if new == old:
             return
+        if new is not None and new in self._unloads:
+            # Re-activated while its unload is pending: let that finish, then load it afresh,
+            # so an unload already queued on the engine cannot remove it after we route to it.
+            await asyncio.gather(self._unloads[new], return_exceptions=True)
         if adapter is not None and new not in self.engine.adapters.names():
             await self.engine.load_adapter(new, adapter.path)  # between decode steps
         self.routes.set(guild_id, new)  # from here on, this guild's new requests use `new`
         log.info("guild %d: adapter %s -> %s", guild_id, old or "base", new or "base")
-        if old is not None:
+        if old is not None and old not in self._unloads:
             task = asyncio.create_task(self._unload_later(old))
-            self._unloads.add(task)
-            task.add_done_callback(self._unloads.discard)
+            self._unloads[old] = task
+            task.add_done_callback(lambda _: self._unloads.pop(old, None))
 
     async def _unload_later(self, name: str) -> None:
         await asyncio.sleep(self.unload_grace_s)
-        if name in self.routes.snapshot().values():
-            return  # re-activated meanwhile
-        await self.engine.unload_adapter(name)  # waits until no running request uses it
+        if name in self.engine.adapters.names():
+            await self.engine.unload_adapter(name)  # waits until no running request uses it

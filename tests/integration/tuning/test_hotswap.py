@@ -92,6 +92,15 @@ async def test_activation_and_rollback_swap_one_guild_in_a_running_engine(
         await _until(lambda: routes.adapter_for(GUILD_A) is None)
         assert await answer(GUILD_A) == base
         await _until(lambda: engine.adapters.names() == (f"g{GUILD_B}-v1",))
+        # Quick flips end on the last one, each version loaded at most once.
+        for version in (2, 1, 2):
+            await repo.activate(GUILD_A, version)
+        await _until(lambda: routes.adapter_for(GUILD_A) == f"g{GUILD_A}-v2"
+                     and f"g{GUILD_A}-v1" not in engine.adapters.names())
+        assert await answer(GUILD_A) == a2
+        await repo.rollback(GUILD_A)
+        await repo.rollback(GUILD_A)
+        await _until(lambda: engine.adapters.names() == (f"g{GUILD_B}-v1",))
         # Guild B was never touched: same route, same answer, throughout.
         assert routes.snapshot() == {GUILD_B: f"g{GUILD_B}-v1"}
         assert await answer(GUILD_B) == b_text
@@ -117,3 +126,29 @@ async def test_services_start_the_listener_and_route_by_guild(pool, bundled_toke
     finally:
         services.db = None  # the fixture owns the pool
         await services.aclose()
+
+
+async def test_reactivating_during_a_pending_unload_keeps_the_adapter_loaded(
+    pool, bundled_tokenizer, tmp_path
+):
+    tiny = make_tiny_llama(bundled_tokenizer, seed=9)
+    for name, seed in (("v1", 1), ("v2", 2)):
+        await _register(pool, GUILD_A, make_adapter(tiny.model.config, tmp_path / name, seed))
+    repo, engine, routes = AdapterRepo(pool), Engine(tiny), GuildAdapters()
+    listener = AdapterListener(pool, engine, routes, unload_grace_s=0.5)  # not started: driven
+    try:
+        await repo.activate(GUILD_A, 1)
+        await listener.sync_guild(GUILD_A)
+        await repo.activate(GUILD_A, 2)
+        await listener.sync_guild(GUILD_A)  # v1's unload is now pending
+        await repo.activate(GUILD_A, 1)
+        await listener.sync_guild(GUILD_A)  # waits for that unload, then loads v1 again
+        await asyncio.sleep(0.8)  # v2's unload runs
+        assert routes.adapter_for(GUILD_A) == f"g{GUILD_A}-v1"
+        assert engine.adapters.names() == (f"g{GUILD_A}-v1",)
+        request = Request(PROMPT, guild_id=GUILD_A, adapter=routes.adapter_for(GUILD_A),
+                          max_new_tokens=4)
+        assert (await engine.complete(request)).finish_reason in ("stop", "length")
+    finally:
+        await listener.aclose()
+        await engine.aclose()
