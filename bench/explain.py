@@ -40,11 +40,11 @@ async def _run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     from bench.explain_eval import (calibrate_floor, evaluate_answers, evaluate_retrieval,
                                     load_eval_questions, off_topic_questions)
     from bench.rag_eval.databases import bench_pool, server_url
+    from core.explain.answer import concept_retriever
     from core.explain.kb import sync_concepts
     from core.llm.loading import ModelCache
     from core.rag.embedder import Embedder
     from core.rag.ingest import Ingestor
-    from core.rag.retrieve import Retriever
     from core.services import open_llm
 
     questions = load_eval_questions()
@@ -55,7 +55,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
             sync = await sync_concepts(Ingestor(pool, embedder))
             report["ingest"] = {"notes": len(sync.added + sync.replaced + sync.unchanged),
                                 "changed": sync.changed, "seconds": round(sync.seconds, 2)}
-            retriever = Retriever(pool, embedder)
+            retriever = concept_retriever(pool, embedder)
             report["retrieval"] = await evaluate_retrieval(retriever, questions)
             report["floor"] = await calibrate_floor(retriever, questions, off_topic_questions())
             if not args.no_answers:
@@ -85,6 +85,8 @@ def render(report: dict[str, Any], *, show: bool = False) -> str:
                      f" {row['off_topic_passed']}/{f['off_topic']} off-topic passed")
     for text in f["off_topic_passing"]:
         lines.append(f"  off-topic passing the floor: {text!r}")
+    if f["in_scope_refused"]:
+        lines.append(f"  in-scope refused at the floor: {', '.join(f['in_scope_refused'])}")
     if "answers" in report:
         a = report["answers"]
         lines.append(f"answers ({a['model']}): {a['with_key_term']}/{a['questions']} contain the "

@@ -100,20 +100,21 @@ async def evaluate_retrieval(retriever: Retriever, questions: list[EvalQuestion]
 async def calibrate_floor(retriever: Retriever, questions: list[EvalQuestion],
                           off_topic: list[str]) -> dict[str, Any]:
     """Per floor: in-scope questions it refuses, off-topic ones it lets through (a question
-    passes when some hybrid hit clears the floor or contains every query term)."""
-    async def best(text: str) -> tuple[float, bool]:
+    passes when some hybrid hit clears the floor: /explain has no all-terms bypass)."""
+    async def best(text: str) -> float:
         hits = await retriever.search(CONCEPTS_GUILD_ID, text, 8, "hybrid")
-        return max((h.similarity for h in hits), default=0.0), any(h.exact for h in hits)
+        return max((h.similarity for h in hits), default=0.0)
 
     pos = [await best(q.question) for q in questions]
     neg = [await best(t) for t in off_topic]
-    table = {str(f): {"in_scope_refused": sum(not (s >= f or e) for s, e in pos),
-                      "off_topic_passed": sum(s >= f or e for s, e in neg)} for f in FLOORS}
-    passed_at_floor = [t for t, (s, e) in zip(off_topic, neg) if s >= EXPLAIN_FLOOR or e]
+    table = {str(f): {"in_scope_refused": sum(s < f for s in pos),
+                      "off_topic_passed": sum(s >= f for s in neg)} for f in FLOORS}
     return {"floor": EXPLAIN_FLOOR, "in_scope": len(pos), "off_topic": len(neg),
-            "by_floor": table, "off_topic_passing": passed_at_floor,
-            "in_scope_min_similarity": min((s for s, _ in pos), default=0.0),
-            "off_topic_max_similarity": max((s for s, _ in neg), default=0.0)}
+            "by_floor": table,
+            "off_topic_passing": [t for t, s in zip(off_topic, neg) if s >= EXPLAIN_FLOOR],
+            "in_scope_refused": [q.id for q, s in zip(questions, pos) if s < EXPLAIN_FLOOR],
+            "in_scope_min_similarity": min(pos, default=0.0),
+            "off_topic_max_similarity": max(neg, default=0.0)}
 
 
 async def evaluate_answers(retriever: Retriever, llm: LLMBackend, questions: list[EvalQuestion],

@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, str] = {
     "sandbox": "latency of a trivial program in the PAL sandbox (cold, warm pool, burst)",
     "tune": "LoRA vs QLoRA training tokens/s and memory here, plus the Llama-2-7B memory arithmetic",
     "pal": "GSM8K accuracy + time: direct vs chain-of-thought vs PAL vs PAL + self-consistency",
+    "explain": "/explain on 40 held-out questions: retrieval hit@3, the curriculum floor, key terms",
 }
 
 

@@ -2,7 +2,11 @@
 
     guru explain --topics [--json]
     guru explain --attention "SENTENCE" --out x.png [--layer L] [--head H | --mean] [--json]
-    guru explain QUESTION            (answered from the concept notes once the RAG lands)
+    guru explain QUESTION [--json]   (answered from the concept notes, with cited sources)
+
+QUESTION syncs the notes into Guru's own knowledge base first (a no-op when none changed), then
+answers like `guru ask`; the model is loaded only when some note passes the relevance floor.
+JSON: {"answer", "sources": [{"n", "title", "uri", "score"}], "refused"}.
 """
 
 from __future__ import annotations
@@ -48,12 +52,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.attention is not None:
         return await _attention(args, settings)
     if args.question:
-        # Answering needs the knowledge base (core.rag), which the concept notes are
-        # ingested into; until it is wired, say so rather than answer without sources.
-        raise InvalidInput(
-            "Answering questions is not available yet (it needs the knowledge base). "
-            "For now: guru explain --topics, or guru explain --attention \"SENTENCE\" --out x.png."
-        )
+        return await _answer(args.question, settings, args.json)
     raise InvalidInput("Give a question, --topics, or --attention \"SENTENCE\" --out x.png.")
 
 
@@ -89,4 +88,34 @@ async def _attention(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(describe(amap))
         print(f"heatmap: {path}")
+    return 0
+
+
+async def _answer(question: str, settings: Settings, as_json: bool) -> int:
+    from core.explain.answer import (answer_prepared, concept_retriever, explain_answerer,
+                                     prepare_explanation)
+    from core.explain.kb import ensure_concepts_ingested
+    from core.services import Services, open_llm
+
+    if not question.strip():
+        raise InvalidInput("The question is empty; ask about an LLM concept, e.g. \"what is LoRA?\".")
+    services = await Services.open(settings, llm=False, db=True)
+    try:
+        sync = await ensure_concepts_ingested(services)
+        if sync.errors:
+            log.warning("%d concept note(s) could not be ingested", len(sync.errors))
+        assert services.db is not None
+        retriever = concept_retriever(services.db.pool, services.embedder)
+        prepared = await prepare_explanation(explain_answerer(retriever, None), question)
+        if prepared.request is not None:  # only now is the model worth loading
+            services.llm = await open_llm(settings, services.models)
+        answer = await answer_prepared(services.llm, prepared)
+    finally:
+        await services.aclose()
+    if as_json:
+        print(json.dumps(answer.to_dict()))
+    else:
+        print(answer.answer)
+        for s in answer.sources:
+            print(f"[{s.n}] {s.title} — {s.uri}")
     return 0
