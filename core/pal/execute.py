@@ -7,6 +7,7 @@ the host parses data, not Python. Whatever else the program printed is kept as `
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -23,6 +24,7 @@ __all__ = ["Execution", "SandboxRefused", "execute", "RESULT_MARK", "program_wit
 log = logging.getLogger(__name__)
 
 RESULT_MARK = "__guru_pal_result__ "
+SANDBOX_GRACE_S = 30.0
 ExecStatus = Literal["ok", "error", "timeout", "no_result"]
 
 _EPILOGUE = f'''
@@ -148,7 +150,16 @@ def interpret(result: SandboxResult) -> Execution:
 
 async def execute(sandbox: Sandbox, code: str, timeout_s: float | None = None) -> Execution:
     """Run `code` (which defines `solution`) in `sandbox` and interpret the outcome."""
-    result = await sandbox.run(program_with_epilogue(code), timeout_s=timeout_s)
+    limit = (sandbox.limits.timeout_s if timeout_s is None else timeout_s) + SANDBOX_GRACE_S
+    try:
+        # The sandbox enforces its own wall clock; this only guards /calc against a sandbox
+        # that never answers at all (a bug there must not hang a Discord interaction).
+        result = await asyncio.wait_for(
+            sandbox.run(program_with_epilogue(code), timeout_s=timeout_s), limit)
+    except asyncio.TimeoutError:
+        log.error("the sandbox did not answer within %.0f s", limit)
+        return Execution("timeout", error="The sandbox did not answer in time.",
+                         feedback="The program did not finish in time.")
     execution = interpret(result)
     log.debug("pal program %s in %.0f ms: %s", execution.status, execution.elapsed_ms,
               execution.answer or execution.error)
