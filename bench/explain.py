@@ -79,7 +79,8 @@ def render(report: dict[str, Any], *, show: bool = False) -> str:
     for miss in r["misses"]:
         lines.append(f"  miss {miss['id']}: gold {miss['gold']} got {miss['top']}")
     lines.append(f"floor {f['floor']}: in-scope min similarity "
-                 f"{f['in_scope_min_similarity']:.3f}, off-topic max {f['off_topic_max_similarity']:.3f}")
+                 f"{f['in_scope_min_similarity']:.3f}, "
+                 f"off-topic max {f['off_topic_max_similarity']:.3f}")
     for floor, row in f["by_floor"].items():
         lines.append(f"  floor {floor}: {row['in_scope_refused']}/{f['in_scope']} in-scope refused,"
                      f" {row['off_topic_passed']}/{f['off_topic']} off-topic passed")

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.explain.answer import EXPLAIN_FLOOR, answer_prepared, explain_answerer, prepare_explanation
+from core.explain.answer import (EXPLAIN_FLOOR, answer_prepared, explain_answerer,
+                                 prepare_explanation)
 from core.explain.kb import URI_PREFIX
 from core.explain.topics import CONCEPTS_DIR
 from core.llm.types import LLMBackend

@@ -98,7 +98,8 @@ async def _answer(question: str, settings: Settings, as_json: bool) -> int:
     from core.services import Services, open_llm
 
     if not question.strip():
-        raise InvalidInput("The question is empty; ask about an LLM concept, e.g. \"what is LoRA?\".")
+        raise InvalidInput("The question is empty; ask about an LLM concept, "
+                           "e.g. \"what is LoRA?\".")
     services = await Services.open(settings, llm=False, db=True)
     try:
         sync = await ensure_concepts_ingested(services)

@@ -209,7 +209,7 @@ async def test_explain_answers_from_the_notes_with_citations(
     first_sync: ConceptSync, explain_pool: Pool, embedder: Embedder, engine: Engine
 ) -> None:
     services = _Services(explain_pool, embedder, engine)
-    answer = await explain(services, "what does the r in lora actually mean and how big should i set it")
+    answer = await explain(services, "what does the r in lora mean and how big should i set it")
     assert not answer.refused
     assert note_uri("lora.md") in [s.uri for s in answer.sources]
     assert {s.title for s in answer.sources} >= {"LoRA: low-rank adaptation"}
