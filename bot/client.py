@@ -28,6 +28,7 @@ EXTENSIONS: tuple[str, ...] = (
     "bot.cogs.status",
     "bot.cogs.settings",
     "bot.cogs.ask",
+    "bot.cogs.calc",
     "bot.cogs.docs",
     "bot.cogs.pins",
 )

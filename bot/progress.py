@@ -9,6 +9,7 @@ in a job still ends in a reply with a log reference, never in silence.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 from collections.abc import Coroutine
 from typing import Any
@@ -18,7 +19,7 @@ import discord
 from bot import render
 from bot.errors import user_message_for
 
-__all__ = ["BackgroundJobs", "ProgressReply"]
+__all__ = ["BackgroundJobs", "ProgressReply", "post_pages"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,28 @@ class ProgressReply:
         content = render.truncate(render.escape(text), render.MESSAGE_LIMIT)
         await self.interaction.edit_original_response(content=content, **fields)
         self._last, self._shown = loop.time(), text
+
+
+async def post_pages(
+    interaction: discord.Interaction, pages: list[render.Page], view: discord.ui.View | None = None
+) -> None:
+    """A finished reply: the first page replaces the original response, the rest follow."""
+    first, rest = pages[0], pages[1:]
+    await interaction.edit_original_response(
+        content=first.content,
+        attachments=[_file(first.file)] if first.file else [],
+        view=view if not rest else None,
+    )
+    for i, page in enumerate(rest, start=1):
+        extra: dict[str, Any] = {"file": _file(page.file)} if page.file else {}
+        if view is not None and i == len(rest):
+            extra["view"] = view
+        await interaction.followup.send(page.content, wait=True, **extra)
+
+
+def _file(file: tuple[str, bytes] | None) -> discord.File:
+    assert file is not None
+    return discord.File(io.BytesIO(file[1]), filename=file[0])
 
 
 class BackgroundJobs:

@@ -18,6 +18,7 @@ __all__ = [
     "MESSAGE_LIMIT",
     "Page",
     "answer_text",
+    "code_block",
     "clamp_embed",
     "escape",
     "pages",
@@ -188,3 +189,10 @@ def answer_text(answer: Answer) -> str:
     if not answer.sources:
         return answer.answer
     return f"{answer.answer.strip()}\n\n{sources_block(answer.sources)}"
+
+
+def code_block(code: str, language: str = "py") -> str:
+    """A fenced block that the code itself cannot close early (``` inside gets a zero-width
+    space); `split_message` keeps it valid across messages."""
+    body = code.rstrip().replace("```", "`\u200b``")
+    return f"```{language}\n{body}\n```"

@@ -55,6 +55,7 @@ async def e2e_services(
         context_tokens=TINY_CONTEXT,
         max_queue=128,
         max_queue_per_guild=32,
+        calc_model="smollm2-135m",  # = the core model: /calc runs on the tiny engine too
     )
     loaded = dataclasses.replace(tiny_llama, context_tokens=TINY_CONTEXT)
     engine = Engine.from_settings(loaded, settings)

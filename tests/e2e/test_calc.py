@@ -1,0 +1,85 @@
+"""/calc end to end: deferred, progress while it works, the program as a ```py block and its
+result, friendly errors. The tiny model writes garbage (the error path); an injected program
+and, when installed, the real code model exercise the success path through the real sandbox."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.pal.solver import PalSolver
+from core.sandbox.launch import choose_mode, find_tools
+from tests.e2e.conftest import finished, guild_ready
+from tests.e2e.emulator import Emulator, Interaction
+
+pytestmark = pytest.mark.skipif(
+    choose_mode(find_tools(), allow_unsafe=False)[0] is None,
+    reason="no sandbox isolation on this host (the sandbox would refuse)",
+)
+
+PROGRAM = """Here you go:
+```python
+def solution():
+    apples_per_bag = 4
+    bags = 3
+    print("bags:", bags)
+    return apples_per_bag * bags
+```"""
+
+
+async def calc(bot, emulator: Emulator, name: str, problem: str, timeout=60) -> Interaction:
+    guild = await emulator.create_guild(name)
+    await guild_ready(bot, guild.id)
+    inter = await emulator.send_command(guild, emulator.owner(guild), "calc", {"problem": problem})
+    await emulator.wait_for(lambda: inter.acked, 3, what="the defer")
+    return await finished(emulator, inter, timeout, done=lambda i: any(
+        mark in i.messages[-1].content for mark in ("**Answer:**", "No answer", "⚠️")))
+
+
+def progress_shown(inter: Interaction) -> list[str]:
+    return [r.content for r in inter.original.revisions]
+
+
+async def test_calc_shows_the_program_and_its_result(bot, emulator: Emulator, monkeypatch):
+    async def write(self, messages, *, sample, sampled, guild_id=None):
+        return PROGRAM
+
+    monkeypatch.setattr(PalSolver, "generate", write)
+    inter = await calc(bot, emulator, "calc-ok", "3 bags of 4 apples: how many apples?")
+    assert inter.deferred and inter.ack_latency_s < 3.0
+    revisions = progress_shown(inter)
+    assert "✍️ Writing code…" in revisions and "▶️ Running the program…" in revisions
+    content = inter.original.content
+    assert content.startswith("**Program**\n```py\ndef solution():\n    apples_per_bag = 4")
+    assert "**Printed**\n```\nbags: 3\n```" in content
+    assert content.endswith("**Answer:** 12"), content
+
+
+async def test_calc_with_a_model_that_cannot_code_says_so_briefly(bot, emulator: Emulator):
+    inter = await calc(bot, emulator, "calc-garbage", "What is 17 times 23?", timeout=120)
+    text = "\n".join(m.content for m in inter.messages)
+    assert "⚠️ No answer:" in text, text
+    assert "Traceback" not in text and all(len(m.content) <= 2000 for m in inter.messages)
+    assert "✍️ Writing code…" in progress_shown(inter)
+
+
+async def test_calc_refuses_an_empty_problem_privately(bot, emulator: Emulator):
+    guild = await emulator.create_guild("calc-empty")
+    await guild_ready(bot, guild.id)
+    inter = await emulator.send_command(guild, emulator.owner(guild), "calc", {"problem": "   "})
+    await emulator.wait_for(lambda: inter.original is not None, 5, what="the refusal")
+    assert inter.original.ephemeral and "math word problem" in inter.original.content
+
+
+@pytest.mark.slow
+@pytest.mark.model
+async def test_calc_with_the_real_code_model(bot, emulator: Emulator, calc_engine, monkeypatch):
+    async def code_model():
+        return calc_engine
+
+    monkeypatch.setattr(bot.services, "calc_llm", code_model)
+    inter = await calc(bot, emulator, "calc-real",
+                       "Tom has 3 bags with 4 apples in each bag. How many apples does Tom have?",
+                       timeout=240)
+    content = inter.original.content
+    assert "```py\n" in content and "def solution" in content, content
+    assert content.rstrip().endswith("**Answer:** 12"), content
