@@ -23,12 +23,13 @@ __all__ = ["GuruBot", "run_bot"]
 
 log = logging.getLogger(__name__)
 
-# Cogs land here as the slash-command work arrives (explain still to come).
+# One extension per feature; a broken one is logged and skipped (see setup_hook).
 EXTENSIONS: tuple[str, ...] = (
     "bot.cogs.status",
     "bot.cogs.settings",
     "bot.cogs.ask",
     "bot.cogs.calc",
+    "bot.cogs.explain",
     "bot.cogs.docs",
     "bot.cogs.pins",
 )

@@ -195,6 +195,30 @@ class Emulator:
         await self.gateway.dispatch("INTERACTION_CREATE", payload, guild.id)
         return inter
 
+    async def autocomplete(
+        self, guild: Guild, member: Member, name: str, options: dict[str, Any], focused: str
+    ) -> ix.Interaction:
+        """`member` is typing option `focused` of `/name`; the choices land in
+        `inter.autocomplete_choices`."""
+        cmd = self.command(guild, name)
+        payload_options = ix.options_payload(options)
+        for option in payload_options:
+            if option["name"] == focused:
+                option["focused"] = True
+        data: dict[str, Any] = {
+            "id": cmd["id"],
+            "name": name,
+            "type": 1,
+            "options": payload_options,
+        }
+        if "guild_id" in cmd:
+            data["guild_id"] = cmd["guild_id"]
+        channel = next(iter(guild.channels.values()))
+        inter = self._new_interaction(4, guild, channel.id, member, data)
+        payload = ix.command_payload(inter, guild.permissions_of(member))
+        await self.gateway.dispatch("INTERACTION_CREATE", payload, guild.id)
+        return inter
+
     async def click(self, message: Message, custom_id: str, member: Member) -> ix.Interaction:
         """`member` presses the button `custom_id` on `message`."""
         if custom_id not in message.custom_ids():

@@ -1,0 +1,47 @@
+"""/explain end to end: autocomplete over the concept notes, an answer grounded in the notes
+with their sources, the out-of-scope refusal, and the attention heatmap as a PNG."""
+
+from __future__ import annotations
+
+from core.explain.topics import topics
+from tests.e2e.conftest import finished, guild_ready
+from tests.e2e.emulator import Emulator
+
+
+async def test_explain_autocompletes_topics_from_the_notes(bot, emulator: Emulator):
+    guild = await emulator.create_guild("explain-topics")
+    await guild_ready(bot, guild.id)
+    inter = await emulator.autocomplete(
+        guild, emulator.owner(guild), "explain", {"topic": "lora"}, focused="topic"
+    )
+    await emulator.wait_for(lambda: inter.autocomplete_choices is not None, 5, what="choices")
+    names = [c["name"] for c in inter.autocomplete_choices]
+    expected = [t["title"] for t in topics() if "lora" in t["title"].lower()]
+    assert names == expected and names, names
+
+
+async def test_explain_answers_from_the_notes_with_sources_and_a_heatmap(bot, emulator):
+    guild = await emulator.create_guild("explain")
+    await guild_ready(bot, guild.id)
+    await bot.get_cog("Explain")._notes_ready  # the notes are ingested at start
+    lora = next(t["title"] for t in topics() if t["topic"] == "lora")
+    inter = await emulator.send_command(
+        guild, emulator.owner(guild), "explain", {"topic": lora, "heatmap": True}
+    )
+    await finished(emulator, inter, 90, done=lambda i: any(m.attachments for m in i.messages))
+    text = "\n".join(m.content for m in inter.messages)
+    assert "`concepts/lora.md`" in text or "My concept notes do not answer" in text, text
+    (name, png) = inter.messages[-1].attachments[0]
+    assert name == "attention.png" and png.startswith(b"\x89PNG")
+    assert "Attention of tiny-llama" in inter.messages[-1].content
+
+
+async def test_explain_refuses_questions_outside_the_curriculum(bot, emulator: Emulator):
+    guild = await emulator.create_guild("explain-off")
+    await guild_ready(bot, guild.id)
+    await bot.get_cog("Explain")._notes_ready
+    inter = await emulator.send_command(
+        guild, emulator.owner(guild), "explain", {"topic": "How do I bake sourdough bread?"}
+    )
+    await finished(emulator, inter, 30)
+    assert "outside them" in inter.original.content and "/ask" in inter.original.content
