@@ -12,7 +12,7 @@ def render(report: dict[str, Any]) -> str:
     if "corpus" in report:
         c = report["corpus"]
         lines.append(f"corpus: {c['pages']} pages, {c.get('added', 0)} added, "
-                     f"{c.get('unchanged', 0)} unchanged, {c.get('error', 0)} errors, "
+                     f"{c.get('replaced', 0)} replaced, {c.get('unchanged', 0)} unchanged, {c.get('error', 0)} errors, "
                      f"{c['chunks_embedded']} chunks embedded in {c['seconds']} s")
     if "eval" in report:
         e = report["eval"]
@@ -45,5 +45,6 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"\nlatency at {lat['chunks']} chunks ({lat['guilds']} guilds, query guild "
                      f"{lat['guild_chunks']} chunks): vector p50 {lat['vector_p50_ms']} ms, "
                      f"p95 {lat['vector_p95_ms']} ms; hybrid p50 {lat['hybrid_p50_ms']} ms, "
-                     f"p95 {lat['hybrid_p95_ms']} ms; HNSW recall@10 {lat['recall@10']}")
+                     f"p95 {lat['hybrid_p95_ms']} ms; fast hybrid p50 {lat['hybrid_fast_p50_ms']} ms, "
+                     f"p95 {lat['hybrid_fast_p95_ms']} ms; HNSW recall@10 {lat['recall@10']}")
     return "\n".join(lines)
