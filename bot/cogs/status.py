@@ -10,13 +10,14 @@ from discord.ext import commands
 
 from bot import render
 from core.llm.types import BackendStats
+from core.rag.kb import KnowledgeBase
 
 if TYPE_CHECKING:
     from bot.client import GuruBot
 
 
-def status_embed(stats: BackendStats) -> discord.Embed:
-    """The /status card (documents and chunks join it with the knowledge base)."""
+def status_embed(stats: BackendStats, docs: tuple[int, int] | None = None) -> discord.Embed:
+    """The /status card; `docs` is (documents, chunks) of this guild."""
     embed = discord.Embed(title="Guru status", colour=discord.Colour.blurple())
     embed.add_field(name="Model", value=render.escape(stats.model))
     embed.add_field(name="Backend", value=f"{stats.backend} ({render.escape(stats.device)})")
@@ -25,6 +26,8 @@ def status_embed(stats: BackendStats) -> discord.Embed:
     embed.add_field(name="Tokens generated", value=f"{stats.tokens_generated:,}")
     adapters = ", ".join(stats.adapters) if stats.adapters else "none (base model)"
     embed.add_field(name="Adapters loaded", value=render.escape(adapters))
+    if docs is not None:
+        embed.add_field(name="Documents here", value=f"{docs[0]:,} ({docs[1]:,} chunks)")
     return render.clamp_embed(embed)
 
 
@@ -36,10 +39,17 @@ class Status(commands.Cog):
 
     @app_commands.command(name="status", description="Show Guru's model, queue and speed")
     async def status(self, interaction: discord.Interaction) -> None:
-        # stats() is an in-memory snapshot (no model or DB call), so no defer is needed
-        assert self.bot.services is not None and self.bot.services.llm is not None
-        stats = self.bot.services.llm.stats()
-        await interaction.response.send_message(embed=status_embed(stats))
+        # stats() is an in-memory snapshot and the document count one indexed read, well
+        # inside the 3 s window, so no defer is needed
+        services = self.bot.services
+        assert services is not None and services.llm is not None
+        docs = None
+        if services.db is not None and interaction.guild_id is not None:
+            listed = await KnowledgeBase.from_services(services).ingestor.list_documents(
+                interaction.guild_id
+            )
+            docs = (len(listed), sum(d.chunk_count for d in listed))
+        await interaction.response.send_message(embed=status_embed(services.llm.stats(), docs))
 
 
 async def setup(bot: GuruBot) -> None:
