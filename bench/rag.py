@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="chunk counts for the latency part (default %(default)s)")
     parser.add_argument("--ingest-pages", type=int, default=20,
                         help="pages of git-doc for the throughput part (default %(default)s)")
+    parser.add_argument("--int8", action="store_true",
+                        help="embed with dynamic int8 (eval goes to a database of its own)")
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
 
 
@@ -69,7 +71,8 @@ async def _run(args: argparse.Namespace, settings: Settings, parts: list[str]) -
     if ("eval" in parts or "ingest" in parts) and not docs.is_dir():
         raise SystemExit(f"guru: {docs} not found; install it with `apt-get install git-doc` "
                          "or pass --docs DIR")
-    embedder = Embedder()
+    embedder = Embedder(int8=args.int8)
+    suffix = "_int8" if args.int8 else ""
     report: dict[str, Any] = {}
     async with server_url(settings) as url:
         if "eval" in parts:
@@ -78,7 +81,7 @@ async def _run(args: argparse.Namespace, settings: Settings, parts: list[str]) -
             from core.rag.ingest import Ingestor
             from core.rag.retrieve import Retriever
 
-            async with bench_pool(url, "guru_bench_eval") as pool:
+            async with bench_pool(url, "guru_bench_eval" + suffix) as pool:
                 ingestor, retriever = Ingestor(pool, embedder), Retriever(pool, embedder)
                 report["corpus"] = await ingest_corpus(ingestor, docs)
                 questions = load_questions()
@@ -88,7 +91,7 @@ async def _run(args: argparse.Namespace, settings: Settings, parts: list[str]) -
         if "ingest" in parts:
             from bench.rag_eval.throughput import measure_ingest
 
-            async with bench_pool(url, "guru_bench_ingest", fresh=True) as pool:
+            async with bench_pool(url, "guru_bench_ingest" + suffix, fresh=True) as pool:
                 report["ingest"] = await measure_ingest(pool, embedder, docs, args.ingest_pages)
         if "latency" in parts:
             from bench.rag_eval.latency import measure_latency
