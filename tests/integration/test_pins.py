@@ -1,0 +1,46 @@
+"""core.pins on the real database and encoder: the pins diff, edits, deletes, guild isolation."""
+
+from __future__ import annotations
+
+from core.pins import (DiscordMessage, forget_message, ingest_message, pinned_documents,
+                       refresh_message, sync_channel)
+
+CHANNEL = 42
+
+
+def pin(guild: int, message_id: int, text: str, channel: int = CHANNEL) -> DiscordMessage:
+    return DiscordMessage(guild, channel, message_id, "general", "alice", text)
+
+
+async def test_sync_adds_new_pins_updates_edited_ones_and_removes_unpinned(ingestor, new_guild):
+    guild = new_guild()
+    first = await sync_channel(ingestor, guild, CHANNEL,
+                               [pin(guild, 1, "Meetups are on Fridays."),
+                                pin(guild, 2, "The wiki is at wiki.example.org."),
+                                pin(guild, 3, "")])
+    assert (first.added, first.removed, first.skipped, first.errors) == (2, 0, 1, [])
+    second = await sync_channel(ingestor, guild, CHANNEL,
+                                [pin(guild, 1, "Meetups moved to Saturdays.")])
+    assert (second.added, second.updated, second.removed) == (0, 1, 1)
+    (doc,) = await pinned_documents(ingestor, guild, CHANNEL)
+    assert doc.uri.endswith(f"/{guild}/{CHANNEL}/1") and doc.metadata["origin"] == "pin"
+
+
+async def test_a_channel_sync_never_touches_other_channels_or_added_messages(ingestor, new_guild):
+    guild = new_guild()
+    await ingest_message(ingestor, pin(guild, 7, "Added by a moderator."), "message")
+    await sync_channel(ingestor, guild, 99, [pin(guild, 8, "Another channel.", channel=99)])
+    report = await sync_channel(ingestor, guild, CHANNEL, [])
+    assert report.removed == 0
+    assert len(await ingestor.list_documents(guild)) == 2
+
+
+async def test_edits_and_deletes_follow_documents_only_within_their_guild(ingestor, new_guild):
+    guild, other = new_guild(), new_guild()
+    await sync_channel(ingestor, guild, CHANNEL, [pin(guild, 5, "Old text.")])
+    assert await refresh_message(ingestor, pin(other, 5, "Not a document there.")) is None
+    outcome = await refresh_message(ingestor, pin(guild, 5, "New text."))
+    assert outcome is not None and outcome.status == "replaced"
+    assert not await forget_message(ingestor, other, CHANNEL, 5)
+    assert await forget_message(ingestor, guild, CHANNEL, 5)
+    assert await ingestor.list_documents(guild) == []
