@@ -98,7 +98,8 @@ async def evaluate(retriever: Retriever, questions: list[Question],
         latencies = []
         for q, emb in zip(questions, embeddings):
             t0 = time.perf_counter()
-            hits = await retriever.search_embedded(guild, q.text, emb, CANDIDATES, mode)  # type: ignore[arg-type]
+            hits = await retriever.search_embedded(guild, q.text, emb, CANDIDATES,
+                                                   mode)  # type: ignore[arg-type]
             latencies.append((time.perf_counter() - t0) * 1000)
             pages = _pages(hits)
             ranks.append(next((i + 1 for i, p in enumerate(pages) if p in q.gold), None))

@@ -12,7 +12,8 @@ def render(report: dict[str, Any]) -> str:
     if "corpus" in report:
         c = report["corpus"]
         lines.append(f"corpus: {c['pages']} pages, {c.get('added', 0)} added, "
-                     f"{c.get('replaced', 0)} replaced, {c.get('unchanged', 0)} unchanged, {c.get('error', 0)} errors, "
+                     f"{c.get('replaced', 0)} replaced, {c.get('unchanged', 0)} unchanged, "
+                     f"{c.get('error', 0)} errors, "
                      f"{c['chunks_embedded']} chunks embedded in {c['seconds']} s")
     if "eval" in report:
         e = report["eval"]

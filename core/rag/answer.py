@@ -127,7 +127,8 @@ class Answerer:
 
 def build_messages(question: str, grounding: Grounding) -> list[Message]:
     """System rules, then one user message: the delimited sources, then the question."""
-    block = render_sources([(s.n, s.title, p) for s, p in zip(grounding.sources, grounding.passages)])
+    pairs = zip(grounding.sources, grounding.passages)
+    block = render_sources([(s.n, s.title, p) for s, p in pairs])
     user_text = f"{block}\n\nQuestion: {strip_delimiters(question)}"
     return [Message("system", SYSTEM_PROMPT), Message("user", user_text)]
 

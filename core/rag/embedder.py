@@ -42,7 +42,7 @@ def model_path() -> str:
 
 
 class Embedder:
-    """Encode texts into unit vectors; `await embed(texts)` from async code, `embed_sync` in threads."""
+    """Texts → unit vectors: `await embed(texts)` from async code, `embed_sync` in threads."""
 
     def __init__(self, path: str | None = None, batch_size: int = 32, threads: int | None = None,
                  int8: bool = False) -> None:

@@ -118,7 +118,8 @@ class Ingestor:
                                    {"id": guild_id})
             current = await docs.get_by_uri(guild_id, doc.uri, lock=True)
             if current is not None and current.content_hash == digest:  # a racing twin won
-                return IngestOutcome(doc.uri, "unchanged", current.id, current.chunk_count, doc.title)
+                return IngestOutcome(doc.uri, "unchanged", current.id, current.chunk_count,
+                                     doc.title)
             if current is None:
                 doc_id, status = await docs.insert(
                     guild_id, source=doc.source, uri=doc.uri, title=doc.title,

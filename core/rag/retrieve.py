@@ -79,7 +79,7 @@ _TEXT_HYBRID = _TEXT_SQL.replace(
 
 def rrf_fuse(lists: list[list[Hit]], k: int, rrf_k: int = RRF_K,
              weights: list[float] | None = None) -> list[Hit]:
-    """Weighted reciprocal rank fusion: score = Σ w / (rrf_k + rank) over the lists a chunk is in."""
+    """Weighted reciprocal rank fusion: score = Σ w / (rrf_k + rank) over a chunk's lists."""
     scores: dict[int, float] = {}
     best: dict[int, Hit] = {}
     for hits, weight in zip(lists, weights or [1.0] * len(lists)):
@@ -151,7 +151,8 @@ class Retriever:
                   len(hits), (time.perf_counter() - started) * 1000)
         return hits
 
-    async def _vector(self, conn: psycopg.AsyncConnection[Any], params: dict[str, Any]) -> list[Hit]:
+    async def _vector(self, conn: psycopg.AsyncConnection[Any],
+                      params: dict[str, Any]) -> list[Hit]:
         # set_config(..., true) is SET LOCAL that accepts parameters; it ends with the transaction.
         await conn.execute(
             "SELECT set_config('hnsw.ef_search', %(ef)s, true),"

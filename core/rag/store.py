@@ -39,10 +39,12 @@ class DocumentRepo:
     def __init__(self, conn: Conn) -> None:
         self.conn = conn
 
-    async def get_by_uri(self, guild_id: int, uri: str, *, lock: bool = False) -> DocumentInfo | None:
-        """The guild's document at `uri`; `lock` holds it (FOR UPDATE) until the transaction ends."""
+    async def get_by_uri(self, guild_id: int, uri: str, *,
+                         lock: bool = False) -> DocumentInfo | None:
+        """The guild's document at `uri`; `lock` holds it (FOR UPDATE) until the commit."""
         query = (f"SELECT {_DOC_COLUMNS} FROM documents"
-                 " WHERE guild_id = %(guild_id)s AND uri = %(uri)s" + (" FOR UPDATE" if lock else ""))
+                 " WHERE guild_id = %(guild_id)s AND uri = %(uri)s"
+                 + (" FOR UPDATE" if lock else ""))
         async with self.conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(query, {"guild_id": guild_id, "uri": uri})
             row = await cur.fetchone()
@@ -100,7 +102,8 @@ class DocumentRepo:
         )
         return cur.rowcount > 0
 
-    async def closest_titles(self, guild_id: int, embedding: np.ndarray, limit: int = 3) -> list[str]:
+    async def closest_titles(self, guild_id: int, embedding: np.ndarray,
+                             limit: int = 3) -> list[str]:
         """Titles of the documents nearest to a query, for a refusal that points somewhere."""
         cur = await self.conn.execute(
             "SELECT d.title FROM documents d JOIN LATERAL ("
@@ -174,7 +177,8 @@ async def forget_guild(conn: Conn, guild_id: int) -> dict[str, int]:
             {"guild_id": guild_id},
         )
         counts[table] = deleted.rowcount
-    deleted = await conn.execute("DELETE FROM guilds WHERE id = %(guild_id)s", {"guild_id": guild_id})
+    deleted = await conn.execute("DELETE FROM guilds WHERE id = %(guild_id)s",
+                                 {"guild_id": guild_id})
     counts["guilds"] = deleted.rowcount
     log.info("forgot guild %s: %s", guild_id, counts)
     return counts
