@@ -51,26 +51,23 @@ def _show(result: PalResult) -> None:
 
 
 async def run_calc(args: argparse.Namespace, settings: Settings) -> int:
-    from core.sandbox import Sandbox
+    from core.pal.execute import SandboxRefused
     from core.services import Services
 
     problem = _problem(args)
     if not 1 <= args.samples <= MAX_SAMPLES:
         raise InvalidInput(f"--samples must be between 1 and {MAX_SAMPLES}.")
     services = Services(settings)
-    sandbox = Sandbox.from_settings(settings, pool_size=min(args.samples, 4))
     try:
+        sandbox = await services.code_sandbox()
         refusal = await sandbox.start()  # fail closed before loading a model for nothing
         if refusal:
-            from core.pal.execute import SandboxRefused
-
             raise SandboxRefused(f"The sandbox refuses to run code here: {refusal}")
         solver = PalSolver(await services.calc_llm(), sandbox,
                            timeout_s=settings.sandbox_timeout_s,
                            temperature=settings.temperature or 0.7)
         result = await solver.solve(problem, samples=args.samples)
     finally:
-        await sandbox.aclose()
         await services.aclose()
     if args.json:
         print(json.dumps(result.public(), indent=2))
