@@ -9,9 +9,9 @@ from collections import deque
 import discord
 
 from bot.errors import Refused
-from core.guilds import GuildSettings
+from core.guilds import GuildSettings, GuildSettingsRepo
 
-__all__ = ["RateLimiter", "ensure_manage_guild", "ensure_may_ask"]
+__all__ = ["RateLimiter", "ensure_allowed_here", "ensure_manage_guild", "ensure_may_ask"]
 
 
 def ensure_manage_guild(
@@ -58,3 +58,12 @@ class RateLimiter:
                 f"You can ask {per_minute} {noun} a minute here; try again in {wait:.0f} s."
             )
         hits.append(now)
+
+
+async def ensure_allowed_here(interaction: discord.Interaction) -> None:
+    """`ensure_may_ask` for commands that have no other use for the guild's settings (/calc,
+    /explain): the allowed channels and roles apply to everything that runs the model."""
+    services = getattr(interaction.client, "services", None)
+    if interaction.guild_id is None or services is None or services.db is None:
+        return
+    ensure_may_ask(interaction, await GuildSettingsRepo(services.db.pool).get(interaction.guild_id))

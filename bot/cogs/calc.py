@@ -17,6 +17,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import render
+from bot.checks import ensure_allowed_here
 from bot.progress import BackgroundJobs, ProgressReply, post_pages
 from core.pal.prompt import pal_messages
 from core.pal.solver import MAX_PROBLEM_CHARS, PalResult, PalSolver, check_problem
@@ -67,6 +68,7 @@ class Calc(commands.Cog):
         problem: app_commands.Range[str, 3, MAX_PROBLEM_CHARS],
     ) -> None:
         text = check_problem(problem)  # a bad problem is refused privately, before the defer
+        await ensure_allowed_here(interaction)
         await interaction.response.defer(thinking=True)
         self.jobs.start(interaction, self._solve(interaction, text), f"calc-{interaction.id}")
 

@@ -20,6 +20,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import render
+from bot.checks import ensure_allowed_here
 from bot.streaming import StreamingReply
 from core.errors import InvalidInput
 from core.explain.answer import concept_retriever, explain_answerer, prepare_explanation
@@ -68,6 +69,7 @@ class Explain(commands.Cog):
                       sentence: app_commands.Range[str, 1, 300] | None = None) -> None:
         services = self.bot.services
         assert services is not None and services.db is not None
+        await ensure_allowed_here(interaction)
         await interaction.response.defer(thinking=True)
         assert self._notes_ready is not None
         await asyncio.shield(self._notes_ready)  # first /explain after a start may wait

@@ -70,6 +70,23 @@ async def test_calc_refuses_an_empty_problem_privately(bot, emulator: Emulator):
     assert inter.original.ephemeral and "math word problem" in inter.original.content
 
 
+async def test_calc_and_explain_respect_the_allowed_channels(bot, emulator: Emulator, repo):
+    guild = await emulator.create_guild("calc-channels")
+    elsewhere = await emulator.add_channel(guild, "elsewhere")
+    await guild_ready(bot, guild.id)
+    general = next(iter(guild.channels.values()))
+    await repo.allow(guild.id, "allowed_channel_ids", general.id, True, actor_id=None)
+    member = emulator.add_member(guild, "wanderer")
+    replies = [
+        await emulator.send_command(guild, member, name, options, elsewhere)
+        for name, options in (("calc", {"problem": "What is 2 + 2?"}),
+                              ("explain", {"topic": "attention"}))
+    ]
+    await emulator.wait_for(lambda: all(r.original for r in replies), 5, what="refusals")
+    for inter in replies:
+        assert inter.original.ephemeral and f"<#{general.id}>" in inter.original.content
+
+
 @pytest.mark.slow
 @pytest.mark.model
 async def test_calc_with_the_real_code_model(bot, emulator: Emulator, calc_engine, monkeypatch):
