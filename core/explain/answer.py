@@ -36,6 +36,8 @@ EXPLAIN_FLOOR = 0.35
 # chatty sentences whose common words ("why", "model", "does") match every note, so the
 # any-term list is noise here: dropping it lifts hit@3 on the held-out set from 0.85 to 0.925.
 EXPLAIN_WEIGHTS = (1.0, 1.0, 0.0)
+# Notes quoted in the prompt (core.rag's default is 4).
+EXPLAIN_MAX_SOURCES = 4
 OUT_OF_SCOPE = ("I explain LLM concepts (attention, transformers, RAG, LoRA, PAL, sampling…); "
                 "that question is outside them. For your server's docs, try /ask.")
 REPETITION_PENALTY = 1.05  # as `Answerer.answer`: SmolLM2 loops without it
@@ -64,9 +66,10 @@ def concept_retriever(pool: Pool, embedder: Embedder) -> Retriever:
 
 
 def explain_answerer(retriever: Retriever, llm: LLMBackend | None,
-                     floor: float = EXPLAIN_FLOOR) -> Answerer:
+                     floor: float = EXPLAIN_FLOOR,
+                     max_sources: int = EXPLAIN_MAX_SOURCES) -> Answerer:
     """The Answerer /explain uses: curriculum floor, no all-terms bypass."""
-    return CurriculumAnswerer(retriever, llm, floor=floor)
+    return CurriculumAnswerer(retriever, llm, floor=floor, max_sources=max_sources)
 
 
 @dataclass(frozen=True)
