@@ -110,8 +110,8 @@ def test_cli_lists_topics_as_json(capsys):
     assert {"topic": "lora", "title": "LoRA: low-rank adaptation"} in rows
 
 
-def test_cli_question_says_it_is_not_available_yet(capsys):
+def test_cli_refuses_an_empty_question_before_opening_anything(capsys):
     from core.cli import main
 
-    assert main(["explain", "what is lora?"]) == 2
-    assert "not available yet" in capsys.readouterr().err
+    assert main(["explain", "   "]) == 2
+    assert "empty" in capsys.readouterr().err
