@@ -104,7 +104,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
                 await asyncio.sleep(0.05)
             explain = bot.get_cog("Explain")
             if explain is not None:  # its notes ingest at start: keep that out of the numbers
-                await explain._notes_ready  # type: ignore[attr-defined]
+                await explain.notes_ready  # type: ignore[attr-defined]
             kb, prefs = KnowledgeBase.from_services(services), GuildSettingsRepo(pool)
             guilds = [await emu.create_guild(f"bench-{i}") for i in range(args.guilds)]
             for guild in guilds:

@@ -48,17 +48,18 @@ class Explain(commands.Cog):
     def __init__(self, bot: GuruBot) -> None:
         self.bot = bot
         self.titles: list[str] = []
-        self._notes_ready: asyncio.Task[object] | None = None
+        # done once the concept notes are in the knowledge base (awaited by the first /explain)
+        self.notes_ready: asyncio.Task[object] | None = None
 
     async def cog_load(self) -> None:
         self.titles = [t["title"] for t in await asyncio.to_thread(topics)]
         # the notes go into the knowledge base in the background: a start with nothing
         # changed is one SELECT; the first start embeds ~20 notes
-        self._notes_ready = asyncio.create_task(ensure_concepts_ingested(self.bot.services))
+        self.notes_ready = asyncio.create_task(ensure_concepts_ingested(self.bot.services))
 
     async def cog_unload(self) -> None:
-        if self._notes_ready is not None:
-            self._notes_ready.cancel()
+        if self.notes_ready is not None:
+            self.notes_ready.cancel()
 
     @app_commands.command(name="explain", description="Explain an LLM concept")
     @app_commands.describe(topic="A concept (pick one) or a question about one",
@@ -71,8 +72,8 @@ class Explain(commands.Cog):
         assert services is not None and services.db is not None
         await ensure_allowed_here(interaction)
         await interaction.response.defer(thinking=True)
-        assert self._notes_ready is not None
-        await asyncio.shield(self._notes_ready)  # first /explain after a start may wait
+        assert self.notes_ready is not None
+        await asyncio.shield(self.notes_ready)  # first /explain after a start may wait
         answerer = explain_answerer(concept_retriever(services.db.pool, services.embedder),
                                     services.llm)
         prepared = await prepare_explanation(answerer, topic, guild_id=interaction.guild_id)

@@ -61,6 +61,10 @@ async def e2e_services(
     engine = Engine.from_settings(loaded, settings)
     pool = await open_pool(migrated_url, min_size=1, max_size=8)
     services = Services(settings, llm=engine, db=Database(pool))
+    # Load the encoder now, not in a worker thread at bot start (the /explain notes sync):
+    # two transformers loads at once in one process can leave a tied lm_head on the meta
+    # device ("Tensor.item() cannot be called on meta tensors" when the bundled model loads).
+    services.embedder.embed_sync(["warm up"])
     yield services
     await services.aclose()
 

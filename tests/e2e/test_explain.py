@@ -23,7 +23,7 @@ async def test_explain_autocompletes_topics_from_the_notes(bot, emulator: Emulat
 async def test_explain_answers_from_the_notes_with_sources_and_a_heatmap(bot, emulator):
     guild = await emulator.create_guild("explain")
     await guild_ready(bot, guild.id)
-    await bot.get_cog("Explain")._notes_ready  # the notes are ingested at start
+    await bot.get_cog("Explain").notes_ready  # the notes are ingested at start
     lora = next(t["title"] for t in topics() if t["topic"] == "lora")
     inter = await emulator.send_command(
         guild, emulator.owner(guild), "explain", {"topic": lora, "heatmap": True}
@@ -39,7 +39,7 @@ async def test_explain_answers_from_the_notes_with_sources_and_a_heatmap(bot, em
 async def test_explain_refuses_questions_outside_the_curriculum(bot, emulator: Emulator):
     guild = await emulator.create_guild("explain-off")
     await guild_ready(bot, guild.id)
-    await bot.get_cog("Explain")._notes_ready
+    await bot.get_cog("Explain").notes_ready
     inter = await emulator.send_command(
         guild, emulator.owner(guild), "explain", {"topic": "How do I bake sourdough bread?"}
     )
