@@ -73,9 +73,11 @@ async def _run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
 
 def render(report: dict[str, Any], *, show: bool = False) -> str:
     r, f = report["retrieval"], report["floor"]
+    n = r["questions"]
     lines = [f"notes: {report['ingest']['notes']} (ingest {report['ingest']['seconds']}s)",
-             f"retrieval over {r['questions']} questions: hit@1 {r['hit_at_1']:.2f}, "
-             f"hit@{r['k']} {r['hit_at_k']:.2f} (target ≥ 0.90)"]
+             f"retrieval over {n} questions: hit@1 {r['hit_at_1']:.3f} "
+             f"({round(r['hit_at_1'] * n)}/{n}), hit@{r['k']} {r['hit_at_k']:.3f} "
+             f"({round(r['hit_at_k'] * n)}/{n}; target ≥ 0.9)"]
     for miss in r["misses"]:
         lines.append(f"  miss {miss['id']}: gold {miss['gold']} got {miss['top']}")
     lines.append(f"floor {f['floor']}: in-scope min similarity "
