@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.errors import InvalidInput, NotFound
+from core.hf_lock import HF_LOAD_LOCK
 
 __all__ = ["AdapterSet"]
 
@@ -38,10 +39,11 @@ class AdapterSet:
             raise InvalidInput(f"An adapter named {name!r} is already loaded.")
         if not os.path.isfile(os.path.join(path, "adapter_config.json")):
             raise NotFound(f"No peft adapter at {path} (adapter_config.json is missing).")
-        if self.model is self.base_model:
-            self.model = PeftModel.from_pretrained(self.base_model, path, adapter_name=name)
-        else:
-            self.model.load_adapter(path, adapter_name=name)
+        with HF_LOAD_LOCK:
+            if self.model is self.base_model:
+                self.model = PeftModel.from_pretrained(self.base_model, path, adapter_name=name)
+            else:
+                self.model.load_adapter(path, adapter_name=name)
         self.model.eval()
         self._names = (*self._names, name)
         log.info("loaded adapter %s from %s", name, path)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ModelLoadError
+from core.hf_lock import HF_LOAD_LOCK
 
 __all__ = [
     "MARKER",
@@ -94,10 +95,13 @@ def load_gguf(gguf: Path) -> tuple[Any, Any]:
     check_gguf_file(gguf)
     directory, name = str(gguf.parent), gguf.name
     try:
-        tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=name, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(
-            directory, gguf_file=name, local_files_only=True, dtype=torch.float32
-        )
+        with HF_LOAD_LOCK:
+            tokenizer = AutoTokenizer.from_pretrained(
+                directory, gguf_file=name, local_files_only=True
+            )
+            model = AutoModelForCausalLM.from_pretrained(
+                directory, gguf_file=name, local_files_only=True, dtype=torch.float32
+            )
     except Exception as exc:  # transformers raises many types for a bad file; translate here
         raise ModelLoadError(f"Model file {gguf} could not be loaded as GGUF: {exc}") from exc
     return model.eval(), tokenizer

@@ -17,6 +17,7 @@ from typing import Any
 
 from core.config import Settings
 from core.errors import ModelLoadError
+from core.hf_lock import HF_LOAD_LOCK
 from core.llm.convert import offline_env
 from core.llm.sources import ModelSource, prepare_model_dir, resolve_source
 
@@ -111,7 +112,8 @@ def load_tokenizer(hf_dir: Path) -> Any:
     offline_env()
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(hf_dir), local_files_only=True)
+    with HF_LOAD_LOCK:
+        tokenizer = AutoTokenizer.from_pretrained(str(hf_dir), local_files_only=True)
     if tokenizer.pad_token is None:
         # Batched decoding pads; eos is safe as pad because padded positions are masked.
         tokenizer.pad_token = tokenizer.eos_token
@@ -148,9 +150,10 @@ def _load_weights(hf_dir: Path, placement: Placement) -> Any:
     from transformers import AutoModelForCausalLM
 
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            str(hf_dir), **_from_pretrained_kwargs(placement)
-        )
+        with HF_LOAD_LOCK:
+            model = AutoModelForCausalLM.from_pretrained(
+                str(hf_dir), **_from_pretrained_kwargs(placement)
+            )
     except Exception as exc:  # corrupt weights, missing bitsandbytes, OOM...: translate here
         raise ModelLoadError(
             f"Loading the model in {hf_dir} on {placement.device} as {placement.label} "

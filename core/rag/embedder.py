@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ModelLoadError
+from core.hf_lock import HF_LOAD_LOCK
 
 __all__ = ["Embedder", "EMBEDDING_DIM", "MAX_TOKENS", "model_path"]
 
@@ -118,8 +119,9 @@ class Embedder:
                 import torch
 
                 torch.set_num_threads(self._threads)
-            self._tokenizer = AutoTokenizer.from_pretrained(path)
-            model = AutoModel.from_pretrained(path).eval()
+            with HF_LOAD_LOCK:  # never alongside another transformers load
+                self._tokenizer = AutoTokenizer.from_pretrained(path)
+                model = AutoModel.from_pretrained(path).eval()
             for param in model.parameters():
                 param.requires_grad_(False)
             if self.int8:

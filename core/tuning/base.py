@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import ModelLoadError
+from core.hf_lock import HF_LOAD_LOCK
 from core.llm.convert import offline_env
 from core.llm.loading import load_tokenizer
 from core.llm.sources import prepare_model_dir, resolve_source
@@ -75,7 +76,8 @@ def load_trainable(spec: LoraJobSpec) -> TrainableModel:
         )
         kwargs["device_map"] = {"": 0 if device == "cuda" else "cpu"}
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(hf_dir), **kwargs)
+        with HF_LOAD_LOCK:
+            model = AutoModelForCausalLM.from_pretrained(str(hf_dir), **kwargs)
     except Exception as exc:  # missing bitsandbytes backend, OOM, corrupt weights
         raise ModelLoadError(f"Loading {spec.model} for tuning failed: {exc}") from exc
     if spec.qlora:
