@@ -65,6 +65,8 @@ class GuruBot(commands.AutoShardedBot):
     async def setup_hook(self) -> None:
         if self.services is None:
             self.services = await Services.open(self.settings)
+            # Moderators' `guru tune activate/rollback` reach this process without a restart.
+            await self.services.start_adapter_listener()
         for name in EXTENSIONS:
             try:
                 await self.load_extension(name)
