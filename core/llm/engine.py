@@ -213,8 +213,11 @@ class Engine:
                     self._commands.popleft()()
                 self._admit()
                 if not self._active:
-                    self._wake.wait(timeout=1.0)
+                    # Clear before looking, so a submit between the look and the wait still
+                    # wakes us (clearing after the wait could lose it for up to a second).
                     self._wake.clear()
+                    if not len(self._queue) and not self._commands:
+                        self._wake.wait(timeout=1.0)
                     continue
                 try:
                     self._decode_step()
