@@ -17,11 +17,12 @@ import time
 from dataclasses import dataclass
 
 from core.db.pool import Pool
+from core.grounded import PreparedAnswer
 from core.llm.types import LLMBackend, Request
-from core.rag.answer import Answerer, Grounding, build_messages, finish_answer
+from core.rag.answer import Answerer, build_messages, finish_answer
 from core.rag.embedder import Embedder
 from core.rag.retrieve import Retriever
-from core.rag.types import CONCEPTS_GUILD_ID, Answer, Hit, Source
+from core.rag.types import CONCEPTS_GUILD_ID, Answer, Hit
 
 __all__ = ["EXPLAIN_FLOOR", "EXPLAIN_WEIGHTS", "OUT_OF_SCOPE", "CurriculumAnswerer",
            "PreparedExplanation", "answer_prepared", "concept_retriever", "explain",
@@ -73,17 +74,8 @@ def explain_answerer(retriever: Retriever, llm: LLMBackend | None,
 
 
 @dataclass(frozen=True)
-class PreparedExplanation:
+class PreparedExplanation(PreparedAnswer):
     """Either a refusal (no note passed the floor) or the Request to send to the model."""
-
-    question: str
-    grounding: Grounding | None
-    refusal: Answer | None
-    request: Request | None
-
-    @property
-    def sources(self) -> tuple[Source, ...]:
-        return self.grounding.sources if self.grounding is not None else ()
 
     def finish(self, text: str) -> Answer:
         """The Answer for the model's (complete or streamed) text: citations checked; a model
