@@ -29,7 +29,7 @@ from core.llm.loading import LoadedModel
 from core.rag.embedder import Embedder
 from core.rag.ingest import Ingestor
 from core.rag.types import CONCEPTS_GUILD_ID
-from tests.fixtures.db import create_database
+from tests.fixtures.db import create_migrated_database
 
 pytestmark = pytest.mark.slow
 
@@ -38,10 +38,7 @@ NOTES = sorted(p.name for p in CONCEPTS_DIR.glob("*.md"))
 
 @pytest.fixture(scope="module")
 async def explain_url(pg_url: str) -> str:
-    url = await create_database(pg_url, "guru_explain")
-    async with connect(url) as conn:
-        await migrate(conn)
-    return url
+    return await create_migrated_database(pg_url, "guru_explain")
 
 
 @pytest.fixture(scope="module")
