@@ -15,9 +15,6 @@ import signal
 from typing import Any
 
 from core.config import Settings
-from core.llm.engine import Engine
-from core.llm.loading import ModelCache, load_model
-from core.llm.server import create_app, start_server
 
 __all__ = ["register", "serve_command"]
 
@@ -49,6 +46,12 @@ def _port(text: str) -> int:
 
 async def serve_command(args: argparse.Namespace, settings: Settings) -> int:
     """Load the model, serve it until a stop signal, shut down cleanly."""
+    # Imported here, not at the top: torch and transformers take seconds to import and every
+    # other `guru` command (and `guru --help`) would pay for them.
+    from core.llm.engine import Engine
+    from core.llm.loading import ModelCache, load_model
+    from core.llm.server import create_app, start_server
+
     host = args.host or settings.serve_host
     port = settings.serve_port if args.port is None else args.port
     if settings.llm_url:
