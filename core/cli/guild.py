@@ -1,4 +1,4 @@
-"""`guru guild forget G`: erase every row Guru stores for a guild, and print the counts."""
+"""`guru guild forget G`: erase every row and file Guru stores for a guild, print the counts."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from core.cli._rag import guild_id, knowledge_base
 from core.config import Settings
+from core.forget import forget_guild
 
 __all__ = ["register"]
 
@@ -16,15 +17,17 @@ def register(sub: Any) -> None:
     p = sub.add_parser("guild", help="per-guild data: forget a guild")
     actions = p.add_subparsers(dest="guild_action", metavar="ACTION", required=True)
     forget = actions.add_parser("forget", help="erase every row of the guild (documents, "
-                                "chunks, settings, …) in one transaction")
+                                "chunks, settings, jobs, …) in one transaction, then its "
+                                "adapter and job files")
     forget.add_argument("guild", type=guild_id, metavar="G")
     forget.add_argument("--json", action="store_true")
     forget.set_defaults(handler=forget_command)
 
 
 async def forget_command(args: argparse.Namespace, settings: Settings) -> int:
-    async with knowledge_base(settings) as (_, kb):
-        counts = await kb.ingestor.forget_guild(args.guild)
+    async with knowledge_base(settings) as (services, kb):
+        assert services.db is not None
+        counts = await forget_guild(services.db.pool, kb.ingestor, settings.data_dir, args.guild)
     if args.json:
         print(json.dumps({"guild": args.guild, "deleted": counts}))
     else:
