@@ -13,6 +13,7 @@ from discord.ext import commands
 
 from bot.endpoints import apply_endpoints, gateway_overridden
 from bot.errors import GuruTree
+from bot.feedback import FeedbackButton
 from bot.metrics import Metrics
 from core.config import Settings
 from core.errors import GuruError
@@ -67,6 +68,8 @@ class GuruBot(commands.AutoShardedBot):
             self.services = await Services.open(self.settings)
             # Moderators' `guru tune activate/rollback` reach this process without a restart.
             await self.services.start_adapter_listener()
+        # 👍/👎 under any past /ask, /calc or /explain answer keep working across restarts
+        self.add_dynamic_items(FeedbackButton)
         for name in EXTENSIONS:
             try:
                 await self.load_extension(name)

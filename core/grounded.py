@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from core.guilds import GuildSettings
 from core.llm.types import Message, Request
 from core.rag.answer import (
     Answerer,
@@ -23,7 +24,7 @@ from core.rag.answer import (
 )
 from core.rag.types import Answer, Source
 
-__all__ = ["PreparedAnswer", "prepare_answer", "finish_streamed"]
+__all__ = ["PreparedAnswer", "prepare_answer", "prepare_guild_answer", "finish_streamed"]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,28 @@ async def prepare_answer(
         **extra,
     )
     return PreparedAnswer(question, grounding, None, request)
+
+
+async def prepare_guild_answer(
+    services: object, prefs: GuildSettings, question: str, *, request_id: str | None = None
+) -> PreparedAnswer:
+    """`prepare_answer` as the guild has it set up: its /settings (answer length, temperature,
+    system prompt) and its active LoRA adapter. /ask and `guru chat` both answer through this."""
+    from core.rag.kb import KnowledgeBase  # kb imports the answerer; keep this module light
+
+    # built per call: free, and it picks up the current `services.llm`
+    kb = KnowledgeBase.from_services(services)
+    adapters = getattr(services, "guild_adapters")
+    return await prepare_answer(
+        kb.answerer,
+        prefs.guild_id,
+        question,
+        adapter=adapters.adapter_for(prefs.guild_id),
+        max_new_tokens=prefs.max_answer_tokens,
+        temperature=prefs.temperature,
+        server_instructions=prefs.system_prompt,
+        request_id=request_id,
+    )
 
 
 def finish_streamed(prepared: PreparedAnswer, text: str) -> Answer:

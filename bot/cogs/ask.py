@@ -18,12 +18,10 @@ from discord.ext import commands
 
 from bot import render
 from bot.checks import RateLimiter, ensure_may_ask
-from bot.feedback import FeedbackButton, feedback_view
+from bot.feedback import feedback_view, record_answer
 from bot.streaming import StreamingReply
-from core.grounded import PreparedAnswer, finish_streamed, prepare_answer
-from core.guilds import GuildSettings, GuildSettingsRepo
-from core.interactions import AnswerRecord, InteractionRepo
-from core.rag.kb import KnowledgeBase
+from core.grounded import PreparedAnswer, finish_streamed, prepare_guild_answer
+from core.guilds import GuildSettingsRepo
 
 if TYPE_CHECKING:
     from bot.client import GuruBot
@@ -38,32 +36,7 @@ class Ask(commands.Cog):
         assert bot.services is not None and bot.services.db is not None
         self.bot = bot
         self.repo = GuildSettingsRepo(bot.services.db.pool)
-        self.answers = InteractionRepo(bot.services.db.pool)
         self.limiter = RateLimiter()
-
-    async def cog_load(self) -> None:
-        self.bot.add_dynamic_items(FeedbackButton)  # 👍/👎 on any past answer, across restarts
-
-    async def cog_unload(self) -> None:
-        self.bot.remove_dynamic_items(FeedbackButton)
-
-    async def _prepare(
-        self, interaction: discord.Interaction, prefs: GuildSettings, question: str
-    ) -> PreparedAnswer:
-        services = self.bot.services
-        assert services is not None and interaction.guild_id is not None
-        # built per call: free, and it picks up the current `services.llm`
-        kb = KnowledgeBase.from_services(services)
-        return await prepare_answer(
-            kb.answerer,
-            interaction.guild_id,
-            question,
-            adapter=services.guild_adapters.adapter_for(interaction.guild_id),
-            max_new_tokens=prefs.max_answer_tokens,
-            temperature=prefs.temperature,
-            server_instructions=prefs.system_prompt,
-            request_id=f"ask-{interaction.id}",
-        )
 
     @app_commands.command(name="ask", description="Ask Guru about this server's docs")
     @app_commands.describe(question="What you want to know")
@@ -79,26 +52,16 @@ class Ask(commands.Cog):
         # 2) defer at once: retrieval, queueing and generation take longer than Discord's 3 s
         await interaction.response.defer(thinking=True)
         started = asyncio.get_running_loop().time()
-        prepared = await self._prepare(interaction, prefs, question)
-        # recorded first, so a 👍 on the final message always finds its row
-        await self.answers.record(
-            AnswerRecord(
-                guild_id=interaction.guild_id,
-                discord_id=interaction.id,
-                user_id=interaction.user.id,
-                channel_id=interaction.channel_id,
-                command="ask",
-                question=question,
-                answer="",
-                sources=[
-                    {"n": s.n, "title": s.title, "uri": s.uri, "score": round(s.score, 4)}
-                    for s in prepared.sources
-                ],
-            )
-        )
+        prepared = await prepare_guild_answer(self.bot.services, prefs, question,
+                                              request_id=f"ask-{interaction.id}")
+        sources = [{"n": s.n, "title": s.title, "uri": s.uri, "score": round(s.score, 4)}
+                   for s in prepared.sources]
+        assert self.bot.services.db is not None
+        recorded = await record_answer(self.bot.services.db.pool, interaction, "ask", question,
+                                       sources, started=started)
+        assert recorded is not None  # guild_only
         text, ending = await self._reply(interaction, prepared)
-        elapsed_ms = int((asyncio.get_running_loop().time() - started) * 1000)
-        await self.answers.finish(interaction.guild_id, interaction.id, text, ending, elapsed_ms)
+        await recorded.finish(text, ending)
         log.info("ask %s: %d chars, %d sources, %s", interaction.id, len(text),
                  len(prepared.sources), ending)
 
