@@ -21,6 +21,8 @@ __all__ = ["Settings", "VARIABLES", "load_env_file"]
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 QUANTIZATIONS = ("none", "4bit", "8bit")
+ENGINE_KERNELS = ("lean", "hf")
+ENGINE_WEIGHTS = ("auto", "dense", "int4")
 
 
 def _default_data_dir() -> str:
@@ -91,6 +93,8 @@ VARIABLES: tuple[Var, ...] = (
     Var("GURU_DEVICE", "device", "auto", "`auto` (CUDA when present), `cpu` or `cuda`.", choices=DEVICES),
     Var("GURU_DTYPE", "dtype", "auto", "Weights dtype: `auto` (fp32 on CPU, bf16/fp16 on GPU), `float32`, `bfloat16`, `float16`.", choices=DTYPES),
     Var("GURU_QUANTIZATION", "quantization", "none", "`4bit` (NF4) or `8bit` through bitsandbytes; needs CUDA.", choices=QUANTIZATIONS),
+    Var("GURU_ENGINE_KERNEL", "engine_kernel", "lean", "Forward pass of the local engine: `lean` (our own Llama/Qwen2 forward on the engine's KV cache; requests with a LoRA adapter still use transformers') or `hf` (transformers' forward for everything).", choices=ENGINE_KERNELS),
+    Var("GURU_ENGINE_WEIGHTS", "engine_weights", "auto", "Weights of the lean forward: `int4` packs matrices that are exactly 4-bit/8-bit GGUF blocks (e.g. the bundled Q4_1 model, fp32-loaded) into torch's int4 CPU kernel with bf16 activations (~4x faster decode); `dense` keeps the loaded dtype (fp32 greedy = transformers'); `auto` = int4 on a CPU with AVX512-BF16 when the weights are fp32.", choices=ENGINE_WEIGHTS),
     Var("GURU_THREADS", "threads", "auto", "Torch threads for inference (`auto` = cores - 1, at least 1).", parse=_threads),
     Var("GURU_MAX_BATCH", "max_batch", "8", "Requests decoded together in one step (continuous batching).", parse=_positive_int),
     Var("GURU_MAX_QUEUE", "max_queue", "64", "Waiting requests before new ones get a 'busy' error.", parse=_positive_int),
@@ -127,6 +131,8 @@ class Settings:
     device: str = "auto"
     dtype: str = "auto"
     quantization: str = "none"
+    engine_kernel: str = "lean"
+    engine_weights: str = "auto"
     threads: int = field(default_factory=_threads_auto)
     max_batch: int = 8
     max_queue: int = 64

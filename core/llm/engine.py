@@ -6,6 +6,11 @@ engine thread (or `asyncio.to_thread` for prompt encoding). Each loop turn of th
 2) admit waiting requests into free batch slots in fair per-guild order, prefilling each;
 3) one decode step for every active sequence, in one forward pass (mixed adapters allowed);
 4) drop finished and cancelled sequences, freeing their slots for the next turn.
+
+Two kernels run the model: the lean forward (`core.llm.lean`, default) for every step whose
+rows use no LoRA adapter, and transformers' own forward (with peft) for steps that do. Both
+read and write the same KV buffers, so a batch can switch between them from one step to the
+next and stays correct.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from core.errors import GuruError, InvalidInput, NotFound
 from core.llm.adapters import AdapterSet
 from core.llm.job import Job
 from core.llm.kv import BatchKV
+from core.llm.lean import LeanLlama, cpu_has_bf16, lean_unsupported
 from core.llm.loading import LoadedModel
 from core.llm.prompting import PromptEncoder
 from core.llm.sampling import TextStream, TokenChooser
@@ -49,6 +55,8 @@ class Engine:
         max_queue_per_guild: int = 16,
         max_new_tokens: int = 512,
         context_tokens: int = 4096,
+        kernel: str = "lean",
+        weights: str = "dense",
     ) -> None:
         self.loaded = loaded
         self.max_batch = max_batch
@@ -59,6 +67,8 @@ class Engine:
         self._queue: FairQueue[Job] = FairQueue(max_queue, max_queue_per_guild)
         self._active: list[Job] = []
         self._kv = BatchKV(loaded.model.config.num_hidden_layers)
+        self.lean: LeanLlama | None = None  # built on the engine thread (int4 packing takes ~2 s)
+        self._kernel, self._weights = kernel, weights
         self._commands: deque[Callable[[], None]] = deque()
         self._wake = threading.Event()
         self._stopping = False
@@ -76,7 +86,23 @@ class Engine:
             max_queue_per_guild=settings.max_queue_per_guild,
             max_new_tokens=settings.max_new_tokens,
             context_tokens=settings.context_tokens,
+            kernel=settings.engine_kernel,
+            weights=settings.engine_weights,
         )
+
+    def _build_lean(self, kernel: str, weights: str) -> LeanLlama | None:
+        """The lean forward for base-model steps, or None to use transformers' forward."""
+        if kernel == "hf":
+            return None
+        model = self.loaded.model
+        reason = lean_unsupported(model)
+        if reason is not None:
+            log.info("lean forward unavailable (%s); using transformers' forward", reason)
+            return None
+        if weights == "auto":
+            exact = next(model.parameters()).dtype == torch.float32
+            weights = "int4" if exact and cpu_has_bf16() else "dense"
+        return LeanLlama(model, weights)
 
     # -- async API (event loop side) -------------------------------------------------------
 
@@ -208,6 +234,10 @@ class Engine:
 
     def _run(self) -> None:
         with torch.inference_mode():
+            try:
+                self.lean = self._build_lean(self._kernel, self._weights)
+            except Exception:  # noqa: BLE001 - the HF forward still serves every request
+                log.exception("building the lean forward failed; using transformers' forward")
             while not self._stopping:
                 while self._commands:
                     self._commands.popleft()()
@@ -250,6 +280,15 @@ class Engine:
             self._report_positions()
 
     def _prefill(self, job: Job) -> None:
+        if self.lean is not None and job.request.adapter is None:
+            logits, kv = self.lean.prefill(job.prompt_ids)
+            cache = DynamicCache()
+            for i, (k, v) in enumerate(kv):
+                cache.update(k, v, i)
+            self._kv.add_row(cache)
+            self._active.append(job)
+            self._accept(job, logits)
+            return
         model = self.adapters.model
         ids = torch.tensor([job.prompt_ids], device=model.device)
         cache = DynamicCache()
@@ -265,6 +304,11 @@ class Engine:
         self._accept(job, out.logits[0, -1])
 
     def _decode_step(self) -> None:
+        if self.lean is not None and all(job.request.adapter is None for job in self._active):
+            logits = self.lean.decode([job.last_token for job in self._active], self._kv)
+            self._kv.append_step()
+            self._accept_all(logits)
+            return
         model = self.adapters.model
         tokens = torch.tensor([[job.last_token] for job in self._active], device=model.device)
         mask, positions = self._kv.step_inputs()
@@ -277,7 +321,9 @@ class Engine:
             **self.adapters.forward_kwargs([job.request.adapter for job in self._active]),
         )
         self._kv.append_step()
-        logits = out.logits[:, -1]
+        self._accept_all(out.logits[:, -1])
+
+    def _accept_all(self, logits: torch.Tensor) -> None:
         for row, job in enumerate(self._active):
             if not job.cancelled:
                 self._accept(job, logits[row])

@@ -126,6 +126,15 @@ class BatchKV:
         positions = torch.tensor(self.real_lengths, device=self.mask.device).unsqueeze(1)
         return torch.cat([self.mask, ones], dim=1), positions
 
+    def decode_bias(self, dtype: torch.dtype) -> torch.Tensor | None:
+        """Additive attention bias [batch, 1, 1, length + 1] for one decode step (the new
+        token included), or None when no row has padding. Built once, shared by all layers."""
+        if bool(self.mask.all()):
+            return None
+        bias = torch.zeros((self.rows, 1, 1, self.length + 1), dtype=dtype, device=self.mask.device)
+        bias[:, 0, 0, :-1].masked_fill_(self.mask == 0, torch.finfo(dtype).min)
+        return bias
+
     def keep_rows(self, keep: list[int]) -> None:
         """Keep only these rows (in this order); trim padding columns no row needs any more."""
         if len(keep) == self.rows:
