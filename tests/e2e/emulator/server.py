@@ -202,9 +202,7 @@ class Emulator:
         `inter.autocomplete_choices`."""
         cmd = self.command(guild, name)
         payload_options = ix.options_payload(options)
-        for option in payload_options:
-            if option["name"] == focused:
-                option["focused"] = True
+        _mark_focused(payload_options, focused)
         data: dict[str, Any] = {
             "id": cmd["id"],
             "name": name,
@@ -312,3 +310,12 @@ class Emulator:
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 0.1))
             except TimeoutError:
                 pass
+
+
+def _mark_focused(options: list[dict[str, Any]], focused: str) -> None:
+    """Flag the option being typed, also inside a subcommand (`{"activate": {"version": …}}`)."""
+    for option in options:
+        if option.get("type") == 1:
+            _mark_focused(option.get("options", []), focused)
+        elif option["name"] == focused:
+            option["focused"] = True
