@@ -14,9 +14,16 @@ from psycopg.types.json import Jsonb
 
 from core.db.pool import Pool
 
-__all__ = ["AnswerRecord", "InteractionRepo"]
+__all__ = ["AnswerRecord", "InteractionRepo", "TUNABLE_COMMANDS"]
 
 log = logging.getLogger(__name__)
+
+# Commands whose rated answers may become tuning pairs (core.tuning.data.approved_pairs).
+# /ask and /explain answers are the chat model's own text for a question, which is what a
+# guild's adapter learns. /calc is not: its answer is a program written by another model
+# (GURU_CALC_MODEL) under the PAL prompt, shown with its sandbox result; training the chat
+# model on "problem -> rendered program + result" would teach it to fake code runs.
+TUNABLE_COMMANDS = ("ask", "explain")
 
 _UPSERT_GUILD = "INSERT INTO guilds (id) VALUES (%(guild_id)s) ON CONFLICT DO NOTHING"
 _INSERT = """
@@ -36,7 +43,7 @@ UPDATE interactions SET feedback = %(value)s
 WHERE guild_id = %(guild_id)s AND discord_id = %(discord_id)s AND user_id = %(user_id)s
 """
 _GET = """
-SELECT question, answer, feedback, finish_reason FROM interactions
+SELECT command, question, answer, feedback, finish_reason FROM interactions
 WHERE guild_id = %(guild_id)s AND discord_id = %(discord_id)s
 """
 
@@ -106,4 +113,4 @@ class InteractionRepo:
             row = await cur.fetchone()
         if row is None:
             return None
-        return dict(zip(("question", "answer", "feedback", "finish_reason"), row))
+        return dict(zip(("command", "question", "answer", "feedback", "finish_reason"), row))

@@ -54,11 +54,9 @@ class Ask(commands.Cog):
         started = asyncio.get_running_loop().time()
         prepared = await prepare_guild_answer(self.bot.services, prefs, question,
                                               request_id=f"ask-{interaction.id}")
-        sources = [{"n": s.n, "title": s.title, "uri": s.uri, "score": round(s.score, 4)}
-                   for s in prepared.sources]
         assert self.bot.services.db is not None
         recorded = await record_answer(self.bot.services.db.pool, interaction, "ask", question,
-                                       sources, started=started)
+                                       [s.to_dict() for s in prepared.sources], started=started)
         assert recorded is not None  # guild_only
         text, ending = await self._reply(interaction, prepared)
         await recorded.finish(text, ending)

@@ -3,7 +3,8 @@
 It can take 10-60 s with a code model, so the command defers at once and the reply shows where
 it is ("writing code…", "running…") before the program and its result. Generation and the run
 are separate core calls (`PalSolver.generate`, then `solve_from_replies`, which also runs the
-repair round) only so the reply can say which step is under way.
+repair round) only so the reply can say which step is under way. The shown answer is stored
+as an interaction (command "calc") under 👍/👎, like /ask's.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from discord.ext import commands
 
 from bot import render
 from bot.checks import ensure_allowed_here
+from bot.feedback import feedback_view, record_answer
 from bot.progress import BackgroundJobs, ProgressReply, post_pages
 from core.pal.prompt import pal_messages
 from core.pal.solver import MAX_PROBLEM_CHARS, PalResult, PalSolver, check_problem
@@ -50,6 +52,13 @@ def calc_text(result: PalResult) -> str:
     return "\n".join(parts)
 
 
+def calc_ending(result: PalResult) -> str:
+    """How a /calc ended, for its interaction row (`finish_reason`)."""
+    if result.answer is not None:
+        return "answer"
+    return "not_math" if result.not_math else "no_answer"
+
+
 class Calc(commands.Cog):
     """Solve math word problems with code."""
 
@@ -74,8 +83,9 @@ class Calc(commands.Cog):
 
     async def _solve(self, interaction: discord.Interaction, problem: str) -> None:
         services = self.bot.services
-        assert services is not None
+        assert services is not None and services.db is not None
         progress, started = ProgressReply(interaction), time.monotonic()
+        recorded = await record_answer(services.db.pool, interaction, "calc", problem)
         await progress.update("✍️ Writing code…")
         llm = await services.calc_llm()  # the first /calc may load the code model
         sandbox = await services.code_sandbox()
@@ -89,7 +99,11 @@ class Calc(commands.Cog):
         )
         log.info("calc %s: %s in %.1f s", interaction.id,
                  "answer" if result.answer is not None else "no answer", result.elapsed_s)
-        await post_pages(interaction, render.pages(calc_text(result), filename="calc.md"))
+        text = calc_text(result)
+        view = feedback_view(interaction.id) if recorded is not None else None
+        await post_pages(interaction, render.pages(text, filename="calc.md"), view=view)
+        if recorded is not None:
+            await recorded.finish(text, calc_ending(result))
 
 
 async def setup(bot: GuruBot) -> None:

@@ -3,7 +3,8 @@
 Answers come from core.explain (the concept notes in the reserved knowledge base, the
 curriculum floor, its own refusal), streamed like /ask. The heatmap is the attention of the
 model that answers here, read off the engine's loaded weights in a worker thread (the event
-loop never waits on torch); with a remote backend there are no local weights to read.
+loop never waits on torch); with a remote backend there are no local weights to read. The
+answer is stored as an interaction (command "explain") under 👍/👎, like /ask's.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from discord.ext import commands
 
 from bot import render
 from bot.checks import ensure_allowed_here
+from bot.feedback import feedback_view, record_answer
 from bot.streaming import StreamingReply
 from core.errors import InvalidInput
 from core.explain.answer import concept_retriever, explain_answerer, prepare_explanation
@@ -77,15 +79,25 @@ class Explain(commands.Cog):
         answerer = explain_answerer(concept_retriever(services.db.pool, services.embedder),
                                     services.llm)
         prepared = await prepare_explanation(answerer, topic, guild_id=interaction.guild_id)
+        recorded = await record_answer(services.db.pool, interaction, "explain", topic,
+                                       [s.to_dict() for s in prepared.sources])
+        view = feedback_view(interaction.id) if recorded is not None else None
         if prepared.request is None:
             assert prepared.refusal is not None
-            await interaction.edit_original_response(content=prepared.refusal.answer)
+            text, ending = prepared.refusal.answer, "refused"
+            await interaction.edit_original_response(content=render.escape(text), view=view)
         else:
             assert services.llm is not None
-            await StreamingReply(interaction).run(
+            outcome = await StreamingReply(interaction).run(
                 services.llm.stream(prepared.request),
+                final_view=view,
                 finalize=lambda raw: render.answer_text(prepared.finish(raw)),
             )
+            text = outcome.text
+            ending = ("cancelled" if outcome.cancelled else
+                      outcome.completion.finish_reason if outcome.completion else "error")
+        if recorded is not None:
+            await recorded.finish(text, ending)
         if heatmap:
             await self._send_heatmap(interaction, sentence or topic)
 

@@ -113,6 +113,10 @@ class Source:
     uri: str
     score: float
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of a cited source (CLI --json, the interactions table)."""
+        return {"n": self.n, "title": self.title, "uri": self.uri, "score": round(self.score, 4)}
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -124,7 +128,6 @@ class Answer:
     def to_dict(self) -> dict[str, Any]:
         return {
             "answer": self.answer,
-            "sources": [{"n": s.n, "title": s.title, "uri": s.uri, "score": round(s.score, 4)}
-                        for s in self.sources],
+            "sources": [s.to_dict() for s in self.sources],
             "refused": self.refused,
         }

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import InvalidInput
+from core.interactions import TUNABLE_COMMANDS
 
 __all__ = [
     "Pair",
@@ -170,17 +171,20 @@ def read_jsonl(path: str) -> list[Pair]:
 _APPROVED = """
 SELECT question, answer FROM interactions
 WHERE guild_id = %(guild_id)s AND feedback = 1 AND approved AND answer <> ''
+  AND command = ANY(%(commands)s)
 ORDER BY id LIMIT %(limit)s
 """
 
 
 async def approved_pairs(pool: Any, guild_id: int, limit: int = MAX_PAIRS) -> list[Pair]:
-    """Answers of this guild that got a 👍 and a moderator's approval (`interactions`, 0003).
+    """Answers of this guild that got a 👍 and a moderator's approval (`interactions`, 0003),
+    from the commands in `TUNABLE_COMMANDS` (/ask, /explain; not /calc: see there).
 
     The question is replayed as a bare user turn: the retrieved sources of the original answer
     are not part of the pair, so the adapter learns the answer, not the retrieval.
     """
     async with pool.connection() as conn:
-        cur = await conn.execute(_APPROVED, {"guild_id": guild_id, "limit": limit})
+        cur = await conn.execute(_APPROVED, {"guild_id": guild_id, "limit": limit,
+                                             "commands": list(TUNABLE_COMMANDS)})
         rows = await cur.fetchall()
     return [Pair((("user", q.strip()),), a.strip()) for q, a in rows if q.strip() and a.strip()]

@@ -18,6 +18,7 @@ from bot.client import GuruBot
 from core.config import Settings
 from core.db.pool import Database, open_pool
 from core.guilds import GuildSettingsRepo
+from core.interactions import InteractionRepo
 from core.llm.engine import Engine
 from core.llm.loading import LoadedModel
 from core.rag.kb import KnowledgeBase
@@ -129,6 +130,17 @@ async def finished(
 
     await emu.wait_for(is_final, timeout, what=f"the final reply to interaction {inter.id}")
     return inter
+
+
+async def recorded(services: Services, guild_id: int, discord_id: int) -> dict[str, Any]:
+    """The interaction row once its answer is stored (written just after the final edit)."""
+    answers = InteractionRepo(services.db.pool)
+    for _ in range(100):
+        row = await answers.get(guild_id, discord_id)
+        if row is not None and row["finish_reason"] is not None:
+            return row
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"interaction {discord_id} was never finished in the database")
 
 
 async def add_document(services: Services, guild_id: int, title: str, text: str) -> int:

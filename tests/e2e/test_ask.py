@@ -18,7 +18,7 @@ from core.grounded import finish_streamed, prepare_answer
 from core.guilds import GuildSettingsRepo
 from core.interactions import InteractionRepo
 from core.rag.kb import KnowledgeBase
-from tests.e2e.conftest import add_document, finished, guild_ready
+from tests.e2e.conftest import add_document, finished, guild_ready, recorded
 from tests.e2e.emulator import Emulator, Interaction
 
 QUESTION = "What is retrieval-augmented generation?"
@@ -48,17 +48,6 @@ def edit_times(emulator: Emulator, inter: Interaction, status: int = 200) -> lis
 
 def gaps(times: list[float]) -> list[float]:
     return [b - a for a, b in itertools.pairwise(times)]
-
-
-async def recorded(services, guild_id: int, discord_id: int) -> dict:
-    """The interaction row once the answer is stored (written just after the last edit)."""
-    answers = InteractionRepo(services.db.pool)
-    for _ in range(100):
-        row = await answers.get(guild_id, discord_id)
-        if row is not None and row["finish_reason"] is not None:
-            return row
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"interaction {discord_id} was never finished in the database")
 
 
 def rated(inter: Interaction) -> bool:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from core.interactions import InteractionRepo
 from core.pal.solver import PalSolver
 from core.sandbox.launch import choose_mode, find_tools
-from tests.e2e.conftest import finished, guild_ready
+from core.tuning.data import approved_pairs
+from tests.e2e.conftest import finished, guild_ready, recorded
 from tests.e2e.emulator import Emulator, Interaction
 
 pytestmark = pytest.mark.skipif(
@@ -52,6 +54,29 @@ async def test_calc_shows_the_program_and_its_result(bot, emulator: Emulator, mo
     assert content.startswith("**Program**\n```py\ndef solution():\n    apples_per_bag = 4")
     assert "**Printed**\n```\nbags: 3\n```" in content
     assert content.endswith("**Answer:** 12"), content
+
+
+async def test_calc_answers_are_stored_and_rated_like_ask(bot, emulator: Emulator, monkeypatch):
+    async def write(self, messages, *, sample, sampled, guild_id=None):
+        return PROGRAM
+
+    monkeypatch.setattr(PalSolver, "generate", write)
+    problem = "3 bags of 4 apples: how many apples?"
+    inter = await calc(bot, emulator, "calc-rated", problem)
+    assert inter.original.custom_ids() == [f"guru:fb:{inter.id}:up", f"guru:fb:{inter.id}:down"]
+    guild, pool = inter.guild, bot.services.db.pool
+    row = await recorded(bot.services, guild.id, inter.id)
+    assert row["command"] == "calc" and row["question"] == problem
+    assert row["answer"] == inter.original.content and row["finish_reason"] == "answer"
+    answers = InteractionRepo(pool)
+    up = await emulator.click(inter.original, f"guru:fb:{inter.id}:up", emulator.owner(guild))
+    await emulator.wait_for(lambda: up.original is not None, 5, what="the thanks")
+    assert up.original.ephemeral and up.original.content == "Thanks, noted!"
+    assert (await answers.get(guild.id, inter.id))["feedback"] == 1
+    async with pool.connection() as conn:  # a moderator approves it for tuning…
+        await conn.execute("UPDATE interactions SET approved = true WHERE guild_id = %s",
+                           (guild.id,))
+    assert await approved_pairs(pool, guild.id) == []  # …yet /calc never becomes chat data
 
 
 async def test_calc_with_a_model_that_cannot_code_says_so_briefly(bot, emulator: Emulator):

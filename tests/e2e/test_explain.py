@@ -4,7 +4,8 @@ with their sources, the out-of-scope refusal, and the attention heatmap as a PNG
 from __future__ import annotations
 
 from core.explain.topics import topics
-from tests.e2e.conftest import finished, guild_ready
+from core.tuning.data import approved_pairs
+from tests.e2e.conftest import finished, guild_ready, recorded
 from tests.e2e.emulator import Emulator
 
 
@@ -36,6 +37,29 @@ async def test_explain_answers_from_the_notes_with_sources_and_a_heatmap(bot, em
     assert "Attention of tiny-llama" in inter.messages[-1].content
 
 
+async def test_explain_answers_are_stored_rated_and_eligible_for_tuning(bot, emulator):
+    guild = await emulator.create_guild("explain-rated")
+    await guild_ready(bot, guild.id)
+    await bot.get_cog("Explain").notes_ready
+    topic = next(t["title"] for t in topics() if t["topic"] == "attention-qkv")
+    inter = await emulator.send_command(guild, emulator.owner(guild), "explain", {"topic": topic})
+    await finished(emulator, inter, 60)
+    assert inter.original.custom_ids() == [f"guru:fb:{inter.id}:up", f"guru:fb:{inter.id}:down"]
+    row = await recorded(bot.services, guild.id, inter.id)
+    assert row["command"] == "explain" and row["question"] == topic
+    assert row["answer"] == inter.original.content
+    up = await emulator.click(inter.original, f"guru:fb:{inter.id}:up", emulator.owner(guild))
+    await emulator.wait_for(lambda: up.original is not None, 5, what="the thanks")
+    assert up.original.content == "Thanks, noted!"
+    pool = bot.services.db.pool
+    async with pool.connection() as conn:  # a moderator approves it for tuning
+        await conn.execute("UPDATE interactions SET approved = true WHERE guild_id = %s",
+                           (guild.id,))
+    (pair,) = await approved_pairs(pool, guild.id)
+    assert pair.chat() == [{"role": "user", "content": topic}]
+    assert pair.output == row["answer"].strip()
+
+
 async def test_explain_refuses_questions_outside_the_curriculum(bot, emulator: Emulator):
     guild = await emulator.create_guild("explain-off")
     await guild_ready(bot, guild.id)
@@ -45,3 +69,6 @@ async def test_explain_refuses_questions_outside_the_curriculum(bot, emulator: E
     )
     await finished(emulator, inter, 30)
     assert "outside them" in inter.original.content and "/ask" in inter.original.content
+    assert inter.original.custom_ids() == [f"guru:fb:{inter.id}:up", f"guru:fb:{inter.id}:down"]
+    row = await recorded(bot.services, guild.id, inter.id)
+    assert row["finish_reason"] == "refused" and row["command"] == "explain"
