@@ -19,10 +19,10 @@ from typing import Any
 from core.config import Settings
 from core.db.pool import Database
 from core.errors import InvalidInput, NotFound
-from core.tuning.data import Pair, approved_pairs, dedupe, parse_jsonl
 from core.tuning.jobs import JobRepo, TuningJob
 from core.tuning.registry import Adapter, AdapterRepo
 from core.tuning.spec import LoraJobSpec
+from core.tuning.tuner import job_spec, queue_job
 from core.tuning.worker import Worker, WorkerOptions
 
 __all__ = ["register"]
@@ -93,29 +93,23 @@ async def _db(settings: Settings) -> AsyncIterator[Database]:
 
 
 def _spec(args: argparse.Namespace, settings: Settings) -> LoraJobSpec:
-    overrides = {k: getattr(args, k) for k in ("epochs", "max_steps", "learning_rate", "rank",
-                                               "batch_size", "checkpoint_every")
-                 if getattr(args, k) is not None}
-    return LoraJobSpec(model=args.model or settings.model, qlora=args.qlora).replace(**overrides)
+    return job_spec(args.model or settings.model, args.qlora, epochs=args.epochs,
+                    max_steps=args.max_steps, learning_rate=args.learning_rate, rank=args.rank,
+                    batch_size=args.batch_size, checkpoint_every=args.checkpoint_every)
 
 
 async def start_command(args: argparse.Namespace, settings: Settings) -> int:
     spec = _spec(args, settings)  # option errors before any file or database work
-    pairs: list[Pair] | None = None
+    data: bytes | None = None
     if args.data:
         path = Path(args.data)
         if not path.is_file():
             raise NotFound(f"No file at {path}.")
-        pairs = parse_jsonl(await asyncio.to_thread(path.read_bytes), path.name)
+        data = await asyncio.to_thread(path.read_bytes)
     async with _db(settings) as db:
-        if pairs is None:
-            pairs = await approved_pairs(db.pool, args.guild)
-            if not pairs:
-                raise InvalidInput("This server has no approved 👍 answers yet; pass --data FILE.")
-        pairs = dedupe(pairs)
-        job_id = await JobRepo(db.pool).enqueue(args.guild, spec.to_dict(),
-                                                [p.to_json() for p in pairs])
-    print(f"Queued tuning job {job_id} for guild {args.guild}: {len(pairs)} pairs, "
+        job = await queue_job(db.pool, args.guild, spec, data=data,
+                              source=Path(args.data).name if args.data else "the file")
+    print(f"Queued tuning job {job.id} for guild {args.guild}: {job.pairs} pairs, "
           f"{'QLoRA' if spec.qlora else 'LoRA'} on {spec.model}. Run `guru tune worker` to train.")
     return 0
 

@@ -1,0 +1,96 @@
+"""What `guru tune start` and `/tune start` share: options → spec, upload (or the guild's
+approved answers) → validated pairs → one queued job; and the loss curve of a finished version.
+
+Both front ends call these, so a file the CLI refuses is refused by Discord with the same
+line-numbered reasons, and neither queues anything on bad input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.db.pool import Pool
+from core.errors import InvalidInput
+from core.tuning.data import Pair, approved_pairs, dedupe, parse_jsonl
+from core.tuning.jobs import JobRepo
+from core.tuning.plot import plot_losses
+from core.tuning.registry import Adapter
+from core.tuning.spec import LoraJobSpec
+
+__all__ = ["MAX_UPLOAD_BYTES", "QueuedJob", "job_spec", "loss_curve_png", "queue_job"]
+
+log = logging.getLogger(__name__)
+
+# 20,000 pairs (data.MAX_PAIRS) of a few hundred words each; larger files are not a dataset
+# a moderator uploads by hand.
+MAX_UPLOAD_BYTES = 25 * 2**20
+LOSS_CURVE = "loss.png"  # written by run_lora_job beside the adapter, copied with it
+
+
+@dataclass(frozen=True)
+class QueuedJob:
+    """A job just queued: its id, how many pairs (after deduplication) and from where."""
+
+    id: int
+    guild_id: int
+    pairs: int
+    source: str  # the upload's name, or "approved answers"
+    spec: LoraJobSpec
+
+
+def job_spec(model: str, qlora: bool = False, **overrides: Any) -> LoraJobSpec:
+    """The spec of a new job; options left as None keep the spec's defaults."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return LoraJobSpec(model=model, qlora=qlora).replace(**given)
+
+
+async def queue_job(
+    pool: Pool,
+    guild_id: int,
+    spec: LoraJobSpec,
+    *,
+    data: bytes | None = None,
+    source: str = "the file",
+    requested_by: int | None = None,
+) -> QueuedJob:
+    """Validate `data` (JSONL; None = the guild's approved 👍 answers) and queue a job.
+
+    InvalidInput names every bad line (and nothing is queued) or says there is no data."""
+    pairs: list[Pair]
+    if data is not None:
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise InvalidInput(f"{source} is larger than {MAX_UPLOAD_BYTES // 2**20} MiB; "
+                               "split it or keep the best examples.")
+        pairs = await asyncio.to_thread(parse_jsonl, data, source)
+    else:
+        pairs = await approved_pairs(pool, guild_id)
+        if not pairs:
+            raise InvalidInput("This server has no approved 👍 answers yet; give a JSONL file "
+                               "of examples instead.")
+        source = "approved answers"
+    pairs = dedupe(pairs)
+    job_id = await JobRepo(pool).enqueue(guild_id, spec.to_dict(), [p.to_json() for p in pairs],
+                                         requested_by=requested_by)
+    return QueuedJob(job_id, guild_id, len(pairs), source, spec)
+
+
+def loss_curve_png(adapter: Adapter) -> bytes | None:
+    """The version's loss curve as PNG bytes: the file kept with the adapter, else drawn again
+    from its metrics (adapters copied in by hand); None when neither is there. Blocking."""
+    kept = Path(adapter.path) / LOSS_CURVE
+    if kept.is_file():
+        return kept.read_bytes()
+    m = adapter.metrics
+    if not m.get("train_losses") or "eval_loss_after" not in m:
+        return None
+    with tempfile.TemporaryDirectory(prefix="guru-loss-") as tmp:
+        path = plot_losses(str(Path(tmp) / LOSS_CURVE), m["train_losses"],
+                           m["eval_loss_before"], m["eval_loss_after"],
+                           f"{adapter.method} on {Path(adapter.base_model).name}")
+        log.info("redrew the loss curve of guild %d v%d", adapter.guild_id, adapter.version)
+        return Path(path).read_bytes()
