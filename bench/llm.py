@@ -33,6 +33,9 @@ __all__ = ["add_arguments", "run", "main"]
 log = logging.getLogger(__name__)
 
 DTYPES = ("float32", "bfloat16", "float16")
+# A path is a dtype (lean forward, dense weights), `int4` (lean forward, exact int4 packing),
+# or either with an `hf-` prefix (transformers' forward): see bench.ours.parse_path.
+PATHS = (*DTYPES, "int4", *(f"hf-{p}" for p in DTYPES))
 WORKER_TIMEOUT_S = 1800
 
 
@@ -43,7 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="model spec (default: GURU_MODEL)")
     parser.add_argument("--threads", type=int, default=None, help="default: GURU_THREADS")
     parser.add_argument(
-        "--paths", default="float32,bfloat16", help="dtypes to time and gate (comma-separated)"
+        "--paths",
+        default="float32,int4",
+        help="paths to time and gate (comma-separated): float32, bfloat16, float16, int4 "
+        "(lean forward), or hf-float32 etc. (transformers' forward)",
     )
     parser.add_argument("--rounds", type=int, default=None, help="default 3 (quick: 1)")
     parser.add_argument("--tokens", type=int, default=None, help="new tokens (default 128)")
@@ -93,9 +99,9 @@ class _Runner:
 
 def _config(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
-    bad = [p for p in paths if p not in DTYPES]
+    bad = [p for p in paths if p not in PATHS]
     if bad or not paths:
-        raise GuruError(f"--paths takes dtypes among {', '.join(DTYPES)}; got {args.paths!r}.")
+        raise GuruError(f"--paths takes paths among {', '.join(PATHS)}; got {args.paths!r}.")
     return {
         "model": args.model or settings.model,
         "threads": args.threads or settings.threads,

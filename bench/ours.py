@@ -77,8 +77,28 @@ async def _quality(
     return {"short": short, "long": long}
 
 
+def parse_path(path: str) -> tuple[str, str, str]:
+    """(kernel, dtype, weights) of a bench path: `[hf-]DTYPE` or `int4`.
+
+    `float32`/`bfloat16`/`float16` run the lean forward on dense weights of that dtype,
+    `int4` runs it on the fp32-loaded weights packed exactly into int4 (bf16 activations),
+    and an `hf-` prefix runs transformers' forward instead (the engine before the lean one).
+    """
+    kernel, _, rest = path.rpartition("-")
+    if rest == "int4":
+        return kernel or "lean", "float32", "int4"
+    return kernel or "lean", rest, "dense"
+
+
 async def _measure(
-    loaded: Any, round_no: int, tokens: int, levels: list[int], quality: int, speed: bool
+    loaded: Any,
+    round_no: int,
+    tokens: int,
+    levels: list[int],
+    quality: int,
+    speed: bool,
+    kernel: str = "lean",
+    weights: str = "dense",
 ) -> dict[str, Any]:
     from core.llm.engine import Engine
 
@@ -89,6 +109,8 @@ async def _measure(
         max_queue=256,
         max_queue_per_guild=256,
         max_new_tokens=max(tokens, QUALITY_NEW_TOKENS),
+        kernel=kernel,
+        weights=weights,
     )
     out: dict[str, Any] = {"loadavg": {"start": loadavg()}}
     try:
@@ -156,19 +178,23 @@ def run_ours(
     from core.llm.loading import load_model
 
     import_s = time.perf_counter() - started
+    path = dtype
+    kernel, dtype, weights = parse_path(path)
     settings = replace(settings, device="cpu", dtype=dtype)
     started = time.perf_counter()
     loaded = load_model(model, settings)
     load_s = time.perf_counter() - started
     result: dict[str, Any] = {
         "kind": "ours",
-        "path": dtype,
+        "path": path,
         "threads": settings.threads,
         "torch_threads": torch.get_num_threads(),
         "import_s": import_s,
         "load_s": load_s,
         "round": round_no,
     }
-    result.update(asyncio.run(_measure(loaded, round_no, tokens, levels, quality, speed)))
+    result.update(
+        asyncio.run(_measure(loaded, round_no, tokens, levels, quality, speed, kernel, weights))
+    )
     result["peak_rss_mb"] = peak_rss_mb()
     return result

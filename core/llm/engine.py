@@ -233,11 +233,11 @@ class Engine:
     # -- engine thread -----------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self.lean = self._build_lean(self._kernel, self._weights)
+        except Exception:  # noqa: BLE001 - the HF forward still serves every request
+            log.exception("building the lean forward failed; using transformers' forward")
         with torch.inference_mode():
-            try:
-                self.lean = self._build_lean(self._kernel, self._weights)
-            except Exception:  # noqa: BLE001 - the HF forward still serves every request
-                log.exception("building the lean forward failed; using transformers' forward")
             while not self._stopping:
                 while self._commands:
                     self._commands.popleft()()

@@ -7,16 +7,18 @@ attention straight on the engine's right-aligned KV buffers (`core.llm.kv`), Swi
 LM head for the last position only. The decode mask is one additive row per sequence, built
 once per step and shared by every layer (nothing at all when no row is padded).
 
-Weights are the HF model's: q/k/v and gate/up are fused into one matrix each at build time,
-and the HF modules' parameters become views into the fused matrices, so nothing is stored
-twice and the HF path (LoRA adapters through peft) keeps working on the same memory.
+Weights are the HF model's own tensors, read in place and never modified, so the HF path
+(LoRA adapters through peft) and training keep working on the same memory. (Fusing q/k/v and
+gate/up into new matrices saved under 1% of an fp32 step and cost ~260 MB: the loaded
+weights are mmapped from the safetensors file and stay resident.)
 
 `weights="int4"` additionally packs matrices that are *exactly* 4-bit blocks (a GGUF Q4_1
 dequantized to fp32: every group of 32 is `min + d * q`, q in 0..15) into torch's int4 CPU
-kernel, and the Q8_0 tied embedding into two int4 halves; matrices that are not exactly
-representable stay dense. The packed matmuls take bf16 activations (AVX512-BF16) and
-accumulate in fp32; everything else (residual stream, norms, attention, KV cache) stays in
-the model's dtype. Decode then reads ~80 MB of weights per step instead of ~540 MB.
+kernel, q/k/v and gate/up fused, and the Q8_0 tied embedding as two int4 halves; matrices
+that are not exactly representable stay dense. The packed matmuls take bf16 activations
+(AVX512-BF16) and accumulate in fp32; everything else (residual stream, norms, attention, KV
+cache) stays in the model's dtype. Decode then reads ~85 MB of weights per step instead of
+~540 MB. Prompts (prefill) keep the dense matmuls, which are faster for many rows.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ __all__ = ["LeanLlama", "lean_unsupported", "cpu_has_bf16"]
 log = logging.getLogger(__name__)
 
 GROUP = 32  # GGUF block size (Q4_0/Q4_1/Q8_0) and the int4 kernel's group size here
+INT4_MAX_ROWS = 32  # above this many rows a matmul is compute-bound: dense fp32 is faster
 SUPPORTED = ("llama", "qwen2")
 
 
@@ -69,36 +72,6 @@ def lean_unsupported(model: Any) -> str | None:
 
 
 # -- linear layers -----------------------------------------------------------------------
-
-
-class _Dense:
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
-        self.weight, self.bias = weight, bias
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight, self.bias)
-
-
-class _Int4:
-    """`x @ W.T` for W stored as int4 groups of 32 along the input (torch's CPU kernel).
-
-    `parts` are (packed, scales_and_zeros) pairs whose results add up (one for 4-bit
-    weights, two for 8-bit ones split into high and low nibbles).
-    """
-
-    def __init__(self, parts: list[tuple[torch.Tensor, torch.Tensor]], bias: torch.Tensor | None):
-        self.parts, self.bias = parts, bias
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        shape = x.shape
-        x2 = x.reshape(-1, shape[-1]).to(torch.bfloat16)
-        out = None
-        for packed, scales in self.parts:
-            y = torch.ops.aten._weight_int4pack_mm_for_cpu(x2, packed, GROUP, scales)
-            out = y.to(x.dtype) if out is None else out + y.to(x.dtype)
-        if self.bias is not None:
-            out = out + self.bias
-        return out.view(*shape[:-1], -1)
 
 
 def _pack(q: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor):
@@ -144,51 +117,53 @@ def _exact(w: torch.Tensor, rebuilt: torch.Tensor, d: torch.Tensor) -> bool:
     return bool((err <= 1e-3 * d + 1e-7 * w.abs().amax(-1) + 1e-12).all())
 
 
-def _linear(weight: torch.Tensor, bias: torch.Tensor | None, int4: bool, q8: bool = False):
-    if int4:
-        parts = (_as_q8 if q8 else _as_q4)(weight)
-        if parts is not None:
-            return _Int4(parts, bias), True
-    return _Dense(weight, bias), False
+class _Proj:
+    """Several Linears on the same input (q/k/v, or gate/up): a list of outputs.
 
+    Dense: one matmul each on the HF modules' own weights (fusing them would copy ~280 MB;
+    the weights are mmapped from the safetensors file, so the originals would stay resident).
+    With int4: one fused packed matmul for small row counts (decode), where reading the
+    weights dominates; prompts (many rows, compute-bound) keep the dense fp32 matmuls,
+    which are ~3x faster there than the int4 kernel.
+    """
 
-def _fuse(modules: list[torch.nn.Linear]) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """One matrix (and bias) for several Linears; their parameters become views into it."""
-    base = modules[0].weight._base
-    if base is not None and _views_of(base, modules):  # fused by an earlier build
-        bias = modules[0].bias._base if modules[0].bias is not None else None
-        return base, bias
-    weight = torch.cat([m.weight.detach() for m in modules])
-    biases = [m.bias for m in modules]
-    bias = torch.cat([b.detach() for b in biases]) if biases[0] is not None else None
-    start = 0
-    for m in modules:
-        rows = m.weight.shape[0]
-        m.weight = torch.nn.Parameter(weight[start : start + rows], requires_grad=False)
-        if bias is not None:
-            m.bias = torch.nn.Parameter(bias[start : start + rows], requires_grad=False)
-        start += rows
-    return weight, bias
+    def __init__(self, modules: list[Any], int4: bool, q8: bool = False) -> None:
+        self.dense = [(m.weight, getattr(m, "bias", None)) for m in modules]
+        self.sizes = [w.shape[0] for w, _ in self.dense]
+        self.packed: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self.bias: torch.Tensor | None = None
+        if int4:
+            weight = torch.cat([w for w, _ in self.dense]) if len(modules) > 1 else self.dense[0][0]
+            self.packed = (_as_q8 if q8 else _as_q4)(weight)
+            if self.packed is None and q8:
+                self.packed = _as_q4(weight)
+            if self.packed is not None and self.dense[0][1] is not None:
+                self.bias = torch.cat([b for _, b in self.dense])
 
-
-def _views_of(base: torch.Tensor, modules: list[torch.nn.Linear]) -> bool:
-    start = 0
-    for m in modules:
-        w = m.weight
-        if w._base is not base or w.data_ptr() != base[start:].data_ptr():
-            return False
-        start += w.shape[0]
-    return start == base.shape[0]
+    def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
+        rows = x.numel() // x.shape[-1]
+        if self.packed is None or rows > INT4_MAX_ROWS:
+            return [F.linear(x, w, b) for w, b in self.dense]
+        shape = x.shape
+        x2 = x.reshape(rows, shape[-1]).to(torch.bfloat16)
+        out = None
+        for packed, scales in self.packed:
+            y = torch.ops.aten._weight_int4pack_mm_for_cpu(x2, packed, GROUP, scales).to(x.dtype)
+            out = y if out is None else out + y
+        if self.bias is not None:
+            out = out + self.bias
+        out = out.view(*shape[:-1], -1)
+        return list(out.split(self.sizes, dim=-1)) if len(self.sizes) > 1 else [out]
 
 
 @dataclass
 class _Layer:
     ln1: torch.Tensor
-    qkv: Any
-    o: Any
+    qkv: _Proj
+    o: _Proj
     ln2: torch.Tensor
-    gate_up: Any
-    down: Any
+    gate_up: _Proj
+    down: _Proj
 
 
 # -- the model ---------------------------------------------------------------------------
@@ -198,6 +173,10 @@ class LeanLlama:
     """Prefill one prompt / decode one token per row, on `BatchKV` buffers."""
 
     def __init__(self, model: Any, weights: str = "dense") -> None:
+        with torch.no_grad():
+            self._build(model, weights)
+
+    def _build(self, model: Any, weights: str) -> None:
         reason = lean_unsupported(model)
         if reason is not None:
             raise ValueError(f"The lean forward does not support {reason}.")
@@ -213,35 +192,24 @@ class LeanLlama:
         self.rotary = model.model.rotary_emb
         self.dtype = self.embed.dtype
         int4 = weights == "int4"
-        packed = total = 0
         self.layers: list[_Layer] = []
         for block in model.model.layers:
             attn, mlp = block.self_attn, block.mlp
-            qkv_w, qkv_b = _fuse([attn.q_proj, attn.k_proj, attn.v_proj])
-            gu_w, _ = _fuse([mlp.gate_proj, mlp.up_proj])
-            made = [
-                _linear(qkv_w, qkv_b, int4),
-                _linear(attn.o_proj.weight, None, int4),
-                _linear(gu_w, None, int4),
-                _linear(mlp.down_proj.weight, None, int4),
-            ]
-            packed += sum(ok for _, ok in made)
-            total += len(made)
             self.layers.append(
                 _Layer(
-                    block.input_layernorm.weight,
-                    made[0][0],
-                    made[1][0],
-                    block.post_attention_layernorm.weight,
-                    made[2][0],
-                    made[3][0],
+                    ln1=block.input_layernorm.weight,
+                    qkv=_Proj([attn.q_proj, attn.k_proj, attn.v_proj], int4),
+                    o=_Proj([attn.o_proj], int4),
+                    ln2=block.post_attention_layernorm.weight,
+                    gate_up=_Proj([mlp.gate_proj, mlp.up_proj], int4),
+                    down=_Proj([mlp.down_proj], int4),
                 )
             )
-        head = model.lm_head
-        self.lm_head, head_packed = _linear(head.weight, getattr(head, "bias", None), int4, q8=True)
-        if not head_packed and int4:
-            self.lm_head, head_packed = _linear(head.weight, getattr(head, "bias", None), int4)
-        self.packed = f"{packed}/{total} matrices" + (", LM head" if head_packed else "")
+        self.lm_head = _Proj([model.lm_head], int4, q8=True)
+        projs = [p for layer in self.layers for p in (layer.qkv, layer.o, layer.gate_up, layer.down)]
+        packed = sum(p.packed is not None for p in projs)
+        head = ", LM head" if self.lm_head.packed is not None else ""
+        self.packed = f"{packed}/{len(projs)} matrices{head}"
         if int4:
             log.info("lean forward: int4-packed %s (the rest stays dense)", self.packed)
 
@@ -259,13 +227,13 @@ class LeanLlama:
         return x * cos + rotated * sin
 
     def _mlp(self, layer: _Layer, x: torch.Tensor) -> torch.Tensor:
-        gate, up = layer.gate_up(x).chunk(2, dim=-1)
-        return layer.down(F.silu(gate) * up)
+        gate, up = layer.gate_up(x)
+        return layer.down(F.silu(gate) * up)[0]
 
-    def _split(self, qkv: torch.Tensor, batch: int, length: int):
-        """q [B, H, T, D], k and v [B, KV, T, D] from the fused projection [B, T, ...]."""
+    def _split(self, qkv: list[torch.Tensor], batch: int, length: int):
+        """q [B, H, T, D], k and v [B, KV, T, D] from the projections [B, T, ...]."""
         h, kv, d = self.heads, self.kv_heads, self.head_dim
-        q, k, v = qkv.split([h * d, kv * d, kv * d], dim=-1)
+        q, k, v = qkv
         q = q.view(batch, length, h, d).transpose(1, 2)
         k = k.view(batch, length, kv, d).transpose(1, 2)
         v = v.view(batch, length, kv, d).transpose(1, 2)
@@ -288,10 +256,10 @@ class LeanLlama:
             a = F.scaled_dot_product_attention(
                 q, k, v, is_causal=n > 1, scale=self.scale, enable_gqa=self.kv_heads != self.heads
             )
-            x = x + layer.o(a.transpose(1, 2).reshape(1, n, -1))
+            x = x + layer.o(a.transpose(1, 2).reshape(1, n, -1))[0]
             x = x + self._mlp(layer, self._rms(x, layer.ln2))
         last = self._rms(x[:, -1], self.norm)
-        return self.lm_head(last)[0], kv
+        return self.lm_head(last)[0][0], kv
 
     def decode(self, tokens: list[int], kv: Any) -> torch.Tensor:
         """One step for every row of `kv` (a BatchKV): logits [B, V]; writes each row's K/V."""
@@ -313,6 +281,6 @@ class LeanLlama:
                 scores = scores + bias
             probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
             a = torch.matmul(probs, values)  # [B, KV, G, D]
-            x = x + layer.o(a.reshape(b, 1, -1))
+            x = x + layer.o(a.reshape(b, 1, -1))[0]
             x = x + self._mlp(layer, self._rms(x, layer.ln2))
-        return self.lm_head(self._rms(x[:, -1], self.norm))
+        return self.lm_head(self._rms(x[:, -1], self.norm))[0]
