@@ -46,9 +46,10 @@ class Eta:
 
     def update(self, now: float, progress: dict[str, Any]) -> float | None:
         if progress.get("phase") != "training" or not progress.get("total_steps"):
+            self._first = None  # a new attempt (another trainer took over) has its own pace
             return None
         step, total = int(progress.get("step", 0)), int(progress["total_steps"])
-        if self._first is None:
+        if self._first is None or step < self._first[1]:
             self._first = (now, step)
             return None
         since, first_step = self._first
@@ -71,7 +72,7 @@ def _method(spec: dict[str, Any]) -> str:
 def _header(queued: QueuedJob) -> str:
     epochs = f", {queued.spec.epochs} epochs" if not queued.spec.max_steps else ""
     return (f"Tuning job {queued.id} ({_method(queued.spec.to_dict())}{epochs}, "
-            f"{queued.pairs} examples from {queued.source})")
+            f"{queued.pairs} example{'' if queued.pairs == 1 else 's'} from {queued.source})")
 
 
 def queued_text(queued: QueuedJob) -> str:
@@ -83,7 +84,7 @@ def _where(progress: dict[str, Any], eta_s: float | None = None) -> str:
     parts = [_PHASES.get(phase, phase).capitalize()]
     if phase == "training" and progress.get("total_steps"):
         parts[0] += f": step {progress.get('step', 0)}/{progress['total_steps']}"
-    if isinstance(progress.get("loss"), (int, float)):
+    if phase == "training" and isinstance(progress.get("loss"), (int, float)):
         parts.append(f"loss {progress['loss']:.3f}")
     if eta_s is not None:
         parts.append(f"about {_duration(eta_s)} left")
@@ -115,14 +116,15 @@ def finished_text(job: TuningJob, adapter: Adapter | None) -> str:
         lines.append(f"Eval loss {m['eval_loss_before']:.3f} → {m['eval_loss_after']:.3f}{held}.")
     for prompt, after in list((m.get("samples_after") or {}).items())[:1]:
         before = (m.get("samples_before") or {}).get(prompt, "")
-        lines.append(f"“{_short(prompt)}”: before “{_short(before)}”, "
-                     f"after “{_short(after)}”")
+        if before.strip() or after.strip():  # a held-out question, answered before and after
+            lines.append(f"“{_short(prompt)}”: before “{_short(before)}”, "
+                         f"after “{_short(after)}”")
     lines.append(f"Not serving yet: `/tune activate version:{adapter.version}` to use it here.")
     return render.truncate(render.escape("\n".join(lines)), render.MESSAGE_LIMIT)
 
 
 def _short(text: str, limit: int = 120) -> str:
-    return render.truncate(" ".join(text.split()), limit, marker="…")
+    return render.truncate(" ".join(text.split()), limit, marker="…") or "(nothing)"
 
 
 def still_running_text(job_id: int) -> str:
