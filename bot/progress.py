@@ -46,9 +46,11 @@ class ProgressReply:
 
 
 async def post_pages(
-    interaction: discord.Interaction, pages: list[render.Page], view: discord.ui.View | None = None
+    interaction: discord.Interaction, pages: list[render.Page], view: discord.ui.View | None = None,
+    *, ephemeral: bool = False,
 ) -> None:
-    """A finished reply: the first page replaces the original response, the rest follow."""
+    """A finished reply: the first page replaces the original response, the rest follow
+    (`ephemeral` for a private reply: follow-ups are public unless they say otherwise)."""
     first, rest = pages[0], pages[1:]
     await interaction.edit_original_response(
         content=first.content,
@@ -59,7 +61,7 @@ async def post_pages(
         extra: dict[str, Any] = {"file": _file(page.file)} if page.file else {}
         if view is not None and i == len(rest):
             extra["view"] = view
-        await interaction.followup.send(page.content, wait=True, **extra)
+        await interaction.followup.send(page.content, wait=True, ephemeral=ephemeral, **extra)
 
 
 def _file(file: tuple[str, bytes] | None) -> discord.File:

@@ -110,13 +110,15 @@ def _lines_within(text: str, limit: int) -> list[str]:
     return out
 
 
-def pages(text: str, *, filename: str = "answer.md", max_pages: int = MAX_PAGES) -> list[Page]:
-    """Messages for a complete text: split, or a preview plus the whole text as a file."""
-    text = escape(text.strip()) or "(empty answer)"
+def pages(text: str, *, filename: str = "answer.md", max_pages: int = MAX_PAGES,
+          what: str = "answer") -> list[Page]:
+    """Messages for a complete text: split, or a preview plus the whole text as a file
+    (`what` names it in the preview's marker: "the full answer is attached")."""
+    text = escape(text.strip()) or f"(empty {what})"
     chunks = split_message(text)
     if len(chunks) <= max_pages:
         return [Page(c.rstrip("\n")) for c in chunks]
-    preview = truncate(text, FILE_PREVIEW, marker="… (truncated; the full answer is attached)")
+    preview = truncate(text, FILE_PREVIEW, marker=f"… (truncated; the full {what} is attached)")
     if preview.count("```") % 2:  # don't leave a code block open in the preview
         preview += "\n```"
     return [Page(preview, (filename, text.encode()))]

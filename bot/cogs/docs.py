@@ -17,7 +17,7 @@ from bot import render
 from bot.checks import ensure_manage_guild
 from bot.docsource import MessageRef, fetch_message, parse_message_refs, upload_document
 from bot.errors import Refused, user_message_for
-from bot.progress import BackgroundJobs, ProgressReply
+from bot.progress import BackgroundJobs, ProgressReply, post_pages
 from core.pins import ingest_message
 from core.rag.kb import KnowledgeBase
 from core.rag.types import IngestOutcome
@@ -99,9 +99,10 @@ class Docs(commands.GroupCog, group_name="docs", group_description="Guru's docum
             return
         lines = [f"`{d.id}` {render.source_link(d.title, d.uri)} — {d.chunk_count} chunks"
                  for d in docs]
-        text = render.truncate(f"**{len(docs)} documents**\n" + "\n".join(lines),
-                               render.MESSAGE_LIMIT, marker="\n… (more: see `guru docs list`)")
-        await interaction.followup.send(render.escape(text))
+        text = f"**{len(docs)} documents**\n" + "\n".join(lines)
+        # render.pages: up to 4 private messages, beyond that a preview and the list as a file
+        await post_pages(interaction, render.pages(text, filename="documents.md", what="list"),
+                         ephemeral=True)
 
     @app_commands.command(name="remove", description="Remove one of Guru's documents")
     @app_commands.describe(document="The document (start typing its title)")

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from core.rag.kb import KnowledgeBase
-from tests.e2e.conftest import finished, guild_ready
+from tests.e2e.conftest import add_document, finished, guild_ready
 from tests.e2e.emulator import MANAGE_GUILD, Emulator, Guild, Interaction
 
 CODE_WORD = "The secret launch code word for the spring release is PINEAPPLE."
@@ -156,6 +156,43 @@ async def test_sync_pins_reads_every_pin_of_a_channel(bot, emulator: Emulator, r
         "📌 Pins of #announcements: 2 added, 0 updated, 0 unchanged, 0 removed."), inter.texts()
     assert "1 pins without text were skipped" in inter.original.content
     assert len(await documents(bot, guild.id)) == 2
+
+
+async def test_docs_list_pages_a_long_list_then_sends_it_as_a_file(bot, emulator: Emulator, repo):
+    guild = await new_guild(bot, emulator, repo, "docs-many")
+    owner = emulator.owner(guild)
+
+    async def add(first: int, last: int) -> None:
+        for i in range(first, last):
+            title = f"Handbook chapter {i:03d}: " + "a long title fills the list quickly " * 8
+            await add_document(bot.services, guild.id, title, f"Chapter {i} of the handbook.")
+
+    def listed(inter: Interaction, count: int = 0) -> bool:
+        lines = sum(m.content.count(" chunks\n") + m.content.endswith(" chunks")
+                    for m in inter.messages)
+        return bool(inter.messages) and "documents**" in inter.messages[0].content and (
+            lines >= count)
+
+    await add(0, 7)
+    inter = await run(emulator, guild, owner, {"list": {}})
+    await finished(emulator, inter, 10, done=lambda i: listed(i, 7))
+    assert 2 <= len(inter.messages) <= 4 and all(m.ephemeral for m in inter.messages)
+    assert all(len(m.content) <= 2000 for m in inter.messages)
+    text = "\n".join(m.content for m in inter.messages)
+    assert text.startswith("**7 documents**")
+    ids = [d.id for d in await documents(bot, guild.id)]
+    assert len(ids) == 7 and all(text.count(f"`{i}` ") == 1 for i in ids)  # each listed once
+    await add(7, 20)
+    inter = await emulator.send_command(guild, owner, "docs", {"list": {}})
+    await finished(emulator, inter, 10, done=lambda i: listed(i) and i.messages[0].attachments)
+    (message,) = inter.messages
+    assert message.ephemeral and len(message.content) <= 2000
+    assert message.content.endswith("… (truncated; the full list is attached)")
+    ((name, data),) = message.attachments
+    full = data.decode()
+    assert name == "documents.md" and full.startswith("**20 documents**")
+    ids = [d.id for d in await documents(bot, guild.id)]
+    assert len(ids) == 20 and all(full.count(f"`{i}` ") == 1 for i in ids)
 
 
 async def _empty(bot, guild_id: int) -> bool:
