@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,15 +26,28 @@ from core.rag.embedder import Embedder
 from core.rag.ingest import check_guild_id
 from core.rag.types import Hit, SearchMode
 
-__all__ = ["Retriever", "rrf_fuse", "RRF_K", "FUSION_WEIGHTS", "MAX_QUERY_CHARS"]
+__all__ = ["Retriever", "Bm25", "rrf_fuse", "RRF_K", "FUSION_WEIGHTS", "BM25", "MAX_QUERY_CHARS"]
 
 log = logging.getLogger(__name__)
 
 RRF_K = 60  # the constant from Cormack et al.; damps the head of each list
 MAX_QUERY_CHARS = 2000
 EF_SEARCH = 100
-# RRF weights of the vector, all-terms and any-term lists (calibrated on bench/rag_eval).
+# RRF weights of the vector, all-terms and BM25 (any-term) lists; see `Retriever.search_embedded`.
 FUSION_WEIGHTS = (1.0, 1.0, 0.3)
+
+
+@dataclass(frozen=True)
+class Bm25:
+    """BM25 parameters: k1 and b are the usual defaults (Robertson; Lucene, Elasticsearch);
+    a title term counts `title_weight` times (BM25F-style, the title is a short, strong field)."""
+
+    k1: float = 1.2
+    b: float = 0.75
+    title_weight: float = 2.0
+
+
+BM25 = Bm25()
 
 _VECTOR_SQL = """
 WITH nearest AS MATERIALIZED (
@@ -51,27 +65,39 @@ WHERE d.status = 'ready'
 ORDER BY n.distance
 """
 
+# BM25 over the guild's own term statistics (migration 0007): idf from rag_term_stats, avgdl
+# from rag_guild_stats, the score from rag_bm25(). Candidates are the chunks with any query term
+# (GIN); `exact` still means "every term" (websearch AND) and feeds the relevance floor.
 _TEXT_SQL = """
 WITH q AS (
     SELECT strict,
            CASE WHEN numnode(strict) = 0 OR position('!' IN strict::text) > 0 THEN strict
                 ELSE replace(strict::text, ' & ', ' | ')::tsquery END AS loose
     FROM websearch_to_tsquery('english', %(query)s) AS strict
+),
+g AS (
+    SELECT chunks::float8 AS n, tokens::float8 / greatest(chunks, 1) AS avgdl
+    FROM rag_guild_stats WHERE guild_id = %(guild_id)s
+),
+w AS (
+    SELECT array_agg(s.term ORDER BY s.term) AS terms,
+           array_agg(ln(1 + (g.n - s.df + 0.5) / (s.df + 0.5)) ORDER BY s.term) AS idfs
+    FROM g, (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %(query)s))) t
+    JOIN rag_term_stats s ON s.guild_id = %(guild_id)s AND s.term = t.lexeme
 )
 SELECT c.id AS chunk_id, c.document_id, c.title, d.uri, c.text,
-       ts_rank_cd(c.tsv, q.loose, 1) AS rank,
+       rag_bm25(c.tsv, w.terms, w.idfs, g.avgdl, %(k1)s, %(b)s, %(title_weight)s) AS rank,
        1 - (c.embedding <=> %(embedding)s) AS similarity,
        c.tsv @@ q.strict AS exact
-FROM q, chunks c
+FROM q, g, w, chunks c
 JOIN documents d ON d.guild_id = c.guild_id AND d.id = c.document_id
 WHERE c.guild_id = %(guild_id)s AND d.status = 'ready' AND {match}
-ORDER BY exact DESC, rank DESC, c.id
+ORDER BY rank DESC, c.id
 LIMIT %(limit)s
 """
 # Ranking every chunk with any query term costs ~100 ms at 5k real chunks and ~200 ms at 100k
 # synthetic ones (common words match most chunks). `fast_hybrid` ranks only the chunks with all
-# the terms plus the vector candidates with any: hybrid p50 16 ms instead of 115 ms on git-doc,
-# but recall@5 0.79 instead of 0.85 (bench/rag_eval), so it is off by default.
+# the terms plus the vector candidates with any: faster, but it misses text-only finds.
 _TEXT_ANY = _TEXT_SQL.replace("{match}", "c.tsv @@ q.loose")
 _TEXT_HYBRID = _TEXT_SQL.replace(
     "{match}", "(c.tsv @@ q.strict OR (c.id = ANY(%(candidates)s) AND c.tsv @@ q.loose))")
@@ -101,8 +127,9 @@ class Retriever:
     def __init__(self, pool: Pool, embedder: Embedder, *, ef_search: int = EF_SEARCH,
                  candidates: int = 50,
                  weights: tuple[float, float, float] = FUSION_WEIGHTS,
-                 fast_hybrid: bool = False) -> None:
+                 bm25: Bm25 = BM25, fast_hybrid: bool = False) -> None:
         self.pool = pool
+        self.bm25 = bm25
         self.fast_hybrid = fast_hybrid
         self.weights = weights
         self.embedder = embedder
@@ -125,7 +152,8 @@ class Retriever:
         started = time.perf_counter()
         pool_size = max(k, self.candidates) if mode == "hybrid" else k
         params = {"guild_id": guild_id, "query": query, "embedding": embedding,
-                  "limit": pool_size}
+                  "limit": pool_size, "k1": self.bm25.k1, "b": self.bm25.b,
+                  "title_weight": self.bm25.title_weight}
         async with self.pool.connection() as conn, conn.transaction():
             vector = await self._vector(conn, params) if mode != "text" else []
             if mode == "text":

@@ -131,20 +131,22 @@ class ChunkRepo:
 
     async def insert_many(self, guild_id: int, document_id: int, chunks: Sequence[ChunkDraft],
                           embeddings: np.ndarray) -> int:
-        """Insert the chunks of one document (pipelined); the caller owns the transaction."""
-        rows = [
-            {"guild_id": guild_id, "document_id": document_id, "position": c.position,
-             "title": c.title, "text": c.text, "embedding": embeddings[i]}
-            for i, c in enumerate(chunks)
-        ]
-        async with self.conn.cursor() as cur:
-            await cur.executemany(
-                "INSERT INTO chunks (guild_id, document_id, position, title, text, embedding)"
-                " VALUES (%(guild_id)s, %(document_id)s, %(position)s, %(title)s, %(text)s,"
-                " %(embedding)s)",
-                rows,
-            )
-        return len(rows)
+        """Insert the chunks of one document; the caller owns the transaction.
+
+        One INSERT over arrays, not one per chunk: the BM25 statistics trigger (migration 0007)
+        then runs once per document instead of once per chunk."""
+        if not chunks:
+            return 0
+        await self.conn.execute(
+            "INSERT INTO chunks (guild_id, document_id, position, title, text, embedding)"
+            " SELECT %(guild_id)s, %(document_id)s, c.position, c.title, c.text, c.embedding"
+            " FROM unnest(%(positions)s::int[], %(titles)s::text[], %(texts)s::text[],"
+            "             %(embeddings)s::vector[]) AS c (position, title, text, embedding)",
+            {"guild_id": guild_id, "document_id": document_id,
+             "positions": [c.position for c in chunks], "titles": [c.title for c in chunks],
+             "texts": [c.text for c in chunks], "embeddings": list(embeddings[: len(chunks)])},
+        )
+        return len(chunks)
 
     async def count(self, guild_id: int) -> int:
         cur = await self.conn.execute("SELECT count(*) FROM chunks WHERE guild_id = %(guild_id)s",
