@@ -96,7 +96,8 @@ async def guild_jobs(jobs: JobRepo, guild: Guild) -> list[TuningJob]:
     return await jobs.for_guild(guild.id)
 
 
-async def test_tune_is_for_moderators_only(bot, emulator: Emulator, jobs: JobRepo):
+async def test_tune_is_for_moderators_only(bot, emulator: Emulator, jobs: JobRepo,
+                                           tmp_path: Path):
     synced = {c["name"]: c for c in emulator.world.commands[None]}
     assert str(synced["tune"]["default_member_permissions"]) == str(MANAGE_GUILD)
     assert {o["name"] for o in synced["tune"]["options"]} == {
@@ -109,6 +110,12 @@ async def test_tune_is_for_moderators_only(bot, emulator: Emulator, jobs: JobRep
         assert inter.original.ephemeral and not inter.deferred
         assert "You need the Manage Server permission" in inter.original.content
     assert await guild_jobs(jobs, guild) == []
+    # Autocomplete skips the interaction check in discord.py: it must not list versions either.
+    await _record_version(jobs, AdapterRepo(bot.services.db.pool), guild.id, tmp_path)
+    typed = await emulator.autocomplete(guild, member, "tune", {"activate": {"version": ""}},
+                                        focused="version")
+    await emulator.wait_for(lambda: typed.autocomplete_choices is not None, 5, what="choices")
+    assert typed.autocomplete_choices == []
 
 
 async def test_a_malformed_upload_names_its_lines_and_queues_nothing(bot, emulator, jobs, tune):
@@ -154,7 +161,8 @@ async def test_without_a_file_only_this_server_s_approved_answers_are_queued(
     assert "see `/tune status`" in inter.original.content
     status = await tune_command(emulator, guild, {"status": {}})
     assert f"`#{job.id}` **queued** · QLoRA" in status.original.content, status.texts()
-    assert "No tuning jobs" in (await tune_command(emulator, other, {"status": {}})).original.content
+    elsewhere = await tune_command(emulator, other, {"status": {}})
+    assert "No tuning jobs" in elsewhere.original.content
 
 
 async def test_start_queues_then_the_reply_follows_the_trainer_to_a_new_version(
