@@ -129,7 +129,7 @@ class BatchKV:
     def decode_bias(self, dtype: torch.dtype) -> torch.Tensor | None:
         """Additive attention bias [batch, 1, 1, length + 1] for one decode step (the new
         token included), or None when no row has padding. Built once, shared by all layers."""
-        if bool(self.mask.all()):
+        if all(n == self.length for n in self.real_lengths):  # rows are right-aligned
             return None
         bias = torch.zeros((self.rows, 1, 1, self.length + 1), dtype=dtype, device=self.mask.device)
         bias[:, 0, 0, :-1].masked_fill_(self.mask == 0, torch.finfo(dtype).min)

@@ -74,47 +74,67 @@ def lean_unsupported(model: Any) -> str | None:
 # -- linear layers -----------------------------------------------------------------------
 
 
-def _pack(q: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor):
-    """(packed int4, scales_and_zeros) for w = (q - 8) * scale + zero; q [N, K] in 0..15."""
-    packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q.to(torch.int32).contiguous(), 1)
-    scales = torch.stack([scale.t(), zero.t()], dim=-1).to(torch.bfloat16).contiguous()
-    return packed, scales
+CHUNK_ROWS = 2048  # rows quantized at a time: bounds the temporary memory of packing
 
 
-def _as_q4(weight: torch.Tensor):
-    """Int4 parts for a matrix made of `min + d * q` groups (q in 0..15), else None."""
-    n, k = weight.shape
-    if k % GROUP or weight.dtype != torch.float32:
-        return None
-    w = weight.view(n, k // GROUP, GROUP)
+def _q4_chunk(w: torch.Tensor):
+    """(q, scale, zero) for groups `min + d * q`, q in 0..15, or None if not exactly that."""
     lo, hi = w.amin(-1), w.amax(-1)
     d = (hi - lo) / 15
-    q = torch.where(d[..., None] > 0, (w - lo[..., None]) / d[..., None], 0).round()
+    q = torch.where(d[..., None] > 0, (w - lo[..., None]) / d[..., None], 0).round_()
     if not _exact(w, lo[..., None] + d[..., None] * q, d):
         return None
-    return [_pack(q.view(n, k), d, lo + 8 * d)]
+    return [(q, d, lo + 8 * d)]  # w = (q - 8) * d + (lo + 8d)
 
 
-def _as_q8(weight: torch.Tensor):
-    """Int4 high/low parts for a matrix made of `d * q` groups (q in -128..127), else None."""
-    n, k = weight.shape
-    if k % GROUP or weight.dtype != torch.float32:
-        return None
-    w = weight.view(n, k // GROUP, GROUP)
+def _q8_chunk(w: torch.Tensor):
+    """Two int4 parts for groups `d * q`, q in -128..127, or None if not exactly that."""
     d = w.abs().amax(-1) / 127
-    q = torch.where(d[..., None] > 0, w / d[..., None], 0).round()
+    q = torch.where(d[..., None] > 0, w / d[..., None], 0).round_()
     if q.min() < -128 or q.max() > 127 or not _exact(w, d[..., None] * q, d):
         return None
-    u = (q + 128).to(torch.int32).view(n, k)  # 0..255 = 16 * high + low
-    high, low = u // 16, u % 16
+    u = q + 128  # 0..255 = 16 * high + low
+    high, low = torch.div(u, 16, rounding_mode="floor"), torch.remainder(u, 16)
     # w = d * (16 * high + low - 128) = 16d * (high - 8) + (d * (low - 8) + 8d)
-    return [_pack(high, 16 * d, torch.zeros_like(d)), _pack(low, d, 8 * d)]
+    return [(high, 16 * d, torch.zeros_like(d)), (low, d, 8 * d)]
 
 
 def _exact(w: torch.Tensor, rebuilt: torch.Tensor, d: torch.Tensor) -> bool:
     """Rebuilt equals `w` up to float rounding (far below one quantization step)."""
     err = (rebuilt - w).abs().amax(-1)
     return bool((err <= 1e-3 * d + 1e-7 * w.abs().amax(-1) + 1e-12).all())
+
+
+def _packed(weight: torch.Tensor, split) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+    """Int4 (packed, scales_and_zeros) parts whose matmuls add up to `x @ weight.T`, when
+    `split` finds every group of 32 exactly representable; else None."""
+    n, k = weight.shape
+    if k % GROUP or weight.dtype != torch.float32:
+        return None
+    chunks = []
+    for start in range(0, n, CHUNK_ROWS):
+        rows = weight[start : start + CHUNK_ROWS]
+        parts = split(rows.reshape(rows.shape[0], k // GROUP, GROUP))
+        if parts is None:
+            return None
+        chunks.append(
+            [
+                (
+                    torch.ops.aten._convert_weight_to_int4pack_for_cpu(
+                        q.reshape(rows.shape[0], k).to(torch.int32), 1
+                    ),
+                    torch.stack([scale.t(), zero.t()], dim=-1).to(torch.bfloat16),
+                )
+                for q, scale, zero in parts
+            ]
+        )
+    return [
+        (
+            torch.cat([c[i][0] for c in chunks]),
+            torch.cat([c[i][1] for c in chunks], dim=1).contiguous(),
+        )
+        for i in range(len(chunks[0]))
+    ]
 
 
 class _Proj:
@@ -134,9 +154,9 @@ class _Proj:
         self.bias: torch.Tensor | None = None
         if int4:
             weight = torch.cat([w for w, _ in self.dense]) if len(modules) > 1 else self.dense[0][0]
-            self.packed = (_as_q8 if q8 else _as_q4)(weight)
+            self.packed = _packed(weight, _q8_chunk if q8 else _q4_chunk)
             if self.packed is None and q8:
-                self.packed = _as_q4(weight)
+                self.packed = _packed(weight, _q4_chunk)
             if self.packed is not None and self.dense[0][1] is not None:
                 self.bias = torch.cat([b for _, b in self.dense])
 
@@ -216,6 +236,8 @@ class LeanLlama:
     # -- pieces --
 
     def _rms(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.float32:  # one fused op; same math as LlamaRMSNorm in fp32
+            return F.rms_norm(x, weight.shape, weight, self.eps)
         # As LlamaRMSNorm: in fp32, then back to the input dtype before the weight.
         h = x.to(torch.float32)
         h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
@@ -244,7 +266,7 @@ class LeanLlama:
     def prefill(self, ids: list[int]) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
         """Logits of the last position [V] and each layer's (k, v) [1, KV, T, D]."""
         n = len(ids)
-        x = self.embed[torch.tensor([ids])]
+        x = F.embedding(torch.tensor([ids]), self.embed)
         positions = torch.arange(n).unsqueeze(0)
         cos, sin = self.rotary(x, positions)
         cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
@@ -264,7 +286,7 @@ class LeanLlama:
     def decode(self, tokens: list[int], kv: Any) -> torch.Tensor:
         """One step for every row of `kv` (a BatchKV): logits [B, V]; writes each row's K/V."""
         b = len(tokens)
-        x = self.embed[torch.tensor(tokens)].unsqueeze(1)  # [B, 1, hidden]
+        x = F.embedding(torch.tensor(tokens), self.embed).unsqueeze(1)  # [B, 1, hidden]
         positions = torch.tensor(kv.real_lengths).unsqueeze(1)
         cos, sin = self.rotary(x, positions)
         cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # [B, 1, 1, D]
