@@ -13,7 +13,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Self
 
 from aiohttp import web
@@ -253,10 +253,13 @@ class Emulator:
         self.world.uploads[upload_id] = Upload(upload_id, filename, data, url)
         return self.world.uploads[upload_id]
 
-    async def post_message(self, channel: Channel, member: Member, content: str) -> Message:
-        """A user's message in `channel` (MESSAGE_CREATE)."""
+    async def post_message(
+        self, channel: Channel, member: Member, content: str,
+        files: Sequence[tuple[str, bytes]] = (),
+    ) -> Message:
+        """A user's message in `channel` (MESSAGE_CREATE), with `files` (name, bytes) attached."""
         msg = self.world.add_message(
-            channel.id, member.user, replies.revise(None, {"content": content}, [])
+            channel.id, member.user, replies.revise(None, {"content": content}, list(files))
         )
         await self.gateway.dispatch("MESSAGE_CREATE", self.message_event(msg), channel.guild_id)
         return msg
