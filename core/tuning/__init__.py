@@ -3,4 +3,5 @@
 `data` validates and splits instruction pairs; `lora` trains one adapter (`run_lora_job`);
 `jobs` and `registry` keep jobs and adapter versions in Postgres; `worker` runs jobs;
 `hotswap` brings an activated version into a running engine without a restart.
+`tuner` is what `guru tune start` and the bot's `/tune start` share (validate, then queue).
 """
