@@ -102,7 +102,7 @@ class Engine:
         if weights == "auto":
             exact = next(model.parameters()).dtype == torch.float32
             weights = "int4" if exact and cpu_has_bf16() else "dense"
-        return LeanLlama(model, weights)
+        return LeanLlama(model, weights, cache_dir=self.loaded.path or None)
 
     # -- async API (event loop side) -------------------------------------------------------
 

@@ -23,8 +23,11 @@ cache) stays in the model's dtype. Decode then reads ~85 MB of weights per step 
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -147,18 +150,21 @@ class _Proj:
     which are ~3x faster there than the int4 kernel.
     """
 
-    def __init__(self, modules: list[Any], int4: bool, q8: bool = False) -> None:
+    def __init__(self, modules: list[Any], packed: list[tuple[torch.Tensor, torch.Tensor]] | None):
         self.dense = [(m.weight, getattr(m, "bias", None)) for m in modules]
         self.sizes = [w.shape[0] for w, _ in self.dense]
-        self.packed: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self.packed = packed
         self.bias: torch.Tensor | None = None
-        if int4:
-            weight = torch.cat([w for w, _ in self.dense]) if len(modules) > 1 else self.dense[0][0]
-            self.packed = _packed(weight, _q8_chunk if q8 else _q4_chunk)
-            if self.packed is None and q8:
-                self.packed = _packed(weight, _q4_chunk)
-            if self.packed is not None and self.dense[0][1] is not None:
-                self.bias = torch.cat([b for _, b in self.dense])
+        if packed is not None and self.dense[0][1] is not None:
+            self.bias = torch.cat([b for _, b in self.dense])
+
+    @staticmethod
+    def pack(modules: list[Any], q8: bool = False) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        """Int4 parts of the modules' fused weight, or None where it is not exact 4/8-bit."""
+        weights = [m.weight for m in modules]
+        weight = torch.cat(weights) if len(weights) > 1 else weights[0]
+        packed = _packed(weight, _q8_chunk) if q8 else None
+        return packed if packed is not None else _packed(weight, _q4_chunk)
 
     def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
         rows = x.numel() // x.shape[-1]
@@ -174,6 +180,73 @@ class _Proj:
             out = out + self.bias
         out = out.view(*shape[:-1], -1)
         return list(out.split(self.sizes, dim=-1)) if len(self.sizes) > 1 else [out]
+
+
+class PackCache:
+    """The int4 packing of a model, kept next to its weights so a restart skips ~2-4 s.
+
+    Valid only for the same weight files (names, sizes, mtimes) and the same torch version
+    (the packed layout belongs to torch's kernel); anything else repacks and rewrites it.
+    """
+
+    NAME = "guru-lean-int4.safetensors"
+    FORMAT = "guru-lean-int4/1"
+
+    def __init__(self, directory: str) -> None:
+        self.dir = Path(directory)
+        self.path = self.dir / self.NAME
+
+    def _stamp(self) -> str:
+        files = sorted(p for p in self.dir.glob("*.safetensors") if p.name != self.NAME)
+        stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+        return json.dumps({"format": self.FORMAT, "torch": torch.__version__, "files": stats})
+
+    def load(self, groups: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            if not self.path.is_file():
+                return None
+            from safetensors import safe_open
+
+            with safe_open(str(self.path), framework="pt") as fh:
+                meta = fh.metadata() or {}
+                if meta.get("stamp") != self._stamp():
+                    return None
+                dense = set(json.loads(meta["dense"]))
+                tensors = {key: fh.get_tensor(key) for key in fh.keys()}
+            out: dict[str, Any] = {}
+            for name in groups:
+                if name in dense:
+                    out[name] = None
+                    continue
+                parts, j = [], 0
+                while f"{name}.{j}.packed" in tensors:
+                    parts.append((tensors[f"{name}.{j}.packed"], tensors[f"{name}.{j}.scales"]))
+                    j += 1
+                if not parts:
+                    return None
+                out[name] = parts
+            return out
+        except Exception:  # noqa: BLE001 - a bad cache only costs a repack
+            log.warning("ignoring the int4 cache %s", self.path, exc_info=True)
+            return None
+
+    def save(self, packed: dict[str, Any]) -> None:
+        from safetensors.torch import save_file
+
+        tensors: dict[str, torch.Tensor] = {}
+        for name, parts in packed.items():
+            for j, (p, sc) in enumerate(parts or []):
+                tensors[f"{name}.{j}.packed"] = p.contiguous()
+                tensors[f"{name}.{j}.scales"] = sc.contiguous()
+        dense = [name for name, parts in packed.items() if parts is None]
+        meta = {"stamp": self._stamp(), "dense": json.dumps(dense)}
+        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
+        try:
+            save_file(tensors, str(tmp), metadata=meta)
+            os.replace(tmp, self.path)
+        except OSError:
+            log.warning("could not write the int4 cache %s", self.path, exc_info=True)
+            tmp.unlink(missing_ok=True)
 
 
 @dataclass
@@ -192,11 +265,12 @@ class _Layer:
 class LeanLlama:
     """Prefill one prompt / decode one token per row, on `BatchKV` buffers."""
 
-    def __init__(self, model: Any, weights: str = "dense") -> None:
+    def __init__(self, model: Any, weights: str = "dense", cache_dir: str | None = None) -> None:
+        """`cache_dir`: where to keep the int4 packing between runs (the weights' directory)."""
         with torch.no_grad():
-            self._build(model, weights)
+            self._build(model, weights, cache_dir)
 
-    def _build(self, model: Any, weights: str) -> None:
+    def _build(self, model: Any, weights: str, cache_dir: str | None) -> None:
         reason = lean_unsupported(model)
         if reason is not None:
             raise ValueError(f"The lean forward does not support {reason}.")
@@ -211,26 +285,42 @@ class LeanLlama:
         self.norm = model.model.norm.weight
         self.rotary = model.model.rotary_emb
         self.dtype = self.embed.dtype
-        int4 = weights == "int4"
-        self.layers: list[_Layer] = []
-        for block in model.model.layers:
-            attn, mlp = block.self_attn, block.mlp
-            self.layers.append(
-                _Layer(
-                    ln1=block.input_layernorm.weight,
-                    qkv=_Proj([attn.q_proj, attn.k_proj, attn.v_proj], int4),
-                    o=_Proj([attn.o_proj], int4),
-                    ln2=block.post_attention_layernorm.weight,
-                    gate_up=_Proj([mlp.gate_proj, mlp.up_proj], int4),
-                    down=_Proj([mlp.down_proj], int4),
-                )
+        blocks = [
+            (f"layers.{i}", b.self_attn, b.mlp, b) for i, b in enumerate(model.model.layers)
+        ]
+        groups: dict[str, tuple[list[Any], bool]] = {"lm_head": ([model.lm_head], True)}
+        for name, attn, mlp, _ in blocks:
+            groups[f"{name}.qkv"] = ([attn.q_proj, attn.k_proj, attn.v_proj], False)
+            groups[f"{name}.o"] = ([attn.o_proj], False)
+            groups[f"{name}.gate_up"] = ([mlp.gate_proj, mlp.up_proj], False)
+            groups[f"{name}.down"] = ([mlp.down_proj], False)
+        packed: dict[str, Any] = {}
+        if weights == "int4":
+            store = PackCache(cache_dir) if cache_dir else None
+            loaded = store.load(groups) if store else None
+            if loaded is None:
+                packed = {name: _Proj.pack(mods, q8) for name, (mods, q8) in groups.items()}
+                if store and any(parts is not None for parts in packed.values()):
+                    store.save(packed)
+            else:
+                packed = loaded
+        projs = {name: _Proj(mods, packed.get(name)) for name, (mods, _) in groups.items()}
+        self.layers = [
+            _Layer(
+                ln1=block.input_layernorm.weight,
+                qkv=projs[f"{name}.qkv"],
+                o=projs[f"{name}.o"],
+                ln2=block.post_attention_layernorm.weight,
+                gate_up=projs[f"{name}.gate_up"],
+                down=projs[f"{name}.down"],
             )
-        self.lm_head = _Proj([model.lm_head], int4, q8=True)
-        projs = [p for layer in self.layers for p in (layer.qkv, layer.o, layer.gate_up, layer.down)]
-        packed = sum(p.packed is not None for p in projs)
-        head = ", LM head" if self.lm_head.packed is not None else ""
-        self.packed = f"{packed}/{len(projs)} matrices{head}"
-        if int4:
+            for name, _, _, block in blocks
+        ]
+        self.lm_head = projs["lm_head"]
+        count = sum(packed.get(name) is not None for name in groups if name != "lm_head")
+        head = ", LM head" if packed.get("lm_head") is not None else ""
+        self.packed = f"{count}/{len(groups) - 1} matrices{head}"
+        if weights == "int4":
             log.info("lean forward: int4-packed %s (the rest stays dense)", self.packed)
 
     # -- pieces --

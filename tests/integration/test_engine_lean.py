@@ -13,7 +13,7 @@ from transformers import DynamicCache
 
 from core.llm.engine import Engine
 from core.llm.kv import BatchKV
-from core.llm.lean import LeanLlama
+from core.llm.lean import LeanLlama, PackCache
 from core.llm.types import Request, user
 from tests.fixtures.models import make_tiny_llama
 from tests.integration.test_engine import hf_greedy
@@ -108,8 +108,13 @@ async def test_bundled_model_lean_greedy_equals_hf_generate(bundled_model):
 
 
 @pytest.mark.model
-async def test_bundled_model_int4_is_exact_and_answers(bundled_model):
-    lean = LeanLlama(bundled_model.model, weights="int4")
+async def test_bundled_model_int4_is_exact_and_answers(bundled_model, tmp_path):
+    lean = LeanLlama(bundled_model.model, weights="int4", cache_dir=str(tmp_path))
+    assert (tmp_path / PackCache.NAME).is_file()
+    cached = LeanLlama(bundled_model.model, weights="int4", cache_dir=str(tmp_path))
+    assert cached.packed == lean.packed
+    for a, b in zip(cached.layers[-1].gate_up.packed, lean.layers[-1].gate_up.packed):
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     n = bundled_model.model.config.num_hidden_layers
     assert lean.packed == f"{4 * n}/{4 * n} matrices, LM head"  # the whole Q4_1 + Q8_0 GGUF
     # Packing is exact, so the only difference from fp32 is bf16 activations: the logits of
