@@ -1,8 +1,10 @@
-"""Discord things that become documents: messages (pins, links) and uploaded files.
+"""Discord things that become documents: messages (pins, links), their files, uploaded files.
 
 The adapter half of `core.pins`: it reads Discord objects and hands plain values to core.
 Message links are only followed within the guild the command came from (guild isolation: a
-link to another server's message is refused, never fetched).
+link to another server's message is refused, never fetched). A message's files in the formats
+`/docs add` takes are handed over as `MessageFile`s (downloaded only if core asks); other
+attachments (images, archives) are not documents and are left out.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from pathlib import Path
 import discord
 
 from bot.errors import Refused
-from core.pins import DiscordMessage
+from core.errors import InvalidInput
+from core.pins import DiscordMessage, MessageFile
 from core.rag.loaders import MAX_FILE_BYTES, SUPPORTED, load_file
 from core.rag.types import ParsedDocument
 
-__all__ = ["MessageRef", "document_message", "fetch_message", "parse_message_refs",
-           "upload_document"]
+__all__ = ["MessageRef", "attachment_document", "document_message", "fetch_message",
+           "parse_message_refs", "upload_document"]
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +60,19 @@ def parse_message_refs(text: str, guild_id: int, default_channel_id: int) -> lis
 
 
 def document_message(message: discord.Message) -> DiscordMessage:
-    """The value core ingests for a message (its text; attachments are not read here)."""
+    """The value core ingests for a message: its text and its document files (not read yet)."""
     assert message.guild is not None
     channel = getattr(message.channel, "name", None) or str(message.channel.id)
+    files = []
+    for attachment in message.attachments:
+        if Path(attachment.filename).suffix.lower() in SUPPORTED:
+            files.append(MessageFile(attachment.id, _safe_name(attachment.filename),
+                                     lambda a=attachment: attachment_document(a)))
+        else:
+            log.debug("attachment %s of message %s is not a document type", attachment.id,
+                      message.id)
     return DiscordMessage(message.guild.id, message.channel.id, message.id, channel,
-                          message.author.display_name, message.content or "")
+                          message.author.display_name, message.content or "", tuple(files))
 
 
 async def fetch_message(guild: discord.Guild, ref: MessageRef) -> DiscordMessage:
@@ -84,18 +95,28 @@ def _safe_name(filename: str) -> str:
     return name[:120]
 
 
-async def upload_document(attachment: discord.Attachment) -> ParsedDocument:
-    """Download an uploaded file and parse it (off the loop); uri `upload:<filename>`, so
-    uploading a new version of the same file replaces the old one."""
+async def attachment_document(attachment: discord.Attachment) -> ParsedDocument:
+    """Download a file and parse it (off the loop); InvalidInput says why it cannot be used."""
     name = _safe_name(attachment.filename)
     if Path(name).suffix.lower() not in SUPPORTED:
-        raise Refused(f"{name}: unsupported file type; use one of {' '.join(SUPPORTED)}.")
+        raise InvalidInput(f"{name}: unsupported file type; use one of {' '.join(SUPPORTED)}.")
     if attachment.size > MAX_FILE_BYTES:
-        raise Refused(f"{name} is larger than {MAX_FILE_BYTES // 2**20} MiB.")
-    data = await attachment.read()
+        raise InvalidInput(f"{name} is larger than {MAX_FILE_BYTES // 2**20} MiB.")
+    try:
+        data = await attachment.read()
+    except discord.HTTPException as exc:
+        raise InvalidInput(f"{name} could not be downloaded (HTTP {exc.status}); "
+                           "try again later.") from None
     with tempfile.TemporaryDirectory(prefix="guru-upload-") as tmp:
         path = Path(tmp) / name
         await asyncio.to_thread(path.write_bytes, data)
         parsed = await asyncio.to_thread(load_file, str(path))
-    return ParsedDocument(f"upload:{name}", parsed.title, parsed.sections, "file",
+    return ParsedDocument(name, parsed.title, parsed.sections, "file",
                           {"filename": name, "bytes": len(data)})
+
+
+async def upload_document(attachment: discord.Attachment) -> ParsedDocument:
+    """An uploaded file as a document; uri `upload:<filename>`, so uploading a new version of
+    the same file replaces the old one."""
+    doc = await attachment_document(attachment)
+    return ParsedDocument(f"upload:{doc.uri}", doc.title, doc.sections, doc.source, doc.metadata)

@@ -5,6 +5,12 @@ this channel changed"), so the bot re-reads the channel's pins and `sync_channel
 with the pin documents stored for that channel: new or edited pins are ingested (unchanged
 text is a no-op by content hash), pins that are gone are removed. No `discord` import here:
 the bot turns its messages into `DiscordMessage` values. Every call is scoped to one guild.
+
+A pin's files (the formats `/docs add` takes) become documents of their own, linked to the
+message: uri `<jump url>#<file name>`, so a citation opens the message, and unpinning or
+deleting it removes them with it. Discord never changes an attachment's bytes, so a file
+already stored under the same attachment id is not downloaded again. A file that cannot be
+read is skipped with its reason (logged and in the report); the message text still goes in.
 """
 
 from __future__ import annotations
@@ -13,14 +19,15 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import quote
 
-from core.errors import NotFound
+from core.errors import GuruError, NotFound
 from core.rag.ingest import Ingestor
 from core.rag.store import DocumentRepo
-from core.rag.types import DocumentInfo, IngestOutcome
+from core.rag.types import DocumentInfo, IngestOutcome, ParsedDocument
 
-__all__ = ["DiscordMessage", "PinSyncReport", "forget_message", "ingest_message", "jump_url",
-           "pinned_documents", "refresh_message", "sync_channel"]
+__all__ = ["DiscordMessage", "MessageFile", "PinSyncReport", "attachment_uri", "forget_message",
+           "ingest_message", "jump_url", "pinned_documents", "refresh_message", "sync_channel"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +39,21 @@ def jump_url(guild_id: int, channel_id: int, message_id: int) -> str:
     return f"https://discord.com/channels/{guild_id}/{channel_id}/{message_id}"
 
 
+def attachment_uri(message_url: str, filename: str) -> str:
+    """A message's file as a document: the message's link, the file name as its fragment."""
+    return f"{message_url}#{quote(filename)}"
+
+
+@dataclass(frozen=True)
+class MessageFile:
+    """A file attached to a message; `load` downloads and parses it (the bot provides it),
+    raising a GuruError whose message says why it cannot be read."""
+
+    attachment_id: int
+    filename: str
+    load: Callable[[], Awaitable[ParsedDocument]] = field(repr=False, compare=False)
+
+
 @dataclass(frozen=True)
 class DiscordMessage:
     guild_id: int
@@ -40,6 +62,7 @@ class DiscordMessage:
     channel_name: str
     author: str
     text: str
+    files: tuple[MessageFile, ...] = ()
 
     @property
     def jump_url(self) -> str:
@@ -80,6 +103,26 @@ async def ingest_message(ingestor: Ingestor, msg: DiscordMessage, origin: Origin
     )
 
 
+async def ingest_file(ingestor: Ingestor, msg: DiscordMessage, file: MessageFile,
+                      stored: DocumentInfo | None, origin: Origin) -> IngestOutcome:
+    """One attached file as a document linked to its message; `stored` is its current row."""
+    uri = attachment_uri(msg.jump_url, file.filename)
+    if stored is not None and stored.metadata.get("attachment_id") == str(file.attachment_id):
+        return IngestOutcome(uri, "unchanged", stored.id, stored.chunk_count, stored.title)
+    try:
+        parsed = await file.load()
+    except GuruError as exc:  # a bad file is skipped whole: nothing of it is written
+        log.warning("file %s of message %s in guild %s skipped: %s", file.attachment_id,
+                    msg.message_id, msg.guild_id, exc.user_message)
+        return IngestOutcome(uri, "error", error=exc.user_message)
+    doc = ParsedDocument(uri, parsed.title, parsed.sections, "discord", {
+        "author": msg.author, "channel": msg.channel_name, "channel_id": str(msg.channel_id),
+        "message_id": str(msg.message_id), "origin": origin,
+        "attachment_id": str(file.attachment_id), "filename": file.filename,
+    })
+    return await ingestor.ingest_document(msg.guild_id, doc)
+
+
 async def pinned_documents(
     ingestor: Ingestor, guild_id: int, channel_id: int
 ) -> list[DocumentInfo]:
@@ -95,15 +138,30 @@ async def sync_channel(
 ) -> PinSyncReport:
     """Make the channel's pin documents equal to `pinned` (the channel's current pins)."""
     report = PinSyncReport()
+    stored = {d.uri: d for d in await pinned_documents(ingestor, guild_id, channel_id)}
+    current: set[str] = set()
     for i, msg in enumerate(pinned, start=1):
         if msg.guild_id != guild_id or msg.channel_id != channel_id:
             raise ValueError("a pin from another guild or channel")  # a caller bug, never data
         report.count(await ingest_message(ingestor, msg, "pin"))
+        current.add(msg.jump_url)
+        seen: set[str] = set()
+        for file in msg.files:
+            uri = attachment_uri(msg.jump_url, file.filename)
+            if uri in seen:  # two files of one name would overwrite each other on every sync
+                log.warning("file %s of message %s skipped: its name is taken by another file",
+                            file.attachment_id, msg.message_id)
+                report.errors.append((uri, "another file of this message has the same name"))
+                continue
+            seen.add(uri)
+            outcome = await ingest_file(ingestor, msg, file, stored.get(uri), "pin")
+            report.count(outcome)
+            if outcome.status != "error":  # a file that failed leaves no stale copy behind
+                current.add(uri)
         if progress is not None:
             await progress(i, len(pinned))
-    current = {m.jump_url for m in pinned}
-    for doc in await pinned_documents(ingestor, guild_id, channel_id):
-        if doc.uri not in current and await _remove(ingestor, guild_id, doc.uri):
+    for uri in stored.keys() - current:
+        if await _remove(ingestor, guild_id, uri):
             report.removed += 1
     log.info("pins of channel %s in guild %s: %s", channel_id, guild_id, report)
     return report
@@ -123,8 +181,12 @@ async def refresh_message(ingestor: Ingestor, msg: DiscordMessage) -> IngestOutc
 
 async def forget_message(ingestor: Ingestor, guild_id: int, channel_id: int,
                          message_id: int) -> bool:
-    """Remove a deleted message's document, if it was one."""
-    return await _remove(ingestor, guild_id, jump_url(guild_id, channel_id, message_id))
+    """Remove a deleted message's document and its files' documents, if it had any."""
+    async with ingestor.pool.connection() as conn:
+        docs = await DocumentRepo(conn).list_family(
+            guild_id, jump_url(guild_id, channel_id, message_id))
+    removed = [await _remove(ingestor, guild_id, doc.uri) for doc in docs]
+    return any(removed)
 
 
 async def _remove(ingestor: Ingestor, guild_id: int, uri: str) -> bool:

@@ -45,6 +45,7 @@ class Pins(commands.Cog):
         self.jobs = BackgroundJobs()
         self._locks: dict[int, asyncio.Lock] = {}
         self._dirty: set[int] = set()
+        self._reports: dict[int, PinSyncReport] = {}  # each channel's latest, for coalesced calls
 
     async def cog_unload(self) -> None:
         await self.jobs.aclose()
@@ -55,7 +56,7 @@ class Pins(commands.Cog):
         lock = self._locks.setdefault(channel.id, asyncio.Lock())
         self._dirty.add(channel.id)
         async with lock:
-            report = PinSyncReport()
+            report: PinSyncReport | None = None
             while channel.id in self._dirty:  # events during a sync: one more pass after it
                 self._dirty.discard(channel.id)
                 pinned = [document_message(m) async for m in channel.pins(limit=None)]
@@ -66,6 +67,9 @@ class Pins(commands.Cog):
 
                 report = await sync_channel(self.kb.ingestor, channel.guild.id, channel.id,
                                             pinned, step)
+                self._reports[channel.id] = report
+            if report is None:  # the sync running when we asked made that extra pass for us
+                report = self._reports.get(channel.id, PinSyncReport())
         if progress is not None:
             await progress.update(report_text(channel, report), final=True)
         return report

@@ -58,6 +58,15 @@ class DocumentRepo:
             row = await cur.fetchone()
         return _doc(row) if row else None
 
+    async def list_family(self, guild_id: int, uri: str) -> list[DocumentInfo]:
+        """The document at `uri` and the ones attached to it (`uri#…`: a message's files)."""
+        async with self.conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(f"SELECT {_DOC_COLUMNS} FROM documents"
+                              " WHERE guild_id = %(guild_id)s"
+                              " AND (uri = %(uri)s OR starts_with(uri, %(uri)s || '#'))"
+                              " ORDER BY uri", {"guild_id": guild_id, "uri": uri})
+            return [_doc(r) for r in await cur.fetchall()]
+
     async def list(self, guild_id: int) -> list[DocumentInfo]:
         async with self.conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(f"SELECT {_DOC_COLUMNS} FROM documents"

@@ -5,6 +5,7 @@ model, so tests look at which sources an /ask was grounded in, not at its words.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -156,6 +157,48 @@ async def test_sync_pins_reads_every_pin_of_a_channel(bot, emulator: Emulator, r
         "📌 Pins of #announcements: 2 added, 0 updated, 0 unchanged, 0 removed."), inter.texts()
     assert "1 pins without text were skipped" in inter.original.content
     assert len(await documents(bot, guild.id)) == 2
+
+
+POLICY = b"# Leave policy\n\nEveryone gets 30 days of paid leave per year; ask your lead.\n"
+
+
+async def test_pinned_files_are_ingested_with_the_pin_and_leave_with_it(
+    bot, emulator: Emulator, repo, caplog
+):
+    guild = await new_guild(bot, emulator, repo, "pin-files")
+    general = next(iter(guild.channels.values()))
+    msg = await emulator.post_message(general, emulator.owner(guild), "HR docs, see attached.", [
+        ("policy.md", POLICY), ("broken.pdf", b"%PDF-1.4 this is no pdf"),
+        ("team photo.png", b"\x89PNG\r\n\x1a\n"),
+    ])
+    url = f"https://discord.com/channels/{guild.id}/{general.id}/{msg.id}"
+    await emulator.set_pinned(msg, True)
+    docs = await eventually(lambda: _count(bot, guild.id, 2), "the pin and its file")
+    by_uri = {d.uri: d for d in docs}
+    assert set(by_uri) == {url, f"{url}#policy.md"}  # the bad pdf and the image are not there
+    policy = by_uri[f"{url}#policy.md"]
+    assert policy.title == "Leave policy" and policy.source == "discord"
+    assert policy.metadata["origin"] == "pin" and policy.metadata["message_id"] == str(msg.id)
+    assert f"{url}#policy.md" in await grounded_in(bot, emulator, guild,
+                                                  "How many days of paid leave do we get?")
+    with caplog.at_level(logging.WARNING, logger="core.pins"):
+        inter = await run(emulator, guild, emulator.owner(guild),
+                          {"sync-pins": {"channel": general}})
+    assert inter.original.content.startswith(  # the stored file is not downloaded again
+        "📌 Pins of #general: 0 added, 0 updated, 2 unchanged, 0 removed."), inter.texts()
+    assert f"⚠️ {url}#broken.pdf: unreadable PDF" in inter.original.content
+    assert any("skipped: unreadable PDF" in r.getMessage() for r in caplog.records)
+    await emulator.set_pinned(msg, False)
+    await eventually(lambda: _empty(bot, guild.id), "the unpin to remove the file too")
+    await emulator.set_pinned(msg, True)
+    await eventually(lambda: _count(bot, guild.id, 2), "the pin again")
+    await emulator.delete_message(msg)
+    await eventually(lambda: _empty(bot, guild.id), "the delete to remove the file too")
+
+
+async def _count(bot, guild_id: int, n: int) -> list[Any]:
+    docs = await documents(bot, guild_id)
+    return docs if len(docs) == n else []
 
 
 async def test_docs_list_pages_a_long_list_then_sends_it_as_a_file(bot, emulator: Emulator, repo):
