@@ -42,6 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pages of git-doc for the throughput part (default %(default)s)")
     parser.add_argument("--int8", action="store_true",
                         help="embed with dynamic int8 (eval goes to a database of its own)")
+    parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
+                        help="encoder weights (auto: bf16 where the CPU has it natively); "
+                             "each dtype evaluates in a database of its own")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved rounds of the throughput part (default %(default)s)")
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
 
 
@@ -71,8 +76,10 @@ async def _run(args: argparse.Namespace, settings: Settings, parts: list[str]) -
     if ("eval" in parts or "ingest" in parts) and not docs.is_dir():
         raise SystemExit(f"guru: {docs} not found; install it with `apt-get install git-doc` "
                          "or pass --docs DIR")
-    embedder = Embedder(int8=args.int8)
-    suffix = "_int8" if args.int8 else ""
+    embedder = Embedder(int8=args.int8, dtype=args.dtype)
+    # Stored vectors must come from the encoder under test: one eval database per encoder.
+    suffix = "_int8" if args.int8 else {"float32": "", "bfloat16": "_bf16"}[
+        embedder.resolved_dtype]
     report: dict[str, Any] = {}
     async with server_url(settings) as url:
         if "eval" in parts:
@@ -92,7 +99,8 @@ async def _run(args: argparse.Namespace, settings: Settings, parts: list[str]) -
             from bench.rag_eval.throughput import measure_ingest
 
             async with bench_pool(url, "guru_bench_ingest" + suffix, fresh=True) as pool:
-                report["ingest"] = await measure_ingest(pool, embedder, docs, args.ingest_pages)
+                report["ingest"] = await measure_ingest(pool, embedder, docs, args.ingest_pages,
+                                                        args.rounds)
         if "latency" in parts:
             from bench.rag_eval.latency import measure_latency
 

@@ -40,8 +40,11 @@ def render(report: dict[str, Any]) -> str:
         i = report["ingest"]
         lines.append(f"\ningest: {i['chunks']} chunks from {i['pages']} pages: ours "
                      f"{i['ours_chunks_per_s']} chunks/s end to end (embed only "
-                     f"{i['ours_embed_chunks_per_s']}/s), sentence-transformers fp32 encode "
-                     f"{i['st_chunks_per_s']}/s -> ratio {i['ratio_end_to_end']}")
+                     f"{i['ours_embed_chunks_per_s']}/s, {i.get('encoder_dtype', 'float32')}), "
+                     f"sentence-transformers fp32 encode {i['st_chunks_per_s']}/s -> ratio "
+                     f"{i['ratio_end_to_end']} (embed only {i['ratio_embed_only']}); medians of "
+                     f"{i.get('rounds', 1)} interleaved rounds, load average "
+                     f"{i.get('load_avg_1m', '?')}")
     for lat in report.get("latency", []):
         lines.append(f"\nlatency at {lat['chunks']} chunks ({lat['guilds']} guilds, query guild "
                      f"{lat['guild_chunks']} chunks): vector p50 {lat['vector_p50_ms']} ms, "

@@ -10,9 +10,11 @@ that embeds nothing. One bad input never stops the rest of a batch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -23,13 +25,18 @@ from core.rag.chunking import Chunker, content_hash
 from core.rag.embedder import Embedder
 from core.rag.loaders import MAX_FILE_BYTES, expand_paths, load_file, parse_text
 from core.rag.store import ChunkRepo, DocumentRepo, forget_guild
-from core.rag.types import DocumentInfo, IngestOutcome, ParsedDocument, Section, SourceKind
+from core.rag.types import (ChunkDraft, DocumentInfo, IngestOutcome, ParsedDocument, Section,
+                            SourceKind)
 
 __all__ = ["Ingestor", "check_guild_id"]
 
 log = logging.getLogger(__name__)
 
 MAX_TITLE_CHARS = 500
+# Chunks embedded together (from several documents when they are short): enough for a few
+# full, length-sorted batches of 32. Documents parsed ahead while a window embeds.
+WINDOW_CHUNKS = 128
+PREFETCH_DOCS = 16
 
 
 def check_guild_id(guild_id: int) -> int:
@@ -52,23 +59,54 @@ class Ingestor:
                            source: SourceKind = "file") -> AsyncIterator[IngestOutcome]:
         """Ingest files and directories (recursively); yield one outcome per file, in order.
 
+        A producer task parses and chunks the next files while the current window of documents
+        is embedded (the encoder runs on its own thread), and a window embeds the chunks of
+        several documents in one call, so short documents still fill length-sorted batches.
+        Each document is then written in its own transaction, as before.
+
         `source="concept"` with guild 0 (`CONCEPTS_GUILD_ID`) is how /explain's notes go in."""
         check_guild_id(guild_id)
-        for uri, problem in await asyncio.to_thread(lambda: list(expand_paths(paths))):
-            if problem:
-                yield IngestOutcome(uri, "error", error=problem)
-                continue
-            try:
-                doc = await asyncio.to_thread(load_file, uri, max_bytes)
-            except InvalidInput as exc:
-                yield IngestOutcome(uri, "error", error=exc.user_message)
-                continue
-            except OSError as exc:
-                yield IngestOutcome(uri, "error", error=f"cannot read ({exc.strerror or exc})")
-                continue
-            if source != doc.source:
-                doc = ParsedDocument(doc.uri, doc.title, doc.sections, source, doc.metadata)
-            yield await self.ingest_document(guild_id, doc)
+        entries = await asyncio.to_thread(lambda: list(expand_paths(paths)))
+        queue: asyncio.Queue[_Item | BaseException | None] = asyncio.Queue(PREFETCH_DOCS)
+        producer = asyncio.create_task(
+            self._prepare_all(guild_id, entries, max_bytes, source, queue))
+        try:
+            finished = False
+            while not finished:
+                window, finished = await _next_window(queue)
+                for outcome in await self._finish(guild_id, window):
+                    yield outcome
+        finally:
+            producer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await producer
+
+    async def _prepare_all(self, guild_id: int, entries: list[tuple[str, str | None]],
+                           max_bytes: int, source: SourceKind,
+                           queue: asyncio.Queue[_Item | BaseException | None]) -> None:
+        """Parse and chunk each entry into `queue`, then None; an unexpected error goes in too."""
+        try:
+            for uri, problem in entries:
+                await queue.put(await self._prepare_file(guild_id, uri, problem, max_bytes,
+                                                         source))
+        except Exception as exc:  # handed to the consumer, which raises it
+            await queue.put(exc)
+            return
+        await queue.put(None)
+
+    async def _prepare_file(self, guild_id: int, uri: str, problem: str | None, max_bytes: int,
+                            source: SourceKind) -> _Item:
+        if problem:
+            return IngestOutcome(uri, "error", error=problem)
+        try:
+            doc = await asyncio.to_thread(load_file, uri, max_bytes)
+        except InvalidInput as exc:
+            return IngestOutcome(uri, "error", error=exc.user_message)
+        except OSError as exc:
+            return IngestOutcome(uri, "error", error=f"cannot read ({exc.strerror or exc})")
+        if source != doc.source:
+            doc = ParsedDocument(doc.uri, doc.title, doc.sections, source, doc.metadata)
+        return await self._prepare(guild_id, doc)
 
     async def ingest_message(self, guild_id: int, text: str, *, jump_url: str, author: str,
                              channel: str, title: str | None = None,
@@ -84,7 +122,11 @@ class Ingestor:
     async def ingest_document(self, guild_id: int, doc: ParsedDocument) -> IngestOutcome:
         """Store one parsed document (add, replace or no-op); errors come back as an outcome."""
         check_guild_id(guild_id)
-        started = time.perf_counter()
+        [outcome] = await self._finish(guild_id, [await self._prepare(guild_id, doc)])
+        return outcome
+
+    async def _prepare(self, guild_id: int, doc: ParsedDocument) -> _Item:
+        """Clean, hash and chunk a document; an outcome instead when it is unchanged or bad."""
         doc = _clean(doc)
         digest = content_hash(doc)
         async with self.pool.connection() as conn:
@@ -94,19 +136,48 @@ class Ingestor:
         try:
             chunker = await self._get_chunker()
             drafts = await asyncio.to_thread(chunker.split, doc)
-            if not drafts:
-                return IngestOutcome(doc.uri, "error", error="no text to index")
-            embeddings = await self.embedder.embed([d.embedding_text for d in drafts])
-            outcome = await self._write(guild_id, doc, digest, drafts, embeddings)
         except GuruError as exc:
             return IngestOutcome(doc.uri, "error", error=exc.user_message)
+        if not drafts:
+            return IngestOutcome(doc.uri, "error", error="no text to index")
+        return _Prepared(doc, digest, drafts)
+
+    async def _finish(self, guild_id: int, window: list[_Item]) -> list[IngestOutcome]:
+        """Embed the window's chunks in one call, then write each document in its own
+        transaction; outcomes in the window's order."""
+        started = time.perf_counter()
+        prepared = [item for item in window if isinstance(item, _Prepared)]
+        texts = [d.embedding_text for item in prepared for d in item.drafts]
+        try:
+            embeddings = await self.embedder.embed(texts)
+        except GuruError as exc:
+            return [item if isinstance(item, IngestOutcome)
+                    else IngestOutcome(item.doc.uri, "error", error=exc.user_message)
+                    for item in window]
+        outcomes, offset = [], 0
+        for item in window:
+            if isinstance(item, IngestOutcome):
+                outcomes.append(item)
+                continue
+            rows = embeddings[offset : offset + len(item.drafts)]
+            offset += len(item.drafts)
+            outcomes.append(await self._store(guild_id, item, rows))
+        log.info("ingest window for guild %s: %d documents, %d chunks in %.2fs", guild_id,
+                 len(prepared), len(texts), time.perf_counter() - started)
+        return outcomes
+
+    async def _store(self, guild_id: int, item: _Prepared, embeddings: Any) -> IngestOutcome:
+        try:
+            outcome = await self._write(guild_id, item.doc, item.digest, item.drafts, embeddings)
+        except GuruError as exc:
+            return IngestOutcome(item.doc.uri, "error", error=exc.user_message)
         except psycopg.Error as exc:  # the transaction rolled back: nothing of it was written
             log.warning("ingest of a document for guild %s failed in the database: %s",
                         guild_id, exc)
-            return IngestOutcome(doc.uri, "error", error="database error; nothing of this "
+            return IngestOutcome(item.doc.uri, "error", error="database error; nothing of this "
                                  "document was written, try again")
-        log.info("ingested document %s for guild %s: %s, %d chunks in %.2fs", outcome.document_id,
-                 guild_id, outcome.status, outcome.chunks, time.perf_counter() - started)
+        log.info("ingested document %s for guild %s: %s, %d chunks", outcome.document_id,
+                 guild_id, outcome.status, outcome.chunks)
         return outcome
 
     async def _write(self, guild_id: int, doc: ParsedDocument, digest: str, drafts: list,
@@ -168,6 +239,35 @@ class Ingestor:
         if not any(counts.values()):
             raise NotFound(f"Guru has nothing stored for guild {guild_id}.")
         return counts
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A document parsed and chunked, waiting for its embeddings."""
+
+    doc: ParsedDocument
+    digest: str
+    drafts: list[ChunkDraft]
+
+
+_Item = IngestOutcome | _Prepared
+
+
+async def _next_window(
+    queue: asyncio.Queue[_Item | BaseException | None],
+) -> tuple[list[_Item], bool]:
+    """Items from the producer until WINDOW_CHUNKS chunks are waiting; (items, producer done)."""
+    window: list[_Item] = []
+    chunks = 0
+    while chunks < WINDOW_CHUNKS:
+        item = await queue.get()
+        if item is None:
+            return window, True
+        if isinstance(item, BaseException):
+            raise item
+        window.append(item)
+        chunks += len(item.drafts) if isinstance(item, _Prepared) else 0
+    return window, False
 
 
 def _clean(doc: ParsedDocument) -> ParsedDocument:
