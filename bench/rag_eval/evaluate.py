@@ -42,10 +42,18 @@ class Question:
 
     @property
     def avoids_title_words(self) -> bool:
-        """True when no gold page's command name (git-<name>.html → name) is in the question."""
-        words = set(re.findall(r"[a-z0-9]+", self.text.lower()))
+        """True when no gold page's name (git-<name>.html → name, split at "-") is in the
+        question, compared stemmed: "commits" leaks git-commit, "files" leaks git-ls-files."""
+        words = {_stem(w) for w in re.findall(r"[a-z0-9]+", self.text.lower())}
         names = {re.sub(r"^git-?", "", Path(g).stem.lower()) for g in self.gold}
-        return not any(part in words for n in names for part in n.split("-") if len(part) > 2)
+        return not any(_stem(part) in words for n in names for part in n.split("-")
+                       if len(part) > 2)
+
+
+def _stem(word: str) -> str:
+    from nltk.stem.snowball import EnglishStemmer  # llama-index's dependency; cheap to build
+
+    return EnglishStemmer().stem(word)
 
 
 def load_questions(path: Path = HERE / "questions.jsonl") -> list[Question]:
