@@ -22,7 +22,8 @@ from core.errors import InvalidInput, NotFound
 from core.tuning.jobs import JobRepo, TuningJob
 from core.tuning.registry import Adapter, AdapterRepo
 from core.tuning.spec import LoraJobSpec
-from core.tuning.tuner import job_spec, queue_job
+from core.tuning.review import ReviewItem, ReviewRepo
+from core.tuning.tuner import cancel_job, job_spec, queue_job
 from core.tuning.worker import Worker, WorkerOptions
 
 __all__ = ["register"]
@@ -70,6 +71,16 @@ def register(subparsers: Any) -> None:
     cancel.add_argument("job", type=int)
     _guild(cancel)
     cancel.set_defaults(handler=cancel_command)
+    review = actions.add_parser("review", help="a guild's 👍 answers waiting for approval")
+    _guild(review)
+    review.add_argument("--limit", type=int, default=50, metavar="N")
+    review.add_argument("--json", action="store_true")
+    review.set_defaults(handler=review_command)
+    for name, verb in (("approve", "use as tuning pairs"), ("reject", "never use")):
+        decide = actions.add_parser(name, help=f"{verb}: 👍 answers by id (see `review`)")
+        decide.add_argument("ids", type=int, nargs="+", metavar="ID")
+        _guild(decide)
+        decide.set_defaults(handler=decide_command, approve=name == "approve")
     worker = actions.add_parser("worker", help="run tuning jobs (the Procfile's trainer)")
     worker.add_argument("--once", action="store_true", help="run at most one job, then exit")
     worker.add_argument("--heartbeat-s", type=float, default=5.0)
@@ -193,11 +204,61 @@ async def export_command(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cancel_command(args: argparse.Namespace, settings: Settings) -> int:
     async with _db(settings) as db:
-        repo = JobRepo(db.pool)
-        job = await repo.get(args.guild, args.job)
-        if not await repo.cancel(args.guild, args.job):
-            raise InvalidInput(f"Job {args.job} is {job.status} already; nothing to cancel.")
+        await cancel_job(db.pool, args.guild, args.job)
     print(f"Cancelled tuning job {args.job}; the active adapter is unchanged.")
+    return 0
+
+
+def _one_line(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _review_line(item: ReviewItem) -> str:
+    return (f"{item.id:>7}  {item.created_at:%Y-%m-%d %H:%M}  /{item.command:<8} "
+            f"Q: {_one_line(item.question, 60)}\n{'':>7}  A: {_one_line(item.answer, 100)}")
+
+
+async def review_command(args: argparse.Namespace, settings: Settings) -> int:
+    if args.limit < 1:
+        raise InvalidInput("--limit must be at least 1.")
+    async with _db(settings) as db:
+        repo = ReviewRepo(db.pool)
+        items = await repo.pending(args.guild, limit=args.limit)
+        counts = await repo.counts(args.guild)
+    if args.json:
+        print(json.dumps({"approved": counts.approved, "pending": counts.pending,
+                          "rejected": counts.rejected,
+                          "answers": [item.__dict__ for item in items]},
+                         indent=2, default=str, ensure_ascii=False))
+        return 0
+    if items:
+        print("\n".join(_review_line(i) for i in items))
+        more = counts.pending - len(items)
+        if more > 0:
+            print(f"… and {more} more (--limit).")
+    else:
+        print(f"Guild {args.guild} has no 👍 answers waiting for review.")
+    print(f"{counts.approved} approved, {counts.pending} pending, {counts.rejected} rejected. "
+          f"Decide with `guru tune approve|reject ID... --guild {args.guild}`.")
+    return 0
+
+
+async def decide_command(args: argparse.Namespace, settings: Settings) -> int:
+    async with _db(settings) as db:
+        repo = ReviewRepo(db.pool)
+        decisions = await repo.decide(args.guild, args.ids, args.approve)
+        counts = await repo.counts(args.guild)
+    verb = "approved" if args.approve else "rejected"
+    changed = [d for d in decisions if d.changed]
+    same = [d for d in decisions if not d.changed]
+    if changed:
+        was = ", ".join(f"#{d.id}" + (f" (was {d.before})" if d.before != "pending" else "")
+                        for d in changed)
+        print(f"{verb.capitalize()} {was}.")
+    if same:
+        print(f"Already {verb}: {', '.join(f'#{d.id}' for d in same)}.")
+    print(f"Guild {args.guild}: {counts.approved} approved, {counts.pending} pending.")
     return 0
 
 

@@ -65,6 +65,15 @@ _BY_GUILD = f"""
 SELECT {_COLUMNS} FROM tuning_jobs WHERE guild_id = %(guild_id)s
 ORDER BY created_at DESC, id DESC LIMIT %(limit)s
 """
+_LIVE = f"""
+SELECT {_COLUMNS} FROM tuning_jobs
+WHERE guild_id = %(guild_id)s AND status IN ('queued', 'running')
+ORDER BY created_at DESC, id DESC LIMIT %(limit)s
+"""
+_AUDIT = """
+INSERT INTO audit_log (guild_id, actor_id, action, detail)
+VALUES (%(guild_id)s, %(actor_id)s, %(action)s, %(detail)s)
+"""
 _ONE = f"SELECT {_COLUMNS} FROM tuning_jobs WHERE guild_id = %(guild_id)s AND id = %(id)s"
 _DATASET = "SELECT dataset FROM tuning_jobs WHERE id = %(id)s"
 # Operator view (CLI `guru tune status`, the worker): spans guilds on purpose.
@@ -158,11 +167,21 @@ class JobRepo:
             await conn.execute(_FAIL, {"id": job_id, "worker": worker, "error": error})
         log.warning("job %d failed: %s", job_id, error)
 
-    async def cancel(self, guild_id: int, job_id: int) -> bool:
-        """Stop a queued or running job; its worker notices at its next heartbeat."""
-        async with self.pool.connection() as conn:
+    async def cancel(self, guild_id: int, job_id: int, actor_id: int | None = None) -> bool:
+        """Stop a queued or running job (audited as `tune.cancel`); its worker notices at its
+        next heartbeat. False when the guild has no such live job."""
+        async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(_CANCEL, {"guild_id": guild_id, "id": job_id})
-            return cur.rowcount == 1
+            if cur.rowcount != 1:
+                return False
+            await conn.execute(_AUDIT, {"guild_id": guild_id, "actor_id": actor_id,
+                                        "action": "tune.cancel", "detail": Jsonb({"job": job_id})})
+        log.info("guild %d cancelled tuning job %d", guild_id, job_id)
+        return True
+
+    async def live(self, guild_id: int, limit: int = 25) -> list[TuningJob]:
+        """The guild's queued and running jobs, newest first (what can still be cancelled)."""
+        return await self._fetch(_LIVE, {"guild_id": guild_id, "limit": limit})
 
     async def get(self, guild_id: int, job_id: int) -> TuningJob:
         async with self.pool.connection() as conn:

@@ -119,7 +119,8 @@ class AdapterRepo:
     async def get(self, guild_id: int, version: int) -> Adapter:
         found = await self._fetch(_ONE, {"guild_id": guild_id, "version": version})
         if not found:
-            raise NotFound(f"This server has no adapter version {version}; see `tune list`.")
+            raise NotFound(f"This server has no adapter version {version}; its list of "
+                           "adapters shows the versions there are.")
         return found[0]
 
     async def active(self, guild_id: int) -> Adapter | None:

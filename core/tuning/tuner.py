@@ -17,12 +17,13 @@ from typing import Any
 from core.db.pool import Pool
 from core.errors import InvalidInput
 from core.tuning.data import Pair, approved_pairs, dedupe, parse_jsonl
-from core.tuning.jobs import JobRepo
+from core.tuning.jobs import JobRepo, TuningJob
 from core.tuning.plot import plot_losses
 from core.tuning.registry import Adapter
 from core.tuning.spec import LoraJobSpec
 
-__all__ = ["MAX_UPLOAD_BYTES", "QueuedJob", "job_spec", "loss_curve_png", "queue_job"]
+__all__ = ["MAX_UPLOAD_BYTES", "QueuedJob", "cancel_job", "job_spec", "loss_curve_png",
+           "queue_job"]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,18 @@ async def queue_job(
     job_id = await JobRepo(pool).enqueue(guild_id, spec.to_dict(), [p.to_json() for p in pairs],
                                          requested_by=requested_by)
     return QueuedJob(job_id, guild_id, len(pairs), source, spec)
+
+
+async def cancel_job(pool: Pool, guild_id: int, job_id: int,
+                     actor_id: int | None = None) -> TuningJob:
+    """Cancel the guild's queued or running job `job_id` (`guru tune cancel`, `/tune cancel`);
+    the job as it was. NotFound for another guild's job; InvalidInput when it has ended."""
+    repo = JobRepo(pool)
+    job = await repo.get(guild_id, job_id)
+    if not await repo.cancel(guild_id, job_id, actor_id=actor_id):
+        job = await repo.get(guild_id, job_id)  # it may have ended since the first read
+        raise InvalidInput(f"Tuning job {job_id} is {job.status} already; nothing to cancel.")
+    return job
 
 
 def loss_curve_png(adapter: Adapter) -> bytes | None:
