@@ -18,6 +18,7 @@ __all__ = [
     "Eta",
     "adapters_text",
     "finished_text",
+    "job_choice_name",
     "jobs_text",
     "progress_text",
     "queued_text",
@@ -168,7 +169,7 @@ def adapters_text(adapters: Sequence[Adapter]) -> str:
     lines = [f"**Adapter versions here** (serving {now})",
              *(_adapter_line(a) for a in reversed(adapters))]
     return render.truncate(render.escape("\n".join(lines)), render.MESSAGE_LIMIT,
-                           marker="\n… (more: see `guru tune list`)")
+                           marker="\n… (older versions left out)")
 
 
 def version_choice_name(a: Adapter) -> str:
@@ -178,3 +179,10 @@ def version_choice_name(a: Adapter) -> str:
             if "eval_loss_after" in m else "")
     return render.truncate(f"v{a.version}{' (active)' if a.active else ''} — {a.method}{loss}",
                            100)
+
+
+def job_choice_name(job: TuningJob) -> str:
+    """An autocomplete label for a live job (≤ 100 chars)."""
+    where = f" · {_where(job.progress)}" if job.status == "running" else ""
+    return render.truncate(f"#{job.id} {job.status} · {_method(job.spec)} · "
+                           f"{job.created_at:%Y-%m-%d %H:%M}{where}", 100)

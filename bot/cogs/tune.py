@@ -1,9 +1,12 @@
-"""/tune start|status|list|activate|rollback: this server's LoRA adapters (Manage Server).
+"""/tune start|status|list|activate|rollback|review|cancel: this server's LoRA adapters
+(Manage Server).
 
 `start` only validates and queues (core.tuning.tuner, as `guru tune start`); the training runs
 in the trainer process (`guru tune worker`), and this cog follows the job's row to keep the
 reply current until it ends or Discord's 15-minute reply window does. `activate`/`rollback`
-notify every running bot, this one included, which then hot-swaps the adapter.
+notify every running bot, this one included, which then hot-swaps the adapter. `review` shows
+the 👍 answers waiting for a moderator's approval one at a time (bot.tunereview); approved ones
+are what `start` without a file trains on.
 """
 
 from __future__ import annotations
@@ -22,9 +25,18 @@ from bot.checks import ensure_manage_guild
 from bot.errors import Refused
 from bot.progress import BackgroundJobs, ProgressReply
 from bot.streaming import REPLY_WINDOW_S
+from bot.tunereview import ReviewButton, closed_text, review_message
 from core.tuning.jobs import JobRepo
 from core.tuning.registry import AdapterRepo
-from core.tuning.tuner import MAX_UPLOAD_BYTES, QueuedJob, job_spec, loss_curve_png, queue_job
+from core.tuning.review import ReviewRepo
+from core.tuning.tuner import (
+    MAX_UPLOAD_BYTES,
+    QueuedJob,
+    cancel_job,
+    job_spec,
+    loss_curve_png,
+    queue_job,
+)
 
 if TYPE_CHECKING:
     from bot.client import GuruBot
@@ -41,13 +53,20 @@ class Tune(commands.GroupCog, group_name="tune", group_description="Tune Guru fo
 
     def __init__(self, bot: GuruBot) -> None:
         assert bot.services is not None and bot.services.db is not None
+        self.bot = bot
         self.model = bot.settings.model
         self.job_repo = JobRepo(bot.services.db.pool)
         self.adapters = AdapterRepo(bot.services.db.pool)
+        self.reviews = ReviewRepo(bot.services.db.pool)
         self.jobs = BackgroundJobs()
         self.poll_s, self.window_s = POLL_S, REPLY_WINDOW_S  # tests shorten both
 
+    async def cog_load(self) -> None:
+        # Review buttons keep working across restarts (their custom_id carries their state).
+        self.bot.add_dynamic_items(ReviewButton)
+
     async def cog_unload(self) -> None:
+        self.bot.remove_dynamic_items(ReviewButton)
         await self.jobs.aclose()
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
@@ -140,6 +159,39 @@ class Tune(commands.GroupCog, group_name="tune", group_description="Tune Guru fo
         adapter = await self.adapters.rollback(interaction.guild_id, actor_id=interaction.user.id)
         now = f"adapter v{adapter.version}" if adapter else "the base model"
         await interaction.followup.send(f"↩️ Rolled back: this server now uses {now}.")
+
+    @app_commands.command(name="review", description="Approve 👍 answers as tuning examples")
+    async def review(self, interaction: discord.Interaction) -> None:
+        assert interaction.guild_id is not None
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        item = await self.reviews.next_pending(interaction.guild_id)
+        counts = await self.reviews.counts(interaction.guild_id)
+        if item is None:
+            await interaction.followup.send(closed_text(counts))
+            return
+        content, view = review_message(item, counts, interaction.user.id)
+        await interaction.followup.send(content, view=view)
+
+    @app_commands.command(name="cancel", description="Stop a queued or running tuning job")
+    @app_commands.describe(job="The job (start typing; see /tune status)")
+    async def cancel(self, interaction: discord.Interaction,
+                     job: app_commands.Range[int, 1]) -> None:
+        assert interaction.guild_id is not None
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        was = await cancel_job(self.job_repo.pool, interaction.guild_id, job,
+                               actor_id=interaction.user.id)
+        await interaction.followup.send(f"⏹️ Cancelled tuning job {was.id} (it was {was.status}); "
+                                        "the active adapter is unchanged.")
+
+    @cancel.autocomplete("job")
+    async def _job_choices(self, interaction: discord.Interaction,
+                           current: str) -> list[app_commands.Choice[int]]:
+        if interaction.guild_id is None or not interaction.permissions.manage_guild:
+            return []
+        typed = str(current).strip().lstrip("#")
+        return [app_commands.Choice(name=report.job_choice_name(j), value=j.id)
+                for j in await self.job_repo.live(interaction.guild_id)
+                if str(j.id).startswith(typed)][:25]
 
 
 async def setup(bot: GuruBot) -> None:

@@ -101,7 +101,7 @@ async def test_tune_is_for_moderators_only(bot, emulator: Emulator, jobs: JobRep
     synced = {c["name"]: c for c in emulator.world.commands[None]}
     assert str(synced["tune"]["default_member_permissions"]) == str(MANAGE_GUILD)
     assert {o["name"] for o in synced["tune"]["options"]} == {
-        "start", "status", "list", "activate", "rollback"}
+        "start", "status", "list", "activate", "rollback", "review", "cancel"}
     guild = await new_guild(bot, emulator, "tune-denied")
     member = emulator.add_member(guild, "mallory")
     for options in ({"start": {"data": emulator.upload("data.jsonl", GOOD)}}, {"rollback": {}}):
