@@ -2,6 +2,8 @@
 
 `start` validates the data before anything is queued; `worker` (the Procfile's `trainer`) runs
 the jobs; `activate`/`rollback` switch a guild's adapter and running bots follow at once.
+`review` lists the 👍 answers waiting for a moderator; `approve`/`reject` decide them (approved
+ones are what `start` without --data trains on).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from core.tuning.data import Pair, approved_pairs, dedupe, parse_jsonl
 from core.tuning.jobs import JobRepo, TuningJob
 from core.tuning.plot import plot_losses
 from core.tuning.registry import Adapter
+from core.tuning.review import ReviewRepo
 from core.tuning.spec import LoraJobSpec
 
 __all__ = ["MAX_UPLOAD_BYTES", "QueuedJob", "cancel_job", "job_spec", "loss_curve_png",
@@ -71,8 +72,12 @@ async def queue_job(
     else:
         pairs = await approved_pairs(pool, guild_id)
         if not pairs:
-            raise InvalidInput("This server has no approved 👍 answers yet; give a JSONL file "
-                               "of examples instead.")
+            pending = (await ReviewRepo(pool).counts(guild_id)).pending
+            waiting = (f"; {pending} 👍 answer{'' if pending == 1 else 's'} "
+                       f"{'is' if pending == 1 else 'are'} waiting for a moderator's review"
+                       if pending else "")
+            raise InvalidInput(f"This server has no approved 👍 answers yet{waiting}. Approve "
+                               "some in the review, or give a JSONL file of examples instead.")
         source = "approved answers"
     pairs = dedupe(pairs)
     job_id = await JobRepo(pool).enqueue(guild_id, spec.to_dict(), [p.to_json() for p in pairs],

@@ -16,7 +16,7 @@ from core.tuning.data import approved_pairs
 from core.tuning.jobs import JobRepo
 from core.tuning.registry import AdapterRepo
 from core.tuning.review import ReviewRepo
-from core.tuning.tuner import cancel_job
+from core.tuning.tuner import cancel_job, job_spec, queue_job
 from tests.fixtures.paths import REPO
 
 from .test_worker import _env, migrated  # noqa: F401 - fixture
@@ -138,7 +138,7 @@ async def _guru(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[
         capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.slow  # five `guru` processes
+@pytest.mark.slow  # seven `guru` processes
 async def test_tune_review_cli(migrated, tmp_path):  # noqa: F811
     url, pool = migrated
     env = _env(url, tmp_path / "data")
@@ -162,3 +162,18 @@ async def test_tune_review_cli(migrated, tmp_path):  # noqa: F811
     assert "no 👍 answers waiting" in text.stdout and "1 approved, 0 pending, 1 rejected" in (
         text.stdout)
     assert [p.output for p in await approved_pairs(pool, GUILD)] == ["A ask."]
+    job_id = await JobRepo(pool).enqueue(GUILD, {}, [])
+    cancelled = await _guru(env, "cancel", str(job_id), "--guild", g)
+    assert f"Cancelled tuning job {job_id}" in cancelled.stdout, cancelled.stderr
+    again = await _guru(env, "cancel", str(job_id), "--guild", g)
+    assert again.returncode != 0 and "is cancelled already" in again.stderr
+
+
+async def test_start_without_approved_answers_says_how_many_wait_for_review(
+    migrated,  # noqa: F811
+):
+    _, pool = migrated
+    await _answers(pool, ROWS)
+    with pytest.raises(InvalidInput, match="2 👍 answers are waiting for a moderator's review"):
+        await queue_job(pool, GUILD, job_spec("m"))
+    assert await JobRepo(pool).for_guild(GUILD) == []
