@@ -17,9 +17,14 @@ from psycopg.types.json import Jsonb
 from core.db.pool import Pool
 from core.errors import InvalidInput
 
-__all__ = ["GuildSettings", "GuildSettingsRepo"]
+__all__ = ["CONSOLE_GUILD_ID", "GuildSettings", "GuildSettingsRepo"]
 
 log = logging.getLogger(__name__)
+
+# The offline console's own server (`guru chat`; `guru ingest PATH --guild 1` feeds its /ask).
+# Discord snowflakes carry a timestamp, so no real guild id is this small; 0 is Guru's own
+# concept notes (core.rag.types.CONCEPTS_GUILD_ID).
+CONSOLE_GUILD_ID = 1
 
 SCALARS = ("system_prompt", "temperature", "max_answer_tokens", "rate_limit_per_minute")
 ID_LISTS = ("allowed_channel_ids", "allowed_role_ids")

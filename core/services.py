@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from core.config import Settings
 from core.db.pool import Database
@@ -17,6 +18,9 @@ from core.llm.types import LLMBackend
 from core.rag.embedder import Embedder
 from core.sandbox import Sandbox
 from core.tuning.hotswap import AdapterListener, GuildAdapters
+
+if TYPE_CHECKING:
+    from core.pal.solver import PalSolver
 
 __all__ = ["Services", "open_llm"]
 
@@ -102,6 +106,19 @@ class Services:
                     log.warning("the code sandbox refuses to run code: %s", reason)
                 self.sandbox = sandbox
         return self.sandbox
+
+    async def pal_solver(self) -> PalSolver:
+        """The /calc solver: the sandbox first (a refusing one fails now, before a code model
+        loads for nothing), then the calc model. `guru calc`, /calc and `guru chat` use it."""
+        from core.pal.execute import SandboxRefused
+        from core.pal.solver import PalSolver
+
+        sandbox = await self.code_sandbox()
+        refusal = await sandbox.start()
+        if refusal:
+            raise SandboxRefused(f"The sandbox refuses to run code here: {refusal}")
+        return PalSolver(await self.calc_llm(), sandbox, timeout_s=self.settings.sandbox_timeout_s,
+                         temperature=self.settings.temperature or 0.7)
 
     async def start_adapter_listener(self) -> None:
         """Follow `guru tune activate/rollback` into the local engine; no-op for a remote LLM."""

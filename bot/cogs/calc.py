@@ -22,7 +22,7 @@ from bot.checks import ensure_allowed_here
 from bot.feedback import feedback_view, record_answer
 from bot.progress import BackgroundJobs, ProgressReply, post_pages
 from core.pal.prompt import pal_messages
-from core.pal.solver import MAX_PROBLEM_CHARS, PalResult, PalSolver, check_problem
+from core.pal.solver import MAX_PROBLEM_CHARS, PalResult, check_problem
 
 if TYPE_CHECKING:
     from bot.client import GuruBot
@@ -87,9 +87,7 @@ class Calc(commands.Cog):
         progress, started = ProgressReply(interaction), time.monotonic()
         recorded = await record_answer(services.db.pool, interaction, "calc", problem)
         await progress.update("✍️ Writing code…")
-        llm = await services.calc_llm()  # the first /calc may load the code model
-        sandbox = await services.code_sandbox()
-        solver = PalSolver(llm, sandbox, timeout_s=services.settings.sandbox_timeout_s)
+        solver = await services.pal_solver()  # the first /calc may load the code model
         reply = await solver.generate(
             pal_messages(problem), sample=0, sampled=False, guild_id=interaction.guild_id
         )

@@ -18,7 +18,7 @@ from core.rag.answer import refusal
 from core.rag.types import Answer
 from core.services import open_llm
 
-__all__ = ["register"]
+__all__ = ["print_answer", "register"]
 
 
 def register(sub: Any) -> None:
@@ -40,11 +40,12 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             services.llm = await open_llm(settings, services.models)
             kb.answerer.llm = services.llm
             answer = await kb.answerer.answer(args.guild, question, grounding)
-    _print(answer, args.json)
+    print_answer(answer, args.json)
     return 0
 
 
-def _print(answer: Answer, as_json: bool) -> None:
+def print_answer(answer: Answer, as_json: bool = False) -> None:
+    """The answer, then its numbered sources (`[n] title — uri`)."""
     if as_json:
         print(json.dumps(answer.to_dict()))
         return

@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TextIO
 
 from core.config import Settings
 from core.errors import InvalidInput
-from core.pal.solver import MAX_SAMPLES, PalResult, PalSolver, check_problem
+from core.pal.solver import MAX_SAMPLES, PalResult, check_problem
 
-__all__ = ["register", "run_calc"]
+__all__ = ["register", "run_calc", "show_result"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,7 +37,9 @@ def _problem(args: argparse.Namespace) -> str:
     return check_problem(text)  # fail fast, before minutes of model loading
 
 
-def _show(result: PalResult) -> None:
+def show_result(result: PalResult, errors: TextIO | None = None) -> None:
+    """The program, what it printed, the votes and the answer (or, on `errors`, default
+    stderr, why there is none)."""
     if result.code:
         print(f"```python\n{result.code.rstrip()}\n```")
     if result.stdout.strip():
@@ -47,11 +50,10 @@ def _show(result: PalResult) -> None:
         flag = "" if result.numeric else "   (not a number: the program returned this value)"
         print(f"answer: {result.answer}{flag}")
     else:
-        print(f"no answer: {result.error}", file=sys.stderr)
+        print(f"no answer: {result.error}", file=errors or sys.stderr)
 
 
 async def run_calc(args: argparse.Namespace, settings: Settings) -> int:
-    from core.pal.execute import SandboxRefused
     from core.services import Services
 
     problem = _problem(args)
@@ -59,18 +61,12 @@ async def run_calc(args: argparse.Namespace, settings: Settings) -> int:
         raise InvalidInput(f"--samples must be between 1 and {MAX_SAMPLES}.")
     services = Services(settings)
     try:
-        sandbox = await services.code_sandbox()
-        refusal = await sandbox.start()  # fail closed before loading a model for nothing
-        if refusal:
-            raise SandboxRefused(f"The sandbox refuses to run code here: {refusal}")
-        solver = PalSolver(await services.calc_llm(), sandbox,
-                           timeout_s=settings.sandbox_timeout_s,
-                           temperature=settings.temperature or 0.7)
+        solver = await services.pal_solver()  # fails closed before loading a model for nothing
         result = await solver.solve(problem, samples=args.samples)
     finally:
         await services.aclose()
     if args.json:
         print(json.dumps(result.public(), indent=2))
     else:
-        _show(result)
+        show_result(result)
     return 0 if result.answer is not None else 1

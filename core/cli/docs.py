@@ -8,8 +8,9 @@ from typing import Any
 
 from core.cli._rag import guild_id, knowledge_base
 from core.config import Settings
+from core.rag.types import DocumentInfo
 
-__all__ = ["register"]
+__all__ = ["print_documents", "register"]
 
 
 def register(sub: Any) -> None:
@@ -35,11 +36,16 @@ async def list_command(args: argparse.Namespace, settings: Settings) -> int:
                            "status": d.status, "chunks": d.chunk_count,
                            "updated_at": d.updated_at.isoformat()} for d in docs]))
         return 0
+    print_documents(docs)
+    return 0
+
+
+def print_documents(docs: list[DocumentInfo]) -> None:
+    """One line per document (id, chunks, source, title — uri), then the count."""
     print(f"{'ID':>6}  {'CHUNKS':>6}  {'SOURCE':<8} TITLE — URI")
     for d in docs:
         print(f"{d.id:>6}  {d.chunk_count:>6}  {d.source:<8} {d.title} — {d.uri}")
     print(f"{len(docs)} document{'' if len(docs) == 1 else 's'}")
-    return 0
 
 
 async def remove_command(args: argparse.Namespace, settings: Settings) -> int:

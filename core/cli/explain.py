@@ -94,6 +94,7 @@ async def _attention(args: argparse.Namespace, settings: Settings) -> int:
 async def _answer(question: str, settings: Settings, as_json: bool) -> int:
     from core.explain.answer import (answer_prepared, concept_retriever, explain_answerer,
                                      prepare_explanation)
+    from core.cli.ask import print_answer
     from core.explain.kb import ensure_concepts_ingested
     from core.services import Services, open_llm
 
@@ -113,10 +114,5 @@ async def _answer(question: str, settings: Settings, as_json: bool) -> int:
         answer = await answer_prepared(services.llm, prepared)
     finally:
         await services.aclose()
-    if as_json:
-        print(json.dumps(answer.to_dict()))
-    else:
-        print(answer.answer)
-        for s in answer.sources:
-            print(f"[{s.n}] {s.title} — {s.uri}")
+    print_answer(answer, as_json)
     return 0
