@@ -274,8 +274,11 @@ class Emulator:
             msg.guild_id,
         )
 
-    async def edit_message(self, msg: Message, content: str) -> None:
-        msg.revisions.append(replies.revise(msg.latest, {"content": content}, []))
+    async def edit_message(self, msg: Message, content: str, *, drop_files: bool = False) -> None:
+        body: dict[str, Any] = {"content": content}
+        if drop_files:  # as a user removing the message's attachments in the edit
+            body["attachments"] = []
+        msg.revisions.append(replies.revise(msg.latest, body, [], message_id=msg.id))
         await self.gateway.dispatch("MESSAGE_UPDATE", self.message_event(msg), msg.guild_id)
 
     async def delete_message(self, msg: Message) -> None:
