@@ -3,7 +3,8 @@
 CHANNEL_PINS_UPDATE has no message id, so a pins event re-reads the channel's pins and
 `core.pins.sync_channel` diffs them against what is stored for that channel. Syncs of one
 channel never overlap: events arriving during a sync coalesce into one more sync after it.
-Edits and deletes of messages that are documents (pins or `/docs add`ed) are applied directly.
+An edit of a pin re-syncs its channel (text and files); edits and deletes of other messages
+that are documents (`/docs add`ed) are applied directly.
 """
 
 from __future__ import annotations
@@ -90,6 +91,10 @@ class Pins(commands.Cog):
         if self.bot.user is not None and str(author.get("id")) == str(self.bot.user.id):
             return  # our own streaming edits are never documents
         channel = self.bot.get_channel(payload.channel_id)
+        if data.get("pinned") and isinstance(channel, discord.TextChannel):
+            # a pin's text and files are re-read together: a file the edit dropped leaves too
+            self.jobs.spawn(self.sync(channel), f"pins-{channel.id}")
+            return
         msg = DiscordMessage(payload.guild_id, payload.channel_id, payload.message_id,
                              getattr(channel, "name", str(payload.channel_id)),
                              author.get("global_name") or author.get("username") or "?",

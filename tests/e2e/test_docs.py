@@ -194,6 +194,13 @@ async def test_pinned_files_are_ingested_with_the_pin_and_leave_with_it(
     await eventually(lambda: _count(bot, guild.id, 2), "the pin again")
     await emulator.delete_message(msg)
     await eventually(lambda: _empty(bot, guild.id), "the delete to remove the file too")
+    msg = await emulator.post_message(general, emulator.owner(guild), "HR policy attached.",
+                                      [("policy.md", POLICY)])
+    await emulator.set_pinned(msg, True)
+    await eventually(lambda: _count(bot, guild.id, 2), "the new pin and its file")
+    await emulator.edit_message(msg, "HR policy: see the wiki.", drop_files=True)
+    (doc,) = await eventually(lambda: _count(bot, guild.id, 1), "the edit to drop the file")
+    assert doc.uri == f"https://discord.com/channels/{guild.id}/{general.id}/{msg.id}"
 
 
 async def _count(bot, guild_id: int, n: int) -> list[Any]:
