@@ -16,14 +16,17 @@ from pathlib import Path
 
 import pytest
 
+from core.cli._console import Console
+from core.config import Settings
+from core.db.pool import Database
+from core.errors import InvalidInput, NotFound
 from core.guilds import CONSOLE_GUILD_ID
 from core.pal.model import installed_preset
 from core.sandbox.launch import choose_mode, find_tools
+from core.services import Services
 from tests.fixtures.db import create_migrated_database
 from tests.fixtures.pal import CALC_PRESET
 from tests.fixtures.paths import REPO
-
-pytestmark = [pytest.mark.model, pytest.mark.slow]
 
 ONBOARDING = """# Onboarding
 
@@ -57,12 +60,14 @@ async def console_env(pg_url: str, test_data_dir: Path, tmp_path: Path) -> dict[
     return {"GURU_DATA_DIR": str(tmp_path), "GURU_THREADS": "1", "DATABASE_URL": url}
 
 
+@pytest.mark.model
+@pytest.mark.slow
 def test_chat_console_answers_ask_calc_explain_and_docs_offline(console_env, tmp_path):
     doc = tmp_path / "onboarding.md"
     doc.write_text(ONBOARDING)
     ingest = guru(["ingest", str(doc), "--guild", str(CONSOLE_GUILD_ID)], console_env)
     assert ingest.returncode == 0, ingest.stderr
-    commands = ["/docs", "/ask What is the password of the office wifi?",
+    commands = ["/docs", "/nope", "/ask What is the password of the office wifi?",
                 "/explain What are queries and keys in attention?",
                 f"/calc {PROBLEM}", "/calc", "/quit"]
     chat = guru(["chat"], console_env, stdin="\n".join(commands) + "\n")
@@ -82,3 +87,21 @@ def test_chat_console_answers_ask_calc_explain_and_docs_offline(console_env, tmp
     # /calc: the program and its result, and a bad problem refused in one line
     assert "def solution" in out and "answer: 12" in out, out
     assert "(error: Give a math word problem" in out, out
+    assert "(unknown command /nope; /help lists them)" in out, out
+
+
+async def test_console_points_an_empty_guild_at_guru_ingest(
+    rag_pool, embedder, test_data_dir, new_guild, capsys
+):
+    # no model: everything here is answered before one would be needed
+    settings = Settings(data_dir=str(test_data_dir), device="cpu", threads=1)
+    console = Console(Services(settings, db=Database(rag_pool), embedder=embedder), new_guild())
+    assert console.handles("/ask why?") and console.handles("/docs") and not console.handles("/x")
+    await console.run("/docs")
+    assert capsys.readouterr().out == (
+        f"No documents yet: add some with `guru ingest PATH --guild {console.guild_id}`.\n")
+    with pytest.raises(NotFound, match=f"guru ingest PATH --guild {console.guild_id}"):
+        await console.run("/ask What is the wifi password?")
+    for line in ("/ask", "/explain   ", "/calc"):
+        with pytest.raises(InvalidInput, match="Usage|math word problem"):
+            await console.run(line)
