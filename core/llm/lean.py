@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 GROUP = 32  # GGUF block size (Q4_0/Q4_1/Q8_0) and the int4 kernel's group size here
 INT4_MAX_ROWS = 32  # above this many rows a matmul is compute-bound: dense fp32 is faster
+EXACT_TOP = 16  # with a packed LM head, the best logits per row are recomputed in fp32
 SUPPORTED = ("llama", "qwen2")
 
 
@@ -370,8 +371,7 @@ class LeanLlama:
             )
             x = x + layer.o(a.transpose(1, 2).reshape(1, n, -1))[0]
             x = x + self._mlp(layer, self._rms(x, layer.ln2))
-        last = self._rms(x[:, -1], self.norm)
-        return self.lm_head(last)[0][0], kv
+        return self._logits(self._rms(x[:, -1], self.norm))[0], kv
 
     def decode(self, tokens: list[int], kv: Any) -> torch.Tensor:
         """One step for every row of `kv` (a BatchKV): logits [B, V]; writes each row's K/V."""
@@ -395,4 +395,19 @@ class LeanLlama:
             a = torch.matmul(probs, values)  # [B, KV, G, D]
             x = x + layer.o(a.reshape(b, 1, -1))[0]
             x = x + self._mlp(layer, self._rms(x, layer.ln2))
-        return self.lm_head(self._rms(x[:, -1], self.norm))[0]
+        return self._logits(self._rms(x[:, -1], self.norm))
+
+    def _logits(self, h: torch.Tensor) -> torch.Tensor:
+        """LM head [B, V]. When it is packed, its bf16 output rounds logits of ~20 to steps
+        of 0.125, enough to flip a greedy choice between near-ties: the top EXACT_TOP logits
+        of each row are recomputed from the dense weights in the model's dtype, so the choice
+        among them (greedy, and nearly all of the sampled mass) is as exact as dense."""
+        logits = self.lm_head(h)[0]
+        if self.lm_head.packed is None or h.shape[0] > INT4_MAX_ROWS:
+            return logits
+        weight, bias = self.lm_head.dense[0]
+        top = logits.topk(EXACT_TOP, dim=-1).indices  # [B, k]
+        exact = torch.einsum("bd,bkd->bk", h, weight[top])
+        if bias is not None:
+            exact = exact + bias[top]
+        return logits.scatter_(-1, top, exact)
