@@ -116,3 +116,17 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
         FROM unnest(u.weights) AS w
     ) tf
 $$;
+
+-- TRUNCATE fires no DELETE triggers (benchmarks rebuild their tables with it): it empties the
+-- statistics too, of every guild, like the chunks.
+CREATE FUNCTION rag_chunks_truncate_trigger() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM rag_term_stats;
+    DELETE FROM rag_guild_stats;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER chunks_stats_truncate AFTER TRUNCATE ON chunks
+    FOR EACH STATEMENT EXECUTE FUNCTION rag_chunks_truncate_trigger();

@@ -26,6 +26,12 @@ def render(report: dict[str, Any]) -> str:
             lines.append(f"{mode:<8} {m['recall@1']:>6.3f} {m['recall@5']:>6.3f} "
                          f"{m['mrr@10']:>7.3f}   {s['recall@1']:>13.3f} {s['recall@5']:>6.3f} "
                          f"{s['mrr@10']:>8.3f}  {m['latency_ms_p50']:>6}")
+        if "held_out_half" in e["vector"]:
+            lines.append("held-out half (odd questions; fusion weights were chosen on the even):")
+            for mode in ("vector", "text", "hybrid"):
+                h = e[mode]["held_out_half"]
+                lines.append(f"{mode:<8} {h['recall@1']:>6.3f} {h['recall@5']:>6.3f} "
+                             f"{h['mrr@10']:>7.3f}")
         for mode, missed in e["misses_at_5"].items():
             if missed:
                 lines.append(f"  {mode} misses @5: " + "; ".join(missed))

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core.db.pool import Pool
+from core.db.migrate import migrate
+from core.db.pool import Pool, connect
 from core.rag.ingest import Ingestor
 from core.rag.retrieve import Retriever
 from core.rag.types import IngestOutcome
@@ -113,3 +114,56 @@ async def test_another_guilds_documents_do_not_change_the_ranking(
     await ingest(ingestor, b, *(tmp_path / "b").glob("*.md"))
     after = [(h.chunk_id, h.score) for h in await retriever.search(a, "commit reflog", 6, "text")]
     assert after == before
+
+
+async def test_pruned_ranking_scores_like_the_reference_function(
+    ingestor: Ingestor, retriever: Retriever, rag_pool: Pool, new_guild: Callable[[], int],
+    tmp_path: Path
+) -> None:
+    guild = new_guild()
+    await ingest(ingestor, guild, *write_pages(tmp_path, extra=3))
+    hits = await retriever.search(guild, "lost commit reflog", 9, "text")
+    async with rag_pool.connection() as conn:
+        cur = await conn.execute(
+            "WITH g AS (SELECT chunks::float8 AS n, tokens::float8 / chunks AS avgdl"
+            "           FROM rag_guild_stats WHERE guild_id = %(g)s),"
+            " w AS (SELECT array_agg(s.term) AS terms,"
+            "              array_agg(ln(1 + (g.n - s.df + 0.5) / (s.df + 0.5))) AS idfs"
+            "       FROM g, rag_term_stats s WHERE s.guild_id = %(g)s"
+            "       AND s.term IN ('lost', 'commit', 'reflog'))"
+            " SELECT c.id, rag_bm25(c.tsv, w.terms, w.idfs, g.avgdl, 1.2, 0.75, 2.0) AS score"
+            " FROM chunks c, g, w WHERE c.guild_id = %(g)s ORDER BY score DESC, c.id LIMIT 9",
+            {"g": guild})
+        reference = await cur.fetchall()
+    assert [h.chunk_id for h in hits] == [r[0] for r in reference]
+    assert [h.score for h in hits] == pytest.approx([r[1] for r in reference])
+
+
+async def test_quotes_and_backslashes_in_a_query_are_just_text(
+    ingestor: Ingestor, retriever: Retriever, new_guild: Callable[[], int], tmp_path: Path
+) -> None:
+    guild = new_guild()
+    (tmp_path / "odd.md").write_text("# Odd\n\nThe path C:\\temp\\it's and O'Brien's \\\\ share.")
+    await ingest(ingestor, guild, tmp_path / "odd.md")
+    for query in ["O'Brien's", "C:\\temp\\it's", "'''", "\\\\", "it's -not \"a phrase\""]:
+        await retriever.search(guild, query, 5, "text")  # no SQL or tsquery syntax error
+    hits = await retriever.search(guild, "O'Brien's share", 5, "text")
+    assert hits and Path(hits[0].uri).name == "odd.md"
+
+
+async def test_truncate_empties_the_statistics(fresh_database_url: str) -> None:
+    async with connect(fresh_database_url) as conn:
+        await migrate(conn)
+        await conn.execute(
+            "INSERT INTO documents (guild_id, source, uri, content_hash)"
+            " VALUES (7, 'text', 'a', repeat('0', 64))")
+        await conn.execute(
+            "INSERT INTO chunks (guild_id, document_id, position, text, embedding)"
+            " SELECT 7, id, 0, 'reflog', array_fill(0.1, ARRAY[384])::vector FROM documents")
+        cur = await conn.execute("SELECT (SELECT count(*) FROM rag_term_stats),"
+                                 " (SELECT count(*) FROM rag_guild_stats)")
+        assert await cur.fetchone() == (1, 1)
+        await conn.execute("TRUNCATE documents CASCADE")  # no DELETE triggers fire
+        cur = await conn.execute("SELECT (SELECT count(*) FROM rag_term_stats),"
+                                 " (SELECT count(*) FROM rag_guild_stats)")
+        assert await cur.fetchone() == (0, 0)
