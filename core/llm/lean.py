@@ -78,6 +78,8 @@ def lean_unsupported(model: Any) -> str | None:
 # -- linear layers -----------------------------------------------------------------------
 
 
+Parts = list[tuple[torch.Tensor, torch.Tensor]]  # int4 (packed, scales_and_zeros) pairs
+KV = tuple[torch.Tensor, torch.Tensor]
 CHUNK_ROWS = 2048  # rows quantized at a time: bounds the temporary memory of packing
 
 
@@ -160,7 +162,7 @@ class _Proj:
             self.bias = torch.cat([b for _, b in self.dense])
 
     @staticmethod
-    def pack(modules: list[Any], q8: bool = False) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+    def pack(modules: list[Any], q8: bool = False) -> Parts | None:
         """Int4 parts of the modules' fused weight, or None where it is not exact 4/8-bit."""
         weights = [m.weight for m in modules]
         weight = torch.cat(weights) if len(weights) > 1 else weights[0]
@@ -354,7 +356,7 @@ class LeanLlama:
 
     # -- entry points --
 
-    def prefill(self, ids: list[int]) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+    def prefill(self, ids: list[int]) -> tuple[torch.Tensor, list[KV]]:
         """Logits of the last position [V] and each layer's (k, v) [1, KV, T, D]."""
         n = len(ids)
         x = F.embedding(torch.tensor([ids]), self.embed)

@@ -51,7 +51,8 @@ def _compare_steps(loaded, lean: LeanLlama, steps: int, atol: float) -> None:
             torch.testing.assert_close(got, ref, atol=atol, rtol=0)
             assert len(kv) == model.config.num_hidden_layers
         hf_kv, lean_kv = _hf_batch(model, prompts), _hf_batch(model, prompts)
-        tokens = [int(model(input_ids=torch.tensor([ids])).logits[0, -1].argmax()) for ids in prompts]
+        first = [model(input_ids=torch.tensor([ids])).logits[0, -1] for ids in prompts]
+        tokens = [int(logits.argmax()) for logits in first]
         for _ in range(steps):
             mask, positions = hf_kv.step_inputs()
             ref = model(
