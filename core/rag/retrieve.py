@@ -69,7 +69,7 @@ WHERE d.status = 'ready'
 ORDER BY n.distance
 """
 
-# BM25 over the guild's own statistics (migration 0007): idf from rag_term_stats, avgdl from
+# BM25 over the guild's own statistics (migration 0005): idf from rag_term_stats, avgdl from
 # rag_guild_stats; a title term (tsvector weight A) counts `title_weight` times (BM25F-style).
 # Scoring needs each candidate's term frequencies and length, i.e. unnesting its tsvector: for
 # every chunk with a common word that cost ~300 ms at 5k chunks. So candidates are first ranked

@@ -142,7 +142,7 @@ class ChunkRepo:
                           embeddings: np.ndarray) -> int:
         """Insert the chunks of one document; the caller owns the transaction.
 
-        One INSERT over arrays, not one per chunk: the BM25 statistics trigger (migration 0007)
+        One INSERT over arrays, not one per chunk: the BM25 statistics trigger (migration 0005)
         then runs once per document instead of once per chunk."""
         if not chunks:
             return 0

@@ -1,4 +1,4 @@
-"""BM25 full-text ranking (migration 0007): rare terms win, statistics stay exact, per guild."""
+"""BM25 full-text ranking (migration 0005): rare terms win, statistics stay exact, per guild."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
--- 0007: per-guild term statistics for BM25 full-text ranking of `chunks`.
+-- 0005: per-guild term statistics for BM25 full-text ranking of `chunks`.
 -- Never edit this file once it has been applied anywhere: put changes in a later migration.
 --
 -- ts_rank_cd has no inverse document frequency, so on a corpus whose pages share their

@@ -1,4 +1,4 @@
--- 0008: a moderator's review of 👍 answers before they become tuning pairs (/tune review,
+-- 0006: a moderator's review of 👍 answers before they become tuning pairs (/tune review,
 -- `guru tune approve|reject`). Never edit this file once it has been applied anywhere: put
 -- changes in a later migration.
 --
