@@ -100,7 +100,9 @@ class Engine:
             log.info("lean forward unavailable (%s); using transformers' forward", reason)
             return None
         if weights == "auto":
-            exact = next(model.parameters()).dtype == torch.float32
+            first = next(model.parameters())
+            # the int4 kernel is torch's CPU one; a GPU keeps the loaded weights
+            exact = first.dtype == torch.float32 and first.device.type == "cpu"
             weights = "int4" if exact and cpu_has_bf16() else "dense"
         return LeanLlama(model, weights, cache_dir=self.loaded.path or None)
 
