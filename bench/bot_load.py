@@ -18,10 +18,14 @@ import asyncio
 import dataclasses
 import json
 import logging
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from core.config import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 __all__ = ["add_arguments", "run"]
 
@@ -81,6 +85,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     from core.rag.kb import KnowledgeBase
     from core.rag.types import ParsedDocument, Section
     from core.services import Services
+    _importable_tests()
     from tests.e2e.emulator import Emulator
 
     settings = dataclasses.replace(settings, max_queue=max(settings.max_queue, 2 * args.asks),
@@ -187,3 +192,10 @@ def main() -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def _importable_tests() -> None:
+    """The emulator lives in the checkout's tests/ (not an installed package): `guru bench`
+    runs from the console script, whose sys.path does not hold the repository root."""
+    if str(REPO_ROOT) not in sys.path and (REPO_ROOT / "tests" / "e2e" / "emulator").is_dir():
+        sys.path.insert(0, str(REPO_ROOT))
