@@ -4,10 +4,7 @@ pending, approve/reject (audited, all or none), guild isolation, and what tuning
 
 from __future__ import annotations
 
-import asyncio
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -17,8 +14,8 @@ from core.tuning.jobs import JobRepo
 from core.tuning.registry import AdapterRepo
 from core.tuning.review import ReviewRepo
 from core.tuning.tuner import cancel_job, job_spec, queue_job
-from tests.fixtures.paths import REPO
 
+from .test_cli import _guru
 from .test_worker import _env, migrated  # noqa: F401 - fixture
 
 GUILD, OTHER = 1_860, 1_870
@@ -130,12 +127,6 @@ async def test_not_found_messages_name_no_front_end(migrated):  # noqa: F811
         await JobRepo(pool).get(GUILD, 9)
     for exc in (adapter.value, job.value):
         assert "guru" not in exc.user_message and "`" not in exc.user_message
-
-
-async def _guru(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "core.cli", "tune", *args], cwd=REPO, env=env,
-        capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.slow  # seven `guru` processes
