@@ -3,7 +3,8 @@
 The event loop only queues requests and reads events; torch and the tokenizer run on the
 engine thread (or `asyncio.to_thread` for prompt encoding). Each loop turn of that thread:
 1) run pending commands (load/unload LoRA adapters) between steps;
-2) admit waiting requests into free batch slots in fair per-guild order, prefilling each;
+2) admit waiting requests into free batch slots in fair per-guild order, prefilling them
+   together (one pass over the weights for all of their prompts);
 3) one decode step for every active sequence, in one forward pass (mixed adapters allowed);
 4) drop finished and cancelled sequences, freeing their slots for the next turn.
 
@@ -41,6 +42,21 @@ __all__ = ["Engine"]
 
 log = logging.getLogger(__name__)
 LOCAL_LANE = "local"  # fairness lane for requests without a guild (CLI, tests)
+PREFILL_GROUP_TOKENS = 2048  # prompts prefilled in one pass, at most (activations ~30 MB)
+
+
+def _prefill_groups(jobs: list[Job], budget: int) -> list[list[Job]]:
+    """Consecutive groups of jobs whose prompts add up to at most `budget` tokens (a longer
+    prompt goes alone): bounds the activations of one prefill pass."""
+    groups: list[list[Job]] = []
+    tokens = budget
+    for job in jobs:
+        if tokens + len(job.prompt_ids) > budget:
+            groups.append([])
+            tokens = 0
+        groups[-1].append(job)
+        tokens += len(job.prompt_ids)
+    return groups
 
 
 class Engine:
@@ -263,44 +279,60 @@ class Engine:
             job.fail(GuruError("The model is shutting down; please try again shortly."))
 
     def _admit(self) -> None:
-        admitted = False
-        while len(self._active) < self.max_batch:
+        jobs: list[Job] = []
+        while len(self._active) + len(jobs) < self.max_batch:
             job = self._queue.pop()
             if job is None:
                 break
             if job.cancelled:
                 job.finish("cancelled")
                 continue
-            admitted = True
-            try:
-                self._prefill(job)
-            except Exception:  # noqa: BLE001 - one bad request must not stop the others
-                log.exception("prefill failed for %s", job.request.request_id)
-                job.fail(GuruError("The model failed on this prompt; please try again."))
-        if admitted:
-            self._drop_finished()
-            self._report_positions()
+            jobs.append(job)
+        if not jobs:
+            return
+        lean = [job for job in jobs if self.lean is not None and job.request.adapter is None]
+        for group in _prefill_groups(lean, PREFILL_GROUP_TOKENS):
+            self._prefill_lean(group)
+        for job in jobs:
+            if job not in lean:
+                self._prefill_hf(job)
+        self._drop_finished()
+        self._report_positions()
 
-    def _prefill(self, job: Job) -> None:
-        if self.lean is not None and job.request.adapter is None:
-            logits, kv = self.lean.prefill(job.prompt_ids)
-            cache = DynamicCache()
-            for i, (k, v) in enumerate(kv):
-                cache.update(k, v, i)
-            self._kv.add_row(cache)
+    def _prefill_lean(self, jobs: list[Job]) -> None:
+        """Prefill several prompts in one lean pass; a failure is retried prompt by prompt
+        so that one bad request fails alone."""
+        try:
+            results = self.lean.prefill_many([job.prompt_ids for job in jobs])
+        except Exception:  # noqa: BLE001 - one bad request must not stop the others
+            if len(jobs) > 1:
+                for job in jobs:
+                    self._prefill_lean([job])
+                return
+            log.exception("prefill failed for %s", jobs[0].request.request_id)
+            jobs[0].fail(GuruError("The model failed on this prompt; please try again."))
+            return
+        self._kv.add_rows([kv for _, kv in results])
+        for job, (logits, _) in zip(jobs, results):
             self._active.append(job)
             self._accept(job, logits)
-            return
+
+    def _prefill_hf(self, job: Job) -> None:
         model = self.adapters.model
-        ids = torch.tensor([job.prompt_ids], device=model.device)
-        cache = DynamicCache()
-        out = model(
-            input_ids=ids,
-            cache=cache,
-            use_cache=True,
-            logits_to_keep=1,
-            **self.adapters.forward_kwargs([job.request.adapter]),
-        )
+        try:
+            ids = torch.tensor([job.prompt_ids], device=model.device)
+            cache = DynamicCache()
+            out = model(
+                input_ids=ids,
+                cache=cache,
+                use_cache=True,
+                logits_to_keep=1,
+                **self.adapters.forward_kwargs([job.request.adapter]),
+            )
+        except Exception:  # noqa: BLE001 - one bad request must not stop the others
+            log.exception("prefill failed for %s", job.request.request_id)
+            job.fail(GuruError("The model failed on this prompt; please try again."))
+            return
         self._kv.add_row(cache)
         self._active.append(job)
         self._accept(job, out.logits[0, -1])

@@ -12,6 +12,8 @@ would copy the whole cache at every step.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
@@ -96,23 +98,35 @@ class BatchKV:
     def length(self) -> int:
         return self.cache.layers[0].length if self.rows else 0
 
-    def add_row(self, prefill: DynamicCache) -> None:
+    def add_row(self, prefill: DynamicCache | Sequence[tuple[torch.Tensor, ...]]) -> None:
         """Append one sequence whose prompt was prefilled alone into `prefill` (batch of 1)."""
-        new_len = prefill.get_seq_length()
-        old_len = self.length
-        width = max(new_len, old_len)
-        for layer, (k_new, v_new, *_rest) in zip(self.cache.layers, prefill):
-            k_buf, v_buf = self._widened(layer, width, k_new)
-            row_k = k_new.new_zeros((1, *k_buf.shape[1:]))
-            row_v = v_new.new_zeros((1, *v_buf.shape[1:]))
-            row_k[:, :, width - new_len : width] = k_new
-            row_v[:, :, width - new_len : width] = v_new
-            layer.set(torch.cat([k_buf, row_k]), torch.cat([v_buf, row_v]), width)
-        row_mask = torch.zeros((1, width), dtype=torch.long, device=self._device(prefill))
-        row_mask[:, width - new_len :] = 1
-        old_mask = self._widened_mask(width, row_mask)
-        self.mask = row_mask if old_mask is None else torch.cat([old_mask, row_mask])
-        self.real_lengths.append(new_len)
+        self.add_rows([prefill])
+
+    def add_rows(self, prefills: Sequence[DynamicCache | Sequence[tuple[torch.Tensor, ...]]]) -> None:
+        """Append sequences prefilled alone (each a batch of 1: a DynamicCache or per-layer
+        (k, v) pairs); the existing buffers are copied once for all of them."""
+        news = [[(k, v) for k, v, *_rest in prefill] for prefill in prefills]
+        new_lens = [layers[0][0].shape[-2] for layers in news]
+        width = max(self.length, *new_lens)
+        for i, layer in enumerate(self.cache.layers):
+            like = news[0][i][0]
+            k_buf, v_buf = self._widened(layer, width, like)
+            shape = (len(news), *k_buf.shape[1:])
+            rows_k, rows_v = like.new_zeros(shape), like.new_zeros(shape)
+            for row, (layers, n) in enumerate(zip(news, new_lens)):
+                k_new, v_new = layers[i]
+                rows_k[row, :, width - n : width] = k_new[0]
+                rows_v[row, :, width - n : width] = v_new[0]
+            if self.rows:
+                rows_k, rows_v = torch.cat([k_buf, rows_k]), torch.cat([v_buf, rows_v])
+            layer.set(rows_k, rows_v, width)
+        device = news[0][0][0].device
+        columns = torch.arange(width, device=device)
+        lengths = torch.tensor(new_lens, device=device).unsqueeze(1)
+        rows_mask = (columns >= width - lengths).long()  # right-aligned: padding on the left
+        old_mask = self._widened_mask(width, rows_mask)
+        self.mask = rows_mask if old_mask is None else torch.cat([old_mask, rows_mask])
+        self.real_lengths.extend(new_lens)
 
     def append_step(self) -> None:
         """Account for the token every row just wrote (the model already extended the buffers)."""
@@ -176,7 +190,3 @@ class BatchKV:
             return self.mask
         pad = like.new_zeros((self.rows, shift))
         return torch.cat([pad, self.mask], dim=1)
-
-    @staticmethod
-    def _device(prefill: DynamicCache) -> torch.device:
-        return prefill.layers[0].keys.device

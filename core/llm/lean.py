@@ -12,13 +12,15 @@ Weights are the HF model's own tensors, read in place and never modified, so the
 gate/up into new matrices saved under 1% of an fp32 step and cost ~260 MB: the loaded
 weights are mmapped from the safetensors file and stay resident.)
 
-`weights="int4"` additionally packs matrices that are *exactly* 4-bit blocks (a GGUF Q4_1
-dequantized to fp32: every group of 32 is `min + d * q`, q in 0..15) into torch's int4 CPU
-kernel, q/k/v and gate/up fused, and the Q8_0 tied embedding as two int4 halves; matrices
-that are not exactly representable stay dense. The packed matmuls take bf16 activations
-(AVX512-BF16) and accumulate in fp32; everything else (residual stream, norms, attention, KV
-cache) stays in the model's dtype. Decode then reads ~85 MB of weights per step instead of
-~540 MB. Prompts (prefill) keep the dense matmuls, which are faster for many rows.
+`weights="int4"` is for models whose matrices are 4-bit blocks (a GGUF Q4_1 dequantized to
+fp32: every group of 32 is `min + d * q`, q in 0..15). Their codes pack losslessly into
+torch's int4 CPU kernel (q/k/v and gate/up fused; the scales round to bf16); matrices that
+are not such blocks stay dense. The LM head (the Q8_0 tied embedding) gets a nearest-4-bit
+approximation that only picks candidates: each row's top EXACT_TOP logits are recomputed
+from the dense weights. Decode reads ~70 MB of weights per step instead of ~540 MB. Prompts
+are compute-bound, so their matmuls run in bf16 (AVX512-BF16: ~2.5x fp32) on per-layer
+copies made once per prefill pass. Residual stream, norms, attention and the KV cache stay
+in the model's dtype.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ log = logging.getLogger(__name__)
 
 GROUP = 32  # GGUF block size (Q4_0/Q4_1/Q8_0) and the int4 kernel's group size here
 INT4_MAX_ROWS = 32  # above this many rows a matmul is compute-bound: dense fp32 is faster
-EXACT_TOP = 16  # with a packed LM head, the best logits per row are recomputed in fp32
+EXACT_TOP = 32  # with a packed LM head, the best logits per row are recomputed in fp32
 SUPPORTED = ("llama", "qwen2")
 
 
@@ -93,16 +95,12 @@ def _q4_chunk(w: torch.Tensor):
     return [(q, d, lo + 8 * d)]  # w = (q - 8) * d + (lo + 8d)
 
 
-def _q8_chunk(w: torch.Tensor):
-    """Two int4 parts for groups `d * q`, q in -128..127, or None if not exactly that."""
-    d = w.abs().amax(-1) / 127
-    q = torch.where(d[..., None] > 0, w / d[..., None], 0).round_()
-    if q.min() < -128 or q.max() > 127 or not _exact(w, d[..., None] * q, d):
-        return None
-    u = q + 128  # 0..255 = 16 * high + low
-    high, low = torch.div(u, 16, rounding_mode="floor"), torch.remainder(u, 16)
-    # w = d * (16 * high + low - 128) = 16d * (high - 8) + (d * (low - 8) + 8d)
-    return [(high, 16 * d, torch.zeros_like(d)), (low, d, 8 * d)]
+def _q4_approx_chunk(w: torch.Tensor):
+    """(q, scale, zero) for the nearest `min + d * q` per group: a 4-bit approximation."""
+    lo, hi = w.amin(-1), w.amax(-1)
+    d = (hi - lo) / 15
+    q = torch.where(d[..., None] > 0, (w - lo[..., None]) / d[..., None], 0).round_()
+    return [(q, d, lo + 8 * d)]
 
 
 def _exact(w: torch.Tensor, rebuilt: torch.Tensor, d: torch.Tensor) -> bool:
@@ -149,8 +147,7 @@ class _Proj:
     Dense: one matmul each on the HF modules' own weights (fusing them would copy ~280 MB;
     the weights are mmapped from the safetensors file, so the originals would stay resident).
     With int4: one fused packed matmul for small row counts (decode), where reading the
-    weights dominates; prompts (many rows, compute-bound) keep the dense fp32 matmuls,
-    which are ~3x faster there than the int4 kernel.
+    weights dominates; prompts use `prompt_weights` (bf16 copies, see the module docstring).
     """
 
     def __init__(self, modules: list[Any], packed: list[tuple[torch.Tensor, torch.Tensor]] | None):
@@ -162,17 +159,30 @@ class _Proj:
             self.bias = torch.cat([b for _, b in self.dense])
 
     @staticmethod
-    def pack(modules: list[Any], q8: bool = False) -> Parts | None:
-        """Int4 parts of the modules' fused weight, or None where it is not exact 4/8-bit."""
+    def pack(modules: list[Any], approx: bool = False) -> Parts | None:
+        """Int4 parts of the modules' fused weight: exact 4-bit groups, else None; with
+        `approx`, the nearest 4-bit groups of any fp32 weight."""
         weights = [m.weight for m in modules]
         weight = torch.cat(weights) if len(weights) > 1 else weights[0]
-        packed = _packed(weight, _q8_chunk) if q8 else None
-        return packed if packed is not None else _packed(weight, _q4_chunk)
+        return _packed(weight, _q4_approx_chunk if approx else _q4_chunk)
 
-    def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def prompt_weights(self) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """Weights for the matmuls of a prompt (many rows: compute-bound). With int4, bf16
+        copies: ~2.5x fp32's speed on AVX512-BF16. They are made per layer per prefill pass
+        (~7 MB here, reused by every prompt of the pass) instead of keeping 210 MB of them."""
+        if self.packed is None:
+            return self.dense
+        bf16 = torch.bfloat16
+        return [(w.to(bf16), None if b is None else b.to(bf16)) for w, b in self.dense]
+
+    def __call__(self, x: torch.Tensor, weights: list[Any] | None = None) -> list[torch.Tensor]:
+        """The projections of `x`; `weights` from `prompt_weights` for a prompt."""
         rows = x.numel() // x.shape[-1]
-        if self.packed is None or rows > INT4_MAX_ROWS:
-            return [F.linear(x, w, b) for w, b in self.dense]
+        if weights is None and (self.packed is None or rows > INT4_MAX_ROWS):
+            weights = self.dense
+        if weights is not None:
+            xw = x.to(weights[0][0].dtype)
+            return [F.linear(xw, w, b).to(x.dtype) for w, b in weights]
         shape = x.shape
         x2 = x.reshape(rows, shape[-1]).to(torch.bfloat16)
         out = None
@@ -193,7 +203,7 @@ class PackCache:
     """
 
     NAME = "guru-lean-int4.safetensors"
-    FORMAT = "guru-lean-int4/1"
+    FORMAT = "guru-lean-int4/2"
 
     def __init__(self, directory: str) -> None:
         self.dir = Path(directory)
@@ -291,23 +301,29 @@ class LeanLlama:
         blocks = [
             (f"layers.{i}", b.self_attn, b.mlp, b) for i, b in enumerate(model.model.layers)
         ]
-        groups: dict[str, tuple[list[Any], bool]] = {"lm_head": ([model.lm_head], True)}
+        groups: dict[str, list[Any]] = {"lm_head": [model.lm_head]}
         for name, attn, mlp, _ in blocks:
-            groups[f"{name}.qkv"] = ([attn.q_proj, attn.k_proj, attn.v_proj], False)
-            groups[f"{name}.o"] = ([attn.o_proj], False)
-            groups[f"{name}.gate_up"] = ([mlp.gate_proj, mlp.up_proj], False)
-            groups[f"{name}.down"] = ([mlp.down_proj], False)
+            groups[f"{name}.qkv"] = [attn.q_proj, attn.k_proj, attn.v_proj]
+            groups[f"{name}.o"] = [attn.o_proj]
+            groups[f"{name}.gate_up"] = [mlp.gate_proj, mlp.up_proj]
+            groups[f"{name}.down"] = [mlp.down_proj]
         packed: dict[str, Any] = {}
         if weights == "int4":
             store = PackCache(cache_dir) if cache_dir else None
             loaded = store.load(groups) if store else None
             if loaded is None:
-                packed = {name: _Proj.pack(mods, q8) for name, (mods, q8) in groups.items()}
+                packed = {
+                    name: _Proj.pack(mods) for name, mods in groups.items() if name != "lm_head"
+                }
+                # The LM head only picks candidates (the top logits are recomputed exactly),
+                # so a 4-bit approximation is enough, but only for an already-quantized model.
+                if any(parts is not None for parts in packed.values()):
+                    packed["lm_head"] = _Proj.pack([model.lm_head], approx=True)
                 if store and any(parts is not None for parts in packed.values()):
                     store.save(packed)
             else:
                 packed = loaded
-        projs = {name: _Proj(mods, packed.get(name)) for name, (mods, _) in groups.items()}
+        projs = {name: _Proj(mods, packed.get(name)) for name, mods in groups.items()}
         self.layers = [
             _Layer(
                 ln1=block.input_layernorm.weight,
@@ -341,9 +357,9 @@ class LeanLlama:
         rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
         return x * cos + rotated * sin
 
-    def _mlp(self, layer: _Layer, x: torch.Tensor) -> torch.Tensor:
-        gate, up = layer.gate_up(x)
-        return layer.down(F.silu(gate) * up)[0]
+    def _mlp(self, layer: _Layer, x: torch.Tensor, gate_up_w=None, down_w=None) -> torch.Tensor:
+        gate, up = layer.gate_up(x, gate_up_w)
+        return layer.down(F.silu(gate) * up, down_w)[0]
 
     def _split(self, qkv: list[torch.Tensor], batch: int, length: int):
         """q [B, H, T, D], k and v [B, KV, T, D] from the projections [B, T, ...]."""
@@ -358,22 +374,36 @@ class LeanLlama:
 
     def prefill(self, ids: list[int]) -> tuple[torch.Tensor, list[KV]]:
         """Logits of the last position [V] and each layer's (k, v) [1, KV, T, D]."""
-        n = len(ids)
-        x = F.embedding(torch.tensor([ids]), self.embed)
-        positions = torch.arange(n).unsqueeze(0)
-        cos, sin = self.rotary(x, positions)
-        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
-        kv: list[tuple[torch.Tensor, torch.Tensor]] = []
+        return self.prefill_many([ids])[0]
+
+    def prefill_many(self, prompts: list[list[int]]) -> list[tuple[torch.Tensor, list[KV]]]:
+        """`prefill` for several prompts in one pass over the layers: each layer's weights
+        are read (and in int4 mode converted to bf16) once for all the prompts, which are
+        then run one at a time, so their activations stay in cache."""
+        hidden = [F.embedding(torch.tensor([ids]), self.embed) for ids in prompts]  # [1, T, H]
+        ropes = []
+        for x in hidden:
+            cos, sin = self.rotary(x, torch.arange(x.shape[1]).unsqueeze(0))
+            ropes.append((cos.unsqueeze(1), sin.unsqueeze(1)))
+        kv: list[list[KV]] = [[] for _ in prompts]
         for layer in self.layers:
-            q, k, v = self._split(layer.qkv(self._rms(x, layer.ln1)), 1, n)
-            q, k = self._rope(q, cos, sin), self._rope(k, cos, sin)
-            kv.append((k, v))
-            a = F.scaled_dot_product_attention(
-                q, k, v, is_causal=n > 1, scale=self.scale, enable_gqa=self.kv_heads != self.heads
-            )
-            x = x + layer.o(a.transpose(1, 2).reshape(1, n, -1))[0]
-            x = x + self._mlp(layer, self._rms(x, layer.ln2))
-        return self._logits(self._rms(x[:, -1], self.norm))[0], kv
+            qkv_w, o_w = layer.qkv.prompt_weights(), layer.o.prompt_weights()
+            gate_up_w, down_w = layer.gate_up.prompt_weights(), layer.down.prompt_weights()
+            for i, x in enumerate(hidden):
+                n = x.shape[1]
+                q, k, v = self._split(layer.qkv(self._rms(x, layer.ln1), qkv_w), 1, n)
+                cos, sin = ropes[i]
+                q, k = self._rope(q, cos, sin), self._rope(k, cos, sin)
+                kv[i].append((k, v))
+                a = F.scaled_dot_product_attention(
+                    q, k, v, is_causal=n > 1, scale=self.scale,
+                    enable_gqa=self.kv_heads != self.heads,
+                )
+                x = x + layer.o(a.transpose(1, 2).reshape(1, n, -1), o_w)[0]
+                hidden[i] = x + self._mlp(layer, self._rms(x, layer.ln2), gate_up_w, down_w)
+        last = torch.cat([self._rms(x[:, -1], self.norm) for x in hidden])  # [P, H]
+        logits = self._logits(last)
+        return [(logits[i], rows) for i, rows in enumerate(kv)]
 
     def decode(self, tokens: list[int], kv: Any) -> torch.Tensor:
         """One step for every row of `kv` (a BatchKV): logits [B, V]; writes each row's K/V."""
@@ -400,10 +430,10 @@ class LeanLlama:
         return self._logits(self._rms(x[:, -1], self.norm))
 
     def _logits(self, h: torch.Tensor) -> torch.Tensor:
-        """LM head [B, V]. When it is packed, its bf16 output rounds logits of ~20 to steps
-        of 0.125, enough to flip a greedy choice between near-ties: the top EXACT_TOP logits
-        of each row are recomputed from the dense weights in the model's dtype, so the choice
-        among them (greedy, and nearly all of the sampled mass) is as exact as dense."""
+        """LM head [B, V]. A packed head is a 4-bit approximation (logits off by up to ~3
+        here): it only picks each row's top EXACT_TOP candidates, whose logits are then
+        recomputed from the dense weights in the model's dtype, so the choice among them
+        (greedy, and nearly all of the sampled mass) is as exact as a dense head's."""
         logits = self.lm_head(h)[0]
         if self.lm_head.packed is None or h.shape[0] > INT4_MAX_ROWS:
             return logits

@@ -13,7 +13,7 @@ from transformers import DynamicCache
 
 from core.llm.engine import Engine
 from core.llm.kv import BatchKV
-from core.llm.lean import LeanLlama, PackCache
+from core.llm.lean import EXACT_TOP, LeanLlama, PackCache
 from core.llm.types import Request, user
 from tests.fixtures.models import make_tiny_llama
 from tests.integration.test_engine import hf_greedy
@@ -118,14 +118,17 @@ async def test_bundled_model_int4_is_exact_and_answers(bundled_model, tmp_path):
         assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     n = bundled_model.model.config.num_hidden_layers
     assert lean.packed == f"{4 * n}/{4 * n} matrices, LM head"  # the whole Q4_1 + Q8_0 GGUF
-    # Packing is exact, so the only difference from fp32 is bf16 activations: the logits of
-    # a prompt stay close, and the top token is the same.
+    # The layers' 4-bit codes pack exactly (scales round to bf16) and prompts run in bf16:
+    # the top logits (recomputed from the dense LM head) stay close and the top token is the
+    # same; the rest come from the 4-bit LM head, which only picks those candidates.
     ids = _ids(bundled_model, PROMPTS[0])
     with torch.inference_mode():
         ref = bundled_model.model(input_ids=torch.tensor([ids])).logits[0, -1]
         got, _ = lean.prefill(ids)
     assert got.argmax() == ref.argmax()
-    assert (got - ref).abs().max() < 1.0 < ref.abs().max()
+    top = ref.topk(EXACT_TOP).indices
+    assert (got - ref)[top].abs().max() < 1.0 < ref.abs().max()
+    assert (got - ref).abs().max() < 4.0
     engine = Engine(bundled_model, max_batch=4, kernel="lean", weights="int4")
     try:
         completion = await engine.complete(
