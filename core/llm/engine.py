@@ -176,13 +176,19 @@ class Engine:
         return BackendStats(
             backend="local",
             model=self.loaded.name,
-            device=f"{self.loaded.device}/{self.loaded.dtype}",
+            device=f"{self.loaded.device}/{self.loaded.dtype}" + self._weights_note(),
             active=sum(1 for job in list(self._active) if not job.done),
             queued=len(self._queue),
             tokens_generated=self._tokens_total,
             recent_tokens_per_s=rate,
             adapters=self.adapters.names(),
         )
+
+    def _weights_note(self) -> str:
+        """' (int4)' when the lean forward decodes from packed weights: the loaded dtype
+        alone would hide how the model actually runs."""
+        lean = self.lean
+        return " (int4)" if lean is not None and not lean.packed.startswith("0/") else ""
 
     async def aclose(self) -> None:
         self._stopping = True

@@ -135,5 +135,6 @@ async def test_bundled_model_int4_is_exact_and_answers(bundled_model, tmp_path):
             Request(user("What is the capital of France?"), max_new_tokens=24)
         )
         assert "Paris" in completion.text
+        assert engine.stats().device == "cpu/float32 (int4)"
     finally:
         await engine.aclose()
