@@ -175,6 +175,13 @@ class _Proj:
         bf16 = torch.bfloat16
         return [(w.to(bf16), None if b is None else b.to(bf16)) for w, b in self.dense]
 
+    def fused(self, x: torch.Tensor) -> torch.Tensor:
+        """The projections of `x` side by side in one tensor."""
+        if self.packed is None or x.numel() // x.shape[-1] > INT4_MAX_ROWS:
+            outs = self(x)
+            return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
+        return self._int4(x)
+
     def __call__(self, x: torch.Tensor, weights: list[Any] | None = None) -> list[torch.Tensor]:
         """The projections of `x`; `weights` from `prompt_weights` for a prompt."""
         rows = x.numel() // x.shape[-1]
@@ -183,16 +190,19 @@ class _Proj:
         if weights is not None:
             xw = x.to(weights[0][0].dtype)
             return [F.linear(xw, w, b).to(x.dtype) for w, b in weights]
+        out = self._int4(x)
+        return list(out.split(self.sizes, dim=-1)) if len(self.sizes) > 1 else [out]
+
+    def _int4(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        x2 = x.reshape(rows, shape[-1]).to(torch.bfloat16)
+        x2 = x.reshape(-1, shape[-1]).to(torch.bfloat16)
         out = None
         for packed, scales in self.packed:
             y = torch.ops.aten._weight_int4pack_mm_for_cpu(x2, packed, GROUP, scales).to(x.dtype)
             out = y if out is None else out + y
         if self.bias is not None:
             out = out + self.bias
-        out = out.view(*shape[:-1], -1)
-        return list(out.split(self.sizes, dim=-1)) if len(self.sizes) > 1 else [out]
+        return out.view(*shape[:-1], -1)
 
 
 class PackCache:
@@ -410,17 +420,26 @@ class LeanLlama:
         b = len(tokens)
         x = F.embedding(torch.tensor(tokens), self.embed).unsqueeze(1)  # [B, 1, hidden]
         positions = torch.tensor(kv.real_lengths).unsqueeze(1)
-        cos, sin = self.rotary(x, positions)
-        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # [B, 1, 1, D]
+        cos, sin = self.rotary(x, positions)  # [B, 1, D]
+        # RoPE on the q and k heads at once, with rotate_half(x) * sin written as the two
+        # halves of x swapped times [-sin, sin]: 4 ops per layer instead of 14.
+        half = self.head_dim // 2
+        signed_sin = torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
         bias = kv.decode_bias(x.dtype)  # [B, 1, 1, T+1] or None
-        g, kvh, d = self.heads // self.kv_heads, self.kv_heads, self.head_dim
+        h, kvh, d = self.heads, self.kv_heads, self.head_dim
+        g = h // kvh
         for layer, cache in zip(self.layers, kv.cache.layers):
-            q, k, v = self._split(layer.qkv(self._rms(x, layer.ln1)), b, 1)
-            q, k = self._rope(q, cos, sin), self._rope(k, cos, sin)
+            qkv = layer.qkv.fused(self._rms(x, layer.ln1))[:, 0]  # [B, (H + 2 KV) * D]
+            qk = qkv[:, : (h + kvh) * d].view(b, h + kvh, d)
+            swapped = qk.view(b, h + kvh, 2, half).flip(-2).view(b, h + kvh, d)
+            qk = qk * cos + swapped * signed_sin
+            # Grouped-query attention without repeating K/V: the G consecutive query heads
+            # that share a KV head become G query rows against it.
+            q = qk[:, :h].reshape(b, kvh, g, d)
+            k = qk[:, h:].unsqueeze(2)  # [B, KV, 1, D]
+            v = qkv[:, (h + kvh) * d :].view(b, kvh, 1, d)
             keys, values = cache.update(k, v)  # [B, KV, T+1, D] views of the buffers
-            # Grouped-query attention without repeating K/V: the G query heads that share
-            # a KV head become G query rows against it.
-            scores = torch.matmul(q.view(b, kvh, g, d), keys.transpose(-1, -2)) * self.scale
+            scores = torch.matmul(q, keys.transpose(-1, -2)) * self.scale
             if bias is not None:
                 scores = scores + bias
             probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
