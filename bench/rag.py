@@ -2,7 +2,8 @@
 
 Parts (all by default, or pick with --parts):
 - eval: recall@1/5 and MRR@10 of vector, text and hybrid search on Git's documentation
-  (Debian `git-doc`, see bench/rag_eval/), plus the relevance-floor calibration.
+  (Debian `git-doc`, see bench/rag_eval/), plus the relevance-floor calibration; with
+  --expansion MODEL, also with LLM query expansion (HyDE / query2doc).
 - ingest: chunks/s of our ingest path (parse + split + embed + store) next to a plain
   sentence-transformers fp32 `encode` of the same chunks, in the same run.
 - latency: p50/p95 of one guild's search among several guilds at 10k and 100k random unit
@@ -47,6 +48,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "each dtype evaluates in a database of its own")
     parser.add_argument("--rounds", type=int, default=3,
                         help="interleaved rounds of the throughput part (default %(default)s)")
+    parser.add_argument("--expansion", default="",
+                        help="eval part: also measure LLM query expansion (HyDE / query2doc) "
+                             "with these comma-separated models (presets), e.g. "
+                             "smollm2-135m,qwen2.5-coder-0.5b; passages are cached under the "
+                             "data dir")
+    parser.add_argument("--expansion-prompts", default="named",
+                        help="comma-separated prompts for --expansion: plain (write a passage "
+                             "that answers it), named (... and name the command/option/setting "
+                             "it uses), few (named after two generic examples); NAME*N samples "
+                             "N passages at temperature 0.7 (HyDE's averaged documents); "
+                             "default %(default)s")
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
 
 
@@ -95,6 +107,8 @@ async def _run(args: argparse.Namespace, settings: Settings, parts: list[str]) -
                 report["eval"] = await evaluate(retriever, questions)
                 report["floor"] = await calibrate_floor(retriever, questions,
                                                         load_unanswerable())
+                if args.expansion:
+                    report["expansion"] = await _expansion(args, settings, retriever, questions)
         if "ingest" in parts:
             from bench.rag_eval.throughput import measure_ingest
 
@@ -111,3 +125,17 @@ async def _run(args: argparse.Namespace, settings: Settings, parts: list[str]) -
                     report["latency"].append(await measure_latency(pool, embedder, size))
     embedder.close()
     return report
+
+
+async def _expansion(args: argparse.Namespace, settings: Settings, retriever: Any,
+                     questions: list[Any]) -> dict[str, Any]:
+    """model → prompt → the expansion report (bench/rag_eval/expansion.py)."""
+    from bench.rag_eval.expansion import evaluate_expansion, generate
+
+    out: dict[str, Any] = {}
+    for model in [m.strip() for m in args.expansion.split(",") if m.strip()]:
+        for prompt in [p.strip() for p in args.expansion_prompts.split(",") if p.strip()]:
+            passages = await generate(model, prompt, questions, settings)
+            out.setdefault(model, {})[prompt] = await evaluate_expansion(retriever, questions,
+                                                                         passages)
+    return out

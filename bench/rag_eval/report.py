@@ -35,6 +35,9 @@ def render(report: dict[str, Any]) -> str:
         for mode, missed in e["misses_at_5"].items():
             if missed:
                 lines.append(f"  {mode} misses @5: " + "; ".join(missed))
+    for model, prompts in report.get("expansion", {}).items():
+        for prompt, x in prompts.items():
+            lines.extend(_expansion(model, prompt, x))
     if "floor" in report:
         f = report["floor"]
         lines.append(f"\nrelevance floor (current {f['current_floor']}): best cosine answerable "
@@ -58,3 +61,24 @@ def render(report: dict[str, Any]) -> str:
                      f"p95 {lat['hybrid_p95_ms']} ms; fast hybrid p50 {lat['hybrid_fast_p50_ms']} ms, "
                      f"p95 {lat['hybrid_fast_p95_ms']} ms; HNSW recall@10 {lat['recall@10']}")
     return "\n".join(lines)
+
+
+def _expansion(model: str, prompt: str, x: dict[str, Any]) -> list[str]:
+    g, best = x["generation"], x["hybrid+expansion"]
+    lines = [f"\nquery expansion with {model}, prompt {prompt!r}: generation p50 "
+             f"{g['seconds_p50']} s, p95 {g['seconds_p95']} s, {g['tokens_mean']} tokens "
+             f"(load average {g['load_avg_median']}); expanded hybrid search p50 "
+             f"{g['search_ms_p50']} ms",
+             f"{'mode':<30} {'R@1':>6} {'R@5':>6} {'MRR@10':>7}   held-out {'R@1':>6} "
+             f"{'R@5':>6} {'MRR@10':>7}   tuning R@5"]
+    for mode in ("vector", "vector+hyde_mean", "vector+hyde_passage", "text", "text+query2doc",
+                 "hybrid", "hybrid+expansion_same_weights", "hybrid+expansion"):
+        m, h = x[mode], x[mode]["held_out_half"]
+        lines.append(f"{mode:<30} {m['recall@1']:>6.3f} {m['recall@5']:>6.3f} "
+                     f"{m['mrr@10']:>7.3f}   {'':>8} {h['recall@1']:>6.3f} {h['recall@5']:>6.3f} "
+                     f"{h['mrr@10']:>7.3f}   {m['tuning_half']['recall@5']:>10.3f}")
+    lines.append("  hybrid+expansion_same_weights: each added list weighs as its plain one")
+    lines.append(f"  chosen on the even half: {best['variant']} embedding, weights "
+                 f"{best['weights']}")
+    lines.append("  hybrid+expansion misses @5: " + "; ".join(best["misses_at_5"]))
+    return lines

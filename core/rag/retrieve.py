@@ -26,7 +26,8 @@ from core.rag.embedder import Embedder
 from core.rag.ingest import check_guild_id
 from core.rag.types import Hit, SearchMode
 
-__all__ = ["Retriever", "Bm25", "rrf_fuse", "RRF_K", "FUSION_WEIGHTS", "BM25", "MAX_QUERY_CHARS"]
+__all__ = ["Retriever", "Expansion", "Bm25", "rrf_fuse", "RRF_K", "FUSION_WEIGHTS",
+           "EXPANSION_WEIGHTS", "LIST_NAMES", "BM25", "MAX_QUERY_CHARS"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,22 @@ EF_SEARCH = 100
 # its list only breaks near-ties; chunks with every query term (identifiers, exact phrases)
 # weigh as much as meaning.
 FUSION_WEIGHTS = (1.0, 1.0, 0.05)
+# RRF weights of the two lists a query expansion adds (vector search with the expansion's
+# embedding, BM25 over query + passage): each weighs as its plain counterpart. Expansion is
+# measured in bench/rag_eval (`guru bench rag --expansion`), not used in production: it did
+# not reach the target there (see its README).
+EXPANSION_WEIGHTS = (1.0, 0.05)
+# Every list `ranked_lists` may return, in fusion order.
+LIST_NAMES = ("vector", "all_terms", "bm25", "vector_expanded", "bm25_expanded")
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """A generated passage answering the query (HyDE / query2doc) and the embedding its
+    vector list searches with."""
+
+    text: str
+    embedding: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -55,13 +72,15 @@ BM25 = Bm25()
 
 _VECTOR_SQL = """
 WITH nearest AS MATERIALIZED (
-    SELECT c.id, c.document_id, c.title, c.text, c.tsv, c.embedding <=> %(embedding)s AS distance
+    SELECT c.id, c.document_id, c.title, c.text, c.tsv, c.embedding <=> %(search)s AS distance,
+           c.embedding <=> %(embedding)s AS query_distance
     FROM chunks c
     WHERE c.guild_id = %(guild_id)s
-    ORDER BY c.embedding <=> %(embedding)s
+    ORDER BY c.embedding <=> %(search)s
     LIMIT %(limit)s
 )
-SELECT n.id AS chunk_id, n.document_id, n.title, d.uri, n.text, 1 - n.distance AS similarity,
+SELECT n.id AS chunk_id, n.document_id, n.title, d.uri, n.text, 1 - n.distance AS score,
+       1 - n.query_distance AS similarity,
        n.tsv @@ websearch_to_tsquery('english', %(query)s) AS exact
 FROM nearest n
 JOIN documents d ON d.guild_id = %(guild_id)s AND d.id = n.document_id
@@ -91,7 +110,7 @@ g AS (
 w AS (
     SELECT s.term, ln(1 + (g.n - s.df + 0.5) / (s.df + 0.5)) AS idf,
            ('''' || replace(replace(s.term, '\', '\\'), '''', '''''') || '''')::tsquery AS tq
-    FROM g, (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %(query)s))) t
+    FROM g, (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %(terms)s))) t
     JOIN rag_term_stats s ON s.guild_id = %(guild_id)s AND s.term = t.lexeme
 ),
 top AS (
@@ -155,11 +174,13 @@ class Retriever:
     def __init__(self, pool: Pool, embedder: Embedder, *, ef_search: int = EF_SEARCH,
                  candidates: int = 50,
                  weights: tuple[float, float, float] = FUSION_WEIGHTS,
+                 expansion_weights: tuple[float, float] = EXPANSION_WEIGHTS,
                  bm25: Bm25 = BM25, fast_hybrid: bool = False) -> None:
         self.pool = pool
         self.bm25 = bm25
         self.fast_hybrid = fast_hybrid
         self.weights = weights
+        self.expansion_weights = expansion_weights
         self.embedder = embedder
         self.ef_search = ef_search
         self.candidates = candidates
@@ -175,34 +196,61 @@ class Retriever:
         return await self.search_embedded(guild_id, query, embedding, k, mode)
 
     async def search_embedded(self, guild_id: int, query: str, embedding: np.ndarray, k: int,
-                              mode: SearchMode) -> list[Hit]:
-        """`search` with the query already embedded (batch evaluation embeds many at once)."""
+                              mode: SearchMode, expansion: Expansion | None = None) -> list[Hit]:
+        """`search` with the query already embedded (batch evaluation embeds many at once).
+
+        With an `expansion` (a generated passage; bench/rag_eval/expansion.py) hybrid search adds
+        two lists: vector search with the expansion's embedding and BM25 over the query's and
+        the passage's terms; vector and text modes ignore it."""
         started = time.perf_counter()
-        pool_size = max(k, self.candidates) if mode == "hybrid" else k
-        params = {"guild_id": guild_id, "query": query, "embedding": embedding,
-                  "limit": pool_size, "k1": self.bm25.k1, "b": self.bm25.b,
-                  "title_weight": self.bm25.title_weight, "prune": max(500, 10 * pool_size)}
-        text: list[Hit] = []
-        all_terms: set[int] = set()
-        async with self.pool.connection() as conn, conn.transaction():
-            vector = await self._vector(conn, params) if mode != "text" else []
-            if mode == "hybrid" and self.fast_hybrid:
-                params["candidates"] = [h.chunk_id for h in vector]
-                text, all_terms = await self._text(conn, _TEXT_HYBRID, params)
-            elif mode != "vector":
-                text, all_terms = await self._text(conn, _TEXT_ANY, params)
+        lists = await self.ranked_lists(guild_id, query, embedding, k, mode,
+                                        expansion if mode == "hybrid" else None)
         if mode == "vector":
-            hits = [_with_score(h, h.similarity) for h in vector[:k]]
+            hits = lists["vector"][:k]
         elif mode == "text":
-            hits = text[:k]
+            hits = lists["bm25"][:k]
         else:
-            # Three lists: meaning, every (known) query term (strong), BM25 over any term (weak;
-            # see FUSION_WEIGHTS).
-            strict = [h for h in text if h.chunk_id in all_terms]
-            hits = rrf_fuse([vector, strict, text], k, weights=list(self.weights))
+            weights = dict(zip(LIST_NAMES, (*self.weights, *self.expansion_weights)))
+            names = [n for n in LIST_NAMES if n in lists]
+            hits = rrf_fuse([lists[n] for n in names], k, weights=[weights[n] for n in names])
         log.debug("search guild=%s mode=%s k=%d: %d hits in %.1f ms", guild_id, mode, k,
                   len(hits), (time.perf_counter() - started) * 1000)
         return hits
+
+    async def ranked_lists(self, guild_id: int, query: str, embedding: np.ndarray, k: int,
+                           mode: SearchMode = "hybrid",
+                           expansion: Expansion | None = None) -> dict[str, list[Hit]]:
+        """The ranked lists `mode` fuses, by name (LIST_NAMES), before fusion; each hit's
+        `similarity` is the cosine to `embedding` (the question), whatever list found it."""
+        pool_size = max(k, self.candidates) if mode == "hybrid" else k
+        params = {"guild_id": guild_id, "query": query, "terms": query, "embedding": embedding,
+                  "search": embedding, "limit": pool_size, "k1": self.bm25.k1, "b": self.bm25.b,
+                  "title_weight": self.bm25.title_weight, "prune": max(500, 10 * pool_size)}
+        lists: dict[str, list[Hit]] = {}
+        async with self.pool.connection() as conn, conn.transaction():
+            if mode != "text":
+                lists["vector"] = await self._vector(conn, params)
+            if mode == "hybrid" and self.fast_hybrid:
+                params["candidates"] = [h.chunk_id for h in lists["vector"]]
+                text, all_terms = await self._text(conn, _TEXT_HYBRID, params)
+            elif mode != "vector":
+                text, all_terms = await self._text(conn, _TEXT_ANY, params)
+            if mode != "vector":
+                # Three lists: meaning, every (known) query term (strong), BM25 over any term
+                # (weak; see FUSION_WEIGHTS).
+                lists["all_terms"] = [h for h in text if h.chunk_id in all_terms]
+                lists["bm25"] = text
+            if expansion is not None:
+                # HyDE: the passage's embedding lands near answers phrased like documentation;
+                # query2doc: the passage brings the documentation's words into BM25.
+                lists["vector_expanded"] = await self._vector(
+                    conn, {**params, "search": expansion.embedding})
+                # query2doc's sparse query: the question's and the passage's terms, each once
+                # (the paper's 5 copies of the question, counted, lost R@5 0.750 -> 0.583 on
+                # bench/rag_eval: the passage's feature names are what the question lacks).
+                lists["bm25_expanded"], _ = await self._text(
+                    conn, _TEXT_ANY, {**params, "terms": f"{query} {expansion.text}"})
+        return lists
 
     async def _vector(self, conn: psycopg.AsyncConnection[Any],
                       params: dict[str, Any]) -> list[Hit]:
@@ -216,7 +264,7 @@ class Retriever:
             await cur.execute(_VECTOR_SQL, params)
             rows = await cur.fetchall()
         return [Hit(r["chunk_id"], r["document_id"], r["title"], r["uri"], r["text"],
-                    float(r["similarity"]), float(r["similarity"]), bool(r["exact"])) for r in rows]
+                    float(r["score"]), float(r["similarity"]), bool(r["exact"])) for r in rows]
 
     async def _text(self, conn: psycopg.AsyncConnection[Any], query: str,
                     params: dict[str, Any]) -> tuple[list[Hit], set[int]]:

@@ -10,7 +10,7 @@ import pytest
 from core.errors import InvalidInput
 from core.rag.answer import REFUSAL, Answerer
 from core.rag.ingest import Ingestor
-from core.rag.retrieve import Retriever, rrf_fuse
+from core.rag.retrieve import Expansion, Retriever, rrf_fuse
 from core.rag.types import Hit
 from tests.integration.rag.corpus import write_corpus
 
@@ -50,6 +50,35 @@ async def test_hybrid_finds_a_paraphrase_that_text_search_misses(
     assert "password.md" not in [Path(h.uri).name for h in text]  # no shared word
     assert top_uri(vector) == "password.md"
     assert top_uri(hybrid) == "password.md"
+
+
+async def test_an_expansion_adds_lists_that_search_with_the_passage(
+    retriever: Retriever, corpus_guild: int
+) -> None:
+    # A vague question and a passage naming the page's identifier (what query expansion's
+    # model would write; bench/rag_eval/expansion.py measures that with real models).
+    query = "why does my file keep bouncing back"
+    passage = "Error QX-4417 means the upload exceeded the quota: the file is too large."
+    embedding = await retriever.embedder.embed_one(query)
+    expansion = Expansion(passage, await retriever.embedder.embed_one(passage))
+    lists = await retriever.ranked_lists(corpus_guild, query, embedding, 20, "hybrid", expansion)
+    assert top_uri(lists["bm25_expanded"]) == "error-QX-4417.md"  # query2doc: the passage's terms
+    assert "error-QX-4417.md" not in [Path(h.uri).name for h in lists["bm25"]]
+    # HyDE: ranked by the passage's embedding, but `similarity` (the relevance floor's input)
+    # stays the question's cosine, whichever list found the chunk.
+    question_cosine = {h.chunk_id: h.similarity for h in lists["vector"]}
+    expanded = lists["vector_expanded"]
+    assert [h.score for h in expanded] == sorted((h.score for h in expanded), reverse=True)
+    assert [h.chunk_id for h in expanded] != [h.chunk_id for h in lists["vector"]]
+    assert all(h.similarity == pytest.approx(question_cosine[h.chunk_id]) for h in expanded)
+    # Vector and text search ignore an expansion; hybrid fuses all five lists.
+    for mode in ("vector", "text"):
+        assert await retriever.search_embedded(corpus_guild, query, embedding, 5, mode,
+                                               expansion) == \
+            await retriever.search_embedded(corpus_guild, query, embedding, 5, mode)
+    fused = await retriever.search_embedded(corpus_guild, query, embedding, 5, "hybrid",
+                                            expansion)
+    assert "error-QX-4417.md" in [Path(h.uri).name for h in fused]
 
 
 async def test_unrelated_question_is_refused_without_the_model(
