@@ -137,7 +137,10 @@ bm AS (
 )
 SELECT c.id AS chunk_id, c.document_id, c.title, d.uri, c.text, bm.rank,
        1 - (c.embedding <=> %(embedding)s) AS similarity, c.tsv @@ q.strict AS exact,
-       bm.matched = (SELECT count(*) FROM w) AS all_known
+       bm.matched = (SELECT count(*) FROM w)
+           AND ((SELECT count(*) FROM w) >= 2
+                OR (SELECT count(DISTINCT lexeme) FROM unnest(to_tsvector('english', %(terms)s)))
+                   <= 1) AS all_known
 FROM q, bm JOIN chunks c ON c.id = bm.id
 JOIN documents d ON d.guild_id = c.guild_id AND d.id = c.document_id
 WHERE c.guild_id = %(guild_id)s AND d.status = 'ready'
@@ -274,7 +277,10 @@ class Retriever:
             rows = await cur.fetchall()
         # `all_known`: the chunk has every query term the guild's documents use at all. A word
         # no document contains ("why do I *get* QX-1474") cannot tell chunks apart, so it must
-        # not keep the identifier's page out of the all-terms list that fusion trusts.
+        # not keep the identifier's page out of the all-terms list that fusion trusts. But one
+        # known word of several ("can I post *links* to my shop") is no evidence: then every
+        # chunk with that word would outrank meaning, so it takes two known terms (or a
+        # one-term query).
         hits = [Hit(r["chunk_id"], r["document_id"], r["title"], r["uri"], r["text"],
                     float(r["rank"]), float(r["similarity"]), bool(r["exact"])) for r in rows]
         return hits, {r["chunk_id"] for r in rows if r["all_known"] or r["exact"]}

@@ -40,6 +40,22 @@ async def test_hybrid_finds_an_exact_identifier_that_vector_search_misses(
     assert top_uri(hybrid) == "error-QX-1474.md"
 
 
+async def test_one_shared_common_word_is_no_all_terms_match(
+    retriever: Retriever, corpus_guild: int
+) -> None:
+    # "link" is the only word of the question the guild's pages use (error-QX-1474: "the
+    # invite link has expired"); that alone must not put the page in the all-terms list, which
+    # fusion weighs as much as meaning (it used to rank first in hybrid search).
+    query = "can i post links to my own shop here"
+    embedding = await retriever.embedder.embed_one(query)
+    lists = await retriever.ranked_lists(corpus_guild, query, embedding, 5)
+    assert lists["all_terms"] == []
+    assert "error-QX-1474.md" in [Path(h.uri).name for h in lists["bm25"]]  # still a weak hint
+    assert top_uri(lists["vector"]) == "rules.md"  # no advertising
+    hybrid = await retriever.search(corpus_guild, query, 5, "hybrid")
+    assert "rules.md" in [Path(h.uri).name for h in hybrid[:2]]
+
+
 async def test_hybrid_finds_a_paraphrase_that_text_search_misses(
     retriever: Retriever, corpus_guild: int
 ) -> None:
