@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import logging
 import re
+import time
 
 from bot import render
 from bot.streaming import CANCELLED
@@ -55,7 +56,20 @@ def rated(inter: Interaction) -> bool:
     return bool(inter.messages) and f"guru:fb:{inter.id}:up" in inter.messages[-1].custom_ids()
 
 
-async def test_ask_is_deferred_at_once_and_streamed_with_throttled_edits(bot, emulator, repo):
+async def test_ask_is_deferred_at_once_and_streamed_with_throttled_edits(
+    bot, emulator, repo, e2e_services, monkeypatch
+):
+    # The tiny test model writes 1200 tokens in about a second: too fast to see the 1-per-second
+    # edits. A 3 ms pause per decode step (on the engine's thread, as a slower model would take)
+    # stretches the answer to several seconds.
+    engine = e2e_services.llm
+    step = engine._decode_step
+
+    def slower_step() -> None:
+        time.sleep(0.003)
+        step()
+
+    monkeypatch.setattr(engine, "_decode_step", slower_step)
     _, _, inter = await ask_in_new_guild(bot, emulator, repo, "stream", tokens=1200)
     await emulator.wait_for(lambda: inter.acked, 3, what="the defer")
     assert inter.deferred and inter.ack_latency_s < 3.0
