@@ -13,6 +13,8 @@ import logging
 import re
 import time
 
+import pytest
+
 from bot import render
 from bot.streaming import CANCELLED
 from core.grounded import finish_streamed, prepare_answer
@@ -56,12 +58,11 @@ def rated(inter: Interaction) -> bool:
     return bool(inter.messages) and f"guru:fb:{inter.id}:up" in inter.messages[-1].custom_ids()
 
 
-async def test_ask_is_deferred_at_once_and_streamed_with_throttled_edits(
-    bot, emulator, repo, e2e_services, monkeypatch
-):
-    # The tiny test model writes 1200 tokens in about a second: too fast to see the 1-per-second
-    # edits. A 3 ms pause per decode step (on the engine's thread, as a slower model would take)
-    # stretches the answer to several seconds.
+@pytest.fixture
+def paced(e2e_services, monkeypatch) -> None:
+    """The tiny test model writes ~1000 tokens a second: too fast to watch 1-per-second edits,
+    press Cancel mid-answer or meet two 429s. A 3 ms pause per decode step (on the engine's
+    thread, as a slower model would take) stretches an answer to several seconds."""
     engine = e2e_services.llm
     step = engine._decode_step
 
@@ -70,6 +71,11 @@ async def test_ask_is_deferred_at_once_and_streamed_with_throttled_edits(
         step()
 
     monkeypatch.setattr(engine, "_decode_step", slower_step)
+
+
+async def test_ask_is_deferred_at_once_and_streamed_with_throttled_edits(
+    bot, emulator, repo, paced
+):
     _, _, inter = await ask_in_new_guild(bot, emulator, repo, "stream", tokens=1200)
     await emulator.wait_for(lambda: inter.acked, 3, what="the defer")
     assert inter.deferred and inter.ack_latency_s < 3.0
@@ -108,7 +114,7 @@ async def test_long_answers_are_split_into_valid_messages(bot, emulator, repo, e
     assert all(len(m.content) <= 2000 for m in inter.messages)
 
 
-async def test_cancel_stops_the_generation(bot, emulator: Emulator, repo, e2e_services):
+async def test_cancel_stops_the_generation(bot, emulator: Emulator, repo, e2e_services, paced):
     guild, member, inter = await ask_in_new_guild(bot, emulator, repo, "cancel", tokens=2000)
     engine = e2e_services.llm
     await emulator.wait_for(
@@ -133,7 +139,9 @@ async def test_cancel_stops_the_generation(bot, emulator: Emulator, repo, e2e_se
     assert not inter.original.custom_ids()  # no rating of a cancelled answer
 
 
-async def test_429_on_edits_is_waited_out_and_slows_later_edits(bot, emulator: Emulator, repo):
+async def test_429_on_edits_is_waited_out_and_slows_later_edits(
+    bot, emulator: Emulator, repo, paced
+):
     _, _, inter = await ask_in_new_guild(bot, emulator, repo, "ratelimited", tokens=1200)
     pattern = f"PATCH /webhooks/\\d+/{re.escape(inter.token)}/messages/@original$"
     emulator.rest.limits.inject_429(pattern, times=2, retry_after=0.6)
