@@ -27,6 +27,18 @@ async def tiny_engine(tiny_llama):
     await engine.aclose()
 
 
+def pace(engine: Engine, monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """Add `seconds` to every decode step, on the engine's thread (as a slower model would):
+    the tiny model is too fast for tests that must catch requests while others still run."""
+    step = engine._decode_step
+
+    def slower_step() -> None:
+        time.sleep(seconds)
+        step()
+
+    monkeypatch.setattr(engine, "_decode_step", slower_step)
+
+
 async def wait_until(condition, timeout: float = 10.0) -> None:
     deadline = time.perf_counter() + timeout
     while not condition():
@@ -95,8 +107,10 @@ async def test_cancel_by_id_reports_cancelled(tiny_llama):
         await engine.aclose()
 
 
-async def test_one_guild_flooding_does_not_starve_another(tiny_llama):
+async def test_one_guild_flooding_does_not_starve_another(tiny_llama, monkeypatch):
     engine = Engine(tiny_llama, max_batch=1, max_queue=64, max_queue_per_guild=32)
+    # The tiny model answers 6 tokens in a few ms: a0 could finish before a9 is even queued.
+    pace(engine, monkeypatch, 0.02)
     started: list[str] = []
 
     async def run(tag: str, guild: int) -> int | None:
@@ -120,8 +134,9 @@ async def test_one_guild_flooding_does_not_starve_another(tiny_llama):
         await engine.aclose()
 
 
-async def test_full_queue_is_a_clear_busy_error(tiny_llama):
+async def test_full_queue_is_a_clear_busy_error(tiny_llama, monkeypatch):
     engine = Engine(tiny_llama, max_batch=1, max_queue=2, max_queue_per_guild=2)
+    pace(engine, monkeypatch, 0.005)  # the running request must outlast the queueing
     try:
         def long_request() -> asyncio.Task:
             request = Request(user("x"), guild_id=1, max_new_tokens=400)
