@@ -187,8 +187,7 @@ class Engine:
     def _weights_note(self) -> str:
         """' (int4)' when the lean forward decodes from packed weights: the loaded dtype
         alone would hide how the model actually runs."""
-        lean = self.lean
-        return " (int4)" if lean is not None and not lean.packed.startswith("0/") else ""
+        return " (int4)" if self.lean is not None and self.lean.int4 else ""
 
     async def aclose(self) -> None:
         self._stopping = True
@@ -296,12 +295,14 @@ class Engine:
             jobs.append(job)
         if not jobs:
             return
-        lean = [job for job in jobs if self.lean is not None and job.request.adapter is None]
+        lean: list[Job] = []
+        hf: list[Job] = []
+        for job in jobs:
+            (lean if self.lean is not None and job.request.adapter is None else hf).append(job)
         for group in _prefill_groups(lean, PREFILL_GROUP_TOKENS):
             self._prefill_lean(group)
-        for job in jobs:
-            if job not in lean:
-                self._prefill_hf(job)
+        for job in hf:
+            self._prefill_hf(job)
         self._drop_finished()
         self._report_positions()
 
@@ -315,13 +316,17 @@ class Engine:
                 for job in jobs:
                     self._prefill_lean([job])
                 return
-            log.exception("prefill failed for %s", jobs[0].request.request_id)
-            jobs[0].fail(GuruError("The model failed on this prompt; please try again."))
+            self._prefill_failed(jobs[0])
             return
         self._kv.add_rows([kv for _, kv in results])
         for job, (logits, _) in zip(jobs, results):
             self._active.append(job)
             self._accept(job, logits)
+
+    @staticmethod
+    def _prefill_failed(job: Job) -> None:
+        log.exception("prefill failed for %s", job.request.request_id)
+        job.fail(GuruError("The model failed on this prompt; please try again."))
 
     def _prefill_hf(self, job: Job) -> None:
         model = self.adapters.model
@@ -336,8 +341,7 @@ class Engine:
                 **self.adapters.forward_kwargs([job.request.adapter]),
             )
         except Exception:  # noqa: BLE001 - one bad request must not stop the others
-            log.exception("prefill failed for %s", job.request.request_id)
-            job.fail(GuruError("The model failed on this prompt; please try again."))
+            self._prefill_failed(job)
             return
         self._kv.add_row(cache)
         self._active.append(job)

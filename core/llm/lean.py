@@ -80,27 +80,17 @@ def lean_unsupported(model: Any) -> str | None:
 # -- linear layers -----------------------------------------------------------------------
 
 
-Parts = list[tuple[torch.Tensor, torch.Tensor]]  # int4 (packed, scales_and_zeros) pairs
+Packed = tuple[torch.Tensor, torch.Tensor]  # torch's int4 layout: (weight, scales_and_zeros)
 KV = tuple[torch.Tensor, torch.Tensor]
 CHUNK_ROWS = 2048  # rows quantized at a time: bounds the temporary memory of packing
 
 
-def _q4_chunk(w: torch.Tensor):
-    """(q, scale, zero) for groups `min + d * q`, q in 0..15, or None if not exactly that."""
+def _q4_groups(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(q, d, lo): the nearest `lo + d * q` per group (last dim), q in 0..15."""
     lo, hi = w.amin(-1), w.amax(-1)
     d = (hi - lo) / 15
     q = torch.where(d[..., None] > 0, (w - lo[..., None]) / d[..., None], 0).round_()
-    if not _exact(w, lo[..., None] + d[..., None] * q, d):
-        return None
-    return [(q, d, lo + 8 * d)]  # w = (q - 8) * d + (lo + 8d)
-
-
-def _q4_approx_chunk(w: torch.Tensor):
-    """(q, scale, zero) for the nearest `min + d * q` per group: a 4-bit approximation."""
-    lo, hi = w.amin(-1), w.amax(-1)
-    d = (hi - lo) / 15
-    q = torch.where(d[..., None] > 0, (w - lo[..., None]) / d[..., None], 0).round_()
-    return [(q, d, lo + 8 * d)]
+    return q, d, lo
 
 
 def _exact(w: torch.Tensor, rebuilt: torch.Tensor, d: torch.Tensor) -> bool:
@@ -109,36 +99,27 @@ def _exact(w: torch.Tensor, rebuilt: torch.Tensor, d: torch.Tensor) -> bool:
     return bool((err <= 1e-3 * d + 1e-7 * w.abs().amax(-1) + 1e-12).all())
 
 
-def _packed(weight: torch.Tensor, split) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
-    """Int4 (packed, scales_and_zeros) parts whose matmuls add up to `x @ weight.T`, when
-    `split` finds every group of 32 exactly representable; else None."""
+def _packed(weight: torch.Tensor, exact: bool = True) -> Packed | None:
+    """`weight` as nearest-4-bit groups of 32 in torch's int4 layout; with `exact`, None
+    unless every group already is `min + d * q`, q in 0..15 (a dequantized GGUF Q4_1)."""
     n, k = weight.shape
     if k % GROUP or weight.dtype != torch.float32:
         return None
-    chunks = []
+    packs, scales = [], []
     for start in range(0, n, CHUNK_ROWS):
         rows = weight[start : start + CHUNK_ROWS]
-        parts = split(rows.reshape(rows.shape[0], k // GROUP, GROUP))
-        if parts is None:
+        groups = rows.reshape(rows.shape[0], k // GROUP, GROUP)
+        q, d, lo = _q4_groups(groups)
+        if exact and not _exact(groups, lo[..., None] + d[..., None] * q, d):
             return None
-        chunks.append(
-            [
-                (
-                    torch.ops.aten._convert_weight_to_int4pack_for_cpu(
-                        q.reshape(rows.shape[0], k).to(torch.int32), 1
-                    ),
-                    torch.stack([scale.t(), zero.t()], dim=-1).to(torch.bfloat16),
-                )
-                for q, scale, zero in parts
-            ]
+        packs.append(
+            torch.ops.aten._convert_weight_to_int4pack_for_cpu(
+                q.reshape(rows.shape[0], k).to(torch.int32), 1
+            )
         )
-    return [
-        (
-            torch.cat([c[i][0] for c in chunks]),
-            torch.cat([c[i][1] for c in chunks], dim=1).contiguous(),
-        )
-        for i in range(len(chunks[0]))
-    ]
+        # the kernel computes (q - 8) * scale + zero: w = (q - 8) * d + (lo + 8d)
+        scales.append(torch.stack([d.t(), (lo + 8 * d).t()], dim=-1).to(torch.bfloat16))
+    return torch.cat(packs), torch.cat(scales, dim=1).contiguous()
 
 
 class _Proj:
@@ -150,7 +131,7 @@ class _Proj:
     weights dominates; prompts use `prompt_weights` (bf16 copies, see the module docstring).
     """
 
-    def __init__(self, modules: list[Any], packed: list[tuple[torch.Tensor, torch.Tensor]] | None):
+    def __init__(self, modules: list[Any], packed: Packed | None):
         self.dense = [(m.weight, getattr(m, "bias", None)) for m in modules]
         self.sizes = [w.shape[0] for w, _ in self.dense]
         self.packed = packed
@@ -159,12 +140,12 @@ class _Proj:
             self.bias = torch.cat([b for _, b in self.dense])
 
     @staticmethod
-    def pack(modules: list[Any], approx: bool = False) -> Parts | None:
-        """Int4 parts of the modules' fused weight: exact 4-bit groups, else None; with
-        `approx`, the nearest 4-bit groups of any fp32 weight."""
+    def pack(modules: list[Any], approx: bool = False) -> Packed | None:
+        """The modules' fused weight in int4: exact 4-bit groups, else None; with `approx`,
+        the nearest 4-bit groups of any fp32 weight."""
         weights = [m.weight for m in modules]
         weight = torch.cat(weights) if len(weights) > 1 else weights[0]
-        return _packed(weight, _q4_approx_chunk if approx else _q4_chunk)
+        return _packed(weight, exact=not approx)
 
     def prompt_weights(self) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
         """Weights for the matmuls of a prompt (many rows: compute-bound). With int4, bf16
@@ -175,31 +156,32 @@ class _Proj:
         bf16 = torch.bfloat16
         return [(w.to(bf16), None if b is None else b.to(bf16)) for w, b in self.dense]
 
+    def _decodes_int4(self, x: torch.Tensor) -> bool:
+        """Packed, and few enough rows that reading the weights dominates."""
+        return self.packed is not None and x.numel() // x.shape[-1] <= INT4_MAX_ROWS
+
     def fused(self, x: torch.Tensor) -> torch.Tensor:
         """The projections of `x` side by side in one tensor."""
-        if self.packed is None or x.numel() // x.shape[-1] > INT4_MAX_ROWS:
-            outs = self(x)
-            return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
-        return self._int4(x)
+        if self._decodes_int4(x):
+            return self._int4(x)
+        outs = self(x)
+        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
 
     def __call__(self, x: torch.Tensor, weights: list[Any] | None = None) -> list[torch.Tensor]:
         """The projections of `x`; `weights` from `prompt_weights` for a prompt."""
-        rows = x.numel() // x.shape[-1]
-        if weights is None and (self.packed is None or rows > INT4_MAX_ROWS):
-            weights = self.dense
-        if weights is not None:
-            xw = x.to(weights[0][0].dtype)
-            return [F.linear(xw, w, b).to(x.dtype) for w, b in weights]
-        out = self._int4(x)
-        return list(out.split(self.sizes, dim=-1)) if len(self.sizes) > 1 else [out]
+        if weights is None and self._decodes_int4(x):
+            out = self._int4(x)
+            return list(out.split(self.sizes, dim=-1)) if len(self.sizes) > 1 else [out]
+        weights = self.dense if weights is None else weights
+        xw = x.to(weights[0][0].dtype)
+        return [F.linear(xw, w, b).to(x.dtype) for w, b in weights]
 
     def _int4(self, x: torch.Tensor) -> torch.Tensor:
+        assert self.packed is not None
+        packed, scales = self.packed
         shape = x.shape
         x2 = x.reshape(-1, shape[-1]).to(torch.bfloat16)
-        out = None
-        for packed, scales in self.packed:
-            y = torch.ops.aten._weight_int4pack_mm_for_cpu(x2, packed, GROUP, scales).to(x.dtype)
-            out = y if out is None else out + y
+        out = torch.ops.aten._weight_int4pack_mm_for_cpu(x2, packed, GROUP, scales).to(x.dtype)
         if self.bias is not None:
             out = out + self.bias
         return out.view(*shape[:-1], -1)
@@ -213,7 +195,7 @@ class PackCache:
     """
 
     NAME = "guru-lean-int4.safetensors"
-    FORMAT = "guru-lean-int4/2"
+    FORMAT = "guru-lean-int4/3"
 
     def __init__(self, directory: str) -> None:
         self.dir = Path(directory)
@@ -240,14 +222,10 @@ class PackCache:
             for name in groups:
                 if name in dense:
                     out[name] = None
-                    continue
-                parts, j = [], 0
-                while f"{name}.{j}.packed" in tensors:
-                    parts.append((tensors[f"{name}.{j}.packed"], tensors[f"{name}.{j}.scales"]))
-                    j += 1
-                if not parts:
+                elif f"{name}.packed" in tensors:
+                    out[name] = (tensors[f"{name}.packed"], tensors[f"{name}.scales"])
+                else:
                     return None
-                out[name] = parts
             return out
         except Exception:  # noqa: BLE001 - a bad cache only costs a repack
             log.warning("ignoring the int4 cache %s", self.path, exc_info=True)
@@ -257,11 +235,11 @@ class PackCache:
         from safetensors.torch import save_file
 
         tensors: dict[str, torch.Tensor] = {}
-        for name, parts in packed.items():
-            for j, (p, sc) in enumerate(parts or []):
-                tensors[f"{name}.{j}.packed"] = p.contiguous()
-                tensors[f"{name}.{j}.scales"] = sc.contiguous()
-        dense = [name for name, parts in packed.items() if parts is None]
+        for name, pair in packed.items():
+            if pair is not None:
+                tensors[f"{name}.packed"] = pair[0].contiguous()
+                tensors[f"{name}.scales"] = pair[1].contiguous()
+        dense = [name for name, pair in packed.items() if pair is None]
         meta = {"stamp": self._stamp(), "dense": json.dumps(dense)}
         tmp = self.path.with_suffix(f".tmp{os.getpid()}")
         try:
@@ -327,9 +305,10 @@ class LeanLlama:
                 }
                 # The LM head only picks candidates (the top logits are recomputed exactly),
                 # so a 4-bit approximation is enough, but only for an already-quantized model.
-                if any(parts is not None for parts in packed.values()):
+                quantized = any(pair is not None for pair in packed.values())
+                if quantized:
                     packed["lm_head"] = _Proj.pack([model.lm_head], approx=True)
-                if store and any(parts is not None for parts in packed.values()):
+                if store and quantized:
                     store.save(packed)
             else:
                 packed = loaded
@@ -349,6 +328,7 @@ class LeanLlama:
         count = sum(packed.get(name) is not None for name in groups if name != "lm_head")
         head = ", LM head" if packed.get("lm_head") is not None else ""
         self.packed = f"{count}/{len(groups) - 1} matrices{head}"
+        self.int4 = count > 0  # decodes from packed weights
         if weights == "int4":
             log.info("lean forward: int4-packed %s (the rest stays dense)", self.packed)
 

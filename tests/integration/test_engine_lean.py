@@ -114,8 +114,8 @@ async def test_bundled_model_int4_is_exact_and_answers(bundled_model, tmp_path):
     assert (tmp_path / PackCache.NAME).is_file()
     cached = LeanLlama(bundled_model.model, weights="int4", cache_dir=str(tmp_path))
     assert cached.packed == lean.packed
-    for a, b in zip(cached.layers[-1].gate_up.packed, lean.layers[-1].gate_up.packed):
-        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    a, b = cached.layers[-1].gate_up.packed, lean.layers[-1].gate_up.packed
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     n = bundled_model.model.config.num_hidden_layers
     assert lean.packed == f"{4 * n}/{4 * n} matrices, LM head"  # the whole Q4_1 + Q8_0 GGUF
     # The layers' 4-bit codes pack exactly (scales round to bf16) and prompts run in bf16:
