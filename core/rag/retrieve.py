@@ -107,12 +107,13 @@ g AS (
     SELECT chunks::float8 AS n, tokens::float8 / greatest(chunks, 1) AS avgdl
     FROM rag_guild_stats WHERE guild_id = %(guild_id)s
 ),
+t AS (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %(terms)s))),
 w AS (
     SELECT s.term, ln(1 + (g.n - s.df + 0.5) / (s.df + 0.5)) AS idf,
            ('''' || replace(replace(s.term, '\', '\\'), '''', '''''') || '''')::tsquery AS tq
-    FROM g, (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %(terms)s))) t
-    JOIN rag_term_stats s ON s.guild_id = %(guild_id)s AND s.term = t.lexeme
+    FROM g, t JOIN rag_term_stats s ON s.guild_id = %(guild_id)s AND s.term = t.lexeme
 ),
+counts AS (SELECT (SELECT count(*) FROM w) AS known, (SELECT count(*) FROM t) AS asked),
 top AS (
     SELECT c.id, sum(w.idf) AS bound
     FROM q, w JOIN chunks c ON c.guild_id = %(guild_id)s AND c.tsv @@ w.tq
@@ -137,11 +138,8 @@ bm AS (
 )
 SELECT c.id AS chunk_id, c.document_id, c.title, d.uri, c.text, bm.rank,
        1 - (c.embedding <=> %(embedding)s) AS similarity, c.tsv @@ q.strict AS exact,
-       bm.matched = (SELECT count(*) FROM w)
-           AND ((SELECT count(*) FROM w) >= 2
-                OR (SELECT count(DISTINCT lexeme) FROM unnest(to_tsvector('english', %(terms)s)))
-                   <= 1) AS all_known
-FROM q, bm JOIN chunks c ON c.id = bm.id
+       bm.matched = counts.known AND (counts.known >= 2 OR counts.asked <= 1) AS all_known
+FROM q, counts, bm JOIN chunks c ON c.id = bm.id
 JOIN documents d ON d.guild_id = c.guild_id AND d.id = c.document_id
 WHERE c.guild_id = %(guild_id)s AND d.status = 'ready'
 ORDER BY bm.rank DESC, c.id
