@@ -11,7 +11,6 @@ import asyncio
 import itertools
 import logging
 import re
-import time
 
 import pytest
 
@@ -23,6 +22,7 @@ from core.interactions import InteractionRepo
 from core.rag.kb import KnowledgeBase
 from tests.e2e.conftest import add_document, finished, guild_ready, recorded
 from tests.e2e.emulator import Emulator, Interaction
+from tests.fixtures.models import pace
 
 QUESTION = "What is retrieval-augmented generation?"
 RAG_DOC = (
@@ -63,14 +63,7 @@ def paced(e2e_services, monkeypatch) -> None:
     """The tiny test model writes ~1000 tokens a second: too fast to watch 1-per-second edits,
     press Cancel mid-answer or meet two 429s. A 3 ms pause per decode step (on the engine's
     thread, as a slower model would take) stretches an answer to several seconds."""
-    engine = e2e_services.llm
-    step = engine._decode_step
-
-    def slower_step() -> None:
-        time.sleep(0.003)
-        step()
-
-    monkeypatch.setattr(engine, "_decode_step", slower_step)
+    pace(e2e_services.llm, monkeypatch, 0.003)
 
 
 async def test_ask_is_deferred_at_once_and_streamed_with_throttled_edits(

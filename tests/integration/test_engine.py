@@ -11,6 +11,7 @@ import torch
 from core.errors import Busy, InvalidInput, NotFound
 from core.llm.engine import Engine
 from core.llm.types import Request, user
+from tests.fixtures.models import pace
 
 PROMPTS = [
     "hello there",
@@ -25,18 +26,6 @@ async def tiny_engine(tiny_llama):
     engine = Engine(tiny_llama, max_batch=4, max_queue=32, max_queue_per_guild=16)
     yield engine
     await engine.aclose()
-
-
-def pace(engine: Engine, monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
-    """Add `seconds` to every decode step, on the engine's thread (as a slower model would):
-    the tiny model is too fast for tests that must catch requests while others still run."""
-    step = engine._decode_step
-
-    def slower_step() -> None:
-        time.sleep(seconds)
-        step()
-
-    monkeypatch.setattr(engine, "_decode_step", slower_step)
 
 
 async def wait_until(condition, timeout: float = 10.0) -> None:
