@@ -86,6 +86,17 @@ async def ingest_corpus(ingestor: Ingestor, docs: Path, guild: int = EVAL_GUILD)
             "chunks_per_s": round(chunks / elapsed, 2) if chunks else None}
 
 
+def gold_rank(pages: list[str], gold: frozenset[str]) -> int | None:
+    """1-based rank of the first gold page among distinct `pages` in ranked order."""
+    return next((i + 1 for i, p in enumerate(pages) if p in gold), None)
+
+
+def with_halves(ranks: list[int | None]) -> dict[str, Any]:
+    """Metrics of all questions, of the even (tuning) and of the odd (held-out) half."""
+    return {**_metrics(ranks), "tuning_half": _metrics(ranks[0::2]),
+            "held_out_half": _metrics(ranks[1::2])}
+
+
 def _pages(hits: list[Hit]) -> list[str]:
     seen: list[str] = []
     for h in hits:
@@ -111,13 +122,11 @@ async def evaluate(retriever: Retriever, questions: list[Question],
                                                    mode)  # type: ignore[arg-type]
             latencies.append((time.perf_counter() - t0) * 1000)
             pages = _pages(hits)
-            ranks.append(next((i + 1 for i, p in enumerate(pages) if p in q.gold), None))
+            ranks.append(gold_rank(pages, q.gold))
         subset = [r for r, q in zip(ranks, questions) if q.avoids_title_words]
         # Fusion weights were chosen on the even questions: the odd ones are the held-out half.
-        report[mode] = {**_metrics(ranks),
+        report[mode] = {**with_halves(ranks),
                         "avoiding_title_words": _metrics(subset),
-                        "tuning_half": _metrics(ranks[0::2]),
-                        "held_out_half": _metrics(ranks[1::2]),
                         "latency_ms_p50": round(statistics.median(latencies), 1)}
         misses[mode] = [q.text for r, q in zip(ranks, questions) if r is None or r > 5]
     report["misses_at_5"] = misses

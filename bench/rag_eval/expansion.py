@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.rag_eval.evaluate import CANDIDATES, EVAL_GUILD, Question, _metrics, _pages
+from bench.rag_eval.evaluate import (CANDIDATES, EVAL_GUILD, Question, _metrics, _pages, gold_rank,
+                                     with_halves)
 from core.config import Settings
 from core.llm.types import Message
 from core.rag.retrieve import (EXPANSION_WEIGHTS, FUSION_WEIGHTS, Expansion, Retriever,
@@ -149,12 +150,7 @@ async def generate(model: str, prompt: str, questions: list[Question],
 
 
 def _rank(hits: list[Hit], q: Question) -> int | None:
-    return next((i + 1 for i, p in enumerate(_pages(hits)) if p in q.gold), None)
-
-
-def _report(ranks: list[int | None]) -> dict[str, Any]:
-    return {**_metrics(ranks), "tuning_half": _metrics(ranks[0::2]),
-            "held_out_half": _metrics(ranks[1::2])}
+    return gold_rank(_pages(hits), q.gold)
 
 
 # Weights tried, the all-terms and BM25 lists staying at FUSION_WEIGHTS. Kept small: on 24
@@ -195,14 +191,14 @@ async def evaluate_expansion(retriever: Retriever, questions: list[Question],
 
     plain = dict(zip(("vector", "all_terms", "bm25"), FUSION_WEIGHTS))
     report: dict[str, Any] = {
-        "vector": _report(fused("mean", {"vector": 1})),
-        "vector+hyde_mean": _report(fused("mean", {"vector_expanded": 1})),
-        "vector+hyde_passage": _report(fused("passage", {"vector_expanded": 1})),
-        "text": _report(fused("mean", {"bm25": 1})),
-        "text+query2doc": _report(fused("mean", {"bm25_expanded": 1})),
-        "hybrid": _report(fused("mean", plain)),
+        "vector": with_halves(fused("mean", {"vector": 1})),
+        "vector+hyde_mean": with_halves(fused("mean", {"vector_expanded": 1})),
+        "vector+hyde_passage": with_halves(fused("passage", {"vector_expanded": 1})),
+        "text": with_halves(fused("mean", {"bm25": 1})),
+        "text+query2doc": with_halves(fused("mean", {"bm25_expanded": 1})),
+        "hybrid": with_halves(fused("mean", plain)),
         # Untuned (Retriever's default): each added list weighs as its plain counterpart.
-        "hybrid+expansion_same_weights": _report(fused("mean", {
+        "hybrid+expansion_same_weights": with_halves(fused("mean", {
             **plain, **dict(zip(("vector_expanded", "bm25_expanded"), EXPANSION_WEIGHTS))})),
     }
     # The grid: variant × vector weight × the two added lists' weights, chosen on the even half.
@@ -214,7 +210,7 @@ async def evaluate_expansion(retriever: Retriever, questions: list[Question],
         even = _metrics(ranks[0::2])
         score = (even["recall@5"], even["mrr@10"])
         if best is None or score > best[0]:  # strict: the first (simplest) of ties wins
-            best = (score, {"variant": variant, "weights": weights, **_report(ranks),
+            best = (score, {"variant": variant, "weights": weights, **with_halves(ranks),
                             "misses_at_5": [q.text for r, q in zip(ranks, questions)
                                             if r is None or r > 5]})
     assert best is not None

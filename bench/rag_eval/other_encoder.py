@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from bench.rag_eval.databases import bench_pool, server_url
-from bench.rag_eval.evaluate import EVAL_GUILD, Question, _metrics, load_questions
+from bench.rag_eval.evaluate import EVAL_GUILD, Question, _metrics, gold_rank, load_questions
 from core.config import Settings
 
 _CHUNKS_SQL = """
@@ -45,7 +45,7 @@ def _ranks(questions: list[Question], pages: list[str], order_of) -> list[int | 
                 seen.append(pages[j])
             if len(seen) >= 10:
                 break
-        out.append(next((r + 1 for r, p in enumerate(seen) if p in q.gold), None))
+        out.append(gold_rank(seen, q.gold))
     return out
 
 
