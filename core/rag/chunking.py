@@ -2,9 +2,8 @@
 
 llama-index's `SentenceSplitter` does the splitting (paragraphs, then sentences, then words),
 counting with the encoder's own tokenizer. Each section is split on its own, so a chunk never
-straddles two headings, and the "document › section" title and the document's one-sentence
-description (`describe`) are charged against the budget because they are embedded in front of
-the chunk text. Blocking: call through `asyncio.to_thread`.
+straddles two headings, and the "document › section" title is charged against the budget
+because it is embedded in front of the chunk text. Blocking: call through `asyncio.to_thread`.
 """
 
 from __future__ import annotations
@@ -12,12 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Callable
 
 from core.rag.types import ChunkDraft, ParsedDocument
 
-__all__ = ["Chunker", "CHUNK_TOKENS", "CHUNK_OVERLAP", "content_hash", "describe"]
+__all__ = ["Chunker", "CHUNK_TOKENS", "CHUNK_OVERLAP", "content_hash"]
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +24,7 @@ log = logging.getLogger(__name__)
 CHUNK_TOKENS = 240
 CHUNK_OVERLAP = 40
 # Bump when chunking or embedding changes: every document then re-ingests on its next run.
-CHUNKER_VERSION = "2"  # 2: the document's description embedded in front of every chunk
-# The description: at most this many words of the document's first prose sentence.
-DESCRIPTION_WORDS = 40
-# ... found among the first sentences of the document's first few sections.
-DESCRIPTION_SECTIONS = 4
+CHUNKER_VERSION = "1"
 
 
 def content_hash(doc: ParsedDocument) -> str:
@@ -55,62 +49,19 @@ class Chunker:
 
     def split(self, doc: ParsedDocument) -> list[ChunkDraft]:
         chunks: list[ChunkDraft] = []
-        context = describe(doc)
         for section in doc.sections:
             if not section.text.strip():
                 continue
             title = _join_title(doc.title, section.heading)
-            prefix = _prefix(title, context)
+            prefix = title + "\n"
             # The splitter refuses metadata longer than the chunk; cap absurd headings.
             if len(self._encode(prefix)) > self.chunk_tokens // 3:
                 title = title[:80]
-                prefix = _prefix(title, context)
+                prefix = title + "\n"
             for piece in self._splitter.split_text_metadata_aware(section.text, prefix):
                 if piece.strip():
-                    chunks.append(ChunkDraft(len(chunks), title, piece.strip(), context))
+                    chunks.append(ChunkDraft(len(chunks), title, piece.strip()))
         return chunks
-
-
-def _prefix(title: str, context: str) -> str:
-    """What `ChunkDraft.embedding_text` puts in front of the chunk's text."""
-    return "".join(part + "\n" for part in (title, context) if part)
-
-
-def describe(doc: ParsedDocument, max_words: int = DESCRIPTION_WORDS) -> str:
-    """The document's own one-sentence description, for every chunk's embedding.
-
-    A loader's `metadata["description"]` (HTML `<meta name="description">`) when there is one,
-    else the first prose sentence that opens one of the document's first sections (6 to
-    `max_words` words, mostly words rather than code or option lists) and does not just repeat
-    the title: for a man page the first
-    sentence of DESCRIPTION (its NAME line is in the title already), for a guide or FAQ its
-    opening sentence. "" when nothing qualifies."""
-    given = " ".join(str(doc.metadata.get("description") or "").split())
-    if given:
-        return " ".join(given.split()[:max_words])
-    title_words = _words(doc.title)
-    for section in doc.sections[:DESCRIPTION_SECTIONS]:
-        text = " ".join(section.text.split())
-        if text.lower().startswith(("table of contents", "contents")):
-            continue
-        sentence = _SENTENCE_END.split(text, 1)[0]
-        words = sentence.split()
-        # Too short is a label or a synopsis; a run-on past max_words is a list or a glossary.
-        if not 6 <= len(words) <= max_words:
-            continue
-        if sum(w.strip(",.;:()'\"").isalpha() for w in words) < 0.7 * len(words):
-            continue  # code, option lists, synopses
-        if len(_words(sentence) - title_words) < 0.3 * len(_words(sentence)):
-            continue  # the title's own summary again ("git-stash - Stash the changes…")
-        return sentence
-    return ""
-
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(`\"'])")
-
-
-def _words(text: str) -> set[str]:
-    return set(re.findall(r"[a-z0-9]+", text.lower()))
 
 
 def _join_title(title: str, heading: str) -> str:

@@ -123,16 +123,13 @@ def parse_markdown(uri: str, text: str) -> ParsedDocument:
 
 
 def parse_html(uri: str, text: str) -> ParsedDocument:
-    """Visible text split at h1–h3; the title is <title> (or the first h1); a
-    `<meta name="description">` goes into metadata["description"] (see chunking.describe)."""
+    """Visible text split at h1–h3; the title is <title> (or the first h1)."""
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(text, "html.parser")
     for tag in soup(["script", "style", "nav", "header", "footer", "noscript", "template"]):
         tag.decompose()
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
-    meta = soup.find("meta", attrs={"name": re.compile("^description$", re.I)})
-    description = " ".join(str(meta.get("content") or "").split()) if meta else ""
     body = soup.body or soup
     sections: list[Section] = []
     heading, buf = "", []
@@ -153,8 +150,7 @@ def parse_html(uri: str, text: str) -> ParsedDocument:
         sections.append(Section(heading, "\n".join(buf)))
     if not sections and body.get_text(strip=True):
         sections.append(Section("", body.get_text(" ", strip=True)))
-    return ParsedDocument(uri, _with_summary(title or _stem_title(uri), sections), tuple(sections),
-                          metadata={"description": description} if description else {})
+    return ParsedDocument(uri, _with_summary(title or _stem_title(uri), sections), tuple(sections))
 
 
 def _with_summary(title: str, sections: list[Section]) -> str:

@@ -52,19 +52,16 @@ class ParsedDocument:
 
 @dataclass(frozen=True)
 class ChunkDraft:
-    """One chunk as the splitter made it; `title` is "document › section", `context` the
-    document's one-sentence description (embedded, not stored; "" when it has none)."""
+    """One chunk as the splitter made it; `title` is "document › section"."""
 
     position: int
     title: str
     text: str
-    context: str = ""
 
     @property
     def embedding_text(self) -> str:
-        # Title and description go in front so a chunk deep in a section still knows what its
-        # document is about ("contextual" chunk embeddings).
-        return "\n".join(part for part in (self.title, self.context, self.text) if part)
+        # The title goes in front so a chunk deep in a section still knows what it is about.
+        return f"{self.title}\n{self.text}" if self.title else self.text
 
 
 @dataclass(frozen=True)
