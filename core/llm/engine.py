@@ -117,7 +117,7 @@ class Engine:
             return None
         if weights == "auto":
             first = next(model.parameters())
-            # the int4 kernel is torch's CPU one; a GPU keeps the loaded weights
+            # the int4 kernels (ours or torch's) are CPU ones; a GPU keeps the loaded weights
             exact = first.dtype == torch.float32 and first.device.type == "cpu"
             weights = "int4" if exact and cpu_has_bf16() else "dense"
         return LeanLlama(model, weights, cache_dir=self.loaded.path or None)
@@ -258,6 +258,8 @@ class Engine:
     def _run(self) -> None:
         try:
             self.lean = self._build_lean(self._kernel, self._weights)
+            if self.lean is not None and self.lean.cache_dtype is not None:
+                self._kv = BatchKV(len(self.lean.layers), dtype=self.lean.cache_dtype)
         except Exception:  # noqa: BLE001 - the HF forward still serves every request
             log.exception("building the lean forward failed; using transformers' forward")
         with torch.inference_mode():

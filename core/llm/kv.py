@@ -7,7 +7,9 @@ and leave (`keep_rows`) between steps; leading columns that became padding every
 trimmed so a long finished request does not tax the others.
 
 Buffers grow in chunks instead of `torch.cat` per token (transformers' DynamicLayer), which
-would copy the whole cache at every step.
+would copy the whole cache at every step. They may be stored in a narrower dtype than the
+model computes in (fp16 for the native decode attention, `core.llm.native`); transformers'
+forward then reads fp32 copies.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ TRIM_MIN_COLUMNS = 32  # trim leading padding once at least this many columns ar
 class _BufferLayer(DynamicLayer):
     """One layer's K/V in `[batch, heads, capacity, head_dim]` buffers; `length` columns used."""
 
-    def __init__(self) -> None:
+    def __init__(self, dtype: torch.dtype | None = None) -> None:
         super().__init__()
+        self.dtype = dtype  # storage dtype (None: the incoming states')
         self.k_buf: torch.Tensor | None = None
         self.v_buf: torch.Tensor | None = None
         self.length = 0
@@ -38,6 +41,14 @@ class _BufferLayer(DynamicLayer):
         self.is_initialized = True
 
     def update(self, key_states, value_states, *args, **kwargs):
+        """transformers' entry point: append, return the whole K/V in the states' dtype."""
+        self.write(key_states, value_states)
+        if self.keys.dtype != key_states.dtype:
+            return self.keys.to(key_states.dtype), self.values.to(key_states.dtype)
+        return self.keys, self.values
+
+    def write(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        """Append `[batch, heads, n, head_dim]` states (cast to the storage dtype)."""
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
         n = key_states.shape[-2]
@@ -46,7 +57,6 @@ class _BufferLayer(DynamicLayer):
         self.v_buf[:, :, self.length : self.length + n] = value_states
         self.length += n
         self._expose()
-        return self.keys, self.values
 
     def get_seq_length(self) -> int:
         return self.length
@@ -63,10 +73,12 @@ class _BufferLayer(DynamicLayer):
     def _reserve(self, needed: int, like: torch.Tensor) -> None:
         if self.k_buf is not None and self.k_buf.shape[2] >= needed:
             return
-        b, h, _, d = like.shape if self.k_buf is None else self.k_buf.shape
+        if self.k_buf is not None:
+            like = self.k_buf
+        b, h, _, d = like.shape
         capacity = needed + GROW_TOKENS
-        k = like.new_zeros((b, h, capacity, d))
-        v = like.new_zeros((b, h, capacity, d))
+        k = like.new_zeros((b, h, capacity, d), dtype=self.dtype or like.dtype)
+        v = like.new_zeros((b, h, capacity, d), dtype=self.dtype or like.dtype)
         if self.k_buf is not None:
             k[:, :, : self.length] = self.k_buf[:, :, : self.length]
             v[:, :, : self.length] = self.v_buf[:, :, : self.length]
@@ -80,13 +92,15 @@ class _BufferLayer(DynamicLayer):
 class BatchKV:
     """The batch's cache plus the bookkeeping a decode step needs (mask, positions)."""
 
-    def __init__(self, num_layers: int) -> None:
+    def __init__(self, num_layers: int, dtype: torch.dtype | None = None) -> None:
+        """`dtype`: how K/V are stored (None: as the model computes them)."""
         self.num_layers = num_layers
+        self.dtype = dtype
         self._reset()
 
     def _reset(self) -> None:
         self.cache = DynamicCache()
-        self.cache.layers = [_BufferLayer() for _ in range(self.num_layers)]
+        self.cache.layers = [_BufferLayer(self.dtype) for _ in range(self.num_layers)]
         self.mask: torch.Tensor | None = None  # [batch, length] 1 = real token, 0 = padding
         self.real_lengths: list[int] = []  # real tokens per row (= next RoPE position)
 
@@ -112,7 +126,7 @@ class BatchKV:
             like = news[0][i][0]
             k_buf, v_buf = self._widened(layer, width, like)
             shape = (len(news), *k_buf.shape[1:])
-            rows_k, rows_v = like.new_zeros(shape), like.new_zeros(shape)
+            rows_k, rows_v = k_buf.new_zeros(shape), k_buf.new_zeros(shape)
             for row, (layers, n) in enumerate(zip(news, new_lens)):
                 k_new, v_new = layers[i]
                 rows_k[row, :, width - n : width] = k_new[0]
@@ -171,7 +185,8 @@ class BatchKV:
         """Existing buffers, shifted right so that they end at `width` (empty if no rows)."""
         if self.rows == 0:
             shape = (0, like.shape[1], width + GROW_TOKENS, like.shape[3])
-            return like.new_zeros(shape), like.new_zeros(shape)
+            dtype = self.dtype or like.dtype
+            return like.new_zeros(shape, dtype=dtype), like.new_zeros(shape, dtype=dtype)
         shift = width - layer.length
         if shift == 0:
             return layer.k_buf, layer.v_buf

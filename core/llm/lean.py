@@ -13,9 +13,11 @@ gate/up into new matrices saved under 1% of an fp32 step and cost ~260 MB: the l
 weights are mmapped from the safetensors file and stay resident.)
 
 `weights="int4"` is for models whose matrices are 4-bit blocks (a GGUF Q4_1 dequantized to
-fp32: every group of 32 is `min + d * q`, q in 0..15). Their codes pack losslessly into
-torch's int4 CPU kernel (q/k/v and gate/up fused; the scales round to bf16); matrices that
-are not such blocks stay dense. The LM head (the Q8_0 tied embedding) gets a nearest-4-bit
+fp32: every group of 32 is `min + d * q`, q in 0..15, d and min fp16). Codes, scales and
+offsets pack losslessly (q/k/v and gate/up fused) for our native kernel (`core.llm.native`:
+one bf16 dequantization per weight shared by up to 8 rows, ~2x torch's int4 kernel at a
+batch of 8), or, on CPUs without AVX512-BF16 or a C compiler, torch's int4 kernel (scales
+rounded to bf16). Matrices that are not such blocks stay dense. The LM head (the Q8_0 tied embedding) gets a nearest-4-bit
 approximation that only picks candidates: each row's top EXACT_TOP logits are recomputed
 from the dense weights. Decode reads ~70 MB of weights per step instead of ~540 MB. Prompts
 are compute-bound, so their matmuls run in bf16 (AVX512-BF16: ~2.5x fp32) on per-layer
@@ -35,11 +37,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from core.llm import native
+
 __all__ = ["LeanLlama", "lean_unsupported", "cpu_has_bf16"]
 
 log = logging.getLogger(__name__)
 
-GROUP = 32  # GGUF block size (Q4_0/Q4_1/Q8_0) and the int4 kernel's group size here
+GROUP = native.GROUP  # GGUF block size (Q4_0/Q4_1/Q8_0) and the int4 kernels' group size
 INT4_MAX_ROWS = 32  # above this many rows a matmul is compute-bound: dense fp32 is faster
 EXACT_TOP = 32  # with a packed LM head, the best logits per row are recomputed in fp32
 SUPPORTED = ("llama", "qwen2")
@@ -80,17 +84,19 @@ def lean_unsupported(model: Any) -> str | None:
 # -- linear layers -----------------------------------------------------------------------
 
 
-Packed = tuple[torch.Tensor, torch.Tensor]  # torch's int4 layout: (weight, scales_and_zeros)
+Packed = torch.Tensor  # uint8 [n / 16, k / 32, 320]: `core.llm.native.pack_q4`'s layout
 KV = tuple[torch.Tensor, torch.Tensor]
 CHUNK_ROWS = 2048  # rows quantized at a time: bounds the temporary memory of packing
 
 
 def _q4_groups(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(q, d, lo): the nearest `lo + d * q` per group (last dim), q in 0..15."""
+    """(q, d, lo): the nearest `lo + d * q` per group (last dim), q in 0..15, with d and lo
+    rounded to fp16 (a GGUF Q4_1 block stores exactly such fp16 values)."""
     lo, hi = w.amin(-1), w.amax(-1)
-    d = (hi - lo) / 15
-    q = torch.where(d[..., None] > 0, (w - lo[..., None]) / d[..., None], 0).round_()
-    return q, d, lo
+    d = ((hi - lo) / 15).half().float()
+    lo = lo.half().float()
+    q = torch.where(d[..., None] > 0, (w - lo[..., None]) / d[..., None], 0)
+    return q.round_().clamp_(0, 15), d, lo
 
 
 def _exact(w: torch.Tensor, rebuilt: torch.Tensor, d: torch.Tensor) -> bool:
@@ -100,26 +106,30 @@ def _exact(w: torch.Tensor, rebuilt: torch.Tensor, d: torch.Tensor) -> bool:
 
 
 def _packed(weight: torch.Tensor, exact: bool = True) -> Packed | None:
-    """`weight` as nearest-4-bit groups of 32 in torch's int4 layout; with `exact`, None
-    unless every group already is `min + d * q`, q in 0..15 (a dequantized GGUF Q4_1)."""
+    """`weight` as nearest-4-bit groups of 32 in the native kernel's layout; with `exact`,
+    None unless every group already is `lo + d * q`, q in 0..15 (a dequantized GGUF Q4_1)."""
     n, k = weight.shape
-    if k % GROUP or weight.dtype != torch.float32:
+    if k % GROUP or n % native.BLOCK_ROWS or weight.dtype != torch.float32:
         return None
-    packs, scales = [], []
+    packs = []
     for start in range(0, n, CHUNK_ROWS):
         rows = weight[start : start + CHUNK_ROWS]
         groups = rows.reshape(rows.shape[0], k // GROUP, GROUP)
         q, d, lo = _q4_groups(groups)
         if exact and not _exact(groups, lo[..., None] + d[..., None] * q, d):
             return None
-        packs.append(
-            torch.ops.aten._convert_weight_to_int4pack_for_cpu(
-                q.reshape(rows.shape[0], k).to(torch.int32), 1
-            )
-        )
-        # the kernel computes (q - 8) * scale + zero: w = (q - 8) * d + (lo + 8d)
-        scales.append(torch.stack([d.t(), (lo + 8 * d).t()], dim=-1).to(torch.bfloat16))
-    return torch.cat(packs), torch.cat(scales, dim=1).contiguous()
+        packs.append(native.pack_q4(q.reshape(rows.shape[0], k), d, lo))
+    return torch.cat(packs)
+
+
+def _torch_int4(packed: Packed, n: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same weights in torch's int4 CPU layout (weight, scales_and_zeros), for CPUs
+    the native kernel cannot run on."""
+    q, d, lo = native.unpack_q4(packed, n, k)
+    weight = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q.to(torch.int32), 1)
+    # torch computes (q - 8) * scale + zero: w = (q - 8) * d + (lo + 8d)
+    scales = torch.stack([d.t(), (lo + 8 * d).t()], dim=-1).to(torch.bfloat16).contiguous()
+    return weight, scales
 
 
 class _Proj:
@@ -131,10 +141,13 @@ class _Proj:
     weights dominates; prompts use `prompt_weights` (bf16 copies, see the module docstring).
     """
 
-    def __init__(self, modules: list[Any], packed: Packed | None):
+    def __init__(self, modules: list[Any], packed: Packed | None,
+                 kernel: native.Kernels | None = None):
         self.dense = [(m.weight, getattr(m, "bias", None)) for m in modules]
         self.sizes = [w.shape[0] for w, _ in self.dense]
         self.packed = packed
+        self.kernel = kernel
+        self._torch_packed: tuple[torch.Tensor, torch.Tensor] | None = None
         self.bias: torch.Tensor | None = None
         if packed is not None and self.dense[0][1] is not None:
             self.bias = torch.cat([b for _, b in self.dense])
@@ -178,10 +191,17 @@ class _Proj:
 
     def _int4(self, x: torch.Tensor) -> torch.Tensor:
         assert self.packed is not None
-        packed, scales = self.packed
-        shape = x.shape
-        x2 = x.reshape(-1, shape[-1]).to(torch.bfloat16)
-        out = torch.ops.aten._weight_int4pack_mm_for_cpu(x2, packed, GROUP, scales).to(x.dtype)
+        shape, n = x.shape, sum(self.sizes)
+        x2 = x.reshape(-1, shape[-1])
+        if self.kernel is not None:
+            out = self.kernel.matmul(x2.float(), self.packed, n).to(x.dtype)
+        else:
+            if self._torch_packed is None:
+                self._torch_packed = _torch_int4(self.packed, n, shape[-1])
+            weight, scales = self._torch_packed
+            out = torch.ops.aten._weight_int4pack_mm_for_cpu(
+                x2.to(torch.bfloat16), weight, GROUP, scales
+            ).to(x.dtype)
         if self.bias is not None:
             out = out + self.bias
         return out.view(*shape[:-1], -1)
@@ -190,12 +210,12 @@ class _Proj:
 class PackCache:
     """The int4 packing of a model, kept next to its weights so a restart skips ~2-4 s.
 
-    Valid only for the same weight files (names, sizes, mtimes) and the same torch version
-    (the packed layout belongs to torch's kernel); anything else repacks and rewrites it.
+    Valid only for the same weight files (names, sizes, mtimes) and the same packing format;
+    anything else repacks and rewrites it.
     """
 
     NAME = "guru-lean-int4.safetensors"
-    FORMAT = "guru-lean-int4/3"
+    FORMAT = "guru-lean-q4/4"
 
     def __init__(self, directory: str) -> None:
         self.dir = Path(directory)
@@ -204,7 +224,7 @@ class PackCache:
     def _stamp(self) -> str:
         files = sorted(p for p in self.dir.glob("*.safetensors") if p.name != self.NAME)
         stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-        return json.dumps({"format": self.FORMAT, "torch": torch.__version__, "files": stats})
+        return json.dumps({"format": self.FORMAT, "files": stats})
 
     def load(self, groups: dict[str, Any]) -> dict[str, Any] | None:
         try:
@@ -222,8 +242,8 @@ class PackCache:
             for name in groups:
                 if name in dense:
                     out[name] = None
-                elif f"{name}.packed" in tensors:
-                    out[name] = (tensors[f"{name}.packed"], tensors[f"{name}.scales"])
+                elif name in tensors:
+                    out[name] = tensors[name]
                 else:
                     return None
             return out
@@ -231,21 +251,17 @@ class PackCache:
             log.warning("ignoring the int4 cache %s", self.path, exc_info=True)
             return None
 
-    def save(self, packed: dict[str, Any]) -> None:
+    def save(self, packed: dict[str, Packed | None]) -> None:
         from safetensors.torch import save_file
 
-        tensors: dict[str, torch.Tensor] = {}
-        for name, pair in packed.items():
-            if pair is not None:
-                tensors[f"{name}.packed"] = pair[0].contiguous()
-                tensors[f"{name}.scales"] = pair[1].contiguous()
-        dense = [name for name, pair in packed.items() if pair is None]
+        tensors = {name: t.contiguous() for name, t in packed.items() if t is not None}
+        dense = [name for name, t in packed.items() if t is None]
         meta = {"stamp": self._stamp(), "dense": json.dumps(dense)}
         tmp = self.path.with_suffix(f".tmp{os.getpid()}")
         try:
             save_file(tensors, str(tmp), metadata=meta)
             os.replace(tmp, self.path)
-        except OSError:
+        except Exception:  # noqa: BLE001 - OSError or safetensors' own: only costs a repack
             log.warning("could not write the int4 cache %s", self.path, exc_info=True)
             tmp.unlink(missing_ok=True)
 
@@ -312,7 +328,10 @@ class LeanLlama:
                     store.save(packed)
             else:
                 packed = loaded
-        projs = {name: _Proj(mods, packed.get(name)) for name, mods in groups.items()}
+        kernel = native.load(cache_dir) if any(p is not None for p in packed.values()) else None
+        fits = self.head_dim % 16 == 0 and self.head_dim <= 256 and self.heads // self.kv_heads <= 16
+        self.attention = kernel if fits and self.dtype == torch.float32 else None
+        projs = {name: _Proj(mods, packed.get(name), kernel) for name, mods in groups.items()}
         self.layers = [
             _Layer(
                 ln1=block.input_layernorm.weight,
@@ -329,8 +348,11 @@ class LeanLlama:
         head = ", LM head" if packed.get("lm_head") is not None else ""
         self.packed = f"{count}/{len(groups) - 1} matrices{head}"
         self.int4 = count > 0  # decodes from packed weights
+        # The native decode attention reads an fp16 cache: what the engine's BatchKV stores.
+        self.cache_dtype = torch.float16 if self.attention is not None else None
         if weights == "int4":
-            log.info("lean forward: int4-packed %s (the rest stays dense)", self.packed)
+            how = "native q4 kernel" if kernel else "torch's int4 kernel"
+            log.info("lean forward: int4-packed %s, %s (the rest stays dense)", self.packed, how)
 
     # -- pieces --
 
@@ -396,7 +418,8 @@ class LeanLlama:
         return [(logits[i], rows) for i, rows in enumerate(kv)]
 
     def decode(self, tokens: list[int], kv: Any) -> torch.Tensor:
-        """One step for every row of `kv` (a BatchKV): logits [B, V]; writes each row's K/V."""
+        """One step for every row of `kv` (a BatchKV): logits [B, V]; writes each row's K/V.
+        With the native kernels and an fp16 `kv` (`cache_dtype`), attention is theirs."""
         b = len(tokens)
         x = F.embedding(torch.tensor(tokens), self.embed).unsqueeze(1)  # [B, 1, hidden]
         positions = torch.tensor(kv.real_lengths).unsqueeze(1)
@@ -405,25 +428,35 @@ class LeanLlama:
         # halves of x swapped times [-sin, sin]: 4 ops per layer instead of 14.
         half = self.head_dim // 2
         signed_sin = torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
-        bias = kv.decode_bias(x.dtype)  # [B, 1, 1, T+1] or None
         h, kvh, d = self.heads, self.kv_heads, self.head_dim
         g = h // kvh
+        native_attention = self.attention is not None and kv.dtype == torch.float16
+        if native_attention:  # each row's first real column once this step's token is in
+            starts = torch.tensor([kv.length - n for n in kv.real_lengths])
+        else:
+            bias = kv.decode_bias(x.dtype)  # [B, 1, 1, T+1] or None
         for layer, cache in zip(self.layers, kv.cache.layers):
             qkv = layer.qkv.fused(self._rms(x, layer.ln1))[:, 0]  # [B, (H + 2 KV) * D]
             qk = qkv[:, : (h + kvh) * d].view(b, h + kvh, d)
             swapped = qk.view(b, h + kvh, 2, half).flip(-2).view(b, h + kvh, d)
             qk = qk * cos + swapped * signed_sin
-            # Grouped-query attention without repeating K/V: the G consecutive query heads
-            # that share a KV head become G query rows against it.
-            q = qk[:, :h].reshape(b, kvh, g, d)
             k = qk[:, h:].unsqueeze(2)  # [B, KV, 1, D]
             v = qkv[:, (h + kvh) * d :].view(b, kvh, 1, d)
-            keys, values = cache.update(k, v)  # [B, KV, T+1, D] views of the buffers
-            scores = torch.matmul(q, keys.transpose(-1, -2)) * self.scale
-            if bias is not None:
-                scores = scores + bias
-            probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
-            a = torch.matmul(probs, values)  # [B, KV, G, D]
+            if native_attention:
+                cache.write(k, v)
+                a = self.attention.attend(
+                    qk[:, :h], cache.k_buf, cache.v_buf, cache.length, starts, self.scale
+                )
+            else:
+                # Grouped-query attention without repeating K/V: the G consecutive query
+                # heads that share a KV head become G query rows against it.
+                q = qk[:, :h].reshape(b, kvh, g, d)
+                keys, values = cache.update(k, v)  # [B, KV, T+1, D] views of the buffers
+                scores = torch.matmul(q, keys.transpose(-1, -2)) * self.scale
+                if bias is not None:
+                    scores = scores + bias
+                probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+                a = torch.matmul(probs, values)  # [B, KV, G, D]
             x = x + layer.o(a.reshape(b, 1, -1))[0]
             x = x + self._mlp(layer, self._rms(x, layer.ln2))
         return self._logits(self._rms(x[:, -1], self.norm))

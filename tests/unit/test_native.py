@@ -1,0 +1,118 @@
+"""The native kernels (core.llm.native) against plain torch arithmetic on the same numbers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from core.llm import native
+from core.llm.lean import _torch_int4
+
+GROUP = native.GROUP
+
+
+@pytest.fixture(scope="module")
+def kernels(tmp_path_factory):
+    reason = native.unsupported()
+    if reason is not None:
+        pytest.skip(f"native kernels cannot run here: {reason}")
+    loaded = native.load(tmp_path_factory.mktemp("native"))
+    assert loaded is not None, "the CPU and compiler are fit, so the build must work"
+    return loaded
+
+
+def _random_q4(n: int, k: int, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    q = torch.randint(0, 16, (n, k), generator=gen)
+    d = (torch.rand(n, k // GROUP, generator=gen) * 0.02).half().float()
+    lo = (-torch.rand(n, k // GROUP, generator=gen) * 0.15).half().float()
+    dense = lo.repeat_interleave(GROUP, 1) + d.repeat_interleave(GROUP, 1) * q
+    return q, d, lo, dense
+
+
+def test_packing_round_trips_codes_scales_and_offsets():
+    q, d, lo, _ = _random_q4(48, 96)
+    packed = native.pack_q4(q, d, lo)
+    assert packed.dtype == torch.uint8 and packed.shape == (3, 3, native.GROUP_BYTES)
+    q2, d2, lo2 = native.unpack_q4(packed, 48, 96)
+    assert torch.equal(q2.long(), q) and torch.equal(d2, d) and torch.equal(lo2, lo)
+
+
+@pytest.mark.parametrize("rows", [1, 3, 8, 11])
+def test_q4_matmul_equals_the_dequantized_weights_on_bf16_rows(kernels, rows):
+    q, d, lo, dense = _random_q4(96, 160, seed=rows)
+    x = torch.randn(rows, 160, generator=torch.Generator().manual_seed(1))
+    got = kernels.matmul(x, native.pack_q4(q, d, lo), 96)
+    want = x.bfloat16().float() @ dense.t()  # the kernel rounds x to bf16, as torch's does
+    torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-5)
+
+
+def test_q4_matmul_rows_do_not_depend_on_their_batch(kernels):
+    """Batched decoding must give each sequence exactly what it gets alone."""
+    q, d, lo, _ = _random_q4(64, 128, seed=7)
+    packed = native.pack_q4(q, d, lo)
+    x = torch.randn(11, 128)
+    together = kernels.matmul(x, packed, 64)
+    alone = torch.cat([kernels.matmul(x[i : i + 1], packed, 64) for i in range(11)])
+    assert torch.equal(together, alone)
+
+
+def test_q4_matmul_refuses_mismatched_shapes(kernels):
+    q, d, lo, _ = _random_q4(32, 64)
+    packed = native.pack_q4(q, d, lo)
+    with pytest.raises(ValueError, match="do not match"):
+        kernels.matmul(torch.randn(2, 96), packed, 32)
+
+
+def test_torch_fallback_layout_computes_the_same_product(kernels):
+    """CPUs without AVX512-BF16 convert the same packing to torch's int4 kernel."""
+    q, d, lo, _ = _random_q4(64, 128, seed=3)
+    packed = native.pack_q4(q, d, lo)
+    weight, scales = _torch_int4(packed, 64, 128)
+    x = torch.randn(4, 128)
+    theirs = torch.ops.aten._weight_int4pack_mm_for_cpu(x.bfloat16(), weight, GROUP, scales)
+    ours = kernels.matmul(x, packed, 64)
+    # torch rounds its scales and its output to bf16; ours keeps fp16 scales and fp32
+    torch.testing.assert_close(theirs.float(), ours, atol=0.05, rtol=0.02)
+
+
+def _reference_attention(q, k_buf, v_buf, length, starts, scale):
+    heads, kv_heads = q.shape[1], k_buf.shape[1]
+    out = torch.empty_like(q)
+    for b, start in enumerate(starts.tolist()):
+        keys = k_buf[b, :, start:length].float().repeat_interleave(heads // kv_heads, 0)
+        values = v_buf[b, :, start:length].float().repeat_interleave(heads // kv_heads, 0)
+        probs = (torch.einsum("hd,htd->ht", q[b], keys) * scale).softmax(-1)
+        out[b] = torch.einsum("ht,htd->hd", probs, values)
+    return out
+
+
+@pytest.mark.parametrize("heads,kv_heads,dim", [(9, 3, 64), (4, 4, 32), (8, 2, 128)])
+def test_attention_over_fp16_cache_matches_softmax_attention(kernels, heads, kv_heads, dim):
+    gen = torch.Generator().manual_seed(heads)
+    batch, capacity, length = 5, 80, 53
+    q = torch.randn(batch, heads, dim, generator=gen) * 3  # peaked scores test the softmax
+    k_buf = torch.randn(batch, kv_heads, capacity, dim, generator=gen).half()
+    v_buf = torch.randn(batch, kv_heads, capacity, dim, generator=gen).half()
+    starts = torch.tensor([0, 1, 17, 52, 36])  # left padding per row; one row of one token
+    got = kernels.attend(q, k_buf, v_buf, length, starts, dim**-0.5)
+    want = _reference_attention(q, k_buf, v_buf, length, starts, dim**-0.5)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_attention_ignores_columns_outside_each_row(kernels):
+    q = torch.randn(2, 2, 16)
+    k_buf = torch.randn(2, 1, 10, 16).half()
+    v_buf = torch.randn(2, 1, 10, 16).half()
+    starts = torch.tensor([3, 6])
+    before = kernels.attend(q, k_buf, v_buf, 8, starts, 0.25)
+    k_buf[0, :, :3], v_buf[0, :, :3] = 1e4, 1e4  # padding of row 0
+    k_buf[:, :, 8:], v_buf[:, :, 8:] = 1e4, 1e4  # capacity beyond the length
+    assert torch.equal(kernels.attend(q, k_buf, v_buf, 8, starts, 0.25), before)
+
+
+def test_attention_refuses_unsupported_head_sizes(kernels):
+    q = torch.randn(1, 2, 24)
+    buf = torch.zeros(1, 2, 4, 24, dtype=torch.float16)
+    with pytest.raises(ValueError, match="does not support"):
+        kernels.attend(q, buf, buf, 2, torch.tensor([0]), 1.0)
