@@ -19,18 +19,20 @@ def render(report: dict[str, Any]) -> str:
         e = report["eval"]
         lines.append(f"\nretrieval on {e['questions']} questions "
                      f"({e['avoiding_title_words']} avoid the page-title words):")
-        lines.append(f"{'mode':<8} {'R@1':>6} {'R@5':>6} {'MRR@10':>7}   "
+        lines.append(f"{'mode':<14} {'R@1':>6} {'R@5':>6} {'MRR@10':>7}   "
                      f"{'(no-title R@1':>13} {'R@5':>6} {'MRR@10)':>8}  p50 ms")
-        for mode in ("vector", "text", "hybrid"):
+        modes = [m for m in ("vector", "text", "hybrid", "vector+support", "hybrid+support")
+                 if m in e]
+        for mode in modes:
             m, s = e[mode], e[mode]["avoiding_title_words"]
-            lines.append(f"{mode:<8} {m['recall@1']:>6.3f} {m['recall@5']:>6.3f} "
+            lines.append(f"{mode:<14} {m['recall@1']:>6.3f} {m['recall@5']:>6.3f} "
                          f"{m['mrr@10']:>7.3f}   {s['recall@1']:>13.3f} {s['recall@5']:>6.3f} "
-                         f"{s['mrr@10']:>8.3f}  {m['latency_ms_p50']:>6}")
+                         f"{s['mrr@10']:>8.3f}  {m.get('latency_ms_p50', '')!s:>6}")
         if "held_out_half" in e["vector"]:
             lines.append("held-out half (odd questions; fusion weights were chosen on the even):")
-            for mode in ("vector", "text", "hybrid"):
+            for mode in modes:
                 h = e[mode]["held_out_half"]
-                lines.append(f"{mode:<8} {h['recall@1']:>6.3f} {h['recall@5']:>6.3f} "
+                lines.append(f"{mode:<14} {h['recall@1']:>6.3f} {h['recall@5']:>6.3f} "
                              f"{h['mrr@10']:>7.3f}")
         for mode, missed in e["misses_at_5"].items():
             if missed:

@@ -6,7 +6,8 @@ fusion is easy to test. Vector search sets `hnsw.iterative_scan = relaxed_order`
 transaction so a guild filter on a shared index still returns k rows; the outer ORDER BY
 restores exact order. Full-text search ORs the query's terms (questions rarely contain every
 word of the answer) and reports whether the chunk matched all of them (`Hit.exact`); chunks
-matching every term come first in the text list.
+matching every term come first in the text list. `Retriever(support=N)` (off by default) then
+ranks each document's best chunk by the document's support (`document_support`).
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from core.rag.embedder import Embedder
 from core.rag.ingest import check_guild_id
 from core.rag.types import Hit, SearchMode
 
-__all__ = ["Retriever", "Expansion", "Bm25", "rrf_fuse", "RRF_K", "FUSION_WEIGHTS",
-           "EXPANSION_WEIGHTS", "LIST_NAMES", "BM25", "MAX_QUERY_CHARS"]
+__all__ = ["Retriever", "Expansion", "Bm25", "rrf_fuse", "document_support", "RRF_K",
+           "FUSION_WEIGHTS", "EXPANSION_WEIGHTS", "LIST_NAMES", "BM25", "MAX_QUERY_CHARS",
+           "SUPPORT_CHUNKS"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,14 @@ FUSION_WEIGHTS = (1.0, 1.0, 0.05)
 # measured in bench/rag_eval (`guru bench rag --expansion`), not used in production: it did
 # not reach the target there (see its README).
 EXPANSION_WEIGHTS = (1.0, 0.05)
+# Document support (opt-in, `Retriever(support=SUPPORT_CHUNKS)`): in hybrid search a document's
+# best chunk ranks by the sum of the fused scores of the document's best SUPPORT_CHUNKS
+# candidates, so a page several chunks of which match outranks a page with one lucky chunk.
+# 8 was best on the even half of bench/rag_eval (2, 3, 4, 5, 8, all 50 tried). Not on by
+# default: on git-doc it gains only on the half it was chosen on (held-out R@5 unchanged), and
+# on /explain's 23 short notes every setting tried lowers hit@3 (0.925 -> 0.80 at 8, 0.85 at 2):
+# long documents collect support whatever the question. See bench/rag_eval/README.md.
+SUPPORT_CHUNKS = 8
 # Every list `ranked_lists` may return, in fusion order.
 LIST_NAMES = ("vector", "all_terms", "bm25", "vector_expanded", "bm25_expanded")
 
@@ -152,16 +162,34 @@ _TEXT_HYBRID = _TEXT_SQL.replace(
 
 
 def rrf_fuse(lists: list[list[Hit]], k: int, rrf_k: int = RRF_K,
-             weights: list[float] | None = None) -> list[Hit]:
-    """Weighted reciprocal rank fusion: score = Σ w / (rrf_k + rank) over a chunk's lists."""
+             weights: list[float] | None = None, support: int = 1) -> list[Hit]:
+    """Weighted reciprocal rank fusion: score = Σ w / (rrf_k + rank) over a chunk's lists;
+    with `support` > 1, then `document_support` over every fused candidate before the cut to k."""
     scores: dict[int, float] = {}
     best: dict[int, Hit] = {}
     for hits, weight in zip(lists, weights or [1.0] * len(lists)):
         for rank, hit in enumerate(hits, start=1):
             scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + weight / (rrf_k + rank)
             best.setdefault(hit.chunk_id, hit)
-    ranked = sorted(scores, key=lambda cid: (-scores[cid], -best[cid].similarity, cid))[:k]
-    return [_with_score(best[cid], scores[cid]) for cid in ranked]
+    fused = [_with_score(best[cid], score) for cid, score in scores.items()]
+    if support > 1:
+        fused = document_support(fused, support)
+    return sorted(fused, key=lambda h: (-h.score, -h.similarity, h.chunk_id))[:k]
+
+
+def document_support(hits: list[Hit], top: int) -> list[Hit]:
+    """Each document's best hit scores the sum of its document's `top` best hits' scores; every
+    other hit keeps its own score, so a document's other chunks do not crowd the head of the
+    list (/ask still sees several documents). Order is left to the caller."""
+    by_doc: dict[int, list[Hit]] = {}
+    for hit in sorted(hits, key=lambda h: (-h.score, -h.similarity, h.chunk_id)):
+        by_doc.setdefault(hit.document_id, []).append(hit)
+    out = []
+    for doc_hits in by_doc.values():
+        lead = doc_hits[0]
+        out.append(_with_score(lead, sum(h.score for h in doc_hits[:top])))
+        out.extend(doc_hits[1:])
+    return out
 
 
 def _with_score(hit: Hit, score: float) -> Hit:
@@ -176,8 +204,10 @@ class Retriever:
                  candidates: int = 50,
                  weights: tuple[float, float, float] = FUSION_WEIGHTS,
                  expansion_weights: tuple[float, float] = EXPANSION_WEIGHTS,
-                 bm25: Bm25 = BM25, fast_hybrid: bool = False) -> None:
+                 bm25: Bm25 = BM25, fast_hybrid: bool = False,
+                 support: int = 1) -> None:
         self.pool = pool
+        self.support = support  # document_support's top (1: off); see SUPPORT_CHUNKS
         self.bm25 = bm25
         self.fast_hybrid = fast_hybrid
         self.weights = weights
@@ -213,7 +243,8 @@ class Retriever:
         else:
             weights = dict(zip(LIST_NAMES, (*self.weights, *self.expansion_weights)))
             names = [n for n in LIST_NAMES if n in lists]
-            hits = rrf_fuse([lists[n] for n in names], k, weights=[weights[n] for n in names])
+            hits = rrf_fuse([lists[n] for n in names], k, weights=[weights[n] for n in names],
+                            support=self.support)
         log.debug("search guild=%s mode=%s k=%d: %d hits in %.1f ms", guild_id, mode, k,
                   len(hits), (time.perf_counter() - started) * 1000)
         return hits

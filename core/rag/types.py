@@ -81,7 +81,8 @@ class DocumentInfo:
 
 @dataclass(frozen=True)
 class Hit:
-    """One retrieved chunk. `score` depends on the mode (cosine, ts_rank_cd or RRF);
+    """One retrieved chunk. `score` depends on the mode (cosine, BM25 or RRF; with document
+    support a document's best chunk carries the document's score, see retrieve.document_support);
     `similarity` is always the cosine similarity to the query and drives the relevance floor."""
 
     chunk_id: int

@@ -10,7 +10,7 @@ import pytest
 from core.errors import InvalidInput
 from core.rag.answer import REFUSAL, Answerer
 from core.rag.ingest import Ingestor
-from core.rag.retrieve import Expansion, Retriever, rrf_fuse
+from core.rag.retrieve import SUPPORT_CHUNKS, Expansion, Retriever, rrf_fuse
 from core.rag.types import Hit
 from tests.integration.rag.corpus import write_corpus
 
@@ -128,3 +128,43 @@ def test_rrf_rewards_agreement_between_lists() -> None:
     fused = rrf_fuse([[hit(1), hit(2), hit(3)], [hit(3), hit(4)]], k=3)
     assert [h.chunk_id for h in fused] == [3, 1, 2]
     assert fused[0].score == pytest.approx(1 / 63 + 1 / 61)
+
+
+async def test_document_support_ranks_a_document_by_its_best_chunks(
+    ingestor: Ingestor, retriever: Retriever, new_guild: Callable[[], int],
+    tmp_path: Path,
+) -> None:
+    # One page about backups in four sections, and an FAQ whose one answer is the closest
+    # single chunk to the question. Plain hybrid search trusts the lucky chunk; with document
+    # support the page whose several chunks all match leads, scored as the sum of its best
+    # chunks' fused scores (retrieve.document_support); other chunks keep their own scores.
+    guild = new_guild()
+    (tmp_path / "backups.md").write_text(
+        "# Backups\n\n## Schedule\n\nThe server takes a full backup every night at 03:00 and an "
+        "incremental backup every hour.\n\n## Restoring\n\nAn admin can restore any backup from "
+        "the last 30 days with /restore; the bot is offline while it runs.\n\n## Retention\n\n"
+        "Nightly backups are kept for 30 days, monthly backups for a year.\n\n## Storage\n\n"
+        "Backups are encrypted and stored off-site in two regions.")
+    (tmp_path / "faq.md").write_text(
+        "# FAQ\n\n## How often is the server backed up?\n\nOften enough; ask an admin.\n\n"
+        "## Can I change my nickname?\n\nYes, with /nick.\n\n## Where are the rules?\n\n"
+        "In #rules.")
+    outcomes = [o async for o in ingestor.ingest_paths(guild, [str(tmp_path)])]
+    assert all(o.status == "added" for o in outcomes), outcomes
+    query = "how often is the server backed up?"
+    embedding = await retriever.embedder.embed_one(query)
+    plain = await retriever.search_embedded(guild, query, embedding, 50, "hybrid")
+    assert top_uri(plain) == "faq.md"
+    supported = Retriever(retriever.pool, retriever.embedder, support=SUPPORT_CHUNKS)
+    hits = await supported.search_embedded(guild, query, embedding, 50, "hybrid")
+    assert top_uri(hits) == "backups.md"
+    own = {h.chunk_id: h.score for h in plain}
+    by_doc: dict[int, list[float]] = {}
+    for h in plain:
+        by_doc.setdefault(h.document_id, []).append(h.score)
+    leads = {h.document_id: h for h in reversed(hits)}  # each document's first hit
+    for doc, scores in by_doc.items():
+        assert leads[doc].score == pytest.approx(sum(sorted(scores, reverse=True)[:SUPPORT_CHUNKS]))
+    assert all(h.score == pytest.approx(own[h.chunk_id]) for h in hits
+               if leads[h.document_id] is not h)
+    assert sorted(h.chunk_id for h in hits) == sorted(own)  # reordered, nothing lost
