@@ -20,7 +20,7 @@ from typing import Any
 
 from core.rag.answer import RELEVANCE_FLOOR
 from core.rag.ingest import Ingestor
-from core.rag.retrieve import FUSION_WEIGHTS, SUPPORT_CHUNKS, Retriever, rrf_fuse
+from core.rag.retrieve import SUPPORT_CHUNKS, Retriever, rrf_fuse
 from core.rag.types import Hit
 
 __all__ = ["Question", "load_questions", "ingest_corpus", "evaluate", "calibrate_floor",
