@@ -58,6 +58,15 @@ class _BufferLayer(DynamicLayer):
         self.length += n
         self._expose()
 
+    def add_column(self) -> int:
+        """Make room for one more column and count it; the caller writes it (the native
+        decode layer). Returns its index."""
+        assert self.k_buf is not None, "add_column extends existing rows"
+        self._reserve(self.length + 1, self.k_buf)
+        self.length += 1
+        self._expose()
+        return self.length - 1
+
     def get_seq_length(self) -> int:
         return self.length
 

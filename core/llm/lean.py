@@ -14,15 +14,17 @@ weights are mmapped from the safetensors file and stay resident.)
 
 `weights="int4"` is for models whose matrices are 4-bit blocks (a GGUF Q4_1 dequantized to
 fp32: every group of 32 is `min + d * q`, q in 0..15, d and min fp16). Codes, scales and
-offsets pack losslessly (q/k/v and gate/up fused) for our native kernel (`core.llm.native`:
-one bf16 dequantization per weight shared by up to 8 rows, ~2x torch's int4 kernel at a
-batch of 8), or, on CPUs without AVX512-BF16 or a C compiler, torch's int4 kernel (scales
-rounded to bf16). Matrices that are not such blocks stay dense. The LM head (the Q8_0 tied embedding) gets a nearest-4-bit
-approximation that only picks candidates: each row's top EXACT_TOP logits are recomputed
-from the dense weights. Decode reads ~70 MB of weights per step instead of ~540 MB. Prompts
-are compute-bound, so their matmuls run in bf16 (AVX512-BF16: ~2.5x fp32) on per-layer
-copies made once per prefill pass. Residual stream, norms, attention and the KV cache stay
-in the model's dtype.
+offsets pack losslessly (q/k/v and gate/up fused) for our native kernels
+(`core.llm.native`): a 4-bit matmul that shares one bf16 dequantization per weight among up
+to 8 rows (~2x torch's int4 kernel at a batch of 8), and, when every layer packs, a whole
+decoder layer per call with attention over an fp16 KV cache (`cache_dtype`). On CPUs
+without AVX512-BF16 or a C compiler, torch's int4 kernel runs the same packing (scales
+rounded to bf16) with torch's ops around it. Matrices that are not such blocks stay dense.
+The LM head (the Q8_0 tied embedding) gets a nearest-4-bit approximation that only picks
+candidates: each row's top EXACT_TOP logits are recomputed from the dense weights. Decode
+reads ~85 MB of weights per step instead of ~540 MB. Prompts are compute-bound, so their
+matmuls run in bf16 (AVX512-BF16: ~2.5x fp32) on per-layer copies made once per prefill
+pass. Residual stream, norms and attention compute in the model's dtype.
 """
 
 from __future__ import annotations
@@ -329,8 +331,6 @@ class LeanLlama:
             else:
                 packed = loaded
         kernel = native.load(cache_dir) if any(p is not None for p in packed.values()) else None
-        fits = self.head_dim % 16 == 0 and self.head_dim <= 256 and self.heads // self.kv_heads <= 16
-        self.attention = kernel if fits and self.dtype == torch.float32 else None
         projs = {name: _Proj(mods, packed.get(name), kernel) for name, mods in groups.items()}
         self.layers = [
             _Layer(
@@ -344,20 +344,44 @@ class LeanLlama:
             for name, _, _, block in blocks
         ]
         self.lm_head = projs["lm_head"]
+        self.native = self._native_layers(kernel, config)
         count = sum(packed.get(name) is not None for name in groups if name != "lm_head")
         head = ", LM head" if packed.get("lm_head") is not None else ""
         self.packed = f"{count}/{len(groups) - 1} matrices{head}"
         self.int4 = count > 0  # decodes from packed weights
-        # The native decode attention reads an fp16 cache: what the engine's BatchKV stores.
-        self.cache_dtype = torch.float16 if self.attention is not None else None
+        # The native decode layers read an fp16 cache: what the engine's BatchKV stores.
+        self.cache_dtype = torch.float16 if self.native is not None else None
         if weights == "int4":
             how = "native q4 kernel" if kernel else "torch's int4 kernel"
             log.info("lean forward: int4-packed %s, %s (the rest stays dense)", self.packed, how)
 
+    def _native_layers(self, kernel: native.Kernels | None, config: Any) -> native.Kernels | None:
+        """Set up whole-layer native decode steps when every layer matrix is packed and the
+        attention kernel takes these heads; returns the kernels, or None for torch's ops."""
+        fits = self.head_dim % 16 == 0 and self.head_dim <= 256 and self.heads // self.kv_heads <= 16
+        projs = [p for layer in self.layers for p in (layer.qkv, layer.o, layer.gate_up, layer.down)]
+        if kernel is None or not fits or any(p.packed is None for p in projs):
+            return None
+        self._shape = native.LayerShape(
+            hidden=config.hidden_size, heads=self.heads, kv_heads=self.kv_heads,
+            head_dim=self.head_dim, intermediate=config.intermediate_size, eps=self.eps,
+            scale=self.scale,
+        )
+        self._layer_pointers = [
+            native.LayerWeights(
+                ln1=layer.ln1.data_ptr(), ln2=layer.ln2.data_ptr(),
+                qkv_bias=None if layer.qkv.bias is None else layer.qkv.bias.data_ptr(),
+                qkv=layer.qkv.packed.data_ptr(), o=layer.o.packed.data_ptr(),
+                gate_up=layer.gate_up.packed.data_ptr(), down=layer.down.packed.data_ptr(),
+            )
+            for layer in self.layers
+        ]
+        return kernel
+
     # -- pieces --
 
     def _rms(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        if x.dtype == torch.float32:  # one fused op; same math as LlamaRMSNorm in fp32
+        if x.dtype == torch.float32:  # same math as LlamaRMSNorm in fp32
             return F.rms_norm(x, weight.shape, weight, self.eps)
         # As LlamaRMSNorm: in fp32, then back to the input dtype before the weight.
         h = x.to(torch.float32)
@@ -419,7 +443,9 @@ class LeanLlama:
 
     def decode(self, tokens: list[int], kv: Any) -> torch.Tensor:
         """One step for every row of `kv` (a BatchKV): logits [B, V]; writes each row's K/V.
-        With the native kernels and an fp16 `kv` (`cache_dtype`), attention is theirs."""
+        With the native layers and an fp16 `kv` (`cache_dtype`), each layer is one call."""
+        if self.native is not None and kv.dtype == torch.float16:
+            return self._decode_native(tokens, kv)
         b = len(tokens)
         x = F.embedding(torch.tensor(tokens), self.embed).unsqueeze(1)  # [B, 1, hidden]
         positions = torch.tensor(kv.real_lengths).unsqueeze(1)
@@ -428,38 +454,43 @@ class LeanLlama:
         # halves of x swapped times [-sin, sin]: 4 ops per layer instead of 14.
         half = self.head_dim // 2
         signed_sin = torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
+        bias = kv.decode_bias(x.dtype)  # [B, 1, 1, T+1] or None
         h, kvh, d = self.heads, self.kv_heads, self.head_dim
         g = h // kvh
-        native_attention = self.attention is not None and kv.dtype == torch.float16
-        if native_attention:  # each row's first real column once this step's token is in
-            starts = torch.tensor([kv.length - n for n in kv.real_lengths])
-        else:
-            bias = kv.decode_bias(x.dtype)  # [B, 1, 1, T+1] or None
         for layer, cache in zip(self.layers, kv.cache.layers):
             qkv = layer.qkv.fused(self._rms(x, layer.ln1))[:, 0]  # [B, (H + 2 KV) * D]
             qk = qkv[:, : (h + kvh) * d].view(b, h + kvh, d)
             swapped = qk.view(b, h + kvh, 2, half).flip(-2).view(b, h + kvh, d)
             qk = qk * cos + swapped * signed_sin
+            # Grouped-query attention without repeating K/V: the G consecutive query heads
+            # that share a KV head become G query rows against it.
+            q = qk[:, :h].reshape(b, kvh, g, d)
             k = qk[:, h:].unsqueeze(2)  # [B, KV, 1, D]
             v = qkv[:, (h + kvh) * d :].view(b, kvh, 1, d)
-            if native_attention:
-                cache.write(k, v)
-                a = self.attention.attend(
-                    qk[:, :h], cache.k_buf, cache.v_buf, cache.length, starts, self.scale
-                )
-            else:
-                # Grouped-query attention without repeating K/V: the G consecutive query
-                # heads that share a KV head become G query rows against it.
-                q = qk[:, :h].reshape(b, kvh, g, d)
-                keys, values = cache.update(k, v)  # [B, KV, T+1, D] views of the buffers
-                scores = torch.matmul(q, keys.transpose(-1, -2)) * self.scale
-                if bias is not None:
-                    scores = scores + bias
-                probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
-                a = torch.matmul(probs, values)  # [B, KV, G, D]
+            keys, values = cache.update(k, v)  # [B, KV, T+1, D] views of the buffers
+            scores = torch.matmul(q, keys.transpose(-1, -2)) * self.scale
+            if bias is not None:
+                scores = scores + bias
+            probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+            a = torch.matmul(probs, values)  # [B, KV, G, D]
             x = x + layer.o(a.reshape(b, 1, -1))[0]
             x = x + self._mlp(layer, self._rms(x, layer.ln2))
         return self._logits(self._rms(x[:, -1], self.norm))
+
+    def _decode_native(self, tokens: list[int], kv: Any) -> torch.Tensor:
+        assert self.native is not None
+        x = F.embedding(torch.tensor(tokens), self.embed)  # [B, hidden], updated in place
+        positions = torch.tensor(kv.real_lengths).unsqueeze(1)
+        cos, sin = self.rotary(x.unsqueeze(1), positions)  # [B, 1, D]
+        cos, sin = cos[:, 0].contiguous(), sin[:, 0].contiguous()
+        # each row's first real column once this step's token is in (rows are right-aligned)
+        starts = torch.tensor([kv.length - n for n in kv.real_lengths])
+        for weights, cache in zip(self._layer_pointers, kv.cache.layers):
+            column = cache.add_column()
+            self.native.decode_layer(
+                x, self._shape, weights, cos, sin, cache.k_buf, cache.v_buf, column, starts
+            )
+        return self._logits(self._rms(x, self.norm))
 
     def _logits(self, h: torch.Tensor) -> torch.Tensor:
         """LM head [B, V]. A packed head is a 4-bit approximation (logits off by up to ~3

@@ -163,7 +163,7 @@ def test_native_decode_on_4bit_blocks_matches_hf(bundled_tokenizer, tmp_path):
     loaded = make_tiny_q4_llama(bundled_tokenizer, seed=6)
     lean = LeanLlama(loaded.model, weights="int4", cache_dir=str(tmp_path))
     assert lean.packed == "8/8 matrices, LM head"
-    assert lean.attention is not None and lean.cache_dtype == torch.float16
+    assert lean.native is not None and lean.cache_dtype == torch.float16
     # The 4-bit LM head picks EXACT_TOP candidates: this random model's flat logits (std
     # ~0.16) make its cut uncertain, so compare the best 8, which it always keeps.
     _compare_steps(loaded, lean, steps=6, atol=0.01, top=8)
@@ -177,7 +177,7 @@ def test_4bit_blocks_without_native_kernels_use_torch_int4(bundled_tokenizer, tm
     loaded = make_tiny_q4_llama(bundled_tokenizer, seed=6)
     lean = LeanLlama(loaded.model, weights="int4", cache_dir=str(tmp_path))
     assert lean.packed == "8/8 matrices, LM head" and lean.int4
-    assert lean.attention is None and lean.cache_dtype is None
+    assert lean.native is None and lean.cache_dtype is None
     _compare_steps(loaded, lean, steps=4, atol=0.01, top=8)
 
 
@@ -208,7 +208,7 @@ async def test_engine_on_native_kernels_batches_like_it_runs_alone(bundled_token
     engine = Engine(loaded, max_batch=4, kernel="lean", weights="int4")
     try:
         alone = [await engine.complete(Request(user(p), max_new_tokens=12)) for p in PROMPTS]
-        assert engine.lean is not None and engine.lean.attention is not None
+        assert engine.lean is not None and engine.lean.native is not None
         together = await asyncio.gather(
             *(engine.complete(Request(user(p), max_new_tokens=12)) for p in PROMPTS)
         )

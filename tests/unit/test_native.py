@@ -116,3 +116,4 @@ def test_attention_refuses_unsupported_head_sizes(kernels):
     buf = torch.zeros(1, 2, 4, 24, dtype=torch.float16)
     with pytest.raises(ValueError, match="does not support"):
         kernels.attend(q, buf, buf, 2, torch.tensor([0]), 1.0)
+

@@ -10,30 +10,12 @@
  * which columns starts[b] .. length-1 are row b's real tokens (right-aligned rows). Query head
  * h uses KV head h / (H / KV), as in transformers' repeat_kv. D % 16 == 0, D <= 256.
  */
-#include <immintrin.h>
-#include <stdint.h>
 #include <stdlib.h>
+
+#include "native.h"
 
 #define MAX_CHUNKS 16 /* D / 16 */
 #define MAX_GROUP 16  /* query heads per KV head */
-
-/* e^x for x <= 0 (softmax after subtracting the max): 2^(x log2 e) with a degree-7 Taylor
- * polynomial of 2^f on |f| <= 0.5 (error ~1e-8 relative) and vscalefps for 2^n. */
-static inline __m512 exp_ps(__m512 x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-    const __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(1.4426950408889634f));
-    const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m512 f = _mm512_sub_ps(t, n);
-    __m512 p = _mm512_set1_ps(1.525273380405984e-05f);
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.5403530393381606e-04f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3333558146428443e-03f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618129107628477e-03f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550410866482158e-02f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.2402265069591007f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.6931471805599453f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
-}
 
 static inline __m512 load_half(const uint16_t *p) {
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));

@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "native.h"
+
 #define BLOCK_ROWS 16
 #define GROUP 32
 #define GROUP_BYTES (256 + 64)
