@@ -117,3 +117,21 @@ def test_attention_refuses_unsupported_head_sizes(kernels):
     with pytest.raises(ValueError, match="does not support"):
         kernels.attend(q, buf, buf, 2, torch.tensor([0]), 1.0)
 
+
+
+def test_kernels_give_the_same_numbers_on_several_threads(kernels):
+    """torch's thread count splits the work (OpenMP); each output keeps its arithmetic."""
+    q, d, lo, _ = _random_q4(256, 192, seed=11)
+    packed = native.pack_q4(q, d, lo)
+    x = torch.randn(6, 192)
+    cache = torch.randn(6, 3, 40, 64).half()
+    query, starts = torch.randn(6, 9, 64), torch.tensor([0, 3, 9, 20, 38, 1])
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = kernels.matmul(x, packed, 256), kernels.attend(query, cache, cache, 39, starts, 0.125)
+        torch.set_num_threads(2)
+        two = kernels.matmul(x, packed, 256), kernels.attend(query, cache, cache, 39, starts, 0.125)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one[0], two[0]) and torch.equal(one[1], two[1])
