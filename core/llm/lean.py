@@ -360,7 +360,10 @@ class LeanLlama:
         attention kernel takes these heads; returns the kernels, or None for torch's ops."""
         fits = self.head_dim % 16 == 0 and self.head_dim <= 256 and self.heads // self.kv_heads <= 16
         projs = [p for layer in self.layers for p in (layer.qkv, layer.o, layer.gate_up, layer.down)]
+        norms = [w for layer in self.layers for w in (layer.ln1, layer.ln2)]
         if kernel is None or not fits or any(p.packed is None for p in projs):
+            return None
+        if any(w.dtype != torch.float32 or not w.is_contiguous() for w in norms):
             return None
         self._shape = native.LayerShape(
             hidden=config.hidden_size, heads=self.heads, kv_heads=self.kv_heads,

@@ -92,6 +92,13 @@ class Kernels:
         """One decoder layer of a decode step, in place on the residual stream x [B, hidden]
         (contiguous fp32); writes the new K/V into column `column` of the fp16 buffers.
         cos, sin [B, head_dim] contiguous fp32; starts [B] int64 (see `attend`)."""
+        tensors = (x, cos, sin, k_buf, v_buf, starts)
+        if not all(t.is_contiguous() for t in tensors) or x.dtype != torch.float32:
+            raise ValueError("decode_layer needs contiguous tensors and an fp32 residual stream")
+        if k_buf.dtype != torch.float16 or v_buf.shape != k_buf.shape or starts.dtype != torch.int64:
+            raise ValueError("decode_layer needs fp16 K/V buffers of one shape and int64 starts")
+        if not (k_buf.shape[0] == x.shape[0] == starts.numel()) or column >= k_buf.shape[2]:
+            raise ValueError("decode_layer: batch or column does not match the cache")
         status = self._layer(x.data_ptr(), x.shape[0], ctypes.byref(shape), ctypes.byref(weights),
                              cos.data_ptr(), sin.data_ptr(), k_buf.data_ptr(), v_buf.data_ptr(),
                              k_buf.shape[2], column, starts.data_ptr(), torch.get_num_threads())
