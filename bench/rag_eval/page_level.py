@@ -149,7 +149,9 @@ async def _explain(settings: Settings) -> None:
     questions = load_eval_questions()
     notes = load_concept_documents()
     names = [Path(d.uri).name for d in notes]
-    summary = await embedder.embed([f"{d.title}\n{first_sentence(d)}".strip() for d in notes])
+    summaries = {"title": await embedder.embed([d.title for d in notes]),
+                 "title+sentence": await embedder.embed(
+                     [f"{d.title}\n{first_sentence(d)}".strip() for d in notes])}
     q_emb = await embedder.embed([q.question for q in questions])
     async with server_url(settings) as url, bench_pool(url, "guru_bench_explain") as pool:
         retriever = Retriever(pool, embedder, weights=EXPLAIN_WEIGHTS)
@@ -157,22 +159,23 @@ async def _explain(settings: Settings) -> None:
                  for q, e in zip(questions, q_emb)]
     embedder.close()
     print("/explain concept notes (hit@1 / hit@3 of the notes owning the first 1 / 3 chunks):")
-    for label, support, weight in (("plain", 1, 0.0), ("support 2", 2, 0.0),
-                                   ("support 3", 3, 0.0),
-                                   (f"support {SUPPORT_CHUNKS}", SUPPORT_CHUNKS, 0.0),
-                                   ("summary list (title+sentence) w=0.5", 1, 0.5),
-                                   ("summary list (title+sentence) w=1", 1, 1.0)):
+    variants = [("plain", 1, 0.0, ""), ("support 2", 2, 0.0, ""), ("support 3", 3, 0.0, ""),
+                (f"support {SUPPORT_CHUNKS}", SUPPORT_CHUNKS, 0.0, "")]
+    variants += [(f"summary list ({name}) w={w}" + (f", support {n}" if n > 1 else ""), n, w, name)
+                 for name in summaries for w in (0.5, 1.0) for n in (1, SUPPORT_CHUNKS)]
+    for label, support, weight, name in variants:
         hit1 = hit3 = 0
         for q, e, named in zip(questions, q_emb, lists):
             fused = rrf_fuse([named["vector"], named["all_terms"], named["bm25"]], 200,
                              weights=list(EXPLAIN_WEIGHTS), support=support)
             if weight:
-                ranks = {names[j]: r for r, j in enumerate(np.argsort(-(summary @ e))[:20], 1)}
+                order = np.argsort(-(summaries[name] @ e))[:20]
+                ranks = {names[j]: r for r, j in enumerate(order, 1)}
                 fused = _with_summary(fused, ranks, weight)
             top = list(dict.fromkeys(note_of(h) for h in fused[:3]))
             hit1 += note_of(fused[0]) in q.notes
             hit3 += any(n in q.notes for n in top)
-        print(f"  {label:<40} {hit1 / len(questions):.3f} / {hit3 / len(questions):.3f}")
+        print(f"  {label:<48} {hit1 / len(questions):.3f} / {hit3 / len(questions):.3f}")
     print()
 
 
