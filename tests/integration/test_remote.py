@@ -83,6 +83,15 @@ async def first_text(stream: AsyncIterator[Any]) -> None:
             return
 
 
+async def drain(stream: AsyncIterator[Any]) -> None:
+    """Read a stream to its end; a server going away is expected here."""
+    try:
+        async for _ in stream:
+            pass
+    except BackendError:
+        pass
+
+
 # -- the same answers over the wire ---------------------------------------------------------
 
 
@@ -340,6 +349,7 @@ async def test_guru_serve_subprocess_answers_and_stops_on_sigterm(test_data_dir,
             stdout=log_file, stderr=asyncio.subprocess.STDOUT,
         )
     remote = RemoteBackend(f"http://127.0.0.1:{port}", connect_timeout_s=2)
+    companions: list[asyncio.Task[None]] = []
     try:
         deadline = time.perf_counter() + 180
         while True:
@@ -355,13 +365,22 @@ async def test_guru_serve_subprocess_answers_and_stops_on_sigterm(test_data_dir,
         )
         assert "Paris" in answer.text
         assert remote.stats().model == "smollm2-135m"
+        # Eight long answers decoded together take longer than the server's shutdown grace
+        # (one alone now finishes inside it on this CPU).
+        companions = [
+            asyncio.create_task(drain(remote.stream(Request(user(f"Tell a long story about {t}."),
+                                                            max_new_tokens=500))))
+            for t in ("a ship", "a city", "a dragon", "a garden", "a robot", "a river", "a king")
+        ]
         story = remote.stream(Request(user("Tell me a very long story."), max_new_tokens=500))
         await first_text(story)
-        proc.send_signal(signal.SIGTERM)  # the running answer gets its grace, then a clean end
+        proc.send_signal(signal.SIGTERM)  # the running answers get their grace, then a clean end
         with pytest.raises(BackendError, match="restarting"):
             async for _ in story:
                 pass
     finally:
+        for task in companions:
+            task.cancel()
         await remote.aclose()
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
