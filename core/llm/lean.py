@@ -358,8 +358,9 @@ class LeanLlama:
     def _native_layers(self, kernel: native.Kernels | None, config: Any) -> native.Kernels | None:
         """Set up whole-layer native decode steps when every layer matrix is packed and the
         attention kernel takes these heads; returns the kernels, or None for torch's ops."""
-        fits = self.head_dim % 16 == 0 and self.head_dim <= 256 and self.heads // self.kv_heads <= 16
-        projs = [p for layer in self.layers for p in (layer.qkv, layer.o, layer.gate_up, layer.down)]
+        d, group = self.head_dim, self.heads // self.kv_heads
+        fits = d % 16 == 0 and d <= 256 and group <= 16  # what attention.c handles
+        projs = [p for lay in self.layers for p in (lay.qkv, lay.o, lay.gate_up, lay.down)]
         norms = [w for layer in self.layers for w in (layer.ln1, layer.ln2)]
         if kernel is None or not fits or any(p.packed is None for p in projs):
             return None

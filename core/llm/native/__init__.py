@@ -24,7 +24,8 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["Kernels", "LayerShape", "LayerWeights", "load", "pack_q4", "unpack_q4", "BLOCK_ROWS", "GROUP"]
+__all__ = ["Kernels", "LayerShape", "LayerWeights", "load", "unsupported", "pack_q4", "unpack_q4",
+           "BLOCK_ROWS", "GROUP"]
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,8 @@ class Kernels:
         tensors = (x, cos, sin, k_buf, v_buf, starts)
         if not all(t.is_contiguous() for t in tensors) or x.dtype != torch.float32:
             raise ValueError("decode_layer needs contiguous tensors and an fp32 residual stream")
-        if k_buf.dtype != torch.float16 or v_buf.shape != k_buf.shape or starts.dtype != torch.int64:
+        if (k_buf.dtype != torch.float16 or v_buf.shape != k_buf.shape
+                or starts.dtype != torch.int64):
             raise ValueError("decode_layer needs fp16 K/V buffers of one shape and int64 starts")
         if not (k_buf.shape[0] == x.shape[0] == starts.numel()) or column >= k_buf.shape[2]:
             raise ValueError("decode_layer: batch or column does not match the cache")
@@ -204,7 +206,7 @@ def pack_q4(q: torch.Tensor, d: torch.Tensor, lo: torch.Tensor) -> torch.Tensor:
     return torch.cat([nibbles, halves(d), halves(lo)], dim=-1).contiguous()
 
 
-def unpack_q4(packed: torch.Tensor, n: int, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def unpack_q4(packed: torch.Tensor, n: int, k: int) -> tuple[torch.Tensor, ...]:
     """(q, d, lo) back from `pack_q4`'s layout (d and lo as their fp16 values, in fp32)."""
     blocks, groups = n // BLOCK_ROWS, k // GROUP
     packed = packed.view(blocks, groups, GROUP_BYTES)

@@ -83,9 +83,11 @@ static inline __attribute__((always_inline)) void block(
         __m512 dot[MAX_ROWS];
         for (int r = 0; r < rows; r++) dot[r] = _mm512_setzero_ps();
         for (int c = 0; c < 8; c++) {
-            __m512i codes = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(p + 32 * c)));
-            __m512bh lo_pairs = (__m512bh)_mm512_permutexvar_epi16(_mm512_and_si512(codes, mask), table);
-            __m512bh hi_pairs = (__m512bh)_mm512_permutexvar_epi16(_mm512_srli_epi16(codes, 4), table);
+            const __m256i bytes = _mm256_loadu_si256((const __m256i *)(p + 32 * c));
+            const __m512i codes = _mm512_cvtepu8_epi16(bytes);
+            const __m512i low = _mm512_and_si512(codes, mask), high = _mm512_srli_epi16(codes, 4);
+            const __m512bh lo_pairs = (__m512bh)_mm512_permutexvar_epi16(low, table);
+            const __m512bh hi_pairs = (__m512bh)_mm512_permutexvar_epi16(high, table);
             for (int r = 0; r < rows; r++) {
                 const uint16_t *xr = xg + r * k + 4 * c;
                 dot[r] = _mm512_dpbf16_ps(dot[r], lo_pairs, pair(xr));
