@@ -352,8 +352,9 @@ class LeanLlama:
         # The native decode layers read an fp16 cache: what the engine's BatchKV stores.
         self.cache_dtype = torch.float16 if self.native is not None else None
         if weights == "int4":
-            how = "native q4 kernel" if kernel else "torch's int4 kernel"
-            log.info("lean forward: int4-packed %s, %s (the rest stays dense)", self.packed, how)
+            how = ("native decode layers" if self.native else "native q4 matmul" if kernel
+                   else "torch's int4 kernel" if self.int4 else "nothing packs: dense")
+            log.info("lean forward: int4-packed %s; %s", self.packed, how)
 
     def _native_layers(self, kernel: native.Kernels | None, config: Any) -> native.Kernels | None:
         """Set up whole-layer native decode steps when every layer matrix is packed and the
