@@ -42,30 +42,27 @@ class _BufferLayer(DynamicLayer):
 
     def update(self, key_states, value_states, *args, **kwargs):
         """transformers' entry point: append, return the whole K/V in the states' dtype."""
-        self.write(key_states, value_states)
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        start = self._extend(key_states.shape[-2], key_states)
+        self.k_buf[:, :, start : self.length] = key_states  # cast to the storage dtype
+        self.v_buf[:, :, start : self.length] = value_states
         if self.keys.dtype != key_states.dtype:
             return self.keys.to(key_states.dtype), self.values.to(key_states.dtype)
         return self.keys, self.values
-
-    def write(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
-        """Append `[batch, heads, n, head_dim]` states (cast to the storage dtype)."""
-        if not self.is_initialized:
-            self.lazy_initialization(key_states, value_states)
-        n = key_states.shape[-2]
-        self._reserve(self.length + n, key_states)
-        self.k_buf[:, :, self.length : self.length + n] = key_states
-        self.v_buf[:, :, self.length : self.length + n] = value_states
-        self.length += n
-        self._expose()
 
     def add_column(self) -> int:
         """Make room for one more column and count it; the caller writes it (the native
         decode layer). Returns its index."""
         assert self.k_buf is not None, "add_column extends existing rows"
-        self._reserve(self.length + 1, self.k_buf)
-        self.length += 1
+        return self._extend(1, self.k_buf)
+
+    def _extend(self, n: int, like: torch.Tensor) -> int:
+        """Count `n` more columns (growing the buffers if needed); returns the first one."""
+        self._reserve(self.length + n, like)
+        self.length += n
         self._expose()
-        return self.length - 1
+        return self.length - n
 
     def get_seq_length(self) -> int:
         return self.length

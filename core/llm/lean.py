@@ -149,7 +149,11 @@ class _Proj:
         self.sizes = [w.shape[0] for w, _ in self.dense]
         self.packed = packed
         self.kernel = kernel
+        # Without the native kernel, torch's int4 layout of the same codes, made here once
+        # (not on the first decode step, which would stall the first request for seconds).
         self._torch_packed: tuple[torch.Tensor, torch.Tensor] | None = None
+        if packed is not None and kernel is None:
+            self._torch_packed = _torch_int4(packed, sum(self.sizes), self.dense[0][0].shape[1])
         self.bias: torch.Tensor | None = None
         if packed is not None and self.dense[0][1] is not None:
             self.bias = torch.cat([b for _, b in self.dense])
@@ -198,8 +202,6 @@ class _Proj:
         if self.kernel is not None:
             out = self.kernel.matmul(x2.float(), self.packed, n).to(x.dtype)
         else:
-            if self._torch_packed is None:
-                self._torch_packed = _torch_int4(self.packed, n, shape[-1])
             weight, scales = self._torch_packed
             out = torch.ops.aten._weight_int4pack_mm_for_cpu(
                 x2.to(torch.bfloat16), weight, GROUP, scales
@@ -359,8 +361,7 @@ class LeanLlama:
     def _native_layers(self, kernel: native.Kernels | None, config: Any) -> native.Kernels | None:
         """Set up whole-layer native decode steps when every layer matrix is packed and the
         attention kernel takes these heads; returns the kernels, or None for torch's ops."""
-        d, group = self.head_dim, self.heads // self.kv_heads
-        fits = d % 16 == 0 and d <= 256 and group <= 16  # what attention.c handles
+        fits = native.attention_fits(self.heads, self.kv_heads, self.head_dim)
         projs = [p for lay in self.layers for p in (lay.qkv, lay.o, lay.gate_up, lay.down)]
         norms = [w for layer in self.layers for w in (layer.ln1, layer.ln2)]
         if kernel is None or not fits or any(p.packed is None for p in projs):

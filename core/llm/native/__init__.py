@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["Kernels", "LayerShape", "LayerWeights", "load", "unsupported", "pack_q4", "unpack_q4",
-           "BLOCK_ROWS", "GROUP"]
+__all__ = ["Kernels", "LayerShape", "LayerWeights", "load", "unsupported", "attention_fits",
+           "pack_q4", "unpack_q4", "BLOCK_ROWS", "GROUP"]
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,12 @@ class Kernels:
         if status != 0:
             raise MemoryError("attend: out of memory for its scores")
         return out
+
+
+def attention_fits(heads: int, kv_heads: int, head_dim: int) -> bool:
+    """Whether attention.c takes these heads (its MAX_CHUNKS and MAX_GROUP)."""
+    return (head_dim % 16 == 0 and head_dim <= 16 * 16 and heads % kv_heads == 0
+            and heads // kv_heads <= 16)
 
 
 def unsupported() -> str | None:
