@@ -5,8 +5,9 @@ over question + passage).
 Why try it: Discord questions often share no word with the page that answers them ("copy one
 commit onto my branch" -> git-cherry-pick); neither the encoder nor BM25 can bridge that, but a
 model that knows the domain may write the feature's name into its passage. The prompts are
-domain-neutral (a guild's documents can be about anything). Not wired into production: it did
-not reach the target here (README.md).
+domain-neutral (a guild's documents can be about anything). /ask runs the `named` prompt with
+the weights this grid chose for Qwen2.5-Coder-1.5B when GURU_ASK_EXPAND is on
+(core/rag/expansion.py, retrieve.EXPANDED_WEIGHTS).
 
 Passages are generated once per (model, prompt, question), greedy, and cached in a JSON file
 under the data dir with the seconds each took, so reruns only re-search. Fusion weights of the
@@ -33,16 +34,14 @@ from bench.rag_eval.evaluate import (CANDIDATES, EVAL_GUILD, Question, _metrics,
                                      with_halves)
 from core.config import Settings
 from core.llm.types import Message
-from core.rag.retrieve import (EXPANSION_WEIGHTS, FUSION_WEIGHTS, Expansion, Retriever,
-                                rrf_fuse)
+from core.rag.expansion import EXPANSION_PROMPT, EXPANSION_TOKENS, expansion_messages
+from core.rag.retrieve import FUSION_WEIGHTS, Expansion, Retriever, rrf_fuse
 from core.rag.types import Hit
 
 __all__ = ["PROMPTS", "generate", "evaluate_expansion", "cache_path"]
 
 log = logging.getLogger(__name__)
 
-EXPANSION_TOKENS = 64  # a short paragraph: the terms come early, and every token costs time
-EXPANSION_SYSTEM = "You write short, factual passages of documentation."
 
 # Few-shot examples about nothing in the eval (no git, no version control): they only show the
 # shape of an answer, a short passage that names the feature.
@@ -56,16 +55,10 @@ FEW_SHOT: tuple[tuple[str, str], ...] = (
 )
 # Instructions tried (all generic): "named" also asks for the feature's name, "plain" only for a
 # passage, "few" is "named" after FEW_SHOT.
-NAMED = ("Write a short passage from the documentation that answers this question. "
-         "Name the exact command, option, setting or feature it uses.\n\nQuestion: {question}")
+NAMED = EXPANSION_PROMPT  # what /ask uses (core/rag/expansion.py)
 PLAIN = ("Write a short passage from the documentation that answers this question."
          "\n\nQuestion: {question}")
 PROMPTS = {"named": NAMED, "plain": PLAIN, "few": NAMED}
-
-
-def expansion_messages(question: str, prompt: str) -> list[Message]:
-    return [Message("system", EXPANSION_SYSTEM),
-            Message("user", prompt.format(question=question))]
 
 
 def _normalised(vector: np.ndarray) -> np.ndarray:
@@ -153,6 +146,8 @@ def _rank(hits: list[Hit], q: Question) -> int | None:
     return gold_rank(_pages(hits), q.gold)
 
 
+# "Untuned": each added list weighs as its plain counterpart (vector search, BM25).
+UNTUNED_EXPANSION_WEIGHTS = (1.0, 0.05)
 # Weights tried, the all-terms and BM25 lists staying at FUSION_WEIGHTS. Kept small: on 24
 # tuning questions a 120-point grid found weights that were perfect there and worse than
 # plain hybrid on R@1 of the held-out half.
@@ -169,6 +164,7 @@ async def evaluate_expansion(retriever: Retriever, questions: list[Question],
     query_emb = await embedder.embed([q.text for q in questions])
     lists: dict[str, list[dict[str, list[Hit]]]] = {"mean": [], "passage": []}
     search_ms: list[float] = []
+    as_ask: list[int | None] = []  # the product's own fusion (EXPANDED_WEIGHTS), as /ask runs it
     for q, qe in zip(questions, query_emb):
         texts = [t for t in passages[q.text]["texts"] if t.strip()] or [q.text]
         each = await embedder.embed(texts)
@@ -180,6 +176,8 @@ async def evaluate_expansion(retriever: Retriever, questions: list[Question],
                 guild, q.text, qe, CANDIDATES, "hybrid", Expansion(text, emb)))
             if variant == "mean":
                 search_ms.append((time.perf_counter() - started) * 1000)
+        as_ask.append(_rank(await retriever.search_embedded(
+            guild, q.text, qe, CANDIDATES, "hybrid", Expansion(text, pe)), q))
 
     def fused(variant: str, weights: dict[str, float]) -> list[int | None]:
         out = []
@@ -197,10 +195,11 @@ async def evaluate_expansion(retriever: Retriever, questions: list[Question],
         "text": with_halves(fused("mean", {"bm25": 1})),
         "text+query2doc": with_halves(fused("mean", {"bm25_expanded": 1})),
         "hybrid": with_halves(fused("mean", plain)),
-        # Untuned (Retriever's default): each added list weighs as its plain counterpart.
+        # Untuned: each added list weighs as its plain counterpart.
         "hybrid+expansion_same_weights": with_halves(fused("mean", {
-            **plain, **dict(zip(("vector_expanded", "bm25_expanded"), EXPANSION_WEIGHTS))})),
+            **plain, **dict(zip(("vector_expanded", "bm25_expanded"), UNTUNED_EXPANSION_WEIGHTS))})),
     }
+    report["hybrid+expansion_as_ask"] = with_halves(as_ask)
     # The grid: variant × vector weight × the two added lists' weights, chosen on the even half.
     best: tuple[tuple[float, float], dict[str, Any]] | None = None
     for variant, wv, wve, wbe in itertools.product(("mean", "passage"), VECTOR[::-1],

@@ -74,12 +74,15 @@ def _expansion(model: str, prompt: str, x: dict[str, Any]) -> list[str]:
              f"{'mode':<30} {'R@1':>6} {'R@5':>6} {'MRR@10':>7}   held-out {'R@1':>6} "
              f"{'R@5':>6} {'MRR@10':>7}   tuning R@5"]
     for mode in ("vector", "vector+hyde_mean", "vector+hyde_passage", "text", "text+query2doc",
-                 "hybrid", "hybrid+expansion_same_weights", "hybrid+expansion"):
+                 "hybrid", "hybrid+expansion_same_weights", "hybrid+expansion",
+                 "hybrid+expansion_as_ask"):
         m, h = x[mode], x[mode]["held_out_half"]
         lines.append(f"{mode:<30} {m['recall@1']:>6.3f} {m['recall@5']:>6.3f} "
                      f"{m['mrr@10']:>7.3f}   {'':>8} {h['recall@1']:>6.3f} {h['recall@5']:>6.3f} "
                      f"{h['mrr@10']:>7.3f}   {m['tuning_half']['recall@5']:>10.3f}")
     lines.append("  hybrid+expansion_same_weights: each added list weighs as its plain one")
+    lines.append("  hybrid+expansion_as_ask: the passage's embedding, fused as /ask does with "
+                 "GURU_ASK_EXPAND (retrieve.EXPANDED_WEIGHTS)")
     lines.append(f"  chosen on the even half: {best['variant']} embedding, weights "
                  f"{best['weights']}")
     lines.append("  hybrid+expansion misses @5: " + "; ".join(best["misses_at_5"]))

@@ -1,7 +1,8 @@
 """`guru ask QUESTION --guild G [--json]`: a cited answer from the guild's documents.
 
 The model is loaded only when some source passes the relevance floor; a refusal ("not in
-this server's docs", with the closest titles) needs only the database and the encoder.
+this server's docs", with the closest titles) needs only the database and the encoder (unless
+GURU_ASK_EXPAND has the model write a query expansion first).
 JSON: {"answer", "sources": [{"n", "title", "uri", "score"}], "refused"}.
 """
 
@@ -33,12 +34,14 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     question = sys.stdin.read().strip() if args.question == "-" else args.question
     async with knowledge_base(settings) as (services, kb):
         await kb.require_guild(args.guild)
+        if settings.ask_expand:  # the model writes the query expansion before the search
+            services.llm = kb.answerer.llm = await open_llm(settings, services.models)
         grounding, closest = await kb.answerer.ground(args.guild, question)
         if grounding is None:
             answer = refusal(closest)
         else:
-            services.llm = await open_llm(settings, services.models)
-            kb.answerer.llm = services.llm
+            if services.llm is None:
+                services.llm = kb.answerer.llm = await open_llm(settings, services.models)
             answer = await kb.answerer.answer(args.guild, question, grounding)
     print_answer(answer, args.json)
     return 0

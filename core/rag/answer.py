@@ -15,9 +15,11 @@ import re
 import time
 from dataclasses import dataclass
 
+from core.errors import GuruError
 from core.llm.types import LLMBackend, Message, Request
+from core.rag.expansion import expand
 from core.rag.prompting import render_sources, strip_delimiters
-from core.rag.retrieve import Retriever
+from core.rag.retrieve import Expansion, Retriever
 from core.rag.store import DocumentRepo
 from core.rag.types import Answer, Hit, Source
 
@@ -65,9 +67,10 @@ class Answerer:
 
     def __init__(self, retriever: Retriever, llm: LLMBackend | None, *,
                  floor: float = RELEVANCE_FLOOR, k: int = 8, max_sources: int = 4,
-                 max_new_tokens: int = 200) -> None:
+                 max_new_tokens: int = 200, expand: bool = False) -> None:
         self.retriever = retriever
         self.llm = llm
+        self.expand = expand  # query expansion by the model first (core/rag/expansion.py)
         self.floor = floor
         self.k = k
         self.max_sources = max_sources
@@ -79,7 +82,8 @@ class Answerer:
 
     async def ground(self, guild_id: int, question: str) -> tuple[Grounding | None, list[str]]:
         """(sources, closest titles): sources None when nothing passes the floor."""
-        hits = await self.retriever.search(guild_id, question, self.k, "hybrid")
+        expansion = await self._expansion(guild_id, question)
+        hits = await self.retriever.search(guild_id, question, self.k, "hybrid", expansion)
         kept = self.relevant(hits)
         if not kept:
             embedding = await self.retriever.embedder.embed_one(question)
@@ -97,6 +101,17 @@ class Answerer:
             sources.append(Source(n, title, top.uri, max(h.similarity for h in doc_hits)))
             passages.append("\n…\n".join(h.text for h in doc_hits[:2]))
         return Grounding(tuple(sources), tuple(passages)), []
+
+    async def _expansion(self, guild_id: int, question: str) -> Expansion | None:
+        """The model's passage when expansion is on; None (plain search) if it is off or the
+        model cannot write one now (busy, remote down): the question is still answered."""
+        if not self.expand or self.llm is None:
+            return None
+        try:
+            return await expand(self.llm, self.retriever.embedder, question, guild_id)
+        except GuruError as exc:
+            log.warning("ask guild=%s: no query expansion (%s); plain search", guild_id, exc)
+            return None
 
     async def ask(self, guild_id: int, question: str, *, adapter: str | None = None) -> Answer:
         """Ground the question, then answer it from the sources (or refuse without the model)."""

@@ -24,14 +24,16 @@ class KnowledgeBase:
 
     @classmethod
     def from_services(cls, services: object) -> KnowledgeBase:
-        """Wire ingest/search/ask onto `services.db.pool`, `.embedder` and `.llm` (may be None)."""
+        """Wire ingest/search/ask onto `services.db.pool`, `.embedder` and `.llm` (may be None);
+        `services.settings.ask_expand` turns on query expansion for ask."""
         db = getattr(services, "db")
         if db is None:
             raise RuntimeError("KnowledgeBase needs Services opened with db=True")
         embedder = getattr(services, "embedder")
         retriever = Retriever(db.pool, embedder)
+        settings = getattr(services, "settings")
         return cls(Ingestor(db.pool, embedder), retriever,
-                   Answerer(retriever, getattr(services, "llm")))
+                   Answerer(retriever, getattr(services, "llm"), expand=settings.ask_expand))
 
     async def require_guild(self, guild_id: int) -> None:
         """NotFound unless the guild has a `guilds` row or any document (CLI "unknown guild")."""

@@ -28,7 +28,7 @@ from core.rag.ingest import check_guild_id
 from core.rag.types import Hit, SearchMode
 
 __all__ = ["Retriever", "Expansion", "Bm25", "rrf_fuse", "document_support", "RRF_K",
-           "FUSION_WEIGHTS", "EXPANSION_WEIGHTS", "LIST_NAMES", "BM25", "MAX_QUERY_CHARS",
+           "FUSION_WEIGHTS", "EXPANDED_WEIGHTS", "LIST_NAMES", "BM25", "MAX_QUERY_CHARS",
            "SUPPORT_CHUNKS"]
 
 log = logging.getLogger(__name__)
@@ -42,11 +42,13 @@ EF_SEARCH = 100
 # its list only breaks near-ties; chunks with every query term (identifiers, exact phrases)
 # weigh as much as meaning.
 FUSION_WEIGHTS = (1.0, 1.0, 0.05)
-# RRF weights of the two lists a query expansion adds (vector search with the expansion's
-# embedding, BM25 over query + passage): each weighs as its plain counterpart. Expansion is
-# measured in bench/rag_eval (`guru bench rag --expansion`), not used in production: it did
-# not reach the target there (see its README).
-EXPANSION_WEIGHTS = (1.0, 0.05)
+# RRF weights of the five lists (LIST_NAMES) when a query expansion is given (core/rag/
+# expansion.py, /ask with GURU_ASK_EXPAND): the passage's lists lead and the question's own
+# vector list drops out (weight 0: a paraphrase's nearest chunks are what expansion is there to
+# correct); the all-terms list keeps exact identifiers. Chosen on the even half of
+# bench/rag_eval with Qwen2.5-Coder-1.5B's passages (grid in expansion.py): hybrid R@5 1.000 on
+# both halves. Each hit's `similarity` stays the question's cosine, so the floor is unchanged.
+EXPANDED_WEIGHTS = (0.0, 1.0, 0.05, 2.0, 1.0)
 # Document support (opt-in, `Retriever(support=SUPPORT_CHUNKS)`): in hybrid search a document's
 # best chunk ranks by the sum of the fused scores of the document's best SUPPORT_CHUNKS
 # candidates, so a page several chunks of which match outranks a page with one lucky chunk.
@@ -203,7 +205,7 @@ class Retriever:
     def __init__(self, pool: Pool, embedder: Embedder, *, ef_search: int = EF_SEARCH,
                  candidates: int = 50,
                  weights: tuple[float, float, float] = FUSION_WEIGHTS,
-                 expansion_weights: tuple[float, float] = EXPANSION_WEIGHTS,
+                 expanded_weights: tuple[float, ...] = EXPANDED_WEIGHTS,
                  bm25: Bm25 = BM25, fast_hybrid: bool = False,
                  support: int = 1) -> None:
         self.pool = pool
@@ -211,28 +213,29 @@ class Retriever:
         self.bm25 = bm25
         self.fast_hybrid = fast_hybrid
         self.weights = weights
-        self.expansion_weights = expansion_weights
+        self.expanded_weights = expanded_weights
         self.embedder = embedder
         self.ef_search = ef_search
         self.candidates = candidates
 
     async def search(self, guild_id: int, query: str, k: int = 5,
-                     mode: SearchMode = "hybrid") -> list[Hit]:
+                     mode: SearchMode = "hybrid",
+                     expansion: Expansion | None = None) -> list[Hit]:
         """The guild's k best chunks for `query`; empty when nothing matches at all."""
         check_guild_id(guild_id)
         query = _check_query(query)
         if not 1 <= k <= 100:
             raise InvalidInput("k must be between 1 and 100.")
         embedding = await self.embedder.embed_one(query)
-        return await self.search_embedded(guild_id, query, embedding, k, mode)
+        return await self.search_embedded(guild_id, query, embedding, k, mode, expansion)
 
     async def search_embedded(self, guild_id: int, query: str, embedding: np.ndarray, k: int,
                               mode: SearchMode, expansion: Expansion | None = None) -> list[Hit]:
         """`search` with the query already embedded (batch evaluation embeds many at once).
 
-        With an `expansion` (a generated passage; bench/rag_eval/expansion.py) hybrid search adds
-        two lists: vector search with the expansion's embedding and BM25 over the query's and
-        the passage's terms; vector and text modes ignore it."""
+        With an `expansion` (a generated passage, core/rag/expansion.py) hybrid search adds two
+        lists, vector search with the expansion's embedding and BM25 over the query's and the
+        passage's terms, and fuses with `expanded_weights`; vector and text modes ignore it."""
         started = time.perf_counter()
         lists = await self.ranked_lists(guild_id, query, embedding, k, mode,
                                         expansion if mode == "hybrid" else None)
@@ -241,8 +244,9 @@ class Retriever:
         elif mode == "text":
             hits = lists["bm25"][:k]
         else:
-            weights = dict(zip(LIST_NAMES, (*self.weights, *self.expansion_weights)))
-            names = [n for n in LIST_NAMES if n in lists]
+            weights = dict(zip(LIST_NAMES, self.expanded_weights if "vector_expanded" in lists
+                               else self.weights))
+            names = [n for n in LIST_NAMES if n in lists and weights[n] > 0]
             hits = rrf_fuse([lists[n] for n in names], k, weights=[weights[n] for n in names],
                             support=self.support)
         log.debug("search guild=%s mode=%s k=%d: %d hits in %.1f ms", guild_id, mode, k,

@@ -79,3 +79,32 @@ async def test_injected_document_does_not_change_the_behaviour(
     assert answer.sources[0].title == "Staging server"
     unrelated = await answerer.ask(guild_with_injection, "Who wrote the novel Moby-Dick?")
     assert unrelated.refused and "PWNED" not in unrelated.answer
+
+
+@pytest.mark.model
+async def test_query_expansion_asks_the_model_first_and_still_cites(
+    retriever: Retriever, engine: Engine, guild_with_injection: int,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # GURU_ASK_EXPAND: the model writes a passage, search adds its lists, the answer is grounded
+    # as before (the bundled model's passage is weak; what it changes is measured in
+    # bench/rag_eval, this checks the path).
+    caplog.set_level("INFO", logger="core.rag.expansion")
+    answerer = Answerer(retriever, engine, expand=True)
+    answer = await answerer.ask(guild_with_injection, "When do raids start?")
+    assert any(r.message.startswith(f"expansion guild={guild_with_injection}")
+               for r in caplog.records)
+    assert not answer.refused and answer.sources[0].title == "Raid schedule"
+    assert (await answerer.ask(guild_with_injection, "Who wrote the novel Moby-Dick?")).refused
+
+
+@pytest.mark.model
+async def test_query_expansion_falls_back_to_plain_search_when_the_model_cannot(
+    retriever: Retriever, bundled_model: LoadedModel, guild_with_injection: int
+) -> None:
+    closed = Engine(bundled_model, max_batch=1)
+    await closed.aclose()  # it now refuses every request ("shutting down")
+    grounding, _ = await Answerer(retriever, closed, expand=True).ground(
+        guild_with_injection, "When do raids start?")
+    plain, _ = await Answerer(retriever, None).ground(guild_with_injection, "When do raids start?")
+    assert grounding is not None and grounding == plain

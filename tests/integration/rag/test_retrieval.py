@@ -10,7 +10,8 @@ import pytest
 from core.errors import InvalidInput
 from core.rag.answer import REFUSAL, Answerer
 from core.rag.ingest import Ingestor
-from core.rag.retrieve import SUPPORT_CHUNKS, Expansion, Retriever, rrf_fuse
+from core.rag.retrieve import (EXPANDED_WEIGHTS, LIST_NAMES, SUPPORT_CHUNKS, Expansion,
+                                Retriever, rrf_fuse)
 from core.rag.types import Hit
 from tests.integration.rag.corpus import write_corpus
 
@@ -87,14 +88,20 @@ async def test_an_expansion_adds_lists_that_search_with_the_passage(
     assert [h.score for h in expanded] == sorted((h.score for h in expanded), reverse=True)
     assert [h.chunk_id for h in expanded] != [h.chunk_id for h in lists["vector"]]
     assert all(h.similarity == pytest.approx(question_cosine[h.chunk_id]) for h in expanded)
-    # Vector and text search ignore an expansion; hybrid fuses all five lists.
+    # Vector and text search ignore an expansion; hybrid fuses the lists with EXPANDED_WEIGHTS,
+    # where the question's own vector list weighs nothing (the passage's lead).
     for mode in ("vector", "text"):
         assert await retriever.search_embedded(corpus_guild, query, embedding, 5, mode,
                                                expansion) == \
             await retriever.search_embedded(corpus_guild, query, embedding, 5, mode)
     fused = await retriever.search_embedded(corpus_guild, query, embedding, 5, "hybrid",
                                             expansion)
-    assert "error-QX-4417.md" in [Path(h.uri).name for h in fused]
+    assert top_uri(fused) == "error-QX-4417.md"
+    weights = dict(zip(LIST_NAMES, EXPANDED_WEIGHTS))
+    used = [n for n in LIST_NAMES if weights[n] > 0]
+    assert "vector" not in used
+    assert fused == rrf_fuse([lists[n] for n in used], 5, weights=[weights[n] for n in used])
+    assert await retriever.search(corpus_guild, query, 5, "hybrid", expansion) == fused
 
 
 async def test_unrelated_question_is_refused_without_the_model(
