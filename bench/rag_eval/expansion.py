@@ -197,9 +197,10 @@ async def evaluate_expansion(retriever: Retriever, questions: list[Question],
         "hybrid": with_halves(fused("mean", plain)),
         # Untuned: each added list weighs as its plain counterpart.
         "hybrid+expansion_same_weights": with_halves(fused("mean", {
-            **plain, **dict(zip(("vector_expanded", "bm25_expanded"), UNTUNED_EXPANSION_WEIGHTS))})),
+            **plain,
+            **dict(zip(("vector_expanded", "bm25_expanded"), UNTUNED_EXPANSION_WEIGHTS))})),
+        "hybrid+expansion_as_ask": with_halves(as_ask),
     }
-    report["hybrid+expansion_as_ask"] = with_halves(as_ask)
     # The grid: variant × vector weight × the two added lists' weights, chosen on the even half.
     best: tuple[tuple[float, float], dict[str, Any]] | None = None
     for variant, wv, wve, wbe in itertools.product(("mean", "passage"), VECTOR[::-1],
