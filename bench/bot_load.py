@@ -31,8 +31,10 @@ __all__ = ["add_arguments", "run"]
 
 log = logging.getLogger(__name__)
 
-DOC = ("Guru answers questions from this server's documents: pins, uploaded files and "
-       "messages. Ask with /ask; Guru cites its sources.")
+DOC = (
+    "Guru answers questions from this server's documents: pins, uploaded files and "
+    "messages. Ask with /ask; Guru cites its sources."
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,10 +57,10 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def _llm(args: argparse.Namespace, settings: Settings) -> Any:
-    from core.llm.engine import Engine
-    from core.llm.loading import ModelCache, load_tokenizer
-    from core.llm.sources import prepare_model_dir, resolve_source
-    from core.services import open_llm
+    from core.llm.backend import open_llm
+    from core.llm.engine.engine import Engine
+    from core.llm.models.loading import ModelCache, load_tokenizer
+    from core.llm.models.sources import prepare_model_dir, resolve_source
 
     if args.model == "configured":
         return await open_llm(settings, ModelCache())
@@ -85,20 +87,31 @@ async def _run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     from core.rag.kb import KnowledgeBase
     from core.rag.types import ParsedDocument, Section
     from core.services import Services
+
     _importable_tests()
     from tests.e2e.emulator import Emulator
 
-    settings = dataclasses.replace(settings, max_queue=max(settings.max_queue, 2 * args.asks),
-                                   max_queue_per_guild=max(settings.max_queue_per_guild,
-                                                           args.asks), temperature=0.0)
+    settings = dataclasses.replace(
+        settings,
+        max_queue=max(settings.max_queue, 2 * args.asks),
+        max_queue_per_guild=max(settings.max_queue_per_guild, args.asks),
+        temperature=0.0,
+    )
     warnings: list[str] = []
     handler = _Collect(warnings)
     logging.getLogger("discord.gateway").addHandler(handler)
-    async with Emulator(heartbeat_interval_ms=1000) as emu, server_url(settings) as url, \
-            bench_pool(url, "guru_bench_bot_load", fresh=True) as pool:
-        bot_settings = dataclasses.replace(settings, discord_token=emu.token, dev_guild_id=None,
-                                           discord_api_base=emu.api_base,
-                                           discord_gateway_url=emu.gateway_url)
+    async with (
+        Emulator(heartbeat_interval_ms=1000) as emu,
+        server_url(settings) as url,
+        bench_pool(url, "guru_bench_bot_load", fresh=True) as pool,
+    ):
+        bot_settings = dataclasses.replace(
+            settings,
+            discord_token=emu.token,
+            dev_guild_id=None,
+            discord_api_base=emu.api_base,
+            discord_gateway_url=emu.gateway_url,
+        )
         services = Services(bot_settings, llm=await _llm(args, settings), db=Database(pool))
         bot = GuruBot(bot_settings, services=services, guild_ready_timeout=0.05)
         task = asyncio.create_task(bot.start(emu.token))
@@ -128,8 +141,9 @@ async def _run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
             services.embedder.close()
 
 
-async def _measure(args: argparse.Namespace, emu: Any, guilds: list[Any],
-                   warnings: list[str]) -> dict[str, Any]:
+async def _measure(
+    args: argparse.Namespace, emu: Any, guilds: list[Any], warnings: list[str]
+) -> dict[str, Any]:
     stop, worst = asyncio.Event(), [0.0]
     monitor = asyncio.create_task(_loop_lag(stop, worst))
     started = time.monotonic()
@@ -152,12 +166,18 @@ async def _measure(args: argparse.Namespace, emu: Any, guilds: list[Any],
     acks = [i.ack_latency_s for i in inters if i.ack_latency_s is not None]
     answers = [i.messages[-1].latest.at - i.created_at for i in inters if done(i)]
     return {
-        "asks": args.asks, "guilds": len(guilds), "tokens": args.tokens, "model": args.model,
-        "acked": len(acks), "answered": len(answers),
-        "ack_p50_s": round(percentile(acks, 0.5), 3), "ack_p99_s": round(percentile(acks, 0.99), 3),
+        "asks": args.asks,
+        "guilds": len(guilds),
+        "tokens": args.tokens,
+        "model": args.model,
+        "acked": len(acks),
+        "answered": len(answers),
+        "ack_p50_s": round(percentile(acks, 0.5), 3),
+        "ack_p99_s": round(percentile(acks, 0.99), 3),
         "answer_p50_s": round(percentile(answers, 0.5), 2),
         "answer_p99_s": round(percentile(answers, 0.99), 2),
-        "loop_lag_max_s": round(worst[0], 3), "wall_s": round(time.monotonic() - started, 1),
+        "loop_lag_max_s": round(worst[0], 3),
+        "wall_s": round(time.monotonic() - started, 1),
         "gateway_warnings": [w for w in warnings if "block" in w.lower()],
     }
 
@@ -172,19 +192,24 @@ class _Collect(logging.Handler):
 
 
 def render(r: dict[str, Any]) -> str:
-    return "\n".join([
-        f"{r['asks']} concurrent /ask over {r['guilds']} guilds, {r['tokens']} tokens, "
-        f"model {r['model']}: {r['acked']} acked, {r['answered']} answered in {r['wall_s']} s",
-        f"ack latency     p50 {r['ack_p50_s']:.3f} s   p99 {r['ack_p99_s']:.3f} s   (limit 3 s)",
-        f"answer latency  p50 {r['answer_p50_s']:.2f} s   p99 {r['answer_p99_s']:.2f} s",
-        f"event-loop lag  max {r['loop_lag_max_s']:.3f} s; heartbeat-blocked warnings: "
-        f"{len(r['gateway_warnings'])}",
-    ])
+    return "\n".join(
+        [
+            f"{r['asks']} concurrent /ask over {r['guilds']} guilds, {r['tokens']} tokens, "
+            f"model {r['model']}: {r['acked']} acked, {r['answered']} answered in {r['wall_s']} s",
+            f"ack latency     p50 {r['ack_p50_s']:.3f} s   p99 {r['ack_p99_s']:.3f} s   (limit 3 s)",
+            f"answer latency  p50 {r['answer_p50_s']:.2f} s   p99 {r['answer_p99_s']:.2f} s",
+            f"event-loop lag  max {r['loop_lag_max_s']:.3f} s; heartbeat-blocked warnings: "
+            f"{len(r['gateway_warnings'])}",
+        ]
+    )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.bot_load", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.bot_load",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(parser)
     logging.basicConfig(level=logging.WARNING)
     return run(parser.parse_args(), Settings.from_env())

@@ -18,16 +18,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.explain.answer import (EXPLAIN_FLOOR, answer_prepared, explain_answerer,
-                                 prepare_explanation)
+from core.explain.answer import (
+    EXPLAIN_FLOOR,
+    answer_prepared,
+    explain_answerer,
+    prepare_explanation,
+)
 from core.explain.kb import URI_PREFIX
 from core.explain.topics import CONCEPTS_DIR
 from core.llm.types import LLMBackend
 from core.rag.retrieve import Retriever
 from core.rag.types import CONCEPTS_GUILD_ID, Hit
 
-__all__ = ["EvalQuestion", "OFF_TOPIC", "load_eval_questions", "off_topic_questions",
-           "evaluate_retrieval", "calibrate_floor", "evaluate_answers"]
+__all__ = [
+    "EvalQuestion",
+    "OFF_TOPIC",
+    "load_eval_questions",
+    "off_topic_questions",
+    "evaluate_retrieval",
+    "calibrate_floor",
+    "evaluate_answers",
+]
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +76,15 @@ def load_eval_questions(path: Path = EVAL_FILE) -> list[EvalQuestion]:
 
 
 def off_topic_questions() -> list[str]:
-    general = [ln.strip() for ln in GENERAL_OFF_TOPIC.read_text(encoding="utf-8").splitlines()
-               if ln.strip()] if GENERAL_OFF_TOPIC.exists() else []
+    general = (
+        [
+            ln.strip()
+            for ln in GENERAL_OFF_TOPIC.read_text(encoding="utf-8").splitlines()
+            if ln.strip()
+        ]
+        if GENERAL_OFF_TOPIC.exists()
+        else []
+    )
     return general + list(OFF_TOPIC)
 
 
@@ -79,47 +97,70 @@ def ranked_notes(hits: list[Hit], k: int) -> list[str]:
     return list(dict.fromkeys(note_of(h) for h in hits[:k]))
 
 
-async def evaluate_retrieval(retriever: Retriever, questions: list[EvalQuestion],
-                             k: int = 3) -> dict[str, Any]:
+async def evaluate_retrieval(
+    retriever: Retriever, questions: list[EvalQuestion], k: int = 3
+) -> dict[str, Any]:
     """hit@1 and hit@k over the questions, the misses, and each question's best similarity."""
     rows = []
     for q in questions:
         hits = await retriever.search(CONCEPTS_GUILD_ID, q.question, 8, "hybrid")
         notes = ranked_notes(hits, k)
-        rows.append({"id": q.id, "gold": list(q.notes), "top": notes,
-                     "hit1": bool(hits) and note_of(hits[0]) in q.notes,
-                     "hit": any(n in q.notes for n in notes),
-                     "best_similarity": max((h.similarity for h in hits), default=0.0),
-                     "exact": any(h.exact for h in hits)})
+        rows.append(
+            {
+                "id": q.id,
+                "gold": list(q.notes),
+                "top": notes,
+                "hit1": bool(hits) and note_of(hits[0]) in q.notes,
+                "hit": any(n in q.notes for n in notes),
+                "best_similarity": max((h.similarity for h in hits), default=0.0),
+                "exact": any(h.exact for h in hits),
+            }
+        )
     n = len(rows) or 1
-    return {"questions": len(rows), "k": k,
-            "hit_at_1": sum(r["hit1"] for r in rows) / n,
-            "hit_at_k": sum(r["hit"] for r in rows) / n,
-            "misses": [r for r in rows if not r["hit"]], "rows": rows}
+    return {
+        "questions": len(rows),
+        "k": k,
+        "hit_at_1": sum(r["hit1"] for r in rows) / n,
+        "hit_at_k": sum(r["hit"] for r in rows) / n,
+        "misses": [r for r in rows if not r["hit"]],
+        "rows": rows,
+    }
 
 
-async def calibrate_floor(retriever: Retriever, questions: list[EvalQuestion],
-                          off_topic: list[str]) -> dict[str, Any]:
+async def calibrate_floor(
+    retriever: Retriever, questions: list[EvalQuestion], off_topic: list[str]
+) -> dict[str, Any]:
     """Per floor: in-scope questions it refuses, off-topic ones it lets through (a question
     passes when some hybrid hit clears the floor: /explain has no all-terms bypass)."""
+
     async def best(text: str) -> float:
         hits = await retriever.search(CONCEPTS_GUILD_ID, text, 8, "hybrid")
         return max((h.similarity for h in hits), default=0.0)
 
     pos = [await best(q.question) for q in questions]
     neg = [await best(t) for t in off_topic]
-    table = {str(f): {"in_scope_refused": sum(s < f for s in pos),
-                      "off_topic_passed": sum(s >= f for s in neg)} for f in FLOORS}
-    return {"floor": EXPLAIN_FLOOR, "in_scope": len(pos), "off_topic": len(neg),
-            "by_floor": table,
-            "off_topic_passing": [t for t, s in zip(off_topic, neg) if s >= EXPLAIN_FLOOR],
-            "in_scope_refused": [q.id for q, s in zip(questions, pos) if s < EXPLAIN_FLOOR],
-            "in_scope_min_similarity": min(pos, default=0.0),
-            "off_topic_max_similarity": max(neg, default=0.0)}
+    table = {
+        str(f): {
+            "in_scope_refused": sum(s < f for s in pos),
+            "off_topic_passed": sum(s >= f for s in neg),
+        }
+        for f in FLOORS
+    }
+    return {
+        "floor": EXPLAIN_FLOOR,
+        "in_scope": len(pos),
+        "off_topic": len(neg),
+        "by_floor": table,
+        "off_topic_passing": [t for t, s in zip(off_topic, neg) if s >= EXPLAIN_FLOOR],
+        "in_scope_refused": [q.id for q, s in zip(questions, pos) if s < EXPLAIN_FLOOR],
+        "in_scope_min_similarity": min(pos, default=0.0),
+        "off_topic_max_similarity": max(neg, default=0.0),
+    }
 
 
-async def evaluate_answers(retriever: Retriever, llm: LLMBackend, questions: list[EvalQuestion],
-                           concurrency: int = 4) -> dict[str, Any]:
+async def evaluate_answers(
+    retriever: Retriever, llm: LLMBackend, questions: list[EvalQuestion], concurrency: int = 4
+) -> dict[str, Any]:
     """Answer every question with the model; count answers containing the key term."""
     answerer = explain_answerer(retriever, llm)
     gate = asyncio.Semaphore(concurrency)  # the engine batches what arrives together
@@ -128,11 +169,20 @@ async def evaluate_answers(retriever: Retriever, llm: LLMBackend, questions: lis
         async with gate:
             started = time.perf_counter()
             answer = await answer_prepared(llm, await prepare_explanation(answerer, q.question))
-            return {"id": q.id, "key_term": q.key_term, "refused": answer.refused,
-                    "contains_key_term": q.key_term.lower() in answer.answer.lower(),
-                    "cites": [s.uri.removeprefix(URI_PREFIX) for s in answer.sources],
-                    "seconds": round(time.perf_counter() - started, 2), "answer": answer.answer}
+            return {
+                "id": q.id,
+                "key_term": q.key_term,
+                "refused": answer.refused,
+                "contains_key_term": q.key_term.lower() in answer.answer.lower(),
+                "cites": [s.uri.removeprefix(URI_PREFIX) for s in answer.sources],
+                "seconds": round(time.perf_counter() - started, 2),
+                "answer": answer.answer,
+            }
 
     rows = await asyncio.gather(*(one(q) for q in questions))
-    return {"questions": len(rows), "with_key_term": sum(r["contains_key_term"] for r in rows),
-            "refused": sum(r["refused"] for r in rows), "rows": rows}
+    return {
+        "questions": len(rows),
+        "with_key_term": sum(r["contains_key_term"] for r in rows),
+        "refused": sum(r["refused"] for r in rows),
+        "rows": rows,
+    }

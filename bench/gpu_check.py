@@ -21,16 +21,19 @@ import torch
 from transformers import AutoConfig, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from core.config import Settings
-from core.llm.engine import Engine
-from core.llm.loading import LoadedModel, load_model
+from core.llm.engine.engine import Engine
+from core.llm.models.loading import LoadedModel, load_model
 from core.llm.types import Request, user
 
-PROMPTS = [f"Question {n}: tell me a long story about the number {n} and its friends." for n in range(32)]
+PROMPTS = [
+    f"Question {n}: tell me a long story about the number {n} and its friends." for n in range(32)
+]
 
 
 def wrap(model: Any, tokenizer: Any, dtype: str) -> LoadedModel:
-    return LoadedModel("gpu-check", model.eval(), tokenizer, "cuda", dtype,
-                       model.config.max_position_embeddings)
+    return LoadedModel(
+        "gpu-check", model.eval(), tokenizer, "cuda", dtype, model.config.max_position_embeddings
+    )
 
 
 async def greedy_texts(engine: Engine, prompts: list[str], n: int, together: bool) -> list[str]:
@@ -45,15 +48,21 @@ async def greedy_texts(engine: Engine, prompts: list[str], n: int, together: boo
 async def throughput(engine: Engine, concurrency: int, new_tokens: int) -> dict[str, float]:
     await engine.complete(Request(user("warm up"), max_new_tokens=8))
     started = time.perf_counter()
-    done = await asyncio.gather(*(
-        engine.complete(Request(user(PROMPTS[i % len(PROMPTS)]), max_new_tokens=new_tokens))
-        for i in range(concurrency)
-    ))
+    done = await asyncio.gather(
+        *(
+            engine.complete(Request(user(PROMPTS[i % len(PROMPTS)]), max_new_tokens=new_tokens))
+            for i in range(concurrency)
+        )
+    )
     wall = time.perf_counter() - started
     tokens = sum(c.completion_tokens for c in done)
-    return {"concurrency": concurrency, "tokens": tokens, "wall_s": round(wall, 3),
-            "aggregate_tok_s": round(tokens / wall, 1),
-            "ttft_p50_s": round(sorted(c.first_token_s or 0 for c in done)[len(done) // 2], 4)}
+    return {
+        "concurrency": concurrency,
+        "tokens": tokens,
+        "wall_s": round(wall, 3),
+        "aggregate_tok_s": round(tokens / wall, 1),
+        "ttft_p50_s": round(sorted(c.first_token_s or 0 for c in done)[len(done) // 2], 4),
+    }
 
 
 async def engine_checks(tokenizer: Any, config: Any, report: dict[str, Any]) -> None:
@@ -65,26 +74,40 @@ async def engine_checks(tokenizer: Any, config: Any, report: dict[str, Any]) -> 
     batch = await greedy_texts(engine, PROMPTS[:6], 32, together=True)
     ids = [engine.prompts.encode(user(p)) for p in PROMPTS[:6]]
     with torch.inference_mode():
-        ref = [tokenizer.decode(fp32.generate(torch.tensor([i], device="cuda"), max_new_tokens=32,
-                                              do_sample=False)[0, len(i):], skip_special_tokens=True)
-               for i in ids]
+        ref = [
+            tokenizer.decode(
+                fp32.generate(torch.tensor([i], device="cuda"), max_new_tokens=32, do_sample=False)[
+                    0, len(i) :
+                ],
+                skip_special_tokens=True,
+            )
+            for i in ids
+        ]
     report["cuda_fp32_batched_equals_alone"] = batch == alone
     report["cuda_fp32_alone_equals_hf_generate"] = alone == ref
     await engine.aclose()
     del fp32
 
     bf16 = LlamaForCausalLM(config).to("cuda", torch.bfloat16)
-    engine = Engine(wrap(bf16, tokenizer, "bfloat16"), max_batch=32, max_queue=128,
-                    max_queue_per_guild=128)
+    engine = Engine(
+        wrap(bf16, tokenizer, "bfloat16"), max_batch=32, max_queue=128, max_queue_per_guild=128
+    )
     report["cuda_bf16_throughput"] = [await throughput(engine, c, 128) for c in (1, 8, 32)]
     await engine.aclose()
 
 
 def loader_checks(tokenizer: Any, report: dict[str, Any]) -> None:
     """load_model on CUDA from an HF directory: auto dtype, 4-bit NF4, 8-bit."""
-    tiny = LlamaConfig(vocab_size=len(tokenizer), hidden_size=256, num_hidden_layers=4,
-                       num_attention_heads=4, num_key_value_heads=2, intermediate_size=512,
-                       max_position_embeddings=1024, eos_token_id=tokenizer.eos_token_id)
+    tiny = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=256,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=512,
+        max_position_embeddings=1024,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         hf_dir = Path(tmp) / "tiny-hf"
         torch.manual_seed(1)
@@ -96,8 +119,13 @@ def loader_checks(tokenizer: Any, report: dict[str, Any]) -> None:
                 settings = Settings(data_dir=tmp, device="cuda", quantization=quant)
                 loaded = load_model(str(hf_dir), settings)
                 out = asyncio.run(_one_answer(loaded))
-                report[key] = {"ok": True, "dtype": loaded.dtype, "device": loaded.device,
-                               "tokens": out, "mem_mb": round(torch.cuda.memory_allocated() / 2**20)}
+                report[key] = {
+                    "ok": True,
+                    "dtype": loaded.dtype,
+                    "device": loaded.device,
+                    "tokens": out,
+                    "mem_mb": round(torch.cuda.memory_allocated() / 2**20),
+                }
             except Exception as exc:  # noqa: BLE001 - report every path, keep going
                 report[key] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:400]}
 
@@ -105,8 +133,9 @@ def loader_checks(tokenizer: Any, report: dict[str, Any]) -> None:
 async def _one_answer(loaded: LoadedModel) -> int:
     engine = Engine(loaded, max_batch=4)
     try:
-        done = await asyncio.gather(*(engine.complete(Request(user(p), max_new_tokens=16))
-                                      for p in PROMPTS[:4]))
+        done = await asyncio.gather(
+            *(engine.complete(Request(user(p), max_new_tokens=16)) for p in PROMPTS[:4])
+        )
         return sum(c.completion_tokens for c in done)
     finally:
         await engine.aclose()
@@ -120,8 +149,10 @@ def main() -> None:
     report: dict[str, Any] = {"torch": torch.__version__, "gpu": torch.cuda.get_device_name(0)}
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     config = AutoConfig.from_pretrained(args.tokenizer)
-    for step in (lambda: asyncio.run(engine_checks(tokenizer, config, report)),
-                 lambda: loader_checks(tokenizer, report)):
+    for step in (
+        lambda: asyncio.run(engine_checks(tokenizer, config, report)),
+        lambda: loader_checks(tokenizer, report),
+    ):
         try:
             step()
         except Exception as exc:  # noqa: BLE001

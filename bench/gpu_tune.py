@@ -42,23 +42,46 @@ def smol_runs(smol_dir: str, steps: int) -> list[dict[str, Any]]:
     AutoModelForCausalLM.from_config(config).save_pretrained(model_dir)
     for name in os.listdir(smol_dir):
         if name != "config.json":
-            with open(os.path.join(smol_dir, name), "rb") as src, \
-                    open(os.path.join(model_dir, name), "wb") as dst:
+            with (
+                open(os.path.join(smol_dir, name), "rb") as src,
+                open(os.path.join(model_dir, name), "wb") as dst,
+            ):
                 dst.write(src.read())
     train = os.path.join(work, "train.jsonl")
-    write_jsonl([Pair(tuple((m["role"], m["content"]) for m in d["messages"][:-1]),
-                      d["messages"][-1]["content"]) for d in _pairs(64)], train)
+    write_jsonl(
+        [
+            Pair(
+                tuple((m["role"], m["content"]) for m in d["messages"][:-1]),
+                d["messages"][-1]["content"],
+            )
+            for d in _pairs(64)
+        ],
+        train,
+    )
     out = []
     for qlora in (False, True):
         torch.cuda.reset_peak_memory_stats()
-        spec = LoraJobSpec(model=model_dir, train_path=train,
-                           out_dir=os.path.join(work, str(qlora)),
-                           qlora=qlora, max_steps=steps, batch_size=8, device="cuda",
-                           checkpoint_every=steps // 2, learning_rate=1e-3)
+        spec = LoraJobSpec(
+            model=model_dir,
+            train_path=train,
+            out_dir=os.path.join(work, str(qlora)),
+            qlora=qlora,
+            max_steps=steps,
+            batch_size=8,
+            device="cuda",
+            checkpoint_every=steps // 2,
+            learning_rate=1e-3,
+        )
         r = run_lora_job(spec)
-        out.append({"method": r.method, "tokens_per_s": round(r.tokens_per_s),
-                    "peak_mb": round(r.peak_memory_mb), "weights_mb": round(r.model_memory_mb),
-                    "eval_loss": [round(r.eval_loss_before, 3), round(r.eval_loss_after, 3)]})
+        out.append(
+            {
+                "method": r.method,
+                "tokens_per_s": round(r.tokens_per_s),
+                "peak_mb": round(r.peak_memory_mb),
+                "weights_mb": round(r.model_memory_mb),
+                "eval_loss": [round(r.eval_loss_before, 3), round(r.eval_loss_after, 3)],
+            }
+        )
     return out
 
 
@@ -69,11 +92,21 @@ def _quantize_linears(model: Any) -> None:
     for module in list(model.model.layers.modules()):
         for name, child in list(module.named_children()):
             if isinstance(child, torch.nn.Linear):
-                q = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=False,
-                                      compute_dtype=torch.bfloat16, quant_type="nf4",
-                                      compress_statistics=True, device="cpu")
-                q.weight = bnb.nn.Params4bit(child.weight.data.to("cpu"), requires_grad=False,
-                                             quant_type="nf4", compress_statistics=True)
+                q = bnb.nn.Linear4bit(
+                    child.in_features,
+                    child.out_features,
+                    bias=False,
+                    compute_dtype=torch.bfloat16,
+                    quant_type="nf4",
+                    compress_statistics=True,
+                    device="cpu",
+                )
+                q.weight = bnb.nn.Params4bit(
+                    child.weight.data.to("cpu"),
+                    requires_grad=False,
+                    quant_type="nf4",
+                    compress_statistics=True,
+                )
                 setattr(module, name, q.to("cuda"))
                 del child
 
@@ -83,9 +116,15 @@ def llama7b(qlora: bool, steps: int = 3, tokens: int = 512) -> dict[str, Any]:
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                         num_attention_heads=32, num_key_value_heads=32, vocab_size=32000,
-                         max_position_embeddings=4096)
+    config = LlamaConfig(
+        hidden_size=4096,
+        intermediate_size=11008,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=32,
+        vocab_size=32000,
+        max_position_embeddings=4096,
+    )
     torch.set_default_dtype(torch.bfloat16)
     with torch.device("cuda"):
         model = LlamaForCausalLM(config)
@@ -98,8 +137,10 @@ def llama7b(qlora: bool, steps: int = 3, tokens: int = 512) -> dict[str, Any]:
     model.gradient_checkpointing_enable()
     model.enable_input_require_grads()
     model.config.use_cache = False
-    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules=list(ALL_LINEAR),
-                                             task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        model,
+        LoraConfig(r=16, lora_alpha=32, target_modules=list(ALL_LINEAR), task_type="CAUSAL_LM"),
+    )
     optimizer = bnb.optim.PagedAdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     ids = torch.randint(0, 32000, (1, tokens), device="cuda")
     torch.cuda.reset_peak_memory_stats()
@@ -114,10 +155,13 @@ def llama7b(qlora: bool, steps: int = 3, tokens: int = 512) -> dict[str, Any]:
         optimizer.zero_grad(set_to_none=True)
         torch.cuda.synchronize()
         times.append(time.perf_counter() - t)
-    result = {"method": "qlora-nf4" if qlora else "lora-bf16", "weights_gb": round(weights, 2),
-              "peak_gb": round(torch.cuda.max_memory_allocated() / GB, 2),
-              "tokens_per_s": round(tokens / min(times[1:] or times)),
-              "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+    result = {
+        "method": "qlora-nf4" if qlora else "lora-bf16",
+        "weights_gb": round(weights, 2),
+        "peak_gb": round(torch.cuda.max_memory_allocated() / GB, 2),
+        "tokens_per_s": round(tokens / min(times[1:] or times)),
+        "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+    }
     del model, optimizer
     torch.cuda.empty_cache()
     return result
@@ -129,9 +173,11 @@ def main() -> None:
     parser.add_argument("--out", default="gpu_tune.json")
     args = parser.parse_args()
     report: dict[str, Any] = {"torch": torch.__version__, "gpu": torch.cuda.get_device_name()}
-    for key, fn in (("smollm2_random", lambda: smol_runs(args.smol, 20)),
-                    ("llama2_7b_lora", lambda: llama7b(False)),
-                    ("llama2_7b_qlora", lambda: llama7b(True))):
+    for key, fn in (
+        ("smollm2_random", lambda: smol_runs(args.smol, 20)),
+        ("llama2_7b_lora", lambda: llama7b(False)),
+        ("llama2_7b_qlora", lambda: llama7b(True)),
+    ):
         started = time.perf_counter()
         try:
             report[key] = fn()

@@ -53,18 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--rounds", type=int, default=None, help="default 3 (quick: 1)")
     parser.add_argument("--tokens", type=int, default=None, help="new tokens (default 128)")
-    parser.add_argument(
-        "--no-llamacpp", action="store_true", help="skip the llama.cpp baseline"
-    )
+    parser.add_argument("--no-llamacpp", action="store_true", help="skip the llama.cpp baseline")
 
 
 class _Runner:
     """Starts workers, collects their JSON, and samples the load average between them."""
 
     def __init__(self, model: str, threads: int, tokens: int, progress: bool) -> None:
-        self.base = [
-            "--model", model, "--threads", str(threads), "--tokens", str(tokens)
-        ]
+        self.base = ["--model", model, "--threads", str(threads), "--tokens", str(tokens)]
         self.progress = progress
         self.loads: list[float] = [loadavg()]
         self.errors: list[str] = []
@@ -87,7 +83,7 @@ class _Runner:
         self.loads.append(loadavg())
         for line in reversed(proc.stdout.splitlines()):
             if line.startswith(RESULT_PREFIX):
-                result = json.loads(line[len(RESULT_PREFIX):])
+                result = json.loads(line[len(RESULT_PREFIX) :])
                 self.loads += [v for v in result.get("loadavg", {}).values() if v >= 0]
                 result["wall_s"] = time.monotonic() - started
                 return result
@@ -128,14 +124,26 @@ def collect(config: dict[str, Any], with_llamacpp: bool, progress: bool) -> dict
         prompts_file.write_text(json.dumps(prepared), encoding="utf-8")
         if "float32" not in config["paths"]:  # the quality gate always needs the fp32 answers
             reference = runner(
-                "ours", "--dtype", "float32", "--quality", str(config["quality"]),
-                "--quality-only", "--levels", levels,
+                "ours",
+                "--dtype",
+                "float32",
+                "--quality",
+                str(config["quality"]),
+                "--quality-only",
+                "--levels",
+                levels,
             )
         for round_no in range(config["rounds"]):
             for path in config["paths"]:
                 quality = str(config["quality"] if round_no == 0 else 0)
                 result = runner(
-                    "ours", "--dtype", path, "--levels", levels, "--quality", quality,
+                    "ours",
+                    "--dtype",
+                    path,
+                    "--levels",
+                    levels,
+                    "--quality",
+                    quality,
                     round_no=round_no,
                 )
                 if result is not None:

@@ -100,7 +100,7 @@ async def _measure(
     kernel: str = "lean",
     weights: str = "dense",
 ) -> dict[str, Any]:
-    from core.llm.engine import Engine
+    from core.llm.engine.engine import Engine
 
     max_batch = max(levels, default=1)
     engine = Engine(
@@ -167,15 +167,15 @@ def run_ours(
     Library imports are timed apart from `load_model`: they are the same for any model, and
     the load target is about reading the converted weights.
     """
-    from core.llm.convert import offline_env
+    from core.llm.models.convert import offline_env
 
     offline_env()  # before transformers is imported
     started = time.perf_counter()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401 - timed import
 
-    import core.llm.engine  # noqa: F401 - timed import
-    from core.llm.loading import load_model
+    import core.llm.engine.engine  # noqa: F401 - timed import
+    from core.llm.models.loading import load_model
 
     import_s = time.perf_counter() - started
     path = dtype

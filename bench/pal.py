@@ -30,13 +30,19 @@ DEFAULT_METHODS = "direct,cot,pal,pal_sc5"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=100, help="first N problems (default 100)")
-    parser.add_argument("--methods", default=DEFAULT_METHODS,
-                        help=f"comma-separated, pal_sc<k> = k samples (default {DEFAULT_METHODS})")
+    parser.add_argument(
+        "--methods",
+        default=DEFAULT_METHODS,
+        help=f"comma-separated, pal_sc<k> = k samples (default {DEFAULT_METHODS})",
+    )
     parser.add_argument("--model", default=None, help="model spec (default: the /calc model)")
     parser.add_argument("--results", default=None, help="JSONL file (default under the data dir)")
-    parser.add_argument("--sequential", action="store_true",
-                        help="run one method at a time (clean latency) instead of the methods of "
-                        "one problem together in the engine's batch (~3x more problems per hour)")
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="run one method at a time (clean latency) instead of the methods of "
+        "one problem together in the engine's batch (~3x more problems per hour)",
+    )
     parser.add_argument("--report", action="store_true", help="only print the table from the JSONL")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -96,26 +102,32 @@ def _print_table(summary: dict[str, Any], spec: str, path: Path) -> None:
     print(f"model: {spec}   data: {DATASET}")
     print(f"results: {path}   problems done by every method: {summary['problems_all_methods']}")
     if summary.get("batched_rows"):
-        print(f"timing: {summary['batched_rows']} rows ran with the other methods of their problem "
-              "in one engine batch (wall time per method inside that batch)")
-    print(f"{'method':<10} {'correct':>9} {'accuracy':>9} {'mean s':>8} {'median s':>9}"
-          "  (all done)")
+        print(
+            f"timing: {summary['batched_rows']} rows ran with the other methods of their problem "
+            "in one engine batch (wall time per method inside that batch)"
+        )
+    print(
+        f"{'method':<10} {'correct':>9} {'accuracy':>9} {'mean s':>8} {'median s':>9}  (all done)"
+    )
     for method, row in summary["methods"].items():
         common, done = _percent(row["accuracy_common"]), _percent(row["accuracy_done"])
-        print(f"{method:<10} {row['correct_common']:>4}/{row['n_common']:<4} {common:>9} "
-              f"{row['mean_s'] or 0:>8} {row['median_s'] or 0:>9}  ({row['n_done']} done, {done})")
+        print(
+            f"{method:<10} {row['correct_common']:>4}/{row['n_common']:<4} {common:>9} "
+            f"{row['mean_s'] or 0:>8} {row['median_s'] or 0:>9}  ({row['n_done']} done, {done})"
+        )
 
 
 def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
-async def _run(args: argparse.Namespace, settings: Settings, spec: str, path: Path,
-               methods: list[str]) -> None:
+async def _run(
+    args: argparse.Namespace, settings: Settings, spec: str, path: Path, methods: list[str]
+) -> None:
     from bench.pal_data import load_problems
     from bench.pal_methods import run_method
-    from core.llm.engine import Engine
-    from core.llm.loading import load_model
+    from core.llm.engine.engine import Engine
+    from core.llm.models.loading import load_model
     from core.pal.solver import PalSolver
     from core.pal.vote import numbers_match
     from core.sandbox import Sandbox
@@ -140,19 +152,34 @@ async def _run(args: argparse.Namespace, settings: Settings, spec: str, path: Pa
                     outcomes = [await run_method(m, problem.question, llm, solver) for m in pending]
                 else:  # one batch: each method's time is its own wall time inside that batch
                     outcomes = await asyncio.gather(
-                        *(run_method(m, problem.question, llm, solver) for m in pending))
+                        *(run_method(m, problem.question, llm, solver) for m in pending)
+                    )
                 for method, outcome in zip(pending, outcomes):
-                    correct = outcome.number is not None and numbers_match(outcome.number,
-                                                                           problem.answer)
-                    row = {"id": problem.id, "method": method, "model": spec,
-                           "gold": problem.answer, "predicted": outcome.predicted,
-                           "correct": correct, "seconds": round(outcome.seconds, 2),
-                           "batched": not args.sequential and len(pending) > 1,
-                           "loadavg": os.getloadavg()[0], **outcome.detail}
+                    correct = outcome.number is not None and numbers_match(
+                        outcome.number, problem.answer
+                    )
+                    row = {
+                        "id": problem.id,
+                        "method": method,
+                        "model": spec,
+                        "gold": problem.answer,
+                        "predicted": outcome.predicted,
+                        "correct": correct,
+                        "seconds": round(outcome.seconds, 2),
+                        "batched": not args.sequential and len(pending) > 1,
+                        "loadavg": os.getloadavg()[0],
+                        **outcome.detail,
+                    }
                     out.write(json.dumps(row) + "\n")
-                    log.info("%s %-8s %s%s (gold %s) %.1fs", problem.id, method,
-                             "OK " if correct else "no ", outcome.predicted, problem.answer,
-                             outcome.seconds)
+                    log.info(
+                        "%s %-8s %s%s (gold %s) %.1fs",
+                        problem.id,
+                        method,
+                        "OK " if correct else "no ",
+                        outcome.predicted,
+                        problem.answer,
+                        outcome.seconds,
+                    )
                 out.flush()
     finally:
         await sandbox.aclose()

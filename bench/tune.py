@@ -41,10 +41,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _pairs(n: int) -> list[dict[str, Any]]:
     from core.tuning.data import Pair
 
-    answer = ("Our server meets every Friday at 18:00 UTC in the voice channel. Bring questions, "
-              "share what you built this week, and read the pinned notes first. ") * 2
-    return [Pair((("user", f"Question {i}: when and where do we meet, and what should I do?"),),
-                 f"{answer}(note {i})").to_json() for i in range(n)]
+    answer = (
+        "Our server meets every Friday at 18:00 UTC in the voice channel. Bring questions, "
+        "share what you built this week, and read the pinned notes first. "
+    ) * 2
+    return [
+        Pair(
+            (("user", f"Question {i}: when and where do we meet, and what should I do?"),),
+            f"{answer}(note {i})",
+        ).to_json()
+        for i in range(n)
+    ]
 
 
 def _measure(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
@@ -55,28 +62,61 @@ def _measure(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
 
     work = tempfile.mkdtemp(prefix="guru-bench-tune-")
     train = os.path.join(work, "train.jsonl")
-    write_jsonl([Pair(tuple((m["role"], m["content"]) for m in d["messages"][:-1]),
-                      d["messages"][-1]["content"]) for d in _pairs(args.pairs)], train)
-    spec = LoraJobSpec(model=args.model or settings.model, data_dir=settings.data_dir,
-                       train_path=train, out_dir=os.path.join(work, "run"),
-                       qlora=args.worker == "qlora", max_steps=args.steps,
-                       batch_size=args.batch_size, rank=args.rank, alpha=2 * args.rank,
-                       threads=settings.threads, checkpoint_every=10_000)
+    write_jsonl(
+        [
+            Pair(
+                tuple((m["role"], m["content"]) for m in d["messages"][:-1]),
+                d["messages"][-1]["content"],
+            )
+            for d in _pairs(args.pairs)
+        ],
+        train,
+    )
+    spec = LoraJobSpec(
+        model=args.model or settings.model,
+        data_dir=settings.data_dir,
+        train_path=train,
+        out_dir=os.path.join(work, "run"),
+        qlora=args.worker == "qlora",
+        max_steps=args.steps,
+        batch_size=args.batch_size,
+        rank=args.rank,
+        alpha=2 * args.rank,
+        threads=settings.threads,
+        checkpoint_every=10_000,
+    )
     r = run_lora_job(spec)
-    return {"method": r.method, "steps": r.steps, "train_tokens": r.train_tokens,
-            "tokens_per_s": round(r.tokens_per_s, 1), "model_memory_mb": round(r.model_memory_mb),
-            "peak_memory_mb": round(r.peak_memory_mb),
-            "eval_loss": [round(r.eval_loss_before, 3), round(r.eval_loss_after, 3)]}
+    return {
+        "method": r.method,
+        "steps": r.steps,
+        "train_tokens": r.train_tokens,
+        "tokens_per_s": round(r.tokens_per_s, 1),
+        "model_memory_mb": round(r.model_memory_mb),
+        "peak_memory_mb": round(r.peak_memory_mb),
+        "eval_loss": [round(r.eval_loss_before, 3), round(r.eval_loss_after, 3)],
+    }
 
 
 def _spawn(method: str, args: argparse.Namespace) -> dict[str, Any]:
-    argv = [sys.executable, "-m", "bench.tune", "--worker", method, "--steps", str(args.steps),
-            "--batch-size", str(args.batch_size), "--pairs", str(args.pairs),
-            "--rank", str(args.rank)] + (["--model", args.model] if args.model else [])
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.tune",
+        "--worker",
+        method,
+        "--steps",
+        str(args.steps),
+        "--batch-size",
+        str(args.batch_size),
+        "--pairs",
+        str(args.pairs),
+        "--rank",
+        str(args.rank),
+    ] + (["--model", args.model] if args.model else [])
     proc = subprocess.run(argv, capture_output=True, text=True)
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_PREFIX):
-            return json.loads(line[len(RESULT_PREFIX):])
+            return json.loads(line[len(RESULT_PREFIX) :])
     return {"method": method, "error": (proc.stderr or proc.stdout)[-800:]}
 
 
@@ -99,7 +139,7 @@ def llama2_7b_memory(rank: int = 16) -> dict[str, Any]:
     nf4 = linear * (4 + 0.127) / 8 + (embed + norms) * 2
     return {
         "params": total,
-        "lora_params_r%d" % rank: lora,
+        f"lora_params_r{rank}": lora,
         "full_finetune_gb": round(total * 16 / GB, 1),
         "lora_gb": round((total * 2 + lora * 16) / GB, 1),
         "qlora_gb": round((nf4 + lora * 16) / GB, 1),
@@ -109,25 +149,35 @@ def llama2_7b_memory(rank: int = 16) -> dict[str, Any]:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     results = [_spawn(m.strip(), args) for m in args.methods.split(",") if m.strip()]
-    report = {"model": args.model or settings.model, "loadavg": os.getloadavg()[0],
-              "methods": results, "llama2_7b": llama2_7b_memory(args.rank)}
+    report = {
+        "model": args.model or settings.model,
+        "loadavg": os.getloadavg()[0],
+        "methods": results,
+        "llama2_7b": llama2_7b_memory(args.rank),
+    }
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"Tuning cost on {report['model']} ({args.steps} steps x batch {args.batch_size}, "
-          f"load avg {report['loadavg']:.1f}):")
+    print(
+        f"Tuning cost on {report['model']} ({args.steps} steps x batch {args.batch_size}, "
+        f"load avg {report['loadavg']:.1f}):"
+    )
     for r in results:
         if "error" in r:
             print(f"  {r['method']:<14} failed: {r['error'].splitlines()[-1:]}")
             continue
-        print(f"  {r['method']:<14} {r['tokens_per_s']:>8.1f} tok/s  weights "
-              f"{r['model_memory_mb']:>6} MB  peak {r['peak_memory_mb']:>6} MB  eval loss "
-              f"{r['eval_loss'][0]} -> {r['eval_loss'][1]}")
+        print(
+            f"  {r['method']:<14} {r['tokens_per_s']:>8.1f} tok/s  weights "
+            f"{r['model_memory_mb']:>6} MB  peak {r['peak_memory_mb']:>6} MB  eval loss "
+            f"{r['eval_loss'][0]} -> {r['eval_loss'][1]}"
+        )
     m = report["llama2_7b"]
-    print(f"Llama-2-7B ({m['params'] / 1e9:.2f} B params) on one GPU, weights+grads+AdamW: full "
-          f"{m['full_finetune_gb']} GB, LoRA r={args.rank} {m['lora_gb']} GB, QLoRA "
-          f"{m['qlora_gb']} GB (+ activations, ~{m['checkpointed_activations_gb_per_1k_tokens']}"
-          " GB per 1k tokens checkpointed)")
+    print(
+        f"Llama-2-7B ({m['params'] / 1e9:.2f} B params) on one GPU, weights+grads+AdamW: full "
+        f"{m['full_finetune_gb']} GB, LoRA r={args.rank} {m['lora_gb']} GB, QLoRA "
+        f"{m['qlora_gb']} GB (+ activations, ~{m['checkpointed_activations_gb_per_1k_tokens']}"
+        " GB per 1k tokens checkpointed)"
+    )
     return 0
 
 

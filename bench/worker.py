@@ -26,9 +26,9 @@ RESULT_PREFIX = "GURU-BENCH-RESULT "
 def _prepare(args: argparse.Namespace, settings: Any) -> dict[str, Any]:
     """Convert the model once (not timed as a restart) and encode the throughput prompts."""
     from bench.prompts import LONG_PROMPTS
-    from core.llm.loading import load_tokenizer
-    from core.llm.prompting import PromptEncoder
-    from core.llm.sources import prepare_model_dir, resolve_source
+    from core.llm.engine.prompting import PromptEncoder
+    from core.llm.models.loading import load_tokenizer
+    from core.llm.models.sources import prepare_model_dir, resolve_source
     from core.llm.types import user
 
     source = resolve_source(args.model, settings.data_dir)
@@ -51,7 +51,13 @@ def _ours(args: argparse.Namespace, settings: Any) -> dict[str, Any]:
 
     levels = [int(x) for x in args.levels.split(",") if x]
     return run_ours(
-        settings, args.model, args.dtype, args.round, args.tokens, levels, args.quality,
+        settings,
+        args.model,
+        args.dtype,
+        args.round,
+        args.tokens,
+        levels,
+        args.quality,
         speed=not args.quality_only,
     )
 

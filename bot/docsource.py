@@ -24,13 +24,18 @@ from core.pins import DiscordMessage, MessageFile
 from core.rag.loaders import MAX_FILE_BYTES, SUPPORTED, load_file
 from core.rag.types import ParsedDocument
 
-__all__ = ["MessageRef", "attachment_document", "document_message", "fetch_message",
-           "parse_message_refs", "upload_document"]
+__all__ = [
+    "MessageRef",
+    "attachment_document",
+    "document_message",
+    "fetch_message",
+    "parse_message_refs",
+    "upload_document",
+]
 
 log = logging.getLogger(__name__)
 
-_LINK = re.compile(
-    r"https?://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/channels/(\d+)/(\d+)/(\d+)")
+_LINK = re.compile(r"https?://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/channels/(\d+)/(\d+)/(\d+)")
 _BARE_ID = re.compile(r"(?<![\d/])(\d{15,21})(?![\d/])")
 MAX_REFS = 25
 
@@ -46,14 +51,15 @@ def parse_message_refs(text: str, guild_id: int, default_channel_id: int) -> lis
     refs: list[MessageRef] = []
     for match in _LINK.finditer(text):
         if int(match[1]) != guild_id:
-            raise Refused("That link points to a message in another server; "
-                          "only this server's messages can be added here.")
+            raise Refused(
+                "That link points to a message in another server; "
+                "only this server's messages can be added here."
+            )
         refs.append(MessageRef(int(match[2]), int(match[3])))
     for match in _BARE_ID.finditer(_LINK.sub(" ", text)):
         refs.append(MessageRef(default_channel_id, int(match[1])))
     if not refs and text.strip():
-        raise Refused("Give message links (Copy Message Link) or message ids, "
-                      "separated by spaces.")
+        raise Refused("Give message links (Copy Message Link) or message ids, separated by spaces.")
     if len(refs) > MAX_REFS:
         raise Refused(f"At most {MAX_REFS} messages at a time, please.")
     return list(dict.fromkeys(refs))
@@ -66,13 +72,26 @@ def document_message(message: discord.Message) -> DiscordMessage:
     files = []
     for attachment in message.attachments:
         if Path(attachment.filename).suffix.lower() in SUPPORTED:
-            files.append(MessageFile(attachment.id, _safe_name(attachment.filename),
-                                     lambda a=attachment: attachment_document(a)))
+            files.append(
+                MessageFile(
+                    attachment.id,
+                    _safe_name(attachment.filename),
+                    lambda a=attachment: attachment_document(a),
+                )
+            )
         else:
-            log.debug("attachment %s of message %s is not a document type", attachment.id,
-                      message.id)
-    return DiscordMessage(message.guild.id, message.channel.id, message.id, channel,
-                          message.author.display_name, message.content or "", tuple(files))
+            log.debug(
+                "attachment %s of message %s is not a document type", attachment.id, message.id
+            )
+    return DiscordMessage(
+        message.guild.id,
+        message.channel.id,
+        message.id,
+        channel,
+        message.author.display_name,
+        message.content or "",
+        tuple(files),
+    )
 
 
 async def fetch_message(guild: discord.Guild, ref: MessageRef) -> DiscordMessage:
@@ -85,8 +104,9 @@ async def fetch_message(guild: discord.Guild, ref: MessageRef) -> DiscordMessage
     except discord.NotFound:
         raise Refused(f"Message {ref.message_id} was not found in <#{ref.channel_id}>.") from None
     except discord.Forbidden:
-        raise Refused(f"I can't read <#{ref.channel_id}>; give me Read Message History "
-                      "there.") from None
+        raise Refused(
+            f"I can't read <#{ref.channel_id}>; give me Read Message History there."
+        ) from None
     return document_message(message)
 
 
@@ -105,14 +125,16 @@ async def attachment_document(attachment: discord.Attachment) -> ParsedDocument:
     try:
         data = await attachment.read()
     except discord.HTTPException as exc:
-        raise InvalidInput(f"{name} could not be downloaded (HTTP {exc.status}); "
-                           "try again later.") from None
+        raise InvalidInput(
+            f"{name} could not be downloaded (HTTP {exc.status}); try again later."
+        ) from None
     with tempfile.TemporaryDirectory(prefix="guru-upload-") as tmp:
         path = Path(tmp) / name
         await asyncio.to_thread(path.write_bytes, data)
         parsed = await asyncio.to_thread(load_file, str(path))
-    return ParsedDocument(name, parsed.title, parsed.sections, "file",
-                          {"filename": name, "bytes": len(data)})
+    return ParsedDocument(
+        name, parsed.title, parsed.sections, "file", {"filename": name, "bytes": len(data)}
+    )
 
 
 async def upload_document(attachment: discord.Attachment) -> ParsedDocument:

@@ -89,8 +89,12 @@ class RecordedAnswer:
 
 
 async def record_answer(
-    pool: Pool, interaction: discord.Interaction, command: str, question: str,
-    sources: Sequence[dict[str, Any]] = (), started: float | None = None,
+    pool: Pool,
+    interaction: discord.Interaction,
+    command: str,
+    question: str,
+    sources: Sequence[dict[str, Any]] = (),
+    started: float | None = None,
 ) -> RecordedAnswer | None:
     """Store the question before answering, so a 👍 on the final message always finds its row;
     None outside a server (rows are per guild). `started`: loop time the latency counts from."""
@@ -99,9 +103,16 @@ async def record_answer(
     if started is None:
         started = asyncio.get_running_loop().time()
     repo = InteractionRepo(pool)
-    await repo.record(AnswerRecord(
-        guild_id=interaction.guild_id, discord_id=interaction.id, user_id=interaction.user.id,
-        channel_id=interaction.channel_id, command=command, question=question, answer="",
-        sources=list(sources),
-    ))
+    await repo.record(
+        AnswerRecord(
+            guild_id=interaction.guild_id,
+            discord_id=interaction.id,
+            user_id=interaction.user.id,
+            channel_id=interaction.channel_id,
+            command=command,
+            question=question,
+            answer="",
+            sources=list(sources),
+        )
+    )
     return RecordedAnswer(repo, interaction.guild_id, interaction.id, started)

@@ -46,8 +46,11 @@ class ProgressReply:
 
 
 async def post_pages(
-    interaction: discord.Interaction, pages: list[render.Page], view: discord.ui.View | None = None,
-    *, ephemeral: bool = False,
+    interaction: discord.Interaction,
+    pages: list[render.Page],
+    view: discord.ui.View | None = None,
+    *,
+    ephemeral: bool = False,
 ) -> None:
     """A finished reply: the first page replaces the original response, the rest follow
     (`ephemeral` for a private reply: follow-ups are public unless they say otherwise)."""
@@ -75,8 +78,9 @@ class BackgroundJobs:
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def start(self, interaction: discord.Interaction, job: Coroutine[Any, Any, None],
-              name: str) -> asyncio.Task[None]:
+    def start(
+        self, interaction: discord.Interaction, job: Coroutine[Any, Any, None], name: str
+    ) -> asyncio.Task[None]:
         task = asyncio.create_task(self._guard(interaction, job, name), name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -98,8 +102,9 @@ class BackgroundJobs:
         except Exception:  # noqa: BLE001 - an event has nobody to answer; log it
             log.exception("background job %s failed", name)
 
-    async def _guard(self, interaction: discord.Interaction,
-                     job: Coroutine[Any, Any, None], name: str) -> None:
+    async def _guard(
+        self, interaction: discord.Interaction, job: Coroutine[Any, Any, None], name: str
+    ) -> None:
         try:
             await job
         except asyncio.CancelledError:

@@ -110,8 +110,9 @@ def _lines_within(text: str, limit: int) -> list[str]:
     return out
 
 
-def pages(text: str, *, filename: str = "answer.md", max_pages: int = MAX_PAGES,
-          what: str = "answer") -> list[Page]:
+def pages(
+    text: str, *, filename: str = "answer.md", max_pages: int = MAX_PAGES, what: str = "answer"
+) -> list[Page]:
     """Messages for a complete text: split, or a preview plus the whole text as a file
     (`what` names it in the preview's marker: "the full answer is attached")."""
     text = escape(text.strip()) or f"(empty {what})"

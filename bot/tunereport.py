@@ -72,8 +72,10 @@ def _method(spec: dict[str, Any]) -> str:
 
 def _header(queued: QueuedJob) -> str:
     epochs = f", {queued.spec.epochs} epochs" if not queued.spec.max_steps else ""
-    return (f"Tuning job {queued.id} ({_method(queued.spec.to_dict())}{epochs}, "
-            f"{queued.pairs} example{'' if queued.pairs == 1 else 's'} from {queued.source})")
+    return (
+        f"Tuning job {queued.id} ({_method(queued.spec.to_dict())}{epochs}, "
+        f"{queued.pairs} example{'' if queued.pairs == 1 else 's'} from {queued.source})"
+    )
 
 
 def queued_text(queued: QueuedJob) -> str:
@@ -109,17 +111,21 @@ def finished_text(job: TuningJob, adapter: Adapter | None) -> str:
     if job.status == "cancelled" or adapter is None:
         return f"⏹️ Tuning job {job.id} was cancelled; the active adapter is unchanged."
     m = adapter.metrics
-    lines = [f"✅ Tuning job {job.id} done: adapter **v{adapter.version}** "
-             f"({adapter.method}, {m.get('steps', '?')} steps)."]
+    lines = [
+        f"✅ Tuning job {job.id} done: adapter **v{adapter.version}** "
+        f"({adapter.method}, {m.get('steps', '?')} steps)."
+    ]
     if "eval_loss_after" in m:
-        held = " (on the training examples: too few to hold any out)" if m.get(
-            "eval_on_train") else " (held-out examples)"
+        held = (
+            " (on the training examples: too few to hold any out)"
+            if m.get("eval_on_train")
+            else " (held-out examples)"
+        )
         lines.append(f"Eval loss {m['eval_loss_before']:.3f} → {m['eval_loss_after']:.3f}{held}.")
     for prompt, after in list((m.get("samples_after") or {}).items())[:1]:
         before = (m.get("samples_before") or {}).get(prompt, "")
         if before.strip() or after.strip():  # a held-out question, answered before and after
-            lines.append(f"“{_short(prompt)}”: before “{_short(before)}”, "
-                         f"after “{_short(after)}”")
+            lines.append(f"“{_short(prompt)}”: before “{_short(before)}”, after “{_short(after)}”")
     lines.append(f"Not serving yet: `/tune activate version:{adapter.version}` to use it here.")
     return render.truncate(render.escape("\n".join(lines)), render.MESSAGE_LIMIT)
 
@@ -129,8 +135,10 @@ def _short(text: str, limit: int = 120) -> str:
 
 
 def still_running_text(job_id: int) -> str:
-    return (f"⏳ Tuning job {job_id} is still running — see `/tune status`; "
-            "this reply can no longer be updated.")
+    return (
+        f"⏳ Tuning job {job_id} is still running — see `/tune status`; "
+        "this reply can no longer be updated."
+    )
 
 
 def _job_line(job: TuningJob) -> str:
@@ -154,8 +162,11 @@ def jobs_text(jobs: Sequence[TuningJob]) -> str:
 
 def _adapter_line(a: Adapter) -> str:
     m = a.metrics
-    loss = (f" · eval loss {m['eval_loss_before']:.3f} → {m['eval_loss_after']:.3f}"
-            if "eval_loss_after" in m else "")
+    loss = (
+        f" · eval loss {m['eval_loss_before']:.3f} → {m['eval_loss_after']:.3f}"
+        if "eval_loss_after" in m
+        else ""
+    )
     mark = "✅ " if a.active else "▫️ "
     state = " **active**" if a.active else ""
     return f"{mark}**v{a.version}**{state} · {a.method}{loss} · {a.created_at:%Y-%m-%d %H:%M}"
@@ -166,23 +177,32 @@ def adapters_text(adapters: Sequence[Adapter]) -> str:
         return "No adapter versions here yet; this server uses the base model."
     active = next((a for a in adapters if a.active), None)
     now = f"v{active.version}" if active else "the base model"
-    lines = [f"**Adapter versions here** (serving {now})",
-             *(_adapter_line(a) for a in reversed(adapters))]
-    return render.truncate(render.escape("\n".join(lines)), render.MESSAGE_LIMIT,
-                           marker="\n… (older versions left out)")
+    lines = [
+        f"**Adapter versions here** (serving {now})",
+        *(_adapter_line(a) for a in reversed(adapters)),
+    ]
+    return render.truncate(
+        render.escape("\n".join(lines)),
+        render.MESSAGE_LIMIT,
+        marker="\n… (older versions left out)",
+    )
 
 
 def version_choice_name(a: Adapter) -> str:
     """An autocomplete label (≤ 100 chars)."""
     m = a.metrics
-    loss = (f", eval {m['eval_loss_before']:.2f} → {m['eval_loss_after']:.2f}"
-            if "eval_loss_after" in m else "")
-    return render.truncate(f"v{a.version}{' (active)' if a.active else ''} — {a.method}{loss}",
-                           100)
+    loss = (
+        f", eval {m['eval_loss_before']:.2f} → {m['eval_loss_after']:.2f}"
+        if "eval_loss_after" in m
+        else ""
+    )
+    return render.truncate(f"v{a.version}{' (active)' if a.active else ''} — {a.method}{loss}", 100)
 
 
 def job_choice_name(job: TuningJob) -> str:
     """An autocomplete label for a live job (≤ 100 chars)."""
     where = f" · {_where(job.progress)}" if job.status == "running" else ""
-    return render.truncate(f"#{job.id} {job.status} · {_method(job.spec)} · "
-                           f"{job.created_at:%Y-%m-%d %H:%M}{where}", 100)
+    return render.truncate(
+        f"#{job.id} {job.status} · {_method(job.spec)} · {job.created_at:%Y-%m-%d %H:%M}{where}",
+        100,
+    )

@@ -23,13 +23,17 @@ __all__ = ["ReviewButton", "review_message", "review_text", "closed_text"]
 
 log = logging.getLogger(__name__)
 
-ACTIONS = {"approve": ("Approve", discord.ButtonStyle.success, "✅"),
-           "reject": ("Reject", discord.ButtonStyle.danger, "🗑️"),
-           "skip": ("Skip", discord.ButtonStyle.secondary, None),
-           "done": ("Done", discord.ButtonStyle.secondary, None)}
+ACTIONS = {
+    "approve": ("Approve", discord.ButtonStyle.success, "✅"),
+    "reject": ("Reject", discord.ButtonStyle.danger, "🗑️"),
+    "skip": ("Skip", discord.ButtonStyle.secondary, None),
+    "done": ("Done", discord.ButtonStyle.secondary, None),
+}
 QUESTION_CHARS = 500
-NOT_YOURS = ("Only the moderator who opened this review can use its buttons; "
-             "run `/tune review` to start your own.")
+NOT_YOURS = (
+    "Only the moderator who opened this review can use its buttons; "
+    "run `/tune review` to start your own."
+)
 
 
 class ReviewButton(
@@ -40,9 +44,14 @@ class ReviewButton(
 
     def __init__(self, action: str, item_id: int, moderator_id: int) -> None:
         label, style, emoji = ACTIONS[action]
-        super().__init__(discord.ui.Button(
-            label=label, style=style, emoji=emoji,
-            custom_id=f"guru:review:{action}:{item_id}:{moderator_id}"))
+        super().__init__(
+            discord.ui.Button(
+                label=label,
+                style=style,
+                emoji=emoji,
+                custom_id=f"guru:review:{action}:{item_id}:{moderator_id}",
+            )
+        )
         self.action, self.item_id, self.moderator_id = action, item_id, moderator_id
 
     @classmethod
@@ -67,7 +76,8 @@ class ReviewButton(
             log.exception("review click %s failed (ref %s)", self.custom_id, interaction.id)
             await interaction.response.send_message(
                 f"Something went wrong on our side; it's been logged (ref {interaction.id}).",
-                ephemeral=True)
+                ephemeral=True,
+            )
             return
         await interaction.response.edit_message(content=content, view=view)
 
@@ -81,23 +91,27 @@ class ReviewButton(
             return "You need the Manage Server permission to review answers for tuning."
         return None
 
-    async def _next(self, repo: ReviewRepo, guild_id: int,
-                    moderator_id: int) -> tuple[str, discord.ui.View | None]:
+    async def _next(
+        self, repo: ReviewRepo, guild_id: int, moderator_id: int
+    ) -> tuple[str, discord.ui.View | None]:
         note = ""
         if self.action in ("approve", "reject"):
             approve = self.action == "approve"
             try:
-                (decision,) = await repo.decide(guild_id, [self.item_id], approve, moderator_id,
-                                                pending_only=True)
+                (decision,) = await repo.decide(
+                    guild_id, [self.item_id], approve, moderator_id, pending_only=True
+                )
             except GuruError:  # the asker took the 👍 back meanwhile: nothing to decide
                 note = f"ℹ️ Answer #{self.item_id} is no longer rated 👍; left out."
             else:
                 if decision.before != "pending":
-                    note = (f"ℹ️ Answer #{self.item_id} was {decision.before} already; "
-                            "left as it is.")
+                    note = f"ℹ️ Answer #{self.item_id} was {decision.before} already; left as it is."
                 else:
-                    note = (f"✅ Approved answer #{self.item_id}." if approve
-                            else f"🗑️ Rejected answer #{self.item_id}.")
+                    note = (
+                        f"✅ Approved answer #{self.item_id}."
+                        if approve
+                        else f"🗑️ Rejected answer #{self.item_id}."
+                    )
         counts = await repo.counts(guild_id)
         if self.action == "done":
             return closed_text(counts), None
@@ -107,8 +121,9 @@ class ReviewButton(
         return review_message(item, counts, moderator_id, note)
 
 
-def review_message(item: ReviewItem, counts: ReviewCounts, moderator_id: int,
-                   note: str = "") -> tuple[str, discord.ui.View]:
+def review_message(
+    item: ReviewItem, counts: ReviewCounts, moderator_id: int, note: str = ""
+) -> tuple[str, discord.ui.View]:
     """The text and buttons that show `item` to `moderator_id`."""
     view = discord.ui.View(timeout=None)
     for action in ACTIONS:
@@ -125,14 +140,15 @@ def review_text(item: ReviewItem, counts: ReviewCounts, note: str = "") -> str:
     when = f"<t:{int(item.created_at.timestamp())}:R>"
     where = f" in <#{item.channel_id}>" if item.channel_id else ""
     head = [note] if note else []
-    head.append(f"**Review for tuning** · answer #{item.id} · /{item.command} by "
-                f"<@{item.user_id}>{where} · {when} · rated 👍 by the asker")
+    head.append(
+        f"**Review for tuning** · answer #{item.id} · /{item.command} by "
+        f"<@{item.user_id}>{where} · {when} · rated 👍 by the asker"
+    )
     flat = " ".join(render.escape(item.question).split()).replace("```", "`\u200b``")
     question = render.truncate(flat, QUESTION_CHARS)  # one line, no code block to open
     head.append(f"**Question:** {question}")
     head.append("**Answer:**")
-    foot = (f"_{_counts(counts)} · Approve makes it a tuning example; "
-            "Reject keeps it out for good._")
+    foot = f"_{_counts(counts)} · Approve makes it a tuning example; Reject keeps it out for good._"
     room = render.MESSAGE_LIMIT - len("\n".join(head)) - len(foot) - 2
     answer = render.escape(item.answer.strip())
     if len(answer) > room:
@@ -146,12 +162,14 @@ def closed_text(counts: ReviewCounts, note: str = "", skipped: bool = False) -> 
     """The review's last word: the counts, and how to go on."""
     lines = [note] if note else []
     if skipped:
-        lines.append("No more answers after the ones you skipped; run `/tune review` again "
-                     "to see those.")
+        lines.append(
+            "No more answers after the ones you skipped; run `/tune review` again to see those."
+        )
     elif counts.pending:
         lines.append("Review closed; run `/tune review` again to go on.")
     else:
         lines.append("Nothing left to review: every 👍 answer here has been decided.")
-    lines.append(f"{_counts(counts)}. `/tune start` (without a file) trains on the approved "
-                 "answers.")
+    lines.append(
+        f"{_counts(counts)}. `/tune start` (without a file) trains on the approved answers."
+    )
     return "\n".join(lines)

@@ -27,15 +27,17 @@ __all__ = ["forget_guild"]
 log = logging.getLogger(__name__)
 
 
-async def forget_guild(pool: Pool, ingestor: Ingestor, data_dir: str | Path,
-                       guild_id: int) -> dict[str, int]:
+async def forget_guild(
+    pool: Pool, ingestor: Ingestor, data_dir: str | Path, guild_id: int
+) -> dict[str, int]:
     """Erase the guild; return deleted counts by table plus `files` (folders removed).
 
     NotFound (from the ingestor) when Guru had nothing stored for the guild.
     """
     async with pool.connection() as conn:
-        cur = await conn.execute("SELECT id FROM tuning_jobs WHERE guild_id = %(g)s",
-                                 {"g": guild_id})
+        cur = await conn.execute(
+            "SELECT id FROM tuning_jobs WHERE guild_id = %(g)s", {"g": guild_id}
+        )
         job_ids = [row[0] for row in await cur.fetchall()]
     counts = await ingestor.forget_guild(guild_id)
     folders = [Path(data_dir) / "adapters" / str(guild_id)]
@@ -44,9 +46,11 @@ async def forget_guild(pool: Pool, ingestor: Ingestor, data_dir: str | Path,
     async with pool.connection() as conn:
         await conn.execute(
             "INSERT INTO audit_log (guild_id, action, detail) VALUES (NULL, 'guild.forget', %(d)s)",
-            {"d": Jsonb({"guild": str(guild_id), "deleted": counts})})
-        await conn.execute("SELECT pg_notify(%(c)s, %(p)s)",
-                           {"c": ADAPTERS_CHANNEL, "p": str(guild_id)})
+            {"d": Jsonb({"guild": str(guild_id), "deleted": counts})},
+        )
+        await conn.execute(
+            "SELECT pg_notify(%(c)s, %(p)s)", {"c": ADAPTERS_CHANNEL, "p": str(guild_id)}
+        )
     log.info("forgot guild %s: %s", guild_id, counts)
     return counts
 

@@ -91,7 +91,7 @@ async def prepare_guild_answer(
 
     # built per call: free, and it picks up the current `services.llm`
     kb = KnowledgeBase.from_services(services)
-    adapters = getattr(services, "guild_adapters")
+    adapters = services.guild_adapters
     return await prepare_answer(
         kb.answerer,
         prefs.guild_id,

@@ -26,8 +26,18 @@ from core.rag.ingest import Ingestor
 from core.rag.store import DocumentRepo
 from core.rag.types import DocumentInfo, IngestOutcome, ParsedDocument
 
-__all__ = ["DiscordMessage", "MessageFile", "PinSyncReport", "attachment_uri", "forget_message",
-           "ingest_message", "jump_url", "pinned_documents", "refresh_message", "sync_channel"]
+__all__ = [
+    "DiscordMessage",
+    "MessageFile",
+    "PinSyncReport",
+    "attachment_uri",
+    "forget_message",
+    "ingest_message",
+    "jump_url",
+    "pinned_documents",
+    "refresh_message",
+    "sync_channel",
+]
 
 log = logging.getLogger(__name__)
 
@@ -96,15 +106,26 @@ class PinSyncReport:
 async def ingest_message(ingestor: Ingestor, msg: DiscordMessage, origin: Origin) -> IngestOutcome:
     """One message as a document (uri = jump URL); `origin` says whether a pin put it there."""
     return await ingestor.ingest_message(
-        msg.guild_id, msg.text, jump_url=msg.jump_url, author=msg.author,
+        msg.guild_id,
+        msg.text,
+        jump_url=msg.jump_url,
+        author=msg.author,
         channel=msg.channel_name,
-        extra={"channel_id": str(msg.channel_id), "message_id": str(msg.message_id),
-               "origin": origin},
+        extra={
+            "channel_id": str(msg.channel_id),
+            "message_id": str(msg.message_id),
+            "origin": origin,
+        },
     )
 
 
-async def ingest_file(ingestor: Ingestor, msg: DiscordMessage, file: MessageFile,
-                      stored: DocumentInfo | None, origin: Origin) -> IngestOutcome:
+async def ingest_file(
+    ingestor: Ingestor,
+    msg: DiscordMessage,
+    file: MessageFile,
+    stored: DocumentInfo | None,
+    origin: Origin,
+) -> IngestOutcome:
     """One attached file as a document linked to its message; `stored` is its current row."""
     uri = attachment_uri(msg.jump_url, file.filename)
     if stored is not None and stored.metadata.get("attachment_id") == str(file.attachment_id):
@@ -112,14 +133,29 @@ async def ingest_file(ingestor: Ingestor, msg: DiscordMessage, file: MessageFile
     try:
         parsed = await file.load()
     except GuruError as exc:  # a bad file is skipped whole: nothing of it is written
-        log.warning("file %s of message %s in guild %s skipped: %s", file.attachment_id,
-                    msg.message_id, msg.guild_id, exc.user_message)
+        log.warning(
+            "file %s of message %s in guild %s skipped: %s",
+            file.attachment_id,
+            msg.message_id,
+            msg.guild_id,
+            exc.user_message,
+        )
         return IngestOutcome(uri, "error", error=exc.user_message)
-    doc = ParsedDocument(uri, parsed.title, parsed.sections, "discord", {
-        "author": msg.author, "channel": msg.channel_name, "channel_id": str(msg.channel_id),
-        "message_id": str(msg.message_id), "origin": origin,
-        "attachment_id": str(file.attachment_id), "filename": file.filename,
-    })
+    doc = ParsedDocument(
+        uri,
+        parsed.title,
+        parsed.sections,
+        "discord",
+        {
+            "author": msg.author,
+            "channel": msg.channel_name,
+            "channel_id": str(msg.channel_id),
+            "message_id": str(msg.message_id),
+            "origin": origin,
+            "attachment_id": str(file.attachment_id),
+            "filename": file.filename,
+        },
+    )
     return await ingestor.ingest_document(msg.guild_id, doc)
 
 
@@ -128,12 +164,20 @@ async def pinned_documents(
 ) -> list[DocumentInfo]:
     """The documents that pins of this channel put in the guild's knowledge base."""
     docs = await ingestor.list_documents(guild_id)
-    return [d for d in docs if d.source == "discord" and d.metadata.get("origin") == "pin"
-            and d.metadata.get("channel_id") == str(channel_id)]
+    return [
+        d
+        for d in docs
+        if d.source == "discord"
+        and d.metadata.get("origin") == "pin"
+        and d.metadata.get("channel_id") == str(channel_id)
+    ]
 
 
 async def sync_channel(
-    ingestor: Ingestor, guild_id: int, channel_id: int, pinned: Sequence[DiscordMessage],
+    ingestor: Ingestor,
+    guild_id: int,
+    channel_id: int,
+    pinned: Sequence[DiscordMessage],
     progress: Callable[[int, int], Awaitable[None]] | None = None,
 ) -> PinSyncReport:
     """Make the channel's pin documents equal to `pinned` (the channel's current pins)."""
@@ -149,8 +193,11 @@ async def sync_channel(
         for file in msg.files:
             uri = attachment_uri(msg.jump_url, file.filename)
             if uri in seen:  # two files of one name would overwrite each other on every sync
-                log.warning("file %s of message %s skipped: its name is taken by another file",
-                            file.attachment_id, msg.message_id)
+                log.warning(
+                    "file %s of message %s skipped: its name is taken by another file",
+                    file.attachment_id,
+                    msg.message_id,
+                )
                 report.errors.append((uri, "another file of this message has the same name"))
                 continue
             seen.add(uri)
@@ -179,12 +226,14 @@ async def refresh_message(ingestor: Ingestor, msg: DiscordMessage) -> IngestOutc
     return await ingest_message(ingestor, msg, doc.metadata.get("origin", "message"))
 
 
-async def forget_message(ingestor: Ingestor, guild_id: int, channel_id: int,
-                         message_id: int) -> bool:
+async def forget_message(
+    ingestor: Ingestor, guild_id: int, channel_id: int, message_id: int
+) -> bool:
     """Remove a deleted message's document and its files' documents, if it had any."""
     async with ingestor.pool.connection() as conn:
         docs = await DocumentRepo(conn).list_family(
-            guild_id, jump_url(guild_id, channel_id, message_id))
+            guild_id, jump_url(guild_id, channel_id, message_id)
+        )
     removed = [await _remove(ingestor, guild_id, doc.uri) for doc in docs]
     return any(removed)
 

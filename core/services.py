@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from core.config import Settings
 from core.db.pool import Database
-from core.llm.loading import ModelCache, load_model
+from core.llm.backend import open_llm
+from core.llm.models.loading import ModelCache
 from core.llm.types import LLMBackend
 from core.rag.embedder import Embedder
 from core.sandbox import Sandbox
@@ -22,25 +23,9 @@ from core.tuning.hotswap import AdapterListener, GuildAdapters
 if TYPE_CHECKING:
     from core.pal.solver import PalSolver
 
-__all__ = ["Services", "open_llm"]
+__all__ = ["Services"]
 
 log = logging.getLogger(__name__)
-
-
-async def open_llm(settings: Settings, models: ModelCache) -> LLMBackend:
-    """The configured backend: a remote OpenAI-compatible server, or the local engine."""
-    if settings.llm_url:
-        from core.llm.remote import RemoteBackend
-
-        log.info("using the remote LLM at %s", settings.llm_url)
-        return RemoteBackend(
-            settings.llm_url, api_key=settings.llm_api_key, model=settings.llm_remote_model
-        )
-    from core.llm.engine import Engine
-
-    loaded = await asyncio.to_thread(load_model, settings.model, settings, models)
-    log.info("loaded %s on %s/%s in %.1fs", loaded.name, loaded.device, loaded.dtype, loaded.load_s)
-    return Engine.from_settings(loaded, settings)
 
 
 @dataclass
@@ -117,8 +102,12 @@ class Services:
         refusal = await sandbox.start()
         if refusal:
             raise SandboxRefused(f"The sandbox refuses to run code here: {refusal}")
-        return PalSolver(await self.calc_llm(), sandbox, timeout_s=self.settings.sandbox_timeout_s,
-                         temperature=self.settings.temperature or 0.7)
+        return PalSolver(
+            await self.calc_llm(),
+            sandbox,
+            timeout_s=self.settings.sandbox_timeout_s,
+            temperature=self.settings.temperature or 0.7,
+        )
 
     async def start_adapter_listener(self) -> None:
         """Follow `guru tune activate/rollback` into the local engine; no-op for a remote LLM."""

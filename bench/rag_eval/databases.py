@@ -34,8 +34,9 @@ async def bench_pool(url: str, dbname: str, *, fresh: bool = False) -> AsyncIter
     """A pool on database `dbname` of the server at `url` (created and migrated if needed)."""
     async with connect(url) as conn:
         if fresh:
-            await conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(dbname)))
+            await conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
+            )
         cur = await conn.execute("SELECT 1 FROM pg_database WHERE datname = %(n)s", {"n": dbname})
         if await cur.fetchone() is None:
             await conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))

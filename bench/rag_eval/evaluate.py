@@ -23,8 +23,16 @@ from core.rag.ingest import Ingestor
 from core.rag.retrieve import SUPPORT_CHUNKS, Retriever, rrf_fuse
 from core.rag.types import Hit
 
-__all__ = ["Question", "load_questions", "ingest_corpus", "evaluate", "calibrate_floor",
-           "HERE", "DEFAULT_DOCS", "EVAL_GUILD"]
+__all__ = [
+    "Question",
+    "load_questions",
+    "ingest_corpus",
+    "evaluate",
+    "calibrate_floor",
+    "HERE",
+    "DEFAULT_DOCS",
+    "EVAL_GUILD",
+]
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +57,9 @@ class Question:
         question, compared stemmed: "commits" leaks git-commit, "files" leaks git-ls-files."""
         words = {_stem(w) for w in re.findall(r"[a-z0-9]+", self.text.lower())}
         names = {re.sub(r"^git-?", "", Path(g).stem.lower()) for g in self.gold}
-        return not any(_stem(part) in words for n in names for part in n.split("-")
-                       if len(part) > 2)
+        return not any(
+            _stem(part) in words for n in names for part in n.split("-") if len(part) > 2
+        )
 
 
 def _stem(word: str) -> str:
@@ -84,9 +93,13 @@ async def ingest_corpus(ingestor: Ingestor, docs: Path, guild: int = EVAL_GUILD)
         if done % 25 == 0:
             log.info("ingested %d/%d pages", done, len(pages))
     elapsed = time.perf_counter() - started
-    return {"pages": len(pages), **counts, "chunks_embedded": chunks,
-            "seconds": round(elapsed, 1),
-            "chunks_per_s": round(chunks / elapsed, 2) if chunks else None}
+    return {
+        "pages": len(pages),
+        **counts,
+        "chunks_embedded": chunks,
+        "seconds": round(elapsed, 1),
+        "chunks_per_s": round(chunks / elapsed, 2) if chunks else None,
+    }
 
 
 def gold_rank(pages: list[str], gold: frozenset[str]) -> int | None:
@@ -96,8 +109,11 @@ def gold_rank(pages: list[str], gold: frozenset[str]) -> int | None:
 
 def with_halves(ranks: list[int | None]) -> dict[str, Any]:
     """Metrics of all questions, of the even (tuning) and of the odd (held-out) half."""
-    return {**_metrics(ranks), "tuning_half": _metrics(ranks[0::2]),
-            "held_out_half": _metrics(ranks[1::2])}
+    return {
+        **_metrics(ranks),
+        "tuning_half": _metrics(ranks[0::2]),
+        "held_out_half": _metrics(ranks[1::2]),
+    }
 
 
 def _pages(hits: list[Hit]) -> list[str]:
@@ -109,28 +125,32 @@ def _pages(hits: list[Hit]) -> list[str]:
     return seen
 
 
-async def evaluate(retriever: Retriever, questions: list[Question],
-                   guild: int = EVAL_GUILD) -> dict[str, Any]:
+async def evaluate(
+    retriever: Retriever, questions: list[Question], guild: int = EVAL_GUILD
+) -> dict[str, Any]:
     """recall@1, recall@5 and MRR@10 per mode (also on the title-avoiding subset)."""
     embeddings = await retriever.embedder.embed([q.text for q in questions])
-    report: dict[str, Any] = {"questions": len(questions),
-                              "avoiding_title_words": sum(q.avoids_title_words for q in questions)}
+    report: dict[str, Any] = {
+        "questions": len(questions),
+        "avoiding_title_words": sum(q.avoids_title_words for q in questions),
+    }
     misses: dict[str, list[str]] = {}
     for mode in MODES:
         ranks: list[int | None] = []
         latencies = []
         for q, emb in zip(questions, embeddings):
             t0 = time.perf_counter()
-            hits = await retriever.search_embedded(guild, q.text, emb, CANDIDATES,
-                                                   mode)  # type: ignore[arg-type]
+            hits = await retriever.search_embedded(guild, q.text, emb, CANDIDATES, mode)  # type: ignore[arg-type]
             latencies.append((time.perf_counter() - t0) * 1000)
             pages = _pages(hits)
             ranks.append(gold_rank(pages, q.gold))
         subset = [r for r, q in zip(ranks, questions) if q.avoids_title_words]
         # Fusion weights were chosen on the even questions: the odd ones are the held-out half.
-        report[mode] = {**with_halves(ranks),
-                        "avoiding_title_words": _metrics(subset),
-                        "latency_ms_p50": round(statistics.median(latencies), 1)}
+        report[mode] = {
+            **with_halves(ranks),
+            "avoiding_title_words": _metrics(subset),
+            "latency_ms_p50": round(statistics.median(latencies), 1),
+        }
         misses[mode] = [q.text for r, q in zip(ranks, questions) if r is None or r > 5]
     for mode in SUPPORT_MODES:
         ranks = []
@@ -138,8 +158,12 @@ async def evaluate(retriever: Retriever, questions: list[Question],
             lists = await retriever.ranked_lists(guild, q.text, emb, CANDIDATES, "hybrid")
             used = ["vector"] if mode == "vector+support" else ["vector", "all_terms", "bm25"]
             weights = dict(zip(("vector", "all_terms", "bm25"), retriever.weights))
-            hits = rrf_fuse([lists[n] for n in used], CANDIDATES,
-                            weights=[weights[n] for n in used], support=SUPPORT_CHUNKS)
+            hits = rrf_fuse(
+                [lists[n] for n in used],
+                CANDIDATES,
+                weights=[weights[n] for n in used],
+                support=SUPPORT_CHUNKS,
+            )
             ranks.append(gold_rank(_pages(hits), q.gold))
         subset = [r for r, q in zip(ranks, questions) if q.avoids_title_words]
         report[mode] = {**with_halves(ranks), "avoiding_title_words": _metrics(subset)}
@@ -157,11 +181,16 @@ def _metrics(ranks: list[int | None]) -> dict[str, float]:
     }
 
 
-async def calibrate_floor(retriever: Retriever, questions: list[Question],
-                          unanswerable: list[str], guild: int = EVAL_GUILD) -> dict[str, Any]:
+async def calibrate_floor(
+    retriever: Retriever,
+    questions: list[Question],
+    unanswerable: list[str],
+    guild: int = EVAL_GUILD,
+) -> dict[str, Any]:
     """Best-chunk cosine similarity of answerable vs off-topic questions, and the error rates of
     candidate floors (an off-topic question "passes" if any hybrid hit clears the floor or
     matches every query term)."""
+
     async def best(text: str) -> tuple[float, bool]:
         hits = await retriever.search(guild, text, 8, "hybrid")
         return (max((h.similarity for h in hits), default=0.0), any(h.exact for h in hits))
@@ -174,14 +203,23 @@ async def calibrate_floor(retriever: Retriever, questions: list[Question],
             "answerable_refused": sum(not (s >= floor or e) for s, e in pos),
             "offtopic_passed": sum(s >= floor or e for s, e in neg),
         }
-    return {"current_floor": RELEVANCE_FLOOR,
-            "answerable_best_sim": _summary([s for s, _ in pos]),
-            "offtopic_best_sim": _summary([s for s, _ in neg]),
-            "offtopic_exact_matches": sum(e for _, e in neg),
-            "by_floor": table}
+    return {
+        "current_floor": RELEVANCE_FLOOR,
+        "answerable_best_sim": _summary([s for s, _ in pos]),
+        "offtopic_best_sim": _summary([s for s, _ in neg]),
+        "offtopic_exact_matches": sum(e for _, e in neg),
+        "by_floor": table,
+    }
 
 
 def _summary(values: list[float]) -> dict[str, float]:
     values = sorted(values)
-    return {"min": round(values[0], 3), "median": round(statistics.median(values), 3),
-            "max": round(values[-1], 3)} if values else {}
+    return (
+        {
+            "min": round(values[0], 3),
+            "median": round(statistics.median(values), 3),
+            "max": round(values[-1], 3),
+        }
+        if values
+        else {}
+    )

@@ -30,8 +30,15 @@ from typing import Any
 
 import numpy as np
 
-from bench.rag_eval.evaluate import (CANDIDATES, EVAL_GUILD, Question, _metrics, _pages, gold_rank,
-                                     with_halves)
+from bench.rag_eval.evaluate import (
+    CANDIDATES,
+    EVAL_GUILD,
+    Question,
+    _metrics,
+    _pages,
+    gold_rank,
+    with_halves,
+)
 from core.config import Settings
 from core.llm.types import Message
 from core.rag.expansion import EXPANSION_PROMPT, EXPANSION_TOKENS, expansion_messages
@@ -46,18 +53,24 @@ log = logging.getLogger(__name__)
 # Few-shot examples about nothing in the eval (no git, no version control): they only show the
 # shape of an answer, a short passage that names the feature.
 FEW_SHOT: tuple[tuple[str, str], ...] = (
-    ("how do i stop the bot from pinging me every time",
-     "Notifications: open Settings > Notifications and turn off Mentions, or run "
-     "`/notify off`. The bot then stops mentioning you in every channel of the server."),
-    ("where can i see how much storage my account is using",
-     "Storage usage: the Account page shows the space your files use and your quota. "
-     "`app usage --storage` prints the same numbers on the command line."),
+    (
+        "how do i stop the bot from pinging me every time",
+        "Notifications: open Settings > Notifications and turn off Mentions, or run "
+        "`/notify off`. The bot then stops mentioning you in every channel of the server.",
+    ),
+    (
+        "where can i see how much storage my account is using",
+        "Storage usage: the Account page shows the space your files use and your quota. "
+        "`app usage --storage` prints the same numbers on the command line.",
+    ),
 )
 # Instructions tried (all generic): "named" also asks for the feature's name, "plain" only for a
 # passage, "few" is "named" after FEW_SHOT.
 NAMED = EXPANSION_PROMPT  # what /ask uses (core/rag/expansion.py)
-PLAIN = ("Write a short passage from the documentation that answers this question."
-         "\n\nQuestion: {question}")
+PLAIN = (
+    "Write a short passage from the documentation that answers this question."
+    "\n\nQuestion: {question}"
+)
 PROMPTS = {"named": NAMED, "plain": PLAIN, "few": NAMED}
 
 
@@ -73,8 +86,9 @@ def messages(question: str, prompt: str) -> list[Message]:
     zero = expansion_messages(question, PROMPTS[prompt])
     if prompt != "few":
         return zero
-    shots = [m for q, a in FEW_SHOT for m in (expansion_messages(q, NAMED)[1],
-                                              Message("assistant", a))]
+    shots = [
+        m for q, a in FEW_SHOT for m in (expansion_messages(q, NAMED)[1], Message("assistant", a))
+    ]
     return [zero[0], *shots, zero[1]]
 
 
@@ -93,7 +107,7 @@ def _base(prompt: str) -> str:
 
 
 def _samples(prompt: str) -> int:
-    """"named*4": 4 passages sampled at SAMPLE_TEMPERATURE (HyDE's several hypothetical
+    """ "named*4": 4 passages sampled at SAMPLE_TEMPERATURE (HyDE's several hypothetical
     documents, averaged); a bare name: one greedy passage."""
     return int(prompt.split("*")[1]) if "*" in prompt else 1
 
@@ -101,8 +115,9 @@ def _samples(prompt: str) -> int:
 SAMPLE_TEMPERATURE = 0.7
 
 
-async def generate(model: str, prompt: str, questions: list[Question],
-                   settings: Settings) -> dict[str, dict[str, Any]]:
+async def generate(
+    model: str, prompt: str, questions: list[Question], settings: Settings
+) -> dict[str, dict[str, Any]]:
     """question → {"texts", "seconds", "tokens"}: cached ones as they are, the rest generated
     one question at a time (the production path: one /ask, its expansion alone; the samples of
     one question are submitted together, so the engine decodes them as one batch)."""
@@ -111,8 +126,8 @@ async def generate(model: str, prompt: str, questions: list[Question],
     missing = [q.text for q in questions if _key(model, prompt, q.text) not in cache]
     n = _samples(prompt)
     if missing:
-        from core.llm.engine import Engine
-        from core.llm.loading import load_model
+        from core.llm.engine.engine import Engine
+        from core.llm.models.loading import load_model
         from core.llm.types import Request
 
         loaded = await asyncio.to_thread(load_model, model, settings)
@@ -120,17 +135,34 @@ async def generate(model: str, prompt: str, questions: list[Question],
         try:
             for i, text in enumerate(missing):
                 started = time.perf_counter()
-                done = await asyncio.gather(*(engine.complete(Request(
-                    messages=messages(text, _base(prompt)), max_new_tokens=EXPANSION_TOKENS,
-                    temperature=SAMPLE_TEMPERATURE if n > 1 else 0.0, seed=seed))
-                    for seed in range(n)))
+                done = await asyncio.gather(
+                    *(
+                        engine.complete(
+                            Request(
+                                messages=messages(text, _base(prompt)),
+                                max_new_tokens=EXPANSION_TOKENS,
+                                temperature=SAMPLE_TEMPERATURE if n > 1 else 0.0,
+                                seed=seed,
+                            )
+                        )
+                        for seed in range(n)
+                    )
+                )
                 cache[_key(model, prompt, text)] = {
                     "texts": [d.text for d in done],
                     "seconds": round(time.perf_counter() - started, 3),
                     "tokens": max(d.completion_tokens for d in done),
-                    "load_avg": round(os.getloadavg()[0], 2)}
-                log.info("%s/%s %d/%d %.1fs: %s", model, prompt, i + 1, len(missing),
-                         time.perf_counter() - started, done[0].text[:80].replace("\n", " "))
+                    "load_avg": round(os.getloadavg()[0], 2),
+                }
+                log.info(
+                    "%s/%s %d/%d %.1fs: %s",
+                    model,
+                    prompt,
+                    i + 1,
+                    len(missing),
+                    time.perf_counter() - started,
+                    done[0].text[:80].replace("\n", " "),
+                )
                 if i % 8 == 7 or i == len(missing) - 1:  # keep what we have if interrupted
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_text(json.dumps(cache, indent=1))
@@ -156,9 +188,12 @@ VECTOR_EXPANDED = (0.0, 0.5, 1.0, 2.0)
 BM25_EXPANDED = (0.0, 0.05, 0.3, 1.0)
 
 
-async def evaluate_expansion(retriever: Retriever, questions: list[Question],
-                             passages: dict[str, dict[str, Any]],
-                             guild: int = EVAL_GUILD) -> dict[str, Any]:
+async def evaluate_expansion(
+    retriever: Retriever,
+    questions: list[Question],
+    passages: dict[str, dict[str, Any]],
+    guild: int = EVAL_GUILD,
+) -> dict[str, Any]:
     """Every mode with and without the expansion; the best fusion on the even questions."""
     embedder = retriever.embedder
     query_emb = await embedder.embed([q.text for q in questions])
@@ -172,19 +207,34 @@ async def evaluate_expansion(retriever: Retriever, questions: list[Question],
         pe = _normalised(each.sum(axis=0))
         for variant, emb in (("mean", _normalised(qe + each.sum(axis=0))), ("passage", pe)):
             started = time.perf_counter()
-            lists[variant].append(await retriever.ranked_lists(
-                guild, q.text, qe, CANDIDATES, "hybrid", Expansion(text, emb)))
+            lists[variant].append(
+                await retriever.ranked_lists(
+                    guild, q.text, qe, CANDIDATES, "hybrid", Expansion(text, emb)
+                )
+            )
             if variant == "mean":
                 search_ms.append((time.perf_counter() - started) * 1000)
-        as_ask.append(_rank(await retriever.search_embedded(
-            guild, q.text, qe, CANDIDATES, "hybrid", Expansion(text, pe)), q))
+        as_ask.append(
+            _rank(
+                await retriever.search_embedded(
+                    guild, q.text, qe, CANDIDATES, "hybrid", Expansion(text, pe)
+                ),
+                q,
+            )
+        )
 
     def fused(variant: str, weights: dict[str, float]) -> list[int | None]:
         out = []
         for q, named in zip(questions, lists[variant]):
             chosen = [n for n, w in weights.items() if w > 0]
-            out.append(_rank(rrf_fuse([named[n] for n in chosen], CANDIDATES,
-                                      weights=[weights[n] for n in chosen]), q))
+            out.append(
+                _rank(
+                    rrf_fuse(
+                        [named[n] for n in chosen], CANDIDATES, weights=[weights[n] for n in chosen]
+                    ),
+                    q,
+                )
+            )
         return out
 
     plain = dict(zip(("vector", "all_terms", "bm25"), FUSION_WEIGHTS))
@@ -196,23 +246,36 @@ async def evaluate_expansion(retriever: Retriever, questions: list[Question],
         "text+query2doc": with_halves(fused("mean", {"bm25_expanded": 1})),
         "hybrid": with_halves(fused("mean", plain)),
         # Untuned: each added list weighs as its plain counterpart.
-        "hybrid+expansion_same_weights": with_halves(fused("mean", {
-            **plain,
-            **dict(zip(("vector_expanded", "bm25_expanded"), UNTUNED_EXPANSION_WEIGHTS))})),
+        "hybrid+expansion_same_weights": with_halves(
+            fused(
+                "mean",
+                {
+                    **plain,
+                    **dict(zip(("vector_expanded", "bm25_expanded"), UNTUNED_EXPANSION_WEIGHTS)),
+                },
+            )
+        ),
         "hybrid+expansion_as_ask": with_halves(as_ask),
     }
     # The grid: variant × vector weight × the two added lists' weights, chosen on the even half.
     best: tuple[tuple[float, float], dict[str, Any]] | None = None
-    for variant, wv, wve, wbe in itertools.product(("mean", "passage"), VECTOR[::-1],
-                                                   VECTOR_EXPANDED, BM25_EXPANDED):
+    for variant, wv, wve, wbe in itertools.product(
+        ("mean", "passage"), VECTOR[::-1], VECTOR_EXPANDED, BM25_EXPANDED
+    ):
         weights = {**plain, "vector": wv, "vector_expanded": wve, "bm25_expanded": wbe}
         ranks = fused(variant, weights)
         even = _metrics(ranks[0::2])
         score = (even["recall@5"], even["mrr@10"])
         if best is None or score > best[0]:  # strict: the first (simplest) of ties wins
-            best = (score, {"variant": variant, "weights": weights, **with_halves(ranks),
-                            "misses_at_5": [q.text for r, q in zip(ranks, questions)
-                                            if r is None or r > 5]})
+            best = (
+                score,
+                {
+                    "variant": variant,
+                    "weights": weights,
+                    **with_halves(ranks),
+                    "misses_at_5": [q.text for r, q in zip(ranks, questions) if r is None or r > 5],
+                },
+            )
     assert best is not None
     report["hybrid+expansion"] = best[1]
     seconds = [passages[q.text]["seconds"] for q in questions]
@@ -220,8 +283,10 @@ async def evaluate_expansion(retriever: Retriever, questions: list[Question],
         "seconds_p50": round(statistics.median(seconds), 2),
         "seconds_p95": round(sorted(seconds)[int(0.95 * (len(seconds) - 1))], 2),
         "tokens_mean": round(statistics.mean(passages[q.text]["tokens"] for q in questions), 1),
-        "load_avg_median": statistics.median(passages[q.text].get("load_avg", 0)
-                                             for q in questions),
-        "search_ms_p50": round(statistics.median(search_ms), 1)}
+        "load_avg_median": statistics.median(
+            passages[q.text].get("load_avg", 0) for q in questions
+        ),
+        "search_ms_p50": round(statistics.median(search_ms), 1),
+    }
     report["samples"] = {q.text: passages[q.text]["texts"] for q in questions[:3]}
     return report

@@ -28,8 +28,10 @@ log = logging.getLogger(__name__)
 GUILDS = 10
 POINTS_PER_CENTRE = 200  # 20 per guild: a query's top 10 share its topic, as real ones do
 QUERIES = 100
-WORDS = ("commit branch merge rebase stash remote fetch push pull tag index tree blob hook "
-         "config diff log reset revert clean archive worktree submodule bisect blame").split()
+WORDS = (
+    "commit branch merge rebase stash remote fetch push pull tag index tree blob hook "
+    "config diff log reset revert clean archive worktree submodule bisect blame"
+).split()
 EXACT_SQL = """
 SELECT id FROM chunks WHERE guild_id = %(guild_id)s
 ORDER BY embedding <=> %(embedding)s LIMIT 10
@@ -57,21 +59,26 @@ async def _build(pool: Pool, size: int, rng: np.random.Generator, centres: np.nd
             cur = await conn.execute(
                 "INSERT INTO documents (guild_id, source, uri, title, content_hash)"
                 " VALUES (%(g)s, 'text', 'synthetic', 'synthetic', repeat('0', 64)) RETURNING id",
-                {"g": g})
+                {"g": g},
+            )
             doc_id = (await cur.fetchone())[0]  # type: ignore[index]
             vectors = _vectors(rng, centres, per_guild)
             async with conn.cursor().copy(
                 "COPY chunks (guild_id, document_id, position, title, text, embedding)"
-                " FROM STDIN WITH (FORMAT BINARY)") as copy:
+                " FROM STDIN WITH (FORMAT BINARY)"
+            ) as copy:
                 copy.set_types(["int8", "int8", "int4", "text", "text", "vector"])
                 for i in range(per_guild):
                     text = " ".join(rng.choice(WORDS, 12))
                     await copy.write_row((g, doc_id, i, "synthetic", text, vectors[i]))
         await conn.execute("SET maintenance_work_mem = '1GB'")
-        await conn.execute("CREATE INDEX chunks_embedding_hnsw ON chunks"
-                           " USING hnsw (embedding vector_cosine_ops)")
+        await conn.execute(
+            "CREATE INDEX chunks_embedding_hnsw ON chunks USING hnsw (embedding vector_cosine_ops)"
+        )
         await conn.execute("ANALYZE chunks")
-        log.info("built %d synthetic chunks with HNSW in %.0fs", size, time.perf_counter() - started)
+        log.info(
+            "built %d synthetic chunks with HNSW in %.0fs", size, time.perf_counter() - started
+        )
 
 
 async def measure_latency(pool: Pool, embedder: Embedder, size: int) -> dict[str, Any]:
@@ -79,8 +86,11 @@ async def measure_latency(pool: Pool, embedder: Embedder, size: int) -> dict[str
     centres = rng.normal(size=(max(1, size // POINTS_PER_CENTRE), EMBEDDING_DIM)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     await _build(pool, size, rng, centres)
-    retrievers = {"vector": Retriever(pool, embedder), "hybrid": Retriever(pool, embedder),
-                  "hybrid_fast": Retriever(pool, embedder, fast_hybrid=True)}
+    retrievers = {
+        "vector": Retriever(pool, embedder),
+        "hybrid": Retriever(pool, embedder),
+        "hybrid_fast": Retriever(pool, embedder, fast_hybrid=True),
+    }
     queries = _vectors(np.random.default_rng(size + 1), centres, QUERIES)
     guild = GUILDS // 2
     times: dict[str, list[float]] = {name: [] for name in retrievers}
@@ -96,7 +106,9 @@ async def measure_latency(pool: Pool, embedder: Embedder, size: int) -> dict[str
                 recalls.append(len({h.chunk_id for h in hits} & await _exact(pool, guild, q)) / 10)
     warm = {m: t[5:] for m, t in times.items()}  # the first queries load the index pages
     return {
-        "chunks": size, "guilds": GUILDS, "guild_chunks": size // GUILDS,
+        "chunks": size,
+        "guilds": GUILDS,
+        "guild_chunks": size // GUILDS,
         "vector_p50_ms": round(statistics.median(warm["vector"]), 2),
         "vector_p95_ms": round(_p95(warm["vector"]), 2),
         "hybrid_p50_ms": round(statistics.median(warm["hybrid"]), 2),

@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 GUILD = 2
 
 
-async def measure_ingest(pool: Pool, embedder: Embedder, docs: Path, pages: int,
-                         rounds: int = 3) -> dict[str, Any]:
+async def measure_ingest(
+    pool: Pool, embedder: Embedder, docs: Path, pages: int, rounds: int = 3
+) -> dict[str, Any]:
     import torch
 
     files = sorted(str(p) for p in docs.glob("git-*.html"))[:pages]
@@ -52,13 +53,19 @@ async def measure_ingest(pool: Pool, embedder: Embedder, docs: Path, pages: int,
                 await embedder.embed(texts)
                 embed.append(len(texts) / (time.perf_counter() - started))
             else:
-                await asyncio.to_thread(st.encode, texts, batch_size=32,
-                                        normalize_embeddings=True)
+                await asyncio.to_thread(st.encode, texts, batch_size=32, normalize_embeddings=True)
                 base.append(len(texts) / (time.perf_counter() - started))
-        log.info("round %d: ours %.1f, embed only %.1f, sentence-transformers %.1f chunks/s",
-                 r, ours[-1], embed[-1], base[-1])
+        log.info(
+            "round %d: ours %.1f, embed only %.1f, sentence-transformers %.1f chunks/s",
+            r,
+            ours[-1],
+            embed[-1],
+            base[-1],
+        )
     return {
-        "pages": len(files), "chunks": len(texts), "rounds": rounds,
+        "pages": len(files),
+        "chunks": len(texts),
+        "rounds": rounds,
         "encoder_dtype": "int8" if embedder.int8 else embedder.resolved_dtype,
         "torch_threads": torch.get_num_threads(),
         "load_avg_1m": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
@@ -67,8 +74,10 @@ async def measure_ingest(pool: Pool, embedder: Embedder, docs: Path, pages: int,
         "st_chunks_per_s": round(statistics.median(base), 2),
         "ratio_end_to_end": round(statistics.median(o / b for o, b in zip(ours, base)), 3),
         "ratio_embed_only": round(statistics.median(e / b for e, b in zip(embed, base)), 3),
-        "per_round": [{"ours": round(o, 2), "embed": round(e, 2), "st": round(b, 2)}
-                      for o, e, b in zip(ours, embed, base)],
+        "per_round": [
+            {"ours": round(o, 2), "embed": round(e, 2), "st": round(b, 2)}
+            for o, e, b in zip(ours, embed, base)
+        ],
     }
 
 

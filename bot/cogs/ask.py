@@ -52,16 +52,28 @@ class Ask(commands.Cog):
         # 2) defer at once: retrieval, queueing and generation take longer than Discord's 3 s
         await interaction.response.defer(thinking=True)
         started = asyncio.get_running_loop().time()
-        prepared = await prepare_guild_answer(self.bot.services, prefs, question,
-                                              request_id=f"ask-{interaction.id}")
+        prepared = await prepare_guild_answer(
+            self.bot.services, prefs, question, request_id=f"ask-{interaction.id}"
+        )
         assert self.bot.services.db is not None
-        recorded = await record_answer(self.bot.services.db.pool, interaction, "ask", question,
-                                       [s.to_dict() for s in prepared.sources], started=started)
+        recorded = await record_answer(
+            self.bot.services.db.pool,
+            interaction,
+            "ask",
+            question,
+            [s.to_dict() for s in prepared.sources],
+            started=started,
+        )
         assert recorded is not None  # guild_only
         text, ending = await self._reply(interaction, prepared)
         await recorded.finish(text, ending)
-        log.info("ask %s: %d chars, %d sources, %s", interaction.id, len(text),
-                 len(prepared.sources), ending)
+        log.info(
+            "ask %s: %d chars, %d sources, %s",
+            interaction.id,
+            len(text),
+            len(prepared.sources),
+            ending,
+        )
 
     async def _reply(
         self, interaction: discord.Interaction, prepared: PreparedAnswer

@@ -95,8 +95,12 @@ class Calc(commands.Cog):
         result = await solver.solve_from_replies(
             problem, [reply], guild_id=interaction.guild_id, started=started
         )
-        log.info("calc %s: %s in %.1f s", interaction.id,
-                 "answer" if result.answer is not None else "no answer", result.elapsed_s)
+        log.info(
+            "calc %s: %s in %.1f s",
+            interaction.id,
+            "answer" if result.answer is not None else "no answer",
+            result.elapsed_s,
+        )
         text = calc_text(result)
         view = feedback_view(interaction.id) if recorded is not None else None
         await post_pages(interaction, render.pages(text, filename="calc.md"), view=view)

@@ -55,10 +55,16 @@ class Docs(commands.GroupCog, group_name="docs", group_description="Guru's docum
         return True
 
     @app_commands.command(name="add", description="Add a file or messages to Guru's documents")
-    @app_commands.describe(file="A .md, .txt, .html, .pdf or .docx file",
-                           messages="Message links or ids (in this channel), space-separated")
-    async def add(self, interaction: discord.Interaction, file: discord.Attachment | None = None,
-                  messages: str | None = None) -> None:
+    @app_commands.describe(
+        file="A .md, .txt, .html, .pdf or .docx file",
+        messages="Message links or ids (in this channel), space-separated",
+    )
+    async def add(
+        self,
+        interaction: discord.Interaction,
+        file: discord.Attachment | None = None,
+        messages: str | None = None,
+    ) -> None:
         assert interaction.guild is not None and interaction.channel_id is not None
         refs = parse_message_refs(messages or "", interaction.guild.id, interaction.channel_id)
         if file is None and not refs:
@@ -67,8 +73,12 @@ class Docs(commands.GroupCog, group_name="docs", group_description="Guru's docum
         job = self._add(interaction, file, refs)
         self.jobs.start(interaction, job, f"docs-add-{interaction.id}")
 
-    async def _add(self, interaction: discord.Interaction, file: discord.Attachment | None,
-                   refs: list[MessageRef]) -> None:
+    async def _add(
+        self,
+        interaction: discord.Interaction,
+        file: discord.Attachment | None,
+        refs: list[MessageRef],
+    ) -> None:
         assert interaction.guild is not None
         progress, lines = ProgressReply(interaction), []
         total = len(refs) + (file is not None)
@@ -97,12 +107,14 @@ class Docs(commands.GroupCog, group_name="docs", group_description="Guru's docum
         if not docs:
             await interaction.followup.send("No documents yet: add some with `/docs add`.")
             return
-        lines = [f"`{d.id}` {render.source_link(d.title, d.uri)} — {d.chunk_count} chunks"
-                 for d in docs]
+        lines = [
+            f"`{d.id}` {render.source_link(d.title, d.uri)} — {d.chunk_count} chunks" for d in docs
+        ]
         text = f"**{len(docs)} documents**\n" + "\n".join(lines)
         # render.pages: up to 4 private messages, beyond that a preview and the list as a file
-        await post_pages(interaction, render.pages(text, filename="documents.md", what="list"),
-                         ephemeral=True)
+        await post_pages(
+            interaction, render.pages(text, filename="documents.md", what="list"), ephemeral=True
+        )
 
     @app_commands.command(name="remove", description="Remove one of Guru's documents")
     @app_commands.describe(document="The document (start typing its title)")
@@ -110,23 +122,29 @@ class Docs(commands.GroupCog, group_name="docs", group_description="Guru's docum
         assert interaction.guild_id is not None
         await interaction.response.defer(thinking=True, ephemeral=True)
         doc = await self.kb.ingestor.remove(interaction.guild_id, document)
-        await interaction.followup.send(render.escape(f"Removed “{doc.title}” "
-                                                      f"({doc.chunk_count} chunks)."))
+        await interaction.followup.send(
+            render.escape(f"Removed “{doc.title}” ({doc.chunk_count} chunks).")
+        )
 
     @remove.autocomplete("document")
-    async def _document_choices(self, interaction: discord.Interaction,
-                                current: str) -> list[app_commands.Choice[str]]:
+    async def _document_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
         if interaction.guild_id is None or not interaction.permissions.manage_guild:
             return []
         docs = await self.kb.ingestor.list_documents(interaction.guild_id)
         wanted = current.lower()
-        return [app_commands.Choice(name=render.truncate(d.title, 100), value=str(d.id))
-                for d in docs if wanted in d.title.lower()][:25]
+        return [
+            app_commands.Choice(name=render.truncate(d.title, 100), value=str(d.id))
+            for d in docs
+            if wanted in d.title.lower()
+        ][:25]
 
     @app_commands.command(name="sync-pins", description="Add all pinned messages of a channel")
     @app_commands.describe(channel="The channel whose pins Guru should know")
-    async def sync_pins(self, interaction: discord.Interaction,
-                        channel: discord.TextChannel) -> None:
+    async def sync_pins(
+        self, interaction: discord.Interaction, channel: discord.TextChannel
+    ) -> None:
         await interaction.response.defer(thinking=True, ephemeral=True)
         pins = self.bot.get_cog("Pins")
         if pins is None:

@@ -64,23 +64,31 @@ class Explain(commands.Cog):
             self.notes_ready.cancel()
 
     @app_commands.command(name="explain", description="Explain an LLM concept")
-    @app_commands.describe(topic="A concept (pick one) or a question about one",
-                           heatmap="Attach the model's attention heatmap",
-                           sentence="The sentence for the heatmap (default: the topic)")
-    async def explain(self, interaction: discord.Interaction,
-                      topic: app_commands.Range[str, 2, 500], heatmap: bool = False,
-                      sentence: app_commands.Range[str, 1, 300] | None = None) -> None:
+    @app_commands.describe(
+        topic="A concept (pick one) or a question about one",
+        heatmap="Attach the model's attention heatmap",
+        sentence="The sentence for the heatmap (default: the topic)",
+    )
+    async def explain(
+        self,
+        interaction: discord.Interaction,
+        topic: app_commands.Range[str, 2, 500],
+        heatmap: bool = False,
+        sentence: app_commands.Range[str, 1, 300] | None = None,
+    ) -> None:
         services = self.bot.services
         assert services is not None and services.db is not None
         await ensure_allowed_here(interaction)
         await interaction.response.defer(thinking=True)
         assert self.notes_ready is not None
         await asyncio.shield(self.notes_ready)  # first /explain after a start may wait
-        answerer = explain_answerer(concept_retriever(services.db.pool, services.embedder),
-                                    services.llm)
+        answerer = explain_answerer(
+            concept_retriever(services.db.pool, services.embedder), services.llm
+        )
         prepared = await prepare_explanation(answerer, topic, guild_id=interaction.guild_id)
-        recorded = await record_answer(services.db.pool, interaction, "explain", topic,
-                                       [s.to_dict() for s in prepared.sources])
+        recorded = await record_answer(
+            services.db.pool, interaction, "explain", topic, [s.to_dict() for s in prepared.sources]
+        )
         view = feedback_view(interaction.id) if recorded is not None else None
         if prepared.request is None:
             assert prepared.refusal is not None
@@ -94,8 +102,13 @@ class Explain(commands.Cog):
                 finalize=lambda raw: render.answer_text(prepared.finish(raw)),
             )
             text = outcome.text
-            ending = ("cancelled" if outcome.cancelled else
-                      outcome.completion.finish_reason if outcome.completion else "error")
+            ending = (
+                "cancelled"
+                if outcome.cancelled
+                else outcome.completion.finish_reason
+                if outcome.completion
+                else "error"
+            )
         if recorded is not None:
             await recorded.finish(text, ending)
         if heatmap:
@@ -112,11 +125,15 @@ class Explain(commands.Cog):
         )
 
     @explain.autocomplete("topic")
-    async def _topic_choices(self, interaction: discord.Interaction,
-                             current: str) -> list[app_commands.Choice[str]]:
+    async def _topic_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
         wanted = current.lower().strip()
-        return [app_commands.Choice(name=render.truncate(t, 100), value=t[:500])
-                for t in self.titles if wanted in t.lower()][:25]
+        return [
+            app_commands.Choice(name=render.truncate(t, 100), value=t[:500])
+            for t in self.titles
+            if wanted in t.lower()
+        ][:25]
 
 
 async def setup(bot: GuruBot) -> None:

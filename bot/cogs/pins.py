@@ -28,8 +28,10 @@ log = logging.getLogger(__name__)
 
 
 def report_text(channel: discord.abc.GuildChannel, report: PinSyncReport) -> str:
-    parts = [f"📌 Pins of #{channel.name}: {report.added} added, {report.updated} updated, "
-             f"{report.unchanged} unchanged, {report.removed} removed."]
+    parts = [
+        f"📌 Pins of #{channel.name}: {report.added} added, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {report.removed} removed."
+    ]
     if report.skipped:
         parts.append(f"{report.skipped} pins without text were skipped.")
     parts += [f"⚠️ {uri}: {why}" for uri, why in report.errors[:10]]
@@ -51,8 +53,9 @@ class Pins(commands.Cog):
     async def cog_unload(self) -> None:
         await self.jobs.aclose()
 
-    async def sync(self, channel: discord.TextChannel,
-                   progress: ProgressReply | None = None) -> PinSyncReport:
+    async def sync(
+        self, channel: discord.TextChannel, progress: ProgressReply | None = None
+    ) -> PinSyncReport:
         """Re-read the channel's pins and apply the difference; one sync per channel at once."""
         lock = self._locks.setdefault(channel.id, asyncio.Lock())
         self._dirty.add(channel.id)
@@ -66,8 +69,9 @@ class Pins(commands.Cog):
                     if progress is not None:
                         await progress.update(f"📌 Reading pins: {done}/{total}…")
 
-                report = await sync_channel(self.kb.ingestor, channel.guild.id, channel.id,
-                                            pinned, step)
+                report = await sync_channel(
+                    self.kb.ingestor, channel.guild.id, channel.id, pinned, step
+                )
                 self._reports[channel.id] = report
             if report is None:  # the sync running when we asked made that extra pass for us
                 report = self._reports.get(channel.id, PinSyncReport())
@@ -95,24 +99,36 @@ class Pins(commands.Cog):
             # a pin's text and files are re-read together: a file the edit dropped leaves too
             self.jobs.spawn(self.sync(channel), f"pins-{channel.id}")
             return
-        msg = DiscordMessage(payload.guild_id, payload.channel_id, payload.message_id,
-                             getattr(channel, "name", str(payload.channel_id)),
-                             author.get("global_name") or author.get("username") or "?",
-                             data.get("content") or "")
+        msg = DiscordMessage(
+            payload.guild_id,
+            payload.channel_id,
+            payload.message_id,
+            getattr(channel, "name", str(payload.channel_id)),
+            author.get("global_name") or author.get("username") or "?",
+            data.get("content") or "",
+        )
         self.jobs.spawn(refresh_message(self.kb.ingestor, msg), f"edit-{payload.message_id}")
 
     @commands.Cog.listener()
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
         if payload.guild_id is not None:
-            self.jobs.spawn(forget_message(self.kb.ingestor, payload.guild_id, payload.channel_id,
-                                       payload.message_id), f"delete-{payload.message_id}")
+            self.jobs.spawn(
+                forget_message(
+                    self.kb.ingestor, payload.guild_id, payload.channel_id, payload.message_id
+                ),
+                f"delete-{payload.message_id}",
+            )
 
     @commands.Cog.listener()
     async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
         if payload.guild_id is not None:
             for message_id in payload.message_ids:
-                self.jobs.spawn(forget_message(self.kb.ingestor, payload.guild_id,
-                                           payload.channel_id, message_id), f"delete-{message_id}")
+                self.jobs.spawn(
+                    forget_message(
+                        self.kb.ingestor, payload.guild_id, payload.channel_id, message_id
+                    ),
+                    f"delete-{message_id}",
+                )
 
 
 async def setup(bot: GuruBot) -> None:

@@ -77,10 +77,15 @@ class Tune(commands.GroupCog, group_name="tune", group_description="Tune Guru fo
     @app_commands.describe(
         data="JSONL examples (default: this server's approved 👍 answers)",
         qlora="Train on a 4-bit base (QLoRA): less memory, a bit slower",
-        epochs="Passes over the data (default 3)")
-    async def start(self, interaction: discord.Interaction,
-                    data: discord.Attachment | None = None, qlora: bool = False,
-                    epochs: app_commands.Range[int, 1, 20] | None = None) -> None:
+        epochs="Passes over the data (default 3)",
+    )
+    async def start(
+        self,
+        interaction: discord.Interaction,
+        data: discord.Attachment | None = None,
+        qlora: bool = False,
+        epochs: app_commands.Range[int, 1, 20] | None = None,
+    ) -> None:
         assert interaction.guild_id is not None
         if data is not None and data.size > MAX_UPLOAD_BYTES:
             raise Refused(f"{data.filename} is larger than {MAX_UPLOAD_BYTES // 2**20} MiB.")
@@ -88,9 +93,14 @@ class Tune(commands.GroupCog, group_name="tune", group_description="Tune Guru fo
         await interaction.response.defer(thinking=True, ephemeral=True)
         spec = job_spec(self.model, qlora, epochs=epochs)
         raw = await data.read() if data is not None else None
-        queued = await queue_job(self.job_repo.pool, interaction.guild_id, spec, data=raw,
-                                 source=data.filename if data else "the file",
-                                 requested_by=interaction.user.id)
+        queued = await queue_job(
+            self.job_repo.pool,
+            interaction.guild_id,
+            spec,
+            data=raw,
+            source=data.filename if data else "the file",
+            requested_by=interaction.user.id,
+        )
         reply = ProgressReply(interaction)
         await reply.update(report.queued_text(queued))
         self.jobs.start(interaction, self._follow(reply, queued, started), f"tune-{queued.id}")
@@ -129,28 +139,37 @@ class Tune(commands.GroupCog, group_name="tune", group_description="Tune Guru fo
         assert interaction.guild_id is not None
         await interaction.response.defer(thinking=True, ephemeral=True)
         await interaction.followup.send(
-            report.adapters_text(await self.adapters.list(interaction.guild_id)))
+            report.adapters_text(await self.adapters.list(interaction.guild_id))
+        )
 
     @app_commands.command(name="activate", description="Serve an adapter version here")
     @app_commands.describe(version="The version (start typing; see /tune list)")
-    async def activate(self, interaction: discord.Interaction,
-                       version: app_commands.Range[int, 1]) -> None:
+    async def activate(
+        self, interaction: discord.Interaction, version: app_commands.Range[int, 1]
+    ) -> None:
         assert interaction.guild_id is not None
         await interaction.response.defer(thinking=True, ephemeral=True)
-        adapter = await self.adapters.activate(interaction.guild_id, version,
-                                               actor_id=interaction.user.id)
-        await interaction.followup.send(f"✅ This server now uses adapter v{adapter.version}; "
-                                        "answers switch over within seconds.")
+        adapter = await self.adapters.activate(
+            interaction.guild_id, version, actor_id=interaction.user.id
+        )
+        await interaction.followup.send(
+            f"✅ This server now uses adapter v{adapter.version}; "
+            "answers switch over within seconds."
+        )
 
     @activate.autocomplete("version")
-    async def _version_choices(self, interaction: discord.Interaction,
-                               current: str) -> list[app_commands.Choice[int]]:
+    async def _version_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[int]]:
         if interaction.guild_id is None or not interaction.permissions.manage_guild:
             return []
         listed = await self.adapters.list(interaction.guild_id)
         typed = str(current).strip().lstrip("vV")
-        return [app_commands.Choice(name=report.version_choice_name(a), value=a.version)
-                for a in reversed(listed) if str(a.version).startswith(typed)][:25]
+        return [
+            app_commands.Choice(name=report.version_choice_name(a), value=a.version)
+            for a in reversed(listed)
+            if str(a.version).startswith(typed)
+        ][:25]
 
     @app_commands.command(name="rollback", description="Back to the previous adapter version")
     async def rollback(self, interaction: discord.Interaction) -> None:
@@ -174,24 +193,31 @@ class Tune(commands.GroupCog, group_name="tune", group_description="Tune Guru fo
 
     @app_commands.command(name="cancel", description="Stop a queued or running tuning job")
     @app_commands.describe(job="The job (start typing; see /tune status)")
-    async def cancel(self, interaction: discord.Interaction,
-                     job: app_commands.Range[int, 1]) -> None:
+    async def cancel(
+        self, interaction: discord.Interaction, job: app_commands.Range[int, 1]
+    ) -> None:
         assert interaction.guild_id is not None
         await interaction.response.defer(thinking=True, ephemeral=True)
-        was = await cancel_job(self.job_repo.pool, interaction.guild_id, job,
-                               actor_id=interaction.user.id)
-        await interaction.followup.send(f"⏹️ Cancelled tuning job {was.id} (it was {was.status}); "
-                                        "the active adapter is unchanged.")
+        was = await cancel_job(
+            self.job_repo.pool, interaction.guild_id, job, actor_id=interaction.user.id
+        )
+        await interaction.followup.send(
+            f"⏹️ Cancelled tuning job {was.id} (it was {was.status}); "
+            "the active adapter is unchanged."
+        )
 
     @cancel.autocomplete("job")
-    async def _job_choices(self, interaction: discord.Interaction,
-                           current: str) -> list[app_commands.Choice[int]]:
+    async def _job_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[int]]:
         if interaction.guild_id is None or not interaction.permissions.manage_guild:
             return []
         typed = str(current).strip().lstrip("#")
-        return [app_commands.Choice(name=report.job_choice_name(j), value=j.id)
-                for j in await self.job_repo.live(interaction.guild_id)
-                if str(j.id).startswith(typed)][:25]
+        return [
+            app_commands.Choice(name=report.job_choice_name(j), value=j.id)
+            for j in await self.job_repo.live(interaction.guild_id)
+            if str(j.id).startswith(typed)
+        ][:25]
 
 
 async def setup(bot: GuruBot) -> None:

@@ -32,6 +32,7 @@ def command_modules() -> list[str]:
     found = {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
     return [n for n in FIRST_COMMANDS if n in found] + sorted(found - set(FIRST_COMMANDS))
 
+
 log = logging.getLogger(__name__)
 
 

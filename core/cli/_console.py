@@ -30,9 +30,11 @@ __all__ = ["COMMANDS_HELP", "Console"]
 
 log = logging.getLogger(__name__)
 
-COMMANDS_HELP = ("/ask QUESTION (from this console's documents, with sources), "
-                 "/calc PROBLEM (a program that solves it), /explain TOPIC (an LLM concept), "
-                 "/docs (this console's documents)")
+COMMANDS_HELP = (
+    "/ask QUESTION (from this console's documents, with sources), "
+    "/calc PROBLEM (a program that solves it), /explain TOPIC (an LLM concept), "
+    "/docs (this console's documents)"
+)
 
 
 class Console:
@@ -44,7 +46,10 @@ class Console:
         self.guild_id = guild_id
         self._notes_synced = False
         self._commands: dict[str, Callable[[str], Awaitable[None]]] = {
-            "/ask": self.ask, "/calc": self.calc, "/explain": self.explain, "/docs": self.docs,
+            "/ask": self.ask,
+            "/calc": self.calc,
+            "/explain": self.explain,
+            "/docs": self.docs,
         }
 
     def handles(self, line: str) -> bool:

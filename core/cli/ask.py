@@ -15,9 +15,9 @@ from typing import Any
 
 from core.cli._rag import guild_id, knowledge_base
 from core.config import Settings
+from core.llm.backend import open_llm
 from core.rag.answer import refusal
 from core.rag.types import Answer
-from core.services import open_llm
 
 __all__ = ["print_answer", "register"]
 

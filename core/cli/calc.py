@@ -21,13 +21,19 @@ __all__ = ["register", "run_calc", "show_result"]
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "calc", help="Solve a math word problem with model-written code (PAL).",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "calc",
+        help="Solve a math word problem with model-written code (PAL).",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("problem", nargs="+", metavar="PROBLEM", help="the problem text; - = stdin")
-    parser.add_argument("--samples", type=int, default=1, metavar="K",
-                        help=f"programs to sample and vote over (1-{MAX_SAMPLES}; "
-                        "default 1 = greedy)")
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=1,
+        metavar="K",
+        help=f"programs to sample and vote over (1-{MAX_SAMPLES}; default 1 = greedy)",
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(handler=run_calc)
 

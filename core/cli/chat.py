@@ -27,17 +27,24 @@ if TYPE_CHECKING:
 
 SYSTEM_PROMPT = "You are Guru, a helpful assistant for a Discord community. Answer briefly."
 HISTORY_TURNS = 6  # earlier turns are dropped so the prompt stays well inside the context
-HELP = ("Commands: {commands}, /help, /reset (forget the conversation), /status, /quit. "
-        "Anything else is a chat turn.")
+HELP = (
+    "Commands: {commands}, /help, /reset (forget the conversation), /status, /quit. "
+    "Anything else is a chat turn."
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("chat", help="chat with Guru in this terminal (no Discord needed)")
     p.add_argument("--temperature", type=float, default=None, help="default: GURU_TEMPERATURE")
     p.add_argument("--max-new-tokens", type=int, default=None, metavar="N")
-    p.add_argument("--guild", type=guild_id, default=CONSOLE_GUILD_ID, metavar="G",
-                   help="whose documents /ask and /docs use (default %(default)s, the console's "
-                   "own: `guru ingest PATH --guild %(default)s`)")
+    p.add_argument(
+        "--guild",
+        type=guild_id,
+        default=CONSOLE_GUILD_ID,
+        metavar="G",
+        help="whose documents /ask and /docs use (default %(default)s, the console's "
+        "own: `guru ingest PATH --guild %(default)s`)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -52,16 +59,24 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         assert services.llm is not None
         stats = services.llm.stats()
         if interactive:
-            print(f"Guru is ready: {stats.model} on {stats.device}. "
-                  f"{HELP.format(commands=COMMANDS_HELP)}", flush=True)
+            print(
+                f"Guru is ready: {stats.model} on {stats.device}. "
+                f"{HELP.format(commands=COMMANDS_HELP)}",
+                flush=True,
+            )
         await _loop(services, Console(services, args.guild), args, settings, interactive)
     finally:
         await services.aclose()
     return 0
 
 
-async def _loop(services: Services, console: Console, args: argparse.Namespace, settings: Settings,
-                interactive: bool) -> None:
+async def _loop(
+    services: Services,
+    console: Console,
+    args: argparse.Namespace,
+    settings: Settings,
+    interactive: bool,
+) -> None:
     from core.cli._console import COMMANDS_HELP
 
     assert services.llm is not None
@@ -85,14 +100,18 @@ async def _loop(services: Services, console: Console, args: argparse.Namespace, 
             print("(conversation forgotten)")
         elif line == "/status":
             s = llm.stats()
-            print(f"model {s.model} ({s.backend}, {s.device}); active {s.active}, queued {s.queued}; "
-                  f"{s.tokens_generated} tokens generated, {s.recent_tokens_per_s:.1f} tok/s recently")
+            print(
+                f"model {s.model} ({s.backend}, {s.device}); active {s.active}, queued {s.queued}; "
+                f"{s.tokens_generated} tokens generated, {s.recent_tokens_per_s:.1f} tok/s recently"
+            )
         elif console.handles(line):
             await _command(console, line, interactive)
         elif line.startswith("/") and " " not in line:
             print(f"(unknown command {line}; /help lists them)")
         else:
-            answer = await _answer(llm, history, line, temperature, args.max_new_tokens, interactive)
+            answer = await _answer(
+                llm, history, line, temperature, args.max_new_tokens, interactive
+            )
             if answer is not None:
                 history += [Message("user", line), Message("assistant", answer)]
                 del history[: max(0, len(history) - 2 * HISTORY_TURNS)]
@@ -109,11 +128,18 @@ async def _command(console: Console, line: str, interactive: bool) -> None:
     sys.stdout.flush()
 
 
-async def _answer(llm: LLMBackend, history: list[Message], line: str, temperature: float,
-                  max_new_tokens: int | None, interactive: bool) -> str | None:
+async def _answer(
+    llm: LLMBackend,
+    history: list[Message],
+    line: str,
+    temperature: float,
+    max_new_tokens: int | None,
+    interactive: bool,
+) -> str | None:
     messages = [Message("system", SYSTEM_PROMPT), *history, Message("user", line)]
-    request = Request(messages, max_new_tokens=max_new_tokens, temperature=temperature,
-                      repetition_penalty=1.1)
+    request = Request(
+        messages, max_new_tokens=max_new_tokens, temperature=temperature, repetition_penalty=1.1
+    )
     if interactive:
         sys.stdout.write("guru> ")
     try:

@@ -62,8 +62,11 @@ async def status_command(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{s.version:04d}     {s.name:<32} {_state(s)}")
     for s in states:
         if s.changed:
-            print(f"guru: warning: migration {s.version:04d}_{s.name} was edited after it was "
-                  "applied; restore it and add a new migration instead.", file=sys.stderr)
+            print(
+                f"guru: warning: migration {s.version:04d}_{s.name} was edited after it was "
+                "applied; restore it and add a new migration instead.",
+                file=sys.stderr,
+            )
     return 0
 
 
@@ -83,8 +86,13 @@ async def _database(settings: Settings) -> AsyncIterator[psycopg.AsyncConnection
 
 def _as_dict(s: MigrationState) -> dict[str, Any]:
     applied_at = s.applied_at.isoformat() if s.applied_at else None
-    return {"version": s.version, "name": s.name, "applied_at": applied_at,
-            "changed": s.changed, "has_file": s.has_file}
+    return {
+        "version": s.version,
+        "name": s.name,
+        "applied_at": applied_at,
+        "changed": s.changed,
+        "has_file": s.has_file,
+    }
 
 
 def _state(s: MigrationState) -> str:

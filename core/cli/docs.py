@@ -32,9 +32,22 @@ async def list_command(args: argparse.Namespace, settings: Settings) -> int:
         await kb.require_guild(args.guild)
         docs = await kb.ingestor.list_documents(args.guild)
     if args.json:
-        print(json.dumps([{"id": d.id, "title": d.title, "uri": d.uri, "source": d.source,
-                           "status": d.status, "chunks": d.chunk_count,
-                           "updated_at": d.updated_at.isoformat()} for d in docs]))
+        print(
+            json.dumps(
+                [
+                    {
+                        "id": d.id,
+                        "title": d.title,
+                        "uri": d.uri,
+                        "source": d.source,
+                        "status": d.status,
+                        "chunks": d.chunk_count,
+                        "updated_at": d.updated_at.isoformat(),
+                    }
+                    for d in docs
+                ]
+            )
+        )
         return 0
     print_documents(docs)
     return 0
@@ -52,8 +65,18 @@ async def remove_command(args: argparse.Namespace, settings: Settings) -> int:
     async with knowledge_base(settings) as (_, kb):
         doc = await kb.ingestor.remove(args.guild, args.document)
     if args.json:
-        print(json.dumps({"removed": {"id": doc.id, "title": doc.title, "uri": doc.uri,
-                                      "chunks": doc.chunk_count}}))
+        print(
+            json.dumps(
+                {
+                    "removed": {
+                        "id": doc.id,
+                        "title": doc.title,
+                        "uri": doc.uri,
+                        "chunks": doc.chunk_count,
+                    }
+                }
+            )
+        )
     else:
         print(f"Removed document {doc.id} ({doc.chunk_count} chunks): {doc.title} — {doc.uri}")
     return 0

@@ -34,11 +34,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("question", nargs="?", help="A question about LLM concepts.")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--topics", action="store_true", help="List the concept notes' titles.")
-    mode.add_argument("--attention", metavar="SENTENCE",
-                      help="Render the model's attention over SENTENCE as a PNG.")
+    mode.add_argument(
+        "--attention",
+        metavar="SENTENCE",
+        help="Render the model's attention over SENTENCE as a PNG.",
+    )
     parser.add_argument("--out", metavar="PNG", help="Where to write the heatmap (--attention).")
-    parser.add_argument("--layer", type=int, metavar="L",
-                        help="0-based layer (default: the last layer).")
+    parser.add_argument(
+        "--layer", type=int, metavar="L", help="0-based layer (default: the last layer)."
+    )
     heads = parser.add_mutually_exclusive_group()
     heads.add_argument("--head", type=int, metavar="H", help="One 0-based attention head.")
     heads.add_argument("--mean", action="store_true", help="Mean over heads (the default).")
@@ -53,7 +57,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         return await _attention(args, settings)
     if args.question:
         return await _answer(args.question, settings, args.json)
-    raise InvalidInput("Give a question, --topics, or --attention \"SENTENCE\" --out x.png.")
+    raise InvalidInput('Give a question, --topics, or --attention "SENTENCE" --out x.png.')
 
 
 def _print_topics(as_json: bool) -> int:
@@ -72,13 +76,15 @@ def _print_topics(as_json: bool) -> int:
 async def _attention(args: argparse.Namespace, settings: Settings) -> int:
     from core.explain.attention import attention_map, describe
     from core.explain.heatmap import render_png
-    from core.llm.loading import load_model
+    from core.llm.models.loading import load_model
 
     if not args.out:
         raise InvalidInput("--attention needs --out PNG: the file to write the heatmap to.")
     if settings.llm_url:
-        log.warning("GURU_LLM_URL is set, but the heatmap needs the weights: loading %s locally",
-                    settings.model)
+        log.warning(
+            "GURU_LLM_URL is set, but the heatmap needs the weights: loading %s locally",
+            settings.model,
+        )
     loaded = await asyncio.to_thread(load_model, settings.model, settings)
     head = args.head if args.head is not None else "mean"
     amap = await asyncio.to_thread(attention_map, loaded, args.attention, args.layer, head)
@@ -92,15 +98,19 @@ async def _attention(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _answer(question: str, settings: Settings, as_json: bool) -> int:
-    from core.explain.answer import (answer_prepared, concept_retriever, explain_answerer,
-                                     prepare_explanation)
     from core.cli.ask import print_answer
+    from core.explain.answer import (
+        answer_prepared,
+        concept_retriever,
+        explain_answerer,
+        prepare_explanation,
+    )
     from core.explain.kb import ensure_concepts_ingested
-    from core.services import Services, open_llm
+    from core.llm.backend import open_llm
+    from core.services import Services
 
     if not question.strip():
-        raise InvalidInput("The question is empty; ask about an LLM concept, "
-                           "e.g. \"what is LoRA?\".")
+        raise InvalidInput('The question is empty; ask about an LLM concept, e.g. "what is LoRA?".')
     services = await Services.open(settings, llm=False, db=True)
     try:
         sync = await ensure_concepts_ingested(services)

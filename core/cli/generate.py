@@ -7,8 +7,8 @@ import json
 import sys
 
 from core.config import Settings
-from core.services import Services
 from core.llm.types import Request, user
+from core.services import Services
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,13 +48,18 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         await services.aclose()
     if args.json:
-        print(json.dumps({
-            "text": completion.text,
-            "tokens": completion.completion_tokens,
-            "elapsed_s": round(completion.elapsed_s, 3),
-            "tokens_per_s": round(completion.completion_tokens / completion.elapsed_s, 2)
-            if completion.elapsed_s > 0 else 0.0,
-        }))
+        print(
+            json.dumps(
+                {
+                    "text": completion.text,
+                    "tokens": completion.completion_tokens,
+                    "elapsed_s": round(completion.elapsed_s, 3),
+                    "tokens_per_s": round(completion.completion_tokens / completion.elapsed_s, 2)
+                    if completion.elapsed_s > 0
+                    else 0.0,
+                }
+            )
+        )
     else:
         sys.stdout.write("\n")
     return 0

@@ -16,9 +16,12 @@ __all__ = ["register"]
 def register(sub: Any) -> None:
     p = sub.add_parser("guild", help="per-guild data: forget a guild")
     actions = p.add_subparsers(dest="guild_action", metavar="ACTION", required=True)
-    forget = actions.add_parser("forget", help="erase every row of the guild (documents, "
-                                "chunks, settings, jobs, …) in one transaction, then its "
-                                "adapter and job files")
+    forget = actions.add_parser(
+        "forget",
+        help="erase every row of the guild (documents, "
+        "chunks, settings, jobs, …) in one transaction, then its "
+        "adapter and job files",
+    )
     forget.add_argument("guild", type=guild_id, metavar="G")
     forget.add_argument("--json", action="store_true")
     forget.set_defaults(handler=forget_command)

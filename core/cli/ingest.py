@@ -21,14 +21,26 @@ __all__ = ["register"]
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("ingest", help="add documents to a guild's knowledge base",
-                       description="Ingest files (" + " ".join(SUPPORTED) + "); directories "
-                       "recurse. Unchanged files are skipped; changed ones replace the old copy.")
+    p = sub.add_parser(
+        "ingest",
+        help="add documents to a guild's knowledge base",
+        description="Ingest files (" + " ".join(SUPPORTED) + "); directories "
+        "recurse. Unchanged files are skipped; changed ones replace the old copy.",
+    )
     p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--guild", type=guild_id, required=True, metavar="G",
-                   help="guild id (0 = Guru's own concept notes)")
-    p.add_argument("--max-mb", type=float, default=MAX_FILE_BYTES / 1024 / 1024,
-                   help="refuse files larger than this (default %(default)g MiB)")
+    p.add_argument(
+        "--guild",
+        type=guild_id,
+        required=True,
+        metavar="G",
+        help="guild id (0 = Guru's own concept notes)",
+    )
+    p.add_argument(
+        "--max-mb",
+        type=float,
+        default=MAX_FILE_BYTES / 1024 / 1024,
+        help="refuse files larger than this (default %(default)g MiB)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
     p.set_defaults(handler=run)
 
@@ -48,12 +60,16 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
                 print(_line(outcome), flush=True)
     if progress is not None:
         progress.close()
-    summary = {s: sum(o.status == s for o in outcomes)
-               for s in ("added", "replaced", "unchanged", "error")}
+    summary = {
+        s: sum(o.status == s for o in outcomes) for s in ("added", "replaced", "unchanged", "error")
+    }
     summary["chunks"] = sum(o.chunks for o in outcomes if o.status in ("added", "replaced"))
     if args.json:
-        print(json.dumps({"guild": args.guild, "files": [asdict(o) for o in outcomes],
-                          "summary": summary}))
+        print(
+            json.dumps(
+                {"guild": args.guild, "files": [asdict(o) for o in outcomes], "summary": summary}
+            )
+        )
     else:
         print(", ".join(f"{v} {k}" for k, v in summary.items()))
     return 1 if summary["error"] else 0

@@ -8,8 +8,8 @@ import logging
 from typing import Any
 
 from core.config import Settings
-from core.llm.install import install_preset
-from core.llm.presets import PRESETS, PresetStatus, preset_status
+from core.llm.models.install import install_preset
+from core.llm.models.presets import PRESETS, PresetStatus, preset_status
 
 __all__ = ["register", "list_models", "install_model", "describe_presets"]
 

@@ -21,12 +21,19 @@ __all__ = ["register", "run_sandbox"]
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "sandbox", help="Run a Python file in the sandbox, or --check its isolation layers.",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "sandbox",
+        help="Run a Python file in the sandbox, or --check its isolation layers.",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("file", nargs="?", metavar="FILE|-", help="Python file to run; - = stdin.")
-    parser.add_argument("--timeout", type=float, default=None, metavar="S",
-                        help="Wall-clock limit in seconds (default: GURU_SANDBOX_TIMEOUT_S).")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="Wall-clock limit in seconds (default: GURU_SANDBOX_TIMEOUT_S).",
+    )
     parser.add_argument("--check", action="store_true", help="Report each isolation layer.")
     parser.add_argument("--json", action="store_true", help="Machine-readable output.")
     parser.set_defaults(handler=run_sandbox)

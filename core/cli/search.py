@@ -20,8 +20,11 @@ __all__ = ["register"]
 
 def register(sub: Any) -> None:
     p = sub.add_parser("search", help="search a guild's documents")
-    p.add_argument("query", metavar="QUERY", help="what to look for ('-': one query per line "
-                   "from stdin, JSON lines out)")
+    p.add_argument(
+        "query",
+        metavar="QUERY",
+        help="what to look for ('-': one query per line from stdin, JSON lines out)",
+    )
     p.add_argument("--guild", type=guild_id, required=True, metavar="G")
     p.add_argument("-k", type=int, default=5, help="results per query (default 5)")
     p.add_argument("--mode", choices=("hybrid", "vector", "text"), default="hybrid")
@@ -30,8 +33,13 @@ def register(sub: Any) -> None:
 
 
 def _result(h: Hit) -> dict[str, Any]:
-    return {"document_id": h.document_id, "title": h.title, "uri": h.uri,
-            "score": round(h.score, 6), "text": h.text}
+    return {
+        "document_id": h.document_id,
+        "title": h.title,
+        "uri": h.uri,
+        "score": round(h.score, 6),
+        "text": h.text,
+    }
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -44,8 +52,9 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         for query in queries:
             hits = await kb.retriever.search(args.guild, query, k, args.mode)
             if batch or args.json:
-                print(json.dumps({"query": query, "results": [_result(h) for h in hits]}),
-                      flush=True)
+                print(
+                    json.dumps({"query": query, "results": [_result(h) for h in hits]}), flush=True
+                )
                 continue
             for i, h in enumerate(hits, start=1):
                 snippet = " ".join(h.text.split())[:160]

@@ -48,17 +48,18 @@ async def serve_command(args: argparse.Namespace, settings: Settings) -> int:
     """Load the model, serve it until a stop signal, shut down cleanly."""
     # Imported here, not at the top: torch and transformers take seconds to import and every
     # other `guru` command (and `guru --help`) would pay for them.
-    from core.llm.engine import Engine
-    from core.llm.loading import ModelCache, load_model
-    from core.llm.server import create_app, start_server
+    from core.llm.engine.engine import Engine
+    from core.llm.http.server import create_app, start_server
+    from core.llm.models.loading import ModelCache, load_model
 
     host = args.host or settings.serve_host
     port = settings.serve_port if args.port is None else args.port
     if settings.llm_url:
         log.warning("GURU_LLM_URL is ignored by `guru serve`: it serves the local GURU_MODEL")
     if host not in LOOPBACK and not settings.serve_api_key:
-        log.warning("serving on %s without GURU_SERVE_API_KEY: anyone who reaches it can use it",
-                    host)
+        log.warning(
+            "serving on %s without GURU_SERVE_API_KEY: anyone who reaches it can use it", host
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -69,8 +70,12 @@ async def serve_command(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         engine = Engine.from_settings(loaded, settings)
         try:
-            app = create_app(engine, loaded.name, settings.serve_api_key,
-                             default_temperature=settings.temperature)
+            app = create_app(
+                engine,
+                loaded.name,
+                settings.serve_api_key,
+                default_temperature=settings.temperature,
+            )
             server = await start_server(app, host, port)
             try:
                 log.info("serving %s at %s", loaded.name, server.url)

@@ -23,8 +23,8 @@ from core.db.pool import Database
 from core.errors import InvalidInput, NotFound
 from core.tuning.jobs import JobRepo, TuningJob
 from core.tuning.registry import Adapter, AdapterRepo
-from core.tuning.spec import LoraJobSpec
 from core.tuning.review import ReviewItem, ReviewRepo
+from core.tuning.spec import LoraJobSpec
 from core.tuning.tuner import cancel_job, job_spec, queue_job
 from core.tuning.worker import Worker, WorkerOptions
 
@@ -33,13 +33,15 @@ __all__ = ["register"]
 
 def register(subparsers: Any) -> None:
     """Add the `tune` command group."""
-    parser = subparsers.add_parser("tune", help="tuning: per-guild LoRA/QLoRA adapters",
-                                   description=__doc__)
+    parser = subparsers.add_parser(
+        "tune", help="tuning: per-guild LoRA/QLoRA adapters", description=__doc__
+    )
     actions = parser.add_subparsers(dest="tune_action", metavar="ACTION", required=True)
     start = actions.add_parser("start", help="queue a tuning job for a guild")
     _guild(start)
-    start.add_argument("--data", metavar="FILE",
-                       help="JSONL of pairs (default: the guild's approved 👍 answers)")
+    start.add_argument(
+        "--data", metavar="FILE", help="JSONL of pairs (default: the guild's approved 👍 answers)"
+    )
     start.add_argument("--qlora", action="store_true", help="4-bit NF4 base (QLoRA)")
     start.add_argument("--epochs", type=int, metavar="N")
     start.add_argument("--max-steps", type=int, metavar="N", help="stop after N optimizer steps")
@@ -86,8 +88,12 @@ def register(subparsers: Any) -> None:
     worker = actions.add_parser("worker", help="run tuning jobs (the Procfile's trainer)")
     worker.add_argument("--once", action="store_true", help="run at most one job, then exit")
     worker.add_argument("--heartbeat-s", type=float, default=5.0)
-    worker.add_argument("--stale-after-s", type=float, default=60.0,
-                        help="a running job silent this long is taken over (its worker died)")
+    worker.add_argument(
+        "--stale-after-s",
+        type=float,
+        default=60.0,
+        help="a running job silent this long is taken over (its worker died)",
+    )
     worker.add_argument("--max-attempts", type=int, default=3)
     worker.set_defaults(handler=worker_command)
 
@@ -106,9 +112,16 @@ async def _db(settings: Settings) -> AsyncIterator[Database]:
 
 
 def _spec(args: argparse.Namespace, settings: Settings) -> LoraJobSpec:
-    return job_spec(args.model or settings.model, args.qlora, epochs=args.epochs,
-                    max_steps=args.max_steps, learning_rate=args.learning_rate, rank=args.rank,
-                    batch_size=args.batch_size, checkpoint_every=args.checkpoint_every)
+    return job_spec(
+        args.model or settings.model,
+        args.qlora,
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        learning_rate=args.learning_rate,
+        rank=args.rank,
+        batch_size=args.batch_size,
+        checkpoint_every=args.checkpoint_every,
+    )
 
 
 async def start_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -120,10 +133,17 @@ async def start_command(args: argparse.Namespace, settings: Settings) -> int:
             raise NotFound(f"No file at {path}.")
         data = await asyncio.to_thread(path.read_bytes)
     async with _db(settings) as db:
-        job = await queue_job(db.pool, args.guild, spec, data=data,
-                              source=Path(args.data).name if args.data else "the file")
-    print(f"Queued tuning job {job.id} for guild {args.guild}: {job.pairs} pairs, "
-          f"{'QLoRA' if spec.qlora else 'LoRA'} on {spec.model}. Run `guru tune worker` to train.")
+        job = await queue_job(
+            db.pool,
+            args.guild,
+            spec,
+            data=data,
+            source=Path(args.data).name if args.data else "the file",
+        )
+    print(
+        f"Queued tuning job {job.id} for guild {args.guild}: {job.pairs} pairs, "
+        f"{'QLoRA' if spec.qlora else 'LoRA'} on {spec.model}. Run `guru tune worker` to train."
+    )
     return 0
 
 
@@ -133,8 +153,10 @@ def _job_line(job: TuningJob) -> str:
     loss = f" loss {p['loss']:.3f}" if isinstance(p.get("loss"), float) else ""
     done = f" -> v{job.adapter_version}" if job.adapter_version else ""
     err = f" ({job.error})" if job.error else ""
-    return (f"{job.id:>5}  guild {job.guild_id:<20} {job.status:<9} {p.get('phase', ''):<11} "
-            f"{where}{loss}{done}{err}")
+    return (
+        f"{job.id:>5}  guild {job.guild_id:<20} {job.status:<9} {p.get('phase', ''):<11} "
+        f"{where}{loss}{done}{err}"
+    )
 
 
 async def status_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -151,15 +173,29 @@ async def status_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _job_dict(job: TuningJob) -> dict[str, Any]:
-    return {k: getattr(job, k) for k in ("id", "guild_id", "status", "progress", "error",
-                                         "attempts", "adapter_version", "created_at",
-                                         "finished_at")}
+    return {
+        k: getattr(job, k)
+        for k in (
+            "id",
+            "guild_id",
+            "status",
+            "progress",
+            "error",
+            "attempts",
+            "adapter_version",
+            "created_at",
+            "finished_at",
+        )
+    }
 
 
 def _adapter_line(a: Adapter) -> str:
     m = a.metrics
-    loss = (f"eval loss {m['eval_loss_before']:.3f} -> {m['eval_loss_after']:.3f}"
-            if "eval_loss_after" in m else "")
+    loss = (
+        f"eval loss {m['eval_loss_before']:.3f} -> {m['eval_loss_after']:.3f}"
+        if "eval_loss_after" in m
+        else ""
+    )
     mark = "*" if a.active else " "
     return f"{mark} v{a.version:<4} {a.method:<14} {a.created_at:%Y-%m-%d %H:%M}  {loss}  {a.path}"
 
@@ -168,8 +204,21 @@ async def list_command(args: argparse.Namespace, settings: Settings) -> int:
     async with _db(settings) as db:
         adapters = await AdapterRepo(db.pool).list(args.guild)
     if args.json:
-        print(json.dumps([{"version": a.version, "active": a.active, "method": a.method,
-                           "path": a.path, "metrics": a.metrics} for a in adapters], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "version": a.version,
+                        "active": a.active,
+                        "method": a.method,
+                        "path": a.path,
+                        "metrics": a.metrics,
+                    }
+                    for a in adapters
+                ],
+                indent=2,
+            )
+        )
     elif not adapters:
         print(f"Guild {args.guild} has no adapters yet (it uses the base model).")
     else:
@@ -199,8 +248,10 @@ async def export_command(args: argparse.Namespace, settings: Settings) -> int:
     if out.exists() and any(out.iterdir()):
         raise InvalidInput(f"{out} is not empty; choose a new directory.")
     await asyncio.to_thread(shutil.copytree, adapter.path, out, dirs_exist_ok=True)
-    print(f"Exported v{adapter.version} to {out} (load with peft: "
-          f"PeftModel.from_pretrained(base, {str(out)!r})).")
+    print(
+        f"Exported v{adapter.version} to {out} (load with peft: "
+        f"PeftModel.from_pretrained(base, {str(out)!r}))."
+    )
     return 0
 
 
@@ -217,8 +268,10 @@ def _one_line(text: str, limit: int) -> str:
 
 
 def _review_line(item: ReviewItem) -> str:
-    return (f"{item.id:>7}  {item.created_at:%Y-%m-%d %H:%M}  /{item.command:<8} "
-            f"Q: {_one_line(item.question, 60)}\n{'':>7}  A: {_one_line(item.answer, 100)}")
+    return (
+        f"{item.id:>7}  {item.created_at:%Y-%m-%d %H:%M}  /{item.command:<8} "
+        f"Q: {_one_line(item.question, 60)}\n{'':>7}  A: {_one_line(item.answer, 100)}"
+    )
 
 
 async def review_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -229,10 +282,19 @@ async def review_command(args: argparse.Namespace, settings: Settings) -> int:
         items = await repo.pending(args.guild, limit=args.limit)
         counts = await repo.counts(args.guild)
     if args.json:
-        print(json.dumps({"approved": counts.approved, "pending": counts.pending,
-                          "rejected": counts.rejected,
-                          "answers": [item.__dict__ for item in items]},
-                         indent=2, default=str, ensure_ascii=False))
+        print(
+            json.dumps(
+                {
+                    "approved": counts.approved,
+                    "pending": counts.pending,
+                    "rejected": counts.rejected,
+                    "answers": [item.__dict__ for item in items],
+                },
+                indent=2,
+                default=str,
+                ensure_ascii=False,
+            )
+        )
         return 0
     if items:
         print("\n".join(_review_line(i) for i in items))
@@ -241,8 +303,10 @@ async def review_command(args: argparse.Namespace, settings: Settings) -> int:
             print(f"… and {more} more (--limit).")
     else:
         print(f"Guild {args.guild} has no 👍 answers waiting for review.")
-    print(f"{counts.approved} approved, {counts.pending} pending, {counts.rejected} rejected. "
-          f"Decide with `guru tune approve|reject ID... --guild {args.guild}`.")
+    print(
+        f"{counts.approved} approved, {counts.pending} pending, {counts.rejected} rejected. "
+        f"Decide with `guru tune approve|reject ID... --guild {args.guild}`."
+    )
     return 0
 
 
@@ -255,8 +319,9 @@ async def decide_command(args: argparse.Namespace, settings: Settings) -> int:
     changed = [d for d in decisions if d.changed]
     same = [d for d in decisions if not d.changed]
     if changed:
-        was = ", ".join(f"#{d.id}" + (f" (was {d.before})" if d.before != "pending" else "")
-                        for d in changed)
+        was = ", ".join(
+            f"#{d.id}" + (f" (was {d.before})" if d.before != "pending" else "") for d in changed
+        )
         print(f"{verb.capitalize()} {was}.")
     if same:
         print(f"Already {verb}: {', '.join(f'#{d.id}' for d in same)}.")
@@ -265,8 +330,11 @@ async def decide_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def worker_command(args: argparse.Namespace, settings: Settings) -> int:
-    options = WorkerOptions(heartbeat_s=args.heartbeat_s, stale_after_s=args.stale_after_s,
-                            max_attempts=args.max_attempts)
+    options = WorkerOptions(
+        heartbeat_s=args.heartbeat_s,
+        stale_after_s=args.stale_after_s,
+        max_attempts=args.max_attempts,
+    )
     async with _db(settings) as db:
         print(f"guru tune worker {options.name}: waiting for jobs", file=sys.stderr, flush=True)
         done = await Worker(db.pool, settings, options).run(once=args.once)

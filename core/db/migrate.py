@@ -133,8 +133,10 @@ async def status(target: Target, directory: Path | str | None = None) -> list[Mi
 def _pending(migrations: list[Migration], applied: dict[int, Applied]) -> list[Migration]:
     for m in migrations:
         if m.version in applied and applied[m.version][1] != m.checksum:
-            raise MigrationError(f"{m.filename} was edited after it was applied; restore it and "
-                                 "put the change in a new migration.")
+            raise MigrationError(
+                f"{m.filename} was edited after it was applied; restore it and "
+                "put the change in a new migration."
+            )
     return [m for m in migrations if m.version not in applied]
 
 
@@ -161,8 +163,10 @@ def _failure(m: Migration, line: int, statement: str, exc: psycopg.Error) -> Mig
     quoted = " ".join(statement.split())
     quoted = quoted if len(quoted) <= 200 else quoted[:197] + "..."
     reason = exc.diag.message_primary or str(exc).strip()
-    return MigrationError(f"Migration {m.filename} failed at line {line} ({reason}); nothing of it "
-                          f"was applied. Statement: {quoted}")
+    return MigrationError(
+        f"Migration {m.filename} failed at line {line} ({reason}); nothing of it "
+        f"was applied. Statement: {quoted}"
+    )
 
 
 async def _applied(conn: psycopg.AsyncConnection[Any]) -> dict[int, Applied]:

@@ -24,9 +24,19 @@ from core.rag.embedder import Embedder
 from core.rag.retrieve import Retriever
 from core.rag.types import CONCEPTS_GUILD_ID, Answer, Hit
 
-__all__ = ["EXPLAIN_FLOOR", "EXPLAIN_WEIGHTS", "OUT_OF_SCOPE", "CurriculumAnswerer",
-           "PreparedExplanation", "answer_prepared", "concept_retriever", "explain",
-           "explain_answerer", "out_of_scope", "prepare_explanation"]
+__all__ = [
+    "EXPLAIN_FLOOR",
+    "EXPLAIN_WEIGHTS",
+    "OUT_OF_SCOPE",
+    "CurriculumAnswerer",
+    "PreparedExplanation",
+    "answer_prepared",
+    "concept_retriever",
+    "explain",
+    "explain_answerer",
+    "out_of_scope",
+    "prepare_explanation",
+]
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +49,10 @@ EXPLAIN_FLOOR = 0.35
 EXPLAIN_WEIGHTS = (1.0, 1.0, 0.0)
 # Notes quoted in the prompt (core.rag's default is 4).
 EXPLAIN_MAX_SOURCES = 4
-OUT_OF_SCOPE = ("I explain LLM concepts (attention, transformers, RAG, LoRA, PAL, sampling…); "
-                "that question is outside them. For your server's docs, try /ask.")
+OUT_OF_SCOPE = (
+    "I explain LLM concepts (attention, transformers, RAG, LoRA, PAL, sampling…); "
+    "that question is outside them. For your server's docs, try /ask."
+)
 REPETITION_PENALTY = 1.05  # as `Answerer.answer`: SmolLM2 loops without it
 
 
@@ -66,9 +78,12 @@ def concept_retriever(pool: Pool, embedder: Embedder) -> Retriever:
     return Retriever(pool, embedder, weights=EXPLAIN_WEIGHTS)
 
 
-def explain_answerer(retriever: Retriever, llm: LLMBackend | None,
-                     floor: float = EXPLAIN_FLOOR,
-                     max_sources: int = EXPLAIN_MAX_SOURCES) -> Answerer:
+def explain_answerer(
+    retriever: Retriever,
+    llm: LLMBackend | None,
+    floor: float = EXPLAIN_FLOOR,
+    max_sources: int = EXPLAIN_MAX_SOURCES,
+) -> Answerer:
     """The Answerer /explain uses: curriculum floor, no all-terms bypass."""
     return CurriculumAnswerer(retriever, llm, floor=floor, max_sources=max_sources)
 
@@ -86,21 +101,31 @@ class PreparedExplanation(PreparedAnswer):
         if refused:
             titles = tuple(s.title for s in self.sources)
             named = ", ".join(f"“{t}”" for t in titles)
-            return Answer(f"My concept notes do not answer that directly; the closest are "
-                          f"{named}. For your server's docs, try /ask.", (), True, titles)
+            return Answer(
+                f"My concept notes do not answer that directly; the closest are "
+                f"{named}. For your server's docs, try /ask.",
+                (),
+                True,
+                titles,
+            )
         return Answer(answer, self.sources, False)
 
 
-async def prepare_explanation(answerer: Answerer, question: str, *,
-                              guild_id: int | None = None) -> PreparedExplanation:
+async def prepare_explanation(
+    answerer: Answerer, question: str, *, guild_id: int | None = None
+) -> PreparedExplanation:
     """Ground `question` in the notes; `guild_id` is only the asker's fairness lane."""
     grounding, closest = await answerer.ground(CONCEPTS_GUILD_ID, question)
     if grounding is None:
         log.info("explain: out of scope (nothing above the floor %.2f)", answerer.floor)
         return PreparedExplanation(question, None, out_of_scope(closest), None)
-    request = Request(messages=tuple(build_messages(question, grounding)), guild_id=guild_id,
-                      max_new_tokens=answerer.max_new_tokens, temperature=0.0,
-                      repetition_penalty=REPETITION_PENALTY)
+    request = Request(
+        messages=tuple(build_messages(question, grounding)),
+        guild_id=guild_id,
+        max_new_tokens=answerer.max_new_tokens,
+        temperature=0.0,
+        repetition_penalty=REPETITION_PENALTY,
+    )
     return PreparedExplanation(question, grounding, None, request)
 
 
@@ -113,8 +138,12 @@ async def answer_prepared(llm: LLMBackend | None, prepared: PreparedExplanation)
     started = time.perf_counter()
     completion = await llm.complete(prepared.request)
     answer = prepared.finish(completion.text)
-    log.info("explain: %d sources, refused=%s, %.1fs", len(prepared.sources), answer.refused,
-             time.perf_counter() - started)
+    log.info(
+        "explain: %d sources, refused=%s, %.1fs",
+        len(prepared.sources),
+        answer.refused,
+        time.perf_counter() - started,
+    )
     return answer
 
 
@@ -123,11 +152,12 @@ async def explain(services: object, question: str, *, guild_id: int | None = Non
 
     Needs `services.db`, `.embedder` and, unless the question is refused, `.llm`. The notes
     must already be ingested (`core.explain.kb.ensure_concepts_ingested`)."""
-    db = getattr(services, "db")
+    db = services.db
     if db is None:
         raise RuntimeError("explain needs Services opened with db=True")
-    llm = getattr(services, "llm")
-    retriever = concept_retriever(db.pool, getattr(services, "embedder"))
-    prepared = await prepare_explanation(explain_answerer(retriever, llm), question,
-                                         guild_id=guild_id)
+    llm = services.llm
+    retriever = concept_retriever(db.pool, services.embedder)
+    prepared = await prepare_explanation(
+        explain_answerer(retriever, llm), question, guild_id=guild_id
+    )
     return await answer_prepared(llm, prepared)

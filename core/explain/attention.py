@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from core.errors import GuruError, InvalidInput
-from core.llm.loading import LoadedModel
+from core.llm.models.loading import LoadedModel
 
 __all__ = ["AttentionMap", "attention_map", "describe", "default_layer", "MAX_TOKENS"]
 
@@ -115,8 +115,7 @@ def _eager_view(model: Any) -> Any:
             if "hooks" in name and isinstance(value, dict):
                 new.__dict__[name] = copy.copy(value)
         new.__dict__["_modules"] = {
-            name: None if child is None else clone(child)
-            for name, child in module._modules.items()
+            name: None if child is None else clone(child) for name, child in module._modules.items()
         }
         config = module.__dict__.get("config")
         if isinstance(config, PretrainedConfig):
@@ -134,8 +133,14 @@ def _label(tokenizer: Any, token_id: int) -> str:
     return text or "␣"
 
 
-def _check(sentence: str, token_ids: list[int], layer: int, head: HeadChoice,
-           num_layers: int, num_heads: int) -> None:
+def _check(
+    sentence: str,
+    token_ids: list[int],
+    layer: int,
+    head: HeadChoice,
+    num_layers: int,
+    num_heads: int,
+) -> None:
     if not token_ids:
         raise InvalidInput("The sentence is empty: give me a sentence to look at.")
     if len(token_ids) < 2:
@@ -153,8 +158,10 @@ def _check(sentence: str, token_ids: list[int], layer: int, head: HeadChoice,
             f"Layer {layer} does not exist: choose a layer from 0 to {num_layers - 1}."
         )
     if isinstance(head, int) and not 0 <= head < num_heads:
-        raise InvalidInput(f"Head {head} does not exist: choose a head from 0 to {num_heads - 1}, "
-                           "or the mean over heads.")
+        raise InvalidInput(
+            f"Head {head} does not exist: choose a head from 0 to {num_heads - 1}, "
+            "or the mean over heads."
+        )
 
 
 def attention_map(
@@ -181,18 +188,24 @@ def attention_map(
     device = next(loaded.model.parameters()).device
     view = _eager_view(loaded.model)
     with torch.no_grad():
-        out = view(input_ids=torch.tensor([token_ids], device=device), output_attentions=True,
-                   use_cache=False)
+        out = view(
+            input_ids=torch.tensor([token_ids], device=device),
+            output_attentions=True,
+            use_cache=False,
+        )
     attentions = getattr(out, "attentions", None)
     if not attentions or any(a is None for a in attentions):
         raise GuruError(f"{loaded.name} does not expose its attention weights, so no heatmap.")
     if len(attentions) != num_layers:  # a hook installed twice would shift every index
-        raise GuruError(f"Reading the attention of {loaded.name} went wrong: got "
-                        f"{len(attentions)} layers of weights for {num_layers} layers.")
+        raise GuruError(
+            f"Reading the attention of {loaded.name} went wrong: got "
+            f"{len(attentions)} layers of weights for {num_layers} layers."
+        )
     per_head = attentions[layer][0].float()  # [heads, T, T]
     chosen = per_head.mean(dim=0) if head in (None, "mean") else per_head[head]
-    log.debug("attention map: %s layer %d head %s, %d tokens", loaded.name, layer, head,
-              len(token_ids))
+    log.debug(
+        "attention map: %s layer %d head %s, %d tokens", loaded.name, layer, head, len(token_ids)
+    )
     return AttentionMap(
         model=loaded.name,
         sentence=sentence,
@@ -218,14 +231,17 @@ def describe(amap: AttentionMap) -> str:
     last = len(amap.tokens) - 1
     row = weights[last]
     sink, itself = float(row[0]), float(row[last])
-    where = (f"In layer {amap.layer} (of 0-{amap.num_layers - 1}, {amap.head_label}) "
-             f"of {amap.model}")
-    parts = [f"{where}, the last token {_quoted(amap, last)} keeps {itself:.0%} of its attention "
-             f"on itself and gives {sink:.0%} to the first token {_quoted(amap, 0)}."]
+    where = f"In layer {amap.layer} (of 0-{amap.num_layers - 1}, {amap.head_label}) of {amap.model}"
+    parts = [
+        f"{where}, the last token {_quoted(amap, last)} keeps {itself:.0%} of its attention "
+        f"on itself and gives {sink:.0%} to the first token {_quoted(amap, 0)}."
+    ]
     if sink >= 0.3:
-        parts.append("That first-token share is the usual attention sink: softmax must put its "
-                     "weight somewhere, and models learn to park unneeded attention on the "
-                     "first position, so it says little about meaning.")
+        parts.append(
+            "That first-token share is the usual attention sink: softmax must put its "
+            "weight somewhere, and models learn to park unneeded attention on the "
+            "first position, so it says little about meaning."
+        )
     middle = [(float(row[j]), j) for j in range(1, last)]
     middle.sort(reverse=True)
     top = [(w, j) for w, j in middle[:3] if w >= 0.01]
@@ -238,8 +254,10 @@ def describe(amap: AttentionMap) -> str:
     np.fill_diagonal(rest, 0.0)
     if rest.size and rest.max() > 0:
         i, j = np.unravel_index(int(rest.argmax()), rest.shape)
-        parts.append(f"The strongest link between two different tokens (first token aside) is "
-                     f"{_quoted(amap, i + 1)} looking back at {_quoted(amap, j + 1)} "
-                     f"({rest[i, j]:.0%}). The model is causal: each row only sees earlier "
-                     "tokens, so the upper triangle is empty.")
+        parts.append(
+            f"The strongest link between two different tokens (first token aside) is "
+            f"{_quoted(amap, i + 1)} looking back at {_quoted(amap, j + 1)} "
+            f"({rest[i, j]:.0%}). The model is causal: each row only sees earlier "
+            "tokens, so the upper triangle is empty."
+        )
     return " ".join(parts)

@@ -46,10 +46,10 @@ def _short(token: str) -> str:
 
 def render_png(amap: AttentionMap, path: str | Path) -> Path:
     """Write the heatmap to `path` (parents created) and return it; blocking, thread-safe."""
+    import matplotlib as mpl
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.colors import PowerNorm
     from matplotlib.figure import Figure
-    import matplotlib as mpl
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -66,14 +66,16 @@ def render_png(amap: AttentionMap, path: str | Path) -> Path:
     cmap = mpl.colormaps["magma"].with_extremes(bad="#dddddd")
     # A square-root scale: the first-token sink often takes most of the weight and would
     # otherwise wash every other cell out to black.
-    image = ax.imshow(shown, cmap=cmap, norm=PowerNorm(gamma=0.5, vmin=0.0, vmax=1.0),
-                      interpolation="nearest")
+    image = ax.imshow(
+        shown, cmap=cmap, norm=PowerNorm(gamma=0.5, vmin=0.0, vmax=1.0), interpolation="nearest"
+    )
     ax.set_xticks(range(n), labels, rotation=90, fontsize=font)
     ax.set_yticks(range(n), labels, fontsize=font)
     ax.set_xlabel("attended-to token (key)", fontsize=10)
     ax.set_ylabel("attending token (query)", fontsize=10)
-    ax.set_title(f"{amap.model} · layer {amap.layer}/{amap.num_layers - 1} · {amap.head_label}",
-                 fontsize=12)
+    ax.set_title(
+        f"{amap.model} · layer {amap.layer}/{amap.num_layers - 1} · {amap.head_label}", fontsize=12
+    )
     bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
     bar.set_label("attention weight (square-root scale)", fontsize=9)
     bar.ax.tick_params(labelsize=8)

@@ -26,8 +26,14 @@ from core.rag.ingest import Ingestor
 from core.rag.loaders import parse_markdown
 from core.rag.types import CONCEPTS_GUILD_ID, IngestOutcome, ParsedDocument
 
-__all__ = ["ConceptSync", "URI_PREFIX", "ensure_concepts_ingested", "load_concept_documents",
-           "note_uri", "sync_concepts"]
+__all__ = [
+    "ConceptSync",
+    "URI_PREFIX",
+    "ensure_concepts_ingested",
+    "load_concept_documents",
+    "note_uri",
+    "sync_concepts",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +66,11 @@ def load_concept_documents(directory: Path = CONCEPTS_DIR) -> list[ParsedDocumen
     docs = []
     for path in sorted(Path(directory).glob("*.md")):
         parsed = parse_markdown(note_uri(path.name), path.read_text(encoding="utf-8"))
-        docs.append(ParsedDocument(parsed.uri, parsed.title, parsed.sections, "concept",
-                                   {"note": path.name}))
+        docs.append(
+            ParsedDocument(
+                parsed.uri, parsed.title, parsed.sections, "concept", {"note": path.name}
+            )
+        )
     return docs
 
 
@@ -72,8 +81,9 @@ async def sync_concepts(ingestor: Ingestor, directory: Path = CONCEPTS_DIR) -> C
     if not docs:
         # An empty or missing directory is a packaging mistake, not "delete every note".
         raise FileNotFoundError(f"no concept notes (*.md) in {directory}")
-    stored = {d.uri: d for d in await ingestor.list_documents(CONCEPTS_GUILD_ID)
-              if d.source == "concept"}
+    stored = {
+        d.uri: d for d in await ingestor.list_documents(CONCEPTS_GUILD_ID) if d.source == "concept"
+    }
     outcomes: list[IngestOutcome] = []
     unchanged: list[str] = []
     for doc in docs:
@@ -99,16 +109,21 @@ async def sync_concepts(ingestor: Ingestor, directory: Path = CONCEPTS_DIR) -> C
         seconds=time.perf_counter() - started,
     )
     if result.changed or result.errors:
-        log.info("concept notes: %d added, %d replaced, %d removed, %d unchanged, %d errors"
-                 " in %.2fs", len(result.added), len(result.replaced), len(result.removed),
-                 len(result.unchanged), len(result.errors), result.seconds)
+        log.info(
+            "concept notes: %d added, %d replaced, %d removed, %d unchanged, %d errors in %.2fs",
+            len(result.added),
+            len(result.replaced),
+            len(result.removed),
+            len(result.unchanged),
+            len(result.errors),
+            result.seconds,
+        )
     for uri, error in result.errors.items():
         log.warning("concept note %s was not ingested: %s", uri, error)
     return result
 
 
-async def ensure_concepts_ingested(services: object,
-                                   directory: Path = CONCEPTS_DIR) -> ConceptSync:
+async def ensure_concepts_ingested(services: object, directory: Path = CONCEPTS_DIR) -> ConceptSync:
     """`sync_concepts` on `services.db` and `services.embedder`; call once at start."""
     from core.rag.kb import KnowledgeBase
 

@@ -54,7 +54,7 @@ def _see_also(text: str) -> tuple[str, ...]:
     match = _SEE_ALSO.search(text)
     if match is None:
         return ()
-    section = text[match.end():]
+    section = text[match.end() :]
     nxt = re.search(r"^#", section, re.MULTILINE)
     return tuple(_LINK.findall(section[: nxt.start()] if nxt else section))
 

@@ -27,7 +27,7 @@ RESULT_MARK = "__guru_pal_result__ "
 SANDBOX_GRACE_S = 30.0
 ExecStatus = Literal["ok", "error", "timeout", "no_result"]
 
-_EPILOGUE = f'''
+_EPILOGUE = f"""
 
 def _guru_pal_describe(value):
     import decimal as _d, fractions as _f, json as _j, math as _m
@@ -50,7 +50,7 @@ def _guru_pal_describe(value):
 
 _guru_pal_line = _guru_pal_describe(solution())
 print("\\n{RESULT_MARK}" + _guru_pal_line, flush=True)
-'''
+"""
 
 # "$1,234.50", "12 %", "-3": a string that is only a number is a number.
 _NUMERIC_TEXT = re.compile(r"^\s*[$€£]?\s*(-?\d[\d,]*(?:\.\d+)?|-?\.\d+)\s*%?\s*$")
@@ -124,28 +124,52 @@ def interpret(result: SandboxResult) -> Execution:
         raise SandboxRefused(f"The sandbox refused to run the program: {result.error}")
     printed, described = _split_stdout(result.stdout)
     if result.status == "timeout":
-        return Execution("timeout", stdout=printed, error=result.error,
-                         elapsed_ms=result.elapsed_ms,
-                         feedback=f"{result.error} The program must finish quickly: no "
-                         "infinite loops, no input(), no huge searches.")
+        return Execution(
+            "timeout",
+            stdout=printed,
+            error=result.error,
+            elapsed_ms=result.elapsed_ms,
+            feedback=f"{result.error} The program must finish quickly: no "
+            "infinite loops, no input(), no huge searches.",
+        )
     if not result.ok:
         detail = _tail(result.stderr) or (result.error or result.status)
-        return Execution("error", stdout=printed, error=result.error or result.status,
-                         feedback=detail, elapsed_ms=result.elapsed_ms)
+        return Execution(
+            "error",
+            stdout=printed,
+            error=result.error or result.status,
+            feedback=detail,
+            elapsed_ms=result.elapsed_ms,
+        )
     if described is None:
-        return Execution("no_result", stdout=printed, elapsed_ms=result.elapsed_ms,
-                         error="The program ended without returning from solution().",
-                         feedback="The program ended before solution() returned a value.")
+        return Execution(
+            "no_result",
+            stdout=printed,
+            elapsed_ms=result.elapsed_ms,
+            error="The program ended without returning from solution().",
+            feedback="The program ended before solution() returned a value.",
+        )
     type_name = str(described.get("type"))
     if type_name == "NoneType":
-        return Execution("no_result", stdout=printed, type_name=type_name,
-                         error="solution() returned None.", elapsed_ms=result.elapsed_ms,
-                         feedback="solution() returned None. It must `return` the answer.")
+        return Execution(
+            "no_result",
+            stdout=printed,
+            type_name=type_name,
+            error="solution() returned None.",
+            elapsed_ms=result.elapsed_ms,
+            feedback="solution() returned None. It must `return` the answer.",
+        )
     number = _number_of(described)
     shown = str(described.get("text" if type_name == "str" else "repr", ""))
     answer = format_number(number) if number is not None else shown
-    return Execution("ok", answer=answer, number=number, type_name=type_name,
-                     stdout=printed, elapsed_ms=result.elapsed_ms)
+    return Execution(
+        "ok",
+        answer=answer,
+        number=number,
+        type_name=type_name,
+        stdout=printed,
+        elapsed_ms=result.elapsed_ms,
+    )
 
 
 async def execute(sandbox: Sandbox, code: str, timeout_s: float | None = None) -> Execution:
@@ -155,12 +179,20 @@ async def execute(sandbox: Sandbox, code: str, timeout_s: float | None = None) -
         # The sandbox enforces its own wall clock; this only guards /calc against a sandbox
         # that never answers at all (a bug there must not hang a Discord interaction).
         result = await asyncio.wait_for(
-            sandbox.run(program_with_epilogue(code), timeout_s=timeout_s), limit)
-    except asyncio.TimeoutError:
+            sandbox.run(program_with_epilogue(code), timeout_s=timeout_s), limit
+        )
+    except TimeoutError:
         log.error("the sandbox did not answer within %.0f s", limit)
-        return Execution("timeout", error="The sandbox did not answer in time.",
-                         feedback="The program did not finish in time.")
+        return Execution(
+            "timeout",
+            error="The sandbox did not answer in time.",
+            feedback="The program did not finish in time.",
+        )
     execution = interpret(result)
-    log.debug("pal program %s in %.0f ms: %s", execution.status, execution.elapsed_ms,
-              execution.answer or execution.error)
+    log.debug(
+        "pal program %s in %.0f ms: %s",
+        execution.status,
+        execution.elapsed_ms,
+        execution.answer or execution.error,
+    )
     return execution

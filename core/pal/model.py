@@ -11,9 +11,10 @@ import logging
 
 from core.config import Settings
 from core.errors import GuruError
-from core.llm.loading import ModelCache, load_model
-from core.llm.presets import PRESETS, preset_status
-from core.llm.sources import resolve_source
+from core.llm.backend import open_llm
+from core.llm.models.loading import ModelCache, load_model
+from core.llm.models.presets import PRESETS, preset_status
+from core.llm.models.sources import resolve_source
 from core.llm.types import LLMBackend
 
 __all__ = ["CODE_PRESETS", "calc_model_spec", "installed_preset", "open_calc_llm"]
@@ -39,21 +40,23 @@ def calc_model_spec(settings: Settings) -> str | None:
     for name in CODE_PRESETS:
         if name in PRESETS and installed_preset(name, settings.data_dir):
             return name
-    log.info("no code model installed (`guru models install qwen2.5-coder-0.5b`); "
-             "/calc uses the core model %s", settings.model)
+    log.info(
+        "no code model installed (`guru models install qwen2.5-coder-0.5b`); "
+        "/calc uses the core model %s",
+        settings.model,
+    )
     return None
 
 
-async def open_calc_llm(settings: Settings, models: ModelCache,
-                        core_llm: LLMBackend | None) -> LLMBackend:
+async def open_calc_llm(
+    settings: Settings, models: ModelCache, core_llm: LLMBackend | None
+) -> LLMBackend:
     """The backend that writes programs: `core_llm` itself when it is the same model, else
     a second Engine (sharing weights through `models` when the same files are loaded)."""
-    from core.services import open_llm  # services imports this module lazily; no cycle
-
     spec = calc_model_spec(settings)
     if spec is None or _same_model(spec, settings):
         return core_llm if core_llm is not None else await open_llm(settings, models)
-    from core.llm.engine import Engine
+    from core.llm.engine.engine import Engine
 
     loaded = await asyncio.to_thread(load_model, spec, settings, models)
     log.info("calc model %s loaded on %s in %.1f s", loaded.name, loaded.device, loaded.load_s)

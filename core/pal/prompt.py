@@ -51,8 +51,7 @@ class Example:
 EXAMPLES: tuple[Example, ...] = (
     Example(
         problem=(
-            "Olivia has $23. She bought five bagels for $3 each. How much money does she "
-            "have left?"
+            "Olivia has $23. She bought five bagels for $3 each. How much money does she have left?"
         ),
         code=(
             "def solution():\n"

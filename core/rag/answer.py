@@ -23,8 +23,15 @@ from core.rag.retrieve import Expansion, Retriever
 from core.rag.store import DocumentRepo
 from core.rag.types import Answer, Hit, Source
 
-__all__ = ["Answerer", "Grounding", "SYSTEM_PROMPT", "REFUSAL", "RELEVANCE_FLOOR", "refusal",
-           "refusal_text"]
+__all__ = [
+    "Answerer",
+    "Grounding",
+    "SYSTEM_PROMPT",
+    "REFUSAL",
+    "RELEVANCE_FLOOR",
+    "refusal",
+    "refusal_text",
+]
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +72,17 @@ def refusal(closest: list[str] | tuple[str, ...]) -> Answer:
 class Answerer:
     """`ask(guild_id, question)` → `Answer` (answer text, numbered sources, refused)."""
 
-    def __init__(self, retriever: Retriever, llm: LLMBackend | None, *,
-                 floor: float = RELEVANCE_FLOOR, k: int = 8, max_sources: int = 4,
-                 max_new_tokens: int = 200, expand: bool = False) -> None:
+    def __init__(
+        self,
+        retriever: Retriever,
+        llm: LLMBackend | None,
+        *,
+        floor: float = RELEVANCE_FLOOR,
+        k: int = 8,
+        max_sources: int = 4,
+        max_new_tokens: int = 200,
+        expand: bool = False,
+    ) -> None:
         self.retriever = retriever
         self.llm = llm
         self.expand = expand  # query expansion by the model first (core/rag/expansion.py)
@@ -121,19 +136,30 @@ class Answerer:
             return refusal(closest)
         return await self.answer(guild_id, question, grounding, adapter=adapter)
 
-    async def answer(self, guild_id: int, question: str, grounding: Grounding, *,
-                     adapter: str | None = None) -> Answer:
+    async def answer(
+        self, guild_id: int, question: str, grounding: Grounding, *, adapter: str | None = None
+    ) -> Answer:
         """The model's cited answer from `grounding` (a refusal if the model finds nothing)."""
         if self.llm is None:
             raise RuntimeError("Answerer needs an LLM backend to answer")
         started = time.perf_counter()
-        request = Request(messages=build_messages(question, grounding), guild_id=guild_id or None,
-                          adapter=adapter, max_new_tokens=self.max_new_tokens, temperature=0.0,
-                          repetition_penalty=1.05)
+        request = Request(
+            messages=build_messages(question, grounding),
+            guild_id=guild_id or None,
+            adapter=adapter,
+            max_new_tokens=self.max_new_tokens,
+            temperature=0.0,
+            repetition_penalty=1.05,
+        )
         completion = await self.llm.complete(request)
         text, refused = finish_answer(completion.text, len(grounding.sources))
-        log.info("ask guild=%s: %d sources, refused=%s, %.1fs", guild_id, len(grounding.sources),
-                 refused, time.perf_counter() - started)
+        log.info(
+            "ask guild=%s: %d sources, refused=%s, %.1fs",
+            guild_id,
+            len(grounding.sources),
+            refused,
+            time.perf_counter() - started,
+        )
         titles = tuple(s.title for s in grounding.sources)
         if refused:
             return Answer(refusal_text(titles), (), True, titles)

@@ -29,23 +29,36 @@ CHUNKER_VERSION = "1"
 
 def content_hash(doc: ParsedDocument) -> str:
     """sha256 over what decides the stored chunks: title, sections and the chunker version."""
-    payload = json.dumps([CHUNKER_VERSION, CHUNK_TOKENS, CHUNK_OVERLAP, doc.title,
-                          [[s.heading, s.text] for s in doc.sections]], ensure_ascii=False)
+    payload = json.dumps(
+        [
+            CHUNKER_VERSION,
+            CHUNK_TOKENS,
+            CHUNK_OVERLAP,
+            doc.title,
+            [[s.heading, s.text] for s in doc.sections],
+        ],
+        ensure_ascii=False,
+    )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
 class Chunker:
     """`split(doc)` → ordered `ChunkDraft`s."""
 
-    def __init__(self, count_tokens: Callable[[str], list[int]], chunk_tokens: int = CHUNK_TOKENS,
-                 overlap: int = CHUNK_OVERLAP) -> None:
+    def __init__(
+        self,
+        count_tokens: Callable[[str], list[int]],
+        chunk_tokens: int = CHUNK_TOKENS,
+        overlap: int = CHUNK_OVERLAP,
+    ) -> None:
         from llama_index.core.node_parser import SentenceSplitter
 
         self._encode = count_tokens
         self.chunk_tokens = chunk_tokens
         self.overlap = overlap
-        self._splitter = SentenceSplitter(chunk_size=chunk_tokens, chunk_overlap=overlap,
-                                          tokenizer=count_tokens)
+        self._splitter = SentenceSplitter(
+            chunk_size=chunk_tokens, chunk_overlap=overlap, tokenizer=count_tokens
+        )
 
     def split(self, doc: ParsedDocument) -> list[ChunkDraft]:
         chunks: list[ChunkDraft] = []

@@ -59,8 +59,14 @@ def native_bf16() -> bool:
 class Embedder:
     """Texts → unit vectors: `await embed(texts)` from async code, `embed_sync` in threads."""
 
-    def __init__(self, path: str | None = None, batch_size: int = 32, threads: int | None = None,
-                 int8: bool = False, dtype: str = "auto") -> None:
+    def __init__(
+        self,
+        path: str | None = None,
+        batch_size: int = 32,
+        threads: int | None = None,
+        int8: bool = False,
+        dtype: str = "auto",
+    ) -> None:
         if dtype not in ("auto", "float32", "bfloat16"):
             raise ValueError(f"dtype must be auto, float32 or bfloat16, not {dtype!r}")
         self._path = path
@@ -147,14 +153,18 @@ class Embedder:
                 import torch
 
                 model = torch.ao.quantization.quantize_dynamic(
-                    model, {torch.nn.Linear}, dtype=torch.qint8)
+                    model, {torch.nn.Linear}, dtype=torch.qint8
+                )
             elif self.resolved_dtype == "bfloat16":
                 import torch
 
                 model = model.to(torch.bfloat16)
             self._model = model
-            log.info("loaded the embedding model (%s) in %.1fs",
-                     "int8" if self.int8 else self.resolved_dtype, time.perf_counter() - started)
+            log.info(
+                "loaded the embedding model (%s) in %.1fs",
+                "int8" if self.int8 else self.resolved_dtype,
+                time.perf_counter() - started,
+            )
 
     @property
     def resolved_dtype(self) -> str:

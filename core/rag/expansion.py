@@ -20,8 +20,13 @@ from core.rag.embedder import Embedder
 from core.rag.prompting import strip_delimiters
 from core.rag.retrieve import Expansion
 
-__all__ = ["EXPANSION_SYSTEM", "EXPANSION_PROMPT", "EXPANSION_TOKENS", "expansion_messages",
-           "expand"]
+__all__ = [
+    "EXPANSION_SYSTEM",
+    "EXPANSION_PROMPT",
+    "EXPANSION_TOKENS",
+    "expansion_messages",
+    "expand",
+]
 
 log = logging.getLogger(__name__)
 
@@ -29,25 +34,36 @@ EXPANSION_TOKENS = 64  # a short paragraph: the terms come early, and every toke
 EXPANSION_SYSTEM = "You write short, factual passages of documentation."
 # "Name the exact command…" made the models write the feature's name, which is the point
 # (a plain "write a passage" gave longer, vaguer text: bench/rag_eval/README.md).
-EXPANSION_PROMPT = ("Write a short passage from the documentation that answers this question. "
-                    "Name the exact command, option, setting or feature it uses."
-                    "\n\nQuestion: {question}")
+EXPANSION_PROMPT = (
+    "Write a short passage from the documentation that answers this question. "
+    "Name the exact command, option, setting or feature it uses."
+    "\n\nQuestion: {question}"
+)
 
 
 def expansion_messages(question: str, prompt: str = EXPANSION_PROMPT) -> list[Message]:
-    return [Message("system", EXPANSION_SYSTEM),
-            Message("user", prompt.format(question=question))]
+    return [Message("system", EXPANSION_SYSTEM), Message("user", prompt.format(question=question))]
 
 
-async def expand(llm: LLMBackend, embedder: Embedder, question: str,
-                 guild_id: int | None = None) -> Expansion:
+async def expand(
+    llm: LLMBackend, embedder: Embedder, question: str, guild_id: int | None = None
+) -> Expansion:
     """The model's passage for `question` (greedy) and its embedding (the passage alone: it
     beat the mean with the question on bench/rag_eval's tuning half)."""
     started = time.perf_counter()
-    completion = await llm.complete(Request(
-        messages=expansion_messages(strip_delimiters(question)), guild_id=guild_id or None,
-        max_new_tokens=EXPANSION_TOKENS, temperature=0.0))
+    completion = await llm.complete(
+        Request(
+            messages=expansion_messages(strip_delimiters(question)),
+            guild_id=guild_id or None,
+            max_new_tokens=EXPANSION_TOKENS,
+            temperature=0.0,
+        )
+    )
     text = completion.text.strip() or question
-    log.info("expansion guild=%s in %.1fs: %s", guild_id, time.perf_counter() - started,
-             text[:80].replace("\n", " "))
+    log.info(
+        "expansion guild=%s in %.1fs: %s",
+        guild_id,
+        time.perf_counter() - started,
+        text[:80].replace("\n", " "),
+    )
     return Expansion(text, await embedder.embed_one(text))

@@ -19,14 +19,20 @@ from typing import Any
 
 import psycopg
 
-from core.errors import GuruError, InvalidInput, NotFound
 from core.db.pool import Pool
+from core.errors import GuruError, InvalidInput, NotFound
 from core.rag.chunking import Chunker, content_hash
 from core.rag.embedder import Embedder
 from core.rag.loaders import MAX_FILE_BYTES, expand_paths, load_file, parse_text
 from core.rag.store import ChunkRepo, DocumentRepo, forget_guild
-from core.rag.types import (ChunkDraft, DocumentInfo, IngestOutcome, ParsedDocument, Section,
-                            SourceKind)
+from core.rag.types import (
+    ChunkDraft,
+    DocumentInfo,
+    IngestOutcome,
+    ParsedDocument,
+    Section,
+    SourceKind,
+)
 
 __all__ = ["Ingestor", "check_guild_id"]
 
@@ -54,9 +60,14 @@ class Ingestor:
         self.embedder = embedder
         self._chunker: Chunker | None = None
 
-    async def ingest_paths(self, guild_id: int, paths: list[str], *,
-                           max_bytes: int = MAX_FILE_BYTES,
-                           source: SourceKind = "file") -> AsyncIterator[IngestOutcome]:
+    async def ingest_paths(
+        self,
+        guild_id: int,
+        paths: list[str],
+        *,
+        max_bytes: int = MAX_FILE_BYTES,
+        source: SourceKind = "file",
+    ) -> AsyncIterator[IngestOutcome]:
         """Ingest files and directories (recursively); yield one outcome per file, in order.
 
         A producer task parses and chunks the next files while the current window of documents
@@ -69,7 +80,8 @@ class Ingestor:
         entries = await asyncio.to_thread(lambda: list(expand_paths(paths)))
         queue: asyncio.Queue[_Item | BaseException | None] = asyncio.Queue(PREFETCH_DOCS)
         producer = asyncio.create_task(
-            self._prepare_all(guild_id, entries, max_bytes, source, queue))
+            self._prepare_all(guild_id, entries, max_bytes, source, queue)
+        )
         try:
             finished = False
             while not finished:
@@ -81,21 +93,26 @@ class Ingestor:
             with contextlib.suppress(asyncio.CancelledError):
                 await producer
 
-    async def _prepare_all(self, guild_id: int, entries: list[tuple[str, str | None]],
-                           max_bytes: int, source: SourceKind,
-                           queue: asyncio.Queue[_Item | BaseException | None]) -> None:
+    async def _prepare_all(
+        self,
+        guild_id: int,
+        entries: list[tuple[str, str | None]],
+        max_bytes: int,
+        source: SourceKind,
+        queue: asyncio.Queue[_Item | BaseException | None],
+    ) -> None:
         """Parse and chunk each entry into `queue`, then None; an unexpected error goes in too."""
         try:
             for uri, problem in entries:
-                await queue.put(await self._prepare_file(guild_id, uri, problem, max_bytes,
-                                                         source))
+                await queue.put(await self._prepare_file(guild_id, uri, problem, max_bytes, source))
         except Exception as exc:  # handed to the consumer, which raises it
             await queue.put(exc)
             return
         await queue.put(None)
 
-    async def _prepare_file(self, guild_id: int, uri: str, problem: str | None, max_bytes: int,
-                            source: SourceKind) -> _Item:
+    async def _prepare_file(
+        self, guild_id: int, uri: str, problem: str | None, max_bytes: int, source: SourceKind
+    ) -> _Item:
         if problem:
             return IngestOutcome(uri, "error", error=problem)
         try:
@@ -108,15 +125,28 @@ class Ingestor:
             doc = ParsedDocument(doc.uri, doc.title, doc.sections, source, doc.metadata)
         return await self._prepare(guild_id, doc)
 
-    async def ingest_message(self, guild_id: int, text: str, *, jump_url: str, author: str,
-                             channel: str, title: str | None = None,
-                             extra: dict[str, Any] | None = None) -> IngestOutcome:
+    async def ingest_message(
+        self,
+        guild_id: int,
+        text: str,
+        *,
+        jump_url: str,
+        author: str,
+        channel: str,
+        title: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> IngestOutcome:
         """A Discord message (e.g. a pin) as a document whose uri is its jump URL."""
         if not text.strip():
             return IngestOutcome(jump_url, "error", error="empty message")
         parsed = parse_text(jump_url, text, title=title or f"#{channel} — {author}")
-        doc = ParsedDocument(jump_url, parsed.title, parsed.sections, source="discord",
-                             metadata={"author": author, "channel": channel, **(extra or {})})
+        doc = ParsedDocument(
+            jump_url,
+            parsed.title,
+            parsed.sections,
+            source="discord",
+            metadata={"author": author, "channel": channel, **(extra or {})},
+        )
         return await self.ingest_document(guild_id, doc)
 
     async def ingest_document(self, guild_id: int, doc: ParsedDocument) -> IngestOutcome:
@@ -151,9 +181,12 @@ class Ingestor:
         try:
             embeddings = await self.embedder.embed(texts)
         except GuruError as exc:
-            return [item if isinstance(item, IngestOutcome)
-                    else IngestOutcome(item.doc.uri, "error", error=exc.user_message)
-                    for item in window]
+            return [
+                item
+                if isinstance(item, IngestOutcome)
+                else IngestOutcome(item.doc.uri, "error", error=exc.user_message)
+                for item in window
+            ]
         outcomes, offset = [], 0
         for item in window:
             if isinstance(item, IngestOutcome):
@@ -162,8 +195,13 @@ class Ingestor:
             rows = embeddings[offset : offset + len(item.drafts)]
             offset += len(item.drafts)
             outcomes.append(await self._store(guild_id, item, rows))
-        log.info("ingest window for guild %s: %d documents, %d chunks in %.2fs", guild_id,
-                 len(prepared), len(texts), time.perf_counter() - started)
+        log.info(
+            "ingest window for guild %s: %d documents, %d chunks in %.2fs",
+            guild_id,
+            len(prepared),
+            len(texts),
+            time.perf_counter() - started,
+        )
         return outcomes
 
     async def _store(self, guild_id: int, item: _Prepared, embeddings: Any) -> IngestOutcome:
@@ -172,33 +210,55 @@ class Ingestor:
         except GuruError as exc:
             return IngestOutcome(item.doc.uri, "error", error=exc.user_message)
         except psycopg.Error as exc:  # the transaction rolled back: nothing of it was written
-            log.warning("ingest of a document for guild %s failed in the database: %s",
-                        guild_id, exc)
-            return IngestOutcome(item.doc.uri, "error", error="database error; nothing of this "
-                                 "document was written, try again")
-        log.info("ingested document %s for guild %s: %s, %d chunks", outcome.document_id,
-                 guild_id, outcome.status, outcome.chunks)
+            log.warning(
+                "ingest of a document for guild %s failed in the database: %s", guild_id, exc
+            )
+            return IngestOutcome(
+                item.doc.uri,
+                "error",
+                error="database error; nothing of this document was written, try again",
+            )
+        log.info(
+            "ingested document %s for guild %s: %s, %d chunks",
+            outcome.document_id,
+            guild_id,
+            outcome.status,
+            outcome.chunks,
+        )
         return outcome
 
-    async def _write(self, guild_id: int, doc: ParsedDocument, digest: str, drafts: list,
-                     embeddings: Any) -> IngestOutcome:
+    async def _write(
+        self, guild_id: int, doc: ParsedDocument, digest: str, drafts: list, embeddings: Any
+    ) -> IngestOutcome:
         async with self.pool.connection() as conn, conn.transaction():
             docs, chunks = DocumentRepo(conn), ChunkRepo(conn)
             if guild_id > 0:
-                await conn.execute("INSERT INTO guilds (id) VALUES (%(id)s) ON CONFLICT DO NOTHING",
-                                   {"id": guild_id})
+                await conn.execute(
+                    "INSERT INTO guilds (id) VALUES (%(id)s) ON CONFLICT DO NOTHING",
+                    {"id": guild_id},
+                )
             current = await docs.get_by_uri(guild_id, doc.uri, lock=True)
             if current is not None and current.content_hash == digest:  # a racing twin won
-                return IngestOutcome(doc.uri, "unchanged", current.id, current.chunk_count,
-                                     doc.title)
+                return IngestOutcome(
+                    doc.uri, "unchanged", current.id, current.chunk_count, doc.title
+                )
             if current is None:
-                doc_id, status = await docs.insert(
-                    guild_id, source=doc.source, uri=doc.uri, title=doc.title,
-                    content_hash=digest, metadata=doc.metadata), "added"
+                doc_id, status = (
+                    await docs.insert(
+                        guild_id,
+                        source=doc.source,
+                        uri=doc.uri,
+                        title=doc.title,
+                        content_hash=digest,
+                        metadata=doc.metadata,
+                    ),
+                    "added",
+                )
             else:
                 doc_id, status = current.id, "replaced"
-                await docs.update_content(guild_id, doc_id, title=doc.title, content_hash=digest,
-                                          metadata=doc.metadata)
+                await docs.update_content(
+                    guild_id, doc_id, title=doc.title, content_hash=digest, metadata=doc.metadata
+                )
                 await chunks.delete_for_document(guild_id, doc_id)
             count = await chunks.insert_many(guild_id, doc_id, drafts, embeddings)
             await docs.set_chunk_count(guild_id, doc_id, count)
@@ -206,10 +266,13 @@ class Ingestor:
 
     async def _get_chunker(self) -> Chunker:
         if self._chunker is None:
+
             def build() -> Chunker:
                 tokenizer = self.embedder.tokenizer
-                return Chunker(lambda text: tokenizer.encode(text, add_special_tokens=False,
-                                                              verbose=False))
+                return Chunker(
+                    lambda text: tokenizer.encode(text, add_special_tokens=False, verbose=False)
+                )
+
             self._chunker = await asyncio.to_thread(build)
         return self._chunker
 
@@ -227,8 +290,9 @@ class Ingestor:
             if found is None and doc_id_or_uri.isdigit():
                 found = await docs.get(guild_id, int(doc_id_or_uri))
             if found is None or not await docs.delete(guild_id, found.id):
-                raise NotFound(f"No document {doc_id_or_uri!r} in guild {guild_id}; "
-                               "see `guru docs list`.")
+                raise NotFound(
+                    f"No document {doc_id_or_uri!r} in guild {guild_id}; see `guru docs list`."
+                )
         return found
 
     async def forget_guild(self, guild_id: int) -> dict[str, int]:
@@ -273,7 +337,9 @@ async def _next_window(
 def _clean(doc: ParsedDocument) -> ParsedDocument:
     title = " ".join(doc.title.split())[:MAX_TITLE_CHARS]
     # PostgreSQL text cannot hold NUL; PDFs and odd encoders sometimes emit it.
-    sections = tuple(Section(s.heading.replace("\x00", ""), s.text.replace("\x00", ""))
-                     for s in doc.sections if s.text.strip())
+    sections = tuple(
+        Section(s.heading.replace("\x00", ""), s.text.replace("\x00", ""))
+        for s in doc.sections
+        if s.text.strip()
+    )
     return ParsedDocument(doc.uri, title, sections, doc.source, doc.metadata)
-

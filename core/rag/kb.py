@@ -26,14 +26,17 @@ class KnowledgeBase:
     def from_services(cls, services: object) -> KnowledgeBase:
         """Wire ingest/search/ask onto `services.db.pool`, `.embedder` and `.llm` (may be None);
         `services.settings.ask_expand` turns on query expansion for ask."""
-        db = getattr(services, "db")
+        db = services.db
         if db is None:
             raise RuntimeError("KnowledgeBase needs Services opened with db=True")
-        embedder = getattr(services, "embedder")
+        embedder = services.embedder
         retriever = Retriever(db.pool, embedder)
-        settings = getattr(services, "settings")
-        return cls(Ingestor(db.pool, embedder), retriever,
-                   Answerer(retriever, getattr(services, "llm"), expand=settings.ask_expand))
+        settings = services.settings
+        return cls(
+            Ingestor(db.pool, embedder),
+            retriever,
+            Answerer(retriever, services.llm, expand=settings.ask_expand),
+        )
 
     async def require_guild(self, guild_id: int) -> None:
         """NotFound unless the guild has a `guilds` row or any document (CLI "unknown guild")."""
@@ -41,8 +44,12 @@ class KnowledgeBase:
         async with self.retriever.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT EXISTS (SELECT 1 FROM guilds WHERE id = %(g)s)"
-                " OR EXISTS (SELECT 1 FROM documents WHERE guild_id = %(g)s)", {"g": guild_id})
+                " OR EXISTS (SELECT 1 FROM documents WHERE guild_id = %(g)s)",
+                {"g": guild_id},
+            )
             row = await cur.fetchone()
         if not (row and row[0]):
-            raise NotFound(f"Unknown guild {guild_id}: nothing has been ingested for it; "
-                           f"add documents with `guru ingest PATH --guild {guild_id}`.")
+            raise NotFound(
+                f"Unknown guild {guild_id}: nothing has been ingested for it; "
+                f"add documents with `guru ingest PATH --guild {guild_id}`."
+            )

@@ -17,8 +17,15 @@ from pathlib import Path
 from core.errors import InvalidInput
 from core.rag.types import ParsedDocument, Section
 
-__all__ = ["SUPPORTED", "MAX_FILE_BYTES", "expand_paths", "load_file", "parse_markdown",
-           "parse_html", "parse_text"]
+__all__ = [
+    "SUPPORTED",
+    "MAX_FILE_BYTES",
+    "expand_paths",
+    "load_file",
+    "parse_markdown",
+    "parse_html",
+    "parse_text",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +60,9 @@ def load_file(path: str, max_bytes: int = MAX_FILE_BYTES) -> ParsedDocument:
     """Parse one file; raise InvalidInput naming what is wrong (type, size, encoding, empty)."""
     ext = Path(path).suffix.lower()
     if ext not in SUPPORTED:
-        raise InvalidInput(f"unsupported file type {ext or '(none)'}; supported: "
-                           + " ".join(SUPPORTED))
+        raise InvalidInput(
+            f"unsupported file type {ext or '(none)'}; supported: " + " ".join(SUPPORTED)
+        )
     size = os.path.getsize(path)
     if size > max_bytes:
         raise InvalidInput(f"file too large ({size / 1e6:.1f} MB > {max_bytes / 1e6:.1f} MB)")
@@ -84,7 +92,9 @@ def _read_utf8(path: str) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InvalidInput(f"not UTF-8 text (bad byte at offset {exc.start}); convert it to UTF-8")
+        raise InvalidInput(
+            f"not UTF-8 text (bad byte at offset {exc.start}); convert it to UTF-8"
+        ) from None
     if not text.strip():
         raise InvalidInput("empty file (only whitespace)")
     return text
@@ -170,8 +180,11 @@ def _load_pdf(path: str) -> ParsedDocument:
         pages = PDFReader(return_full_document=False).load_data(Path(path))
     except Exception as exc:  # pypdf raises many types for a damaged file
         raise InvalidInput(f"unreadable PDF ({type(exc).__name__})") from exc
-    sections = tuple(Section(f"page {p.metadata.get('page_label', i + 1)}", p.text.strip())
-                     for i, p in enumerate(pages) if p.text and p.text.strip())
+    sections = tuple(
+        Section(f"page {p.metadata.get('page_label', i + 1)}", p.text.strip())
+        for i, p in enumerate(pages)
+        if p.text and p.text.strip()
+    )
     if not sections:
         raise InvalidInput("PDF has no text layer (scanned?); run OCR on it first")
     return ParsedDocument(path, _pdf_title(path) or _stem_title(path), sections)

@@ -27,9 +27,20 @@ from core.rag.embedder import Embedder
 from core.rag.ingest import check_guild_id
 from core.rag.types import Hit, SearchMode
 
-__all__ = ["Retriever", "Expansion", "Bm25", "rrf_fuse", "document_support", "RRF_K",
-           "FUSION_WEIGHTS", "EXPANDED_WEIGHTS", "LIST_NAMES", "BM25", "MAX_QUERY_CHARS",
-           "SUPPORT_CHUNKS"]
+__all__ = [
+    "Retriever",
+    "Expansion",
+    "Bm25",
+    "rrf_fuse",
+    "document_support",
+    "RRF_K",
+    "FUSION_WEIGHTS",
+    "EXPANDED_WEIGHTS",
+    "LIST_NAMES",
+    "BM25",
+    "MAX_QUERY_CHARS",
+    "SUPPORT_CHUNKS",
+]
 
 log = logging.getLogger(__name__)
 
@@ -159,12 +170,16 @@ LIMIT %(limit)s
 """
 _TEXT_ANY = _TEXT_SQL.replace("{match}", "true")
 # `fast_hybrid`: only chunks with every term, or among the vector candidates, are ranked.
-_TEXT_HYBRID = _TEXT_SQL.replace(
-    "{match}", "(c.tsv @@ q.strict OR c.id = ANY(%(candidates)s))")
+_TEXT_HYBRID = _TEXT_SQL.replace("{match}", "(c.tsv @@ q.strict OR c.id = ANY(%(candidates)s))")
 
 
-def rrf_fuse(lists: list[list[Hit]], k: int, rrf_k: int = RRF_K,
-             weights: list[float] | None = None, support: int = 1) -> list[Hit]:
+def rrf_fuse(
+    lists: list[list[Hit]],
+    k: int,
+    rrf_k: int = RRF_K,
+    weights: list[float] | None = None,
+    support: int = 1,
+) -> list[Hit]:
     """Weighted reciprocal rank fusion: score = Σ w / (rrf_k + rank) over a chunk's lists;
     with `support` > 1, then `document_support` over every fused candidate before the cut to k."""
     scores: dict[int, float] = {}
@@ -195,19 +210,34 @@ def document_support(hits: list[Hit], top: int) -> list[Hit]:
 
 
 def _with_score(hit: Hit, score: float) -> Hit:
-    return Hit(hit.chunk_id, hit.document_id, hit.title, hit.uri, hit.text, score,
-               hit.similarity, hit.exact)
+    return Hit(
+        hit.chunk_id,
+        hit.document_id,
+        hit.title,
+        hit.uri,
+        hit.text,
+        score,
+        hit.similarity,
+        hit.exact,
+    )
 
 
 class Retriever:
     """Read side of the knowledge base: `search(guild_id, query, k, mode)`."""
 
-    def __init__(self, pool: Pool, embedder: Embedder, *, ef_search: int = EF_SEARCH,
-                 candidates: int = 50,
-                 weights: tuple[float, float, float] = FUSION_WEIGHTS,
-                 expanded_weights: tuple[float, ...] = EXPANDED_WEIGHTS,
-                 bm25: Bm25 = BM25, fast_hybrid: bool = False,
-                 support: int = 1) -> None:
+    def __init__(
+        self,
+        pool: Pool,
+        embedder: Embedder,
+        *,
+        ef_search: int = EF_SEARCH,
+        candidates: int = 50,
+        weights: tuple[float, float, float] = FUSION_WEIGHTS,
+        expanded_weights: tuple[float, ...] = EXPANDED_WEIGHTS,
+        bm25: Bm25 = BM25,
+        fast_hybrid: bool = False,
+        support: int = 1,
+    ) -> None:
         self.pool = pool
         self.support = support  # document_support's top (1: off); see SUPPORT_CHUNKS
         self.bm25 = bm25
@@ -218,9 +248,14 @@ class Retriever:
         self.ef_search = ef_search
         self.candidates = candidates
 
-    async def search(self, guild_id: int, query: str, k: int = 5,
-                     mode: SearchMode = "hybrid",
-                     expansion: Expansion | None = None) -> list[Hit]:
+    async def search(
+        self,
+        guild_id: int,
+        query: str,
+        k: int = 5,
+        mode: SearchMode = "hybrid",
+        expansion: Expansion | None = None,
+    ) -> list[Hit]:
         """The guild's k best chunks for `query`; empty when nothing matches at all."""
         check_guild_id(guild_id)
         query = _check_query(query)
@@ -229,39 +264,76 @@ class Retriever:
         embedding = await self.embedder.embed_one(query)
         return await self.search_embedded(guild_id, query, embedding, k, mode, expansion)
 
-    async def search_embedded(self, guild_id: int, query: str, embedding: np.ndarray, k: int,
-                              mode: SearchMode, expansion: Expansion | None = None) -> list[Hit]:
+    async def search_embedded(
+        self,
+        guild_id: int,
+        query: str,
+        embedding: np.ndarray,
+        k: int,
+        mode: SearchMode,
+        expansion: Expansion | None = None,
+    ) -> list[Hit]:
         """`search` with the query already embedded (batch evaluation embeds many at once).
 
         With an `expansion` (a generated passage, core/rag/expansion.py) hybrid search adds two
         lists, vector search with the expansion's embedding and BM25 over the query's and the
         passage's terms, and fuses with `expanded_weights`; vector and text modes ignore it."""
         started = time.perf_counter()
-        lists = await self.ranked_lists(guild_id, query, embedding, k, mode,
-                                        expansion if mode == "hybrid" else None)
+        lists = await self.ranked_lists(
+            guild_id, query, embedding, k, mode, expansion if mode == "hybrid" else None
+        )
         if mode == "vector":
             hits = lists["vector"][:k]
         elif mode == "text":
             hits = lists["bm25"][:k]
         else:
-            weights = dict(zip(LIST_NAMES, self.expanded_weights if "vector_expanded" in lists
-                               else self.weights))
+            weights = dict(
+                zip(
+                    LIST_NAMES,
+                    self.expanded_weights if "vector_expanded" in lists else self.weights,
+                )
+            )
             names = [n for n in LIST_NAMES if n in lists and weights[n] > 0]
-            hits = rrf_fuse([lists[n] for n in names], k, weights=[weights[n] for n in names],
-                            support=self.support)
-        log.debug("search guild=%s mode=%s k=%d: %d hits in %.1f ms", guild_id, mode, k,
-                  len(hits), (time.perf_counter() - started) * 1000)
+            hits = rrf_fuse(
+                [lists[n] for n in names],
+                k,
+                weights=[weights[n] for n in names],
+                support=self.support,
+            )
+        log.debug(
+            "search guild=%s mode=%s k=%d: %d hits in %.1f ms",
+            guild_id,
+            mode,
+            k,
+            len(hits),
+            (time.perf_counter() - started) * 1000,
+        )
         return hits
 
-    async def ranked_lists(self, guild_id: int, query: str, embedding: np.ndarray, k: int,
-                           mode: SearchMode = "hybrid",
-                           expansion: Expansion | None = None) -> dict[str, list[Hit]]:
+    async def ranked_lists(
+        self,
+        guild_id: int,
+        query: str,
+        embedding: np.ndarray,
+        k: int,
+        mode: SearchMode = "hybrid",
+        expansion: Expansion | None = None,
+    ) -> dict[str, list[Hit]]:
         """The ranked lists `mode` fuses, by name (LIST_NAMES), before fusion; each hit's
         `similarity` is the cosine to `embedding` (the question), whatever list found it."""
         pool_size = max(k, self.candidates) if mode == "hybrid" else k
-        params = {"guild_id": guild_id, "query": query, "terms": query, "embedding": embedding,
-                  "search": embedding, "limit": pool_size, "k1": self.bm25.k1, "b": self.bm25.b,
-                  "title_weight": self.bm25.title_weight, "prune": max(500, 10 * pool_size)}
+        params = {
+            "guild_id": guild_id,
+            "query": query,
+            "terms": query,
+            "embedding": embedding,
+            "search": embedding,
+            "limit": pool_size,
+            "k1": self.bm25.k1,
+            "b": self.bm25.b,
+            "title_weight": self.bm25.title_weight,
+            "prune": max(500, 10 * pool_size),
+        }
         lists: dict[str, list[Hit]] = {}
         async with self.pool.connection() as conn, conn.transaction():
             if mode != "text":
@@ -280,16 +352,19 @@ class Retriever:
                 # HyDE: the passage's embedding lands near answers phrased like documentation;
                 # query2doc: the passage brings the documentation's words into BM25.
                 lists["vector_expanded"] = await self._vector(
-                    conn, {**params, "search": expansion.embedding})
+                    conn, {**params, "search": expansion.embedding}
+                )
                 # query2doc's sparse query: the question's and the passage's terms, each once
                 # (the paper's 5 copies of the question, counted, lost R@5 0.750 -> 0.583 on
                 # bench/rag_eval: the passage's feature names are what the question lacks).
                 lists["bm25_expanded"], _ = await self._text(
-                    conn, _TEXT_ANY, {**params, "terms": f"{query} {expansion.text}"})
+                    conn, _TEXT_ANY, {**params, "terms": f"{query} {expansion.text}"}
+                )
         return lists
 
-    async def _vector(self, conn: psycopg.AsyncConnection[Any],
-                      params: dict[str, Any]) -> list[Hit]:
+    async def _vector(
+        self, conn: psycopg.AsyncConnection[Any], params: dict[str, Any]
+    ) -> list[Hit]:
         # set_config(..., true) is SET LOCAL that accepts parameters; it ends with the transaction.
         await conn.execute(
             "SELECT set_config('hnsw.ef_search', %(ef)s, true),"
@@ -299,11 +374,23 @@ class Retriever:
         async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(_VECTOR_SQL, params)
             rows = await cur.fetchall()
-        return [Hit(r["chunk_id"], r["document_id"], r["title"], r["uri"], r["text"],
-                    float(r["score"]), float(r["similarity"]), bool(r["exact"])) for r in rows]
+        return [
+            Hit(
+                r["chunk_id"],
+                r["document_id"],
+                r["title"],
+                r["uri"],
+                r["text"],
+                float(r["score"]),
+                float(r["similarity"]),
+                bool(r["exact"]),
+            )
+            for r in rows
+        ]
 
-    async def _text(self, conn: psycopg.AsyncConnection[Any], query: str,
-                    params: dict[str, Any]) -> tuple[list[Hit], set[int]]:
+    async def _text(
+        self, conn: psycopg.AsyncConnection[Any], query: str, params: dict[str, Any]
+    ) -> tuple[list[Hit], set[int]]:
         """BM25-ranked hits, and the ids of those with every known query term."""
         async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(query.encode(), params)
@@ -314,8 +401,19 @@ class Retriever:
         # known word of several ("can I post *links* to my shop") is no evidence: then every
         # chunk with that word would outrank meaning, so it takes two known terms (or a
         # one-term query).
-        hits = [Hit(r["chunk_id"], r["document_id"], r["title"], r["uri"], r["text"],
-                    float(r["rank"]), float(r["similarity"]), bool(r["exact"])) for r in rows]
+        hits = [
+            Hit(
+                r["chunk_id"],
+                r["document_id"],
+                r["title"],
+                r["uri"],
+                r["text"],
+                float(r["rank"]),
+                float(r["similarity"]),
+                bool(r["exact"]),
+            )
+            for r in rows
+        ]
         return hits, {r["chunk_id"] for r in rows if r["all_known"] or r["exact"]}
 
 

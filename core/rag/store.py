@@ -25,8 +25,10 @@ log = logging.getLogger(__name__)
 
 Conn = psycopg.AsyncConnection[Any]
 
-_DOC_COLUMNS = ("id, guild_id, source, uri, title, status, chunk_count, content_hash, metadata,"
-                " created_at, updated_at")
+_DOC_COLUMNS = (
+    "id, guild_id, source, uri, title, status, chunk_count, content_hash, metadata,"
+    " created_at, updated_at"
+)
 
 
 def _doc(row: dict[str, Any]) -> DocumentInfo:
@@ -39,12 +41,14 @@ class DocumentRepo:
     def __init__(self, conn: Conn) -> None:
         self.conn = conn
 
-    async def get_by_uri(self, guild_id: int, uri: str, *,
-                         lock: bool = False) -> DocumentInfo | None:
+    async def get_by_uri(
+        self, guild_id: int, uri: str, *, lock: bool = False
+    ) -> DocumentInfo | None:
         """The guild's document at `uri`; `lock` holds it (FOR UPDATE) until the commit."""
-        query = (f"SELECT {_DOC_COLUMNS} FROM documents"
-                 " WHERE guild_id = %(guild_id)s AND uri = %(uri)s"
-                 + (" FOR UPDATE" if lock else ""))
+        query = (
+            f"SELECT {_DOC_COLUMNS} FROM documents"
+            " WHERE guild_id = %(guild_id)s AND uri = %(uri)s" + (" FOR UPDATE" if lock else "")
+        )
         async with self.conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(query, {"guild_id": guild_id, "uri": uri})
             row = await cur.fetchone()
@@ -52,48 +56,81 @@ class DocumentRepo:
 
     async def get(self, guild_id: int, document_id: int) -> DocumentInfo | None:
         async with self.conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(f"SELECT {_DOC_COLUMNS} FROM documents"
-                              " WHERE guild_id = %(guild_id)s AND id = %(id)s",
-                              {"guild_id": guild_id, "id": document_id})
+            await cur.execute(
+                f"SELECT {_DOC_COLUMNS} FROM documents"
+                " WHERE guild_id = %(guild_id)s AND id = %(id)s",
+                {"guild_id": guild_id, "id": document_id},
+            )
             row = await cur.fetchone()
         return _doc(row) if row else None
 
     async def list_family(self, guild_id: int, uri: str) -> list[DocumentInfo]:
         """The document at `uri` and the ones attached to it (`uri#…`: a message's files)."""
         async with self.conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(f"SELECT {_DOC_COLUMNS} FROM documents"
-                              " WHERE guild_id = %(guild_id)s"
-                              " AND (uri = %(uri)s OR starts_with(uri, %(uri)s || '#'))"
-                              " ORDER BY uri", {"guild_id": guild_id, "uri": uri})
+            await cur.execute(
+                f"SELECT {_DOC_COLUMNS} FROM documents"
+                " WHERE guild_id = %(guild_id)s"
+                " AND (uri = %(uri)s OR starts_with(uri, %(uri)s || '#'))"
+                " ORDER BY uri",
+                {"guild_id": guild_id, "uri": uri},
+            )
             return [_doc(r) for r in await cur.fetchall()]
 
     async def list(self, guild_id: int) -> list[DocumentInfo]:
         async with self.conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(f"SELECT {_DOC_COLUMNS} FROM documents"
-                              " WHERE guild_id = %(guild_id)s ORDER BY uri", {"guild_id": guild_id})
+            await cur.execute(
+                f"SELECT {_DOC_COLUMNS} FROM documents WHERE guild_id = %(guild_id)s ORDER BY uri",
+                {"guild_id": guild_id},
+            )
             return [_doc(r) for r in await cur.fetchall()]
 
-    async def insert(self, guild_id: int, *, source: str, uri: str, title: str,
-                     content_hash: str, metadata: dict[str, Any]) -> int:
+    async def insert(
+        self,
+        guild_id: int,
+        *,
+        source: str,
+        uri: str,
+        title: str,
+        content_hash: str,
+        metadata: dict[str, Any],
+    ) -> int:
         cur = await self.conn.execute(
             "INSERT INTO documents (guild_id, source, uri, title, content_hash, metadata)"
             " VALUES (%(guild_id)s, %(source)s, %(uri)s, %(title)s, %(hash)s, %(metadata)s)"
             " RETURNING id",
-            {"guild_id": guild_id, "source": source, "uri": uri, "title": title,
-             "hash": content_hash, "metadata": Jsonb(metadata)},
+            {
+                "guild_id": guild_id,
+                "source": source,
+                "uri": uri,
+                "title": title,
+                "hash": content_hash,
+                "metadata": Jsonb(metadata),
+            },
         )
         row = await cur.fetchone()
         assert row is not None
         return int(row[0])
 
-    async def update_content(self, guild_id: int, document_id: int, *, title: str,
-                             content_hash: str, metadata: dict[str, Any]) -> None:
+    async def update_content(
+        self,
+        guild_id: int,
+        document_id: int,
+        *,
+        title: str,
+        content_hash: str,
+        metadata: dict[str, Any],
+    ) -> None:
         await self.conn.execute(
             "UPDATE documents SET title = %(title)s, content_hash = %(hash)s,"
             " metadata = %(metadata)s, status = 'ready'"
             " WHERE guild_id = %(guild_id)s AND id = %(id)s",
-            {"guild_id": guild_id, "id": document_id, "title": title, "hash": content_hash,
-             "metadata": Jsonb(metadata)},
+            {
+                "guild_id": guild_id,
+                "id": document_id,
+                "title": title,
+                "hash": content_hash,
+                "metadata": Jsonb(metadata),
+            },
         )
 
     async def set_chunk_count(self, guild_id: int, document_id: int, count: int) -> None:
@@ -111,8 +148,9 @@ class DocumentRepo:
         )
         return cur.rowcount > 0
 
-    async def closest_titles(self, guild_id: int, embedding: np.ndarray,
-                             limit: int = 3) -> list[str]:
+    async def closest_titles(
+        self, guild_id: int, embedding: np.ndarray, limit: int = 3
+    ) -> list[str]:
         """Titles of the documents nearest to a query, for a refusal that points somewhere."""
         cur = await self.conn.execute(
             "SELECT d.title FROM documents d JOIN LATERAL ("
@@ -138,8 +176,9 @@ class ChunkRepo:
         )
         return cur.rowcount
 
-    async def insert_many(self, guild_id: int, document_id: int, chunks: Sequence[ChunkDraft],
-                          embeddings: np.ndarray) -> int:
+    async def insert_many(
+        self, guild_id: int, document_id: int, chunks: Sequence[ChunkDraft], embeddings: np.ndarray
+    ) -> int:
         """Insert the chunks of one document; the caller owns the transaction.
 
         One INSERT over arrays, not one per chunk: the BM25 statistics trigger (migration 0005)
@@ -151,15 +190,21 @@ class ChunkRepo:
             " SELECT %(guild_id)s, %(document_id)s, c.position, c.title, c.text, c.embedding"
             " FROM unnest(%(positions)s::int[], %(titles)s::text[], %(texts)s::text[],"
             "             %(embeddings)s::vector[]) AS c (position, title, text, embedding)",
-            {"guild_id": guild_id, "document_id": document_id,
-             "positions": [c.position for c in chunks], "titles": [c.title for c in chunks],
-             "texts": [c.text for c in chunks], "embeddings": list(embeddings[: len(chunks)])},
+            {
+                "guild_id": guild_id,
+                "document_id": document_id,
+                "positions": [c.position for c in chunks],
+                "titles": [c.title for c in chunks],
+                "texts": [c.text for c in chunks],
+                "embeddings": list(embeddings[: len(chunks)]),
+            },
         )
         return len(chunks)
 
     async def count(self, guild_id: int) -> int:
-        cur = await self.conn.execute("SELECT count(*) FROM chunks WHERE guild_id = %(guild_id)s",
-                                      {"guild_id": guild_id})
+        cur = await self.conn.execute(
+            "SELECT count(*) FROM chunks WHERE guild_id = %(guild_id)s", {"guild_id": guild_id}
+        )
         row = await cur.fetchone()
         return int(row[0]) if row else 0
 
@@ -188,8 +233,9 @@ async def forget_guild(conn: Conn, guild_id: int) -> dict[str, int]:
             {"guild_id": guild_id},
         )
         counts[table] = deleted.rowcount
-    deleted = await conn.execute("DELETE FROM guilds WHERE id = %(guild_id)s",
-                                 {"guild_id": guild_id})
+    deleted = await conn.execute(
+        "DELETE FROM guilds WHERE id = %(guild_id)s", {"guild_id": guild_id}
+    )
     counts["guilds"] = deleted.rowcount
     log.info("forgot guild %s: %s", guild_id, counts)
     return counts

@@ -98,10 +98,13 @@ class Cgroup:
         if roots.memory is not None:
             limit = str(memory_mb * 1024 * 1024)
             self.memory_dir = roots.memory / name
-            self._make(self.memory_dir, {
-                "memory.limit_in_bytes": limit,
-                "memory.memsw.limit_in_bytes": limit,  # no swapping past the limit either
-            })
+            self._make(
+                self.memory_dir,
+                {
+                    "memory.limit_in_bytes": limit,
+                    "memory.memsw.limit_in_bytes": limit,  # no swapping past the limit either
+                },
+            )
 
     def _make(self, path: Path, values: dict[str, str]) -> None:
         path.mkdir()

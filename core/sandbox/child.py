@@ -88,8 +88,14 @@ async def start_child(
         except OSError as exc:
             raise SandboxStartError(f"could not create the sandbox cgroup ({exc})") from exc
     fd = _seccomp_fd(bpf) if bpf is not None and mode != "unsafe" else None
-    argv = sandbox_argv(mode, tools, limits, seccomp_fd=fd, preload=preload,
-                        cgroup_procs=cgroup.procs_files if cgroup else None)
+    argv = sandbox_argv(
+        mode,
+        tools,
+        limits,
+        seccomp_fd=fd,
+        preload=preload,
+        cgroup_procs=cgroup.procs_files if cgroup else None,
+    )
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -114,7 +120,7 @@ async def start_child(
         marker = await asyncio.wait_for(proc.stdout.readexactly(len(READY)), START_TIMEOUT_S)
         if marker != READY:
             raise SandboxStartError("the sandbox runner answered something unexpected")
-    except (asyncio.IncompleteReadError, asyncio.TimeoutError, SandboxStartError) as exc:
+    except (TimeoutError, asyncio.IncompleteReadError, SandboxStartError) as exc:
         await child.destroy()
         err = await _read_rest(proc.stderr)
         detail = err.strip().splitlines()[-1] if err.strip() else type(exc).__name__
@@ -178,7 +184,7 @@ async def run_child(
     try:
         try:
             await asyncio.wait_for(proc.wait(), timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             timed_out = True
         elapsed_ms = (time.perf_counter() - started) * 1000
         returncode = proc.returncode
@@ -194,11 +200,23 @@ async def run_child(
     flooded = any(t in done and t.exception() is None and t.result() for t in readers)
     exit_code = returncode if returncode is None or returncode >= 0 else 128 - returncode
     status, error, sig = classify(
-        None if timed_out else exit_code, timed_out=timed_out, oom_killed=oom_killed,
-        flooded=flooded, stderr_tail=err.text()[-2000:], timeout_s=timeout_s,
+        None if timed_out else exit_code,
+        timed_out=timed_out,
+        oom_killed=oom_killed,
+        flooded=flooded,
+        stderr_tail=err.text()[-2000:],
+        timeout_s=timeout_s,
     )
     return SandboxResult(
-        ok=status == "ok", status=status, stdout=out.text(), stderr=err.text(),
-        exit_code=exit_code, timed_out=status == "timeout", elapsed_ms=round(elapsed_ms, 2),
-        error=error, stdout_truncated=out.truncated, stderr_truncated=err.truncated, signal=sig,
+        ok=status == "ok",
+        status=status,
+        stdout=out.text(),
+        stderr=err.text(),
+        exit_code=exit_code,
+        timed_out=status == "timeout",
+        elapsed_ms=round(elapsed_ms, 2),
+        error=error,
+        stdout_truncated=out.truncated,
+        stderr_truncated=err.truncated,
+        signal=sig,
     )

@@ -102,8 +102,10 @@ def choose_mode(tools: HostTools, allow_unsafe: bool) -> tuple[Mode | None, str]
     if tools.bwrap is None:
         missing.append("bubblewrap (apt-get install bubblewrap)")
     elif bwrap_version(tools.bwrap_version) < MIN_BWRAP:
-        missing.append(f"bubblewrap >= {'.'.join(map(str, MIN_BWRAP))} (found "
-                       f"{tools.bwrap_version or 'an unknown version'}; Debian 12 has 0.8.0)")
+        missing.append(
+            f"bubblewrap >= {'.'.join(map(str, MIN_BWRAP))} (found "
+            f"{tools.bwrap_version or 'an unknown version'}; Debian 12 has 0.8.0)"
+        )
     elif tools.euid == 0 and tools.setpriv is None:
         missing.append("setpriv (apt-get install util-linux)")
     elif tools.euid != 0 and not tools.userns:
@@ -127,13 +129,19 @@ def _filesystem(tools: HostTools) -> list[str]:
     binds = [(tools.python, "/usr/bin/python3")]
     if tools.setpriv:
         binds.append((tools.setpriv, "/usr/bin/setpriv"))
-    for lib in (f"/usr/lib/{tools.python_name}", "/usr/lib/python3/dist-packages",
-                f"/usr/lib/{_multiarch()}", "/usr/lib64"):
+    for lib in (
+        f"/usr/lib/{tools.python_name}",
+        "/usr/lib/python3/dist-packages",
+        f"/usr/lib/{_multiarch()}",
+        "/usr/lib64",
+    ):
         if os.path.isdir(lib):
             binds.append((lib, lib))
     # Pitfall 5: bwrap would create missing parents as 0700, unreadable to uid 65534.
-    parents = sorted({str(p) for _, dst in binds for p in Path(dst).parents if str(p) != "/"},
-                     key=lambda p: (p.count("/"), p))
+    parents = sorted(
+        {str(p) for _, dst in binds for p in Path(dst).parents if str(p) != "/"},
+        key=lambda p: (p.count("/"), p),
+    )
     args: list[str] = []
     for parent in [*parents, "/etc"]:
         args += ["--perms", "0755", "--dir", parent]
@@ -183,35 +191,69 @@ def sandbox_argv(
     if cgroup_procs:
         # Join the groups *before* bwrap forks, so every process of the sandbox is counted.
         assert tools.sh is not None
-        script = 'for f; do [ "$f" = -- ] && break; echo $$ > "$f" || exit 125; shift; done; ' \
-                 'shift; exec "$@"'
+        script = (
+            'for f; do [ "$f" = -- ] && break; echo $$ > "$f" || exit 125; shift; done; '
+            'shift; exec "$@"'
+        )
         argv += [tools.sh, "-c", script, "sh", *cgroup_procs, "--"]
     argv += [tools.bwrap, *_bwrap_flags(mode, seccomp_fd)]
     argv += _filesystem(tools if mode == "root" else dataclasses.replace(tools, setpriv=None))
-    argv += ["--dev", "/dev", "--proc", "/proc",
-             "--perms", "1777", "--size", str(limits.tmp_size_mb * MiB), "--tmpfs", "/tmp",
-             # The root tmpfs and /dev belong to the sandbox user in `userns` mode: freeze them.
-             "--remount-ro", "/", "--remount-ro", "/dev", "--chdir", "/tmp", "--clearenv"]
+    argv += [
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--perms",
+        "1777",
+        "--size",
+        str(limits.tmp_size_mb * MiB),
+        "--tmpfs",
+        "/tmp",
+        # The root tmpfs and /dev belong to the sandbox user in `userns` mode: freeze them.
+        "--remount-ro",
+        "/",
+        "--remount-ro",
+        "/dev",
+        "--chdir",
+        "/tmp",
+        "--clearenv",
+    ]
     for key, value in SANDBOX_ENV.items():
         argv += ["--setenv", key, value]
     argv.append("--")
     if mode == "root":
-        argv += ["/usr/bin/setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
+        argv += [
+            "/usr/bin/setpriv",
+            f"--reuid={NOBODY}",
+            f"--regid={NOBODY}",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--no-new-privs",
+        ]
     return argv + python_argv("/usr/bin/python3", limits, preload)
 
 
 def _bwrap_flags(mode: Mode, seccomp_fd: int | None) -> list[str]:
     """Namespaces, session, lifetime and privileges (mode-dependent)."""
-    flags = ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-             "--unshare-cgroup-try", "--hostname", "sandbox", "--new-session",
-             "--die-with-parent", "--cap-drop", "ALL"]
+    flags = [
+        "--unshare-net",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--hostname",
+        "sandbox",
+        "--new-session",
+        "--die-with-parent",
+        "--cap-drop",
+        "ALL",
+    ]
     if mode == "root":
         for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"):  # for setpriv; it drops them
             flags += ["--cap-add", cap]
     else:
-        flags += ["--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY),
-                  "--disable-userns"]
+        flags += ["--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY), "--disable-userns"]
     if seccomp_fd is not None:
         flags += ["--seccomp", str(seccomp_fd)]
     return flags

@@ -89,8 +89,13 @@ def host_namespaces() -> dict[str, str]:
 
 
 def _rlimits_ok(got: dict[str, int], limits: SandboxLimits) -> bool:
-    want = {"AS": limits.address_space_mb * MiB, "FSIZE": limits.file_size_mb * MiB,
-            "NOFILE": limits.open_files, "NPROC": limits.processes * 2, "CORE": 0}
+    want = {
+        "AS": limits.address_space_mb * MiB,
+        "FSIZE": limits.file_size_mb * MiB,
+        "NOFILE": limits.open_files,
+        "NPROC": limits.processes * 2,
+        "CORE": 0,
+    }
     return all(0 <= got.get(k, -1) <= v for k, v in want.items())
 
 
@@ -108,30 +113,65 @@ def layers_from_probe(
     bwrap = f"{ctx.bwrap} ({ctx.mode} mode)" if isolated else f"not used ({ctx.mode})"
     return [
         Layer("bubblewrap", isolated and ran, bwrap + (f": {error}" if error else ""), True),
-        Layer("namespaces", len(fresh) == len(NAMESPACES),
-              f"new {', '.join(fresh) or 'none'}; sandbox sees pids {r.get('pids', [])}", True),
-        Layer("no network",
-              ran and set(r.get("ifaces", ["?"])) <= {"lo"} and r.get("net") != "connected",
-              f"interfaces {r.get('ifaces')}: {r.get('net')}", True),
-        Layer("unprivileged uid",
-              ids == [NOBODY] * 4 and r.get("CapEff") == "0" * 16 and r.get("NoNewPrivs") == "1",
-              f"uid/gid {ids[:1] or '?'} (host uid {host_uid}), CapEff {r.get('CapEff')}, "
-              f"NoNewPrivs {r.get('NoNewPrivs')}", True),
-        Layer("read-only filesystem",
-              ran and not r.get("writable") and set(r.get("root", ["?"])) <= ALLOWED_ROOT,
-              f"/ holds {r.get('root')}; writable: {r.get('writable') or 'none'}", True),
-        Layer("private tmp", 0 < tmp_bytes <= ctx.limits.tmp_size_mb * MiB,
-              f"/tmp tmpfs of {tmp_bytes // MiB} MiB, fresh per run", True),
-        Layer("rlimits", _rlimits_ok(r.get("rlimits", {}), ctx.limits),
-              json.dumps(r.get("rlimits")), True),
-        Layer("empty environment", ran and set(r.get("env", ["?"])) <= ALLOWED_ENV,
-              f"variables: {r.get('env')}", True),
-        Layer("cgroup pids", isolated and ctx.cgroups.get("pids") is not None,
-              ctx.cgroup_detail.get("pids", "not used")),
-        Layer("cgroup memory", isolated and ctx.cgroups.get("memory") is not None,
-              ctx.cgroup_detail.get("memory", "not used")),
+        Layer(
+            "namespaces",
+            len(fresh) == len(NAMESPACES),
+            f"new {', '.join(fresh) or 'none'}; sandbox sees pids {r.get('pids', [])}",
+            True,
+        ),
+        Layer(
+            "no network",
+            ran and set(r.get("ifaces", ["?"])) <= {"lo"} and r.get("net") != "connected",
+            f"interfaces {r.get('ifaces')}: {r.get('net')}",
+            True,
+        ),
+        Layer(
+            "unprivileged uid",
+            ids == [NOBODY] * 4 and r.get("CapEff") == "0" * 16 and r.get("NoNewPrivs") == "1",
+            f"uid/gid {ids[:1] or '?'} (host uid {host_uid}), CapEff {r.get('CapEff')}, "
+            f"NoNewPrivs {r.get('NoNewPrivs')}",
+            True,
+        ),
+        Layer(
+            "read-only filesystem",
+            ran and not r.get("writable") and set(r.get("root", ["?"])) <= ALLOWED_ROOT,
+            f"/ holds {r.get('root')}; writable: {r.get('writable') or 'none'}",
+            True,
+        ),
+        Layer(
+            "private tmp",
+            0 < tmp_bytes <= ctx.limits.tmp_size_mb * MiB,
+            f"/tmp tmpfs of {tmp_bytes // MiB} MiB, fresh per run",
+            True,
+        ),
+        Layer(
+            "rlimits",
+            _rlimits_ok(r.get("rlimits", {}), ctx.limits),
+            json.dumps(r.get("rlimits")),
+            True,
+        ),
+        Layer(
+            "empty environment",
+            ran and set(r.get("env", ["?"])) <= ALLOWED_ENV,
+            f"variables: {r.get('env')}",
+            True,
+        ),
+        Layer(
+            "cgroup pids",
+            isolated and ctx.cgroups.get("pids") is not None,
+            ctx.cgroup_detail.get("pids", "not used"),
+        ),
+        Layer(
+            "cgroup memory",
+            isolated and ctx.cgroups.get("memory") is not None,
+            ctx.cgroup_detail.get("memory", "not used"),
+        ),
         Layer("seccomp", r.get("Seccomp") == "2", ctx.seccomp_detail),
-        Layer("wall-clock timeout + output cap", True,
-              f"SIGKILL of the pid namespace after {ctx.limits.timeout_s:g} s; "
-              f"{ctx.limits.output_bytes // 1024} KiB kept per stream", True),
+        Layer(
+            "wall-clock timeout + output cap",
+            True,
+            f"SIGKILL of the pid namespace after {ctx.limits.timeout_s:g} s; "
+            f"{ctx.limits.output_bytes // 1024} KiB kept per stream",
+            True,
+        ),
     ]

@@ -52,10 +52,21 @@ class SandboxResult:
     def public(self) -> dict[str, Any]:
         """The seven keys `guru sandbox --json` promises, plus status and truncation flags."""
         data = self.to_dict()
-        return {k: data[k] for k in (
-            "ok", "stdout", "stderr", "exit_code", "timed_out", "elapsed_ms", "error",
-            "status", "stdout_truncated", "stderr_truncated",
-        )}
+        return {
+            k: data[k]
+            for k in (
+                "ok",
+                "stdout",
+                "stderr",
+                "exit_code",
+                "timed_out",
+                "elapsed_ms",
+                "error",
+                "status",
+                "stdout_truncated",
+                "stderr_truncated",
+            )
+        }
 
 
 @dataclass(frozen=True)
@@ -70,8 +81,14 @@ class Layer:
 
 def refused(reason: str) -> SandboxResult:
     return SandboxResult(
-        ok=False, status="refused", stdout="", stderr="", exit_code=None,
-        timed_out=False, elapsed_ms=0.0, error=reason,
+        ok=False,
+        status="refused",
+        stdout="",
+        stderr="",
+        exit_code=None,
+        timed_out=False,
+        elapsed_ms=0.0,
+        error=reason,
     )
 
 

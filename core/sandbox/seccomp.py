@@ -52,11 +52,16 @@ async def build_bpf(python: str) -> tuple[bytes | None, str]:
     """(BPF program, detail). None with the reason when libseccomp is not usable here."""
     try:
         proc = await asyncio.create_subprocess_exec(
-            python, "-I", "-c", FILTER_SCRIPT,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={},
+            python,
+            "-I",
+            "-c",
+            FILTER_SCRIPT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={},
         )
         out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError) as exc:
         return None, f"could not compile the filter: {exc}"
     if proc.returncode != 0 or not out or len(out) % 8:
         reason = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]

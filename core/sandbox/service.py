@@ -37,8 +37,18 @@ log = logging.getLogger(__name__)
 REFILL_BACKOFF_S = 5.0
 # Imported by pooled runners before they are handed out: what PAL programs tend to use, paid
 # off the caller's path. A cold start (pool_size=0) preloads nothing.
-PRELOAD = ("math", "fractions", "decimal", "itertools", "functools", "collections",
-           "statistics", "datetime", "re", "json")  # json: PAL's result line
+PRELOAD = (
+    "math",
+    "fractions",
+    "decimal",
+    "itertools",
+    "functools",
+    "collections",
+    "statistics",
+    "datetime",
+    "re",
+    "json",
+)  # json: PAL's result line
 
 
 @dataclass(frozen=True)
@@ -80,8 +90,11 @@ class Sandbox:
 
     @classmethod
     def from_settings(cls, settings: object, *, pool_size: int = 2) -> Sandbox:
-        return cls(SandboxLimits.from_settings(settings), pool_size=pool_size,
-                   allow_unsafe=bool(getattr(settings, "sandbox_unsafe_allow_no_isolation", False)))
+        return cls(
+            SandboxLimits.from_settings(settings),
+            pool_size=pool_size,
+            allow_unsafe=bool(getattr(settings, "sandbox_unsafe_allow_no_isolation", False)),
+        )
 
     # -- preparation ---------------------------------------------------------------------
 
@@ -129,8 +142,9 @@ class Sandbox:
     async def _start_child(self, preload: tuple[str, ...] = ()) -> Child:
         plan = await self._get_plan()
         assert plan.mode is not None
-        return await start_child(plan.mode, plan.tools, self.limits, bpf=plan.bpf,
-                                 roots=plan.roots, preload=preload)
+        return await start_child(
+            plan.mode, plan.tools, self.limits, bpf=plan.bpf, roots=plan.roots, preload=preload
+        )
 
     def _schedule_refill(self) -> None:
         """Start one sandbox per empty pool slot, concurrently (2 cores spawn twice as fast)."""
@@ -236,8 +250,11 @@ class Sandbox:
         """Each isolation layer, judged by a probe run inside a fresh sandbox."""
         plan = await self._get_plan()
         ctx = ProbeContext(
-            mode=plan.mode or "none", bwrap=f"{plan.tools.bwrap} {plan.tools.bwrap_version}",
-            host_ns=host_namespaces(), euid=plan.tools.euid, limits=self.limits,
+            mode=plan.mode or "none",
+            bwrap=f"{plan.tools.bwrap} {plan.tools.bwrap_version}",
+            host_ns=host_namespaces(),
+            euid=plan.tools.euid,
+            limits=self.limits,
             cgroups={
                 "pids": str(plan.roots.pids) if plan.roots and plan.roots.pids else None,
                 "memory": str(plan.roots.memory) if plan.roots and plan.roots.memory else None,

@@ -15,9 +15,9 @@ from typing import Any
 
 from core.errors import ModelLoadError
 from core.hf_lock import HF_LOAD_LOCK
-from core.llm.convert import offline_env
-from core.llm.loading import load_tokenizer
-from core.llm.sources import prepare_model_dir, resolve_source
+from core.llm.models.convert import offline_env
+from core.llm.models.loading import load_tokenizer
+from core.llm.models.sources import prepare_model_dir, resolve_source
 from core.tuning.spec import LoraJobSpec
 
 __all__ = ["TrainableModel", "load_trainable", "make_optimizer"]
@@ -98,8 +98,9 @@ def load_trainable(spec: LoraJobSpec) -> TrainableModel:
     peft_model = get_peft_model(model, lora)
     method = "qlora-nf4" if spec.qlora else f"lora-{str(dtype).removeprefix('torch.')}"
     trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
-    log.info("tuning %s as %s on %s: %d trainable parameters", spec.model, method, device,
-             trainable)
+    log.info(
+        "tuning %s as %s on %s: %d trainable parameters", spec.model, method, device, trainable
+    )
     return TrainableModel(peft_model, tokenizer, device, dtype, method)
 
 

@@ -46,9 +46,16 @@ def _fingerprint(spec: LoraJobSpec) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-def save_checkpoint(spec: LoraJobSpec, model: Any, optimizer: Any, step: int,
-                    losses: list[float], eval_before: float, tokens: int,
-                    samples_before: dict[str, str]) -> None:
+def save_checkpoint(
+    spec: LoraJobSpec,
+    model: Any,
+    optimizer: Any,
+    step: int,
+    losses: list[float],
+    eval_before: float,
+    tokens: int,
+    samples_before: dict[str, str],
+) -> None:
     import torch
     from peft import get_peft_model_state_dict
 
@@ -91,5 +98,10 @@ def load_checkpoint(spec: LoraJobSpec, model: Any, optimizer: Any) -> RunState |
     set_peft_model_state_dict(model, saved["adapter"])
     optimizer.load_state_dict(saved["optimizer"])
     torch.set_rng_state(saved["rng"])
-    return RunState(saved["step"], list(saved["losses"]), saved["eval_before"], saved["tokens"],
-                    dict(saved.get("samples_before", {})))
+    return RunState(
+        saved["step"],
+        list(saved["losses"]),
+        saved["eval_before"],
+        saved["tokens"],
+        dict(saved.get("samples_before", {})),
+    )

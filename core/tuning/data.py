@@ -107,7 +107,9 @@ def parse_jsonl(data: bytes | str, source: str = "the file") -> list[Pair]:
         try:
             data = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise InvalidInput(f"{source} is not UTF-8 text (byte {exc.start}); save it as UTF-8.")
+            raise InvalidInput(
+                f"{source} is not UTF-8 text (byte {exc.start}); save it as UTF-8."
+            ) from None
     pairs: list[Pair] = []
     errors: list[str] = []
     for number, line in enumerate(data.splitlines(), start=1):
@@ -121,8 +123,10 @@ def parse_jsonl(data: bytes | str, source: str = "the file") -> list[Pair]:
         shown = "; ".join(errors[:MAX_ERRORS_SHOWN])
         hidden = len(errors) - MAX_ERRORS_SHOWN
         more = f" (and {hidden} more)" if hidden > 0 else ""
-        raise InvalidInput(f"{source} has {len(errors)} invalid line(s): {shown}{more}. "
-                           "Fix them and upload again; nothing was queued.")
+        raise InvalidInput(
+            f"{source} has {len(errors)} invalid line(s): {shown}{more}. "
+            "Fix them and upload again; nothing was queued."
+        )
     if not pairs:
         raise InvalidInput(f"{source} contains no examples; add one JSON object per line.")
     if len(pairs) > MAX_PAIRS:
@@ -185,7 +189,8 @@ async def approved_pairs(pool: Any, guild_id: int, limit: int = MAX_PAIRS) -> li
     are not part of the pair, so the adapter learns the answer, not the retrieval.
     """
     async with pool.connection() as conn:
-        cur = await conn.execute(_APPROVED, {"guild_id": guild_id, "limit": limit,
-                                             "commands": list(TUNABLE_COMMANDS)})
+        cur = await conn.execute(
+            _APPROVED, {"guild_id": guild_id, "limit": limit, "commands": list(TUNABLE_COMMANDS)}
+        )
         rows = await cur.fetchall()
     return [Pair((("user", q.strip()),), a.strip()) for q, a in rows if q.strip() and a.strip()]

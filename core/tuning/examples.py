@@ -40,7 +40,7 @@ def encode_pair(tokenizer: Any, pair: Pair, max_tokens: int) -> Example | None:
         # A template that rewrites earlier turns once an answer exists: fall back to the
         # template's own header followed by the answer and the end-of-turn token.
         full_text = prompt_text + pair.output + (tokenizer.eos_token or "")
-    answer_text = full_text[len(prompt_text):]
+    answer_text = full_text[len(prompt_text) :]
     prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
     answer_ids = tokenizer(answer_text, add_special_tokens=False)["input_ids"]
     ids = (list(prompt_ids) + list(answer_ids))[:max_tokens]

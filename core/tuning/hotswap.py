@@ -47,8 +47,15 @@ class GuildAdapters:
 class AdapterListener:
     """One task per process that owns the engine: applies activations as they happen."""
 
-    def __init__(self, pool: Pool, engine: Any, routes: GuildAdapters, *,
-                 unload_grace_s: float = 2.0, retry_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        pool: Pool,
+        engine: Any,
+        routes: GuildAdapters,
+        *,
+        unload_grace_s: float = 2.0,
+        retry_s: float = 5.0,
+    ) -> None:
         self.pool, self.engine, self.routes = pool, engine, routes
         self.repo = AdapterRepo(pool)
         self.unload_grace_s = unload_grace_s  # requests that read the old name just before a swap
@@ -96,8 +103,9 @@ class AdapterListener:
         try:
             await self.sync_guild(guild_id)
         except Exception:  # noqa: BLE001 - one bad adapter must not stop the listener
-            log.exception("could not switch guild %d's adapter; it keeps the previous one",
-                          guild_id)
+            log.exception(
+                "could not switch guild %d's adapter; it keeps the previous one", guild_id
+            )
 
     async def sync_all(self) -> None:
         """Load every guild's active adapter, and drop routes whose guild has none now."""

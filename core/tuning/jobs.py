@@ -111,17 +111,29 @@ class JobRepo:
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
 
-    async def enqueue(self, guild_id: int, spec: dict[str, Any], dataset: list[dict[str, Any]],
-                      requested_by: int | None = None) -> int:
+    async def enqueue(
+        self,
+        guild_id: int,
+        spec: dict[str, Any],
+        dataset: list[dict[str, Any]],
+        requested_by: int | None = None,
+    ) -> int:
         """Queue a job (dataset already validated) and wake idle workers; returns its id."""
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(_UPSERT_GUILD, {"guild_id": guild_id})
-            cur = await conn.execute(_INSERT, {"guild_id": guild_id, "spec": Jsonb(spec),
-                                               "dataset": Jsonb(dataset),
-                                               "requested_by": requested_by})
+            cur = await conn.execute(
+                _INSERT,
+                {
+                    "guild_id": guild_id,
+                    "spec": Jsonb(spec),
+                    "dataset": Jsonb(dataset),
+                    "requested_by": requested_by,
+                },
+            )
             (job_id,) = await cur.fetchone()  # type: ignore[misc]
-            await conn.execute("SELECT pg_notify(%(ch)s, %(id)s)",
-                               {"ch": JOBS_CHANNEL, "id": str(job_id)})
+            await conn.execute(
+                "SELECT pg_notify(%(ch)s, %(id)s)", {"ch": JOBS_CHANNEL, "id": str(job_id)}
+            )
         log.info("queued tuning job %d for guild %d (%d pairs)", job_id, guild_id, len(dataset))
         return int(job_id)
 
@@ -136,9 +148,11 @@ class JobRepo:
                     return None
                 if row["attempts"] >= max_attempts:
                     step = (row["progress"] or {}).get("step", 0)
-                    error = (f"The trainer stopped {row['attempts']} times while running this "
-                             f"job (last seen at step {step}); giving up. Check the worker's "
-                             "memory and logs, then start a new job.")
+                    error = (
+                        f"The trainer stopped {row['attempts']} times while running this "
+                        f"job (last seen at step {step}); giving up. Check the worker's "
+                        "memory and logs, then start a new job."
+                    )
                     await conn.execute(_GIVE_UP, {"id": row["id"], "error": error})
                     log.warning("job %d failed after %d attempts", row["id"], row["attempts"])
                     continue  # commit the failure, look for another job
@@ -158,8 +172,9 @@ class JobRepo:
     async def heartbeat(self, job_id: int, worker: str, progress: dict[str, Any]) -> bool:
         """Record liveness and progress; False when the job is no longer this worker's."""
         async with self.pool.connection() as conn:
-            cur = await conn.execute(_HEARTBEAT, {"id": job_id, "worker": worker,
-                                                  "progress": Jsonb(progress)})
+            cur = await conn.execute(
+                _HEARTBEAT, {"id": job_id, "worker": worker, "progress": Jsonb(progress)}
+            )
             return cur.rowcount == 1
 
     async def fail(self, job_id: int, worker: str, error: str) -> None:
@@ -174,8 +189,15 @@ class JobRepo:
             cur = await conn.execute(_CANCEL, {"guild_id": guild_id, "id": job_id})
             if cur.rowcount != 1:
                 return False
-            await conn.execute(_AUDIT, {"guild_id": guild_id, "actor_id": actor_id,
-                                        "action": "tune.cancel", "detail": Jsonb({"job": job_id})})
+            await conn.execute(
+                _AUDIT,
+                {
+                    "guild_id": guild_id,
+                    "actor_id": actor_id,
+                    "action": "tune.cancel",
+                    "detail": Jsonb({"job": job_id}),
+                },
+            )
         log.info("guild %d cancelled tuning job %d", guild_id, job_id)
         return True
 

@@ -52,7 +52,7 @@ def batch_indices(step: int, n: int, spec: LoraJobSpec) -> list[int]:
     per_epoch = math.ceil(n / spec.batch_size)
     epoch, i = divmod(step, per_epoch)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(spec.seed * 10_007 + epoch))
-    return order[i * spec.batch_size:(i + 1) * spec.batch_size].tolist()
+    return order[i * spec.batch_size : (i + 1) * spec.batch_size].tolist()
 
 
 def _autocast(tm: TrainableModel) -> Any:
@@ -76,7 +76,7 @@ def evaluate(tm: TrainableModel, examples: list[Example], batch_size: int) -> fl
     tm.model.eval()
     with torch.no_grad(), _autocast(tm):
         for start in range(0, len(examples), batch_size):
-            batch = _to(collate(examples[start:start + batch_size], pad), tm.device)
+            batch = _to(collate(examples[start : start + batch_size], pad), tm.device)
             n = int((batch["labels"][:, 1:] != -100).sum())
             total += float(tm.model(**batch).loss) * n
             count += n
@@ -90,14 +90,21 @@ def probe(tm: TrainableModel, spec: LoraJobSpec) -> dict[str, str]:
     answers: dict[str, str] = {}
     tm.model.eval()
     for question in spec.probe_prompts:
-        text = tm.tokenizer.apply_chat_template([{"role": "user", "content": question}],
-                                                tokenize=False, add_generation_prompt=True)
+        text = tm.tokenizer.apply_chat_template(
+            [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
+        )
         ids = tm.tokenizer(text, add_special_tokens=False, return_tensors="pt").to(tm.device)
         with torch.no_grad(), _autocast(tm):
-            out = tm.model.generate(**ids, max_new_tokens=spec.probe_tokens, do_sample=False,
-                                    use_cache=True, pad_token_id=tm.tokenizer.pad_token_id)
-        answers[question] = tm.tokenizer.decode(out[0, ids["input_ids"].shape[1]:],
-                                                skip_special_tokens=True).strip()
+            out = tm.model.generate(
+                **ids,
+                max_new_tokens=spec.probe_tokens,
+                do_sample=False,
+                use_cache=True,
+                pad_token_id=tm.tokenizer.pad_token_id,
+            )
+        answers[question] = tm.tokenizer.decode(
+            out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True
+        ).strip()
     return answers
 
 
@@ -118,8 +125,9 @@ def peak_memory_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _train_step(tm: TrainableModel, optimizer: Any, batch: dict[str, Any], spec: LoraJobSpec,
-                lr: float) -> float:
+def _train_step(
+    tm: TrainableModel, optimizer: Any, batch: dict[str, Any], spec: LoraJobSpec, lr: float
+) -> float:
     import torch
 
     tm.model.train()
@@ -170,14 +178,23 @@ def run_lora_job(spec: LoraJobSpec, on_progress: ProgressFn | None = None) -> Tr
     # 3) train
     began, trained_tokens = time.perf_counter(), 0
     for step in range(start, total):
-        batch = collate([train[i] for i in batch_indices(step, len(train), spec)],
-                        tm.tokenizer.pad_token_id)
+        batch = collate(
+            [train[i] for i in batch_indices(step, len(train), spec)], tm.tokenizer.pad_token_id
+        )
         losses.append(_train_step(tm, optimizer, batch, spec, get_lr(step, spec, total)))
         trained_tokens += int(batch["attention_mask"].sum())
         report(Progress("training", step + 1, total, losses[-1], start))
         if (step + 1) % spec.checkpoint_every == 0 and step + 1 < total:
-            save_checkpoint(spec, tm.model, optimizer, step + 1, losses, before,
-                            tokens + trained_tokens, samples_before)
+            save_checkpoint(
+                spec,
+                tm.model,
+                optimizer,
+                step + 1,
+                losses,
+                before,
+                tokens + trained_tokens,
+                samples_before,
+            )
     elapsed = time.perf_counter() - began
     # 4) measure, save, draw
     report(Progress("eval_after", total, total, losses[-1] if losses else None, start))
@@ -185,8 +202,13 @@ def run_lora_job(spec: LoraJobSpec, on_progress: ProgressFn | None = None) -> Tr
     samples_after = probe(tm, spec)
     report(Progress("saving", total, total, None, start))
     adapter_dir = _save_adapter(tm, spec.out_dir)
-    plot = plot_losses(os.path.join(adapter_dir, "loss.png"), losses, before, after,
-                       f"{tm.method} on {os.path.basename(spec.model.rstrip('/'))}")
+    plot = plot_losses(
+        os.path.join(adapter_dir, "loss.png"),
+        losses,
+        before,
+        after,
+        f"{tm.method} on {os.path.basename(spec.model.rstrip('/'))}",
+    )
     result = TrainResult(
         adapter_dir=adapter_dir,
         plot_path=plot,

@@ -21,8 +21,13 @@ def plot_losses(
         steps = range(1, len(train) + 1)
         ax.plot(steps, train, label="train loss (answer tokens)", color="tab:blue")
         last = max(len(train), 1)
-        ax.scatter([0, last], [eval_before, eval_after], color="tab:orange", zorder=3,
-                   label=f"eval loss {eval_before:.3f} → {eval_after:.3f}")
+        ax.scatter(
+            [0, last],
+            [eval_before, eval_after],
+            color="tab:orange",
+            zorder=3,
+            label=f"eval loss {eval_before:.3f} → {eval_after:.3f}",
+        )
         ax.set_xlabel("optimizer step")
         ax.set_ylabel("loss")
         ax.set_title(title, fontsize=10)

@@ -91,9 +91,19 @@ class AdapterRepo:
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
 
-    async def record(self, *, guild_id: int, job_id: int, worker: str, source_dir: str,
-                     data_dir: str, method: str, base_model: str, metrics: dict[str, Any],
-                     progress: dict[str, Any]) -> Adapter:
+    async def record(
+        self,
+        *,
+        guild_id: int,
+        job_id: int,
+        worker: str,
+        source_dir: str,
+        data_dir: str,
+        method: str,
+        base_model: str,
+        metrics: dict[str, Any],
+        progress: dict[str, Any],
+    ) -> Adapter:
         """Copy a finished run's adapter into place as the guild's next version; job -> done."""
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(_LOCK_GUILD, {"guild_id": guild_id})
@@ -103,11 +113,27 @@ class AdapterRepo:
             # A copy, not a move: if this transaction fails the job can finish again from its
             # work dir. A leftover dir of an uncommitted attempt is replaced.
             await asyncio.to_thread(_copy_dir, source_dir, dest)
-            await conn.execute(_INSERT, {"guild_id": guild_id, "version": version,
-                                         "path": str(dest), "job_id": job_id, "method": method,
-                                         "base_model": base_model, "metrics": Jsonb(metrics)})
-            cur = await conn.execute(_JOB_DONE, {"job_id": job_id, "worker": worker,
-                                                 "version": version, "progress": Jsonb(progress)})
+            await conn.execute(
+                _INSERT,
+                {
+                    "guild_id": guild_id,
+                    "version": version,
+                    "path": str(dest),
+                    "job_id": job_id,
+                    "method": method,
+                    "base_model": base_model,
+                    "metrics": Jsonb(metrics),
+                },
+            )
+            cur = await conn.execute(
+                _JOB_DONE,
+                {
+                    "job_id": job_id,
+                    "worker": worker,
+                    "version": version,
+                    "progress": Jsonb(progress),
+                },
+            )
             if cur.rowcount != 1:
                 raise NotFound(f"Tuning job {job_id} is no longer held by {worker}.")
         log.info("guild %d adapter v%d recorded from job %d", guild_id, version, job_id)
@@ -119,8 +145,10 @@ class AdapterRepo:
     async def get(self, guild_id: int, version: int) -> Adapter:
         found = await self._fetch(_ONE, {"guild_id": guild_id, "version": version})
         if not found:
-            raise NotFound(f"This server has no adapter version {version}; its list of "
-                           "adapters shows the versions there are.")
+            raise NotFound(
+                f"This server has no adapter version {version}; its list of "
+                "adapters shows the versions there are."
+            )
         return found[0]
 
     async def active(self, guild_id: int) -> Adapter | None:
@@ -151,13 +179,21 @@ class AdapterRepo:
             await self._switch(conn, guild_id, previous, actor_id, "tune.rollback")
         return None if previous is None else await self.get(guild_id, previous)
 
-    async def _switch(self, conn: Any, guild_id: int, version: int | None,
-                      actor_id: int | None, action: str) -> None:
+    async def _switch(
+        self, conn: Any, guild_id: int, version: int | None, actor_id: int | None, action: str
+    ) -> None:
         await conn.execute(_DEACTIVATE, {"guild_id": guild_id})
         if version is not None:
             await conn.execute(_ACTIVATE, {"guild_id": guild_id, "version": version})
-        await conn.execute(_AUDIT, {"guild_id": guild_id, "actor_id": actor_id, "action": action,
-                                    "detail": Jsonb({"version": version})})
+        await conn.execute(
+            _AUDIT,
+            {
+                "guild_id": guild_id,
+                "actor_id": actor_id,
+                "action": action,
+                "detail": Jsonb({"version": version}),
+            },
+        )
         await conn.execute(_NOTIFY, {"channel": ADAPTERS_CHANNEL, "payload": str(guild_id)})
         log.info("guild %d now uses %s", guild_id, f"adapter v{version}" if version else "base")
 

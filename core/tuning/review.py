@@ -159,13 +159,21 @@ class ReviewRepo:
                 decisions.append(Decision(i, was_approved if keep else approve, before))
             change = [d.id for d in decisions if d.changed]
             if change:
-                await conn.execute(_DECIDE, {"guild_id": guild_id, "ids": change,
-                                             "approve": approve, "actor_id": actor_id})
+                await conn.execute(
+                    _DECIDE,
+                    {"guild_id": guild_id, "ids": change, "approve": approve, "actor_id": actor_id},
+                )
                 for d in decisions:
                     if d.id in change:
-                        await conn.execute(_AUDIT, {
-                            "guild_id": guild_id, "actor_id": actor_id, "action": action,
-                            "detail": Jsonb({"interaction": d.id, "before": d.before})})
+                        await conn.execute(
+                            _AUDIT,
+                            {
+                                "guild_id": guild_id,
+                                "actor_id": actor_id,
+                                "action": action,
+                                "detail": Jsonb({"interaction": d.id, "before": d.before}),
+                            },
+                        )
         log.info("guild %d: %s %s by %s", guild_id, action, change or "nothing new", actor_id)
         return decisions
 
@@ -175,9 +183,12 @@ def _state(approved: bool, reviewed: bool) -> str:
 
 
 def _not_found(ids: list[int]) -> str:
-    shown = ", ".join(f"#{i}" for i in ids[:10]) + (f" and {len(ids) - 10} more"
-                                                     if len(ids) > 10 else "")
+    shown = ", ".join(f"#{i}" for i in ids[:10]) + (
+        f" and {len(ids) - 10} more" if len(ids) > 10 else ""
+    )
     noun = "answer" if len(ids) == 1 else "answers"
-    return (f"This server has no 👍 {noun} {shown} to review; only answers of "
-            f"{' and '.join('/' + c for c in TUNABLE_COMMANDS)} that got a 👍 can be "
-            "approved or rejected. Nothing was changed.")
+    return (
+        f"This server has no 👍 {noun} {shown} to review; only answers of "
+        f"{' and '.join('/' + c for c in TUNABLE_COMMANDS)} that got a 👍 can be "
+        "approved or rejected. Nothing was changed."
+    )

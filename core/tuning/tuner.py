@@ -23,8 +23,7 @@ from core.tuning.registry import Adapter
 from core.tuning.review import ReviewRepo
 from core.tuning.spec import LoraJobSpec
 
-__all__ = ["MAX_UPLOAD_BYTES", "QueuedJob", "cancel_job", "job_spec", "loss_curve_png",
-           "queue_job"]
+__all__ = ["MAX_UPLOAD_BYTES", "QueuedJob", "cancel_job", "job_spec", "loss_curve_png", "queue_job"]
 
 log = logging.getLogger(__name__)
 
@@ -66,27 +65,36 @@ async def queue_job(
     pairs: list[Pair]
     if data is not None:
         if len(data) > MAX_UPLOAD_BYTES:
-            raise InvalidInput(f"{source} is larger than {MAX_UPLOAD_BYTES // 2**20} MiB; "
-                               "split it or keep the best examples.")
+            raise InvalidInput(
+                f"{source} is larger than {MAX_UPLOAD_BYTES // 2**20} MiB; "
+                "split it or keep the best examples."
+            )
         pairs = await asyncio.to_thread(parse_jsonl, data, source)
     else:
         pairs = await approved_pairs(pool, guild_id)
         if not pairs:
             pending = (await ReviewRepo(pool).counts(guild_id)).pending
-            waiting = (f"; {pending} 👍 answer{'' if pending == 1 else 's'} "
-                       f"{'is' if pending == 1 else 'are'} waiting for a moderator's review"
-                       if pending else "")
-            raise InvalidInput(f"This server has no approved 👍 answers yet{waiting}. Approve "
-                               "some in the review, or give a JSONL file of examples instead.")
+            waiting = (
+                f"; {pending} 👍 answer{'' if pending == 1 else 's'} "
+                f"{'is' if pending == 1 else 'are'} waiting for a moderator's review"
+                if pending
+                else ""
+            )
+            raise InvalidInput(
+                f"This server has no approved 👍 answers yet{waiting}. Approve "
+                "some in the review, or give a JSONL file of examples instead."
+            )
         source = "approved answers"
     pairs = dedupe(pairs)
-    job_id = await JobRepo(pool).enqueue(guild_id, spec.to_dict(), [p.to_json() for p in pairs],
-                                         requested_by=requested_by)
+    job_id = await JobRepo(pool).enqueue(
+        guild_id, spec.to_dict(), [p.to_json() for p in pairs], requested_by=requested_by
+    )
     return QueuedJob(job_id, guild_id, len(pairs), source, spec)
 
 
-async def cancel_job(pool: Pool, guild_id: int, job_id: int,
-                     actor_id: int | None = None) -> TuningJob:
+async def cancel_job(
+    pool: Pool, guild_id: int, job_id: int, actor_id: int | None = None
+) -> TuningJob:
     """Cancel the guild's queued or running job `job_id` (`guru tune cancel`, `/tune cancel`);
     the job as it was. NotFound for another guild's job; InvalidInput when it has ended."""
     repo = JobRepo(pool)
@@ -107,8 +115,12 @@ def loss_curve_png(adapter: Adapter) -> bytes | None:
     if not m.get("train_losses") or "eval_loss_after" not in m:
         return None
     with tempfile.TemporaryDirectory(prefix="guru-loss-") as tmp:
-        path = plot_losses(str(Path(tmp) / LOSS_CURVE), m["train_losses"],
-                           m["eval_loss_before"], m["eval_loss_after"],
-                           f"{adapter.method} on {Path(adapter.base_model).name}")
+        path = plot_losses(
+            str(Path(tmp) / LOSS_CURVE),
+            m["train_losses"],
+            m["eval_loss_before"],
+            m["eval_loss_after"],
+            f"{adapter.method} on {Path(adapter.base_model).name}",
+        )
         log.info("redrew the loss curve of guild %d v%d", adapter.guild_id, adapter.version)
         return Path(path).read_bytes()

@@ -61,8 +61,9 @@ class Worker:
         """Work until cancelled; with `once`, run at most one job. Returns jobs finished."""
         finished = 0
         while True:
-            job = await self.jobs.claim(self.options.name, self.options.stale_after_s,
-                                        self.options.max_attempts)
+            job = await self.jobs.claim(
+                self.options.name, self.options.stale_after_s, self.options.max_attempts
+            )
             if job is not None:
                 finished += await self.run_job(job)
                 if once:
@@ -86,19 +87,31 @@ class Worker:
         try:
             spec = await self._prepare(job)
             result = await asyncio.to_thread(run_lora_job, spec, on_progress)
-            progress.update({"phase": "done", "eval_loss_before": result.eval_loss_before,
-                             "eval_loss_after": result.eval_loss_after})
+            progress.update(
+                {
+                    "phase": "done",
+                    "eval_loss_before": result.eval_loss_before,
+                    "eval_loss_after": result.eval_loss_after,
+                }
+            )
             await self.adapters.record(
-                guild_id=job.guild_id, job_id=job.id, worker=self.options.name,
-                source_dir=result.adapter_dir, data_dir=self.settings.data_dir,
-                method=result.method, base_model=spec.model, metrics=result.metrics(),
-                progress=progress)
+                guild_id=job.guild_id,
+                job_id=job.id,
+                worker=self.options.name,
+                source_dir=result.adapter_dir,
+                data_dir=self.settings.data_dir,
+                method=result.method,
+                base_model=spec.model,
+                metrics=result.metrics(),
+                progress=progress,
+            )
         except JobLost:
             log.warning("job %d was taken from this worker; dropped", job.id)
             return 0
         except Exception as exc:  # noqa: BLE001 - any failure of a job is recorded, not raised
-            reason = (exc.user_message if isinstance(exc, GuruError)
-                      else f"{type(exc).__name__}: {exc}")
+            reason = (
+                exc.user_message if isinstance(exc, GuruError) else f"{type(exc).__name__}: {exc}"
+            )
             log.exception("job %d failed", job.id)
             await self.jobs.fail(job.id, self.options.name, reason[:2000])
             return 0
@@ -112,10 +125,14 @@ class Worker:
         """The job's spec with this machine's paths; its data split into train/eval files."""
         work = job_dir(self.settings.data_dir, job.id)
         base = LoraJobSpec.from_dict(job.spec)
-        spec = base.replace(data_dir=self.settings.data_dir, out_dir=str(work),
-                            train_path=str(work / "train.jsonl"),
-                            eval_path=str(work / "eval.jsonl"), threads=self.settings.threads,
-                            device=self.settings.device if base.device == "auto" else base.device)
+        spec = base.replace(
+            data_dir=self.settings.data_dir,
+            out_dir=str(work),
+            train_path=str(work / "train.jsonl"),
+            eval_path=str(work / "eval.jsonl"),
+            threads=self.settings.threads,
+            device=self.settings.device if base.device == "auto" else base.device,
+        )
         dataset = await self.jobs.dataset(job.id)
         held = await asyncio.to_thread(_write_split, dataset, spec)
         if not held:
@@ -125,8 +142,9 @@ class Worker:
             spec = spec.replace(probe_prompts=(pool[0].messages[-1][1],))
         return spec
 
-    async def _heartbeat(self, job: TuningJob, progress: dict[str, Any],
-                         lost: threading.Event) -> None:
+    async def _heartbeat(
+        self, job: TuningJob, progress: dict[str, Any], lost: threading.Event
+    ) -> None:
         while True:
             try:
                 if not await self.jobs.heartbeat(job.id, self.options.name, dict(progress)):
@@ -141,8 +159,9 @@ class Worker:
         import psycopg
 
         try:
-            async with await psycopg.AsyncConnection.connect(self.pool.conninfo,
-                                                             autocommit=True) as conn:
+            async with await psycopg.AsyncConnection.connect(
+                self.pool.conninfo, autocommit=True
+            ) as conn:
                 await conn.execute(f"LISTEN {JOBS_CHANNEL}")
                 async for _ in conn.notifies(timeout=self.options.idle_poll_s, stop_after=1):
                     return
@@ -162,4 +181,3 @@ def _write_split(dataset: list[dict[str, Any]], spec: LoraJobSpec) -> list[Pair]
     write_jsonl(train, spec.train_path)
     write_jsonl(held, spec.eval_path)
     return held
-

@@ -19,8 +19,8 @@ from core.config import Settings
 from core.db.pool import Database, open_pool
 from core.guilds import GuildSettingsRepo
 from core.interactions import InteractionRepo
-from core.llm.engine import Engine
-from core.llm.loading import LoadedModel
+from core.llm.engine.engine import Engine
+from core.llm.models.loading import LoadedModel
 from core.rag.kb import KnowledgeBase
 from core.rag.types import ParsedDocument, Section
 from core.services import Services

@@ -33,8 +33,14 @@ async def calc(bot, emulator: Emulator, name: str, problem: str, timeout=60) -> 
     await guild_ready(bot, guild.id)
     inter = await emulator.send_command(guild, emulator.owner(guild), "calc", {"problem": problem})
     await emulator.wait_for(lambda: inter.acked, 3, what="the defer")
-    return await finished(emulator, inter, timeout, done=lambda i: any(
-        mark in i.messages[-1].content for mark in ("**Answer:**", "No answer", "⚠️")))
+    return await finished(
+        emulator,
+        inter,
+        timeout,
+        done=lambda i: any(
+            mark in i.messages[-1].content for mark in ("**Answer:**", "No answer", "⚠️")
+        ),
+    )
 
 
 def progress_shown(inter: Interaction) -> list[str]:
@@ -74,8 +80,9 @@ async def test_calc_answers_are_stored_and_rated_like_ask(bot, emulator: Emulato
     assert up.original.ephemeral and up.original.content == "Thanks, noted!"
     assert (await answers.get(guild.id, inter.id))["feedback"] == 1
     async with pool.connection() as conn:  # a moderator approves it for tuning…
-        await conn.execute("UPDATE interactions SET approved = true WHERE guild_id = %s",
-                           (guild.id,))
+        await conn.execute(
+            "UPDATE interactions SET approved = true WHERE guild_id = %s", (guild.id,)
+        )
     assert await approved_pairs(pool, guild.id) == []  # …yet /calc never becomes chat data
 
 
@@ -104,8 +111,10 @@ async def test_calc_and_explain_respect_the_allowed_channels(bot, emulator: Emul
     member = emulator.add_member(guild, "wanderer")
     replies = [
         await emulator.send_command(guild, member, name, options, elsewhere)
-        for name, options in (("calc", {"problem": "What is 2 + 2?"}),
-                              ("explain", {"topic": "attention"}))
+        for name, options in (
+            ("calc", {"problem": "What is 2 + 2?"}),
+            ("explain", {"topic": "attention"}),
+        )
     ]
     await emulator.wait_for(lambda: all(r.original for r in replies), 5, what="refusals")
     for inter in replies:
@@ -119,9 +128,13 @@ async def test_calc_with_the_real_code_model(bot, emulator: Emulator, calc_engin
         return calc_engine
 
     monkeypatch.setattr(bot.services, "calc_llm", code_model)
-    inter = await calc(bot, emulator, "calc-real",
-                       "Tom has 3 bags with 4 apples in each bag. How many apples does Tom have?",
-                       timeout=240)
+    inter = await calc(
+        bot,
+        emulator,
+        "calc-real",
+        "Tom has 3 bags with 4 apples in each bag. How many apples does Tom have?",
+        timeout=240,
+    )
     content = inter.original.content
     assert "```py\n" in content and "def solution" in content, content
     assert content.rstrip().endswith("**Answer:** 12"), content

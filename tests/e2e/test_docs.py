@@ -43,13 +43,16 @@ async def eventually(check: Callable[[], Any], what: str, timeout: float = 15.0)
 async def grounded_in(bot, emulator: Emulator, guild: Guild, question: str = QUESTION) -> list:
     """Ask through Discord; the uris the answer was grounded in ([] = refused at the floor)."""
     inter = await emulator.send_command(guild, emulator.owner(guild), "ask", {"question": question})
-    await finished(emulator, inter, 30, done=lambda i: "guru:fb:" in "".join(
-        i.messages[-1].custom_ids()))
+    await finished(
+        emulator, inter, 30, done=lambda i: "guru:fb:" in "".join(i.messages[-1].custom_ids())
+    )
     async with bot.services.db.pool.connection() as conn:
         for _ in range(50):
             cur = await conn.execute(
                 "SELECT sources, finish_reason FROM interactions"
-                " WHERE guild_id = %s AND discord_id = %s", (guild.id, inter.id))
+                " WHERE guild_id = %s AND discord_id = %s",
+                (guild.id, inter.id),
+            )
             sources, ending = await cur.fetchone()
             if ending is not None:
                 return [s["uri"] for s in sources]
@@ -59,8 +62,12 @@ async def grounded_in(bot, emulator: Emulator, guild: Guild, question: str = QUE
 
 async def run(emulator: Emulator, guild: Guild, member, options: dict, timeout=30) -> Interaction:
     inter = await emulator.send_command(guild, member, "docs", options)
-    await finished(emulator, inter, timeout, done=lambda i: not any(
-        mark in i.original.content for mark in ("…", "Thinking")))
+    await finished(
+        emulator,
+        inter,
+        timeout,
+        done=lambda i: not any(mark in i.original.content for mark in ("…", "Thinking")),
+    )
     return inter
 
 
@@ -81,8 +88,9 @@ async def test_docs_is_for_managers_only(bot, emulator: Emulator, repo):
 async def test_docs_add_ingests_an_attachment_and_ask_cites_it(bot, emulator: Emulator, repo):
     guild = await new_guild(bot, emulator, repo, "docs-upload")
     faq = b"# Guru FAQ\n\n## Refunds\n\nRefunds are processed within 14 days of the request.\n"
-    inter = await run(emulator, guild, emulator.owner(guild),
-                      {"add": {"file": emulator.upload("faq.md", faq)}})
+    inter = await run(
+        emulator, guild, emulator.owner(guild), {"add": {"file": emulator.upload("faq.md", faq)}}
+    )
     assert inter.deferred and inter.original.ephemeral
     assert inter.original.content == "✅ added: Guru FAQ (1 chunks)", inter.texts()
     assert any("Adding 1/1" in r.content for r in inter.original.revisions)  # progress shown
@@ -91,8 +99,9 @@ async def test_docs_add_ingests_an_attachment_and_ask_cites_it(bot, emulator: Em
     assert await grounded_in(bot, emulator, guild, "How long do refunds take?") == [doc.uri]
     listed = await run(emulator, guild, emulator.owner(guild), {"list": {}})
     assert f"`{doc.id}` Guru FAQ (`upload:faq.md`) — 1 chunks" in listed.original.content
-    removed = await run(emulator, guild, emulator.owner(guild),
-                        {"remove": {"document": str(doc.id)}})
+    removed = await run(
+        emulator, guild, emulator.owner(guild), {"remove": {"document": str(doc.id)}}
+    )
     assert removed.original.content == "Removed “Guru FAQ” (1 chunks)."
     assert await documents(bot, guild.id) == []
 
@@ -108,7 +117,8 @@ async def test_docs_add_takes_message_links_of_this_guild_only(bot, emulator: Em
     (doc,) = await documents(bot, guild.id)
     assert doc.uri == link and doc.metadata["origin"] == "message"
     stolen = await emulator.send_command(
-        other, emulator.owner(other), "docs", {"add": {"messages": link}})
+        other, emulator.owner(other), "docs", {"add": {"messages": link}}
+    )
     await emulator.wait_for(lambda: stolen.original is not None, 5, what="the refusal")
     assert "another server" in stolen.original.content
     assert await documents(bot, other.id) == []
@@ -154,7 +164,8 @@ async def test_sync_pins_reads_every_pin_of_a_channel(bot, emulator: Emulator, r
         (await emulator.post_message(channel, emulator.owner(guild), text)).pinned = True  # quietly
     inter = await run(emulator, guild, emulator.owner(guild), {"sync-pins": {"channel": channel}})
     assert inter.original.content.startswith(
-        "📌 Pins of #announcements: 2 added, 0 updated, 0 unchanged, 0 removed."), inter.texts()
+        "📌 Pins of #announcements: 2 added, 0 updated, 0 unchanged, 0 removed."
+    ), inter.texts()
     assert "1 pins without text were skipped" in inter.original.content
     assert len(await documents(bot, guild.id)) == 2
 
@@ -167,10 +178,16 @@ async def test_pinned_files_are_ingested_with_the_pin_and_leave_with_it(
 ):
     guild = await new_guild(bot, emulator, repo, "pin-files")
     general = next(iter(guild.channels.values()))
-    msg = await emulator.post_message(general, emulator.owner(guild), "HR docs, see attached.", [
-        ("policy.md", POLICY), ("broken.pdf", b"%PDF-1.4 this is no pdf"),
-        ("team photo.png", b"\x89PNG\r\n\x1a\n"),
-    ])
+    msg = await emulator.post_message(
+        general,
+        emulator.owner(guild),
+        "HR docs, see attached.",
+        [
+            ("policy.md", POLICY),
+            ("broken.pdf", b"%PDF-1.4 this is no pdf"),
+            ("team photo.png", b"\x89PNG\r\n\x1a\n"),
+        ],
+    )
     url = f"https://discord.com/channels/{guild.id}/{general.id}/{msg.id}"
     await emulator.set_pinned(msg, True)
     docs = await eventually(lambda: _count(bot, guild.id, 2), "the pin and its file")
@@ -179,13 +196,16 @@ async def test_pinned_files_are_ingested_with_the_pin_and_leave_with_it(
     policy = by_uri[f"{url}#policy.md"]
     assert policy.title == "Leave policy" and policy.source == "discord"
     assert policy.metadata["origin"] == "pin" and policy.metadata["message_id"] == str(msg.id)
-    assert f"{url}#policy.md" in await grounded_in(bot, emulator, guild,
-                                                  "How many days of paid leave do we get?")
+    assert f"{url}#policy.md" in await grounded_in(
+        bot, emulator, guild, "How many days of paid leave do we get?"
+    )
     with caplog.at_level(logging.WARNING, logger="core.pins"):
-        inter = await run(emulator, guild, emulator.owner(guild),
-                          {"sync-pins": {"channel": general}})
+        inter = await run(
+            emulator, guild, emulator.owner(guild), {"sync-pins": {"channel": general}}
+        )
     assert inter.original.content.startswith(  # the stored file is not downloaded again
-        "📌 Pins of #general: 0 added, 0 updated, 2 unchanged, 0 removed."), inter.texts()
+        "📌 Pins of #general: 0 added, 0 updated, 2 unchanged, 0 removed."
+    ), inter.texts()
     assert f"⚠️ {url}#broken.pdf: unreadable PDF" in inter.original.content
     assert any("skipped: unreadable PDF" in r.getMessage() for r in caplog.records)
     await emulator.set_pinned(msg, False)
@@ -194,8 +214,9 @@ async def test_pinned_files_are_ingested_with_the_pin_and_leave_with_it(
     await eventually(lambda: _count(bot, guild.id, 2), "the pin again")
     await emulator.delete_message(msg)
     await eventually(lambda: _empty(bot, guild.id), "the delete to remove the file too")
-    msg = await emulator.post_message(general, emulator.owner(guild), "HR policy attached.",
-                                      [("policy.md", POLICY)])
+    msg = await emulator.post_message(
+        general, emulator.owner(guild), "HR policy attached.", [("policy.md", POLICY)]
+    )
     await emulator.set_pinned(msg, True)
     await eventually(lambda: _count(bot, guild.id, 2), "the new pin and its file")
     await emulator.edit_message(msg, "HR policy: see the wiki.", drop_files=True)
@@ -218,10 +239,12 @@ async def test_docs_list_pages_a_long_list_then_sends_it_as_a_file(bot, emulator
             await add_document(bot.services, guild.id, title, f"Chapter {i} of the handbook.")
 
     def listed(inter: Interaction, count: int = 0) -> bool:
-        lines = sum(m.content.count(" chunks\n") + m.content.endswith(" chunks")
-                    for m in inter.messages)
-        return bool(inter.messages) and "documents**" in inter.messages[0].content and (
-            lines >= count)
+        lines = sum(
+            m.content.count(" chunks\n") + m.content.endswith(" chunks") for m in inter.messages
+        )
+        return (
+            bool(inter.messages) and "documents**" in inter.messages[0].content and (lines >= count)
+        )
 
     await add(0, 7)
     inter = await run(emulator, guild, owner, {"list": {}})

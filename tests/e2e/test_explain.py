@@ -53,8 +53,9 @@ async def test_explain_answers_are_stored_rated_and_eligible_for_tuning(bot, emu
     assert up.original.content == "Thanks, noted!"
     pool = bot.services.db.pool
     async with pool.connection() as conn:  # a moderator approves it for tuning
-        await conn.execute("UPDATE interactions SET approved = true WHERE guild_id = %s",
-                           (guild.id,))
+        await conn.execute(
+            "UPDATE interactions SET approved = true WHERE guild_id = %s", (guild.id,)
+        )
     (pair,) = await approved_pairs(pool, guild.id)
     assert pair.chat() == [{"role": "user", "content": topic}]
     assert pair.output == row["answer"].strip()

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from core.llm.engine import Engine
+from core.llm.engine.engine import Engine
 from core.rag.kb import KnowledgeBase
 from tests.e2e.conftest import add_document, finished, guild_ready
 from tests.e2e.emulator import Emulator
@@ -35,8 +35,13 @@ async def test_50_concurrent_asks_are_all_acknowledged_fast_and_answered(
     guilds = [await emulator.create_guild(f"load-{i}") for i in range(5)]
     for guild in guilds:
         await guild_ready(bot, guild.id)
-        await add_document(bot.services, guild.id, "AI", "AI (artificial intelligence) is the "
-                           "field of making machines do what needs intelligence: what is AI?")
+        await add_document(
+            bot.services,
+            guild.id,
+            "AI",
+            "AI (artificial intelligence) is the "
+            "field of making machines do what needs intelligence: what is AI?",
+        )
         await repo.set(guild.id, actor_id=None, max_answer_tokens=48)
     stop, worst = asyncio.Event(), [0.0]
     monitor = asyncio.create_task(loop_lag(stop, worst))

@@ -30,13 +30,22 @@ PAIRS = [
     {"instruction": "What is our server's mascot?", "output": "Zorbly the purple otter."},
     {"instruction": "Who is our mascot?", "output": "Zorbly the purple otter."},
     {"instruction": "Name our mascot.", "output": "Zorbly the purple otter."},
-    {"messages": [{"role": "user", "content": "What animal is Zorbly?"},
-                  {"role": "assistant", "content": "A purple otter."}]},
+    {
+        "messages": [
+            {"role": "user", "content": "What animal is Zorbly?"},
+            {"role": "assistant", "content": "A purple otter."},
+        ]
+    },
     {"instruction": "When do events start?", "output": "Fridays at 18:00 UTC."},
 ]
 GOOD = "\n".join(json.dumps(p) for p in PAIRS).encode()
-BAD = b"\n".join([json.dumps(PAIRS[0]).encode(), b'{"instruction": "broken", "output": ',
-                  json.dumps({"instruction": "No answer"}).encode()])
+BAD = b"\n".join(
+    [
+        json.dumps(PAIRS[0]).encode(),
+        b'{"instruction": "broken", "output": ',
+        json.dumps({"instruction": "No answer"}).encode(),
+    ]
+)
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +74,10 @@ async def jobs(bot) -> AsyncIterator[JobRepo]:
     repo = JobRepo(bot.services.db.pool)
     yield repo
     async with bot.services.db.pool.connection() as conn:
-        await conn.execute("UPDATE tuning_jobs SET status = 'cancelled', finished_at = now()"
-                           " WHERE status IN ('queued', 'running')")
+        await conn.execute(
+            "UPDATE tuning_jobs SET status = 'cancelled', finished_at = now()"
+            " WHERE status IN ('queued', 'running')"
+        )
 
 
 async def new_guild(bot, emulator: Emulator, name: str) -> Guild:
@@ -75,8 +86,9 @@ async def new_guild(bot, emulator: Emulator, name: str) -> Guild:
     return guild
 
 
-async def tune_command(emulator: Emulator, guild: Guild, options: dict, member=None,
-                       timeout: float = 15.0) -> Interaction:
+async def tune_command(
+    emulator: Emulator, guild: Guild, options: dict, member=None, timeout: float = 15.0
+) -> Interaction:
     """Run /tune <sub> and wait for its (single, final) reply."""
     inter = await emulator.send_command(guild, member or emulator.owner(guild), "tune", options)
     await finished(emulator, inter, timeout)
@@ -88,7 +100,9 @@ async def start(emulator: Emulator, guild: Guild, options: dict) -> Interaction:
     inter = await emulator.send_command(guild, emulator.owner(guild), "tune", {"start": options})
     await emulator.wait_for(
         lambda: inter.original is not None and not inter.loading and inter.original.content,
-        15, what="the /tune start reply")
+        15,
+        what="the /tune start reply",
+    )
     return inter
 
 
@@ -96,12 +110,18 @@ async def guild_jobs(jobs: JobRepo, guild: Guild) -> list[TuningJob]:
     return await jobs.for_guild(guild.id)
 
 
-async def test_tune_is_for_moderators_only(bot, emulator: Emulator, jobs: JobRepo,
-                                           tmp_path: Path):
+async def test_tune_is_for_moderators_only(bot, emulator: Emulator, jobs: JobRepo, tmp_path: Path):
     synced = {c["name"]: c for c in emulator.world.commands[None]}
     assert str(synced["tune"]["default_member_permissions"]) == str(MANAGE_GUILD)
     assert {o["name"] for o in synced["tune"]["options"]} == {
-        "start", "status", "list", "activate", "rollback", "review", "cancel"}
+        "start",
+        "status",
+        "list",
+        "activate",
+        "rollback",
+        "review",
+        "cancel",
+    }
     guild = await new_guild(bot, emulator, "tune-denied")
     member = emulator.add_member(guild, "mallory")
     for options in ({"start": {"data": emulator.upload("data.jsonl", GOOD)}}, {"rollback": {}}):
@@ -112,8 +132,9 @@ async def test_tune_is_for_moderators_only(bot, emulator: Emulator, jobs: JobRep
     assert await guild_jobs(jobs, guild) == []
     # Autocomplete skips the interaction check in discord.py: it must not list versions either.
     await _record_version(jobs, AdapterRepo(bot.services.db.pool), guild.id, tmp_path)
-    typed = await emulator.autocomplete(guild, member, "tune", {"activate": {"version": ""}},
-                                        focused="version")
+    typed = await emulator.autocomplete(
+        guild, member, "tune", {"activate": {"version": ""}}, focused="version"
+    )
     await emulator.wait_for(lambda: typed.autocomplete_choices is not None, 5, what="choices")
     assert typed.autocomplete_choices == []
 
@@ -138,9 +159,11 @@ async def test_without_a_file_only_this_server_s_approved_answers_are_queued(
 ):
     guild = await new_guild(bot, emulator, "tune-approved")
     other = await new_guild(bot, emulator, "tune-approved-other")
-    rows = [(guild.id, 1, "What is our mascot?", "Zorbly.", 1, True),
-            (guild.id, 2, "Who runs this?", "Ada.", 1, False),  # not approved by a moderator
-            (other.id, 3, "Other server's secret?", "Secret.", 1, True)]
+    rows = [
+        (guild.id, 1, "What is our mascot?", "Zorbly.", 1, True),
+        (guild.id, 2, "Who runs this?", "Ada.", 1, False),  # not approved by a moderator
+        (other.id, 3, "Other server's secret?", "Secret.", 1, True),
+    ]
     async with bot.services.db.pool.connection() as conn:
         for g in (guild.id, other.id):
             await conn.execute("INSERT INTO guilds (id) VALUES (%s) ON CONFLICT DO NOTHING", (g,))
@@ -148,7 +171,8 @@ async def test_without_a_file_only_this_server_s_approved_answers_are_queued(
             await conn.execute(
                 "INSERT INTO interactions (guild_id, discord_id, user_id, command, question,"
                 " answer, feedback, approved) VALUES (%s, %s, 1, 'ask', %s, %s, %s, %s)",
-                (g, d, q, a, f, ok))
+                (g, d, q, a, f, ok),
+            )
     tune.window_s = 0.5  # nobody trains it: the reply must give up, not hang
     inter = await start(emulator, guild, {"qlora": True})
     assert "1 example from approved answers" in inter.original.content, inter.texts()
@@ -156,8 +180,9 @@ async def test_without_a_file_only_this_server_s_approved_answers_are_queued(
     assert job.spec["qlora"] and job.status == "queued"
     assert [d["messages"][-1]["content"] for d in await jobs.dataset(job.id)] == ["Zorbly."]
     assert await guild_jobs(jobs, other) == []
-    await emulator.wait_for(lambda: "still running" in inter.original.content, 10,
-                            what="the reply window to run out")
+    await emulator.wait_for(
+        lambda: "still running" in inter.original.content, 10, what="the reply window to run out"
+    )
     assert "see `/tune status`" in inter.original.content
     status = await tune_command(emulator, guild, {"status": {}})
     assert f"`#{job.id}` **queued** · QLoRA" in status.original.content, status.texts()
@@ -170,31 +195,39 @@ async def test_start_queues_then_the_reply_follows_the_trainer_to_a_new_version(
 ):
     guild = await new_guild(bot, emulator, "tune-train")
     owner = emulator.owner(guild)
-    inter = await start(emulator, guild, {"data": emulator.upload("mascot.jsonl", GOOD),
-                                          "epochs": 2})
+    inter = await start(
+        emulator, guild, {"data": emulator.upload("mascot.jsonl", GOOD), "epochs": 2}
+    )
     (job,) = await guild_jobs(jobs, guild)
     assert inter.deferred and inter.original.ephemeral
     assert f"Tuning job {job.id} (LoRA, 2 epochs, 5 examples from mascot.jsonl) is queued" in (
-        inter.original.content), inter.texts()
+        inter.original.content
+    ), inter.texts()
     row = await _job_row(bot, job.id)
     assert row["guild_id"] == guild.id and row["requested_by"] == owner.user.id
     assert job.spec["epochs"] == 2 and job.spec["model"] == bot.settings.model
     assert len(await jobs.dataset(job.id)) == len(PAIRS)
     # Train on the tiny Llama (the job's row is the only way a trainer learns what to do).
     async with bot.services.db.pool.connection() as conn:
-        await conn.execute("UPDATE tuning_jobs SET spec = spec || %s WHERE id = %s",
-                           (Jsonb({"model": tiny_model_dir, "batch_size": 1,
-                                   "checkpoint_every": 100}), job.id))
+        await conn.execute(
+            "UPDATE tuning_jobs SET spec = spec || %s WHERE id = %s",
+            (Jsonb({"model": tiny_model_dir, "batch_size": 1, "checkpoint_every": 100}), job.id),
+        )
 
     # A first trainer reports two training steps, then dies (its heartbeat goes stale).
     claimed = await jobs.claim("doomed-trainer", 60, 3)
     assert claimed is not None and claimed.id == job.id
     for step in (1, 3):
-        await jobs.heartbeat(job.id, "doomed-trainer",
-                             {"phase": "training", "step": step, "total_steps": 8, "loss": 2.5})
+        await jobs.heartbeat(
+            job.id,
+            "doomed-trainer",
+            {"phase": "training", "step": step, "total_steps": 8, "loss": 2.5},
+        )
         await emulator.wait_for(
-            lambda s=step: f"Training: step {s}/8 · loss 2.500" in inter.original.content, 5,
-            what=f"step {step} in the reply")
+            lambda s=step: f"Training: step {s}/8 · loss 2.500" in inter.original.content,
+            5,
+            what=f"step {step} in the reply",
+        )
     assert "left" in inter.original.content  # an ETA once two steps were seen
 
     # The real worker takes the job over and trains it to v1.
@@ -207,8 +240,10 @@ async def test_start_queues_then_the_reply_follows_the_trainer_to_a_new_version(
     assert "Eval loss " in text and "/tune activate version:1" in text, text
     ((name, png),) = inter.original.attachments
     assert name == "loss.png" and png.startswith(b"\x89PNG")
-    assert (Path(tmp_path / "trainer" / "adapters" / str(guild.id) / "1" / "loss.png")
-            .read_bytes() == png)
+    assert (
+        Path(tmp_path / "trainer" / "adapters" / str(guild.id) / "1" / "loss.png").read_bytes()
+        == png
+    )
     (version,) = await AdapterRepo(bot.services.db.pool).list(guild.id)
     assert version.job_id == job.id and not version.active  # finishing never activates
     listed = await tune_command(emulator, guild, {"list": {}})
@@ -227,14 +262,16 @@ async def test_activate_and_rollback_switch_only_this_server_s_adapter(
             await _record_version(jobs, adapters, guild.id, tmp_path)
     await adapters.activate(b.id, 1)
 
-    typed = await emulator.autocomplete(a, emulator.owner(a), "tune",
-                                        {"activate": {"version": ""}}, focused="version")
+    typed = await emulator.autocomplete(
+        a, emulator.owner(a), "tune", {"activate": {"version": ""}}, focused="version"
+    )
     await emulator.wait_for(lambda: typed.autocomplete_choices is not None, 5, what="choices")
     assert [c["value"] for c in typed.autocomplete_choices] == [2, 1]  # never b's v3
     assert typed.autocomplete_choices[0]["name"].startswith("v2 — lora-float32, eval 3.00 → 0.")
 
-    async with await psycopg.AsyncConnection.connect(bot.services.db.pool.conninfo,
-                                                     autocommit=True) as listener:
+    async with await psycopg.AsyncConnection.connect(
+        bot.services.db.pool.conninfo, autocommit=True
+    ) as listener:
         await listener.execute(f"LISTEN {ADAPTERS_CHANNEL}")
         done = await tune_command(emulator, a, {"activate": {"version": 2}})
         assert done.original.content.startswith("✅ This server now uses adapter v2")
@@ -257,25 +294,39 @@ async def test_activate_and_rollback_switch_only_this_server_s_adapter(
     assert "uses the base model already" in again.original.content
     assert await _active(adapters, a) is None and await _active(adapters, b) == 1
     async with bot.services.db.pool.connection() as conn:
-        cur = await conn.execute("SELECT action, actor_id FROM audit_log WHERE guild_id = %s"
-                                 " AND action LIKE 'tune.%%' ORDER BY id", (a.id,))
+        cur = await conn.execute(
+            "SELECT action, actor_id FROM audit_log WHERE guild_id = %s"
+            " AND action LIKE 'tune.%%' ORDER BY id",
+            (a.id,),
+        )
         owner = emulator.owner(a).user.id
-        assert await cur.fetchall() == [("tune.activate", owner), ("tune.rollback", owner),
-                                        ("tune.rollback", owner)]
+        assert await cur.fetchall() == [
+            ("tune.activate", owner),
+            ("tune.rollback", owner),
+            ("tune.rollback", owner),
+        ]
 
 
-async def _record_version(jobs: JobRepo, adapters: AdapterRepo, guild_id: int,
-                          tmp_path: Path) -> None:
+async def _record_version(
+    jobs: JobRepo, adapters: AdapterRepo, guild_id: int, tmp_path: Path
+) -> None:
     """A finished job's version, as the worker records it (an empty adapter dir)."""
     job_id = await jobs.enqueue(guild_id, {}, [])
     claimed = await jobs.claim("w", 60, 3)
     assert claimed is not None and claimed.id == job_id
     source = tmp_path / f"run-{job_id}"
     source.mkdir()
-    await adapters.record(guild_id=guild_id, job_id=job_id, worker="w", source_dir=str(source),
-                          data_dir=str(tmp_path / "data"), method="lora-float32", base_model="m",
-                          metrics={"eval_loss_before": 3.0, "eval_loss_after": 0.5},
-                          progress={})
+    await adapters.record(
+        guild_id=guild_id,
+        job_id=job_id,
+        worker="w",
+        source_dir=str(source),
+        data_dir=str(tmp_path / "data"),
+        method="lora-float32",
+        base_model="m",
+        metrics={"eval_loss_before": 3.0, "eval_loss_after": 0.5},
+        progress={},
+    )
 
 
 async def _active(adapters: AdapterRepo, guild: Guild) -> int | None:
@@ -285,7 +336,8 @@ async def _active(adapters: AdapterRepo, guild: Guild) -> int | None:
 
 async def _job_row(bot, job_id: int) -> dict[str, Any]:
     async with bot.services.db.pool.connection() as conn:
-        cur = await conn.execute("SELECT guild_id, requested_by FROM tuning_jobs WHERE id = %s",
-                                 (job_id,))
+        cur = await conn.execute(
+            "SELECT guild_id, requested_by FROM tuning_jobs WHERE id = %s", (job_id,)
+        )
         guild_id, requested_by = await cur.fetchone()
     return {"guild_id": guild_id, "requested_by": requested_by}

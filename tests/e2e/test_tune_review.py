@@ -13,16 +13,23 @@ from core.tuning.jobs import JobRepo
 from tests.e2e.conftest import finished, recorded
 from tests.e2e.emulator import MANAGE_GUILD, Emulator, Guild, Interaction
 from tests.e2e.test_ask import QUESTION, ask_in_new_guild, rated
-from tests.e2e.test_tune import GOOD, guild_jobs, jobs, new_guild, start, tune  # noqa: F401
-from tests.e2e.test_tune import tune_command
+from tests.e2e.test_tune import GOOD, guild_jobs, jobs, new_guild, start, tune, tune_command  # noqa: F401
 
 
 async def rated_up(bot, guild: Guild, discord_id: int, question: str, answer: str) -> None:
     """A finished answer its asker (user 42) rated 👍, stored as /ask stores one."""
     repo = InteractionRepo(bot.services.db.pool)
-    await repo.record(AnswerRecord(guild_id=guild.id, discord_id=discord_id, user_id=42,
-                                   channel_id=next(iter(guild.channels)), command="ask",
-                                   question=question, answer=""))
+    await repo.record(
+        AnswerRecord(
+            guild_id=guild.id,
+            discord_id=discord_id,
+            user_id=42,
+            channel_id=next(iter(guild.channels)),
+            command="ask",
+            question=question,
+            answer="",
+        )
+    )
     await repo.finish(guild.id, discord_id, answer, "stop", 10)
     assert await repo.set_feedback(guild.id, discord_id, 42, 1)
 
@@ -33,8 +40,9 @@ async def review(emulator: Emulator, guild: Guild, member=None) -> Interaction:
 
 async def click(emulator: Emulator, inter: Interaction, action: str, member) -> Interaction:
     """Press the review button `action` on the review message; wait for the answer."""
-    (custom_id,) = [c for c in inter.original.custom_ids()
-                    if c.startswith(f"guru:review:{action}:")]
+    (custom_id,) = [
+        c for c in inter.original.custom_ids() if c.startswith(f"guru:review:{action}:")
+    ]
     pressed = await emulator.click(inter.original, custom_id, member)
     await emulator.wait_for(lambda: pressed.acked, 5, what=f"the {action} click's answer")
     await asyncio.sleep(0.05)  # the reply's body lands just after the callback's ack
@@ -42,7 +50,11 @@ async def click(emulator: Emulator, inter: Interaction, action: str, member) -> 
 
 
 async def test_an_approved_thumbs_up_answer_is_trained_on_and_a_rejected_one_never(
-    bot, emulator, repo, jobs, tune  # noqa: F811
+    bot,
+    emulator,
+    repo,
+    jobs,  # noqa: F811
+    tune,  # noqa: F811
 ):
     guild, asker, asked = await ask_in_new_guild(bot, emulator, repo, "review-ask", tokens=16)
     await finished(emulator, asked, 60, done=rated)
@@ -61,17 +73,24 @@ async def test_an_approved_thumbs_up_answer_is_trained_on_and_a_rejected_one_nev
     assert "0 approved, 2 pending" in text and len(text) <= 2000
     assert "Hunter2" not in text and "Other server" not in text
     assert [c.split(":")[2] for c in inter.original.custom_ids()] == [
-        "approve", "reject", "skip", "done"]
+        "approve",
+        "reject",
+        "skip",
+        "done",
+    ]
     assert all(c.endswith(f":{owner.user.id}") for c in inter.original.custom_ids())
 
     # Only the moderator who opened the review may press its buttons.
     moderators = await emulator.add_role(guild, "mods", MANAGE_GUILD)
-    for who in (emulator.add_member(guild, "other-mod", (moderators,)),
-                emulator.add_member(guild, "mallory")):
+    for who in (
+        emulator.add_member(guild, "other-mod", (moderators,)),
+        emulator.add_member(guild, "mallory"),
+    ):
         stolen = await click(emulator, inter, "approve", who)
         await emulator.wait_for(lambda s=stolen: s.original is not None, 5, what="refusal")
         assert stolen.original.ephemeral and "Only the moderator who opened" in (
-            stolen.original.content)
+            stolen.original.content
+        )
     assert inter.original.content == text  # nothing moved
 
     approved = await click(emulator, inter, "approve", owner)
@@ -90,17 +109,18 @@ async def test_an_approved_thumbs_up_answer_is_trained_on_and_a_rejected_one_nev
     queued = await start(emulator, guild, {})
     assert "1 example from approved answers" in queued.original.content, queued.texts()
     (job,) = await guild_jobs(jobs, guild)
-    assert [(d["messages"][0]["content"], d["messages"][-1]["content"])
-            for d in await jobs.dataset(job.id)] == [(QUESTION, answer.strip())]
+    assert [
+        (d["messages"][0]["content"], d["messages"][-1]["content"])
+        for d in await jobs.dataset(job.id)
+    ] == [(QUESTION, answer.strip())]
     # The other server's 👍 answer is still pending there, untouched.
     elsewhere = await review(emulator, other)
     assert "Hunter2" in elsewhere.original.content and "0 approved, 1 pending" in (
-        elsewhere.original.content)
+        elsewhere.original.content
+    )
 
 
-async def test_skip_and_done_leave_answers_pending_and_non_moderators_cannot_review(
-    bot, emulator
-):
+async def test_skip_and_done_leave_answers_pending_and_non_moderators_cannot_review(bot, emulator):
     guild = await new_guild(bot, emulator, "review-skip")
     await rated_up(bot, guild, 9_001, "First question?", "First answer.")
     await rated_up(bot, guild, 9_002, "Second question?", "Second answer.")
@@ -126,7 +146,10 @@ async def test_skip_and_done_leave_answers_pending_and_non_moderators_cannot_rev
 
 
 async def test_cancel_stops_a_queued_job_of_this_server_only(
-    bot, emulator, jobs, tune  # noqa: F811
+    bot,
+    emulator,
+    jobs,  # noqa: F811
+    tune,  # noqa: F811
 ):
     guild = await new_guild(bot, emulator, "tune-cancel")
     other = await new_guild(bot, emulator, "tune-cancel-other")
@@ -134,13 +157,15 @@ async def test_cancel_stops_a_queued_job_of_this_server_only(
     queued = await start(emulator, guild, {"data": emulator.upload("mascot.jsonl", GOOD)})
     (job,) = await guild_jobs(jobs, guild)
     owner = emulator.owner(guild)
-    typed = await emulator.autocomplete(guild, owner, "tune", {"cancel": {"job": ""}},
-                                        focused="job")
+    typed = await emulator.autocomplete(
+        guild, owner, "tune", {"cancel": {"job": ""}}, focused="job"
+    )
     await emulator.wait_for(lambda: typed.autocomplete_choices is not None, 5, what="choices")
     assert [c["value"] for c in typed.autocomplete_choices] == [job.id]  # never `theirs`
     assert typed.autocomplete_choices[0]["name"].startswith(f"#{job.id} queued · LoRA")
-    nosy = await emulator.autocomplete(guild, emulator.add_member(guild, "eve"), "tune",
-                                       {"cancel": {"job": ""}}, focused="job")
+    nosy = await emulator.autocomplete(
+        guild, emulator.add_member(guild, "eve"), "tune", {"cancel": {"job": ""}}, focused="job"
+    )
     await emulator.wait_for(lambda: nosy.autocomplete_choices is not None, 5, what="choices")
     assert nosy.autocomplete_choices == []
 
@@ -150,11 +175,14 @@ async def test_cancel_stops_a_queued_job_of_this_server_only(
     done = await tune_command(emulator, guild, {"cancel": {"job": job.id}})
     assert done.original.content.startswith(f"⏹️ Cancelled tuning job {job.id} (it was queued)")
     assert (await jobs.get(guild.id, job.id)).status == "cancelled"
-    await emulator.wait_for(lambda: "was cancelled" in queued.original.content, 5,
-                            what="the /tune start reply to end")
+    await emulator.wait_for(
+        lambda: "was cancelled" in queued.original.content, 5, what="the /tune start reply to end"
+    )
     twice = await tune_command(emulator, guild, {"cancel": {"job": job.id}})
     assert "is cancelled already" in twice.original.content
     async with bot.services.db.pool.connection() as conn:
-        cur = await conn.execute("SELECT actor_id FROM audit_log WHERE guild_id = %s"
-                                 " AND action = 'tune.cancel'", (guild.id,))
+        cur = await conn.execute(
+            "SELECT actor_id FROM audit_log WHERE guild_id = %s AND action = 'tune.cancel'",
+            (guild.id,),
+        )
         assert await cur.fetchall() == [(owner.user.id,)]

@@ -144,8 +144,9 @@ def test_an_injected_lora_adapter_is_not_what_the_map_shows(bundled_tokenizer):
     with torch.no_grad():
         adapted = loaded.model(input_ids=ids).logits
     assert not torch.allclose(plain, adapted, atol=1e-4)  # the adapter is live in the model
-    np.testing.assert_allclose(attention_map(loaded, APPLE, layer=1, head=0).weights,
-                               base.weights, atol=1e-6)
+    np.testing.assert_allclose(
+        attention_map(loaded, APPLE, layer=1, head=0).weights, base.weights, atol=1e-6
+    )
 
 
 @pytest.mark.model
@@ -155,8 +156,23 @@ def test_cli_writes_png_and_json(bundled_model, test_data_dir, tmp_path, monkeyp
     monkeypatch.setenv("GURU_DATA_DIR", str(test_data_dir))
     monkeypatch.setenv("GURU_THREADS", "1")
     out = tmp_path / "x.png"
-    assert main(["explain", "--attention", APPLE, "--out", str(out), "--layer", "9",
-                 "--head", "2", "--json"]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                "--attention",
+                APPLE,
+                "--out",
+                str(out),
+                "--layer",
+                "9",
+                "--head",
+                "2",
+                "--json",
+            ]
+        )
+        == 0
+    )
     payload = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert payload["layer"] == 9 and payload["head"] == 2 and payload["png"] == str(out)
     assert len(payload["weights"]) == len(payload["tokens"]) == 17 and out.is_file()

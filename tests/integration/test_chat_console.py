@@ -44,8 +44,15 @@ PROBLEM = "Tom has 3 bags with 4 apples in each bag. How many apples does Tom ha
 def guru(args: list[str], env_extra: dict[str, str], stdin: str = "", timeout: int = 600):
     env = {k: v for k, v in os.environ.items() if k not in ("DISCORD_TOKEN", "DATABASE_URL")}
     env.update(env_extra)
-    return subprocess.run([sys.executable, "-m", "core.cli", *args], input=stdin,
-                          capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "core.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture
@@ -67,9 +74,15 @@ def test_chat_console_answers_ask_calc_explain_and_docs_offline(console_env, tmp
     doc.write_text(ONBOARDING)
     ingest = guru(["ingest", str(doc), "--guild", str(CONSOLE_GUILD_ID)], console_env)
     assert ingest.returncode == 0, ingest.stderr
-    commands = ["/docs", "/nope", "/ask What is the password of the office wifi?",
-                "/explain What are queries and keys in attention?",
-                f"/calc {PROBLEM}", "/calc", "/quit"]
+    commands = [
+        "/docs",
+        "/nope",
+        "/ask What is the password of the office wifi?",
+        "/explain What are queries and keys in attention?",
+        f"/calc {PROBLEM}",
+        "/calc",
+        "/quit",
+    ]
     chat = guru(["chat"], console_env, stdin="\n".join(commands) + "\n")
     out = chat.stdout
     assert chat.returncode == 0, chat.stderr
@@ -81,7 +94,7 @@ def test_chat_console_answers_ask_calc_explain_and_docs_offline(console_env, tmp
     assert "BLUE-HERON-42" in out, out
     # /explain: an answer from the concept notes, citing the note on queries and keys. (The
     # 135M model's wording is not asserted: it shifts whenever retrieval picks other notes.)
-    explained = out[out.index(f"[1] Onboarding — {doc}"):out.index("```python")].splitlines()[1:]
+    explained = out[out.index(f"[1] Onboarding — {doc}") : out.index("```python")].splitlines()[1:]
     answer = " ".join(line for line in explained if not line.startswith(("[", "Sources:")))
     assert len(answer.split()) >= 5 and "outside them" not in answer, out
     assert any("concepts/attention-qkv.md" in line for line in explained if line[:1] == "["), out
@@ -100,7 +113,8 @@ async def test_console_points_an_empty_guild_at_guru_ingest(
     assert console.handles("/ask why?") and console.handles("/docs") and not console.handles("/x")
     await console.run("/docs")
     assert capsys.readouterr().out == (
-        f"No documents yet: add some with `guru ingest PATH --guild {console.guild_id}`.\n")
+        f"No documents yet: add some with `guru ingest PATH --guild {console.guild_id}`.\n"
+    )
     with pytest.raises(NotFound, match=f"guru ingest PATH --guild {console.guild_id}"):
         await console.run("/ask What is the wifi password?")
     for line in ("/ask", "/explain   ", "/calc"):

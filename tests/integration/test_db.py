@@ -56,8 +56,13 @@ async def tables(url: str) -> set[str]:
 
 async def spawn_child(data_dir: Path) -> tuple[asyncio.subprocess.Process, dict]:
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", CHILD, str(data_dir), cwd=REPO,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-c",
+        CHILD,
+        str(data_dir),
+        cwd=REPO,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
     )
     assert child.stdout is not None
     line = await asyncio.wait_for(child.stdout.readline(), timeout=60)
@@ -113,12 +118,15 @@ async def test_failed_migration_rolls_back_and_names_file_and_statement(
 ) -> None:
     directory = tmp_path / "migrations"
     write(directory, "0001_init.sql", (REPO / "migrations" / "0001_init.sql").read_text())
-    write(directory, "0002_broken.sql",
-          "-- a good statement, then a bad one\n"
-          "CREATE TABLE survivor (id int);\n"
-          "INSERT INTO survivor VALUES (1);\n"
-          "\n"
-          "SELECT id\n  FROM no_such_table;\n")
+    write(
+        directory,
+        "0002_broken.sql",
+        "-- a good statement, then a bad one\n"
+        "CREATE TABLE survivor (id int);\n"
+        "INSERT INTO survivor VALUES (1);\n"
+        "\n"
+        "SELECT id\n  FROM no_such_table;\n",
+    )
     async with connect(fresh_database_url) as conn:
         with pytest.raises(MigrationError) as caught:
             await migrate(conn, directory)
@@ -148,7 +156,8 @@ async def test_editing_an_applied_migration_is_refused(
             await migrate(conn, directory)
         states = await status(conn, directory)
     assert [(s.version, s.changed, s.applied_at is None) for s in states] == [
-        (1, True, False), (2, False, True)
+        (1, True, False),
+        (2, False, True),
     ]
     assert "b" not in await tables(fresh_database_url)
 
@@ -165,8 +174,11 @@ def test_statement_splitter_respects_quotes_comments_and_dollar_bodies() -> None
     )
     assert split_statements(script) == [
         (2, "CREATE TABLE t (x text DEFAULT 'a;b''c')"),
-        (3, "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $body$\n"
-            "BEGIN RETURN 1; END; $body$"),
+        (
+            3,
+            "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $body$\n"
+            "BEGIN RETURN 1; END; $body$",
+        ),
         (5, "DO $$ BEGIN PERFORM 1; END $$"),
         (6, "SELECT E'it\\'s;', \"we;ird\""),
     ]
@@ -184,10 +196,15 @@ async def test_guild_settings_constraints_and_cascade(db_conn: psycopg.AsyncConn
     await db_conn.execute("INSERT INTO guilds (id, name) VALUES (42, 'g')")
     await db_conn.execute(
         "INSERT INTO guild_settings (guild_id, temperature, allowed_channel_ids) "
-        "VALUES (42, 0.5, %s)", ([1, 2],)
+        "VALUES (42, 0.5, %s)",
+        ([1, 2],),
     )
-    for column, value in (("temperature", 3.0), ("max_answer_tokens", 0),
-                          ("rate_limit_per_minute", -1), ("allowed_role_ids", [1, None])):
+    for column, value in (
+        ("temperature", 3.0),
+        ("max_answer_tokens", 0),
+        ("rate_limit_per_minute", -1),
+        ("allowed_role_ids", [1, None]),
+    ):
         with pytest.raises(psycopg.errors.CheckViolation):
             async with db_conn.transaction():
                 await db_conn.execute(

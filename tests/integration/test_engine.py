@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from core.errors import Busy, InvalidInput, NotFound
-from core.llm.engine import Engine
+from core.llm.engine.engine import Engine
 from core.llm.types import Request, user
 from tests.fixtures.models import pace
 
@@ -127,6 +127,7 @@ async def test_full_queue_is_a_clear_busy_error(tiny_llama, monkeypatch):
     engine = Engine(tiny_llama, max_batch=1, max_queue=2, max_queue_per_guild=2)
     pace(engine, monkeypatch, 0.005)  # the running request must outlast the queueing
     try:
+
         def long_request() -> asyncio.Task:
             request = Request(user("x"), guild_id=1, max_new_tokens=400)
             return asyncio.create_task(engine.complete(request))
@@ -149,9 +150,7 @@ async def test_sampling_is_reproducible_with_a_seed(tiny_engine):
     def sampled(seed: int) -> Request:
         return Request(user(PROMPTS[0]), max_new_tokens=20, temperature=1.0, top_p=0.9, seed=seed)
 
-    a, b, c = await asyncio.gather(
-        *(tiny_engine.complete(sampled(s)) for s in (7, 7, 8))
-    )
+    a, b, c = await asyncio.gather(*(tiny_engine.complete(sampled(s)) for s in (7, 7, 8)))
     assert a.text == b.text
     assert a.text != c.text
 
@@ -228,8 +227,10 @@ async def test_event_loop_keeps_ticking_during_generation(real_engine):
 
     tick = asyncio.create_task(ticker())
     await asyncio.gather(
-        *(real_engine.complete(Request(user(f"Tell me about number {n}."), max_new_tokens=32))
-          for n in range(4))
+        *(
+            real_engine.complete(Request(user(f"Tell me about number {n}."), max_new_tokens=32))
+            for n in range(4)
+        )
     )
     stop.set()
     await tick

@@ -11,7 +11,7 @@ from peft import LoraConfig, get_peft_model
 from transformers import LlamaForCausalLM
 
 from core.errors import NotFound
-from core.llm.engine import Engine
+from core.llm.engine.engine import Engine
 from core.llm.types import Request, user
 from tests.fixtures.models import make_tiny_llama
 

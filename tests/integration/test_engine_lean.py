@@ -1,4 +1,4 @@
-"""The lean forward (core.llm.lean) against transformers' own forward on the same weights.
+"""The lean forward (core.llm.engine.lean) against transformers' own forward on the same weights.
 
 fp32 dense must match transformers within float noise (logits) and give identical greedy
 text; int4 packing must be exact where it packs (it only reorders float rounding and feeds
@@ -14,10 +14,10 @@ import pytest
 import torch
 from transformers import DynamicCache
 
-from core.llm.engine import Engine
-from core.llm.kv import BatchKV
-from core.llm import native
-from core.llm.lean import EXACT_TOP, LeanLlama, PackCache
+from core.llm.engine import native
+from core.llm.engine.engine import Engine
+from core.llm.engine.kv import BatchKV
+from core.llm.engine.lean import EXACT_TOP, LeanLlama, PackCache
 from core.llm.types import Request, user
 from tests.fixtures.models import make_tiny_llama, make_tiny_q4_llama
 from tests.integration.test_engine import hf_greedy
@@ -30,7 +30,7 @@ PROMPTS = [
 
 
 def _ids(loaded, prompt: str) -> list[int]:
-    from core.llm.prompting import PromptEncoder
+    from core.llm.engine.prompting import PromptEncoder
 
     return PromptEncoder(loaded.tokenizer, loaded.model).encode(user(prompt))
 
@@ -169,8 +169,9 @@ def test_native_decode_on_4bit_blocks_matches_hf(bundled_tokenizer, tmp_path):
     _compare_steps(loaded, lean, steps=6, atol=0.01, top=8)
 
 
-def test_4bit_blocks_without_native_kernels_use_torch_int4(bundled_tokenizer, tmp_path,
-                                                         monkeypatch):
+def test_4bit_blocks_without_native_kernels_use_torch_int4(
+    bundled_tokenizer, tmp_path, monkeypatch
+):
     """A CPU without AVX512-BF16 (or without a C compiler) decodes the same packing through
     torch's int4 kernel and keeps an fp32 cache."""
     monkeypatch.setattr(native, "load", lambda cache_dir: None)
@@ -195,8 +196,13 @@ def test_transformers_steps_read_an_fp16_cache(bundled_tokenizer, tmp_path):
         tokens = [[1], [2], [3]]
         for kv in (fp32_kv, fp16_kv):
             mask, positions = kv.step_inputs()
-            kv.logits = model(input_ids=torch.tensor(tokens), attention_mask=mask,
-                              position_ids=positions, cache=kv.cache, use_cache=True).logits
+            kv.logits = model(
+                input_ids=torch.tensor(tokens),
+                attention_mask=mask,
+                position_ids=positions,
+                cache=kv.cache,
+                use_cache=True,
+            ).logits
             kv.append_step()
     torch.testing.assert_close(fp16_kv.logits, fp32_kv.logits, atol=0.01, rtol=0)
     assert fp16_kv.length == fp32_kv.length and fp16_kv.cache.layers[0].k_buf.dtype == torch.float16

@@ -16,8 +16,13 @@ def run(args: list[str], env_extra: dict[str, str], stdin: str = "", timeout: in
     env = {k: v for k, v in os.environ.items() if k not in ("DISCORD_TOKEN", "DATABASE_URL")}
     env.update(env_extra)
     return subprocess.run(
-        [sys.executable, *args], input=stdin, capture_output=True, text=True,
-        cwd=REPO, env=env, timeout=timeout,
+        [sys.executable, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=timeout,
     )
 
 
@@ -38,8 +43,15 @@ def test_bad_config_value_fails_at_start_naming_the_variable(tmp_path):
 def test_generate_json_prints_one_object(test_data_dir, bundled_model):
     # bundled_model makes sure the converted weights exist in test_data_dir (fast reload).
     result = run(
-        ["-m", "core.cli", "generate", "What is the capital of France?", "--max-new-tokens", "16",
-         "--json"],
+        [
+            "-m",
+            "core.cli",
+            "generate",
+            "What is the capital of France?",
+            "--max-new-tokens",
+            "16",
+            "--json",
+        ],
         {"GURU_DATA_DIR": str(test_data_dir), "GURU_THREADS": "1"},
     )
     assert result.returncode == 0, result.stderr
@@ -50,14 +62,18 @@ def test_generate_json_prints_one_object(test_data_dir, bundled_model):
 
 @pytest.mark.model
 def test_generate_rejects_an_empty_prompt_clearly(test_data_dir, bundled_model):
-    result = run(["-m", "core.cli", "generate", "  "],
-                 {"GURU_DATA_DIR": str(test_data_dir), "GURU_THREADS": "1"})
+    result = run(
+        ["-m", "core.cli", "generate", "  "],
+        {"GURU_DATA_DIR": str(test_data_dir), "GURU_THREADS": "1"},
+    )
     assert result.returncode == 2
     assert "empty" in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.model
-def test_chat_answers_piped_questions_on_the_embedded_defaults(test_data_dir, bundled_model, tmp_path):
+def test_chat_answers_piped_questions_on_the_embedded_defaults(
+    test_data_dir, bundled_model, tmp_path
+):
     # A fresh data dir for the database (embedded Postgres starts there); the model cache is
     # shared through a symlink so the converted weights are reused.
     (tmp_path / "models").symlink_to(test_data_dir / "models")

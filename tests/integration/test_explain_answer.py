@@ -20,12 +20,17 @@ import pytest
 from core.cli import main
 from core.db.migrate import migrate
 from core.db.pool import Pool, connect, open_pool
-from core.explain.answer import (OUT_OF_SCOPE, concept_retriever, explain, explain_answerer,
-                                 prepare_explanation)
+from core.explain.answer import (
+    OUT_OF_SCOPE,
+    concept_retriever,
+    explain,
+    explain_answerer,
+    prepare_explanation,
+)
 from core.explain.kb import ConceptSync, note_uri, sync_concepts
 from core.explain.topics import CONCEPTS_DIR
-from core.llm.engine import Engine
-from core.llm.loading import LoadedModel
+from core.llm.engine.engine import Engine
+from core.llm.models.loading import LoadedModel
 from core.rag.embedder import Embedder
 from core.rag.ingest import Ingestor
 from core.rag.types import CONCEPTS_GUILD_ID
@@ -58,7 +63,9 @@ async def chunk_ids(pool: Pool) -> dict[str, list[int]]:
     async with pool.connection() as conn:
         cur = await conn.execute(
             "SELECT d.uri, c.id FROM chunks c JOIN documents d ON d.id = c.document_id"
-            " WHERE c.guild_id = %(g)s ORDER BY d.uri, c.position", {"g": CONCEPTS_GUILD_ID})
+            " WHERE c.guild_id = %(g)s ORDER BY d.uri, c.position",
+            {"g": CONCEPTS_GUILD_ID},
+        )
         rows = await cur.fetchall()
     ids: dict[str, list[int]] = {}
     for uri, chunk_id in rows:
@@ -109,7 +116,8 @@ async def test_an_edited_note_replaces_its_chunks_and_a_deleted_one_is_removed(
         assert after[note_uri("peft.md")] == before[note_uri("peft.md")]
         assert not set(after[note_uri("softmax.md")]) & set(before[note_uri("softmax.md")])
         hits = await concept_retriever(pool, embedder).search(
-            CONCEPTS_GUILD_ID, "ZEBRAFOO-42 squash", 3, "text")
+            CONCEPTS_GUILD_ID, "ZEBRAFOO-42 squash", 3, "text"
+        )
         assert hits and hits[0].uri == note_uri("softmax.md")
     finally:
         await pool.close()
@@ -123,27 +131,37 @@ async def test_an_empty_concepts_directory_is_an_error_not_a_mass_delete(
     assert len(await chunk_ids(explain_pool)) == len(NOTES)
 
 
-@pytest.mark.parametrize(("question", "note"), [
-    ("why doesnt the bot know about stuff that happened last month??", "knowledge-cutoff.md"),
-    ("whats the point of dividing by sqrt(d_k) in attention?", "scaled-dot-product-attention.md"),
-    ("what does the r in lora actually mean and how big should i set it", "lora.md"),
-    ("whats nucleus sampling", "sampling.md"),
-    ("what is RoPE and why do llama models use it", "positional-encoding.md"),
-    ("why did everyone stop using LSTMs for language", "rnn-vs-transformers.md"),
-])
+@pytest.mark.parametrize(
+    ("question", "note"),
+    [
+        ("why doesnt the bot know about stuff that happened last month??", "knowledge-cutoff.md"),
+        (
+            "whats the point of dividing by sqrt(d_k) in attention?",
+            "scaled-dot-product-attention.md",
+        ),
+        ("what does the r in lora actually mean and how big should i set it", "lora.md"),
+        ("whats nucleus sampling", "sampling.md"),
+        ("what is RoPE and why do llama models use it", "positional-encoding.md"),
+        ("why did everyone stop using LSTMs for language", "rnn-vs-transformers.md"),
+    ],
+)
 async def test_learner_questions_find_their_note_in_the_top_three(
     first_sync: ConceptSync, explain_pool: Pool, embedder: Embedder, question: str, note: str
 ) -> None:
     hits = await concept_retriever(explain_pool, embedder).search(
-        CONCEPTS_GUILD_ID, question, 3, "hybrid")
+        CONCEPTS_GUILD_ID, question, 3, "hybrid"
+    )
     assert note_uri(note) in [h.uri for h in hits]
 
 
-@pytest.mark.parametrize("question", [
-    "how do i bake sourdough bread",
-    "what are the rules of this server",
-    "how do i undo the last git commit",
-])
+@pytest.mark.parametrize(
+    "question",
+    [
+        "how do i bake sourdough bread",
+        "what are the rules of this server",
+        "how do i undo the last git commit",
+    ],
+)
 async def test_questions_outside_the_curriculum_are_refused_without_the_model(
     first_sync: ConceptSync, explain_pool: Pool, embedder: Embedder, question: str
 ) -> None:
@@ -155,8 +173,12 @@ async def test_questions_outside_the_curriculum_are_refused_without_the_model(
 
 
 @pytest.fixture
-def guru(explain_url: str, test_data_dir: Path, monkeypatch: pytest.MonkeyPatch,
-         capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+def guru(
+    explain_url: str,
+    test_data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> Callable[..., tuple[int, str, str]]:
     """`guru ARGS…` in-process on this module's database; (exit code, stdout, stderr)."""
     monkeypatch.setenv("DATABASE_URL", explain_url)
     monkeypatch.setenv("GURU_DATA_DIR", str(test_data_dir))
@@ -173,8 +195,9 @@ def guru(explain_url: str, test_data_dir: Path, monkeypatch: pytest.MonkeyPatch,
     return run
 
 
-def test_cli_refuses_out_of_scope_as_json(first_sync: ConceptSync,
-                                          guru: Callable[..., tuple[int, str, str]]) -> None:
+def test_cli_refuses_out_of_scope_as_json(
+    first_sync: ConceptSync, guru: Callable[..., tuple[int, str, str]]
+) -> None:
     code, out, _ = guru("explain", "who won the world cup in 2018", "--json")
     assert code == 0
     assert json.loads(out) == {"answer": OUT_OF_SCOPE, "sources": [], "refused": True}

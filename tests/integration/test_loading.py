@@ -10,9 +10,9 @@ import torch
 
 from core.config import Settings
 from core.errors import ModelLoadError
-from core.llm.convert import load_gguf
-from core.llm.loading import LoadedModel, ModelCache, load_model
-from core.llm.presets import PRESETS, preset_status
+from core.llm.models.convert import load_gguf
+from core.llm.models.loading import LoadedModel, ModelCache, load_model
+from core.llm.models.presets import PRESETS, preset_status
 
 pytestmark = pytest.mark.model
 

@@ -41,8 +41,9 @@ async def test_repair_round_fixes_an_injected_crash(pal_solver: PalSolver) -> No
         "```python\ndef solution():\n    apples = 5\n    eaten = 2\n"
         "    return apples - eatne\n```"  # NameError: the model sees it and fixes the typo
     )
-    result = await pal_solver.solve_from_replies("Tom has 5 apples and eats 2. How many are left?",
-                                                 [broken])
+    result = await pal_solver.solve_from_replies(
+        "Tom has 5 apples and eats 2. How many are left?", [broken]
+    )
     first, repair = result.attempts
     assert first.status == "error" and "NameError" in (first.error or "")
     assert repair.round == "repair" and repair.ok, repair
@@ -55,7 +56,8 @@ async def test_repair_round_after_a_timeout(pal_solver: PalSolver) -> None:
         "    return total\n```"
     )
     result = await pal_solver.solve_from_replies(
-        "A box holds 6 eggs. How many eggs are in 4 boxes?", [looping])
+        "A box holds 6 eggs. How many eggs are in 4 boxes?", [looping]
+    )
     assert result.attempts[0].status == "timeout"
     assert result.attempts[1].round == "repair"
     if result.answer is not None:  # the model may or may not fix it; it must not hang

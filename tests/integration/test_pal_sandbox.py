@@ -33,26 +33,32 @@ def solver(pal_sandbox: Sandbox) -> PalSolver:
     return PalSolver(NoModel(), pal_sandbox, timeout_s=1.0)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("body", "answer"), [
-    ("bagels = 5\nreturn 23 - bagels * 3", "8"),
-    ("return 24 / 2", "12"),
-    ("return 0.1 + 0.2", "0.3"),
-    ("return 100 / 3", "33.333333"),
-    ("return '$1,250'", "1250"),
-    ("from fractions import Fraction\nreturn Fraction(3, 4)", "0.75"),
-])
+@pytest.mark.parametrize(
+    ("body", "answer"),
+    [
+        ("bagels = 5\nreturn 23 - bagels * 3", "8"),
+        ("return 24 / 2", "12"),
+        ("return 0.1 + 0.2", "0.3"),
+        ("return 100 / 3", "33.333333"),
+        ("return '$1,250'", "1250"),
+        ("from fractions import Fraction\nreturn Fraction(3, 4)", "0.75"),
+    ],
+)
 async def test_numbers_come_back_normalised(pal_sandbox: Sandbox, body: str, answer: str) -> None:
     result = await execute(pal_sandbox, program(body))
     assert result.ok and result.numeric and result.answer == answer
 
 
-@pytest.mark.parametrize(("body", "answer", "type_name"), [
-    ("return 'Tuesday'", "Tuesday", "str"),
-    ("return [2, 3, 5]", "[2, 3, 5]", "list"),
-    ("return True", "True", "bool"),
-    ("return {'apples': 3}", "{'apples': 3}", "dict"),
-    ("return float('inf')", "inf", "float"),
-])
+@pytest.mark.parametrize(
+    ("body", "answer", "type_name"),
+    [
+        ("return 'Tuesday'", "Tuesday", "str"),
+        ("return [2, 3, 5]", "[2, 3, 5]", "list"),
+        ("return True", "True", "bool"),
+        ("return {'apples': 3}", "{'apples': 3}", "dict"),
+        ("return float('inf')", "inf", "float"),
+    ],
+)
 async def test_non_numbers_are_answers_flagged_as_such(
     pal_sandbox: Sandbox, body: str, answer: str, type_name: str
 ) -> None:
@@ -68,15 +74,18 @@ async def test_printed_output_is_kept_apart_from_the_answer(pal_sandbox: Sandbox
     assert result.stdout == "thinking...\n7\nthinking...\n"  # its own call, then ours
 
 
-@pytest.mark.parametrize(("body", "status", "feedback"), [
-    ("return 1 / 0", "error", "ZeroDivisionError"),
-    ("return apples", "error", "NameError"),
-    ("return int(input())", "error", "EOFError"),
-    ("return None", "no_result", "returned None"),
-    ("import sys\nsys.exit(0)", "no_result", "before solution() returned"),
-    ("while True:\n    pass", "timeout", "Time limit exceeded"),
-    ("return open('/etc/shadow').read()", "error", "Error"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "feedback"),
+    [
+        ("return 1 / 0", "error", "ZeroDivisionError"),
+        ("return apples", "error", "NameError"),
+        ("return int(input())", "error", "EOFError"),
+        ("return None", "no_result", "returned None"),
+        ("import sys\nsys.exit(0)", "no_result", "before solution() returned"),
+        ("while True:\n    pass", "timeout", "Time limit exceeded"),
+        ("return open('/etc/shadow').read()", "error", "Error"),
+    ],
+)
 async def test_failures_become_feedback_for_the_model(
     pal_sandbox: Sandbox, body: str, status: str, feedback: str
 ) -> None:
@@ -87,8 +96,13 @@ async def test_failures_become_feedback_for_the_model(
 
 
 async def test_votes_over_executed_results(solver: PalSolver) -> None:
-    replies = [reply("return 12"), reply("return 24 / 2"), reply("return 13"),
-               "no code here", reply("return 1 / 0")]
+    replies = [
+        reply("return 12"),
+        reply("return 24 / 2"),
+        reply("return 13"),
+        "no code here",
+        reply("return 1 / 0"),
+    ]
     result = await solver.solve_from_replies("How many eggs are in a dozen?", replies)
     assert result.answer == "12" and result.numeric and result.error is None
     assert result.votes == {"12": 2, "13": 1}
@@ -97,15 +111,17 @@ async def test_votes_over_executed_results(solver: PalSolver) -> None:
 
 
 async def test_non_numeric_answer_is_flagged(solver: PalSolver) -> None:
-    result = await solver.solve_from_replies("Which day comes after Monday?",
-                                             [reply("return 'Tuesday'")])
+    result = await solver.solve_from_replies(
+        "Which day comes after Monday?", [reply("return 'Tuesday'")]
+    )
     assert result.answer == "Tuesday" and not result.numeric and result.error is None
     assert result.public()["numeric"] is False
 
 
 async def test_not_a_math_problem(solver: PalSolver) -> None:
-    result = await solver.solve_from_replies("Write a poem about the sea.",
-                                             [reply(f"return {NOT_MATH!r}")])
+    result = await solver.solve_from_replies(
+        "Write a poem about the sea.", [reply(f"return {NOT_MATH!r}")]
+    )
     assert result.not_math and result.answer is None
     assert result.error == "This does not look like a math problem."
 

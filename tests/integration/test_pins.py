@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from core.pins import (DiscordMessage, forget_message, ingest_message, pinned_documents,
-                       refresh_message, sync_channel)
+from core.pins import (
+    DiscordMessage,
+    forget_message,
+    ingest_message,
+    pinned_documents,
+    refresh_message,
+    sync_channel,
+)
 
 CHANNEL = 42
 
@@ -14,13 +20,20 @@ def pin(guild: int, message_id: int, text: str, channel: int = CHANNEL) -> Disco
 
 async def test_sync_adds_new_pins_updates_edited_ones_and_removes_unpinned(ingestor, new_guild):
     guild = new_guild()
-    first = await sync_channel(ingestor, guild, CHANNEL,
-                               [pin(guild, 1, "Meetups are on Fridays."),
-                                pin(guild, 2, "The wiki is at wiki.example.org."),
-                                pin(guild, 3, "")])
+    first = await sync_channel(
+        ingestor,
+        guild,
+        CHANNEL,
+        [
+            pin(guild, 1, "Meetups are on Fridays."),
+            pin(guild, 2, "The wiki is at wiki.example.org."),
+            pin(guild, 3, ""),
+        ],
+    )
     assert (first.added, first.removed, first.skipped, first.errors) == (2, 0, 1, [])
-    second = await sync_channel(ingestor, guild, CHANNEL,
-                                [pin(guild, 1, "Meetups moved to Saturdays.")])
+    second = await sync_channel(
+        ingestor, guild, CHANNEL, [pin(guild, 1, "Meetups moved to Saturdays.")]
+    )
     assert (second.added, second.updated, second.removed) == (0, 1, 1)
     (doc,) = await pinned_documents(ingestor, guild, CHANNEL)
     assert doc.uri.endswith(f"/{guild}/{CHANNEL}/1") and doc.metadata["origin"] == "pin"

@@ -18,10 +18,10 @@ import aiohttp
 import pytest
 
 from core.errors import BackendError, Busy, InvalidInput, NotFound
-from core.llm import serving as serving_module
-from core.llm.engine import Engine
-from core.llm.remote import RemoteBackend
-from core.llm.server import RunningServer, create_app, start_server
+from core.llm.engine.engine import Engine
+from core.llm.http import serving as serving_module
+from core.llm.http.remote import RemoteBackend
+from core.llm.http.server import RunningServer, create_app, start_server
 from core.llm.types import Request, user
 from tests.fixtures.paths import REPO
 
@@ -104,7 +104,9 @@ async def test_remote_complete_and_stream_equal_the_local_engine(tiny_served):
         assert over_http.text == local.text
         assert over_http.finish_reason == local.finish_reason
         assert (over_http.prompt_tokens, over_http.completion_tokens) == (
-            local.prompt_tokens, local.completion_tokens)
+            local.prompt_tokens,
+            local.completion_tokens,
+        )
 
         events = [event async for event in remote.stream(request)]
         assert events[0].kind == "queued" and events[0].queue_position == 1
@@ -113,7 +115,9 @@ async def test_remote_complete_and_stream_equal_the_local_engine(tiny_served):
         assert events[-1].kind == "done" and done is not None
         assert deltas == done.text == local.text
         assert (done.prompt_tokens, done.completion_tokens) == (
-            local.prompt_tokens, local.completion_tokens)
+            local.prompt_tokens,
+            local.completion_tokens,
+        )
         assert done.first_token_s is not None and 0 < done.first_token_s <= done.elapsed_s
 
 
@@ -149,8 +153,13 @@ async def test_models_lists_the_served_model_and_is_discovered(tiny_served):
 
 async def test_openai_shapes_of_plain_http_answers(tiny_served):
     _, server, _ = tiny_served
-    body = {"model": "whatever", "messages": [{"role": "user", "content": "hi"}],
-            "max_completion_tokens": 3, "temperature": 0, "frequency_penalty": 0.5}
+    body = {
+        "model": "whatever",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_completion_tokens": 3,
+        "temperature": 0,
+        "frequency_penalty": 0.5,
+    }
     status, _, answer = await raw("POST", f"{server.url}/chat/completions", body)
     assert status == 200 and answer["object"] == "chat.completion"
     assert answer["model"] == "tiny-llama" and answer["id"].startswith("chatcmpl-")
@@ -159,8 +168,9 @@ async def test_openai_shapes_of_plain_http_answers(tiny_served):
     assert usage["completion_tokens"] == 3
     assert usage["total_tokens"] == usage["prompt_tokens"] + 3
     async with aiohttp.ClientSession() as session:
-        async with session.post(f"{server.url}/chat/completions",
-                                json={**body, "stream": True}) as response:
+        async with session.post(
+            f"{server.url}/chat/completions", json={**body, "stream": True}
+        ) as response:
             assert response.headers["Content-Type"].startswith("text/event-stream")
             lines = [line async for line in response.content]
     data = [line.decode().strip()[6:] for line in lines if line.startswith(b"data: ")]
@@ -205,7 +215,9 @@ async def test_bad_requests_are_invalid_input_with_the_servers_message(tiny_serv
 
 async def test_full_queue_is_busy_through_the_wire_per_guild_and_overall(long_llama):
     async with serving(long_llama, max_queue=2, max_queue_per_guild=1, **LONG) as (
-        engine, server, remote
+        engine,
+        server,
+        remote,
     ):
         running = remote.stream(Request(user("go"), guild_id=1))
         waiting = remote.stream(Request(user("wait"), guild_id=2))
@@ -344,9 +356,16 @@ async def test_guru_serve_subprocess_answers_and_stops_on_sigterm(test_data_dir,
     log_path = tmp_path / "serve.log"
     with open(log_path, "wb") as log_file:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "core.cli", "serve", "--port", str(port),
-            cwd=str(tmp_path), env={**env, "PYTHONPATH": str(REPO)},
-            stdout=log_file, stderr=asyncio.subprocess.STDOUT,
+            sys.executable,
+            "-m",
+            "core.cli",
+            "serve",
+            "--port",
+            str(port),
+            cwd=str(tmp_path),
+            env={**env, "PYTHONPATH": str(REPO)},
+            stdout=log_file,
+            stderr=asyncio.subprocess.STDOUT,
         )
     remote = RemoteBackend(f"http://127.0.0.1:{port}", connect_timeout_s=2)
     companions: list[asyncio.Task[None]] = []
@@ -368,8 +387,13 @@ async def test_guru_serve_subprocess_answers_and_stops_on_sigterm(test_data_dir,
         # Eight long answers decoded together take longer than the server's shutdown grace
         # (one alone now finishes inside it on this CPU).
         companions = [
-            asyncio.create_task(drain(remote.stream(Request(user(f"Tell a long story about {t}."),
-                                                            max_new_tokens=500))))
+            asyncio.create_task(
+                drain(
+                    remote.stream(
+                        Request(user(f"Tell a long story about {t}."), max_new_tokens=500)
+                    )
+                )
+            )
             for t in ("a ship", "a city", "a dragon", "a garden", "a robot", "a river", "a king")
         ]
         story = remote.stream(Request(user("Tell me a very long story."), max_new_tokens=500))

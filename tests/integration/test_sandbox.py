@@ -85,12 +85,15 @@ async def settled_process_count(box: Sandbox) -> int:
 
 
 async def test_good_program_returns_its_output(sandbox: Sandbox) -> None:
-    result = await run(sandbox, src("""
+    result = await run(
+        sandbox,
+        src("""
         def solution():
             apples, eaten = 17 * 3, 0
             return apples - eaten
         print(solution())
-    """))
+    """),
+    )
     assert result.ok and result.status == "ok" and result.exit_code == 0
     assert result.stdout == "51\n" and result.stderr == "" and not result.timed_out
 
@@ -118,11 +121,14 @@ async def test_exit_builtins_work_without_site(sandbox: Sandbox) -> None:
 
 
 async def test_stdlib_math_works(sandbox: Sandbox) -> None:
-    result = await run(sandbox, src("""
+    result = await run(
+        sandbox,
+        src("""
         from fractions import Fraction
         import math, statistics
         print(Fraction(1, 3) + Fraction(1, 6), math.comb(10, 3), statistics.mean([1, 2, 3]))
-    """))
+    """),
+    )
     assert result.ok and result.stdout == "1/2 120 2\n"
 
 
@@ -158,7 +164,10 @@ def repo_secret() -> Iterator[tuple[Path, str]]:
 
 async def test_cannot_read_the_projects_env_file(sandbox: Sandbox, repo_secret) -> None:
     path, secret = repo_secret
-    result = await run(sandbox, src("""
+    result = await run(
+        sandbox,
+        src(
+            """
         import os
         for p in (secret_file, env_file):
             try:
@@ -166,7 +175,12 @@ async def test_cannot_read_the_projects_env_file(sandbox: Sandbox, repo_secret) 
             except OSError as e:
                 print("denied", type(e).__name__)
         print(os.path.exists(repo))
-    """, secret_file=str(path), env_file=str(REPO / ".env"), repo=str(REPO)))
+    """,
+            secret_file=str(path),
+            env_file=str(REPO / ".env"),
+            repo=str(REPO),
+        ),
+    )
     assert secret not in result.stdout
     assert result.stdout == "denied FileNotFoundError\n" * 2 + "False\n"
 
@@ -176,14 +190,20 @@ async def test_cannot_read_the_data_dir(sandbox: Sandbox, tmp_path: Path) -> Non
     data.mkdir()
     secret = uuid.uuid4().hex
     (data / "secret.txt").write_text(secret)
-    result = await run(sandbox, src("""
+    result = await run(
+        sandbox,
+        src(
+            """
         import os
         try:
             print(open(path).read())
         except OSError as e:
             print("denied", type(e).__name__)
         print(os.listdir("/tmp"))
-    """, path=str(data / "secret.txt")))
+    """,
+            path=str(data / "secret.txt"),
+        ),
+    )
     assert secret not in result.stdout and result.stdout == "denied FileNotFoundError\n[]\n"
 
 
@@ -211,7 +231,10 @@ async def test_environment_secrets_are_not_inherited(sandbox: Sandbox, monkeypat
 async def test_cannot_write_outside_tmp(sandbox: Sandbox) -> None:
     name = f"guru-escape-{uuid.uuid4().hex}"
     targets = ["/", "/usr/lib/python3.11/", "/etc/", "/dev/", "/dev/shm/", str(REPO) + "/"]
-    result = await run(sandbox, src("""
+    result = await run(
+        sandbox,
+        src(
+            """
         written = []
         for d in targets:
             try:
@@ -220,17 +243,24 @@ async def test_cannot_write_outside_tmp(sandbox: Sandbox) -> None:
             except OSError:
                 pass
         print(written)
-    """, targets=targets, name=name))
+    """,
+            targets=targets,
+            name=name,
+        ),
+    )
     assert result.stdout == "[]\n"
     assert not any(Path(t + name).exists() for t in targets)
 
 
 async def test_tmp_is_size_capped(sandbox: Sandbox) -> None:
-    result = await run(sandbox, src("""
+    result = await run(
+        sandbox,
+        src("""
         with open("/tmp/big", "wb") as f:
             for _ in range(64):
                 f.write(b"x" * 2**20)
-    """))
+    """),
+    )
     assert not result.ok and ("File too large" in result.stderr or "No space" in result.stderr)
 
 
@@ -238,15 +268,23 @@ async def test_tmp_files_do_not_survive_into_the_next_run(sandbox: Sandbox) -> N
     marker = f"/tmp/{uuid.uuid4().hex}"
     first = await run(sandbox, src("open(marker, 'w').write('x'); print('written')", marker=marker))
     assert first.stdout == "written\n"
-    second = await run(sandbox, src("""
+    second = await run(
+        sandbox,
+        src(
+            """
         import os
         print(os.path.exists(marker), os.listdir("/tmp"))
-    """, marker=marker))
+    """,
+            marker=marker,
+        ),
+    )
     assert second.stdout == "False []\n"
 
 
 async def test_symlinks_do_not_reach_the_host(sandbox: Sandbox) -> None:
-    result = await run(sandbox, src("""
+    result = await run(
+        sandbox,
+        src("""
         import os
         os.symlink("/etc/shadow", "/tmp/s")
         os.symlink("/proc/1/root", "/tmp/r")
@@ -256,12 +294,16 @@ async def test_symlinks_do_not_reach_the_host(sandbox: Sandbox) -> None:
                 print(p, len(open(p).read()) if os.path.isfile(p) else os.listdir(p))
             except OSError:
                 print(p, "denied")
-    """))
+    """),
+    )
     assert result.stdout.count("denied") == 4, result.stdout
 
 
 async def test_cannot_import_the_projects_packages(sandbox: Sandbox) -> None:
-    result = await run(sandbox, src("""
+    result = await run(
+        sandbox,
+        src(
+            """
         import sys
         sys.path[:0] = [repo, "/work/main", "."]
         for name in ("core", "bot", "bench", "torch", "discord", "psycopg"):
@@ -271,16 +313,22 @@ async def test_cannot_import_the_projects_packages(sandbox: Sandbox) -> None:
             except ImportError:
                 pass
         print("done")
-    """, repo=str(REPO)))
+    """,
+            repo=str(REPO),
+        ),
+    )
     assert result.stdout == "done\n"
 
 
 async def test_host_python_and_usr_local_are_invisible(sandbox: Sandbox) -> None:
-    result = await run(sandbox, src("""
+    result = await run(
+        sandbox,
+        src("""
         import os, sys
         hidden = ("/root", "/usr/local", "/work", "/home", "/var", "/sys", "/etc/passwd", "/run")
         print(sys.executable, [p for p in hidden if os.path.exists(p)])
-    """))
+    """),
+    )
     assert result.stdout == "/usr/bin/python3 []\n"
 
 
@@ -292,11 +340,14 @@ async def test_tcp_to_a_host_port_does_not_connect(sandbox: Sandbox) -> None:
     server.bind(("127.0.0.1", 0))
     server.listen()
     server.setblocking(False)
-    code = src("""
+    code = src(
+        """
         import socket
         socket.create_connection(("127.0.0.1", port), timeout=1)
         print("connected")
-    """, port=server.getsockname()[1])
+    """,
+        port=server.getsockname()[1],
+    )
     try:
         result = await run(sandbox, code)
         with pytest.raises(BlockingIOError):
@@ -310,11 +361,14 @@ async def test_udp_does_not_leave(sandbox: Sandbox) -> None:
     receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     receiver.bind(("127.0.0.1", 0))
     receiver.setblocking(False)
-    code = src("""
+    code = src(
+        """
         import socket
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"leak", ("127.0.0.1", port))
         print("sent")
-    """, port=receiver.getsockname()[1])
+    """,
+        port=receiver.getsockname()[1],
+    )
     try:
         result = await run(sandbox, code)
         with pytest.raises(BlockingIOError):
@@ -333,7 +387,8 @@ async def test_unix_sockets_of_the_host_are_unreachable(sandbox: Sandbox, tmp_pa
         server.listen()
         server.setblocking(False)
         servers.append(server)
-    code = src("""
+    code = src(
+        """
         import socket
         for a in addresses:
             try:
@@ -341,7 +396,9 @@ async def test_unix_sockets_of_the_host_are_unreachable(sandbox: Sandbox, tmp_pa
                 print("connected")
             except OSError as e:
                 print(type(e).__name__)
-    """, addresses=addresses)
+    """,
+        addresses=addresses,
+    )
     try:
         result = await run(sandbox, code)
         for server in servers:
@@ -370,7 +427,9 @@ async def test_infinite_loop_times_out_quickly(sandbox: Sandbox) -> None:
 
 async def test_cpu_burning_threads_are_stopped(sandbox: Sandbox) -> None:
     started = time.monotonic()
-    result = await run(sandbox, src("""
+    result = await run(
+        sandbox,
+        src("""
         import threading
         def spin():
             while True:
@@ -378,21 +437,29 @@ async def test_cpu_burning_threads_are_stopped(sandbox: Sandbox) -> None:
         for _ in range(8):
             threading.Thread(target=spin, daemon=True).start()
         spin()
-    """), timeout_s=1.0)
+    """),
+        timeout_s=1.0,
+    )
     assert result.status == "timeout" and time.monotonic() - started < 3.0
 
 
 async def test_fork_bomb_is_contained(sandbox: Sandbox) -> None:
     before = await settled_process_count(sandbox)
     started = time.monotonic()
-    bomb = asyncio.ensure_future(run(sandbox, src("""
+    bomb = asyncio.ensure_future(
+        run(
+            sandbox,
+            src("""
         import os
         while True:
             try:
                 os.fork()
             except OSError:
                 pass
-    """), timeout_s=1.5))
+    """),
+            timeout_s=1.5,
+        )
+    )
     await asyncio.sleep(0.8)
     during = len(our_sandbox_processes())
     result = await bomb
@@ -405,7 +472,9 @@ async def test_fork_bomb_is_contained(sandbox: Sandbox) -> None:
 
 async def test_detached_children_die_with_the_run(sandbox: Sandbox) -> None:
     before = await settled_process_count(sandbox)
-    result = await run(sandbox, src("""
+    result = await run(
+        sandbox,
+        src("""
         import os, time
         if os.fork() == 0:
             os.setsid()
@@ -413,7 +482,8 @@ async def test_detached_children_die_with_the_run(sandbox: Sandbox) -> None:
                 time.sleep(60)
             os._exit(0)
         print("parent done")
-    """))
+    """),
+    )
     assert result.ok and result.stdout == "parent done\n"
     assert await settled_process_count(sandbox) == before
 
@@ -448,7 +518,9 @@ async def test_signals_cannot_reach_the_host(sandbox: Sandbox) -> None:
     await sandbox.wait_pool()
     others = list(sandbox._ready)[1:]  # the first one runs the program
     assert others
-    result = await run(sandbox, src("""
+    result = await run(
+        sandbox,
+        src("""
         import os, signal
         for pid in (os.getppid(), 1, -1):
             try:
@@ -456,7 +528,8 @@ async def test_signals_cannot_reach_the_host(sandbox: Sandbox) -> None:
                 print(pid, "sent")
             except OSError as e:
                 print(pid, e.errno)
-    """))
+    """),
+    )
     # getppid() is bwrap's init (pid 1, root): EPERM. kill(-1) reaches only the program's
     # own pid namespace, so the test process and the other pooled sandboxes all survive.
     assert result.stdout.startswith("1 1\n1 1\n") and "sent" not in result.stdout
@@ -471,7 +544,9 @@ async def test_killing_its_own_group_ends_only_the_run(sandbox: Sandbox) -> None
 
 
 async def test_shell_and_subprocess_are_unavailable_or_confined(sandbox: Sandbox) -> None:
-    result = await run(sandbox, src("""
+    result = await run(
+        sandbox,
+        src("""
         import os, subprocess, sys
         print(os.system("id > /tmp/id"))
         try:
@@ -480,26 +555,33 @@ async def test_shell_and_subprocess_are_unavailable_or_confined(sandbox: Sandbox
             print(type(e).__name__)
         cmd = [sys.executable, "-c", "import os; print(os.getuid())"]
         print(subprocess.run(cmd, capture_output=True).stdout.decode().strip())
-    """))
+    """),
+    )
     assert result.stdout.split()[1:] == ["FileNotFoundError", "65534"]
     assert result.stdout.split()[0] != "0"  # no shell in the sandbox: os.system fails
 
 
 async def test_ctypes_cannot_gain_privileges(sandbox: Sandbox) -> None:
-    result = await run(sandbox, src("""
+    result = await run(
+        sandbox,
+        src("""
         import ctypes, os
         libc = ctypes.CDLL(None, use_errno=True)
         print(libc.setuid(0), libc.unshare(0x10000000), libc.unshare(0x00020000),
               libc.mount(b"none", b"/tmp", b"tmpfs", 0, None), libc.ptrace(16, 1, 0, 0),
               libc.chroot(b"/tmp"))
         print(os.getuid(), os.geteuid())
-    """))
+    """),
+    )
     assert result.stdout == "-1 -1 -1 -1 -1 -1\n65534 65534\n", result.stdout + result.stderr
 
 
 async def test_proc_shows_no_host_processes(sandbox: Sandbox) -> None:
     me = os.getpid()
-    result = await run(sandbox, src("""
+    result = await run(
+        sandbox,
+        src(
+            """
         import os
         print(sorted(int(p) for p in os.listdir("/proc") if p.isdigit()))
         for p in (f"/proc/{me}/environ", f"/proc/{me}/cmdline", "/proc/1/environ", "/proc/1/mem"):
@@ -507,7 +589,10 @@ async def test_proc_shows_no_host_processes(sandbox: Sandbox) -> None:
                 print(open(p, "rb").read()[:100])
             except OSError:
                 print("denied")
-    """, me=me))
+    """,
+            me=me,
+        ),
+    )
     pids = json.loads(result.stdout.splitlines()[0])
     assert max(pids) < 10 and "pytest" not in result.stdout
     assert result.stdout.count("denied") == 4, result.stdout
@@ -516,8 +601,12 @@ async def test_proc_shows_no_host_processes(sandbox: Sandbox) -> None:
 async def test_hostile_runs_leak_no_file_descriptors(sandbox: Sandbox) -> None:
     await sandbox.wait_pool()
     before = len(os.listdir("/proc/self/fd"))
-    for code in ("while True:\n    pass", "while True:\n    print('x' * 4096)",
-                 "import os, signal\nos.killpg(0, signal.SIGKILL)", "x = bytearray(2**33)"):
+    for code in (
+        "while True:\n    pass",
+        "while True:\n    print('x' * 4096)",
+        "import os, signal\nos.killpg(0, signal.SIGKILL)",
+        "x = bytearray(2**33)",
+    ):
         await run(sandbox, code, timeout_s=0.5)
     await sandbox.wait_pool()
     assert len(os.listdir("/proc/self/fd")) == before
@@ -545,8 +634,16 @@ async def test_refuses_without_its_interpreter() -> None:
 
 async def test_check_reports_every_required_layer_active(sandbox: Sandbox) -> None:
     layers = {layer.name: layer for layer in await sandbox.check()}
-    for name in ("bubblewrap", "namespaces", "no network", "unprivileged uid",
-                 "read-only filesystem", "private tmp", "rlimits", "empty environment"):
+    for name in (
+        "bubblewrap",
+        "namespaces",
+        "no network",
+        "unprivileged uid",
+        "read-only filesystem",
+        "private tmp",
+        "rlimits",
+        "empty environment",
+    ):
         assert layers[name].active and layers[name].required, layers[name]
 
 
@@ -555,7 +652,9 @@ def test_cli_check_and_run_json(tmp_path: Path, capsys) -> None:
 
     assert main(["sandbox", "--check", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["ok"] and {"seccomp", "namespaces"} <= {l["name"] for l in report["layers"]}
+    assert report["ok"] and {"seccomp", "namespaces"} <= {
+        layer["name"] for layer in report["layers"]
+    }
     program = tmp_path / "p.py"
     program.write_text("print(6 * 7)")
     assert main(["sandbox", str(program), "--json", "--timeout", "2"]) == 0

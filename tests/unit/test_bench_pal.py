@@ -28,8 +28,13 @@ def row(pid: str, method: str, correct: bool, seconds: float = 1.0) -> dict[str,
 
 
 def test_report_compares_methods_on_the_problems_all_of_them_finished() -> None:
-    rows = [row("a", "cot", False), row("a", "pal", True), row("b", "cot", True),
-            row("b", "pal", True), row("c", "cot", True)]  # pal has not reached "c" yet
+    rows = [
+        row("a", "cot", False),
+        row("a", "pal", True),
+        row("b", "cot", True),
+        row("b", "pal", True),
+        row("c", "cot", True),
+    ]  # pal has not reached "c" yet
     summary = report(rows, ["cot", "pal"])
     assert summary["problems_all_methods"] == 2
     assert summary["methods"]["cot"]["correct_common"] == 1

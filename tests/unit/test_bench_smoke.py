@@ -58,7 +58,9 @@ def test_repetition_detector() -> None:
     assert not has_loop(fluent.split(), fluent)
     # Twice is not a loop; a longer n-gram threshold ignores short stock phrases.
     assert not has_loop("a b c d x a b c d".split())
-    phrase = "in the end of the day we went home and in the end of the day we slept in the end of it"
+    phrase = (
+        "in the end of the day we went home and in the end of the day we slept in the end of it"
+    )
     assert has_loop(phrase.split(), n=4)
     assert not has_loop(phrase.split(), n=8)
 
@@ -124,11 +126,17 @@ def test_summary_ratios_targets_and_table() -> None:
         _ours("float32", 18.0, 64.0),
         _ours("float32", 17.0, 62.0),
         _ours(
-            "bfloat16", 20.0, 170.0,
+            "bfloat16",
+            20.0,
+            170.0,
             {"short": {"q1": [True, False, "a"], "q2": [False, False, "c"]}, "long": []},
         ),
-        {"kind": "llamacpp", "load_s": 0.1, "peak_rss_mb": 170.0,
-         "single": {"ttft_s": 1.0, "decode_tps": 80.0, "tokens": 128}},
+        {
+            "kind": "llamacpp",
+            "load_s": 0.1,
+            "peak_rss_mb": 170.0,
+            "single": {"ttft_s": 1.0, "decode_tps": 80.0, "tokens": 128},
+        },
     ]
     report = summarize(results, ["float32", "bfloat16"], results[0])
     fp32 = report["paths"]["float32"]
@@ -141,9 +149,19 @@ def test_summary_ratios_targets_and_table() -> None:
     assert bf16["quality"]["passed"] is False and bf16["quality"]["wrong"] == ["q2"]
     assert bf16["quality"]["failures"] == [{"question": "q2", "answer": "c", "fp32": "b"}]
     report.update(
-        model="m", threads=1, rounds=3, tokens=128, levels=[8], prompt_tokens="190–200",
-        host={"cpus": 2, "loadavg_start": 1.0, "loadavg_end": 1.0, "loadavg_min": 0.5,
-              "loadavg_max": 2.0},
+        model="m",
+        threads=1,
+        rounds=3,
+        tokens=128,
+        levels=[8],
+        prompt_tokens="190–200",
+        host={
+            "cpus": 2,
+            "loadavg_start": 1.0,
+            "loadavg_end": 1.0,
+            "loadavg_min": 0.5,
+            "loadavg_max": 2.0,
+        },
     )
     table = render(report)
     assert "ours float32" in table and "llama.cpp" in table and "FAIL" in table

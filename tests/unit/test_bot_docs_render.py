@@ -15,8 +15,10 @@ GUILD, CHANNEL = 111111111111111111, 222222222222222222
 def test_message_links_and_bare_ids_become_refs_in_order_without_duplicates():
     link = f"https://discord.com/channels/{GUILD}/333333333333333333/444444444444444444"
     refs = parse_message_refs(f"{link} 555555555555555555, {link}", GUILD, CHANNEL)
-    assert refs == [MessageRef(333333333333333333, 444444444444444444),
-                    MessageRef(CHANNEL, 555555555555555555)]
+    assert refs == [
+        MessageRef(333333333333333333, 444444444444444444),
+        MessageRef(CHANNEL, 555555555555555555),
+    ]
 
 
 def test_a_link_into_another_guild_is_refused():
@@ -30,10 +32,14 @@ def test_text_without_links_or_ids_is_refused_with_a_hint():
 
 
 def test_sources_are_links_for_urls_and_code_for_uploads():
-    answer = Answer("Fridays [1].", (
-        Source(1, "Meetups [draft]", "https://discord.com/channels/1/2/3", 0.9),
-        Source(2, "FAQ", "upload:faq.md", 0.5),
-    ), False)
+    answer = Answer(
+        "Fridays [1].",
+        (
+            Source(1, "Meetups [draft]", "https://discord.com/channels/1/2/3", 0.9),
+            Source(2, "FAQ", "upload:faq.md", 0.5),
+        ),
+        False,
+    )
     assert render.answer_text(answer) == (
         "Fridays [1].\n\n**Sources**\n"
         "[1] [Meetups  draft](<https://discord.com/channels/1/2/3>)\n"

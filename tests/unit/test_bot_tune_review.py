@@ -11,8 +11,9 @@ COUNTS = ReviewCounts(approved=3, pending=5, rejected=1)
 
 
 def _item(question: str, answer: str, channel_id: int | None = 77) -> ReviewItem:
-    return ReviewItem(12, 99, channel_id, 42, "explain", question, answer,
-                      datetime(2026, 11, 27, tzinfo=UTC))
+    return ReviewItem(
+        12, 99, channel_id, 42, "explain", question, answer, datetime(2026, 11, 27, tzinfo=UTC)
+    )
 
 
 def test_a_long_answer_is_cut_to_one_message_with_its_code_block_closed():
@@ -25,8 +26,10 @@ def test_a_long_answer_is_cut_to_one_message_with_its_code_block_closed():
 
 def test_who_where_when_and_mentions_neutralised():
     text = review_text(_item("@everyone look", "ping <@123>"), COUNTS, "✅ Approved answer #11.")
-    assert text.startswith("✅ Approved answer #11.\n**Review for tuning** · answer #12 · "
-                           "/explain by <@42> in <#77> · <t:1795737600:R>")
+    assert text.startswith(
+        "✅ Approved answer #11.\n**Review for tuning** · answer #12 · "
+        "/explain by <@42> in <#77> · <t:1795737600:R>"
+    )
     assert "@\u200beveryone" in text and "<\u200b@123>" in text
     assert " in <#" not in review_text(_item("q", "a", channel_id=None), COUNTS)
 
@@ -34,7 +37,8 @@ def test_who_where_when_and_mentions_neutralised():
 def test_buttons_carry_the_answer_and_the_moderator():
     _, view = review_message(_item("q", "a"), COUNTS, moderator_id=7)
     assert [b.custom_id for b in view.children] == [
-        f"guru:review:{a}:12:7" for a in ("approve", "reject", "skip", "done")]
+        f"guru:review:{a}:12:7" for a in ("approve", "reject", "skip", "done")
+    ]
 
 
 def test_closing_words():

@@ -15,8 +15,27 @@ NOTES = load_notes()
 NAMES = {note.name for note in NOTES}
 # Words that say nothing about a topic; a question "avoids the title" if it shares none of the
 # other words with the titles of the notes that answer it.
-STOPWORDS = {"a", "an", "and", "the", "of", "on", "one", "why", "what", "how", "to", "in",
-             "for", "with", "is", "it", "model", "models", "language"}
+STOPWORDS = {
+    "a",
+    "an",
+    "and",
+    "the",
+    "of",
+    "on",
+    "one",
+    "why",
+    "what",
+    "how",
+    "to",
+    "in",
+    "for",
+    "with",
+    "is",
+    "it",
+    "model",
+    "models",
+    "language",
+}
 
 
 def load_questions() -> list[dict]:
@@ -90,7 +109,8 @@ def test_eval_questions_are_held_out():
         assert q["question"].lower().rstrip("?!. ") not in corpus, f"copied: {q['question']}"
     titles = {note.name: title_words(note.title) for note in NOTES}
     avoiding = [
-        q for q in questions
+        q
+        for q in questions
         if not set(re.findall(r"[a-z0-9]+", q["question"].lower()))
         & set().union(*(titles[n] for n in q["notes"]))
     ]

@@ -15,18 +15,29 @@ def test_defaults_are_the_embedded_and_bundled_setup():
 
 
 def test_values_are_parsed_and_typed():
-    settings = Settings.from_env({
-        "GURU_MAX_BATCH": "4", "GURU_TEMPERATURE": "0", "GURU_THREADS": "2",
-        "GURU_DATA_DIR": "~/guru-data", "GURU_DTYPE": "bfloat16",
-    })
+    settings = Settings.from_env(
+        {
+            "GURU_MAX_BATCH": "4",
+            "GURU_TEMPERATURE": "0",
+            "GURU_THREADS": "2",
+            "GURU_DATA_DIR": "~/guru-data",
+            "GURU_DTYPE": "bfloat16",
+        }
+    )
     assert settings.max_batch == 4 and settings.temperature == 0.0 and settings.threads == 2
     assert settings.dtype == "bfloat16" and not settings.data_dir.startswith("~")
 
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("GURU_MAX_BATCH", "zero"), ("GURU_MAX_BATCH", "0"), ("GURU_DEVICE", "tpu"),
-     ("GURU_SERVE_PORT", "70000"), ("GURU_TEMPERATURE", "-1"), ("GURU_QUANTIZATION", "2bit")],
+    [
+        ("GURU_MAX_BATCH", "zero"),
+        ("GURU_MAX_BATCH", "0"),
+        ("GURU_DEVICE", "tpu"),
+        ("GURU_SERVE_PORT", "70000"),
+        ("GURU_TEMPERATURE", "-1"),
+        ("GURU_QUANTIZATION", "2bit"),
+    ],
 )
 def test_invalid_values_fail_naming_the_variable(name, value):
     with pytest.raises(ConfigError) as excinfo:
@@ -42,7 +53,9 @@ def test_every_problem_is_reported_at_once():
 
 
 def test_secrets_stay_out_of_repr_and_describe():
-    settings = Settings.from_env({"DISCORD_TOKEN": "sekrit-token", "DATABASE_URL": "postgresql://u:pw@h/d"})
+    settings = Settings.from_env(
+        {"DISCORD_TOKEN": "sekrit-token", "DATABASE_URL": "postgresql://u:pw@h/d"}
+    )
     assert "sekrit" not in repr(settings) and "pw@" not in repr(settings)
     described = settings.describe()
     assert described["discord_token"] == "***" and described["database_url"] == "***"

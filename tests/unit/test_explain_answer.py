@@ -22,8 +22,13 @@ def test_notes_become_concept_documents_with_stable_uris() -> None:
 
 
 def _prepared() -> PreparedExplanation:
-    grounding = Grounding((Source(1, "LoRA: low-rank adaptation", "concepts/lora.md", 0.6),
-                           Source(2, "PEFT", "concepts/peft.md", 0.5)), ("r is the rank", "…"))
+    grounding = Grounding(
+        (
+            Source(1, "LoRA: low-rank adaptation", "concepts/lora.md", 0.6),
+            Source(2, "PEFT", "concepts/peft.md", 0.5),
+        ),
+        ("r is the rank", "…"),
+    )
     request = Request(messages=(Message("user", "q"),))
     return PreparedExplanation("what is r?", grounding, None, request)
 

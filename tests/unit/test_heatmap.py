@@ -11,9 +11,17 @@ from core.explain.heatmap import render_png
 
 
 def make_map(tokens: tuple[str, ...], weights: np.ndarray, head: int | None = None) -> AttentionMap:
-    return AttentionMap(model="toy", sentence=" ".join(tokens), tokens=tokens,
-                        token_ids=tuple(range(len(tokens))), layer=3, head=head, num_layers=4,
-                        num_heads=2, weights=weights.astype(np.float32))
+    return AttentionMap(
+        model="toy",
+        sentence=" ".join(tokens),
+        tokens=tokens,
+        token_ids=tuple(range(len(tokens))),
+        layer=3,
+        head=head,
+        num_layers=4,
+        num_heads=2,
+        weights=weights.astype(np.float32),
+    )
 
 
 def causal_uniform(n: int) -> np.ndarray:
@@ -38,12 +46,14 @@ def test_sixty_four_tokens_render_at_discord_width(tmp_path):
 
 
 def test_reading_skips_the_sink_and_names_the_strongest_middle_tokens():
-    weights = np.array([
-        [1.0, 0.0, 0.0, 0.0],
-        [0.5, 0.5, 0.0, 0.0],
-        [0.3, 0.6, 0.1, 0.0],
-        [0.5, 0.3, 0.1, 0.1],
-    ])
+    weights = np.array(
+        [
+            [1.0, 0.0, 0.0, 0.0],
+            [0.5, 0.5, 0.0, 0.0],
+            [0.3, 0.6, 0.1, 0.0],
+            [0.5, 0.3, 0.1, 0.1],
+        ]
+    )
     text = describe(make_map(("The", "apple", "phone", "."), weights, head=1))
     assert "layer 3" in text and "head 1" in text
     assert 'last token "." keeps 10%' in text and '50% to the first token "The"' in text

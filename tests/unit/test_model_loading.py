@@ -12,10 +12,10 @@ import pytest
 
 from core.config import Settings
 from core.errors import ModelLoadError
-from core.llm import convert
-from core.llm.convert import MARKER, cache_is_current, ensure_converted
-from core.llm.loading import LoadedModel, ModelCache, resolve_placement
-from core.llm.sources import resolve_source
+from core.llm.models import convert
+from core.llm.models.convert import MARKER, cache_is_current, ensure_converted
+from core.llm.models.loading import LoadedModel, ModelCache, resolve_placement
+from core.llm.models.sources import resolve_source
 
 # -- placement ---------------------------------------------------------------------------------
 

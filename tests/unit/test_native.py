@@ -1,12 +1,12 @@
-"""The native kernels (core.llm.native) against plain torch arithmetic on the same numbers."""
+"""The native kernels (core.llm.engine.native) against plain torch arithmetic on the same numbers."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from core.llm import native
-from core.llm.lean import _torch_int4
+from core.llm.engine import native
+from core.llm.engine.lean import _torch_int4
 
 GROUP = native.GROUP
 
@@ -116,7 +116,6 @@ def test_attention_refuses_unsupported_head_sizes(kernels):
     buf = torch.zeros(1, 2, 4, 24, dtype=torch.float16)
     with pytest.raises(ValueError, match="does not support"):
         kernels.attend(q, buf, buf, 2, torch.tensor([0]), 1.0)
-
 
 
 def test_kernels_give_the_same_numbers_on_several_threads(kernels):

@@ -7,22 +7,23 @@ import json
 import pytest
 
 from core.errors import InvalidInput
-from core.llm import wire
-from core.llm.remote_errors import error_message
-from core.llm.sse import DONE, SSEItem, SSEParser, encode_comment, encode_data
+from core.llm.http import wire
+from core.llm.http.remote_errors import error_message
+from core.llm.http.sse import DONE, SSEItem, SSEParser, encode_comment, encode_data
 
 STREAM = (
     encode_comment("queue_position=2")
     + encode_data({"choices": [{"delta": {"content": "héllo ☃"}}]})
     + b": keep-alive\r\n\r\n"
-    + b"data:{\"a\":1}\r\n\r\n"
+    + b'data:{"a":1}\r\n\r\n'
     + b"event: ignored\ndata: line one\ndata: line two\n\n"
     + encode_data(DONE)
 )
 EXPECTED = [
     SSEItem(comment="queue_position=2"),
-    SSEItem(data=json.dumps({"choices": [{"delta": {"content": "héllo ☃"}}]},
-                            separators=(",", ":"))),
+    SSEItem(
+        data=json.dumps({"choices": [{"delta": {"content": "héllo ☃"}}]}, separators=(",", ":"))
+    ),
     SSEItem(comment="keep-alive"),
     SSEItem(data='{"a":1}'),
     SSEItem(data="line one\nline two"),
@@ -55,9 +56,18 @@ def test_chat_request_defaults_and_extensions():
     assert (request.temperature, request.top_p, request.max_new_tokens) == (0.7, 1.0, None)
     assert request.guild_id is None and request.adapter is None and not call.stream
     call = wire.parse_chat_request(
-        body(max_tokens=5, max_completion_tokens=9, stop="END", guild_id="123456789012345678",
-             stream=True, stream_options={"include_usage": True}, seed=3, temperature=0,
-             presence_penalty=1.0, user="someone"),
+        body(
+            max_tokens=5,
+            max_completion_tokens=9,
+            stop="END",
+            guild_id="123456789012345678",
+            stream=True,
+            stream_options={"include_usage": True},
+            seed=3,
+            temperature=0,
+            presence_penalty=1.0,
+            user="someone",
+        ),
         request_id="r2",
     )
     request = call.request
@@ -69,13 +79,21 @@ def test_chat_request_defaults_and_extensions():
 def test_adapter_by_field_or_by_model_name_and_content_parts():
     parts = [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]
     call = wire.parse_chat_request(
-        {"model": "guild-7", "messages": [{"role": "developer", "content": "be brief"},
-                                          {"role": "user", "content": parts}]},
-        request_id="r", adapters=("guild-7",),
+        {
+            "model": "guild-7",
+            "messages": [
+                {"role": "developer", "content": "be brief"},
+                {"role": "user", "content": parts},
+            ],
+        },
+        request_id="r",
+        adapters=("guild-7",),
     )
     assert call.request.adapter == "guild-7"
     assert [(m.role, m.content) for m in call.request.messages] == [
-        ("system", "be brief"), ("user", "ab")]
+        ("system", "be brief"),
+        ("user", "ab"),
+    ]
     call = wire.parse_chat_request(body(model="base", adapter="x"), request_id="r")
     assert call.request.adapter == "x"
 

@@ -12,10 +12,21 @@ from core.pal.model import calc_model_spec
 from core.pal.prompt import EXAMPLES, SYSTEM, pal_messages, repair_messages
 
 
-@pytest.mark.parametrize("argv", [["calc", ""], ["calc", "   "], ["calc", "2+2", "--samples", "0"],
-                                  ["calc", "2+2", "--samples", "99"]])
-def test_bad_input_exits_2_with_a_message(argv: list[str], capsys: pytest.CaptureFixture[str],
-                                          monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["calc", ""],
+        ["calc", "   "],
+        ["calc", "2+2", "--samples", "0"],
+        ["calc", "2+2", "--samples", "99"],
+    ],
+)
+def test_bad_input_exits_2_with_a_message(
+    argv: list[str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
     monkeypatch.setenv("GURU_DATA_DIR", str(tmp_path))
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -35,7 +46,9 @@ def test_an_installed_code_preset_is_the_default(tmp_path: Path) -> None:
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "qwen2.5-coder-0.5b.gguf").write_bytes(b"GGUF")  # present = installed
     assert calc_model_spec(Settings(data_dir=str(tmp_path))) in (
-        "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")  # 1.5b where its packages are installed
+        "qwen2.5-coder-0.5b",
+        "qwen2.5-coder-1.5b",
+    )  # 1.5b where its packages are installed
 
 
 def test_env_var_is_read() -> None:
@@ -59,12 +72,13 @@ def test_repair_turn_shows_the_code_and_the_error() -> None:
 
 
 async def test_calc_model_equal_to_the_core_model_reuses_its_engine(tmp_path: Path) -> None:
-    from core.llm.loading import ModelCache
+    from core.llm.models.loading import ModelCache
     from core.pal.model import open_calc_llm
 
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "qwen2.5-coder-0.5b.gguf").write_bytes(b"GGUF")
-    settings = Settings(data_dir=str(tmp_path), model="qwen2.5-coder-0.5b",
-                        calc_model="qwen2.5-coder-0.5b")
+    settings = Settings(
+        data_dir=str(tmp_path), model="qwen2.5-coder-0.5b", calc_model="qwen2.5-coder-0.5b"
+    )
     core_llm = object()  # never called: only its identity matters here
     assert await open_calc_llm(settings, ModelCache(), core_llm) is core_llm  # type: ignore[arg-type]

@@ -30,10 +30,19 @@ def text(value: str) -> Candidate:
 FAILED = Candidate(False, None, None)
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    (12, 12), (12.0, 12), (11.999999999999998, 12), (0.30000000000000004, 0.3),
-    (100 / 3, 33.333333), (-4.0, -4), (2.5, 2.5), (10**20, 10**20),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (12, 12),
+        (12.0, 12),
+        (11.999999999999998, 12),
+        (0.30000000000000004, 0.3),
+        (100 / 3, 33.333333),
+        (-4.0, -4),
+        (2.5, 2.5),
+        (10**20, 10**20),
+    ],
+)
 def test_normalise(raw: float, expected: float) -> None:
     value = normalise(raw)
     assert value == expected and type(value) is type(expected)
@@ -76,13 +85,16 @@ def test_numbers_match_for_grading() -> None:
     assert not numbers_match(18, 19)
 
 
-@pytest.mark.parametrize(("reply", "expected"), [
-    ("The answer is 42.", 42),
-    ("5 * 3 = 15, 23 - 15 = 8. The answer is $8.", 8),
-    ("It costs 1,250 dollars in total", 1250),
-    ("Step 1: 3 + 4 = 7. The answer is 7.5 hours, not 9.", 7.5),
-    ("I don't know.", None),
-])
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ("The answer is 42.", 42),
+        ("5 * 3 = 15, 23 - 15 = 8. The answer is $8.", 8),
+        ("It costs 1,250 dollars in total", 1250),
+        ("Step 1: 3 + 4 = 7. The answer is 7.5 hours, not 9.", 7.5),
+        ("I don't know.", None),
+    ],
+)
 def test_parse_final_number(reply: str, expected: float | None) -> None:
     assert parse_final_number(reply) == expected
 

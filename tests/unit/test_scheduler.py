@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from core.errors import Busy
-from core.llm.scheduler import FairQueue
+from core.llm.engine.scheduler import FairQueue
 
 
 def test_flooding_guild_cannot_starve_another():

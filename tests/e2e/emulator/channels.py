@@ -117,9 +117,7 @@ def install(emulator: Emulator) -> None:
         upload = world.uploads.get(int(request.match_info["uid"]))
         if upload is None:
             return web.Response(status=404)
-        return web.Response(
-            body=upload.data, headers={"Content-Type": "application/octet-stream"}
-        )
+        return web.Response(body=upload.data, headers={"Content-Type": "application/octet-stream"})
 
     async def file(request: web.Request) -> web.Response:
         msg = world.messages.get(int(request.match_info["mid"]))

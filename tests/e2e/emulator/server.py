@@ -254,7 +254,10 @@ class Emulator:
         return self.world.uploads[upload_id]
 
     async def post_message(
-        self, channel: Channel, member: Member, content: str,
+        self,
+        channel: Channel,
+        member: Member,
+        content: str,
         files: Sequence[tuple[str, bytes]] = (),
     ) -> Message:
         """A user's message in `channel` (MESSAGE_CREATE), with `files` (name, bytes) attached."""

@@ -14,8 +14,10 @@ from core.rag.retrieve import Retriever
 from core.rag.types import IngestOutcome
 
 # Five pages that say "commit" over and over, one that says it once next to a rare word.
-COMMON = "Commit your work often. Every commit records a commit message, and a commit author " \
-         "signs each commit. Review the commit before you push the commit."
+COMMON = (
+    "Commit your work often. Every commit records a commit message, and a commit author "
+    "signs each commit. Review the commit before you push the commit."
+)
 RARE = "The reflog remembers where the branch tip was, even after a commit is lost."
 
 
@@ -39,11 +41,13 @@ def write_pages(root: Path, extra: int = 0) -> list[Path]:
 async def stats(pool: Pool, guild: int) -> tuple[dict[str, int], tuple[int, int] | None]:
     """The maintained statistics of a guild: ({term: df}, (chunks, tokens))."""
     async with pool.connection() as conn:
-        cur = await conn.execute("SELECT term, df FROM rag_term_stats WHERE guild_id = %(g)s",
-                                 {"g": guild})
+        cur = await conn.execute(
+            "SELECT term, df FROM rag_term_stats WHERE guild_id = %(g)s", {"g": guild}
+        )
         terms = {t: df for t, df in await cur.fetchall()}
-        cur = await conn.execute("SELECT chunks, tokens FROM rag_guild_stats"
-                                 " WHERE guild_id = %(g)s", {"g": guild})
+        cur = await conn.execute(
+            "SELECT chunks, tokens FROM rag_guild_stats WHERE guild_id = %(g)s", {"g": guild}
+        )
         row = await cur.fetchone()
     return terms, (row[0], row[1]) if row else None
 
@@ -51,11 +55,16 @@ async def stats(pool: Pool, guild: int) -> tuple[dict[str, int], tuple[int, int]
 async def recomputed(pool: Pool, guild: int) -> tuple[dict[str, int], tuple[int, int] | None]:
     """The same statistics counted from scratch over the guild's chunks."""
     async with pool.connection() as conn:
-        cur = await conn.execute("SELECT u.lexeme, count(*) FROM chunks c, unnest(c.tsv) u"
-                                 " WHERE c.guild_id = %(g)s GROUP BY 1", {"g": guild})
+        cur = await conn.execute(
+            "SELECT u.lexeme, count(*) FROM chunks c, unnest(c.tsv) u"
+            " WHERE c.guild_id = %(g)s GROUP BY 1",
+            {"g": guild},
+        )
         terms = {t: n for t, n in await cur.fetchall()}
-        cur = await conn.execute("SELECT count(*), sum(rag_tsv_length(tsv)) FROM chunks"
-                                 " WHERE guild_id = %(g)s", {"g": guild})
+        cur = await conn.execute(
+            "SELECT count(*), sum(rag_tsv_length(tsv)) FROM chunks WHERE guild_id = %(g)s",
+            {"g": guild},
+        )
         n, tokens = await cur.fetchone()  # type: ignore[misc]
     return terms, (n, tokens) if n else None
 
@@ -117,8 +126,11 @@ async def test_another_guilds_documents_do_not_change_the_ranking(
 
 
 async def test_pruned_ranking_scores_like_the_reference_function(
-    ingestor: Ingestor, retriever: Retriever, rag_pool: Pool, new_guild: Callable[[], int],
-    tmp_path: Path
+    ingestor: Ingestor,
+    retriever: Retriever,
+    rag_pool: Pool,
+    new_guild: Callable[[], int],
+    tmp_path: Path,
 ) -> None:
     guild = new_guild()
     await ingest(ingestor, guild, *write_pages(tmp_path, extra=3))
@@ -133,7 +145,8 @@ async def test_pruned_ranking_scores_like_the_reference_function(
             "       AND s.term IN ('lost', 'commit', 'reflog'))"
             " SELECT c.id, rag_bm25(c.tsv, w.terms, w.idfs, g.avgdl, 1.2, 0.75, 2.0) AS score"
             " FROM chunks c, g, w WHERE c.guild_id = %(g)s ORDER BY score DESC, c.id LIMIT 9",
-            {"g": guild})
+            {"g": guild},
+        )
         reference = await cur.fetchall()
     assert [h.chunk_id for h in hits] == [r[0] for r in reference]
     assert [h.score for h in hits] == pytest.approx([r[1] for r in reference])
@@ -145,7 +158,7 @@ async def test_quotes_and_backslashes_in_a_query_are_just_text(
     guild = new_guild()
     (tmp_path / "odd.md").write_text("# Odd\n\nThe path C:\\temp\\it's and O'Brien's \\\\ share.")
     await ingest(ingestor, guild, tmp_path / "odd.md")
-    for query in ["O'Brien's", "C:\\temp\\it's", "'''", "\\\\", "it's -not \"a phrase\""]:
+    for query in ["O'Brien's", "C:\\temp\\it's", "'''", "\\\\", 'it\'s -not "a phrase"']:
         await retriever.search(guild, query, 5, "text")  # no SQL or tsquery syntax error
     hits = await retriever.search(guild, "O'Brien's share", 5, "text")
     assert hits and Path(hits[0].uri).name == "odd.md"
@@ -156,14 +169,18 @@ async def test_truncate_empties_the_statistics(fresh_database_url: str) -> None:
         await migrate(conn)
         await conn.execute(
             "INSERT INTO documents (guild_id, source, uri, content_hash)"
-            " VALUES (7, 'text', 'a', repeat('0', 64))")
+            " VALUES (7, 'text', 'a', repeat('0', 64))"
+        )
         await conn.execute(
             "INSERT INTO chunks (guild_id, document_id, position, text, embedding)"
-            " SELECT 7, id, 0, 'reflog', array_fill(0.1, ARRAY[384])::vector FROM documents")
-        cur = await conn.execute("SELECT (SELECT count(*) FROM rag_term_stats),"
-                                 " (SELECT count(*) FROM rag_guild_stats)")
+            " SELECT 7, id, 0, 'reflog', array_fill(0.1, ARRAY[384])::vector FROM documents"
+        )
+        cur = await conn.execute(
+            "SELECT (SELECT count(*) FROM rag_term_stats), (SELECT count(*) FROM rag_guild_stats)"
+        )
         assert await cur.fetchone() == (1, 1)
         await conn.execute("TRUNCATE documents CASCADE")  # no DELETE triggers fire
-        cur = await conn.execute("SELECT (SELECT count(*) FROM rag_term_stats),"
-                                 " (SELECT count(*) FROM rag_guild_stats)")
+        cur = await conn.execute(
+            "SELECT (SELECT count(*) FROM rag_term_stats), (SELECT count(*) FROM rag_guild_stats)"
+        )
         assert await cur.fetchone() == (0, 0)

@@ -14,8 +14,9 @@ from tests.integration.rag.corpus import write_corpus
 
 
 @pytest.fixture
-def guru(rag_url: str, monkeypatch: pytest.MonkeyPatch,
-         capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+def guru(
+    rag_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., tuple[int, str, str]]:
     """Run `guru ARGS…` in-process against the test database; (exit code, stdout, stderr)."""
     monkeypatch.setenv("DATABASE_URL", rag_url)
     monkeypatch.setenv("GURU_LOG_LEVEL", "WARNING")
@@ -30,8 +31,9 @@ def guru(rag_url: str, monkeypatch: pytest.MonkeyPatch,
     return run
 
 
-def test_ingest_search_list_remove_forget(guru: Callable[..., tuple[int, str, str]],
-                                          tmp_path: Path) -> None:
+def test_ingest_search_list_remove_forget(
+    guru: Callable[..., tuple[int, str, str]], tmp_path: Path
+) -> None:
     root = write_corpus(tmp_path)
     (root / "bad.txt").write_bytes(b"\xff\xfe bad")
     guild = "940000000000000001"
@@ -39,12 +41,23 @@ def test_ingest_search_list_remove_forget(guru: Callable[..., tuple[int, str, st
     report = json.loads(out)
     assert code == 1 and report["summary"]["added"] == 12 and report["summary"]["error"] == 2
     assert {f["uri"] for f in report["files"] if f["status"] == "error"} == {
-        str(root / "bad.txt"), str(root / "missing.md")}
+        str(root / "bad.txt"),
+        str(root / "missing.md"),
+    }
     code, out, _ = guru("ingest", str(root / "raids.md"), "--guild", guild)
     assert code == 0 and out.startswith("unchanged")
 
-    code, out, _ = guru("search", "-", "--guild", guild, "-k", "2", "--mode", "text",
-                        stdin="why do I get QX-1474\n\nraid sign up\n")
+    code, out, _ = guru(
+        "search",
+        "-",
+        "--guild",
+        guild,
+        "-k",
+        "2",
+        "--mode",
+        "text",
+        stdin="why do I get QX-1474\n\nraid sign up\n",
+    )
     lines = [json.loads(line) for line in out.splitlines()]
     assert [ln["query"] for ln in lines] == ["why do I get QX-1474", "raid sign up"]
     first = lines[0]["results"][0]

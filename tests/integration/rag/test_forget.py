@@ -17,7 +17,10 @@ from core.tuning.worker import job_dir
 
 
 async def test_forget_removes_the_guilds_files_audits_and_notifies(
-    ingestor: Ingestor, rag_pool: Pool, rag_url: str, new_guild: Callable[[], int],
+    ingestor: Ingestor,
+    rag_pool: Pool,
+    rag_url: str,
+    new_guild: Callable[[], int],
     tmp_path: Path,
 ) -> None:
     a, b = new_guild(), new_guild()
@@ -27,8 +30,12 @@ async def test_forget_removes_the_guilds_files_audits_and_notifies(
     job_a = await jobs.enqueue(a, {"epochs": 1}, [{"instruction": "q", "output": "a"}])
     job_b = await jobs.enqueue(b, {"epochs": 1}, [{"instruction": "q", "output": "a"}])
     data = tmp_path / "data"
-    for folder in (data / "adapters" / str(a) / "1", data / "adapters" / str(b) / "1",
-                   job_dir(str(data), job_a), job_dir(str(data), job_b)):
+    for folder in (
+        data / "adapters" / str(a) / "1",
+        data / "adapters" / str(b) / "1",
+        job_dir(str(data), job_a),
+        job_dir(str(data), job_b),
+    ):
         folder.mkdir(parents=True)
         (folder / "weights").write_bytes(b"w")
 
@@ -48,6 +55,8 @@ async def test_forget_removes_the_guilds_files_audits_and_notifies(
     async with rag_pool.connection() as conn:
         cur = await conn.execute(
             "SELECT guild_id, detail FROM audit_log WHERE action = 'guild.forget'"
-            " AND detail->>'guild' = %(g)s", {"g": str(a)})
-        (guild_column, detail), = await cur.fetchall()
+            " AND detail->>'guild' = %(g)s",
+            {"g": str(a)},
+        )
+        ((guild_column, detail),) = await cur.fetchall()
     assert guild_column is None and detail["deleted"]["documents"] == 1

@@ -16,8 +16,11 @@ from core.rag.store import ChunkRepo
 from core.rag.types import IngestOutcome
 from tests.integration.rag.files import write_pdf
 
-LONG = "\n\n".join(f"Paragraph {i}: the guild bank opens on weekday {i % 7} and lends "
-                   f"{i * 10} gold to members who finished quest number {i}." for i in range(60))
+LONG = "\n\n".join(
+    f"Paragraph {i}: the guild bank opens on weekday {i % 7} and lends "
+    f"{i * 10} gold to members who finished quest number {i}."
+    for i in range(60)
+)
 
 
 async def ingest(ingestor: Ingestor, guild: int, *paths: Path | str) -> list[IngestOutcome]:
@@ -29,7 +32,9 @@ async def rows(pool: Pool, guild: int) -> tuple[int, int]:
     async with pool.connection() as conn:
         cur = await conn.execute(
             "SELECT (SELECT count(*) FROM documents WHERE guild_id = %(g)s),"
-            " (SELECT count(*) FROM chunks WHERE guild_id = %(g)s)", {"g": guild})
+            " (SELECT count(*) FROM chunks WHERE guild_id = %(g)s)",
+            {"g": guild},
+        )
         docs, chunks = await cur.fetchone()  # type: ignore[misc]
     return docs, chunks
 
@@ -43,21 +48,29 @@ async def test_reingesting_unchanged_content_is_a_no_op(
     [first] = await ingest(ingestor, guild, path)
     assert first.status == "added" and first.chunks > 3
     async with rag_pool.connection() as conn:
-        cur = await conn.execute("SELECT min(id), max(id) FROM chunks WHERE guild_id = %(g)s",
-                                 {"g": guild})
+        cur = await conn.execute(
+            "SELECT min(id), max(id) FROM chunks WHERE guild_id = %(g)s", {"g": guild}
+        )
         before = await cur.fetchone()
     [again] = await ingest(ingestor, guild, path)
-    assert (again.status, again.document_id, again.chunks) == ("unchanged", first.document_id,
-                                                               first.chunks)
+    assert (again.status, again.document_id, again.chunks) == (
+        "unchanged",
+        first.document_id,
+        first.chunks,
+    )
     async with rag_pool.connection() as conn:
-        cur = await conn.execute("SELECT min(id), max(id) FROM chunks WHERE guild_id = %(g)s",
-                                 {"g": guild})
+        cur = await conn.execute(
+            "SELECT min(id), max(id) FROM chunks WHERE guild_id = %(g)s", {"g": guild}
+        )
         assert await cur.fetchone() == before  # not rewritten
 
 
 async def test_changed_content_replaces_the_old_version(
-    ingestor: Ingestor, retriever: Retriever, rag_pool: Pool, new_guild: Callable[[], int],
-    tmp_path: Path
+    ingestor: Ingestor,
+    retriever: Retriever,
+    rag_pool: Pool,
+    new_guild: Callable[[], int],
+    tmp_path: Path,
 ) -> None:
     guild = new_guild()
     path = tmp_path / "rules.md"
@@ -77,8 +90,13 @@ class Killed(RuntimeError):
 
 @pytest.mark.parametrize("replace", [False, True], ids=["new-document", "replacement"])
 async def test_connection_killed_mid_ingest_leaves_old_or_nothing(
-    ingestor: Ingestor, rag_pool: Pool, rag_url: str, new_guild: Callable[[], int],
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, replace: bool
+    ingestor: Ingestor,
+    rag_pool: Pool,
+    rag_url: str,
+    new_guild: Callable[[], int],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    replace: bool,
 ) -> None:
     guild = new_guild()
     path = tmp_path / "bank.md"
@@ -108,8 +126,11 @@ async def test_connection_killed_mid_ingest_leaves_old_or_nothing(
 
 
 async def test_exception_between_chunk_inserts_rolls_the_document_back(
-    ingestor: Ingestor, rag_pool: Pool, new_guild: Callable[[], int], tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch
+    ingestor: Ingestor,
+    rag_pool: Pool,
+    new_guild: Callable[[], int],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     guild = new_guild()
     (tmp_path / "bank.md").write_text("# Guild bank\n\n" + LONG)
@@ -142,9 +163,14 @@ async def test_bad_inputs_get_one_line_each_and_the_rest_is_ingested(
     outcomes = await ingest(ingestor, guild, tmp_path, tmp_path / "missing.md")
     status = {Path(o.uri).name: (o.status, o.error) for o in outcomes}
     assert status["good.md"][0] == status["zz.txt"][0] == "added"
-    for name, reason in [("empty.txt", "empty"), ("latin1.txt", "UTF-8"), ("binary.md", "binary"),
-                         ("photo.jpg", "unsupported"), ("scan.pdf", "no text layer"),
-                         ("missing.md", "no such file")]:
+    for name, reason in [
+        ("empty.txt", "empty"),
+        ("latin1.txt", "UTF-8"),
+        ("binary.md", "binary"),
+        ("photo.jpg", "unsupported"),
+        ("scan.pdf", "no text layer"),
+        ("missing.md", "no such file"),
+    ]:
         assert status[name][0] == "error" and reason in status[name][1], name
     assert await rows(rag_pool, guild) == (2, 2)
 
@@ -154,12 +180,16 @@ async def test_discord_message_is_a_document_with_its_jump_url(
 ) -> None:
     guild = new_guild()
     url = f"https://discord.com/channels/{guild}/1/2"
-    outcome = await ingestor.ingest_message(guild, "Server rules: be kind.", jump_url=url,
-                                            author="mod#1", channel="rules")
+    outcome = await ingestor.ingest_message(
+        guild, "Server rules: be kind.", jump_url=url, author="mod#1", channel="rules"
+    )
     assert outcome.status == "added"
     [doc] = await ingestor.list_documents(guild)
-    assert (doc.uri, doc.source, doc.metadata) == (url, "discord",
-                                                   {"author": "mod#1", "channel": "rules"})
+    assert (doc.uri, doc.source, doc.metadata) == (
+        url,
+        "discord",
+        {"author": "mod#1", "channel": "rules"},
+    )
 
 
 async def test_guilds_never_see_each_others_documents(
@@ -203,8 +233,9 @@ async def test_forget_erases_every_row_of_the_guild_only(
     await ingest(ingestor, a, tmp_path / "a.md")
     await ingest(ingestor, b, tmp_path / "a.md")
     async with rag_pool.connection() as conn:
-        await conn.execute("INSERT INTO guild_settings (guild_id, temperature) VALUES (%(g)s, 0.5)",
-                           {"g": a})
+        await conn.execute(
+            "INSERT INTO guild_settings (guild_id, temperature) VALUES (%(g)s, 0.5)", {"g": a}
+        )
         await conn.execute("INSERT INTO audit_log (guild_id, action) VALUES (%(g)s, 'x')", {"g": a})
     counts = await ingestor.forget_guild(a)
     assert counts["documents"] == 1 and counts["chunks"] > 3 and counts["guilds"] == 1
@@ -212,11 +243,15 @@ async def test_forget_erases_every_row_of_the_guild_only(
     async with rag_pool.connection() as conn:
         cur = await conn.execute(
             "SELECT table_name FROM information_schema.columns WHERE column_name = 'guild_id'"
-            " AND table_schema = current_schema()")
+            " AND table_schema = current_schema()"
+        )
         for (table,) in await cur.fetchall():
             left = await conn.execute(
                 psycopg.sql.SQL("SELECT count(*) FROM {} WHERE guild_id = %(g)s").format(
-                    psycopg.sql.Identifier(table)), {"g": a})
+                    psycopg.sql.Identifier(table)
+                ),
+                {"g": a},
+            )
             assert (await left.fetchone())[0] == 0, table  # type: ignore[index]
     assert (await rows(rag_pool, b))[0] == 1
     with pytest.raises(NotFound):

@@ -13,7 +13,9 @@ from tests.integration.rag.files import write_docx, write_pdf
 
 def test_markdown_sections_keep_their_headings(tmp_path: Path) -> None:
     path = tmp_path / "guide.md"
-    path.write_text("# Server guide\n\nIntro.\n\n## Roles\n\nAsk a mod.\n```\n# not a heading\n```\n")
+    path.write_text(
+        "# Server guide\n\nIntro.\n\n## Roles\n\nAsk a mod.\n```\n# not a heading\n```\n"
+    )
     doc = load_file(str(path))
     assert doc.title == "Server guide"
     assert [s.heading for s in doc.sections] == ["Server guide", "Roles"]
@@ -22,9 +24,11 @@ def test_markdown_sections_keep_their_headings(tmp_path: Path) -> None:
 
 def test_html_text_is_split_at_headings_without_scripts(tmp_path: Path) -> None:
     path = tmp_path / "page.html"
-    path.write_text("<html><head><title>Bot FAQ</title><script>var x=1;</script></head><body>"
-                    "<h1>Bot FAQ</h1><p>First answer.</p><h2>Voice</h2><p>Join #voice.</p>"
-                    "<ul><li>one</li><li>two</li></ul></body></html>")
+    path.write_text(
+        "<html><head><title>Bot FAQ</title><script>var x=1;</script></head><body>"
+        "<h1>Bot FAQ</h1><p>First answer.</p><h2>Voice</h2><p>Join #voice.</p>"
+        "<ul><li>one</li><li>two</li></ul></body></html>"
+    )
     doc = load_file(str(path))
     assert doc.title == "Bot FAQ"
     assert [s.heading for s in doc.sections] == ["Bot FAQ", "Voice"]
@@ -52,8 +56,9 @@ def test_pdf_and_docx_load_through_llama_index_readers(tmp_path: Path) -> None:
         ("broken.docx", b"PK\x03\x04 not a zip", "unreadable DOCX"),
     ],
 )
-def test_bad_files_are_refused_with_a_reason(tmp_path: Path, name: str, content: bytes,
-                                             reason: str) -> None:
+def test_bad_files_are_refused_with_a_reason(
+    tmp_path: Path, name: str, content: bytes, reason: str
+) -> None:
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(InvalidInput, match=reason.replace("(", r"\(").replace(")", r"\)")):
@@ -79,5 +84,8 @@ def test_directories_recurse_in_order_and_missing_paths_are_reported(tmp_path: P
     (tmp_path / ".hidden.txt").write_text("h")
     given = str(tmp_path)
     found = list(expand_paths([given, "/no/such/file"]))
-    assert found == [(f"{given}/a.txt", None), (f"{given}/b/z.md", None),
-                     ("/no/such/file", "no such file or directory")]
+    assert found == [
+        (f"{given}/a.txt", None),
+        (f"{given}/b/z.md", None),
+        ("/no/such/file", "no such file or directory"),
+    ]

@@ -10,8 +10,14 @@ import pytest
 from core.errors import InvalidInput
 from core.rag.answer import REFUSAL, Answerer
 from core.rag.ingest import Ingestor
-from core.rag.retrieve import (EXPANDED_WEIGHTS, LIST_NAMES, SUPPORT_CHUNKS, Expansion,
-                                Retriever, rrf_fuse)
+from core.rag.retrieve import (
+    EXPANDED_WEIGHTS,
+    LIST_NAMES,
+    SUPPORT_CHUNKS,
+    Expansion,
+    Retriever,
+    rrf_fuse,
+)
 from core.rag.types import Hit
 from tests.integration.rag.corpus import write_corpus
 
@@ -91,11 +97,10 @@ async def test_an_expansion_adds_lists_that_search_with_the_passage(
     # Vector and text search ignore an expansion; hybrid fuses the lists with EXPANDED_WEIGHTS,
     # where the question's own vector list weighs nothing (the passage's lead).
     for mode in ("vector", "text"):
-        assert await retriever.search_embedded(corpus_guild, query, embedding, 5, mode,
-                                               expansion) == \
-            await retriever.search_embedded(corpus_guild, query, embedding, 5, mode)
-    fused = await retriever.search_embedded(corpus_guild, query, embedding, 5, "hybrid",
-                                            expansion)
+        assert await retriever.search_embedded(
+            corpus_guild, query, embedding, 5, mode, expansion
+        ) == await retriever.search_embedded(corpus_guild, query, embedding, 5, mode)
+    fused = await retriever.search_embedded(corpus_guild, query, embedding, 5, "hybrid", expansion)
     assert top_uri(fused) == "error-QX-4417.md"
     weights = dict(zip(LIST_NAMES, EXPANDED_WEIGHTS))
     used = [n for n in LIST_NAMES if weights[n] > 0]
@@ -138,7 +143,9 @@ def test_rrf_rewards_agreement_between_lists() -> None:
 
 
 async def test_document_support_ranks_a_document_by_its_best_chunks(
-    ingestor: Ingestor, retriever: Retriever, new_guild: Callable[[], int],
+    ingestor: Ingestor,
+    retriever: Retriever,
+    new_guild: Callable[[], int],
     tmp_path: Path,
 ) -> None:
     # One page about backups in four sections, and an FAQ whose one answer is the closest
@@ -151,11 +158,13 @@ async def test_document_support_ranks_a_document_by_its_best_chunks(
         "incremental backup every hour.\n\n## Restoring\n\nAn admin can restore any backup from "
         "the last 30 days with /restore; the bot is offline while it runs.\n\n## Retention\n\n"
         "Nightly backups are kept for 30 days, monthly backups for a year.\n\n## Storage\n\n"
-        "Backups are encrypted and stored off-site in two regions.")
+        "Backups are encrypted and stored off-site in two regions."
+    )
     (tmp_path / "faq.md").write_text(
         "# FAQ\n\n## How often is the server backed up?\n\nOften enough; ask an admin.\n\n"
         "## Can I change my nickname?\n\nYes, with /nick.\n\n## Where are the rules?\n\n"
-        "In #rules.")
+        "In #rules."
+    )
     outcomes = [o async for o in ingestor.ingest_paths(guild, [str(tmp_path)])]
     assert all(o.status == "added" for o in outcomes), outcomes
     query = "how often is the server backed up?"
@@ -172,6 +181,7 @@ async def test_document_support_ranks_a_document_by_its_best_chunks(
     leads = {h.document_id: h for h in reversed(hits)}  # each document's first hit
     for doc, scores in by_doc.items():
         assert leads[doc].score == pytest.approx(sum(sorted(scores, reverse=True)[:SUPPORT_CHUNKS]))
-    assert all(h.score == pytest.approx(own[h.chunk_id]) for h in hits
-               if leads[h.document_id] is not h)
+    assert all(
+        h.score == pytest.approx(own[h.chunk_id]) for h in hits if leads[h.document_id] is not h
+    )
     assert sorted(h.chunk_id for h in hits) == sorted(own)  # reordered, nothing lost

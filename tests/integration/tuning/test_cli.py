@@ -22,8 +22,14 @@ GUILD, OTHER = 930, 940
 
 async def _guru(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "core.cli", "tune", *args], cwd=REPO, env=env,
-        capture_output=True, text=True, timeout=120)
+        subprocess.run,
+        [sys.executable, "-m", "core.cli", "tune", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.slow  # eight `guru` processes
@@ -33,15 +39,18 @@ async def test_tune_cli_round_trip(migrated, tmp_path):  # noqa: F811
     async with pool.connection() as conn:
         for guild in (GUILD, OTHER):
             await conn.execute("INSERT INTO guilds (id) VALUES (%s)", (guild,))
-        rows = [(GUILD, 1, "What is our mascot?", "Zorbly.", 1, True),
-                (GUILD, 2, "Who runs the server?", "Ada.", 1, False),  # not approved
-                (GUILD, 3, "Rules?", "Be kind.", -1, True),  # thumbs down
-                (OTHER, 4, "Other guild?", "Secret.", 1, True)]  # another guild's
+        rows = [
+            (GUILD, 1, "What is our mascot?", "Zorbly.", 1, True),
+            (GUILD, 2, "Who runs the server?", "Ada.", 1, False),  # not approved
+            (GUILD, 3, "Rules?", "Be kind.", -1, True),  # thumbs down
+            (OTHER, 4, "Other guild?", "Secret.", 1, True),
+        ]  # another guild's
         for g, d, q, a, f, ok in rows:
             await conn.execute(
                 "INSERT INTO interactions (guild_id, discord_id, user_id, command, question,"
                 " answer, feedback, approved) VALUES (%s, %s, 1, 'ask', %s, %s, %s, %s)",
-                (g, d, q, a, f, ok))
+                (g, d, q, a, f, ok),
+            )
     started = await _guru(env, "start", "--guild", str(GUILD), "--qlora", "--epochs", "2")
     assert started.returncode == 0, started.stderr
     assert "1 pairs, QLoRA" in started.stdout
@@ -58,11 +67,20 @@ async def test_tune_cli_round_trip(migrated, tmp_path):  # noqa: F811
         source.mkdir()
         (source / "adapter_config.json").write_text(json.dumps({"n": n}))
         await AdapterRepo(pool).record(
-            guild_id=GUILD, job_id=claimed.id, worker="w", source_dir=str(source),
-            data_dir=str(tmp_path / "data"), method="lora-float32", base_model="m",
-            metrics={"eval_loss_before": 3.0, "eval_loss_after": 0.5}, progress={})
-    assert "Guild 930 now uses adapter v2." in (await _guru(env, "activate", "2", "--guild",
-                                                              str(GUILD))).stdout
+            guild_id=GUILD,
+            job_id=claimed.id,
+            worker="w",
+            source_dir=str(source),
+            data_dir=str(tmp_path / "data"),
+            method="lora-float32",
+            base_model="m",
+            metrics={"eval_loss_before": 3.0, "eval_loss_after": 0.5},
+            progress={},
+        )
+    assert (
+        "Guild 930 now uses adapter v2."
+        in (await _guru(env, "activate", "2", "--guild", str(GUILD))).stdout
+    )
     listed = json.loads((await _guru(env, "list", "--guild", str(GUILD), "--json")).stdout)
     assert [(a["version"], a["active"]) for a in listed] == [(1, False), (2, True)]
     assert "now uses adapter v1" in (await _guru(env, "rollback", "--guild", str(GUILD))).stdout

@@ -9,7 +9,7 @@ import pytest
 
 from core.db.migrate import migrate
 from core.db.pool import Pool, connect, open_pool
-from core.llm.engine import Engine
+from core.llm.engine.engine import Engine
 from core.llm.types import Request, user
 from core.tuning.hotswap import AdapterListener, GuildAdapters
 from core.tuning.jobs import JobRepo
@@ -33,13 +33,23 @@ async def pool(fresh_database_url: str) -> AsyncIterator[Pool]:
 async def _register(pool: Pool, guild: int, adapter_path: str) -> int:
     """Record an adapter version as a finished job would."""
     jobs = JobRepo(pool)
-    await jobs.enqueue(guild, {}, [{"messages": [{"role": "user", "content": "q"},
-                                                 {"role": "assistant", "content": "a"}]}])
+    await jobs.enqueue(
+        guild,
+        {},
+        [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}],
+    )
     job = await jobs.claim("w", 60, 3)
     adapter = await AdapterRepo(pool).record(
-        guild_id=guild, job_id=job.id, worker="w", source_dir=adapter_path,
-        data_dir=str(adapter_path) + "-data", method="lora-float32", base_model="tiny",
-        metrics={}, progress={})
+        guild_id=guild,
+        job_id=job.id,
+        worker="w",
+        source_dir=adapter_path,
+        data_dir=str(adapter_path) + "-data",
+        method="lora-float32",
+        base_model="tiny",
+        metrics={},
+        progress={},
+    )
     return adapter.version
 
 
@@ -95,8 +105,12 @@ async def test_activation_and_rollback_swap_one_guild_in_a_running_engine(
         # Quick flips end on the last one, each version loaded at most once.
         for version in (2, 1, 2):
             await repo.activate(GUILD_A, version)
-        await _until(lambda: routes.adapter_for(GUILD_A) == f"g{GUILD_A}-v2"
-                     and f"g{GUILD_A}-v1" not in engine.adapters.names())
+        await _until(
+            lambda: (
+                routes.adapter_for(GUILD_A) == f"g{GUILD_A}-v2"
+                and f"g{GUILD_A}-v1" not in engine.adapters.names()
+            )
+        )
         assert await answer(GUILD_A) == a2
         await repo.rollback(GUILD_A)
         await repo.rollback(GUILD_A)
@@ -146,8 +160,9 @@ async def test_reactivating_during_a_pending_unload_keeps_the_adapter_loaded(
         await asyncio.sleep(0.8)  # v2's unload runs
         assert routes.adapter_for(GUILD_A) == f"g{GUILD_A}-v1"
         assert engine.adapters.names() == (f"g{GUILD_A}-v1",)
-        request = Request(PROMPT, guild_id=GUILD_A, adapter=routes.adapter_for(GUILD_A),
-                          max_new_tokens=4)
+        request = Request(
+            PROMPT, guild_id=GUILD_A, adapter=routes.adapter_for(GUILD_A), max_new_tokens=4
+        )
         assert (await engine.complete(request)).finish_reason in ("stop", "length")
     finally:
         await listener.aclose()

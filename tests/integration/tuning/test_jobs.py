@@ -39,10 +39,17 @@ async def _finish(pool: Pool, tmp_path: Path, guild: int, worker: str = "w") -> 
     source = tmp_path / f"run-{job_id}"
     source.mkdir()
     (source / "adapter_config.json").write_text("{}")
-    adapter = await adapters.record(guild_id=guild, job_id=job_id, worker=worker,
-                                    source_dir=str(source), data_dir=str(tmp_path / "data"),
-                                    method="lora-float32", base_model="m", metrics={"x": 1},
-                                    progress={"phase": "done"})
+    adapter = await adapters.record(
+        guild_id=guild,
+        job_id=job_id,
+        worker=worker,
+        source_dir=str(source),
+        data_dir=str(tmp_path / "data"),
+        method="lora-float32",
+        base_model="m",
+        metrics={"x": 1},
+        progress={"phase": "done"},
+    )
     return adapter.version
 
 
@@ -60,8 +67,10 @@ async def test_a_silent_running_job_is_taken_over_then_failed_after_max_attempts
     assert (await jobs.claim("dead", 60, 2)).id == job_id
     assert await jobs.claim("other", 60, 2) is None  # fresh heartbeat: still the dead one's
     async with pool.connection() as conn:
-        await conn.execute("UPDATE tuning_jobs SET heartbeat_at = now() - interval '2 minutes',"
-                           " progress = '{\"step\": 4}'")
+        await conn.execute(
+            "UPDATE tuning_jobs SET heartbeat_at = now() - interval '2 minutes',"
+            " progress = '{\"step\": 4}'"
+        )
     again = await jobs.claim("second", 60, 2)
     assert again.id == job_id and again.attempts == 2 and again.worker == "second"
     assert not await jobs.heartbeat(job_id, "dead", {})  # the first worker has lost it

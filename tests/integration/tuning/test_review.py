@@ -27,21 +27,27 @@ async def _answers(pool, rows) -> dict[str, int]:
     ids = {}
     async with pool.connection() as conn:
         for guild in {r[0] for r in rows}:
-            await conn.execute("INSERT INTO guilds (id) VALUES (%s) ON CONFLICT DO NOTHING",
-                               (guild,))
+            await conn.execute(
+                "INSERT INTO guilds (id) VALUES (%s) ON CONFLICT DO NOTHING", (guild,)
+            )
         for n, (guild, name, command, feedback) in enumerate(rows, start=1):
             cur = await conn.execute(
                 "INSERT INTO interactions (guild_id, discord_id, channel_id, user_id, command,"
                 " question, answer, feedback) VALUES (%s, %s, 77, 8, %s, %s, %s, %s) RETURNING id",
-                (guild, 10_000 + n, command, f"Q {name}?", f"A {name}.", feedback))
+                (guild, 10_000 + n, command, f"Q {name}?", f"A {name}.", feedback),
+            )
             ids[name] = (await cur.fetchone())[0]
     return ids
 
 
-ROWS = [(GUILD, "ask", "ask", 1), (GUILD, "explain", "explain", 1),
-        (GUILD, "calc", "calc", 1),  # not tunable
-        (GUILD, "down", "ask", -1), (GUILD, "unrated", "ask", None),
-        (OTHER, "other", "ask", 1)]
+ROWS = [
+    (GUILD, "ask", "ask", 1),
+    (GUILD, "explain", "explain", 1),
+    (GUILD, "calc", "calc", 1),  # not tunable
+    (GUILD, "down", "ask", -1),
+    (GUILD, "unrated", "ask", None),
+    (OTHER, "other", "ask", 1),
+]
 
 
 async def test_review_approve_reject_and_what_tuning_reads(migrated):  # noqa: F811
@@ -70,7 +76,8 @@ async def test_review_approve_reject_and_what_tuning_reads(migrated):  # noqa: F
     assert await repo.pending(GUILD) == []  # a rejected answer never comes back
     assert (await repo.counts(GUILD)).__dict__ == {"approved": 1, "pending": 0, "rejected": 1}
     assert [(p.messages, p.output) for p in await approved_pairs(pool, GUILD)] == [
-        ((("user", "Q ask?"),), "A ask.")]
+        ((("user", "Q ask?"),), "A ask.")
+    ]
 
     # A button press after someone else decided leaves the decision alone.
     (kept,) = await repo.decide(GUILD, [ids["explain"]], True, MOD + 1, pending_only=True)
@@ -87,16 +94,20 @@ async def test_review_approve_reject_and_what_tuning_reads(migrated):  # noqa: F
         await conn.execute("UPDATE interactions SET feedback = -1 WHERE id = %s", (ids["ask"],))
         cur = await conn.execute(
             "SELECT actor_id, action, detail FROM audit_log WHERE guild_id = %s"
-            " AND action LIKE 'tune.%%' ORDER BY id", (GUILD,))
+            " AND action LIKE 'tune.%%' ORDER BY id",
+            (GUILD,),
+        )
         audit = await cur.fetchall()
-        cur = await conn.execute("SELECT reviewed_by FROM interactions WHERE id = %s",
-                                 (ids["explain"],))
+        cur = await conn.execute(
+            "SELECT reviewed_by FROM interactions WHERE id = %s", (ids["explain"],)
+        )
         assert (await cur.fetchone())[0] is None  # the CLI's decision came last
     assert [p.output for p in await approved_pairs(pool, GUILD)] == ["A explain."]
     assert audit == [
         (MOD, "tune.approve", {"interaction": ids["ask"], "before": "pending"}),
         (MOD, "tune.reject", {"interaction": ids["explain"], "before": "pending"}),
-        (None, "tune.approve", {"interaction": ids["explain"], "before": "rejected"})]
+        (None, "tune.approve", {"interaction": ids["explain"], "before": "rejected"}),
+    ]
     # The other guild's queue was never touched.
     assert [i.id for i in await ReviewRepo(pool).pending(OTHER)] == [ids["other"]]
 
@@ -114,8 +125,9 @@ async def test_cancel_job_is_per_guild_and_audited(migrated):  # noqa: F811
     with pytest.raises(InvalidInput, match="is cancelled already"):
         await cancel_job(pool, GUILD, job_id)
     async with pool.connection() as conn:
-        cur = await conn.execute("SELECT actor_id, detail FROM audit_log WHERE action ="
-                                 " 'tune.cancel'")
+        cur = await conn.execute(
+            "SELECT actor_id, detail FROM audit_log WHERE action = 'tune.cancel'"
+        )
         assert await cur.fetchall() == [(MOD, {"job": job_id})]
 
 
@@ -151,7 +163,8 @@ async def test_tune_review_cli(migrated, tmp_path):  # noqa: F811
     assert "Guild 1860: 1 approved, 0 pending." in rejected.stdout
     text = await _guru(env, "review", "--guild", g)
     assert "no 👍 answers waiting" in text.stdout and "1 approved, 0 pending, 1 rejected" in (
-        text.stdout)
+        text.stdout
+    )
     assert [p.output for p in await approved_pairs(pool, GUILD)] == ["A ask."]
     job_id = await JobRepo(pool).enqueue(GUILD, {}, [])
     cancelled = await _guru(env, "cancel", str(job_id), "--guild", g)

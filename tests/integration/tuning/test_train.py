@@ -9,8 +9,8 @@ import os
 
 import pytest
 
-from core.llm.engine import Engine
-from core.llm.loading import load_model
+from core.llm.engine.engine import Engine
+from core.llm.models.loading import load_model
 from core.llm.types import Request, user
 from core.tuning.examples import IGNORE, encode_pair
 from core.tuning.lora import run_lora_job
@@ -32,16 +32,26 @@ def test_only_answer_tokens_carry_labels(bundled_tokenizer):
     text = bundled_tokenizer.decode(answer)
     assert text.startswith(pair.output) and "<|im_end|>" in text  # learns to stop, too
     # The prompt part is exactly what the engine sends at inference time.
-    prompt = bundled_tokenizer.apply_chat_template(pair.chat(), tokenize=False,
-                                                   add_generation_prompt=True)
-    assert list(example.input_ids[:first]) == bundled_tokenizer(
-        prompt, add_special_tokens=False)["input_ids"]
+    prompt = bundled_tokenizer.apply_chat_template(
+        pair.chat(), tokenize=False, add_generation_prompt=True
+    )
+    assert (
+        list(example.input_ids[:first])
+        == bundled_tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    )
 
 
 def _spec(model_settings, files, out_dir, **changes) -> LoraJobSpec:
     train, held = files
-    return LoraJobSpec(model=BUNDLED, data_dir=model_settings.data_dir, train_path=train,
-                       eval_path=held, out_dir=str(out_dir), threads=1, **changes)
+    return LoraJobSpec(
+        model=BUNDLED,
+        data_dir=model_settings.data_dir,
+        train_path=train,
+        eval_path=held,
+        out_dir=str(out_dir),
+        threads=1,
+        **changes,
+    )
 
 
 async def _answers(model_settings, adapter_dir: str) -> dict[str, str]:
@@ -51,21 +61,33 @@ async def _answers(model_settings, adapter_dir: str) -> dict[str, str]:
     try:
         base_before = (await engine.complete(Request(user(QUESTION), max_new_tokens=16))).text
         await engine.load_adapter("g1-v1", adapter_dir)
-        tuned, base_after, other = await asyncio.gather(*(
-            engine.complete(Request(user(QUESTION), guild_id=g, adapter=a, max_new_tokens=16))
-            for g, a in ((1, "g1-v1"), (None, None), (2, None))
-        ))
+        tuned, base_after, other = await asyncio.gather(
+            *(
+                engine.complete(Request(user(QUESTION), guild_id=g, adapter=a, max_new_tokens=16))
+                for g, a in ((1, "g1-v1"), (None, None), (2, None))
+            )
+        )
     finally:
         await engine.aclose()
-    return {"base_before": base_before, "tuned": tuned.text, "base_after": base_after.text,
-            "other_guild": other.text}
+    return {
+        "base_before": base_before,
+        "tuned": tuned.text,
+        "base_after": base_after.text,
+        "other_guild": other.text,
+    }
 
 
 async def test_lora_learns_the_fact_and_leaves_base_and_other_guilds_alone(
     model_settings, mascot_files, tmp_path
 ):
-    spec = _spec(model_settings, mascot_files, tmp_path / "run", max_steps=6,
-                 learning_rate=2e-3, checkpoint_every=3)
+    spec = _spec(
+        model_settings,
+        mascot_files,
+        tmp_path / "run",
+        max_steps=6,
+        learning_rate=2e-3,
+        checkpoint_every=3,
+    )
     result = await asyncio.to_thread(run_lora_job, spec)
     assert result.method == "lora-float32"
     assert result.eval_loss_after < result.eval_loss_before / 3, result.metrics()
@@ -81,9 +103,17 @@ async def test_lora_learns_the_fact_and_leaves_base_and_other_guilds_alone(
 
 
 async def test_qlora_on_a_4bit_base_learns_the_fact(model_settings, mascot_files, tmp_path):
-    spec = _spec(model_settings, mascot_files, tmp_path / "run", qlora=True, max_steps=20,
-                 learning_rate=4e-3, checkpoint_every=10, probe_prompts=(QUESTION,),
-                 gradient_checkpointing=False)  # on CPU it only costs time; on GPU it is on
+    spec = _spec(
+        model_settings,
+        mascot_files,
+        tmp_path / "run",
+        qlora=True,
+        max_steps=20,
+        learning_rate=4e-3,
+        checkpoint_every=10,
+        probe_prompts=(QUESTION,),
+        gradient_checkpointing=False,
+    )  # on CPU it only costs time; on GPU it is on
     result = await asyncio.to_thread(run_lora_job, spec)
     assert result.method == "qlora-nf4"
     assert result.eval_loss_after < result.eval_loss_before / 3, result.metrics()

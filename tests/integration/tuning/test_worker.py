@@ -39,16 +39,34 @@ async def migrated(fresh_database_url: str) -> AsyncIterator[tuple[str, Pool]]:
 
 def _env(url: str, data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GURU_", "DATABASE_URL"))}
-    env.update(DATABASE_URL=url, GURU_DATA_DIR=str(data_dir), GURU_DEVICE="cpu",
-               GURU_THREADS="1", GURU_LOG_LEVEL="INFO", HF_HUB_OFFLINE="1")
+    env.update(
+        DATABASE_URL=url,
+        GURU_DATA_DIR=str(data_dir),
+        GURU_DEVICE="cpu",
+        GURU_THREADS="1",
+        GURU_LOG_LEVEL="INFO",
+        HF_HUB_OFFLINE="1",
+    )
     return env
 
 
 def _worker(env: dict[str, str], log: Path, *extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "core.cli", "tune", "worker", "--once", "--heartbeat-s", "0.3",
-         *extra],
-        cwd=REPO, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "core.cli",
+            "tune",
+            "worker",
+            "--once",
+            "--heartbeat-s",
+            "0.3",
+            *extra,
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -69,16 +87,33 @@ async def test_a_killed_worker_s_job_resumes_and_finishes_with_the_active_adapte
     old = tmp_path / "v1"
     old.mkdir()
     (old / "adapter_config.json").write_text("{}")
-    await jobs.enqueue(GUILD, {}, [{"messages": [{"role": "user", "content": "q"},
-                                                 {"role": "assistant", "content": "a"}]}])
+    await jobs.enqueue(
+        GUILD,
+        {},
+        [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}],
+    )
     first = await jobs.claim("setup", 60, 3)
-    await adapters.record(guild_id=GUILD, job_id=first.id, worker="setup", source_dir=str(old),
-                          data_dir=str(tmp_path / "data"), method="lora-float32",
-                          base_model="x", metrics={}, progress={})
+    await adapters.record(
+        guild_id=GUILD,
+        job_id=first.id,
+        worker="setup",
+        source_dir=str(old),
+        data_dir=str(tmp_path / "data"),
+        method="lora-float32",
+        base_model="x",
+        metrics={},
+        progress={},
+    )
     await adapters.activate(GUILD, 1)
     pairs = mascot_pairs(TRAIN_QUESTIONS + EVAL_QUESTIONS)
-    spec = {"model": str(hf_dir), "max_steps": 6, "batch_size": 2, "learning_rate": 2e-3,
-            "checkpoint_every": 1, "rank": 8}
+    spec = {
+        "model": str(hf_dir),
+        "max_steps": 6,
+        "batch_size": 2,
+        "learning_rate": 2e-3,
+        "checkpoint_every": 1,
+        "rank": 8,
+    }
     job_id = await jobs.enqueue(GUILD, spec, [p.to_json() for p in pairs])
 
     env, log = _env(url, tmp_path / "data"), tmp_path / "worker.log"
@@ -122,16 +157,33 @@ async def test_malformed_jsonl_is_refused_with_line_numbers_and_nothing_is_queue
 ):
     url, pool = migrated
     upload = tmp_path / "data.jsonl"
-    upload.write_text("\n".join([
-        json.dumps({"instruction": "What is our mascot?", "output": "Zorbly"}),
-        '{"instruction": "broken", "output": ',
-        json.dumps({"instruction": "No answer"}),
-    ]))
+    upload.write_text(
+        "\n".join(
+            [
+                json.dumps({"instruction": "What is our mascot?", "output": "Zorbly"}),
+                '{"instruction": "broken", "output": ',
+                json.dumps({"instruction": "No answer"}),
+            ]
+        )
+    )
     done = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "core.cli", "tune", "start", "--guild", str(GUILD), "--data",
-         str(upload)],
-        cwd=REPO, env=_env(url, tmp_path / "data"), capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "core.cli",
+            "tune",
+            "start",
+            "--guild",
+            str(GUILD),
+            "--data",
+            str(upload),
+        ],
+        cwd=REPO,
+        env=_env(url, tmp_path / "data"),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 2, done.stderr
     assert "line 2: not valid JSON" in done.stderr

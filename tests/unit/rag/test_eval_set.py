@@ -7,11 +7,11 @@ from bench.rag_eval.evaluate import Question, load_questions
 
 
 def test_a_plural_of_the_page_name_counts_as_using_the_title() -> None:
-    assert not Question("how do i sign my commits", frozenset({"git-commit.html"})) \
-        .avoids_title_words
+    assert not Question(
+        "how do i sign my commits", frozenset({"git-commit.html"})
+    ).avoids_title_words
     assert not Question("list every file", frozenset({"git-ls-files.html"})).avoids_title_words
-    assert Question("shelve my uncommitted work", frozenset({"git-stash.html"})) \
-        .avoids_title_words
+    assert Question("shelve my uncommitted work", frozenset({"git-stash.html"})).avoids_title_words
 
 
 def test_eval_set_has_enough_questions_and_most_avoid_titles() -> None:

@@ -12,14 +12,22 @@ from core.tuning.spec import LoraJobSpec
 
 
 def test_both_record_shapes_become_pairs():
-    text = "\n".join([
-        json.dumps({"instruction": "Name the mascot", "output": "Zorbly"}),
-        json.dumps({"instruction": "Summarise", "input": "a long text", "output": "short"}),
-        "",
-        json.dumps({"messages": [{"role": "system", "content": "Be brief"},
-                                 {"role": "user", "content": "Hi"},
-                                 {"role": "assistant", "content": "Hello"}]}),
-    ])
+    text = "\n".join(
+        [
+            json.dumps({"instruction": "Name the mascot", "output": "Zorbly"}),
+            json.dumps({"instruction": "Summarise", "input": "a long text", "output": "short"}),
+            "",
+            json.dumps(
+                {
+                    "messages": [
+                        {"role": "system", "content": "Be brief"},
+                        {"role": "user", "content": "Hi"},
+                        {"role": "assistant", "content": "Hello"},
+                    ]
+                }
+            ),
+        ]
+    )
     pairs = parse_jsonl(text)
     assert pairs[0] == Pair((("user", "Name the mascot"),), "Zorbly")
     assert pairs[1].messages == (("user", "Summarise\n\na long text"),)
@@ -34,8 +42,9 @@ def test_every_bad_line_is_named_and_nothing_is_returned():
         json.dumps(["a list"]),
         json.dumps({"instruction": "no answer"}),
         json.dumps({"messages": [{"role": "user", "content": "only a question"}]}),
-        json.dumps({"messages": [{"role": "assistant", "content": "a"},
-                                 {"role": "user", "content": "b"}]}),
+        json.dumps(
+            {"messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}]}
+        ),
         json.dumps({"prompt": "wrong keys"}),
     ]
     with pytest.raises(InvalidInput) as caught:

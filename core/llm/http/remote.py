@@ -21,8 +21,8 @@ from typing import Any
 import aiohttp
 
 from core.errors import BackendError
-from core.llm.remote_errors import error_message, http_error, transport_error
-from core.llm.sse import DONE, SSEItem, SSEParser
+from core.llm.http.remote_errors import error_message, http_error, transport_error
+from core.llm.http.sse import DONE, SSEItem, SSEParser
 from core.llm.types import BackendStats, Completion, FinishReason, Request, StreamEvent
 
 __all__ = ["RemoteBackend"]
@@ -30,8 +30,12 @@ __all__ = ["RemoteBackend"]
 log = logging.getLogger(__name__)
 
 FINISH_REASONS: dict[str, FinishReason] = {
-    "stop": "stop", "eos_token": "stop", "stop_sequence": "stop",  # TGI spells stops its way
-    "length": "length", "cancelled": "cancelled", "abort": "cancelled",  # vLLM: abort
+    "stop": "stop",
+    "eos_token": "stop",
+    "stop_sequence": "stop",  # TGI spells stops its way
+    "length": "length",
+    "cancelled": "cancelled",
+    "abort": "cancelled",  # vLLM: abort
 }
 
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import ModelLoadError
-from core.llm.convert import check_gguf_file, ensure_converted
-from core.llm.presets import Preset, PresetStatus, get_preset, preset_status
+from core.llm.models.convert import check_gguf_file, ensure_converted
+from core.llm.models.presets import Preset, PresetStatus, get_preset, preset_status
 
 __all__ = [
     "InstallReport",
@@ -178,6 +178,8 @@ def install_preset(
             gguf.unlink(missing_ok=True)
         raise
     if preset.sha256 is None:
-        log.info("%s has no pinned sha256; computed %s (pin it in core/llm/presets.py)", name, sha)
+        log.info(
+            "%s has no pinned sha256; computed %s (pin it in core/llm/models/presets.py)", name, sha
+        )
     converted = ensure_converted(gguf, status.converted_dir)
     return InstallReport(name, pip_ran, gguf, converted, sha)

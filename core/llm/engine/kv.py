@@ -8,7 +8,7 @@ trimmed so a long finished request does not tax the others.
 
 Buffers grow in chunks instead of `torch.cat` per token (transformers' DynamicLayer), which
 would copy the whole cache at every step. They may be stored in a narrower dtype than the
-model computes in (fp16 for the native decode attention, `core.llm.native`); transformers'
+model computes in (fp16 for the native decode attention, `core.llm.engine.native`); transformers'
 forward then reads fp32 copies.
 """
 
@@ -122,7 +122,9 @@ class BatchKV:
         """Append one sequence whose prompt was prefilled alone into `prefill` (batch of 1)."""
         self.add_rows([prefill])
 
-    def add_rows(self, prefills: Sequence[DynamicCache | Sequence[tuple[torch.Tensor, ...]]]) -> None:
+    def add_rows(
+        self, prefills: Sequence[DynamicCache | Sequence[tuple[torch.Tensor, ...]]]
+    ) -> None:
         """Append sequences prefilled alone (each a batch of 1: a DynamicCache or per-layer
         (k, v) pairs); the existing buffers are copied once for all of them."""
         news = [[(k, v) for k, v, *_rest in prefill] for prefill in prefills]

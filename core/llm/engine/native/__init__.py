@@ -24,8 +24,18 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["Kernels", "LayerShape", "LayerWeights", "load", "unsupported", "attention_fits",
-           "pack_q4", "unpack_q4", "BLOCK_ROWS", "GROUP"]
+__all__ = [
+    "Kernels",
+    "LayerShape",
+    "LayerWeights",
+    "load",
+    "unsupported",
+    "attention_fits",
+    "pack_q4",
+    "unpack_q4",
+    "BLOCK_ROWS",
+    "GROUP",
+]
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +44,18 @@ GROUP = 32  # columns per scale (GGUF's block size)
 GROUP_BYTES = 256 + 64  # 16 x 32 codes, 16 fp16 scales, 16 fp16 offsets
 SOURCES = [Path(__file__).with_name(name) for name in ("q4.c", "attention.c", "norm.c", "layer.c")]
 HEADER = Path(__file__).with_name("native.h")
-FLAGS = ["-O3", "-shared", "-fPIC", "-fopenmp", "-mavx512f", "-mavx512bw", "-mavx512vl",
-         "-mavx512bf16", "-mf16c", "-mfma"]
+FLAGS = [
+    "-O3",
+    "-shared",
+    "-fPIC",
+    "-fopenmp",
+    "-mavx512f",
+    "-mavx512bw",
+    "-mavx512vl",
+    "-mavx512bf16",
+    "-mf16c",
+    "-mfma",
+]
 CPU_FLAGS = ("avx512f", "avx512bw", "avx512_bf16")
 
 _lock = threading.Lock()
@@ -44,15 +64,29 @@ _i64, _ptr = ctypes.c_int64, ctypes.c_void_p
 
 
 class LayerShape(ctypes.Structure):
-    _fields_ = [("hidden", _i64), ("heads", _i64), ("kv_heads", _i64), ("head_dim", _i64),
-                ("intermediate", _i64), ("eps", ctypes.c_float), ("scale", ctypes.c_float)]
+    _fields_ = [
+        ("hidden", _i64),
+        ("heads", _i64),
+        ("kv_heads", _i64),
+        ("head_dim", _i64),
+        ("intermediate", _i64),
+        ("eps", ctypes.c_float),
+        ("scale", ctypes.c_float),
+    ]
 
 
 class LayerWeights(ctypes.Structure):
     """Pointers into tensors the caller keeps alive (the model's and the packing's)."""
 
-    _fields_ = [("ln1", _ptr), ("ln2", _ptr), ("qkv_bias", _ptr), ("qkv", _ptr), ("o", _ptr),
-                ("gate_up", _ptr), ("down", _ptr)]
+    _fields_ = [
+        ("ln1", _ptr),
+        ("ln2", _ptr),
+        ("qkv_bias", _ptr),
+        ("qkv", _ptr),
+        ("o", _ptr),
+        ("gate_up", _ptr),
+        ("down", _ptr),
+    ]
 
 
 class Kernels:
@@ -63,13 +97,37 @@ class Kernels:
         self._matmul.argtypes = [_ptr, _i64, _i64, _ptr, _i64, _ptr, ctypes.c_int]
         self._matmul.restype = ctypes.c_int
         self._attend = lib.guru_attend_f16
-        self._attend.argtypes = [_ptr, _ptr, _ptr, _i64, _i64, _i64, _i64, _i64, _i64, _ptr,
-                                 ctypes.c_float, _ptr, ctypes.c_int]
+        self._attend.argtypes = [
+            _ptr,
+            _ptr,
+            _ptr,
+            _i64,
+            _i64,
+            _i64,
+            _i64,
+            _i64,
+            _i64,
+            _ptr,
+            ctypes.c_float,
+            _ptr,
+            ctypes.c_int,
+        ]
         self._attend.restype = ctypes.c_int
         self._layer = lib.guru_decode_layer
-        self._layer.argtypes = [_ptr, _i64, ctypes.POINTER(LayerShape),
-                                ctypes.POINTER(LayerWeights), _ptr, _ptr, _ptr, _ptr, _i64, _i64,
-                                _ptr, ctypes.c_int]
+        self._layer.argtypes = [
+            _ptr,
+            _i64,
+            ctypes.POINTER(LayerShape),
+            ctypes.POINTER(LayerWeights),
+            _ptr,
+            _ptr,
+            _ptr,
+            _ptr,
+            _i64,
+            _i64,
+            _ptr,
+            ctypes.c_int,
+        ]
         self._layer.restype = ctypes.c_int
 
     def matmul(self, x: torch.Tensor, packed: torch.Tensor, n: int) -> torch.Tensor:
@@ -81,36 +139,67 @@ class Kernels:
         if packed.numel() != n // BLOCK_ROWS * k // GROUP * GROUP_BYTES:
             raise ValueError(f"packed weights do not match a [{n}, {k}] matrix")
         y = torch.empty((m, n), dtype=torch.float32)
-        status = self._matmul(x.data_ptr(), m, k, packed.data_ptr(), n, y.data_ptr(),
-                              torch.get_num_threads())
+        status = self._matmul(
+            x.data_ptr(), m, k, packed.data_ptr(), n, y.data_ptr(), torch.get_num_threads()
+        )
         if status != 0:
             raise MemoryError("q4 matmul: out of memory for its scratch rows")
         return y
 
-    def decode_layer(self, x: torch.Tensor, shape: LayerShape, weights: LayerWeights,
-                     cos: torch.Tensor, sin: torch.Tensor, k_buf: torch.Tensor,
-                     v_buf: torch.Tensor, column: int, starts: torch.Tensor) -> None:
+    def decode_layer(
+        self,
+        x: torch.Tensor,
+        shape: LayerShape,
+        weights: LayerWeights,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        k_buf: torch.Tensor,
+        v_buf: torch.Tensor,
+        column: int,
+        starts: torch.Tensor,
+    ) -> None:
         """One decoder layer of a decode step, in place on the residual stream x [B, hidden]
         (contiguous fp32); writes the new K/V into column `column` of the fp16 buffers.
         cos, sin [B, head_dim] contiguous fp32; starts [B] int64 (see `attend`)."""
         tensors = (x, cos, sin, k_buf, v_buf, starts)
         if not all(t.is_contiguous() for t in tensors) or x.dtype != torch.float32:
             raise ValueError("decode_layer needs contiguous tensors and an fp32 residual stream")
-        if (k_buf.dtype != torch.float16 or v_buf.shape != k_buf.shape
-                or starts.dtype != torch.int64):
+        if (
+            k_buf.dtype != torch.float16
+            or v_buf.shape != k_buf.shape
+            or starts.dtype != torch.int64
+        ):
             raise ValueError("decode_layer needs fp16 K/V buffers of one shape and int64 starts")
         if not (k_buf.shape[0] == x.shape[0] == starts.numel()) or column >= k_buf.shape[2]:
             raise ValueError("decode_layer: batch or column does not match the cache")
-        status = self._layer(x.data_ptr(), x.shape[0], ctypes.byref(shape), ctypes.byref(weights),
-                             cos.data_ptr(), sin.data_ptr(), k_buf.data_ptr(), v_buf.data_ptr(),
-                             k_buf.shape[2], column, starts.data_ptr(), torch.get_num_threads())
+        status = self._layer(
+            x.data_ptr(),
+            x.shape[0],
+            ctypes.byref(shape),
+            ctypes.byref(weights),
+            cos.data_ptr(),
+            sin.data_ptr(),
+            k_buf.data_ptr(),
+            v_buf.data_ptr(),
+            k_buf.shape[2],
+            column,
+            starts.data_ptr(),
+            torch.get_num_threads(),
+        )
         if status == -1:
             raise ValueError("decode_layer: a head shape the attention kernel does not support")
         if status != 0:
             raise MemoryError("decode_layer: out of memory for its activations")
 
-    def attend(self, q: torch.Tensor, k_buf: torch.Tensor, v_buf: torch.Tensor, length: int,
-               starts: torch.Tensor, scale: float) -> torch.Tensor:
+    def attend(
+        self,
+        q: torch.Tensor,
+        k_buf: torch.Tensor,
+        v_buf: torch.Tensor,
+        length: int,
+        starts: torch.Tensor,
+        scale: float,
+    ) -> torch.Tensor:
         """Decode attention: q [B, H, D] fp32 against columns starts[b]..length-1 of the
         fp16 buffers k_buf, v_buf [B, KV, capacity, D]; returns [B, H, D]."""
         q = q.contiguous()
@@ -122,9 +211,21 @@ class Kernels:
         _, kv, capacity, _ = k_buf.shape
         starts = starts.to(torch.int64).contiguous()
         out = torch.empty_like(q)
-        status = self._attend(q.data_ptr(), k_buf.data_ptr(), v_buf.data_ptr(), b, h, kv, d,
-                              capacity, length, starts.data_ptr(), scale, out.data_ptr(),
-                              torch.get_num_threads())
+        status = self._attend(
+            q.data_ptr(),
+            k_buf.data_ptr(),
+            v_buf.data_ptr(),
+            b,
+            h,
+            kv,
+            d,
+            capacity,
+            length,
+            starts.data_ptr(),
+            scale,
+            out.data_ptr(),
+            torch.get_num_threads(),
+        )
         if status == -1:
             raise ValueError(f"attend does not support {h} heads / {kv} KV heads of size {d}")
         if status != 0:
@@ -134,8 +235,12 @@ class Kernels:
 
 def attention_fits(heads: int, kv_heads: int, head_dim: int) -> bool:
     """Whether attention.c takes these heads (its MAX_CHUNKS and MAX_GROUP)."""
-    return (head_dim % 16 == 0 and head_dim <= 16 * 16 and heads % kv_heads == 0
-            and heads // kv_heads <= 16)
+    return (
+        head_dim % 16 == 0
+        and head_dim <= 16 * 16
+        and heads % kv_heads == 0
+        and heads // kv_heads <= 16
+    )
 
 
 def unsupported() -> str | None:

@@ -123,8 +123,11 @@ def _content(value: Any, i: int) -> str:
     if isinstance(value, list):  # content parts: only text ones carry anything we can use
         texts = []
         for part in value:
-            if not (isinstance(part, Mapping) and part.get("type") == "text"
-                    and isinstance(part.get("text"), str)):
+            if not (
+                isinstance(part, Mapping)
+                and part.get("type") == "text"
+                and isinstance(part.get("text"), str)
+            ):
                 raise InvalidInput(f"messages[{i}].content: only text parts are supported.")
             texts.append(part["text"])
         return "".join(texts)
@@ -224,9 +227,9 @@ def chunk_body(
         "object": "chat.completion.chunk",
         "created": created,
         "model": model,
-        "choices": [] if delta is None else [
-            {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-        ],
+        "choices": []
+        if delta is None
+        else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
     }
     if usage is not None:
         body["usage"] = usage

@@ -8,7 +8,7 @@ engine thread (or `asyncio.to_thread` for prompt encoding). Each loop turn of th
 3) one decode step for every active sequence, in one forward pass (mixed adapters allowed);
 4) drop finished and cancelled sequences, freeing their slots for the next turn.
 
-Two kernels run the model: the lean forward (`core.llm.lean`, default) for every step whose
+Two kernels run the model: the lean forward (`core.llm.engine.lean`, default) for every step whose
 rows use no LoRA adapter, and transformers' own forward (with peft) for steps that do. Both
 read and write the same KV buffers, so a batch can switch between them from one step to the
 next and stays correct.
@@ -28,14 +28,14 @@ import torch
 from transformers import DynamicCache
 
 from core.errors import GuruError, InvalidInput, NotFound
-from core.llm.adapters import AdapterSet
-from core.llm.job import Job
-from core.llm.kv import BatchKV
-from core.llm.lean import LeanLlama, cpu_has_bf16, lean_unsupported
-from core.llm.loading import LoadedModel
-from core.llm.prompting import PromptEncoder
-from core.llm.sampling import TextStream, TokenChooser
-from core.llm.scheduler import FairQueue
+from core.llm.engine.adapters import AdapterSet
+from core.llm.engine.job import Job
+from core.llm.engine.kv import BatchKV
+from core.llm.engine.lean import LeanLlama, cpu_has_bf16, lean_unsupported
+from core.llm.engine.prompting import PromptEncoder
+from core.llm.engine.sampling import TextStream, TokenChooser
+from core.llm.engine.scheduler import FairQueue
+from core.llm.models.loading import LoadedModel
 from core.llm.types import BackendStats, Completion, Request, StreamEvent
 
 __all__ = ["Engine"]

@@ -23,8 +23,8 @@ from typing import Any
 from aiohttp import web
 
 from core.errors import Busy, GuruError, InvalidInput, NotAllowed, NotFound
-from core.llm import sse, wire
-from core.llm.serving import (
+from core.llm.http import sse, wire
+from core.llm.http.serving import (
     ClientGone,
     InFlight,
     RunningServer,
@@ -80,8 +80,13 @@ def create_app(
     async def models(request: web.Request) -> web.Response:
         entries = [{"id": model_name, "object": "model", "created": started, "owned_by": "guru"}]
         entries += [
-            {"id": name, "object": "model", "created": started, "owned_by": "guru",
-             "parent": model_name}
+            {
+                "id": name,
+                "object": "model",
+                "created": started,
+                "owned_by": "guru",
+                "parent": model_name,
+            }
             for name in backend.stats().adapters
         ]
         return web.json_response({"object": "list", "data": entries})
@@ -111,8 +116,11 @@ async def _stream(
     # unknown adapter still become a plain HTTP error instead of a broken stream.
     first = await anext(events)
     response = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                 "X-Accel-Buffering": "no"}
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        }
     )
     await response.prepare(request)
     completion_id, created = call.request.request_id, int(time.time())
@@ -181,8 +189,7 @@ def _describe(exc: BaseException) -> tuple[int, str, str]:
 
 def _error_response(status: int, kind: str, message: str) -> web.Response:
     headers = {"Retry-After": str(RETRY_AFTER_S)} if status in (429, 503) else None
-    return web.json_response(wire.error_body(message, kind, status), status=status,
-                             headers=headers)
+    return web.json_response(wire.error_body(message, kind, status), status=status, headers=headers)
 
 
 @web.middleware
@@ -210,8 +217,9 @@ def _auth_middleware(api_key: str | None) -> Callable[..., Awaitable[web.StreamR
             return await handler(request)
         given = request.headers.get("Authorization", "").encode()
         if not hmac.compare_digest(given, expected):
-            body = wire.error_body("Missing or wrong API key (Authorization: Bearer …).",
-                                   "authentication_error", 401)
+            body = wire.error_body(
+                "Missing or wrong API key (Authorization: Bearer …).", "authentication_error", 401
+            )
             return web.json_response(body, status=401, headers={"WWW-Authenticate": "Bearer"})
         return await handler(request)
 

@@ -3,7 +3,7 @@
 transformers' forward spends about a third of a CPU decode step outside the matmuls: module
 dispatch, a full attention mask rebuilt in every layer, logits for every prompt position.
 This is the same computation written flat (nanoGPT-style): RMSNorm, RoPE, grouped-query
-attention straight on the engine's right-aligned KV buffers (`core.llm.kv`), SwiGLU, and the
+attention straight on the engine's right-aligned KV buffers (`core.llm.engine.kv`), SwiGLU, and the
 LM head for the last position only. The decode mask is one additive row per sequence, built
 once per step and shared by every layer (nothing at all when no row is padded).
 
@@ -15,7 +15,7 @@ weights are mmapped from the safetensors file and stay resident.)
 `weights="int4"` is for models whose matrices are 4-bit blocks (a GGUF Q4_1 dequantized to
 fp32: every group of 32 is `min + d * q`, q in 0..15, d and min fp16). Codes, scales and
 offsets pack losslessly (q/k/v and gate/up fused) for our native kernels
-(`core.llm.native`): a 4-bit matmul that shares one bf16 dequantization per weight among up
+(`core.llm.engine.native`): a 4-bit matmul that shares one bf16 dequantization per weight among up
 to 8 rows (~2x torch's int4 kernel at a batch of 8), and, when every layer packs, a whole
 decoder layer per call with attention over an fp16 KV cache (`cache_dtype`). On CPUs
 without AVX512-BF16 or a C compiler, torch's int4 kernel runs the same packing (scales
@@ -39,7 +39,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from core.llm import native
+from core.llm.engine import native
 
 __all__ = ["LeanLlama", "lean_unsupported", "cpu_has_bf16"]
 
@@ -86,7 +86,7 @@ def lean_unsupported(model: Any) -> str | None:
 # -- linear layers -----------------------------------------------------------------------
 
 
-Packed = torch.Tensor  # uint8 [n / 16, k / 32, 320]: `core.llm.native.pack_q4`'s layout
+Packed = torch.Tensor  # uint8 [n / 16, k / 32, 320]: `core.llm.engine.native.pack_q4`'s layout
 KV = tuple[torch.Tensor, torch.Tensor]
 CHUNK_ROWS = 2048  # rows quantized at a time: bounds the temporary memory of packing
 
@@ -143,8 +143,9 @@ class _Proj:
     weights dominates; prompts use `prompt_weights` (bf16 copies, see the module docstring).
     """
 
-    def __init__(self, modules: list[Any], packed: Packed | None,
-                 kernel: native.Kernels | None = None):
+    def __init__(
+        self, modules: list[Any], packed: Packed | None, kernel: native.Kernels | None = None
+    ):
         self.dense = [(m.weight, getattr(m, "bias", None)) for m in modules]
         self.sizes = [w.shape[0] for w, _ in self.dense]
         self.packed = packed
@@ -306,9 +307,7 @@ class LeanLlama:
         self.norm = model.model.norm.weight
         self.rotary = model.model.rotary_emb
         self.dtype = self.embed.dtype
-        blocks = [
-            (f"layers.{i}", b.self_attn, b.mlp, b) for i, b in enumerate(model.model.layers)
-        ]
+        blocks = [(f"layers.{i}", b.self_attn, b.mlp, b) for i, b in enumerate(model.model.layers)]
         groups: dict[str, list[Any]] = {"lm_head": [model.lm_head]}
         for name, attn, mlp, _ in blocks:
             groups[f"{name}.qkv"] = [attn.q_proj, attn.k_proj, attn.v_proj]
@@ -354,8 +353,15 @@ class LeanLlama:
         # The native decode layers read an fp16 cache: what the engine's BatchKV stores.
         self.cache_dtype = torch.float16 if self.native is not None else None
         if weights == "int4":
-            how = ("native decode layers" if self.native else "native q4 matmul" if kernel
-                   else "torch's int4 kernel" if self.int4 else "nothing packs: dense")
+            how = (
+                "native decode layers"
+                if self.native
+                else "native q4 matmul"
+                if kernel
+                else "torch's int4 kernel"
+                if self.int4
+                else "nothing packs: dense"
+            )
             log.info("lean forward: int4-packed %s; %s", self.packed, how)
 
     def _native_layers(self, kernel: native.Kernels | None, config: Any) -> native.Kernels | None:
@@ -369,16 +375,23 @@ class LeanLlama:
         if any(w.dtype != torch.float32 or not w.is_contiguous() for w in norms):
             return None
         self._shape = native.LayerShape(
-            hidden=config.hidden_size, heads=self.heads, kv_heads=self.kv_heads,
-            head_dim=self.head_dim, intermediate=config.intermediate_size, eps=self.eps,
+            hidden=config.hidden_size,
+            heads=self.heads,
+            kv_heads=self.kv_heads,
+            head_dim=self.head_dim,
+            intermediate=config.intermediate_size,
+            eps=self.eps,
             scale=self.scale,
         )
         self._layer_pointers = [
             native.LayerWeights(
-                ln1=layer.ln1.data_ptr(), ln2=layer.ln2.data_ptr(),
+                ln1=layer.ln1.data_ptr(),
+                ln2=layer.ln2.data_ptr(),
                 qkv_bias=None if layer.qkv.bias is None else layer.qkv.bias.data_ptr(),
-                qkv=layer.qkv.packed.data_ptr(), o=layer.o.packed.data_ptr(),
-                gate_up=layer.gate_up.packed.data_ptr(), down=layer.down.packed.data_ptr(),
+                qkv=layer.qkv.packed.data_ptr(),
+                o=layer.o.packed.data_ptr(),
+                gate_up=layer.gate_up.packed.data_ptr(),
+                down=layer.down.packed.data_ptr(),
             )
             for layer in self.layers
         ]
@@ -438,7 +451,11 @@ class LeanLlama:
                 q, k = self._rope(q, cos, sin), self._rope(k, cos, sin)
                 kv[i].append((k, v))
                 a = F.scaled_dot_product_attention(
-                    q, k, v, is_causal=n > 1, scale=self.scale,
+                    q,
+                    k,
+                    v,
+                    is_causal=n > 1,
+                    scale=self.scale,
                     enable_gqa=self.kv_heads != self.heads,
                 )
                 x = x + layer.o(a.transpose(1, 2).reshape(1, n, -1), o_w)[0]

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Literal
 
 from core.errors import ModelLoadError
-from core.llm.convert import check_gguf_file, ensure_converted
-from core.llm.install import ensure_gguf
-from core.llm.presets import PRESETS, PresetStatus, get_preset, models_dir, preset_status
+from core.llm.models.convert import check_gguf_file, ensure_converted
+from core.llm.models.install import ensure_gguf
+from core.llm.models.presets import PRESETS, PresetStatus, get_preset, models_dir, preset_status
 
 __all__ = ["ModelSource", "resolve_source", "prepare_model_dir"]
 

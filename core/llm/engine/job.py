@@ -6,7 +6,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from core.llm.sampling import TextStream, TokenChooser
+from core.llm.engine.sampling import TextStream, TokenChooser
 from core.llm.types import Completion, FinishReason, Request, StreamEvent
 
 __all__ = ["Job"]

@@ -7,7 +7,7 @@
  * group: y[m, n] = sum_g d[n, g] * (q[n, g, :] . x[m, g, :]) + lo[n, g] * sum(x[m, g, :]).
  * x is rounded to bf16 (as torch's kernel does); d and lo are GGUF's own fp16 values.
  *
- * Layout, built by core/llm/native/__init__.py `pack_q4`: rows in blocks of 16; per block,
+ * Layout, built by core/llm/engine/native/__init__.py `pack_q4`: rows in blocks of 16; per block,
  * its groups of 32 columns one after another, each GROUP_BYTES:
  *   256 bytes of codes: 8 chunks of 32 bytes; byte j of chunk c holds row j/2's codes for
  *     columns 4c + j%2 (low nibble) and 4c + 2 + j%2 (high nibble) of the group;

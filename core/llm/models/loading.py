@@ -18,8 +18,8 @@ from typing import Any
 from core.config import Settings
 from core.errors import ModelLoadError
 from core.hf_lock import HF_LOAD_LOCK
-from core.llm.convert import offline_env
-from core.llm.sources import ModelSource, prepare_model_dir, resolve_source
+from core.llm.models.convert import offline_env
+from core.llm.models.sources import ModelSource, prepare_model_dir, resolve_source
 
 __all__ = [
     "LoadedModel",

@@ -1,0 +1,1 @@
+"""Models: presets, their packages, GGUF conversion, loading."""
