@@ -53,12 +53,14 @@ async def _run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         off_topic_questions,
     )
     from bench.rag_eval.databases import bench_pool, server_url
+    from core.db.pool import Database
     from core.explain.answer import concept_retriever
     from core.explain.kb import sync_concepts
     from core.llm.backend import open_llm
     from core.llm.models.loading import ModelCache
     from core.rag.embedder import Embedder
     from core.rag.ingest import Ingestor
+    from core.services import Services
 
     questions = load_eval_questions()
     embedder = Embedder()
@@ -78,7 +80,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
                 llm = await open_llm(settings, ModelCache())
                 try:
                     chosen = questions[: args.limit] if args.limit > 0 else questions
-                    report["answers"] = await evaluate_answers(retriever, llm, chosen)
+                    services = Services(settings, llm=llm, db=Database(pool), embedder=embedder)
+                    report["answers"] = await evaluate_answers(services.answers, chosen)
                     report["answers"]["model"] = settings.model
                 finally:
                     await llm.aclose()

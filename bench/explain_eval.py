@@ -16,19 +16,16 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.explain.answer import (
-    EXPLAIN_FLOOR,
-    answer_prepared,
-    explain_answerer,
-    prepare_explanation,
-)
+from core.explain.answer import EXPLAIN_FLOOR
 from core.explain.kb import URI_PREFIX
 from core.explain.topics import CONCEPTS_DIR
-from core.llm.types import LLMBackend
 from core.rag.retrieve import Retriever
 from core.rag.types import CONCEPTS_GUILD_ID, Hit
+
+if TYPE_CHECKING:
+    from core.answering import Answers
 
 __all__ = [
     "EvalQuestion",
@@ -159,16 +156,15 @@ async def calibrate_floor(
 
 
 async def evaluate_answers(
-    retriever: Retriever, llm: LLMBackend, questions: list[EvalQuestion], concurrency: int = 4
+    answers: Answers, questions: list[EvalQuestion], concurrency: int = 4
 ) -> dict[str, Any]:
-    """Answer every question with the model; count answers containing the key term."""
-    answerer = explain_answerer(retriever, llm)
+    """Answer every question through /explain's path; count answers with the key term."""
     gate = asyncio.Semaphore(concurrency)  # the engine batches what arrives together
 
     async def one(q: EvalQuestion) -> dict[str, Any]:
         async with gate:
             started = time.perf_counter()
-            answer = await answer_prepared(llm, await prepare_explanation(answerer, q.question))
+            answer = await answers.answer("explain", None, q.question)
             return {
                 "id": q.id,
                 "key_term": q.key_term,

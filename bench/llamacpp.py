@@ -1,6 +1,6 @@
 """The llama.cpp baseline: the same GGUF, single stream, the same prompt tokens and thread count.
 
-`llama_cpp` (extra `guru[llamacpp]`) is optional: it compiles from source for ~12 minutes, and
+`llama_cpp` (extra `guru[bench]`) is optional: it compiles from source for ~12 minutes, and
 Guru itself never uses it. Prompts arrive as token ids from our own chat-template encoding, so
 both engines prefill exactly the same tokens; `Llama.generate` does not stop at EOS, so every
 run decodes the full token count. Runs in its own worker process (no torch import), so its
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 MISSING_NOTE = (
     "llama.cpp baseline skipped: `llama_cpp` is not importable. Install it with "
-    "`pip install -e '.[llamacpp]'` (compiles llama.cpp, ~12 min on 2 cores)."
+    "`pip install -e '.[bench]'` (compiles llama.cpp, ~12 min on 2 cores)."
 )
 
 

@@ -167,9 +167,9 @@ def run_ours(
     Library imports are timed apart from `load_model`: they are the same for any model, and
     the load target is about reading the converted weights.
     """
-    from core.llm.models.convert import offline_env
+    from core.config import force_offline_hub
 
-    offline_env()  # before transformers is imported
+    force_offline_hub()  # before transformers is imported
     started = time.perf_counter()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401 - timed import

@@ -1,4 +1,4 @@
-"""Throughput prompts: each about 190-200 tokens in the chat template, each asking for a long answer.
+"""Throughput prompts: each about 190-200 tokens in the chat template, asking for a long answer.
 
 Speed is compared at equal work, so every request should generate all of its new tokens. The
 engine has no "ignore EOS" switch (it serves users, not benchmarks), so these prompts ask for
@@ -14,7 +14,8 @@ __all__ = ["LONG_PROMPTS"]
 _TAIL = (
     " Write at least six long paragraphs, use plain prose without lists or headings, and give"
     " concrete examples, numbers and small anecdotes in every paragraph so the reader can"
-    " picture each point clearly. The readers are curious adults new to the subject, so explain every technical word the first time you use it, connect"
+    " picture each point clearly. The readers are curious adults new to the subject, so explain"
+    " every technical word the first time you use it, connect"
     " each paragraph to the one before it, and finish with a short reflection on why the topic"
     " still matters to people today."
 )

@@ -53,11 +53,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="pages of git-doc for the throughput part (default %(default)s)",
     )
     parser.add_argument(
-        "--int8",
-        action="store_true",
-        help="embed with dynamic int8 (eval goes to a database of its own)",
-    )
-    parser.add_argument(
         "--dtype",
         choices=("auto", "float32", "bfloat16"),
         default="auto",
@@ -117,9 +112,9 @@ async def _run(args: argparse.Namespace, settings: Settings, parts: list[str]) -
         raise SystemExit(
             f"guru: {docs} not found; install it with `apt-get install git-doc` or pass --docs DIR"
         )
-    embedder = Embedder(int8=args.int8, dtype=args.dtype)
+    embedder = Embedder(dtype=args.dtype)
     # Stored vectors must come from the encoder under test: one eval database per encoder.
-    suffix = "_int8" if args.int8 else {"float32": "", "bfloat16": "_bf16"}[embedder.resolved_dtype]
+    suffix = {"float32": "", "bfloat16": "_bf16"}[embedder.resolved_dtype]
     report: dict[str, Any] = {}
     async with server_url(settings) as url:
         if "eval" in parts:

@@ -14,11 +14,16 @@ from discord import app_commands
 
 from core.errors import GuruError
 
-__all__ = ["GuruTree", "Refused", "reply_privately", "user_message_for"]
+__all__ = ["GuruTree", "Refused", "internal_error", "reply_privately", "user_message_for"]
 
 log = logging.getLogger(__name__)
 
 _PERMISSION_NAMES = {"manage_guild": "Manage Server", "manage_messages": "Manage Messages"}
+
+
+def internal_error(interaction: discord.Interaction) -> str:
+    """What a user sees when we failed: no details, a reference the log carries."""
+    return f"Something went wrong on our side; it's been logged (ref {interaction.id})."
 
 
 class Refused(app_commands.CheckFailure):
@@ -82,7 +87,7 @@ class GuruTree(app_commands.CommandTree):
             log.error(
                 "command /%s failed (ref %s)", command, interaction.id, exc_info=_unwrap(error)
             )
-            text = f"Something went wrong on our side; it's been logged (ref {interaction.id})."
+            text = internal_error(interaction)
         else:
             log.info(
                 "interaction %s answered with %s", interaction.id, type(_unwrap(error)).__name__

@@ -1,25 +1,23 @@
 """👍/👎 under an answer, persisted with the interaction (the tuning data starts here).
 
 Dynamic items: the button's custom_id carries the Discord interaction id, so buttons on old
-answers keep working after a restart without any view being stored in memory. `record_answer`
-is how /ask, /calc and /explain store what they answered, so every rated answer has its row.
+answers keep working after a restart without any view being stored in memory. The rows they
+rate are written by core (core.interactions.record_question, through core.answering for /ask
+and /explain), before the answer starts.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import discord
 
-from core.db.pool import Pool
-from core.interactions import AnswerRecord, InteractionRepo
+from bot.errors import internal_error
+from core.interactions import InteractionRepo
 
-__all__ = ["FeedbackButton", "RecordedAnswer", "feedback_view", "record_answer"]
+__all__ = ["FeedbackButton", "feedback_view"]
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +59,7 @@ class FeedbackButton(
             )
         except Exception:
             log.exception("feedback on %s failed (ref %s)", self.discord_id, interaction.id)
-            text = f"Something went wrong on our side; it's been logged (ref {interaction.id})."
+            text = internal_error(interaction)
         else:
             text = "Thanks, noted!" if saved else "Only the person who asked can rate this answer."
         await interaction.response.send_message(text, ephemeral=True)
@@ -72,47 +70,3 @@ def feedback_view(discord_id: int) -> discord.ui.View:
     view.add_item(FeedbackButton(discord_id, "up"))
     view.add_item(FeedbackButton(discord_id, "down"))
     return view
-
-
-@dataclass(frozen=True)
-class RecordedAnswer:
-    """A question stored when its answer started; `finish` adds the answer shown."""
-
-    repo: InteractionRepo
-    guild_id: int
-    discord_id: int
-    started: float
-
-    async def finish(self, text: str, ending: str) -> None:
-        elapsed_ms = int((asyncio.get_running_loop().time() - self.started) * 1000)
-        await self.repo.finish(self.guild_id, self.discord_id, text, ending, elapsed_ms)
-
-
-async def record_answer(
-    pool: Pool,
-    interaction: discord.Interaction,
-    command: str,
-    question: str,
-    sources: Sequence[dict[str, Any]] = (),
-    started: float | None = None,
-) -> RecordedAnswer | None:
-    """Store the question before answering, so a 👍 on the final message always finds its row;
-    None outside a server (rows are per guild). `started`: loop time the latency counts from."""
-    if interaction.guild_id is None:
-        return None
-    if started is None:
-        started = asyncio.get_running_loop().time()
-    repo = InteractionRepo(pool)
-    await repo.record(
-        AnswerRecord(
-            guild_id=interaction.guild_id,
-            discord_id=interaction.id,
-            user_id=interaction.user.id,
-            channel_id=interaction.channel_id,
-            command=command,
-            question=question,
-            answer="",
-            sources=list(sources),
-        )
-    )
-    return RecordedAnswer(repo, interaction.guild_id, interaction.id, started)

@@ -17,7 +17,7 @@ from typing import Any
 import discord
 
 from bot import render
-from bot.errors import user_message_for
+from bot.errors import internal_error, user_message_for
 
 __all__ = ["BackgroundJobs", "ProgressReply", "post_pages"]
 
@@ -113,9 +113,7 @@ class BackgroundJobs:
             known = user_message_for(exc)
             if known is None:
                 log.error("job %s failed (ref %s)", name, interaction.id, exc_info=exc)
-                known = (
-                    f"Something went wrong on our side; it's been logged (ref {interaction.id})."
-                )
+                known = internal_error(interaction)
             try:
                 await interaction.edit_original_response(content=f"⚠️ {known}", view=None)
             except discord.HTTPException:

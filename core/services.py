@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from core.config import Settings
@@ -21,7 +22,9 @@ from core.sandbox import Sandbox
 from core.tuning.hotswap import AdapterListener, GuildAdapters
 
 if TYPE_CHECKING:
+    from core.answering import Answers
     from core.pal.solver import PalSolver
+    from core.rag.kb import KnowledgeBase
 
 __all__ = ["Services"]
 
@@ -46,6 +49,8 @@ class Services:
     # current by the adapter listener (LISTEN/NOTIFY) once started.
     guild_adapters: GuildAdapters = field(default_factory=GuildAdapters)
     _adapter_listener: AdapterListener | None = field(default=None, init=False, repr=False)
+    _llm_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+    _synced_guilds: set[int] = field(default_factory=set, init=False, repr=False)
 
     @classmethod
     async def open(
@@ -71,6 +76,43 @@ class Services:
             await services.aclose()  # release what did start before reporting the failure
             raise failure
         return services
+
+    @cached_property
+    def knowledge(self) -> KnowledgeBase:
+        """Ingest and search over `db` (built once: the ingestor caches its chunker)."""
+        from core.rag.kb import KnowledgeBase
+
+        if self.db is None:
+            raise RuntimeError("the knowledge base needs Services opened with db=True")
+        return KnowledgeBase.open(self.db.pool, self.embedder)
+
+    @cached_property
+    def answers(self) -> Answers:
+        """The one answering path of /ask, /explain and their CLI faces (core.answering)."""
+        from core.answering import Answers
+
+        return Answers(self)
+
+    async def ensure_llm(self) -> LLMBackend:
+        """The chat model, opened on first use: CLI commands load it only when they need it."""
+        async with self._llm_lock:
+            if self.llm is None:
+                self.llm = await open_llm(self.settings, self.models)
+        return self.llm
+
+    async def adapter_for(self, guild_id: int | None) -> str | None:
+        """`Request.adapter` for a guild's request. A long-running process follows activations
+        through the listener; a CLI command loads the guild's active adapter once, here."""
+        if (
+            guild_id is not None
+            and self._adapter_listener is None
+            and self.db is not None
+            and hasattr(self.llm, "load_adapter")
+            and guild_id not in self._synced_guilds
+        ):
+            await AdapterListener(self.db.pool, self.llm, self.guild_adapters).sync_guild(guild_id)
+            self._synced_guilds.add(guild_id)
+        return self.guild_adapters.adapter_for(guild_id)
 
     async def calc_llm(self) -> LLMBackend:
         """The PAL model; the core LLM itself when GURU_CALC_MODEL resolves to the same one."""

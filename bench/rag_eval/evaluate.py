@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.rag.answer import RELEVANCE_FLOOR
+from core.rag.grounding import RELEVANCE_FLOOR
 from core.rag.ingest import Ingestor
-from core.rag.retrieve import SUPPORT_CHUNKS, Retriever, rrf_fuse
+from core.rag.retrieve import Retriever
 from core.rag.types import Hit
 
 __all__ = [
@@ -40,9 +40,6 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_DOCS = Path("/usr/share/doc/git-doc")
 EVAL_GUILD = 1  # in the bench's own database, never the bot's
 MODES = ("vector", "text", "hybrid")
-# Document support (retrieve.document_support, opt-in): each page's best chunk ranked by the sum
-# of its best SUPPORT_CHUNKS chunks' RRF scores, on the fused lists and on the vector list alone.
-SUPPORT_MODES = ("vector+support", "hybrid+support")
 CANDIDATES = 50  # chunks fetched per query before collapsing them to pages
 
 
@@ -151,22 +148,6 @@ async def evaluate(
             "avoiding_title_words": _metrics(subset),
             "latency_ms_p50": round(statistics.median(latencies), 1),
         }
-        misses[mode] = [q.text for r, q in zip(ranks, questions) if r is None or r > 5]
-    for mode in SUPPORT_MODES:
-        ranks = []
-        for q, emb in zip(questions, embeddings):
-            lists = await retriever.ranked_lists(guild, q.text, emb, CANDIDATES, "hybrid")
-            used = ["vector"] if mode == "vector+support" else ["vector", "all_terms", "bm25"]
-            weights = dict(zip(("vector", "all_terms", "bm25"), retriever.weights))
-            hits = rrf_fuse(
-                [lists[n] for n in used],
-                CANDIDATES,
-                weights=[weights[n] for n in used],
-                support=SUPPORT_CHUNKS,
-            )
-            ranks.append(gold_rank(_pages(hits), q.gold))
-        subset = [r for r, q in zip(ranks, questions) if q.avoids_title_words]
-        report[mode] = {**with_halves(ranks), "avoiding_title_words": _metrics(subset)}
         misses[mode] = [q.text for r, q in zip(ranks, questions) if r is None or r > 5]
     report["misses_at_5"] = misses
     return report

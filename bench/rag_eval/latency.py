@@ -89,7 +89,6 @@ async def measure_latency(pool: Pool, embedder: Embedder, size: int) -> dict[str
     retrievers = {
         "vector": Retriever(pool, embedder),
         "hybrid": Retriever(pool, embedder),
-        "hybrid_fast": Retriever(pool, embedder, fast_hybrid=True),
     }
     queries = _vectors(np.random.default_rng(size + 1), centres, QUERIES)
     guild = GUILDS // 2
@@ -113,8 +112,6 @@ async def measure_latency(pool: Pool, embedder: Embedder, size: int) -> dict[str
         "vector_p95_ms": round(_p95(warm["vector"]), 2),
         "hybrid_p50_ms": round(statistics.median(warm["hybrid"]), 2),
         "hybrid_p95_ms": round(_p95(warm["hybrid"]), 2),
-        "hybrid_fast_p50_ms": round(statistics.median(warm["hybrid_fast"]), 2),
-        "hybrid_fast_p95_ms": round(_p95(warm["hybrid_fast"]), 2),
         "recall@10": round(float(np.mean(recalls)), 4),
     }
 

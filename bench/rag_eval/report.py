@@ -27,9 +27,7 @@ def render(report: dict[str, Any]) -> str:
             f"{'mode':<14} {'R@1':>6} {'R@5':>6} {'MRR@10':>7}   "
             f"{'(no-title R@1':>13} {'R@5':>6} {'MRR@10)':>8}  p50 ms"
         )
-        modes = [
-            m for m in ("vector", "text", "hybrid", "vector+support", "hybrid+support") if m in e
-        ]
+        modes = [m for m in ("vector", "text", "hybrid") if m in e]
         for mode in modes:
             m, s = e[mode], e[mode]["avoiding_title_words"]
             lines.append(
@@ -77,8 +75,7 @@ def render(report: dict[str, Any]) -> str:
             f"\nlatency at {lat['chunks']} chunks ({lat['guilds']} guilds, query guild "
             f"{lat['guild_chunks']} chunks): vector p50 {lat['vector_p50_ms']} ms, "
             f"p95 {lat['vector_p95_ms']} ms; hybrid p50 {lat['hybrid_p50_ms']} ms, "
-            f"p95 {lat['hybrid_p95_ms']} ms; fast hybrid p50 {lat['hybrid_fast_p50_ms']} ms, "
-            f"p95 {lat['hybrid_fast_p95_ms']} ms; HNSW recall@10 {lat['recall@10']}"
+            f"p95 {lat['hybrid_p95_ms']} ms; HNSW recall@10 {lat['recall@10']}"
         )
     return "\n".join(lines)
 

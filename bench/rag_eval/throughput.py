@@ -66,7 +66,7 @@ async def measure_ingest(
         "pages": len(files),
         "chunks": len(texts),
         "rounds": rounds,
-        "encoder_dtype": "int8" if embedder.int8 else embedder.resolved_dtype,
+        "encoder_dtype": embedder.resolved_dtype,
         "torch_threads": torch.get_num_threads(),
         "load_avg_1m": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "ours_chunks_per_s": round(statistics.median(ours), 2),

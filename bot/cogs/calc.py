@@ -18,9 +18,11 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import render
+from bot.answering import asker_of
 from bot.checks import ensure_allowed_here
-from bot.feedback import feedback_view, record_answer
+from bot.feedback import feedback_view
 from bot.progress import BackgroundJobs, ProgressReply, post_pages
+from core.interactions import record_question
 from core.pal.prompt import pal_messages
 from core.pal.solver import MAX_PROBLEM_CHARS, PalResult, check_problem
 
@@ -85,7 +87,9 @@ class Calc(commands.Cog):
         services = self.bot.services
         assert services is not None and services.db is not None
         progress, started = ProgressReply(interaction), time.monotonic()
-        recorded = await record_answer(services.db.pool, interaction, "calc", problem)
+        recorded = await record_question(
+            services.db.pool, interaction.guild_id, asker_of(interaction), "calc", problem
+        )
         await progress.update("✍️ Writing code…")
         solver = await services.pal_solver()  # the first /calc may load the code model
         reply = await solver.generate(

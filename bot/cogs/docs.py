@@ -19,7 +19,6 @@ from bot.docsource import MessageRef, fetch_message, parse_message_refs, upload_
 from bot.errors import Refused, user_message_for
 from bot.progress import BackgroundJobs, ProgressReply, post_pages
 from core.pins import ingest_message
-from core.rag.kb import KnowledgeBase
 from core.rag.types import IngestOutcome
 
 if TYPE_CHECKING:
@@ -44,7 +43,7 @@ class Docs(commands.GroupCog, group_name="docs", group_description="Guru's docum
     def __init__(self, bot: GuruBot) -> None:
         assert bot.services is not None
         self.bot = bot
-        self.kb = KnowledgeBase.from_services(bot.services)  # one ingestor: it caches a chunker
+        self.kb = bot.services.knowledge
         self.jobs = BackgroundJobs()
 
     async def cog_unload(self) -> None:

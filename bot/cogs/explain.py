@@ -1,10 +1,10 @@
 """/explain: LLM concepts explained from Guru's own notes, optionally with a real heatmap.
 
-Answers come from core.explain (the concept notes in the reserved knowledge base, the
-curriculum floor, its own refusal), streamed like /ask. The heatmap is the attention of the
-model that answers here, read off the engine's loaded weights in a worker thread (the event
-loop never waits on torch); with a remote backend there are no local weights to read. The
-answer is stored as an interaction (command "explain") under 👍/👎, like /ask's.
+Answers go through core.answering (kind "explain": the concept notes in the reserved knowledge
+base, the curriculum floor, its own refusal) and are streamed like /ask's. The heatmap is the
+attention of the model that answers here, read off the engine's loaded weights in a worker
+thread (the event loop never waits on torch); with a remote backend there are no local weights
+to read.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import discord
@@ -21,13 +19,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import render
+from bot.answering import asker_of, reply_with_answer
 from bot.checks import ensure_allowed_here
-from bot.feedback import feedback_view, record_answer
-from bot.streaming import StreamingReply
 from core.errors import InvalidInput
-from core.explain.answer import concept_retriever, explain_answerer, prepare_explanation
-from core.explain.attention import attention_map
-from core.explain.heatmap import render_png
+from core.explain.heatmap import heatmap_png
 from core.explain.kb import ensure_concepts_ingested
 from core.explain.topics import topics
 
@@ -35,13 +30,6 @@ if TYPE_CHECKING:
     from bot.client import GuruBot
 
 log = logging.getLogger(__name__)
-
-
-def heatmap_png(loaded: object, sentence: str) -> bytes:
-    """The attention heatmap of `sentence` as PNG bytes (blocking: torch and matplotlib)."""
-    amap = attention_map(loaded, sentence)  # type: ignore[arg-type]
-    with tempfile.TemporaryDirectory(prefix="guru-heatmap-") as tmp:
-        return render_png(amap, Path(tmp) / "attention.png").read_bytes()
 
 
 class Explain(commands.Cog):
@@ -54,6 +42,7 @@ class Explain(commands.Cog):
         self.notes_ready: asyncio.Task[object] | None = None
 
     async def cog_load(self) -> None:
+        assert self.bot.services is not None
         self.titles = [t["title"] for t in await asyncio.to_thread(topics)]
         # the notes go into the knowledge base in the background: a start with nothing
         # changed is one SELECT; the first start embeds ~20 notes
@@ -77,40 +66,19 @@ class Explain(commands.Cog):
         sentence: app_commands.Range[str, 1, 300] | None = None,
     ) -> None:
         services = self.bot.services
-        assert services is not None and services.db is not None
+        assert services is not None
         await ensure_allowed_here(interaction)
         await interaction.response.defer(thinking=True)
         assert self.notes_ready is not None
         await asyncio.shield(self.notes_ready)  # first /explain after a start may wait
-        answerer = explain_answerer(
-            concept_retriever(services.db.pool, services.embedder), services.llm
+        prepared = await services.answers.prepare(
+            "explain",
+            interaction.guild_id,
+            topic,
+            asker=asker_of(interaction),
+            request_id=f"explain-{interaction.id}",
         )
-        prepared = await prepare_explanation(answerer, topic, guild_id=interaction.guild_id)
-        recorded = await record_answer(
-            services.db.pool, interaction, "explain", topic, [s.to_dict() for s in prepared.sources]
-        )
-        view = feedback_view(interaction.id) if recorded is not None else None
-        if prepared.request is None:
-            assert prepared.refusal is not None
-            text, ending = prepared.refusal.answer, "refused"
-            await interaction.edit_original_response(content=render.escape(text), view=view)
-        else:
-            assert services.llm is not None
-            outcome = await StreamingReply(interaction).run(
-                services.llm.stream(prepared.request),
-                final_view=view,
-                finalize=lambda raw: render.answer_text(prepared.finish(raw)),
-            )
-            text = outcome.text
-            ending = (
-                "cancelled"
-                if outcome.cancelled
-                else outcome.completion.finish_reason
-                if outcome.completion
-                else "error"
-            )
-        if recorded is not None:
-            await recorded.finish(text, ending)
+        await reply_with_answer(interaction, services, prepared)
         if heatmap:
             await self._send_heatmap(interaction, sentence or topic)
 

@@ -19,7 +19,6 @@ from discord.ext import commands
 from bot.docsource import document_message
 from bot.progress import BackgroundJobs, ProgressReply
 from core.pins import DiscordMessage, PinSyncReport, forget_message, refresh_message, sync_channel
-from core.rag.kb import KnowledgeBase
 
 if TYPE_CHECKING:
     from bot.client import GuruBot
@@ -44,7 +43,7 @@ class Pins(commands.Cog):
     def __init__(self, bot: GuruBot) -> None:
         assert bot.services is not None
         self.bot = bot
-        self.kb = KnowledgeBase.from_services(bot.services)
+        self.kb = bot.services.knowledge
         self.jobs = BackgroundJobs()
         self._locks: dict[int, asyncio.Lock] = {}
         self._dirty: set[int] = set()

@@ -10,6 +10,7 @@ from discord.ext import commands
 
 from bot import render
 from bot.checks import ensure_manage_guild
+from core.answering import ANSWER_TEMPERATURE, ANSWER_TOKENS
 from core.guilds import GuildSettings, GuildSettingsRepo
 
 if TYPE_CHECKING:
@@ -58,8 +59,8 @@ class GuildSettingsCog(
     async def _reply(
         self, interaction: discord.Interaction, prefs: GuildSettings, done: str = ""
     ) -> None:
-        s = self.bot.settings
-        embed = settings_embed(prefs, s.temperature, s.max_new_tokens)
+        # the defaults the answering path really uses when the guild sets none
+        embed = settings_embed(prefs, ANSWER_TEMPERATURE, ANSWER_TOKENS)
         await interaction.followup.send(done or None, embed=embed, ephemeral=True)
 
     async def _set(self, interaction: discord.Interaction, done: str, **changes: Any) -> None:

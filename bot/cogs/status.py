@@ -10,7 +10,6 @@ from discord.ext import commands
 
 from bot import render
 from core.llm.types import BackendStats
-from core.rag.kb import KnowledgeBase
 
 if TYPE_CHECKING:
     from bot.client import GuruBot
@@ -45,9 +44,7 @@ class Status(commands.Cog):
         assert services is not None and services.llm is not None
         docs = None
         if services.db is not None and interaction.guild_id is not None:
-            listed = await KnowledgeBase.from_services(services).ingestor.list_documents(
-                interaction.guild_id
-            )
+            listed = await services.knowledge.ingestor.list_documents(interaction.guild_id)
             docs = (len(listed), sum(d.chunk_count for d in listed))
         await interaction.response.send_message(embed=status_embed(services.llm.stats(), docs))
 

@@ -13,7 +13,6 @@ import asyncio
 import importlib
 import inspect
 import logging
-import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -47,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    settings: Settings | None = None
     try:
         settings = Settings.from_env()
         setup_logging(settings.log_level)
@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(result or 0)
     except GuruError as exc:
         print(f"guru: {exc.user_message}", file=sys.stderr)
-        if os.environ.get("GURU_LOG_LEVEL") == "DEBUG":
+        if settings is not None and settings.log_level == "DEBUG":
             log.exception("command failed")
         return 2
     except KeyboardInterrupt:

@@ -17,13 +17,8 @@ from core.cli.ask import print_answer
 from core.cli.calc import show_result
 from core.cli.docs import print_documents
 from core.errors import InvalidInput
-from core.explain.answer import explain
 from core.explain.kb import ensure_concepts_ingested
-from core.grounded import finish_streamed, prepare_guild_answer
-from core.guilds import GuildSettingsRepo
 from core.pal.solver import check_problem
-from core.rag.kb import KnowledgeBase
-from core.rag.types import Answer
 from core.services import Services
 
 __all__ = ["COMMANDS_HELP", "Console"]
@@ -63,19 +58,9 @@ class Console:
     async def ask(self, question: str) -> None:
         if not question:
             raise InvalidInput("Usage: /ask QUESTION, e.g. /ask how do I reset my password?")
-        kb = KnowledgeBase.from_services(self.services)
-        await kb.require_guild(self.guild_id)  # "nothing ingested yet: guru ingest … --guild"
-        assert self.services.db is not None
-        prefs = await GuildSettingsRepo(self.services.db.pool).get(self.guild_id)
-        prepared = await prepare_guild_answer(self.services, prefs, question)
-        if prepared.request is None:
-            assert prepared.refusal is not None
-            answer: Answer = prepared.refusal
-        else:
-            assert self.services.llm is not None
-            completion = await self.services.llm.complete(prepared.request)
-            answer = finish_streamed(prepared, completion.text)
-        print_answer(answer)
+        # "nothing ingested yet: guru ingest … --guild"
+        await self.services.knowledge.require_guild(self.guild_id)
+        print_answer(await self.services.answers.answer("ask", self.guild_id, question))
 
     async def calc(self, problem: str) -> None:
         text = check_problem(problem)
@@ -91,11 +76,10 @@ class Console:
             if sync.errors:
                 log.warning("%d concept note(s) could not be ingested", len(sync.errors))
             self._notes_synced = True
-        print_answer(await explain(self.services, topic))
+        print_answer(await self.services.answers.answer("explain", self.guild_id, topic))
 
     async def docs(self, _: str) -> None:
-        kb = KnowledgeBase.from_services(self.services)
-        docs = await kb.ingestor.list_documents(self.guild_id)
+        docs = await self.services.knowledge.ingestor.list_documents(self.guild_id)
         if not docs:
             print(f"No documents yet: add some with `guru ingest PATH --guild {self.guild_id}`.")
             return

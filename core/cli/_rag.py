@@ -30,7 +30,7 @@ async def knowledge_base(settings: Settings) -> AsyncIterator[tuple[Services, Kn
     """Services with the database (no LLM: `ask` loads it only when it has sources)."""
     services = await Services.open(settings, llm=False, db=True)
     try:
-        yield services, KnowledgeBase.from_services(services)
+        yield services, services.knowledge
     finally:
         await services.aclose()
 

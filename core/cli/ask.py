@@ -1,8 +1,9 @@
 """`guru ask QUESTION --guild G [--json]`: a cited answer from the guild's documents.
 
-The model is loaded only when some source passes the relevance floor; a refusal ("not in
-this server's docs", with the closest titles) needs only the database and the encoder (unless
-GURU_ASK_EXPAND has the model write a query expansion first).
+The same answering path as the bot's /ask (core.answering: the guild's /settings and active
+adapter apply). The model is loaded only when some source passes the relevance floor; a refusal
+("not in this server's docs", with the closest titles) needs only the database and the encoder
+(unless GURU_ASK_EXPAND has the model write a query expansion first).
 JSON: {"answer", "sources": [{"n", "title", "uri", "score"}], "refused"}.
 """
 
@@ -15,8 +16,6 @@ from typing import Any
 
 from core.cli._rag import guild_id, knowledge_base
 from core.config import Settings
-from core.llm.backend import open_llm
-from core.rag.answer import refusal
 from core.rag.types import Answer
 
 __all__ = ["print_answer", "register"]
@@ -34,15 +33,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     question = sys.stdin.read().strip() if args.question == "-" else args.question
     async with knowledge_base(settings) as (services, kb):
         await kb.require_guild(args.guild)
-        if settings.ask_expand:  # the model writes the query expansion before the search
-            services.llm = kb.answerer.llm = await open_llm(settings, services.models)
-        grounding, closest = await kb.answerer.ground(args.guild, question)
-        if grounding is None:
-            answer = refusal(closest)
-        else:
-            if services.llm is None:
-                services.llm = kb.answerer.llm = await open_llm(settings, services.models)
-            answer = await kb.answerer.answer(args.guild, question, grounding)
+        # the bot's /ask path: the guild's settings and active adapter apply
+        answer = await services.answers.answer("ask", args.guild, question)
     print_answer(answer, args.json)
     return 0
 

@@ -99,14 +99,7 @@ async def _attention(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _answer(question: str, settings: Settings, as_json: bool) -> int:
     from core.cli.ask import print_answer
-    from core.explain.answer import (
-        answer_prepared,
-        concept_retriever,
-        explain_answerer,
-        prepare_explanation,
-    )
     from core.explain.kb import ensure_concepts_ingested
-    from core.llm.backend import open_llm
     from core.services import Services
 
     if not question.strip():
@@ -116,12 +109,8 @@ async def _answer(question: str, settings: Settings, as_json: bool) -> int:
         sync = await ensure_concepts_ingested(services)
         if sync.errors:
             log.warning("%d concept note(s) could not be ingested", len(sync.errors))
-        assert services.db is not None
-        retriever = concept_retriever(services.db.pool, services.embedder)
-        prepared = await prepare_explanation(explain_answerer(retriever, None), question)
-        if prepared.request is not None:  # only now is the model worth loading
-            services.llm = await open_llm(settings, services.models)
-        answer = await answer_prepared(services.llm, prepared)
+        # the bot's /explain path; the model loads only when some note passes the floor
+        answer = await services.answers.answer("explain", None, question)
     finally:
         await services.aclose()
     print_answer(answer, as_json)

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import functools
 import logging
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from core.explain.attention import AttentionMap
+from core.explain.attention import AttentionMap, attention_map
 
-__all__ = ["render_png", "WIDTH_PX"]
+__all__ = ["heatmap_png", "render_png", "WIDTH_PX"]
 
 log = logging.getLogger(__name__)
 
@@ -83,3 +85,11 @@ def render_png(amap: AttentionMap, path: str | Path) -> Path:
     fig.savefig(path, format="png", dpi=DPI)
     log.info("attention heatmap written to %s (%d tokens)", path, n)
     return path
+
+
+def heatmap_png(loaded: Any, sentence: str) -> bytes:
+    """The attention heatmap of `sentence` as PNG bytes (blocking: torch and matplotlib; the
+    bot runs it in a worker thread)."""
+    amap = attention_map(loaded, sentence)
+    with tempfile.TemporaryDirectory(prefix="guru-heatmap-") as tmp:
+        return render_png(amap, Path(tmp) / "attention.png").read_bytes()

@@ -18,6 +18,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import NotFound
 from core.explain.topics import CONCEPTS_DIR
@@ -25,6 +26,9 @@ from core.rag.chunking import content_hash
 from core.rag.ingest import Ingestor
 from core.rag.loaders import parse_markdown
 from core.rag.types import CONCEPTS_GUILD_ID, IngestOutcome, ParsedDocument
+
+if TYPE_CHECKING:
+    from core.services import Services
 
 __all__ = [
     "ConceptSync",
@@ -123,8 +127,8 @@ async def sync_concepts(ingestor: Ingestor, directory: Path = CONCEPTS_DIR) -> C
     return result
 
 
-async def ensure_concepts_ingested(services: object, directory: Path = CONCEPTS_DIR) -> ConceptSync:
-    """`sync_concepts` on `services.db` and `services.embedder`; call once at start."""
-    from core.rag.kb import KnowledgeBase
-
-    return await sync_concepts(KnowledgeBase.from_services(services).ingestor, directory)
+async def ensure_concepts_ingested(
+    services: Services, directory: Path = CONCEPTS_DIR
+) -> ConceptSync:
+    """`sync_concepts` on the services' knowledge base; call once at start."""
+    return await sync_concepts(services.knowledge.ingestor, directory)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import time
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from core.config import force_offline_hub
 from core.errors import ModelLoadError
 from core.hf_lock import HF_LOAD_LOCK
 
@@ -64,7 +64,6 @@ class Embedder:
         path: str | None = None,
         batch_size: int = 32,
         threads: int | None = None,
-        int8: bool = False,
         dtype: str = "auto",
     ) -> None:
         if dtype not in ("auto", "float32", "bfloat16"):
@@ -72,9 +71,6 @@ class Embedder:
         self._path = path
         # "auto": bf16 where the CPU has native bf16 (see the module docstring), else fp32.
         self.dtype = dtype
-        # Dynamic int8 Linear layers: ~2.3x faster on CPU, cosine >= 0.93 to fp32 per text;
-        # off by default until bench/rag_eval shows retrieval unchanged (`guru bench rag --int8`).
-        self.int8 = int8
         self.batch_size = batch_size
         self._threads = threads
         self._tokenizer: Any = None
@@ -135,7 +131,7 @@ class Embedder:
         with self._load_lock:
             if self._model is not None:
                 return
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            force_offline_hub()
             from transformers import AutoModel, AutoTokenizer
 
             started = time.perf_counter()
@@ -149,20 +145,14 @@ class Embedder:
                 model = AutoModel.from_pretrained(path).eval()
             for param in model.parameters():
                 param.requires_grad_(False)
-            if self.int8:
-                import torch
-
-                model = torch.ao.quantization.quantize_dynamic(
-                    model, {torch.nn.Linear}, dtype=torch.qint8
-                )
-            elif self.resolved_dtype == "bfloat16":
+            if self.resolved_dtype == "bfloat16":
                 import torch
 
                 model = model.to(torch.bfloat16)
             self._model = model
             log.info(
                 "loaded the embedding model (%s) in %.1fs",
-                "int8" if self.int8 else self.resolved_dtype,
+                self.resolved_dtype,
                 time.perf_counter() - started,
             )
 

@@ -1,15 +1,16 @@
-"""`KnowledgeBase`: the RAG entry point for the bot and the CLI, built from `Services`.
+"""`KnowledgeBase`: the write and search sides of RAG, built once per `Services`.
 
-It holds no state of its own: the pool, the embedder and the LLM belong to `Services`, so
-building one per command or per cog is free.
+Answering is core.answering's (`Services.answers`); this holds what ingest, search and the
+document commands share: one `Ingestor` (it caches a chunker) and one `Retriever`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.db.pool import Pool
 from core.errors import NotFound
-from core.rag.answer import Answerer
+from core.rag.embedder import Embedder
 from core.rag.ingest import Ingestor, check_guild_id
 from core.rag.retrieve import Retriever
 
@@ -20,23 +21,10 @@ __all__ = ["KnowledgeBase"]
 class KnowledgeBase:
     ingestor: Ingestor
     retriever: Retriever
-    answerer: Answerer
 
     @classmethod
-    def from_services(cls, services: object) -> KnowledgeBase:
-        """Wire ingest/search/ask onto `services.db.pool`, `.embedder` and `.llm` (may be None);
-        `services.settings.ask_expand` turns on query expansion for ask."""
-        db = services.db
-        if db is None:
-            raise RuntimeError("KnowledgeBase needs Services opened with db=True")
-        embedder = services.embedder
-        retriever = Retriever(db.pool, embedder)
-        settings = services.settings
-        return cls(
-            Ingestor(db.pool, embedder),
-            retriever,
-            Answerer(retriever, services.llm, expand=settings.ask_expand),
-        )
+    def open(cls, pool: Pool, embedder: Embedder) -> KnowledgeBase:
+        return cls(Ingestor(pool, embedder), Retriever(pool, embedder))
 
     async def require_guild(self, guild_id: int) -> None:
         """NotFound unless the guild has a `guilds` row or any document (CLI "unknown guild")."""

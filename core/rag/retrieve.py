@@ -6,8 +6,7 @@ fusion is easy to test. Vector search sets `hnsw.iterative_scan = relaxed_order`
 transaction so a guild filter on a shared index still returns k rows; the outer ORDER BY
 restores exact order. Full-text search ORs the query's terms (questions rarely contain every
 word of the answer) and reports whether the chunk matched all of them (`Hit.exact`); chunks
-matching every term come first in the text list. `Retriever(support=N)` (off by default) then
-ranks each document's best chunk by the document's support (`document_support`).
+matching every term come first in the text list.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from core.db.pool import Pool
 from core.errors import InvalidInput
 from core.rag.embedder import Embedder
 from core.rag.ingest import check_guild_id
+from core.rag.search_sql import TEXT_SQL, VECTOR_SQL
 from core.rag.types import Hit, SearchMode
 
 __all__ = [
@@ -32,14 +32,13 @@ __all__ = [
     "Expansion",
     "Bm25",
     "rrf_fuse",
-    "document_support",
     "RRF_K",
     "FUSION_WEIGHTS",
     "EXPANDED_WEIGHTS",
     "LIST_NAMES",
     "BM25",
     "MAX_QUERY_CHARS",
-    "SUPPORT_CHUNKS",
+    "check_query",
 ]
 
 log = logging.getLogger(__name__)
@@ -60,14 +59,6 @@ FUSION_WEIGHTS = (1.0, 1.0, 0.05)
 # bench/rag_eval with Qwen2.5-Coder-1.5B's passages (grid in expansion.py): hybrid R@5 1.000 on
 # both halves. Each hit's `similarity` stays the question's cosine, so the floor is unchanged.
 EXPANDED_WEIGHTS = (0.0, 1.0, 0.05, 2.0, 1.0)
-# Document support (opt-in, `Retriever(support=SUPPORT_CHUNKS)`): in hybrid search a document's
-# best chunk ranks by the sum of the fused scores of the document's best SUPPORT_CHUNKS
-# candidates, so a page several chunks of which match outranks a page with one lucky chunk.
-# 8 was best on the even half of bench/rag_eval (2, 3, 4, 5, 8, all 50 tried). Not on by
-# default: on git-doc it gains only on the half it was chosen on (held-out R@5 unchanged), and
-# on /explain's 23 short notes every setting tried lowers hit@3 (0.925 -> 0.80 at 8, 0.85 at 2):
-# long documents collect support whatever the question. See bench/rag_eval/README.md.
-SUPPORT_CHUNKS = 8
 # Every list `ranked_lists` may return, in fusion order.
 LIST_NAMES = ("vector", "all_terms", "bm25", "vector_expanded", "bm25_expanded")
 
@@ -93,95 +84,14 @@ class Bm25:
 
 BM25 = Bm25()
 
-_VECTOR_SQL = """
-WITH nearest AS MATERIALIZED (
-    SELECT c.id, c.document_id, c.title, c.text, c.tsv, c.embedding <=> %(search)s AS distance,
-           c.embedding <=> %(embedding)s AS query_distance
-    FROM chunks c
-    WHERE c.guild_id = %(guild_id)s
-    ORDER BY c.embedding <=> %(search)s
-    LIMIT %(limit)s
-)
-SELECT n.id AS chunk_id, n.document_id, n.title, d.uri, n.text, 1 - n.distance AS score,
-       1 - n.query_distance AS similarity,
-       n.tsv @@ websearch_to_tsquery('english', %(query)s) AS exact
-FROM nearest n
-JOIN documents d ON d.guild_id = %(guild_id)s AND d.id = n.document_id
-WHERE d.status = 'ready'
-ORDER BY n.distance
-"""
-
-# BM25 over the guild's own statistics (migration 0005): idf from rag_term_stats, avgdl from
-# rag_guild_stats; a title term (tsvector weight A) counts `title_weight` times (BM25F-style).
-# Scoring needs each candidate's term frequencies and length, i.e. unnesting its tsvector: for
-# every chunk with a common word that cost ~300 ms at 5k chunks. So candidates are first ranked
-# by Σ idf of the query terms they contain (GIN, one probe per term; an upper bound on BM25 up
-# to the tf factor) and only the best `prune` are scored exactly: ~70 ms, the same top 50 on
-# the eval questions checked. `exact` still means "every term" (websearch AND) and feeds the
-# relevance floor. rag_bm25() in the migration is the per-chunk reference the tests compare to.
-_TEXT_SQL = r"""
-WITH q AS (
-    SELECT strict,
-           CASE WHEN numnode(strict) = 0 OR position('!' IN strict::text) > 0 THEN strict
-                ELSE replace(strict::text, ' & ', ' | ')::tsquery END AS loose
-    FROM websearch_to_tsquery('english', %(query)s) AS strict
-),
-g AS (
-    SELECT chunks::float8 AS n, tokens::float8 / greatest(chunks, 1) AS avgdl
-    FROM rag_guild_stats WHERE guild_id = %(guild_id)s
-),
-t AS (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %(terms)s))),
-w AS (
-    SELECT s.term, ln(1 + (g.n - s.df + 0.5) / (s.df + 0.5)) AS idf,
-           ('''' || replace(replace(s.term, '\', '\\'), '''', '''''') || '''')::tsquery AS tq
-    FROM g, t JOIN rag_term_stats s ON s.guild_id = %(guild_id)s AND s.term = t.lexeme
-),
-counts AS (SELECT (SELECT count(*) FROM w) AS known, (SELECT count(*) FROM t) AS asked),
-top AS (
-    SELECT c.id, sum(w.idf) AS bound
-    FROM q, w JOIN chunks c ON c.guild_id = %(guild_id)s AND c.tsv @@ w.tq
-    WHERE {match}
-    GROUP BY c.id ORDER BY bound DESC, c.id LIMIT %(prune)s
-),
-cand AS MATERIALIZED (
-    SELECT c.id, c.tsv FROM top JOIN chunks c ON c.id = top.id
-),
-lex AS MATERIALIZED (
-    SELECT cand.id, u.lexeme, u.positions, u.weights FROM cand, unnest(cand.tsv) u
-),
-len AS (SELECT id, sum(cardinality(positions))::float8 AS dl FROM lex GROUP BY id),
-bm AS (
-    SELECT l.id, count(*) AS matched, sum(w.idf * tf.tf * (%(k1)s + 1) / (tf.tf + %(k1)s
-                     * (1 - %(b)s + %(b)s * len.dl / greatest(g.avgdl, 1)))) AS rank
-    FROM lex l JOIN w ON w.term = l.lexeme JOIN len ON len.id = l.id CROSS JOIN g
-    CROSS JOIN LATERAL (
-        SELECT sum(CASE x WHEN 'A' THEN %(title_weight)s ELSE 1 END)::float8 AS tf
-        FROM unnest(l.weights) x) tf
-    GROUP BY l.id
-)
-SELECT c.id AS chunk_id, c.document_id, c.title, d.uri, c.text, bm.rank,
-       1 - (c.embedding <=> %(embedding)s) AS similarity, c.tsv @@ q.strict AS exact,
-       bm.matched = counts.known AND (counts.known >= 2 OR counts.asked <= 1) AS all_known
-FROM q, counts, bm JOIN chunks c ON c.id = bm.id
-JOIN documents d ON d.guild_id = c.guild_id AND d.id = c.document_id
-WHERE c.guild_id = %(guild_id)s AND d.status = 'ready'
-ORDER BY bm.rank DESC, c.id
-LIMIT %(limit)s
-"""
-_TEXT_ANY = _TEXT_SQL.replace("{match}", "true")
-# `fast_hybrid`: only chunks with every term, or among the vector candidates, are ranked.
-_TEXT_HYBRID = _TEXT_SQL.replace("{match}", "(c.tsv @@ q.strict OR c.id = ANY(%(candidates)s))")
-
 
 def rrf_fuse(
     lists: list[list[Hit]],
     k: int,
     rrf_k: int = RRF_K,
     weights: list[float] | None = None,
-    support: int = 1,
 ) -> list[Hit]:
-    """Weighted reciprocal rank fusion: score = Σ w / (rrf_k + rank) over a chunk's lists;
-    with `support` > 1, then `document_support` over every fused candidate before the cut to k."""
+    """Weighted reciprocal rank fusion: score = Σ w / (rrf_k + rank) over a chunk's lists."""
     scores: dict[int, float] = {}
     best: dict[int, Hit] = {}
     for hits, weight in zip(lists, weights or [1.0] * len(lists)):
@@ -189,24 +99,7 @@ def rrf_fuse(
             scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + weight / (rrf_k + rank)
             best.setdefault(hit.chunk_id, hit)
     fused = [_with_score(best[cid], score) for cid, score in scores.items()]
-    if support > 1:
-        fused = document_support(fused, support)
     return sorted(fused, key=lambda h: (-h.score, -h.similarity, h.chunk_id))[:k]
-
-
-def document_support(hits: list[Hit], top: int) -> list[Hit]:
-    """Each document's best hit scores the sum of its document's `top` best hits' scores; every
-    other hit keeps its own score, so a document's other chunks do not crowd the head of the
-    list (/ask still sees several documents). Order is left to the caller."""
-    by_doc: dict[int, list[Hit]] = {}
-    for hit in sorted(hits, key=lambda h: (-h.score, -h.similarity, h.chunk_id)):
-        by_doc.setdefault(hit.document_id, []).append(hit)
-    out = []
-    for doc_hits in by_doc.values():
-        lead = doc_hits[0]
-        out.append(_with_score(lead, sum(h.score for h in doc_hits[:top])))
-        out.extend(doc_hits[1:])
-    return out
 
 
 def _with_score(hit: Hit, score: float) -> Hit:
@@ -235,13 +128,9 @@ class Retriever:
         weights: tuple[float, float, float] = FUSION_WEIGHTS,
         expanded_weights: tuple[float, ...] = EXPANDED_WEIGHTS,
         bm25: Bm25 = BM25,
-        fast_hybrid: bool = False,
-        support: int = 1,
     ) -> None:
         self.pool = pool
-        self.support = support  # document_support's top (1: off); see SUPPORT_CHUNKS
         self.bm25 = bm25
-        self.fast_hybrid = fast_hybrid
         self.weights = weights
         self.expanded_weights = expanded_weights
         self.embedder = embedder
@@ -258,7 +147,7 @@ class Retriever:
     ) -> list[Hit]:
         """The guild's k best chunks for `query`; empty when nothing matches at all."""
         check_guild_id(guild_id)
-        query = _check_query(query)
+        query = check_query(query)
         if not 1 <= k <= 100:
             raise InvalidInput("k must be between 1 and 100.")
         embedding = await self.embedder.embed_one(query)
@@ -298,7 +187,6 @@ class Retriever:
                 [lists[n] for n in names],
                 k,
                 weights=[weights[n] for n in names],
-                support=self.support,
             )
         log.debug(
             "search guild=%s mode=%s k=%d: %d hits in %.1f ms",
@@ -338,11 +226,8 @@ class Retriever:
         async with self.pool.connection() as conn, conn.transaction():
             if mode != "text":
                 lists["vector"] = await self._vector(conn, params)
-            if mode == "hybrid" and self.fast_hybrid:
-                params["candidates"] = [h.chunk_id for h in lists["vector"]]
-                text, all_terms = await self._text(conn, _TEXT_HYBRID, params)
-            elif mode != "vector":
-                text, all_terms = await self._text(conn, _TEXT_ANY, params)
+            if mode != "vector":
+                text, all_terms = await self._text(conn, TEXT_SQL, params)
             if mode != "vector":
                 # Three lists: meaning, every (known) query term (strong), BM25 over any term
                 # (weak; see FUSION_WEIGHTS).
@@ -358,7 +243,7 @@ class Retriever:
                 # (the paper's 5 copies of the question, counted, lost R@5 0.750 -> 0.583 on
                 # bench/rag_eval: the passage's feature names are what the question lacks).
                 lists["bm25_expanded"], _ = await self._text(
-                    conn, _TEXT_ANY, {**params, "terms": f"{query} {expansion.text}"}
+                    conn, TEXT_SQL, {**params, "terms": f"{query} {expansion.text}"}
                 )
         return lists
 
@@ -372,21 +257,9 @@ class Retriever:
             {"ef": str(max(self.ef_search, params["limit"]))},
         )
         async with conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(_VECTOR_SQL, params)
+            await cur.execute(VECTOR_SQL, params)
             rows = await cur.fetchall()
-        return [
-            Hit(
-                r["chunk_id"],
-                r["document_id"],
-                r["title"],
-                r["uri"],
-                r["text"],
-                float(r["score"]),
-                float(r["similarity"]),
-                bool(r["exact"]),
-            )
-            for r in rows
-        ]
+        return [_hit(r, "score") for r in rows]
 
     async def _text(
         self, conn: psycopg.AsyncConnection[Any], query: str, params: dict[str, Any]
@@ -401,23 +274,26 @@ class Retriever:
         # known word of several ("can I post *links* to my shop") is no evidence: then every
         # chunk with that word would outrank meaning, so it takes two known terms (or a
         # one-term query).
-        hits = [
-            Hit(
-                r["chunk_id"],
-                r["document_id"],
-                r["title"],
-                r["uri"],
-                r["text"],
-                float(r["rank"]),
-                float(r["similarity"]),
-                bool(r["exact"]),
-            )
-            for r in rows
-        ]
-        return hits, {r["chunk_id"] for r in rows if r["all_known"] or r["exact"]}
+        return [_hit(r, "rank") for r in rows], {
+            r["chunk_id"] for r in rows if r["all_known"] or r["exact"]
+        }
 
 
-def _check_query(query: str) -> str:
+def _hit(row: dict[str, Any], score_column: str) -> Hit:
+    return Hit(
+        row["chunk_id"],
+        row["document_id"],
+        row["title"],
+        row["uri"],
+        row["text"],
+        float(row[score_column]),
+        float(row["similarity"]),
+        bool(row["exact"]),
+    )
+
+
+def check_query(query: str) -> str:
+    """The query with its whitespace collapsed; InvalidInput when empty or too long."""
     query = " ".join(query.split())
     if not query:
         raise InvalidInput("The query is empty; ask something.")

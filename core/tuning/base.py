@@ -13,9 +13,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from core.config import force_offline_hub
 from core.errors import ModelLoadError
 from core.hf_lock import HF_LOAD_LOCK
-from core.llm.models.convert import offline_env
 from core.llm.models.loading import load_tokenizer
 from core.llm.models.sources import prepare_model_dir, resolve_source
 from core.tuning.spec import LoraJobSpec
@@ -52,7 +52,7 @@ def _compute_dtype(device: str) -> Any:
 
 def load_trainable(spec: LoraJobSpec) -> TrainableModel:
     """Load the base from disk (a private copy), optionally 4-bit, and wrap it in LoRA layers."""
-    offline_env()
+    force_offline_hub()
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig

@@ -182,7 +182,7 @@ ORDER BY id LIMIT %(limit)s
 
 async def approved_pairs(pool: Any, guild_id: int, limit: int = MAX_PAIRS) -> list[Pair]:
     """Answers of this guild that got a 👍 and a moderator's approval (`interactions`, 0003;
-    approved through core.tuning.review, 0008),
+    approved through core.tuning.review, 0006),
     from the commands in `TUNABLE_COMMANDS` (/ask, /explain; not /calc: see there).
 
     The question is replayed as a bare user turn: the retrieved sources of the original answer

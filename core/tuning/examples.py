@@ -24,10 +24,6 @@ class Example:
     input_ids: tuple[int, ...]
     labels: tuple[int, ...]
 
-    @property
-    def answer_tokens(self) -> int:
-        return sum(1 for t in self.labels if t != IGNORE)
-
 
 def encode_pair(tokenizer: Any, pair: Pair, max_tokens: int) -> Example | None:
     """One example, or None when the prompt alone leaves no room for any answer token."""

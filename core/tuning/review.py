@@ -3,7 +3,7 @@
 An answer of a tunable command (`TUNABLE_COMMANDS`: /ask, /explain) that its asker rated 👍 is
 *pending* until a moderator approves or rejects it (`/tune review`, `guru tune approve|reject`).
 Approving sets `interactions.approved`, which is all `core.tuning.data.approved_pairs` reads;
-rejecting leaves it false. Both set `reviewed_at`/`reviewed_by` (migration 0008), so a decided
+rejecting leaves it false. Both set `reviewed_at`/`reviewed_by` (migration 0006), so a decided
 answer never comes up again, and both write an audit_log row (`tune.approve`, `tune.reject`).
 
 Everything takes `guild_id`: the id of another guild's answer is refused exactly like an id

@@ -21,7 +21,6 @@ from core.guilds import GuildSettingsRepo
 from core.interactions import InteractionRepo
 from core.llm.engine.engine import Engine
 from core.llm.models.loading import LoadedModel
-from core.rag.kb import KnowledgeBase
 from core.rag.types import ParsedDocument, Section
 from core.services import Services
 from tests.e2e.emulator import Emulator, Interaction
@@ -147,6 +146,6 @@ async def add_document(services: Services, guild_id: int, title: str, text: str)
     """Ingest a document straight into a guild's knowledge base (as `/docs add` of a file would,
     uri `upload:<title>.md`); returns its id."""
     doc = ParsedDocument(f"upload:{title}.md", title, (Section("", text),))
-    outcome = await KnowledgeBase.from_services(services).ingestor.ingest_document(guild_id, doc)
+    outcome = await services.knowledge.ingestor.ingest_document(guild_id, doc)
     assert outcome.document_id is not None, outcome
     return outcome.document_id

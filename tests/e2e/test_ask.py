@@ -16,10 +16,8 @@ import pytest
 
 from bot import render
 from bot.streaming import CANCELLED
-from core.grounded import finish_streamed, prepare_answer
 from core.guilds import GuildSettingsRepo
 from core.interactions import InteractionRepo
-from core.rag.kb import KnowledgeBase
 from tests.e2e.conftest import add_document, finished, guild_ready, recorded
 from tests.e2e.emulator import Emulator, Interaction
 from tests.fixtures.models import pace
@@ -87,10 +85,9 @@ async def test_ask_is_deferred_at_once_and_streamed_with_throttled_edits(
 
 async def test_long_answers_are_split_into_valid_messages(bot, emulator, repo, e2e_services):
     guild, _, inter = await ask_in_new_guild(bot, emulator, repo, "long", tokens=600)
-    kb = KnowledgeBase.from_services(e2e_services)
-    prepared = await prepare_answer(kb.answerer, guild.id, QUESTION, max_new_tokens=600)
+    prepared = await e2e_services.answers.prepare("ask", guild.id, QUESTION)  # 600 tokens set
     expected = await e2e_services.llm.complete(prepared.request)
-    final = render.answer_text(finish_streamed(prepared, expected.text))
+    final = render.answer_text(prepared.finish_text(expected.text))
     pages = render.pages(final)
     assert 2 <= len(pages) <= 4
     await finished(

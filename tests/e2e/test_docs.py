@@ -9,7 +9,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from core.rag.kb import KnowledgeBase
 from tests.e2e.conftest import add_document, finished, guild_ready
 from tests.e2e.emulator import MANAGE_GUILD, Emulator, Guild, Interaction
 
@@ -25,7 +24,7 @@ async def new_guild(bot, emulator: Emulator, repo, name: str) -> Guild:
 
 
 async def documents(bot, guild_id: int) -> list[Any]:
-    return await KnowledgeBase.from_services(bot.services).ingestor.list_documents(guild_id)
+    return await bot.services.knowledge.ingestor.list_documents(guild_id)
 
 
 async def eventually(check: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:

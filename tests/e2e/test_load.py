@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 import pytest
 
 from core.llm.engine.engine import Engine
-from core.rag.kb import KnowledgeBase
 from tests.e2e.conftest import add_document, finished, guild_ready
 from tests.e2e.emulator import Emulator
 
@@ -105,7 +104,7 @@ async def test_the_bundled_model_answers_from_the_docs_with_sources(
     await add_document(bot.services, guild.id, "Server rules", "Be kind. No spam. Use English.")
     await emulator.set_pinned(pin, True)  # the pin reaches the knowledge base by itself
     url = f"https://discord.com/channels/{guild.id}/{general.id}/{pin.id}"
-    kb = KnowledgeBase.from_services(bot.services)
+    kb = bot.services.knowledge
     for _ in range(150):
         if url in {d.uri for d in await kb.ingestor.list_documents(guild.id)}:
             break

@@ -17,16 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from core.answering import Answers
 from core.cli import main
-from core.db.migrate import migrate
-from core.db.pool import Pool, connect, open_pool
-from core.explain.answer import (
-    OUT_OF_SCOPE,
-    concept_retriever,
-    explain,
-    explain_answerer,
-    prepare_explanation,
-)
+from core.config import Settings
+from core.db.pool import Database, Pool, open_pool
+from core.explain.answer import OUT_OF_SCOPE, concept_retriever
 from core.explain.kb import ConceptSync, note_uri, sync_concepts
 from core.explain.topics import CONCEPTS_DIR
 from core.llm.engine.engine import Engine
@@ -34,6 +29,7 @@ from core.llm.models.loading import LoadedModel
 from core.rag.embedder import Embedder
 from core.rag.ingest import Ingestor
 from core.rag.types import CONCEPTS_GUILD_ID
+from core.services import Services
 from tests.fixtures.db import create_migrated_database
 
 pytestmark = pytest.mark.slow
@@ -89,38 +85,33 @@ async def test_notes_are_ingested_once_and_a_second_sync_is_a_fast_no_op(
 
 
 async def test_an_edited_note_replaces_its_chunks_and_a_deleted_one_is_removed(
-    fresh_database_url: str, embedder: Embedder, tmp_path: Path
+    fresh_pool: Pool, embedder: Embedder, tmp_path: Path
 ) -> None:
     notes = tmp_path / "concepts"
     notes.mkdir()
     for name in ("softmax.md", "masking.md", "peft.md"):
         shutil.copy(CONCEPTS_DIR / name, notes / name)
-    async with connect(fresh_database_url) as conn:
-        await migrate(conn)
-    pool = await open_pool(fresh_database_url, min_size=1, max_size=2)
-    try:
-        ingestor = Ingestor(pool, embedder)
-        assert len((await sync_concepts(ingestor, notes)).added) == 3
-        before = await chunk_ids(pool)
+    pool = fresh_pool
+    ingestor = Ingestor(pool, embedder)
+    assert len((await sync_concepts(ingestor, notes)).added) == 3
+    before = await chunk_ids(pool)
 
-        with (notes / "softmax.md").open("a", encoding="utf-8") as f:
-            f.write("\n\n## Mnemonic\n\nRemember softmax as the ZEBRAFOO-42 squash.\n")
-        (notes / "masking.md").unlink()
-        sync = await sync_concepts(ingestor, notes)
-        assert sync.replaced == (note_uri("softmax.md"),)
-        assert sync.removed == (note_uri("masking.md"),)
-        assert sync.unchanged == (note_uri("peft.md"),)
+    with (notes / "softmax.md").open("a", encoding="utf-8") as f:
+        f.write("\n\n## Mnemonic\n\nRemember softmax as the ZEBRAFOO-42 squash.\n")
+    (notes / "masking.md").unlink()
+    sync = await sync_concepts(ingestor, notes)
+    assert sync.replaced == (note_uri("softmax.md"),)
+    assert sync.removed == (note_uri("masking.md"),)
+    assert sync.unchanged == (note_uri("peft.md"),)
 
-        after = await chunk_ids(pool)
-        assert set(after) == {note_uri("softmax.md"), note_uri("peft.md")}
-        assert after[note_uri("peft.md")] == before[note_uri("peft.md")]
-        assert not set(after[note_uri("softmax.md")]) & set(before[note_uri("softmax.md")])
-        hits = await concept_retriever(pool, embedder).search(
-            CONCEPTS_GUILD_ID, "ZEBRAFOO-42 squash", 3, "text"
-        )
-        assert hits and hits[0].uri == note_uri("softmax.md")
-    finally:
-        await pool.close()
+    after = await chunk_ids(pool)
+    assert set(after) == {note_uri("softmax.md"), note_uri("peft.md")}
+    assert after[note_uri("peft.md")] == before[note_uri("peft.md")]
+    assert not set(after[note_uri("softmax.md")]) & set(before[note_uri("softmax.md")])
+    hits = await concept_retriever(pool, embedder).search(
+        CONCEPTS_GUILD_ID, "ZEBRAFOO-42 squash", 3, "text"
+    )
+    assert hits and hits[0].uri == note_uri("softmax.md")
 
 
 async def test_an_empty_concepts_directory_is_an_error_not_a_mass_delete(
@@ -163,10 +154,9 @@ async def test_learner_questions_find_their_note_in_the_top_three(
     ],
 )
 async def test_questions_outside_the_curriculum_are_refused_without_the_model(
-    first_sync: ConceptSync, explain_pool: Pool, embedder: Embedder, question: str
+    first_sync: ConceptSync, explain_answers: Callable[..., Answers], question: str
 ) -> None:
-    answerer = explain_answerer(concept_retriever(explain_pool, embedder), None)
-    prepared = await prepare_explanation(answerer, question)
+    prepared = await explain_answers(None).prepare("explain", None, question)
     assert prepared.request is None and prepared.refusal is not None
     assert prepared.refusal.refused and prepared.refusal.answer == OUT_OF_SCOPE
     assert "/ask" in OUT_OF_SCOPE and prepared.sources == ()
@@ -215,21 +205,22 @@ async def engine(bundled_model: LoadedModel) -> AsyncIterator[Engine]:
     await engine.aclose()
 
 
-class _Services:
-    """The three things `explain` reads from Services, on this module's database."""
-
-    def __init__(self, pool: Pool, embedder: Embedder, llm: Engine) -> None:
-        self.db = type("Db", (), {"pool": pool})()
-        self.embedder = embedder
-        self.llm = llm
+@pytest.fixture
+def explain_answers(
+    model_settings: Settings, explain_pool: Pool, embedder: Embedder
+) -> Callable[..., Answers]:
+    """The answering path on this module's database, with `llm` as the chat model."""
+    return lambda llm: (
+        Services(model_settings, llm=llm, db=Database(explain_pool), embedder=embedder).answers
+    )
 
 
 @pytest.mark.model
 async def test_explain_answers_from_the_notes_with_citations(
-    first_sync: ConceptSync, explain_pool: Pool, embedder: Embedder, engine: Engine
+    first_sync: ConceptSync, explain_answers: Callable[..., Answers], engine: Engine
 ) -> None:
-    services = _Services(explain_pool, embedder, engine)
-    answer = await explain(services, "what does the r in lora mean and how big should i set it")
+    question = "what does the r in lora mean and how big should i set it"
+    answer = await explain_answers(engine).answer("explain", None, question)
     assert not answer.refused
     assert note_uri("lora.md") in [s.uri for s in answer.sources]
     assert {s.title for s in answer.sources} >= {"LoRA: low-rank adaptation"}

@@ -1,4 +1,5 @@
-"""core/guilds.py on the real embedded Postgres: defaults, updates, allow-lists, isolation, audit."""
+"""core/guilds.py on the real embedded Postgres: defaults, updates, allow-lists, isolation,
+audit."""
 
 from __future__ import annotations
 

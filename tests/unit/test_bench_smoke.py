@@ -6,6 +6,9 @@ The benchmark itself (`guru bench llm`) takes minutes and is not part of the sui
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +22,8 @@ from bench.quality import (
     repeated_ngrams,
 )
 from bench.report import render, summarize
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _prompt(question: str) -> str:
@@ -167,10 +172,22 @@ def test_summary_ratios_targets_and_table() -> None:
     assert "ours float32" in table and "llama.cpp" in table and "FAIL" in table
 
 
-def test_cli_registers_bench_llm() -> None:
+def test_cli_passes_bench_options_to_the_benchmark() -> None:
     from core.cli import bench
 
     parser = argparse.ArgumentParser()
     bench.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["bench", "llm", "--quick", "--json", "--paths", "float32"])
-    assert args.quick and args.json and args.paths == "float32" and callable(args.handler)
+    assert args.bench_name == "llm" and callable(args.handler)
+    assert args.bench_args == ["--quick", "--json", "--paths", "float32"]
+
+
+def test_the_product_cli_imports_no_benchmark_code() -> None:
+    code = (
+        "import sys; from core.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in sys.modules if m == 'bench' or m.startswith('bench.')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert out.stdout.strip() == "[]"

@@ -9,7 +9,8 @@ PROBE = """
 import sys
 import core.cli
 core.cli.build_parser()
-heavy = sorted(m for m in ("torch", "transformers", "peft", "sentence_transformers") if m in sys.modules)
+names = ("torch", "transformers", "peft", "sentence_transformers")
+heavy = sorted(m for m in names if m in sys.modules)
 print(",".join(heavy))
 """
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from core.explain.answer import OUT_OF_SCOPE, CurriculumAnswerer, PreparedExplanation, out_of_scope
+from core.answering import PreparedAnswer
+from core.explain.answer import OUT_OF_SCOPE, CurriculumGrounder, out_of_scope
 from core.explain.kb import load_concept_documents, note_uri
 from core.explain.topics import CONCEPTS_DIR, load_notes
 from core.llm.types import Message, Request
-from core.rag.answer import Grounding
+from core.rag.grounding import Grounding
 from core.rag.types import Hit, Source
 
 
@@ -21,7 +22,7 @@ def test_notes_become_concept_documents_with_stable_uris() -> None:
     assert str(CONCEPTS_DIR) not in "".join(d.uri for d in docs)
 
 
-def _prepared() -> PreparedExplanation:
+def _prepared() -> PreparedAnswer:
     grounding = Grounding(
         (
             Source(1, "LoRA: low-rank adaptation", "concepts/lora.md", 0.6),
@@ -30,17 +31,17 @@ def _prepared() -> PreparedExplanation:
         ("r is the rank", "…"),
     )
     request = Request(messages=(Message("user", "q"),))
-    return PreparedExplanation("what is r?", grounding, None, request)
+    return PreparedAnswer("explain", "what is r?", None, grounding, None, request)
 
 
 def test_finish_keeps_real_citations_and_the_note_sources() -> None:
-    answer = _prepared().finish("r is the rank of the update [1] [9].")
+    answer = _prepared().finish_text("r is the rank of the update [1] [9].")
     assert not answer.refused and answer.answer == "r is the rank of the update [1] ."
     assert [s.uri for s in answer.sources] == ["concepts/lora.md", "concepts/peft.md"]
 
 
 def test_a_model_that_finds_nothing_becomes_a_refusal_naming_the_notes() -> None:
-    answer = _prepared().finish("That is not in this server's docs.")
+    answer = _prepared().finish_text("That is not in this server's docs.")
     assert answer.refused and answer.sources == ()
     assert "LoRA: low-rank adaptation" in answer.answer and "/ask" in answer.answer
 
@@ -50,10 +51,10 @@ def test_out_of_scope_is_short_and_points_to_ask() -> None:
     assert answer.refused and answer.answer == OUT_OF_SCOPE
     assert answer.closest_titles == ("Softmax",)
     assert len(OUT_OF_SCOPE) < 200 and "/ask" in OUT_OF_SCOPE
-    assert PreparedExplanation("q", None, answer, None).finish("ignored") is answer
+    assert PreparedAnswer("explain", "q", None, None, answer, None).finish_text("x") is answer
 
 
 def test_the_curriculum_floor_has_no_all_terms_bypass() -> None:
-    answerer = CurriculumAnswerer(retriever=None, llm=None, floor=0.35)  # type: ignore[arg-type]
+    grounder = CurriculumGrounder(retriever=None, floor=0.35)  # type: ignore[arg-type]
     hits = [Hit(1, 1, "t", "u", "x", 0.1, 0.30, exact=True), Hit(2, 1, "t", "u", "x", 0.1, 0.4)]
-    assert [h.chunk_id for h in answerer.relevant(hits)] == [2]
+    assert [h.chunk_id for h in grounder.relevant(hits)] == [2]

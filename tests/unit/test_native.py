@@ -1,4 +1,4 @@
-"""The native kernels (core.llm.engine.native) against plain torch arithmetic on the same numbers."""
+"""The native kernels (core.llm.engine.native) against plain torch arithmetic, same numbers."""
 
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from core.config import force_offline_hub
 from core.errors import ModelLoadError
 from core.hf_lock import HF_LOAD_LOCK
 
@@ -30,7 +31,6 @@ __all__ = [
     "cache_is_current",
     "ensure_converted",
     "load_gguf",
-    "offline_env",
 ]
 
 log = logging.getLogger(__name__)
@@ -39,16 +39,6 @@ MARKER = "guru-source.json"
 # Bump when the cache layout changes, so old caches are rebuilt instead of misread.
 FORMAT_VERSION = 1
 GGUF_MAGIC = b"GGUF"
-
-
-def offline_env() -> None:
-    """Keep transformers off any hub; must run before transformers is first imported.
-
-    Forced, not defaulted: weights only ever come from local files and packages here.
-    """
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
 def check_gguf_file(path: Path) -> None:
@@ -88,7 +78,7 @@ def cache_is_current(cache_dir: Path, gguf: Path) -> bool:
 
 def load_gguf(gguf: Path) -> tuple[Any, Any]:
     """Load (model, tokenizer) straight from a GGUF file, de-quantized to fp32. Slow."""
-    offline_env()
+    force_offline_hub()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.config import Settings
+from core.config import Settings, force_offline_hub
 from core.errors import ModelLoadError
 from core.hf_lock import HF_LOAD_LOCK
-from core.llm.models.convert import offline_env
 from core.llm.models.sources import ModelSource, prepare_model_dir, resolve_source
 
 __all__ = [
@@ -109,7 +108,7 @@ def resolve_placement(
 
 def load_tokenizer(hf_dir: Path) -> Any:
     """The tokenizer of a HF directory, with a pad token and a chat template guaranteed."""
-    offline_env()
+    force_offline_hub()
     from transformers import AutoTokenizer
 
     with HF_LOAD_LOCK:
@@ -146,7 +145,7 @@ def _from_pretrained_kwargs(placement: Placement) -> dict[str, Any]:
 
 
 def _load_weights(hf_dir: Path, placement: Placement) -> Any:
-    offline_env()
+    force_offline_hub()
     from transformers import AutoModelForCausalLM
 
     try:
@@ -256,7 +255,7 @@ def load_model(spec: str, settings: Settings, cache: ModelCache | None = None) -
     With `cache`, a model already loaded in this process with the same placement is returned
     as is. Every failure is a ModelLoadError whose message names what was tried.
     """
-    offline_env()
+    force_offline_hub()
     placement = resolve_placement(settings)
     source = resolve_source(spec, settings.data_dir)
     if cache is None:

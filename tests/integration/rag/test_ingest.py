@@ -1,4 +1,4 @@
-"""Ingestion against the real embedded Postgres and the real encoder: atomic, idempotent, isolated."""
+"""Ingestion on the real embedded Postgres and the real encoder: atomic, idempotent, isolated."""
 
 from __future__ import annotations
 

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from core.answering import Answers
 from core.errors import InvalidInput
-from core.rag.answer import REFUSAL, Answerer
+from core.rag.answer import REFUSAL
+from core.rag.grounding import Grounder
 from core.rag.ingest import Ingestor
 from core.rag.retrieve import (
     EXPANDED_WEIGHTS,
     LIST_NAMES,
-    SUPPORT_CHUNKS,
     Expansion,
     Retriever,
     rrf_fuse,
@@ -110,18 +111,17 @@ async def test_an_expansion_adds_lists_that_search_with_the_passage(
 
 
 async def test_unrelated_question_is_refused_without_the_model(
-    retriever: Retriever, corpus_guild: int
+    answers_with: Callable[..., Answers], corpus_guild: int
 ) -> None:
-    answerer = Answerer(retriever, llm=None)  # the floor refuses before any model is needed
-    answer = await answerer.ask(corpus_guild, "What is the capital of Australia?")
+    answers = answers_with(None)  # the floor refuses before any model is needed
+    answer = await answers.answer("ask", corpus_guild, "What is the capital of Australia?")
     assert answer.refused and answer.sources == ()
     assert REFUSAL in answer.answer and len(answer.closest_titles) == 3
     assert all(t in answer.answer for t in answer.closest_titles)
 
 
 async def test_related_question_passes_the_floor(retriever: Retriever, corpus_guild: int) -> None:
-    answerer = Answerer(retriever, llm=None)
-    grounding, _ = await answerer.ground(corpus_guild, "when do raids start?")
+    grounding, _ = await Grounder(retriever).ground(corpus_guild, "when do raids start?")
     assert grounding is not None and grounding.sources[0].title == "Raid schedule"
 
 
@@ -140,48 +140,3 @@ def test_rrf_rewards_agreement_between_lists() -> None:
     fused = rrf_fuse([[hit(1), hit(2), hit(3)], [hit(3), hit(4)]], k=3)
     assert [h.chunk_id for h in fused] == [3, 1, 2]
     assert fused[0].score == pytest.approx(1 / 63 + 1 / 61)
-
-
-async def test_document_support_ranks_a_document_by_its_best_chunks(
-    ingestor: Ingestor,
-    retriever: Retriever,
-    new_guild: Callable[[], int],
-    tmp_path: Path,
-) -> None:
-    # One page about backups in four sections, and an FAQ whose one answer is the closest
-    # single chunk to the question. Plain hybrid search trusts the lucky chunk; with document
-    # support the page whose several chunks all match leads, scored as the sum of its best
-    # chunks' fused scores (retrieve.document_support); other chunks keep their own scores.
-    guild = new_guild()
-    (tmp_path / "backups.md").write_text(
-        "# Backups\n\n## Schedule\n\nThe server takes a full backup every night at 03:00 and an "
-        "incremental backup every hour.\n\n## Restoring\n\nAn admin can restore any backup from "
-        "the last 30 days with /restore; the bot is offline while it runs.\n\n## Retention\n\n"
-        "Nightly backups are kept for 30 days, monthly backups for a year.\n\n## Storage\n\n"
-        "Backups are encrypted and stored off-site in two regions."
-    )
-    (tmp_path / "faq.md").write_text(
-        "# FAQ\n\n## How often is the server backed up?\n\nOften enough; ask an admin.\n\n"
-        "## Can I change my nickname?\n\nYes, with /nick.\n\n## Where are the rules?\n\n"
-        "In #rules."
-    )
-    outcomes = [o async for o in ingestor.ingest_paths(guild, [str(tmp_path)])]
-    assert all(o.status == "added" for o in outcomes), outcomes
-    query = "how often is the server backed up?"
-    embedding = await retriever.embedder.embed_one(query)
-    plain = await retriever.search_embedded(guild, query, embedding, 50, "hybrid")
-    assert top_uri(plain) == "faq.md"
-    supported = Retriever(retriever.pool, retriever.embedder, support=SUPPORT_CHUNKS)
-    hits = await supported.search_embedded(guild, query, embedding, 50, "hybrid")
-    assert top_uri(hits) == "backups.md"
-    own = {h.chunk_id: h.score for h in plain}
-    by_doc: dict[int, list[float]] = {}
-    for h in plain:
-        by_doc.setdefault(h.document_id, []).append(h.score)
-    leads = {h.document_id: h for h in reversed(hits)}  # each document's first hit
-    for doc, scores in by_doc.items():
-        assert leads[doc].score == pytest.approx(sum(sorted(scores, reverse=True)[:SUPPORT_CHUNKS]))
-    assert all(
-        h.score == pytest.approx(own[h.chunk_id]) for h in hits if leads[h.document_id] is not h
-    )
-    assert sorted(h.chunk_id for h in hits) == sorted(own)  # reordered, nothing lost

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
-from core.db.migrate import migrate
-from core.db.pool import Pool, connect, open_pool
+from core.db.pool import Pool
 from core.llm.engine.engine import Engine
 from core.llm.types import Request, user
 from core.tuning.hotswap import AdapterListener, GuildAdapters
@@ -22,12 +20,8 @@ PROMPT = user("what does our server like?")
 
 
 @pytest.fixture
-async def pool(fresh_database_url: str) -> AsyncIterator[Pool]:
-    async with connect(fresh_database_url) as conn:
-        await migrate(conn)
-    pool = await open_pool(fresh_database_url, min_size=1, max_size=4)
-    yield pool
-    await pool.close()
+def pool(fresh_pool: Pool) -> Pool:
+    return fresh_pool
 
 
 async def _register(pool: Pool, guild: int, adapter_path: str) -> int:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from core.db.migrate import migrate
-from core.db.pool import Pool, connect, open_pool
+from core.db.pool import Pool
 from core.errors import NotFound
 from core.tuning.jobs import JobRepo
 from core.tuning.registry import AdapterRepo
@@ -22,12 +20,8 @@ DATA = [p.to_json() for p in mascot_pairs((QUESTION,))]
 
 
 @pytest.fixture
-async def pool(fresh_database_url: str) -> AsyncIterator[Pool]:
-    async with connect(fresh_database_url) as conn:
-        await migrate(conn)
-    pool = await open_pool(fresh_database_url, min_size=1, max_size=4)
-    yield pool
-    await pool.close()
+def pool(fresh_pool: Pool) -> Pool:
+    return fresh_pool
 
 
 async def _finish(pool: Pool, tmp_path: Path, guild: int, worker: str = "w") -> int:

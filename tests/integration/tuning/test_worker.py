@@ -11,13 +11,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from core.db.migrate import migrate
-from core.db.pool import Pool, connect, open_pool
+from core.db.pool import Pool
 from core.tuning.jobs import JobRepo
 from core.tuning.registry import AdapterRepo
 from tests.fixtures.models import BUNDLED
@@ -29,12 +27,8 @@ GUILD = 910
 
 
 @pytest.fixture
-async def migrated(fresh_database_url: str) -> AsyncIterator[tuple[str, Pool]]:
-    async with connect(fresh_database_url) as conn:
-        await migrate(conn)
-    pool = await open_pool(fresh_database_url, min_size=1, max_size=2)
-    yield fresh_database_url, pool
-    await pool.close()
+def migrated(fresh_database_url: str, fresh_pool: Pool) -> tuple[str, Pool]:
+    return fresh_database_url, fresh_pool
 
 
 def _env(url: str, data_dir: Path) -> dict[str, str]:

@@ -1,5 +1,6 @@
-"""`python -m bench.bot_load [-n 50]`: N concurrent /ask through the Discord emulator.
+"""`python -m tests.e2e.bot_load [-n 50]`: N concurrent /ask through the Discord emulator.
 
+A benchmark that lives beside the emulator it drives (the `guru` package ships neither).
 The real GuruBot (discord.py, every cog) connects to the local Discord emulator (tests/e2e),
 with a database of its own (`guru_bench_bot_load`, fresh each run, on DATABASE_URL's server or
 the embedded one). Each of G guilds gets one document; N users ask at the same moment. Reports:
@@ -18,14 +19,10 @@ import asyncio
 import dataclasses
 import json
 import logging
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from core.config import Settings
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 __all__ = ["add_arguments", "run"]
 
@@ -84,11 +81,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     from bot.client import GuruBot
     from core.db.pool import Database
     from core.guilds import GuildSettingsRepo
-    from core.rag.kb import KnowledgeBase
     from core.rag.types import ParsedDocument, Section
     from core.services import Services
-
-    _importable_tests()
     from tests.e2e.emulator import Emulator
 
     settings = dataclasses.replace(
@@ -123,7 +117,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
             explain = bot.get_cog("Explain")
             if explain is not None:  # its notes ingest at start: keep that out of the numbers
                 await explain.notes_ready  # type: ignore[attr-defined]
-            kb, prefs = KnowledgeBase.from_services(services), GuildSettingsRepo(pool)
+            kb, prefs = services.knowledge, GuildSettingsRepo(pool)
             guilds = [await emu.create_guild(f"bench-{i}") for i in range(args.guilds)]
             for guild in guilds:
                 doc = ParsedDocument("upload:guru.md", "About Guru", (Section("", DOC),))
@@ -196,7 +190,8 @@ def render(r: dict[str, Any]) -> str:
         [
             f"{r['asks']} concurrent /ask over {r['guilds']} guilds, {r['tokens']} tokens, "
             f"model {r['model']}: {r['acked']} acked, {r['answered']} answered in {r['wall_s']} s",
-            f"ack latency     p50 {r['ack_p50_s']:.3f} s   p99 {r['ack_p99_s']:.3f} s   (limit 3 s)",
+            f"ack latency     p50 {r['ack_p50_s']:.3f} s   p99 {r['ack_p99_s']:.3f} s"
+            "   (limit 3 s)",
             f"answer latency  p50 {r['answer_p50_s']:.2f} s   p99 {r['answer_p99_s']:.2f} s",
             f"event-loop lag  max {r['loop_lag_max_s']:.3f} s; heartbeat-blocked warnings: "
             f"{len(r['gateway_warnings'])}",
@@ -206,7 +201,7 @@ def render(r: dict[str, Any]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bench.bot_load",
+        prog="python -m tests.e2e.bot_load",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -217,10 +212,3 @@ def main() -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-
-def _importable_tests() -> None:
-    """The emulator lives in the checkout's tests/ (not an installed package): `guru bench`
-    runs from the console script, whose sys.path does not hold the repository root."""
-    if str(REPO_ROOT) not in sys.path and (REPO_ROOT / "tests" / "e2e" / "emulator").is_dir():
-        sys.path.insert(0, str(REPO_ROOT))

@@ -1,0 +1,216 @@
+"""The one answering path: `prepare` → generate (streamed or not) → `finish`.
+
+/ask and /explain (bot cogs), `guru ask`, `guru explain` and `guru chat` all answer through
+`Answers`, so a question gets the same sources, prompt, guild settings and LoRA adapter
+whichever face it came in by:
+
+1. `prepare` grounds the question (core.rag.grounding: retrieval, the relevance floor) and
+   either refuses without the model or builds the `Request`: the numbered-sources prompt, the
+   guild's /settings (answer length, temperature, system prompt) and its active adapter. When an
+   `Asker` is given the question and its sources are recorded as an interaction at once, so a
+   👍 on the final message always finds its row.
+2. The caller generates: `llm.stream(prepared.request)` (the bot edits its reply as tokens
+   arrive) or `Answers.answer`, which completes it in one call.
+3. `PreparedAnswer.finish_text` turns the model's text into the `Answer` shown (citations
+   checked; a model that found nothing in its sources becomes a refusal), and `finish` records
+   what was shown and how it ended.
+
+/explain differs only in data: it grounds in Guru's concept notes (guild 0) with the
+curriculum's floor, and its refusals point to /ask. The asker's guild stays its fairness lane.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from core.guilds import GuildSettings, GuildSettingsRepo
+from core.interactions import Asker, RecordedQuestion, record_question
+from core.llm.types import Message, Request
+from core.rag.answer import build_messages, finish_answer, refusal, refusal_text
+from core.rag.grounding import Grounder, Grounding
+from core.rag.types import CONCEPTS_GUILD_ID, Answer, Source
+
+if TYPE_CHECKING:
+    from core.services import Services
+
+__all__ = [
+    "ANSWER_TEMPERATURE",
+    "ANSWER_TOKENS",
+    "Answers",
+    "Asker",
+    "Kind",
+    "PreparedAnswer",
+    "REPETITION_PENALTY",
+]
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["ask", "explain"]
+REPETITION_PENALTY = 1.05  # small models loop without it (SmolLM2: "The answer is:" ×20)
+# An answer's length and temperature unless the guild's /settings say otherwise: greedy, because
+# a grounded answer should restate its source, not vary it.
+ANSWER_TOKENS = 200
+ANSWER_TEMPERATURE = 0.0
+
+
+@dataclass(frozen=True)
+class PreparedAnswer:
+    """Either a refusal (nothing passed the floor) or the Request to generate."""
+
+    kind: Kind
+    question: str
+    guild_id: int | None
+    grounding: Grounding | None
+    refusal: Answer | None
+    request: Request | None
+    record: RecordedQuestion | None = None  # the interaction row, when an Asker was given
+    started: float = 0.0  # time.monotonic() when preparing began
+
+    @property
+    def sources(self) -> tuple[Source, ...]:
+        return self.grounding.sources if self.grounding is not None else ()
+
+    def finish_text(self, text: str) -> Answer:
+        """The `Answer` for the model's (complete or streamed) text: citations checked, or a
+        refusal naming the sources when the model itself found nothing in them."""
+        if self.refusal is not None:
+            return self.refusal
+        answer, refused = finish_answer(text, len(self.sources))
+        if not refused:
+            return Answer(answer, self.sources, False)
+        titles = tuple(s.title for s in self.sources)
+        if self.kind == "explain":
+            named = ", ".join(f"“{t}”" for t in titles)
+            text = (
+                f"My concept notes do not answer that directly; the closest are {named}. "
+                "For your server's docs, try /ask."
+            )
+            return Answer(text, (), True, titles)
+        return Answer(refusal_text(titles), (), True, titles)
+
+
+class Answers:
+    """Prepares, generates and finishes answers for every face of Guru (see module doc)."""
+
+    def __init__(self, services: Services) -> None:
+        from core.explain.answer import explain_grounder  # explain builds on core.rag
+
+        assert services.db is not None, "answering needs Services opened with db=True"
+        self.services = services
+        knowledge = services.knowledge
+        self.grounders: dict[Kind, Grounder] = {
+            "ask": Grounder(knowledge.retriever, expand=services.settings.ask_expand),
+            "explain": explain_grounder(services.db.pool, services.embedder),
+        }
+        self.pool = services.db.pool
+        self.guild_settings = GuildSettingsRepo(self.pool)
+
+    async def prepare(
+        self,
+        kind: Kind,
+        guild_id: int | None,
+        question: str,
+        *,
+        prefs: GuildSettings | None = None,
+        asker: Asker | None = None,
+        request_id: str | None = None,
+    ) -> PreparedAnswer:
+        """Ground `question` and build its Request (or its refusal); record it for `asker`."""
+        started = time.monotonic()
+        grounder = self.grounders[kind]
+        source_guild = guild_id if kind == "ask" else CONCEPTS_GUILD_ID
+        assert source_guild is not None, "/ask needs a guild"
+        # expansion has the model write a passage before the search (GURU_ASK_EXPAND)
+        llm = await self.services.ensure_llm() if grounder.expand else None
+        grounding, closest = await grounder.ground(source_guild, question, llm)
+        if grounding is None:
+            log.info("%s guild=%s: refused (nothing above the floor)", kind, guild_id)
+            empty = refusal(closest) if kind == "ask" else _out_of_scope(closest)
+            prepared = PreparedAnswer(kind, question, guild_id, None, empty, None)
+        else:
+            request = await self._request(kind, guild_id, question, grounding, prefs, request_id)
+            prepared = PreparedAnswer(kind, question, guild_id, grounding, None, request)
+        record = await record_question(
+            self.pool,
+            guild_id,
+            asker,
+            kind,
+            question,
+            [s.to_dict() for s in prepared.sources],
+            started,
+        )
+        return PreparedAnswer(**{**prepared.__dict__, "record": record, "started": started})
+
+    async def finish(self, prepared: PreparedAnswer, shown: str, ending: str) -> None:
+        """Record the text the asker saw and how it ended (stop, length, refused, cancelled…)."""
+        if prepared.record is not None:
+            await prepared.record.finish(shown, ending)
+
+    async def answer(self, kind: Kind, guild_id: int | None, question: str) -> Answer:
+        """prepare → complete → finish in one call (the CLI and the console)."""
+        prepared = await self.prepare(kind, guild_id, question)
+        if prepared.request is None:
+            assert prepared.refusal is not None
+            return prepared.refusal
+        llm = await self.services.ensure_llm()
+        completion = await llm.complete(prepared.request)
+        answer = prepared.finish_text(completion.text)
+        log.info(
+            "%s guild=%s: %d sources, refused=%s, %.1fs",
+            kind,
+            guild_id,
+            len(prepared.sources),
+            answer.refused,
+            time.monotonic() - prepared.started,
+        )
+        return answer
+
+    async def _request(
+        self,
+        kind: Kind,
+        guild_id: int | None,
+        question: str,
+        grounding: Grounding,
+        prefs: GuildSettings | None,
+        request_id: str | None,
+    ) -> Request:
+        """The Request for a grounded question: /ask as the guild has it set up, /explain as
+        Guru's own curriculum (no guild prompt or adapter: the notes are not the guild's)."""
+        messages = build_messages(question, grounding)
+        extra = {"request_id": request_id} if request_id else {}
+        if kind == "explain":
+            return Request(
+                messages=tuple(messages),
+                guild_id=guild_id,
+                max_new_tokens=ANSWER_TOKENS,
+                temperature=0.0,
+                repetition_penalty=REPETITION_PENALTY,
+                **extra,
+            )
+        assert guild_id is not None
+        if prefs is None:
+            prefs = await self.guild_settings.get(guild_id)
+        if prefs.system_prompt and prefs.system_prompt.strip():
+            # appended to the grounding rules, never replacing them: the rules keep answers
+            # tied to the sources
+            system = messages[0]
+            messages[0] = Message("system", f"{system.content}\n{prefs.system_prompt.strip()}")
+        await self.services.ensure_llm()  # the adapter loads into it; a refusal never gets here
+        return Request(
+            messages=tuple(messages),
+            guild_id=guild_id or None,
+            adapter=await self.services.adapter_for(guild_id),
+            max_new_tokens=prefs.max_answer_tokens or ANSWER_TOKENS,
+            temperature=prefs.temperature if prefs.temperature is not None else ANSWER_TEMPERATURE,
+            repetition_penalty=REPETITION_PENALTY,
+            **extra,
+        )
+
+
+def _out_of_scope(closest: list[str]) -> Answer:
+    from core.explain.answer import out_of_scope
+
+    return out_of_scope(closest)

@@ -1,0 +1,97 @@
+"""`Grounder`: retrieve → relevance floor → the numbered sources an answer may cite.
+
+The refusal does not depend on the model: when no chunk passes the floor there is nothing to
+ground an answer in, so the caller refuses without asking the model, and an unrelated question
+cannot be "answered" from the model's own memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from core.errors import GuruError
+from core.llm.types import LLMBackend
+from core.rag.expansion import expand
+from core.rag.retrieve import Expansion, Retriever
+from core.rag.store import DocumentRepo
+from core.rag.types import Hit, Source
+
+__all__ = ["Grounder", "Grounding", "RELEVANCE_FLOOR"]
+
+log = logging.getLogger(__name__)
+
+# Cosine similarity (MiniLM) a chunk needs to count as relevant, unless it contains every term
+# of the question (`Hit.exact`). Calibrated on bench/rag_eval: see its README section.
+RELEVANCE_FLOOR = 0.35
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """The sources an answer may cite, each a document with its best passages."""
+
+    sources: tuple[Source, ...]
+    passages: tuple[str, ...]
+
+
+class Grounder:
+    """`ground(guild_id, question)` → (sources, or None and the closest document titles)."""
+
+    def __init__(
+        self,
+        retriever: Retriever,
+        *,
+        floor: float = RELEVANCE_FLOOR,
+        k: int = 8,
+        max_sources: int = 4,
+        expand: bool = False,
+    ) -> None:
+        self.retriever = retriever
+        self.expand = expand  # query expansion by the model first (core/rag/expansion.py)
+        self.floor = floor
+        self.k = k
+        self.max_sources = max_sources
+
+    def relevant(self, hits: list[Hit]) -> list[Hit]:
+        """The hits that pass the relevance floor, best first."""
+        return [h for h in hits if h.similarity >= self.floor or h.exact]
+
+    async def ground(
+        self, guild_id: int, question: str, llm: LLMBackend | None = None
+    ) -> tuple[Grounding | None, list[str]]:
+        """(sources, closest titles): sources None when nothing passes the floor. `llm` writes
+        the query expansion when this grounder expands; without one, search is plain."""
+        expansion = await self._expansion(guild_id, question, llm)
+        embedding = await self.retriever.embedder.embed_one(question)  # once, for both uses
+        hits = await self.retriever.search_embedded(
+            guild_id, question, embedding, self.k, "hybrid", expansion
+        )
+        kept = self.relevant(hits)
+        if not kept:
+            async with self.retriever.pool.connection() as conn:
+                closest = await DocumentRepo(conn).closest_titles(guild_id, embedding)
+            return None, closest
+        by_doc: dict[int, list[Hit]] = {}
+        for hit in kept:
+            if hit.document_id in by_doc or len(by_doc) < self.max_sources:
+                by_doc.setdefault(hit.document_id, []).append(hit)
+        sources, passages = [], []
+        for n, doc_hits in enumerate(by_doc.values(), start=1):
+            top = doc_hits[0]
+            title = top.title.split(" › ")[0] or top.uri
+            sources.append(Source(n, title, top.uri, max(h.similarity for h in doc_hits)))
+            passages.append("\n…\n".join(h.text for h in doc_hits[:2]))
+        return Grounding(tuple(sources), tuple(passages)), []
+
+    async def _expansion(
+        self, guild_id: int, question: str, llm: LLMBackend | None
+    ) -> Expansion | None:
+        """The model's passage when expansion is on; None (plain search) if it is off or the
+        model cannot write one now (busy, remote down): the question is still answered."""
+        if not self.expand or llm is None:
+            return None
+        try:
+            return await expand(llm, self.retriever.embedder, question, guild_id)
+        except GuruError as exc:
+            log.warning("ask guild=%s: no query expansion (%s); plain search", guild_id, exc)
+            return None
