@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from transformers import DynamicCache
@@ -37,6 +37,9 @@ from core.llm.engine.sampling import TextStream, TokenChooser
 from core.llm.engine.scheduler import FairQueue
 from core.llm.models.loading import LoadedModel
 from core.llm.types import BackendStats, Completion, Request, StreamEvent
+
+if TYPE_CHECKING:
+    from core.config import Settings
 
 __all__ = ["Engine"]
 
@@ -94,7 +97,7 @@ class Engine:
         self._thread.start()
 
     @classmethod
-    def from_settings(cls, loaded: LoadedModel, settings: Any) -> Engine:
+    def from_settings(cls, loaded: LoadedModel, settings: Settings) -> Engine:
         return cls(
             loaded,
             max_batch=settings.max_batch,

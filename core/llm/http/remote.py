@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -24,6 +24,9 @@ from core.errors import BackendError
 from core.llm.http.remote_errors import error_message, http_error, transport_error
 from core.llm.http.sse import DONE, SSEItem, SSEParser
 from core.llm.types import BackendStats, Completion, FinishReason, Request, StreamEvent
+
+if TYPE_CHECKING:
+    from core.config import Settings
 
 __all__ = ["RemoteBackend"]
 
@@ -69,7 +72,7 @@ class RemoteBackend:
         self._recent: deque[tuple[float, int]] = deque(maxlen=256)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> RemoteBackend:
+    def from_settings(cls, settings: Settings) -> RemoteBackend:
         """The backend GURU_LLM_URL / GURU_LLM_API_KEY / GURU_LLM_REMOTE_MODEL describe."""
         return cls(settings.llm_url, settings.llm_api_key, settings.llm_remote_model)
 

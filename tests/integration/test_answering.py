@@ -1,0 +1,108 @@
+"""The one answering path (core.answering): what the bot's /ask gets, `guru ask` gets too.
+
+A CLI process has no adapter listener: `Services.adapter_for` loads the guild's active adapter
+itself, and the guild's /settings shape the Request exactly as they do for the bot.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from core.cli import main
+from core.config import Settings
+from core.db.pool import Database, Pool
+from core.guilds import GuildSettingsRepo
+from core.interactions import Asker, InteractionRepo
+from core.llm.engine.engine import Engine
+from core.rag.embedder import Embedder
+from core.rag.types import ParsedDocument, Section
+from core.services import Services
+from core.tuning.registry import AdapterRepo
+from tests.fixtures.models import make_tiny_llama
+from tests.integration.test_engine_adapters import make_adapter
+from tests.integration.tuning.test_hotswap import _register
+
+GUILD = 930_000_000_000_000_101
+RAIDS = "Guild raids start every Friday at 21:00 server time, in the Crystal Caves."
+
+
+async def _guild_with_settings(services: Services, guild: int) -> None:
+    doc = ParsedDocument("upload:raids.md", "Raid schedule", (Section("", RAIDS),))
+    await services.knowledge.ingestor.ingest_document(guild, doc)
+    await GuildSettingsRepo(services.knowledge.retriever.pool).set(
+        guild,
+        actor_id=None,
+        max_answer_tokens=5,
+        temperature=0.3,
+        system_prompt="Answer like a pirate.",
+    )
+
+
+async def test_the_guilds_settings_and_active_adapter_shape_every_answer(
+    fresh_pool: Pool,
+    embedder: Embedder,
+    model_settings: Settings,
+    bundled_tokenizer: object,
+    tmp_path: Path,
+) -> None:
+    tiny = make_tiny_llama(bundled_tokenizer, seed=3)
+    await _register(fresh_pool, GUILD, make_adapter(tiny.model.config, tmp_path / "a", seed=1))
+    await AdapterRepo(fresh_pool).activate(GUILD, 1)
+    engine = Engine(tiny, max_batch=2)
+    services = Services(model_settings, llm=engine, db=Database(fresh_pool), embedder=embedder)
+    try:
+        await _guild_with_settings(services, GUILD)
+        prepared = await services.answers.prepare(
+            "ask", GUILD, "when do raids start?", asker=Asker(77, 42, 5)
+        )
+        request = prepared.request
+        assert request is not None and prepared.sources[0].title == "Raid schedule"
+        assert request.adapter == f"g{GUILD}-v1" and request.adapter in engine.adapters.names()
+        assert request.max_new_tokens == 5 and request.temperature == pytest.approx(0.3)
+        assert request.messages[0].content.endswith("Answer like a pirate.")
+        assert "Crystal Caves" in request.messages[1].content
+
+        completion = await engine.complete(request)
+        answer = prepared.finish_text(completion.text)
+        await services.answers.finish(prepared, answer.answer, completion.finish_reason)
+        row = await InteractionRepo(fresh_pool).get(GUILD, 77)
+        assert row is not None and row["command"] == "ask"
+        assert row["answer"] == answer.answer and row["finish_reason"] == completion.finish_reason
+
+        # /explain is Guru's curriculum, not the guild's: no adapter, no guild prompt
+        explained = await services.answers.prepare("explain", GUILD, "what is attention?")
+        assert explained.request is None or explained.request.adapter is None
+    finally:
+        await engine.aclose()
+
+
+@pytest.fixture
+async def configured_guild(
+    fresh_database_url: str, fresh_pool: Pool, embedder: Embedder, model_settings: Settings
+) -> str:
+    """A database whose guild has one document and /settings of its own; its URL."""
+    services = Services(model_settings, db=Database(fresh_pool), embedder=embedder)
+    await _guild_with_settings(services, GUILD)
+    return fresh_database_url
+
+
+@pytest.mark.model
+def test_guru_ask_answers_as_the_guild_set_it_up(
+    configured_guild: str,
+    test_data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`guru ask` honours the guild's answer length (it used to write up to 200 tokens)."""
+    monkeypatch.setenv("DATABASE_URL", configured_guild)
+    monkeypatch.setenv("GURU_DATA_DIR", str(test_data_dir))
+    monkeypatch.setenv("GURU_THREADS", "1")
+    monkeypatch.setenv("GURU_LOG_LEVEL", "WARNING")
+    assert main(["ask", "when do raids start?", "--guild", str(GUILD), "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert not answer["refused"] and answer["sources"][0]["title"] == "Raid schedule"
+    text = answer["answer"].split("\n\nSources:")[0]
+    assert 0 < len(text.split()) <= 5, text
