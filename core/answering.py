@@ -31,7 +31,7 @@ from core.interactions import Asker, RecordedQuestion, record_question
 from core.llm.types import Message, Request
 from core.rag.answer import build_messages, finish_answer, refusal, refusal_text
 from core.rag.grounding import Grounder, Grounding
-from core.rag.types import CONCEPTS_GUILD_ID, Answer, Source
+from core.rag.types import CONCEPTS_GUILD_ID, Access, Answer, Source
 
 if TYPE_CHECKING:
     from core.services import Services
@@ -116,16 +116,21 @@ class Answers:
         *,
         prefs: GuildSettings | None = None,
         asker: Asker | None = None,
+        access: Access | None = None,
         request_id: str | None = None,
     ) -> PreparedAnswer:
-        """Ground `question` and build its Request (or its refusal); record it for `asker`."""
+        """Ground `question` in what `access` may read (None: everything, e.g. the operator's
+        CLI) and build its Request (or its refusal); record it for `asker`."""
         started = time.monotonic()
         grounder = self.grounders[kind]
         source_guild = guild_id if kind == "ask" else CONCEPTS_GUILD_ID
         assert source_guild is not None, "/ask needs a guild"
         # expansion has the model write a passage before the search (GURU_ASK_EXPAND)
         llm = await self.services.ensure_llm() if grounder.expand else None
-        grounding, closest = await grounder.ground(source_guild, question, llm)
+        # Guru's own concept notes are public; a guild's documents are read as the asker may
+        grounding, closest = await grounder.ground(
+            source_guild, question, llm, access if kind == "ask" else None
+        )
         if grounding is None:
             log.info("%s guild=%s: refused (nothing above the floor)", kind, guild_id)
             empty = refusal(closest) if kind == "ask" else _out_of_scope(closest)

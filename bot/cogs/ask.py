@@ -14,6 +14,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.access import member_access
 from bot.answering import asker_of, reply_with_answer
 from bot.checks import RateLimiter, ensure_may_ask
 from core.guilds import GuildSettingsRepo
@@ -51,6 +52,7 @@ class Ask(commands.Cog):
             question,
             prefs=prefs,
             asker=asker_of(interaction),
+            access=member_access(interaction),  # only what this member can read
             request_id=f"ask-{interaction.id}",
         )
         await reply_with_answer(interaction, services, prepared)

@@ -14,6 +14,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import render
+from bot.access import ensure_can_read
 from bot.checks import ensure_manage_guild
 from bot.docsource import MessageRef, fetch_message, parse_message_refs, upload_document
 from bot.errors import Refused, user_message_for
@@ -88,6 +89,9 @@ class Docs(commands.GroupCog, group_name="docs", group_description="Guru's docum
                     doc = await upload_document(item)
                     outcome = await self.kb.ingestor.ingest_document(interaction.guild.id, doc)
                 else:
+                    ensure_can_read(
+                        interaction, interaction.guild.get_channel_or_thread(item.channel_id)
+                    )
                     msg = await fetch_message(interaction.guild, item)
                     outcome = await ingest_message(self.kb.ingestor, msg, "message")
             except Exception as exc:  # noqa: BLE001 - one bad item never stops the rest
@@ -115,6 +119,30 @@ class Docs(commands.GroupCog, group_name="docs", group_description="Guru's docum
             interaction, render.pages(text, filename="documents.md", what="list"), ephemeral=True
         )
 
+    @app_commands.command(name="scope", description="Who may read an uploaded document")
+    @app_commands.describe(
+        document="The document (start typing its title)",
+        channel="Only members who can view this channel may read it",
+        role="Only members with this role may read it",
+    )
+    async def scope(
+        self,
+        interaction: discord.Interaction,
+        document: str,
+        channel: discord.TextChannel | None = None,
+        role: discord.Role | None = None,
+    ) -> None:
+        assert interaction.guild_id is not None
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        doc = await self.kb.scope(
+            interaction.guild_id, document, channel and channel.id, role and role.id
+        )
+        who = [f"members who can view <#{channel.id}>"] if channel else []
+        who += [f"members with <@&{role.id}>"] if role else []
+        await interaction.followup.send(
+            f"“{render.escape(doc.title)}” can now be read by {' and '.join(who) or 'everyone'}."
+        )
+
     @app_commands.command(name="remove", description="Remove one of Guru's documents")
     @app_commands.describe(document="The document (start typing its title)")
     async def remove(self, interaction: discord.Interaction, document: str) -> None:
@@ -125,6 +153,7 @@ class Docs(commands.GroupCog, group_name="docs", group_description="Guru's docum
             render.escape(f"Removed “{doc.title}” ({doc.chunk_count} chunks).")
         )
 
+    @scope.autocomplete("document")
     @remove.autocomplete("document")
     async def _document_choices(
         self, interaction: discord.Interaction, current: str
@@ -144,6 +173,7 @@ class Docs(commands.GroupCog, group_name="docs", group_description="Guru's docum
     async def sync_pins(
         self, interaction: discord.Interaction, channel: discord.TextChannel
     ) -> None:
+        ensure_can_read(interaction, channel)
         await interaction.response.defer(thinking=True, ephemeral=True)
         pins = self.bot.get_cog("Pins")
         if pins is None:

@@ -1,4 +1,6 @@
-"""`guru docs list --guild G [--json]` and `guru docs remove DOC_ID_OR_URI --guild G`."""
+"""`guru docs list --guild G [--json]`, `guru docs remove DOC_ID_OR_URI --guild G` and
+`guru docs scope DOC_ID_OR_URI --guild G [--channel C] [--role R]` (an uploaded document only
+for the viewers of channel C and/or the members with role R; neither: guild-wide again)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,12 @@ def register(sub: Any) -> None:
     rm.add_argument("--guild", type=guild_id, required=True, metavar="G")
     rm.add_argument("--json", action="store_true")
     rm.set_defaults(handler=remove_command)
+    sc = actions.add_parser("scope", help="restrict an uploaded document to a channel or role")
+    sc.add_argument("document", metavar="DOC_ID_OR_URI")
+    sc.add_argument("--guild", type=guild_id, required=True, metavar="G")
+    sc.add_argument("--channel", type=guild_id, metavar="C", help="only its viewers may read it")
+    sc.add_argument("--role", type=guild_id, metavar="R", help="only members with this role")
+    sc.set_defaults(handler=scope_command)
 
 
 async def list_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -79,4 +87,13 @@ async def remove_command(args: argparse.Namespace, settings: Settings) -> int:
         )
     else:
         print(f"Removed document {doc.id} ({doc.chunk_count} chunks): {doc.title} — {doc.uri}")
+    return 0
+
+
+async def scope_command(args: argparse.Namespace, settings: Settings) -> int:
+    async with knowledge_base(settings) as (_, kb):
+        doc = await kb.scope(args.guild, args.document, args.channel, args.role)
+    who = [f"viewers of channel {args.channel}"] if args.channel else []
+    who += [f"members with role {args.role}"] if args.role else []
+    print(f"{doc.title} — {doc.uri}: readable by {' and '.join(who) or 'the whole server'}")
     return 0

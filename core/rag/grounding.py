@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from core.errors import GuruError
 from core.llm.types import LLMBackend
 from core.rag.expansion import expand
-from core.rag.retrieve import Expansion, Retriever
+from core.rag.ingest import check_guild_id
+from core.rag.retrieve import Expansion, Retriever, check_query
 from core.rag.store import DocumentRepo
-from core.rag.types import Hit, Source
+from core.rag.types import Access, Hit, Source
 
 __all__ = ["Grounder", "Grounding", "RELEVANCE_FLOOR"]
 
@@ -57,19 +58,28 @@ class Grounder:
         return [h for h in hits if h.similarity >= self.floor or h.exact]
 
     async def ground(
-        self, guild_id: int, question: str, llm: LLMBackend | None = None
+        self,
+        guild_id: int,
+        question: str,
+        llm: LLMBackend | None = None,
+        access: Access | None = None,
     ) -> tuple[Grounding | None, list[str]]:
-        """(sources, closest titles): sources None when nothing passes the floor. `llm` writes
-        the query expansion when this grounder expands; without one, search is plain."""
+        """(sources, closest titles): sources None when nothing passes the floor. Only
+        documents `access` may read are used or named (None: all). `llm` writes the query
+        expansion when this grounder expands; without one, search is plain."""
+        check_guild_id(guild_id)
+        question = check_query(question)
         expansion = await self._expansion(guild_id, question, llm)
         embedding = await self.retriever.embedder.embed_one(question)  # once, for both uses
         hits = await self.retriever.search_embedded(
-            guild_id, question, embedding, self.k, "hybrid", expansion
+            guild_id, question, embedding, self.k, "hybrid", expansion, access
         )
         kept = self.relevant(hits)
         if not kept:
             async with self.retriever.pool.connection() as conn:
-                closest = await DocumentRepo(conn).closest_titles(guild_id, embedding)
+                documents = DocumentRepo(conn)
+                hidden = await documents.hidden_ids(guild_id, access)
+                closest = await documents.closest_titles(guild_id, embedding, hidden)
             return None, closest
         by_doc: dict[int, list[Hit]] = {}
         for hit in kept:

@@ -9,10 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.db.pool import Pool
-from core.errors import NotFound
+from core.errors import InvalidInput, NotFound
 from core.rag.embedder import Embedder
 from core.rag.ingest import Ingestor, check_guild_id
 from core.rag.retrieve import Retriever
+from core.rag.store import DocumentRepo
+from core.rag.types import DocumentInfo
 
 __all__ = ["KnowledgeBase"]
 
@@ -41,3 +43,25 @@ class KnowledgeBase:
                 f"Unknown guild {guild_id}: nothing has been ingested for it; "
                 f"add documents with `guru ingest PATH --guild {guild_id}`."
             )
+
+    async def scope(
+        self, guild_id: int, doc_id_or_uri: str, channel_id: int | None, role_id: int | None
+    ) -> DocumentInfo:
+        """Restrict an uploaded document to the viewers of a channel and/or a role (both None:
+        guild-wide). InvalidInput for a document from Discord: its channel decides already."""
+        check_guild_id(guild_id)
+        async with self.retriever.pool.connection() as conn, conn.transaction():
+            docs = DocumentRepo(conn)
+            found = await docs.get_by_uri(guild_id, doc_id_or_uri, lock=True)
+            if found is None and doc_id_or_uri.isdigit():
+                found = await docs.get(guild_id, int(doc_id_or_uri))
+            if found is None:
+                raise NotFound(
+                    f"No document {doc_id_or_uri!r} in guild {guild_id}; see `guru docs list`."
+                )
+            if not await docs.set_scope(guild_id, found.id, channel_id, role_id):
+                raise InvalidInput(
+                    "That document came from a Discord channel: the channel's viewers are "
+                    "who can read it."
+                )
+            return await docs.get(guild_id, found.id) or found

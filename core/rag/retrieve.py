@@ -25,7 +25,8 @@ from core.errors import InvalidInput
 from core.rag.embedder import Embedder
 from core.rag.ingest import check_guild_id
 from core.rag.search_sql import TEXT_SQL, VECTOR_SQL
-from core.rag.types import Hit, SearchMode
+from core.rag.store import DocumentRepo
+from core.rag.types import Access, Hit, SearchMode
 
 __all__ = [
     "Retriever",
@@ -144,14 +145,16 @@ class Retriever:
         k: int = 5,
         mode: SearchMode = "hybrid",
         expansion: Expansion | None = None,
+        access: Access | None = None,
     ) -> list[Hit]:
-        """The guild's k best chunks for `query`; empty when nothing matches at all."""
+        """The guild's k best chunks for `query` among the documents `access` may read (None:
+        all); empty when nothing matches at all."""
         check_guild_id(guild_id)
         query = check_query(query)
         if not 1 <= k <= 100:
             raise InvalidInput("k must be between 1 and 100.")
         embedding = await self.embedder.embed_one(query)
-        return await self.search_embedded(guild_id, query, embedding, k, mode, expansion)
+        return await self.search_embedded(guild_id, query, embedding, k, mode, expansion, access)
 
     async def search_embedded(
         self,
@@ -161,6 +164,7 @@ class Retriever:
         k: int,
         mode: SearchMode,
         expansion: Expansion | None = None,
+        access: Access | None = None,
     ) -> list[Hit]:
         """`search` with the query already embedded (batch evaluation embeds many at once).
 
@@ -169,7 +173,7 @@ class Retriever:
         passage's terms, and fuses with `expanded_weights`; vector and text modes ignore it."""
         started = time.perf_counter()
         lists = await self.ranked_lists(
-            guild_id, query, embedding, k, mode, expansion if mode == "hybrid" else None
+            guild_id, query, embedding, k, mode, expansion if mode == "hybrid" else None, access
         )
         if mode == "vector":
             hits = lists["vector"][:k]
@@ -206,6 +210,7 @@ class Retriever:
         k: int,
         mode: SearchMode = "hybrid",
         expansion: Expansion | None = None,
+        access: Access | None = None,
     ) -> dict[str, list[Hit]]:
         """The ranked lists `mode` fuses, by name (LIST_NAMES), before fusion; each hit's
         `similarity` is the cosine to `embedding` (the question), whatever list found it."""
@@ -224,6 +229,7 @@ class Retriever:
         }
         lists: dict[str, list[Hit]] = {}
         async with self.pool.connection() as conn, conn.transaction():
+            params["hidden"] = await DocumentRepo(conn).hidden_ids(guild_id, access)
             if mode != "text":
                 lists["vector"] = await self._vector(conn, params)
             if mode != "vector":

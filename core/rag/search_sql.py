@@ -1,6 +1,7 @@
 """The two search queries `Retriever` runs: nearest chunks by vector (HNSW) and BM25 over text.
 
-Plain parameterised SQL (`%(name)s`); every query is filtered by `guild_id`.
+Plain parameterised SQL (`%(name)s`); every query is filtered by `guild_id`, and drops the
+chunks of the documents the asker may not read (`hidden`: DocumentRepo.hidden_ids).
 """
 
 __all__ = ["TEXT_SQL", "VECTOR_SQL"]
@@ -10,7 +11,7 @@ WITH nearest AS MATERIALIZED (
     SELECT c.id, c.document_id, c.title, c.text, c.tsv, c.embedding <=> %(search)s AS distance,
            c.embedding <=> %(embedding)s AS query_distance
     FROM chunks c
-    WHERE c.guild_id = %(guild_id)s
+    WHERE c.guild_id = %(guild_id)s AND c.document_id <> ALL(%(hidden)s::bigint[])
     ORDER BY c.embedding <=> %(search)s
     LIMIT %(limit)s
 )
@@ -52,6 +53,7 @@ counts AS (SELECT (SELECT count(*) FROM w) AS known, (SELECT count(*) FROM t) AS
 top AS (
     SELECT c.id, sum(w.idf) AS bound
     FROM q, w JOIN chunks c ON c.guild_id = %(guild_id)s AND c.tsv @@ w.tq
+        AND c.document_id <> ALL(%(hidden)s::bigint[])
     GROUP BY c.id ORDER BY bound DESC, c.id LIMIT %(prune)s
 ),
 cand AS MATERIALIZED (

@@ -17,7 +17,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from core.rag.types import ChunkDraft, DocumentInfo
+from core.rag.types import Access, ChunkDraft, DocumentInfo
 
 __all__ = ["DocumentRepo", "ChunkRepo", "forget_guild"]
 
@@ -33,6 +33,17 @@ _DOC_COLUMNS = (
 
 def _doc(row: dict[str, Any]) -> DocumentInfo:
     return DocumentInfo(**row)
+
+
+# The guild's documents one member may not read: from a channel they cannot view, or scoped
+# to a role they lack. Restricted documents are few and indexed (documents_restricted).
+_HIDDEN = """
+SELECT id FROM documents
+WHERE guild_id = %(guild_id)s
+  AND (access_channel_id IS NOT NULL OR access_role_id IS NOT NULL)
+  AND ((access_channel_id IS NOT NULL AND access_channel_id <> ALL(%(channels)s::bigint[]))
+       OR (access_role_id IS NOT NULL AND access_role_id <> ALL(%(roles)s::bigint[])))
+"""
 
 
 class DocumentRepo:
@@ -148,17 +159,52 @@ class DocumentRepo:
         )
         return cur.rowcount > 0
 
+    async def hidden_ids(self, guild_id: int, access: Access | None) -> list[int]:
+        """Ids of the guild's documents `access` may not read (none when access is None)."""
+        if access is None:
+            return []
+        cur = await self.conn.execute(
+            _HIDDEN,
+            {
+                "guild_id": guild_id,
+                "channels": sorted(access.channel_ids),
+                "roles": sorted(access.role_ids),
+            },
+        )
+        return [row[0] for row in await cur.fetchall()]
+
+    async def set_scope(
+        self, guild_id: int, document_id: int, channel_id: int | None, role_id: int | None
+    ) -> bool:
+        """Restrict an uploaded document to a channel's viewers and/or a role (None, None:
+        guild-wide again); the access columns follow the metadata (migration 0007). A document
+        from Discord keeps its channel's rule: False, nothing changed."""
+        scope = {"scope_channel_id": channel_id, "scope_role_id": role_id}
+        cur = await self.conn.execute(
+            "UPDATE documents SET metadata = (metadata - 'scope_channel_id' - 'scope_role_id')"
+            " || jsonb_strip_nulls(%(scope)s::jsonb)"
+            " WHERE guild_id = %(guild_id)s AND id = %(id)s AND source <> 'discord'",
+            {
+                "guild_id": guild_id,
+                "id": document_id,
+                "scope": Jsonb({k: str(v) if v else None for k, v in scope.items()}),
+            },
+        )
+        return cur.rowcount == 1
+
     async def closest_titles(
-        self, guild_id: int, embedding: np.ndarray, limit: int = 3
+        self, guild_id: int, embedding: np.ndarray, hidden: list[int], limit: int = 3
     ) -> list[str]:
-        """Titles of the documents nearest to a query, for a refusal that points somewhere."""
+        """Titles of the documents nearest to a query, for a refusal that points somewhere;
+        never one of `hidden` (documents the asker may not read)."""
         cur = await self.conn.execute(
             "SELECT d.title FROM documents d JOIN LATERAL ("
             "  SELECT min(c.embedding <=> %(embedding)s) AS distance FROM chunks c"
             "  WHERE c.guild_id = %(guild_id)s AND c.document_id = d.id) best ON true"
             " WHERE d.guild_id = %(guild_id)s AND d.status = 'ready'"
+            " AND d.id <> ALL(%(hidden)s::bigint[])"
             " ORDER BY best.distance LIMIT %(limit)s",
-            {"guild_id": guild_id, "embedding": embedding, "limit": limit},
+            {"guild_id": guild_id, "embedding": embedding, "hidden": hidden, "limit": limit},
         )
         return [r[0] for r in await cur.fetchall()]
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 __all__ = [
+    "Access",
     "CONCEPTS_GUILD_ID",
     "Section",
     "ParsedDocument",
@@ -24,6 +25,18 @@ __all__ = [
 CONCEPTS_GUILD_ID = 0
 
 SearchMode = Literal["hybrid", "vector", "text"]
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one member may read: the ids of the channels and threads they can view, and their
+    roles (resolved by the bot from Discord's permissions when they ask). Searches take
+    `Access | None`; None means everything (the operator's CLI, Guru's own concept notes)."""
+
+    channel_ids: frozenset[int]
+    role_ids: frozenset[int]
+
+
 SourceKind = Literal["file", "discord", "text", "concept"]
 
 

@@ -73,7 +73,13 @@ async def run(emulator: Emulator, guild: Guild, member, options: dict, timeout=3
 async def test_docs_is_for_managers_only(bot, emulator: Emulator, repo):
     synced = {c["name"]: c for c in emulator.world.commands[None]}
     assert str(synced["docs"]["default_member_permissions"]) == str(MANAGE_GUILD)
-    assert {o["name"] for o in synced["docs"]["options"]} == {"add", "list", "remove", "sync-pins"}
+    assert {o["name"] for o in synced["docs"]["options"]} == {
+        "add",
+        "list",
+        "remove",
+        "scope",
+        "sync-pins",
+    }
     guild = await new_guild(bot, emulator, repo, "docs-denied")
     upload = emulator.upload("notes.md", b"# Notes\n\nSecret notes.")
     member = emulator.add_member(guild, "mallory")

@@ -143,6 +143,19 @@ class Emulator:
         await self.gateway.dispatch("CHANNEL_CREATE", channel.payload(), guild.id)
         return channel
 
+    async def set_overwrite(
+        self, channel: Channel, target: Role | Member, *, allow: int = 0, deny: int = 0
+    ) -> None:
+        """Set one permission overwrite on `channel` (CHANNEL_UPDATE), as a channel's
+        "Permissions" tab does: for a role, or for one member."""
+        target_id = target.id if isinstance(target, Role) else target.user.id
+        kind = 0 if isinstance(target, Role) else 1
+        channel.overwrites = [o for o in channel.overwrites if o["id"] != str(target_id)]
+        channel.overwrites.append(
+            {"id": str(target_id), "type": kind, "allow": str(allow), "deny": str(deny)}
+        )
+        await self.gateway.dispatch("CHANNEL_UPDATE", channel.payload(), channel.guild_id)
+
     def add_member(self, guild: Guild, name: str, roles: tuple[Role, ...] = ()) -> Member:
         """A member; no event, because Guru doesn't ask for the members intent."""
         member = Member(self.user(name), [r.id for r in roles])

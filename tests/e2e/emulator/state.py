@@ -97,6 +97,8 @@ class Channel:
     guild_id: int
     name: str
     position: int = 0
+    # Discord's permission overwrites: {"id", "type" (0 role, 1 member), "allow", "deny"}
+    overwrites: list[dict[str, Any]] = field(default_factory=list)
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -105,7 +107,7 @@ class Channel:
             "name": self.name,
             "position": self.position,
             "guild_id": str(self.guild_id),
-            "permission_overwrites": [],
+            "permission_overwrites": self.overwrites,
             "nsfw": False,
         }
 
