@@ -23,6 +23,7 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 QUANTIZATIONS = ("none", "4bit", "8bit")
 ENGINE_KERNELS = ("lean", "hf")
 ENGINE_WEIGHTS = ("auto", "dense", "int4")
+SANDBOX_WAIVABLE = ("cgroup", "seccomp")  # core/sandbox/probe.py WAIVERS
 
 
 def _default_data_dir() -> str:
@@ -76,6 +77,14 @@ def _flag(text: str) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ValueError("must be true or false")
+
+
+def _sandbox_layers(text: str) -> tuple[str, ...]:
+    names = tuple(sorted({n.strip().lower() for n in text.split(",") if n.strip()}))
+    unknown = [n for n in names if n not in SANDBOX_WAIVABLE]
+    if unknown:
+        raise ValueError(f"unknown layer {', '.join(unknown)}; allowed: cgroup, seccomp")
+    return names
 
 
 def _threads(text: str) -> int:
@@ -273,8 +282,18 @@ VARIABLES: tuple[Var, ...] = (
         "GURU_SANDBOX_UNSAFE_ALLOW_NO_ISOLATION",
         "sandbox_unsafe_allow_no_isolation",
         "false",
-        "UNSAFE: run model-written code without bubblewrap isolation when it is unavailable, instead of refusing.",
+        "UNSAFE: run model-written code without bubblewrap isolation when it is unavailable, "
+        "instead of refusing. Refused when the bot runs as root.",
         parse=_flag,
+    ),
+    Var(
+        "GURU_SANDBOX_ALLOW_MISSING",
+        "sandbox_allow_missing",
+        "",
+        "UNSAFE: comma list of required sandbox layers to run without when the host lacks "
+        "them, instead of refusing: `cgroup` (memory and pids limits), `seccomp` (in root mode "
+        "also the only block on user namespaces). Logged as a warning at start.",
+        parse=_sandbox_layers,
     ),
     Var(
         "GURU_LOG_LEVEL",
@@ -321,6 +340,7 @@ class Settings:
     sandbox_timeout_s: float = 5.0
     sandbox_memory_mb: int = 256
     sandbox_unsafe_allow_no_isolation: bool = False
+    sandbox_allow_missing: tuple[str, ...] = ()
     log_level: str = "INFO"
 
     @classmethod
