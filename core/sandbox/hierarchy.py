@@ -174,13 +174,15 @@ def discover(version: Version = "auto", proc: Path = PROC_SELF) -> Hierarchy:
     v1 = _discover_v1(mounts, own)
     if version == "v1" or v1.complete or v2 is None:
         return v1
-    # Neither is complete: the one with more controllers, saying why for both where neither has it.
-    best = v2 if len(v2.groups) > len(v1.groups) else v1
+    # Neither is complete: the one with more required controllers (none: neither, since
+    # preparing v2 may move our processes), saying why for both where it lacks one.
+    best = max((v1, v2), key=lambda h: len(set(h.groups) & set(REQUIRED)))
+    groups = best.groups if set(best.groups) & set(REQUIRED) else {}
     detail = {
-        c: best.detail[c] if c in best.groups else f"{v1.detail[c]}; {v2.detail[c]}"
+        c: best.detail[c] if c in groups else f"{v1.detail[c]}; {v2.detail[c]}"
         for c in CONTROLLERS
     }
-    return Hierarchy(best.version if best.groups else None, best.groups, detail)
+    return Hierarchy(best.version if groups else None, groups, detail)
 
 
 def _enabled(group: Path) -> set[str]:

@@ -5,6 +5,9 @@ tests/integration/test_sandbox.py."""
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +20,7 @@ from core.sandbox.plan import parse_allow_missing
 from core.sandbox.probe import ProbeContext, layers_from_probe
 from core.sandbox.result import Layer, OutputBuffer, classify, refused
 from core.sandbox.service import _how_to_fix
+from tests.fixtures.sandbox_host import isolation_mark
 
 ROOT_TOOLS = HostTools(
     "/usr/bin/bwrap",
@@ -369,3 +373,33 @@ def test_no_probe_means_required_layers_are_missing() -> None:
     layers = layers_from_probe(_ctx(), None, "bwrap: setting up uid map: Permission denied")
     assert not all(layer.active for layer in layers if layer.required)
     assert "Permission denied" in layers[0].detail
+
+
+# -- the attack suite on a host without isolation ---------------------------------------------
+
+
+def test_attack_suite_skips_with_the_reason_outside_ci() -> None:
+    mark = isolation_mark("missing bubblewrap", env={})
+    assert mark.name == "skip" and "missing bubblewrap" in mark.kwargs["reason"]
+    assert isolation_mark(None, env={"CI": "true"}).args == (False,)  # runs
+
+
+def test_attack_suite_fails_instead_of_skipping_in_ci(tmp_path, monkeypatch) -> None:
+    with pytest.raises(pytest.fail.Exception, match="CI=true.*missing bubblewrap"):
+        isolation_mark("missing bubblewrap", env={"CI": "true"})
+    # The same as pytest sees it: a collection error, so the run fails, not 43 quiet skips.
+    module = tmp_path / "test_attacks.py"
+    module.write_text(
+        "from tests.fixtures.sandbox_host import isolation_mark\n"
+        "pytestmark = isolation_mark('no cgroup')\n"
+        "def test_attack():\n    pass\n"
+    )
+    monkeypatch.setenv("CI", "true")
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(module)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=120,
+    )
+    assert run.returncode != 0 and "no cgroup" in run.stdout, run.stdout[-500:]
