@@ -179,8 +179,7 @@ def discover(version: Version = "auto", proc: Path = PROC_SELF) -> Hierarchy:
     best = max((v1, v2), key=lambda h: len(set(h.groups) & set(REQUIRED)))
     groups = best.groups if set(best.groups) & set(REQUIRED) else {}
     detail = {
-        c: best.detail[c] if c in groups else f"{v1.detail[c]}; {v2.detail[c]}"
-        for c in CONTROLLERS
+        c: best.detail[c] if c in groups else f"{v1.detail[c]}; {v2.detail[c]}" for c in CONTROLLERS
     }
     return Hierarchy(best.version if groups else None, groups, detail)
 
@@ -189,19 +188,33 @@ def _enabled(group: Path) -> set[str]:
     return set(_read(group / "cgroup.subtree_control").replace("+", "").split())
 
 
-def _enable(group: Path, controllers: list[str]) -> None:
-    """Let `group`'s children use `controllers` (v2), moving its processes to a leaf if needed."""
-    todo = [c for c in controllers if c not in _enabled(group)]
-    if not todo:
-        return
-    line = " ".join("+" + c for c in todo)
+def _enable(group: Path, controllers: list[str]) -> list[str]:
+    """Let `group`'s children use `controllers` (v2), moving its processes to a leaf if needed.
+
+    One write per controller: an optional one the kernel refuses (cpu, with a realtime
+    process around) must not cost the required ones. Returns those enabled.
+    """
+    enabled = []
+    for controller in controllers:
+        if controller not in _enabled(group):
+            try:
+                _write_subtree(group, controller)
+            except OSError:
+                if controller in REQUIRED:
+                    raise
+                continue
+        enabled.append(controller)
+    return enabled
+
+
+def _write_subtree(group: Path, controller: str) -> None:
     try:
-        (group / "cgroup.subtree_control").write_text(line)
+        (group / "cgroup.subtree_control").write_text("+" + controller)
     except OSError as exc:
         if exc.errno != errno.EBUSY:
             raise
         _evacuate(group)
-        (group / "cgroup.subtree_control").write_text(line)
+        (group / "cgroup.subtree_control").write_text("+" + controller)
 
 
 def _evacuate(group: Path) -> None:
@@ -249,14 +262,17 @@ def find_roots(version: Version = "auto", tag: str = "", proc: Path = PROC_SELF)
         try:
             _remove_stale(base)
             if found.version == 2:
-                _enable(base, mine)
+                mine = _enable(base, mine)
             root.mkdir(exist_ok=True)
             if found.version == 2:
-                _enable(root, mine)  # holds no processes itself, so this never needs a leaf
+                mine = _enable(root, mine)  # holds no processes itself: never needs a leaf
         except OSError as exc:
             for c in mine:
                 detail[c] = f"cgroup v{found.version} {base}: not delegated to us ({exc})"
             continue
+        for c in found.groups:
+            if found.groups[c] == base and c not in mine:
+                detail[c] = f"cgroup v2 {base}: the kernel refused to enable {c}"
         for c in mine:
             groups[c], detail[c] = root, f"cgroup v{found.version} {root}"
     return CgroupRoots(found.version if groups else None, groups, detail)

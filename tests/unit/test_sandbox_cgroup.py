@@ -55,15 +55,23 @@ def v2_host(tmp_path: Path) -> tuple[Path, Path]:
     return proc, base
 
 
+refuse_cpu = False  # kernel_rules: refuse "+cpu" with EINVAL
+
+
 @pytest.fixture()
 def kernel_rules(monkeypatch) -> None:
-    """v2's no-internal-process rule and pid moves, on plain files."""
+    """v2's no-internal-process rule, pid moves and the enabled-controllers list, on files."""
     real_write = Path.write_text
 
     def write_text(self: Path, data: str, *args, **kwargs) -> int:
-        if self.name == "cgroup.subtree_control" and (self.parent / "cgroup.procs").exists():
-            if (self.parent / "cgroup.procs").read_text().split():
+        if self.name == "cgroup.subtree_control":
+            procs = self.parent / "cgroup.procs"
+            if procs.exists() and procs.read_text().split():
                 raise OSError(errno.EBUSY, "Device or resource busy")
+            if data == "+cpu" and refuse_cpu:
+                raise OSError(errno.EINVAL, "Invalid argument")
+            old = self.read_text().split() if self.exists() else []
+            data = " ".join([*old, data.lstrip("+")])
         if self.name == "cgroup.procs" and (self.parent.parent / "cgroup.procs").exists():
             source = self.parent.parent / "cgroup.procs"
             rest = [p for p in source.read_text().split() if p != data.strip()]
@@ -81,8 +89,8 @@ def test_v2_host_gets_a_delegated_subtree_with_every_limit(v2_host, kernel_rules
     assert roots.version == 2 and roots.complete and set(roots.groups.values()) == {root}
     # The service's own processes moved to a leaf so its children may use the controllers.
     assert (base / "guru-bot" / "cgroup.procs").read_text().split() == ["4242"]
-    assert (base / "cgroup.subtree_control").read_text() == "+memory +pids +cpu"
-    assert (root / "cgroup.subtree_control").read_text() == "+memory +pids +cpu"
+    assert (base / "cgroup.subtree_control").read_text() == "memory pids cpu"
+    assert (root / "cgroup.subtree_control").read_text() == "memory pids cpu"
     cgroup = Cgroup(roots, LIMITS)
     (sandbox,) = cgroup.dirs
     assert (sandbox / "memory.max").read_text() == str(128 * 2**20)
@@ -90,6 +98,16 @@ def test_v2_host_gets_a_delegated_subtree_with_every_limit(v2_host, kernel_rules
     assert (sandbox / "cpu.max").read_text() == "50000 100000"
     assert not (sandbox / "memory.swap.max").exists()  # a kernel without swap accounting
     assert cgroup.procs_files == [str(sandbox / "cgroup.procs")]
+
+
+def test_v2_cpu_refused_by_the_kernel_costs_only_the_cpu_quota(
+    v2_host, kernel_rules, monkeypatch
+) -> None:
+    monkeypatch.setitem(globals(), "refuse_cpu", True)  # e.g. a realtime process exists
+    proc, base = v2_host
+    roots = find_roots("v2", "1", proc)
+    assert roots.complete and set(roots.groups) == {"memory", "pids"}
+    assert "refused to enable cpu" in roots.detail["cpu"]
 
 
 def test_v2_swap_is_turned_off_where_the_kernel_has_swap_max(v2_host, monkeypatch) -> None:
