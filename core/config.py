@@ -289,7 +289,7 @@ VARIABLES: tuple[Var, ...] = (
     Var(
         "GURU_SANDBOX_ALLOW_MISSING",
         "sandbox_allow_missing",
-        "",
+        None,
         "UNSAFE: comma list of required sandbox layers to run without when the host lacks "
         "them, instead of refusing: `cgroup` (memory and pids limits), `seccomp` (in root mode "
         "also the only block on user namespaces). Logged as a warning at start.",
