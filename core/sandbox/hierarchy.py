@@ -15,10 +15,13 @@ mount) "auto" picks v1; a pure v2 host gets v2.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import re
+import signal
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -240,14 +243,28 @@ def _try_rmdir(path: Path) -> bool:
 
 
 def _remove_stale(parent: Path) -> None:
-    """Remove root groups left behind by Guru processes that no longer exist."""
+    """Remove root groups left behind by Guru processes that no longer exist.
+
+    Whatever still runs in them is a sandbox that outlived its Guru (bwrap's --die-with-parent
+    has a window: a parent dying before bwrap sets it leaves bwrap running): SIGKILL it first,
+    or the group could never be removed. Only groups named after a pid that is gone are
+    touched; their processes can only have got there through a Guru launcher.
+    """
     for old in parent.glob(PREFIX + "*"):
         pid = old.name[len(PREFIX) :].split("-")[0]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            for child in old.iterdir():
-                if child.is_dir():
-                    _try_rmdir(child)
-            _try_rmdir(old)
+        if not pid.isdigit() or Path(f"/proc/{pid}").exists():
+            continue
+        children = [child for child in old.iterdir() if child.is_dir()]
+        for child in children:
+            for leftover in _read(child / "cgroup.procs").split():
+                with contextlib.suppress(OSError, ValueError):
+                    os.kill(int(leftover), signal.SIGKILL)
+        for _ in range(50):  # killed processes leave their group within milliseconds
+            children = [child for child in children if not _try_rmdir(child)]
+            if not children:
+                break
+            time.sleep(0.01)
+        _try_rmdir(old)
 
 
 def find_roots(version: Version = "auto", tag: str = "", proc: Path = PROC_SELF) -> CgroupRoots:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -213,3 +215,17 @@ def test_a_failed_limit_write_leaves_no_group_behind(v2_host, monkeypatch) -> No
         Cgroup(roots, LIMITS)
     (root,) = set(roots.groups.values())
     assert [p for p in root.iterdir() if p.is_dir()] == []
+
+
+def test_a_sandbox_that_outlived_its_guru_is_killed_at_the_next_start(v2_host) -> None:
+    # bwrap's --die-with-parent has a window at spawn: a Guru dying then leaves bwrap running.
+    proc, base = v2_host
+    (base / "cgroup.procs").write_text("")
+    orphan = subprocess.Popen(["sleep", "30"])
+    stale = group(base / "guru-sandbox-999999999-1" / "0123456789ab", procs=f"{orphan.pid}\n")
+    try:
+        find_roots("v2", "1", proc)
+        assert orphan.wait(timeout=5) == -signal.SIGKILL
+    finally:
+        orphan.kill()
+    assert stale.exists()  # a real cgroupfs drops it once empty; plain files keep the dir
