@@ -26,6 +26,7 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 QUANTIZATIONS = ("none", "4bit", "8bit")
 ENGINE_KERNELS = ("lean", "hf")
 ENGINE_WEIGHTS = ("auto", "dense", "int4")
+SANDBOX_WAIVABLE = ("cgroup", "seccomp")  # core/sandbox/probe.py WAIVERS
 
 
 def force_offline_hub() -> None:
@@ -75,6 +76,14 @@ def _flag(text: str) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ValueError("must be true or false")
+
+
+def _sandbox_layers(text: str) -> tuple[str, ...]:
+    names = tuple(sorted({n.strip().lower() for n in text.split(",") if n.strip()}))
+    unknown = [n for n in names if n not in SANDBOX_WAIVABLE]
+    if unknown:
+        raise ValueError(f"unknown layer {', '.join(unknown)}; allowed: cgroup, seccomp")
+    return names
 
 
 def _threads(text: str) -> int:
@@ -383,8 +392,18 @@ class Settings:
         metadata=env(
             "GURU_SANDBOX_UNSAFE_ALLOW_NO_ISOLATION",
             "UNSAFE: run model-written code without bubblewrap isolation when it is unavailable, "
-            "instead of refusing.",
+            "instead of refusing. Refused when the bot runs as root.",
             parse=_flag,
+        ),
+    )
+    sandbox_allow_missing: tuple[str, ...] = field(
+        default=(),
+        metadata=env(
+            "GURU_SANDBOX_ALLOW_MISSING",
+            "UNSAFE: comma list of required sandbox layers to run without when the host lacks "
+            "them, instead of refusing: `cgroup` (memory and pids limits), `seccomp` (in root "
+            "mode also the only block on user namespaces). Logged as a warning at start.",
+            parse=_sandbox_layers,
         ),
     )
     log_level: str = field(
@@ -435,7 +454,7 @@ class Settings:
 
 
 def _documented(value: Any) -> str | None:
-    if value is None:
+    if value is None or value == ():
         return None
     return str(value).lower() if isinstance(value, bool) else str(value)
 

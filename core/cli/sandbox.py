@@ -1,8 +1,10 @@
 """`guru sandbox FILE|- [--timeout S] [--json]` and `guru sandbox --check [--json]`.
 
 Runs one Python program in the sandbox exactly as PAL would, or reports which isolation
-layers this host really provides. Exit status: 0 when the program succeeded (or, for
-`--check`, when every required layer is active), 1 otherwise, 2 when the sandbox refused.
+layers this host really provides (each marked required, optional, or WAIVED by
+GURU_SANDBOX_ALLOW_MISSING, and which cgroup version is in use). Exit status: 0 when the
+program succeeded (or, for `--check`, when every required layer is active or waived), 1
+otherwise, 2 when the sandbox refused.
 """
 
 from __future__ import annotations
@@ -51,15 +53,20 @@ def _read_code(name: str) -> str:
 
 async def _check(sandbox: Sandbox, as_json: bool) -> int:
     layers = await sandbox.check()
-    ok = all(layer.active for layer in layers if layer.required)
+    ok = all(layer.active or layer.waived for layer in layers if layer.required)
+    waived = [layer.name for layer in layers if layer.waived]
     if as_json:
-        print(json.dumps({"ok": ok, "layers": [asdict(layer) for layer in layers]}, indent=2))
+        report = {"ok": ok, "cgroup": sandbox.cgroup_label, "layers": [asdict(x) for x in layers]}
+        print(json.dumps(report, indent=2))
     else:
         for layer in layers:
             mark = "active " if layer.active else "MISSING"
-            need = "required" if layer.required else "optional"
+            need = "WAIVED" if layer.waived else "required" if layer.required else "optional"
             print(f"{mark}  {layer.name:<32} {need:<8}  {layer.detail}")
-        print("sandbox: " + ("ready" if ok else "refuses to run code (fail closed)"))
+        state = "ready" if ok else "refuses to run code (fail closed)"
+        if waived:
+            state += f", but WITHOUT {', '.join(waived)} (GURU_SANDBOX_ALLOW_MISSING: unsafe)"
+        print(f"sandbox: {state}; {sandbox.cgroup_label}")
     return 0 if ok else 1
 
 

@@ -57,7 +57,8 @@ def _site():
 def main(address_space, nproc, fsize, nofile, nice, preload):
     _limit(resource.RLIMIT_CORE, 0)
     _limit(resource.RLIMIT_AS, address_space)
-    _limit(resource.RLIMIT_NPROC, nproc)
+    if nproc > 0:  # 0: the pids cgroup bounds this sandbox alone (RLIMIT_NPROC is per uid)
+        _limit(resource.RLIMIT_NPROC, nproc)
     _limit(resource.RLIMIT_FSIZE, fsize)
     _limit(resource.RLIMIT_NOFILE, nofile)
     os.nice(nice)  # a busy program must not starve the bot's own event loop

@@ -1,59 +1,56 @@
-"""cgroup v1 limits per sandbox: `pids.max` and `memory.limit_in_bytes`, where writable.
+"""One sandbox's cgroup(s), v1 or v2: memory, pids and cpu limits for the whole sandbox.
 
-rlimits are per process or per uid (pitfalls 6, 7); a cgroup bounds the whole sandbox. Each
-sandbox gets its own group, nested under the group this process already lives in (so the
-host's own limits still apply above ours), joined by the launcher before it execs bwrap,
-swept with SIGKILL after the run (pitfall 9's backup) and removed.
+rlimits are per process or per uid (pitfalls 6, 7); a cgroup bounds the whole sandbox. The
+group is a child of the Sandbox's root (hierarchy.py), joined by the launcher before it execs
+bwrap (so every process of the sandbox is counted), swept with SIGKILL after the run
+(pitfall 9's backup) and removed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CgroupRoots", "Cgroup", "find_roots"]
+from core.sandbox.hierarchy import CgroupRoots
+from core.sandbox.limits import MiB, SandboxLimits
+
+__all__ = ["Cgroup", "CPU_PERIOD_US"]
 
 log = logging.getLogger(__name__)
 
-MOUNT = Path("/sys/fs/cgroup")
-CONTROLLERS = ("pids", "memory")
+CPU_PERIOD_US = 100_000
 
 
-@dataclass(frozen=True)
-class CgroupRoots:
-    """The per-process parent group of each controller, or None with the reason."""
-
-    pids: Path | None
-    memory: Path | None
-    detail: dict[str, str]
-
-
-def _own_path(controller: str) -> str | None:
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        _, names, path = line.split(":", 2)
-        if controller in names.split(","):
-            return path
-    return None
-
-
-def _stale(parent: Path) -> None:
-    """Remove groups left behind by Guru processes that no longer exist."""
-    for old in parent.glob("guru-sandbox-*"):
-        pid = old.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            for child in old.iterdir():
-                if child.is_dir():
-                    _try_rmdir(child)
-            _try_rmdir(old)
+def _settings(version: int, controller: str, limits: SandboxLimits) -> list[tuple[str, str, bool]]:
+    """(file, value, required) per controller; optional files exist only on some kernels."""
+    memory = str(limits.memory_mb * MiB)
+    quota = str(max(1000, int(limits.cpus * CPU_PERIOD_US)))
+    if version == 2:
+        table = {
+            "pids": [("pids.max", str(limits.processes), True)],
+            # swap.max exists only with swap accounting; without it there is no swap to use.
+            "memory": [("memory.max", memory, True), ("memory.swap.max", "0", False)],
+            "cpu": [("cpu.max", f"{quota} {CPU_PERIOD_US}", True)],
+        }
+    else:
+        table = {
+            "pids": [("pids.max", str(limits.processes), True)],
+            "memory": [
+                ("memory.limit_in_bytes", memory, True),
+                # memsw (memory + swap) exists only with swapaccount=1; must follow the above.
+                ("memory.memsw.limit_in_bytes", memory, False),
+            ],
+            "cpu": [
+                ("cpu.cfs_period_us", str(CPU_PERIOD_US), True),
+                ("cpu.cfs_quota_us", quota, True),
+            ],
+        }
+    return table[controller]
 
 
 def _try_rmdir(path: Path) -> bool:
@@ -64,70 +61,68 @@ def _try_rmdir(path: Path) -> bool:
         return False
 
 
-def find_roots() -> CgroupRoots:
-    """Create (or reuse) `guru-sandbox-<pid>` under this process's own v1 group per controller."""
-    found: dict[str, Path | None] = {}
-    detail: dict[str, str] = {}
-    for controller in CONTROLLERS:
-        own = _own_path(controller)
-        mount = MOUNT / controller
-        if own is None or not (mount / "cgroup.procs").exists():
-            found[controller], detail[controller] = None, f"no cgroup v1 {controller} hierarchy"
-            continue
-        parent = mount / own.lstrip("/")
-        root = parent / f"guru-sandbox-{os.getpid()}"
-        try:
-            _stale(parent)
-            root.mkdir(exist_ok=True)
-        except OSError as exc:
-            found[controller], detail[controller] = None, f"{parent} not writable ({exc.strerror})"
-            continue
-        found[controller], detail[controller] = root, str(root)
-    return CgroupRoots(found["pids"], found["memory"], detail)
-
-
 class Cgroup:
     """One sandbox's groups. `procs_files` are what the launcher writes its pid into."""
 
-    def __init__(self, roots: CgroupRoots, memory_mb: int, processes: int) -> None:
+    def __init__(self, roots: CgroupRoots, limits: SandboxLimits) -> None:
+        assert roots.version is not None and roots.groups
         name = uuid.uuid4().hex[:12]
+        self.version = roots.version
+        self.limits = limits
+        self.controllers = {c: root / name for c, root in roots.groups.items()}
         self.dirs: list[Path] = []
-        self.memory_dir: Path | None = None
-        if roots.pids is not None:
-            self._make(roots.pids / name, {"pids.max": str(processes)})
-        if roots.memory is not None:
-            limit = str(memory_mb * 1024 * 1024)
-            self.memory_dir = roots.memory / name
-            self._make(
-                self.memory_dir,
-                {
-                    "memory.limit_in_bytes": limit,
-                    "memory.memsw.limit_in_bytes": limit,  # no swapping past the limit either
-                },
-            )
-
-    def _make(self, path: Path, values: dict[str, str]) -> None:
-        path.mkdir()
-        self.dirs.append(path)
-        for key, value in values.items():
-            if (path / key).exists():
-                (path / key).write_text(value)
+        try:
+            for path in dict.fromkeys(self.controllers.values()):  # v2: one dir for all
+                path.mkdir()
+                self.dirs.append(path)
+            for controller, path in self.controllers.items():
+                for key, value, required in _settings(self.version, controller, limits):
+                    if required or (path / key).exists():
+                        (path / key).write_text(value)
+        except OSError:
+            for path in self.dirs:
+                _try_rmdir(path)
+            raise
 
     @property
     def procs_files(self) -> list[str]:
         return [str(d / "cgroup.procs") for d in self.dirs]
 
     def oom_killed(self) -> bool:
-        if self.memory_dir is None:
+        memory = self.controllers.get("memory")
+        if memory is None:
             return False
+        events = "memory.events" if self.version == 2 else "memory.oom_control"
         try:
-            for line in (self.memory_dir / "memory.oom_control").read_text().splitlines():
+            for line in (memory / events).read_text().splitlines():
                 key, _, value = line.partition(" ")
                 if key == "oom_kill":
                     return int(value) > 0
         except (OSError, ValueError):
             pass
         return False
+
+    def verify(self, pid: int) -> dict[str, tuple[bool, str]]:
+        """Per controller: is `pid` in the group, and does the kernel report our limit?"""
+        found = {}
+        for controller, path in self.controllers.items():
+            settings = _settings(self.version, controller, self.limits)
+            ok, shown = True, []
+            try:
+                joined = str(pid) in (path / "cgroup.procs").read_text().split()
+                for key, want, required in settings:
+                    if required or (path / key).exists():
+                        got = (path / key).read_text().strip()
+                        ok = ok and got == want
+                        shown.append(f"{key}={got}")
+            except OSError as exc:
+                found[controller] = (False, f"cgroup v{self.version} {path}: {exc.strerror}")
+                continue
+            where = f"cgroup v{self.version} {path}: " + ", ".join(shown)
+            if not joined:
+                where += f"; the sandbox (pid {pid}) is NOT in it"
+            found[controller] = (ok and joined, where)
+        return found
 
     def pids(self) -> set[int]:
         found: set[int] = set()
@@ -142,10 +137,8 @@ class Cgroup:
         """SIGKILL anything still in the groups (processes that outlived the pid namespace)."""
         pids = self.pids()
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         return len(pids)
 
     async def remove(self) -> None:

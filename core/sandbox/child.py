@@ -17,7 +17,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from core.sandbox.cgroup import Cgroup, CgroupRoots
+from core.sandbox.cgroup import Cgroup
+from core.sandbox.hierarchy import CgroupRoots
 from core.sandbox.launch import SANDBOX_ENV, HostTools, Mode, sandbox_argv
 from core.sandbox.limits import SandboxLimits
 from core.sandbox.result import OutputBuffer, SandboxResult, classify
@@ -79,12 +80,13 @@ async def start_child(
     bpf: bytes | None = None,
     roots: CgroupRoots | None = None,
     preload: tuple[str, ...] = (),
+    nproc: bool = False,
 ) -> Child:
     """Start one sandbox and wait until its runner is ready for code."""
     cgroup = None
-    if roots is not None and mode != "unsafe" and (roots.pids or roots.memory):
+    if roots is not None and mode != "unsafe" and roots.groups:
         try:
-            cgroup = Cgroup(roots, limits.memory_mb, limits.processes)
+            cgroup = Cgroup(roots, limits)
         except OSError as exc:
             raise SandboxStartError(f"could not create the sandbox cgroup ({exc})") from exc
     fd = _seccomp_fd(bpf) if bpf is not None and mode != "unsafe" else None
@@ -95,6 +97,7 @@ async def start_child(
         seccomp_fd=fd,
         preload=preload,
         cgroup_procs=cgroup.procs_files if cgroup else None,
+        nproc=nproc,
     )
     try:
         proc = await asyncio.create_subprocess_exec(

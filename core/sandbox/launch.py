@@ -7,7 +7,10 @@ Two isolated modes (SANDBOX_FACTS.md):
   sets no_new_privs before Python starts.
 - `userns`: not root; bwrap makes a user namespace and maps the sandbox to 65534 inside
   (it is the bot's own uid outside, which is why `root` is preferred).
-`unsafe` runs the runner without any namespace; only an explicit operator opt-out picks it.
+`unsafe` runs the runner without any namespace; only an explicit operator opt-out picks it,
+and never while the bot runs as root (the program would run as root, with no layer at all).
+User namespaces are denied in both modes by the seccomp filter (unshare, clone with
+CLONE_NEWUSER, clone3), and in `userns` mode also by bwrap's --disable-userns.
 """
 
 from __future__ import annotations
@@ -113,6 +116,11 @@ def choose_mode(tools: HostTools, allow_unsafe: bool) -> tuple[Mode | None, str]
     if not missing:
         return ("root" if tools.euid == 0 else "userns"), "isolated"
     reason = "sandbox isolation unavailable: missing " + "; ".join(missing)
+    if allow_unsafe and tools.python is not None and tools.euid == 0:
+        return None, (
+            f"{reason}; GURU_SANDBOX_UNSAFE_ALLOW_NO_ISOLATION is refused because the bot runs "
+            "as root (model-written code would run as root)"
+        )
     if allow_unsafe and tools.python is not None:
         opt_out = "running WITHOUT isolation: GURU_SANDBOX_UNSAFE_ALLOW_NO_ISOLATION"
         return "unsafe", f"{reason} ({opt_out})"
@@ -157,11 +165,18 @@ def _filesystem(tools: HostTools) -> list[str]:
     return args
 
 
-def runner_args(limits: SandboxLimits, preload: tuple[str, ...] = ()) -> list[str]:
-    """The runner's argv: its rlimits, niceness and the modules to import before READY."""
+def runner_args(
+    limits: SandboxLimits, preload: tuple[str, ...] = (), nproc: bool = False
+) -> list[str]:
+    """The runner's argv: its rlimits, niceness and the modules to import before READY.
+
+    RLIMIT_NPROC counts every process of uid 65534 on the host (pitfall 6): one sandbox's fork
+    bomb would make every other sandbox's fork fail. So it is set (0 = left alone) only when
+    there is no pids cgroup, which bounds each sandbox on its own.
+    """
     return [
         str(limits.address_space_mb * MiB),
-        str(limits.processes * 2),  # per uid, host-wide (pitfall 6): the cgroup is per sandbox
+        str(limits.processes * 2 if nproc else 0),
         str(limits.file_size_mb * MiB),
         str(limits.open_files),
         str(limits.nice),
@@ -169,8 +184,10 @@ def runner_args(limits: SandboxLimits, preload: tuple[str, ...] = ()) -> list[st
     ]
 
 
-def python_argv(python: str, limits: SandboxLimits, preload: tuple[str, ...] = ()) -> list[str]:
-    return [python, *PYTHON_FLAGS, "-c", RUNNER_SOURCE, *runner_args(limits, preload)]
+def python_argv(
+    python: str, limits: SandboxLimits, preload: tuple[str, ...] = (), nproc: bool = False
+) -> list[str]:
+    return [python, *PYTHON_FLAGS, "-c", RUNNER_SOURCE, *runner_args(limits, preload, nproc)]
 
 
 def sandbox_argv(
@@ -181,11 +198,12 @@ def sandbox_argv(
     seccomp_fd: int | None = None,
     cgroup_procs: list[str] | None = None,
     preload: tuple[str, ...] = (),
+    nproc: bool = False,
 ) -> list[str]:
     """The full command line for one sandbox (`unsafe`: the runner alone)."""
     assert tools.python is not None
     if mode == "unsafe":
-        return python_argv(tools.python, limits, preload)
+        return python_argv(tools.python, limits, preload, nproc=True)
     assert tools.bwrap is not None
     argv: list[str] = []
     if cgroup_procs:
@@ -231,7 +249,7 @@ def sandbox_argv(
             "--bounding-set=-all",
             "--no-new-privs",
         ]
-    return argv + python_argv("/usr/bin/python3", limits, preload)
+    return argv + python_argv("/usr/bin/python3", limits, preload, nproc)
 
 
 def _bwrap_flags(mode: Mode, seccomp_fd: int | None) -> list[str]:
@@ -253,6 +271,7 @@ def _bwrap_flags(mode: Mode, seccomp_fd: int | None) -> list[str]:
         for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"):  # for setpriv; it drops them
             flags += ["--cap-add", cap]
     else:
+        # --disable-userns needs --unshare-user, so root mode relies on the seccomp filter alone.
         flags += ["--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY), "--disable-userns"]
     if seccomp_fd is not None:
         flags += ["--seccomp", str(seccomp_fd)]

@@ -23,6 +23,8 @@ class SandboxLimits:
     memory_mb: int = 256
     address_space_mb: int = 1024
     processes: int = 64
+    # cgroup cpu quota in cores: a threaded program cannot take every core from the bot.
+    cpus: float = 1.0
     open_files: int = 64
     file_size_mb: int = 16
     tmp_size_mb: int = 16

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from core.sandbox.limits import MiB, SandboxLimits
@@ -58,10 +58,36 @@ try:
     r["tmp_bytes"] = st.f_blocks * st.f_frsize
 except OSError:
     r["tmp_bytes"] = None
+# A user namespace would hand the program every capability inside it: both ways must fail.
+import ctypes, errno, platform
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+def _userns(rc):
+    return "created" if rc >= 0 else errno.errorcode.get(ctypes.get_errno(), "?")
+r["userns"] = {"unshare": _userns(libc.unshare(0x10000000))}
+nr = {"x86_64": 56, "aarch64": 220}.get(platform.machine())  # clone(CLONE_NEWUSER|SIGCHLD)
+if nr is not None:
+    pid = libc.syscall(ctypes.c_long(nr), ctypes.c_long(0x10000000 | 17), *[ctypes.c_long(0)] * 4)
+    if pid == 0:
+        os._exit(0)
+    if pid > 0:
+        os.waitpid(pid, 0)
+    r["userns"]["clone"] = _userns(pid)
 r["rlimits"] = {n: resource.getrlimit(getattr(resource, "RLIMIT_" + n))[0]
                 for n in ("AS", "NPROC", "FSIZE", "NOFILE", "CPU", "CORE")}
 print(json.dumps(r))
 """
+
+
+# Layers an operator may run without (GURU_SANDBOX_ALLOW_MISSING=cgroup,seccomp). In root mode
+# only the seccomp filter denies user namespaces, so waiving seccomp waives that layer too.
+WAIVERS = {
+    "cgroup pids": "cgroup",
+    "cgroup memory": "cgroup",
+    "seccomp": "seccomp",
+    "no user namespaces": "seccomp",
+}
+WAIVABLE = frozenset(WAIVERS.values())
 
 
 @dataclass(frozen=True)
@@ -73,9 +99,11 @@ class ProbeContext:
     host_ns: dict[str, str]
     euid: int
     limits: SandboxLimits
-    cgroups: dict[str, str | None]  # controller -> sandbox root path, None = unavailable
-    cgroup_detail: dict[str, str]
+    # controller -> (active, detail), as measured on the probe's own sandbox (cgroup.verify)
+    cgroups: dict[str, tuple[bool, str]]
     seccomp_detail: str
+    allow_missing: frozenset[str] = frozenset()
+    nproc: bool = False  # RLIMIT_NPROC set: only when there is no pids cgroup
 
 
 def host_namespaces() -> dict[str, str]:
@@ -88,15 +116,31 @@ def host_namespaces() -> dict[str, str]:
     return found
 
 
-def _rlimits_ok(got: dict[str, int], limits: SandboxLimits) -> bool:
+def _rlimits_ok(got: dict[str, int], limits: SandboxLimits, nproc: bool) -> bool:
     want = {
         "AS": limits.address_space_mb * MiB,
         "FSIZE": limits.file_size_mb * MiB,
         "NOFILE": limits.open_files,
-        "NPROC": limits.processes * 2,
         "CORE": 0,
     }
+    if nproc:
+        want["NPROC"] = limits.processes * 2
     return all(0 <= got.get(k, -1) <= v for k, v in want.items())
+
+
+def _cgroup_layer(ctx: ProbeContext, controller: str, required: bool) -> Layer:
+    active, detail = ctx.cgroups.get(controller, (False, "not used"))
+    return Layer(f"cgroup {controller}", active, detail, required)
+
+
+def _waive(layers: list[Layer], allow_missing: frozenset[str]) -> list[Layer]:
+    """Mark missing required layers the operator explicitly chose to run without."""
+    return [
+        replace(layer, waived=True)
+        if layer.required and not layer.active and WAIVERS.get(layer.name) in allow_missing
+        else layer
+        for layer in layers
+    ]
 
 
 def layers_from_probe(
@@ -111,7 +155,8 @@ def layers_from_probe(
     host_uid = NOBODY if ctx.mode == "root" else ctx.euid
     tmp_bytes = r.get("tmp_bytes") or 0
     bwrap = f"{ctx.bwrap} ({ctx.mode} mode)" if isolated else f"not used ({ctx.mode})"
-    return [
+    userns = r.get("userns", {})
+    layers = [
         Layer("bubblewrap", isolated and ran, bwrap + (f": {error}" if error else ""), True),
         Layer(
             "namespaces",
@@ -146,8 +191,9 @@ def layers_from_probe(
         ),
         Layer(
             "rlimits",
-            _rlimits_ok(r.get("rlimits", {}), ctx.limits),
-            json.dumps(r.get("rlimits")),
+            _rlimits_ok(r.get("rlimits", {}), ctx.limits, ctx.nproc),
+            json.dumps(r.get("rlimits"))
+            + ("" if ctx.nproc else "; NPROC left to the pids cgroup (RLIMIT_NPROC is per uid)"),
             True,
         ),
         Layer(
@@ -156,17 +202,16 @@ def layers_from_probe(
             f"variables: {r.get('env')}",
             True,
         ),
+        _cgroup_layer(ctx, "pids", True),
+        _cgroup_layer(ctx, "memory", True),
+        _cgroup_layer(ctx, "cpu", False),
+        Layer("seccomp", r.get("Seccomp") == "2", ctx.seccomp_detail, True),
         Layer(
-            "cgroup pids",
-            isolated and ctx.cgroups.get("pids") is not None,
-            ctx.cgroup_detail.get("pids", "not used"),
+            "no user namespaces",
+            ran and bool(userns) and "created" not in userns.values(),
+            "creating one: " + (", ".join(f"{k} {v}" for k, v in userns.items()) or "not tried"),
+            True,
         ),
-        Layer(
-            "cgroup memory",
-            isolated and ctx.cgroups.get("memory") is not None,
-            ctx.cgroup_detail.get("memory", "not used"),
-        ),
-        Layer("seccomp", r.get("Seccomp") == "2", ctx.seccomp_detail),
         Layer(
             "wall-clock timeout + output cap",
             True,
@@ -175,3 +220,4 @@ def layers_from_probe(
             True,
         ),
     ]
+    return _waive(layers, ctx.allow_missing)

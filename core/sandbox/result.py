@@ -71,12 +71,17 @@ class SandboxResult:
 
 @dataclass(frozen=True)
 class Layer:
-    """One isolation layer as `check()` found it; `required` layers make `run` fail closed."""
+    """One isolation layer as `check()` found it; `required` layers make `run` fail closed.
+
+    `waived`: required but missing, and the operator explicitly allowed running without it
+    (GURU_SANDBOX_ALLOW_MISSING).
+    """
 
     name: str
     active: bool
     detail: str
     required: bool = False
+    waived: bool = False
 
 
 def refused(reason: str) -> SandboxResult:

@@ -8,6 +8,10 @@ capability set inside it), mounts, ptrace, BPF, keyrings, io_uring, module loadi
 every socket family except AF_UNIX (the network namespace already has no route out; this
 makes the failure immediate and explicit). kill(1) is refused too, which closes pitfall 3b
 when bwrap runs unprivileged.
+
+ioctl's request and kill's pid are 32-bit `int`s to the kernel, but seccomp sees the whole
+64-bit register: `ioctl(0, 0xffffffff00005412)` is TIOCSTI to the kernel and would slip past
+an EQ on 64 bits. So those rules compare the low 32 bits only (MASKED_EQ 0xffffffff).
 """
 
 from __future__ import annotations
@@ -41,8 +45,9 @@ f.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")  # flags live in memory; glibc
 for flag in NEW_NAMESPACES:
     f.add_rule(seccomp.ERRNO(errno.EPERM), "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
 f.add_rule(seccomp.ERRNO(errno.EAFNOSUPPORT), "socket", seccomp.Arg(0, seccomp.NE, 1))
-f.add_rule(seccomp.ERRNO(errno.EPERM), "ioctl", seccomp.Arg(1, seccomp.EQ, 0x5412))  # TIOCSTI
-f.add_rule(seccomp.ERRNO(errno.EPERM), "kill", seccomp.Arg(0, seccomp.EQ, 1))
+LOW32, TIOCSTI = 0xFFFFFFFF, 0x5412
+f.add_rule(seccomp.ERRNO(errno.EPERM), "ioctl", seccomp.Arg(1, seccomp.MASKED_EQ, LOW32, TIOCSTI))
+f.add_rule(seccomp.ERRNO(errno.EPERM), "kill", seccomp.Arg(0, seccomp.MASKED_EQ, LOW32, 1))
 sys.stdout.flush()
 f.export_bpf(sys.stdout)
 """

@@ -13,22 +13,19 @@ already under way, or starts its own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
 from collections import deque
-from collections.abc import Coroutine
-from dataclasses import dataclass
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
-from core.sandbox.cgroup import CgroupRoots, find_roots
 from core.sandbox.child import Child, SandboxStartError, run_child, start_child
-from core.sandbox.launch import HostTools, Mode, choose_mode, find_tools
+from core.sandbox.hierarchy import Version, remove_roots
 from core.sandbox.limits import SandboxLimits
-from core.sandbox.probe import PROBE_CODE, ProbeContext, host_namespaces, layers_from_probe
+from core.sandbox.plan import ALLOW_MISSING_VAR, Plan, make_plan, parse_allow_missing
+from core.sandbox.probe import PROBE_CODE, WAIVERS, layers_from_probe
 from core.sandbox.result import Layer, SandboxResult, refused
-from core.sandbox.seccomp import build_bpf
 
 __all__ = ["Sandbox"]
 
@@ -51,14 +48,21 @@ PRELOAD = (
 )  # json: PAL's result line
 
 
-@dataclass(frozen=True)
-class _Plan:
-    tools: HostTools
-    mode: Mode | None
-    reason: str
-    bpf: bytes | None
-    seccomp_detail: str
-    roots: CgroupRoots | None
+def _how_to_fix(missing: list[Layer]) -> str:
+    """What the host must provide for the missing layers, and the opt-out when one applies."""
+    names = {layer.name for layer in missing}
+    hints = []
+    if names & {"cgroup pids", "cgroup memory"}:
+        hints.append("cgroup v1, or v2 with memory and pids delegated to Guru")
+    if names & {"seccomp", "no user namespaces"}:
+        hints.append("seccomp (apt-get install python3-seccomp)")
+    if not hints:
+        return ""
+    text = ". The host must provide " + " and ".join(hints)
+    if names <= WAIVERS.keys():
+        waiver = ",".join(sorted({WAIVERS[name] for name in names}))
+        text += f" (or, unsafe: {ALLOW_MISSING_VAR}={waiver})"
+    return text
 
 
 class Sandbox:
@@ -70,13 +74,17 @@ class Sandbox:
         *,
         pool_size: int = 0,
         allow_unsafe: bool = False,
+        allow_missing: Iterable[str] = (),
+        cgroup_version: Version = "auto",
         python: str = "/usr/bin/python3",
     ) -> None:
         self.limits = limits or SandboxLimits()
         self.pool_size = pool_size
         self.allow_unsafe = allow_unsafe
+        self.allow_missing = parse_allow_missing(allow_missing)
+        self.cgroup_version: Version = cgroup_version
         self._python = python
-        self._plan: _Plan | None = None
+        self._plan: Plan | None = None
         self._refusal: str | None = None
         self._verified = False
         self._start_lock = asyncio.Lock()  # concurrent first calls verify once
@@ -94,21 +102,16 @@ class Sandbox:
             SandboxLimits.from_settings(settings),
             pool_size=pool_size,
             allow_unsafe=bool(getattr(settings, "sandbox_unsafe_allow_no_isolation", False)),
+            allow_missing=getattr(settings, "sandbox_allow_missing", ()),
         )
 
     # -- preparation ---------------------------------------------------------------------
 
-    async def _get_plan(self) -> _Plan:
+    async def _get_plan(self) -> Plan:
         if self._plan is None:
-            tools = await asyncio.to_thread(find_tools, self._python)
-            mode, reason = choose_mode(tools, self.allow_unsafe)
-            bpf, detail, roots = None, "not used", None
-            if mode in ("root", "userns"):
-                bpf, detail = await build_bpf(tools.python or self._python)
-                roots = await asyncio.to_thread(find_roots) if mode == "root" else None
-            self._plan = _Plan(tools, mode, reason, bpf, detail, roots)
-            level = logging.WARNING if mode in ("unsafe", None) else logging.INFO
-            log.log(level, "sandbox mode %s (%s); seccomp: %s", mode, reason, detail)
+            self._plan = await make_plan(
+                self._python, self.allow_unsafe, self.allow_missing, self.cgroup_version
+            )
         return self._plan
 
     async def start(self) -> str | None:
@@ -126,13 +129,24 @@ class Sandbox:
         if plan.mode is None:
             self._refusal = plan.reason
         elif plan.mode != "unsafe":
-            missing = [layer for layer in await self.check() if layer.required and not layer.active]
-            if missing:
+            layers = await self.check()
+            missing = [layer for layer in layers if layer.required and not layer.active]
+            refused_by = [layer for layer in missing if not layer.waived]
+            if refused_by:
                 self._refusal = (
                     "required sandbox layers are not active: "
-                    + ", ".join(layer.name for layer in missing)
-                    + f" ({missing[0].name}: {missing[0].detail})"
+                    + ", ".join(layer.name for layer in refused_by)
+                    + f" ({refused_by[0].name}: {refused_by[0].detail})"
+                    + _how_to_fix(refused_by)
                 )
+            for layer in missing:
+                if layer.waived:
+                    log.warning(
+                        "sandbox runs WITHOUT %s (%s; allowed by %s)",
+                        layer.name,
+                        layer.detail,
+                        ALLOW_MISSING_VAR,
+                    )
         self._verified = True
         if self._refusal:
             log.error("sandbox refuses to run code: %s", self._refusal)
@@ -143,7 +157,13 @@ class Sandbox:
         plan = await self._get_plan()
         assert plan.mode is not None
         return await start_child(
-            plan.mode, plan.tools, self.limits, bpf=plan.bpf, roots=plan.roots, preload=preload
+            plan.mode,
+            plan.tools,
+            self.limits,
+            bpf=plan.bpf,
+            roots=plan.roots,
+            preload=preload,
+            nproc=plan.nproc,
         )
 
     def _schedule_refill(self) -> None:
@@ -249,29 +269,26 @@ class Sandbox:
     async def check(self) -> list[Layer]:
         """Each isolation layer, judged by a probe run inside a fresh sandbox."""
         plan = await self._get_plan()
-        ctx = ProbeContext(
-            mode=plan.mode or "none",
-            bwrap=f"{plan.tools.bwrap} {plan.tools.bwrap_version}",
-            host_ns=host_namespaces(),
-            euid=plan.tools.euid,
-            limits=self.limits,
-            cgroups={
-                "pids": str(plan.roots.pids) if plan.roots and plan.roots.pids else None,
-                "memory": str(plan.roots.memory) if plan.roots and plan.roots.memory else None,
-            },
-            cgroup_detail=plan.roots.detail if plan.roots else {},
-            seccomp_detail=plan.seccomp_detail,
-        )
-        if plan.mode is None:
-            return layers_from_probe(ctx, None, plan.reason)
+        measured: dict[str, tuple[bool, str]] = {}
         report, error = None, ""
-        try:
-            result = await run_child(await self._start_child(), PROBE_CODE, "", 10.0)
-            report = json.loads(result.stdout) if result.ok else None
-            error = "" if result.ok else (result.error or result.status)
-        except (SandboxStartError, ValueError) as exc:
-            error = str(exc)
-        return layers_from_probe(ctx, report, error)
+        if plan.mode is not None:
+            try:
+                child = await self._start_child()
+                if child.cgroup is not None:  # measured on the probe's own sandbox
+                    measured = child.cgroup.verify(child.proc.pid)
+                result = await run_child(child, PROBE_CODE, "", 10.0)
+                report = json.loads(result.stdout) if result.ok else None
+                error = "" if result.ok else (result.error or result.status)
+            except (SandboxStartError, ValueError) as exc:
+                error = str(exc)
+        ctx = plan.context(self.limits, self.allow_missing, measured)
+        return layers_from_probe(ctx, report, error if plan.mode is not None else plan.reason)
+
+    @property
+    def cgroup_label(self) -> str:
+        """ "cgroup v1" / "cgroup v2" / "no cgroup" once prepared (after start or check)."""
+        roots = self._plan.roots if self._plan else None
+        return roots.label if roots else "no cgroup"
 
     async def aclose(self) -> None:
         """Stop refilling and destroy every waiting sandbox."""
@@ -288,7 +305,4 @@ class Sandbox:
             await asyncio.gather(*self._cleanups, return_exceptions=True)
         plan = self._plan
         if plan is not None and plan.roots is not None:
-            for root in (plan.roots.pids, plan.roots.memory):
-                if root is not None:
-                    with contextlib.suppress(OSError):
-                        root.rmdir()
+            remove_roots(plan.roots)

@@ -8,14 +8,15 @@ import pytest
 
 from core.interactions import InteractionRepo
 from core.pal.solver import PalSolver
-from core.sandbox.launch import choose_mode, find_tools
+from core.sandbox import SandboxLimits
 from core.tuning.data import approved_pairs
 from tests.e2e.conftest import finished, guild_ready, recorded
 from tests.e2e.emulator import Emulator, Interaction
+from tests.fixtures.sandbox_host import host_refusal
 
+_refusal = host_refusal(SandboxLimits())
 pytestmark = pytest.mark.skipif(
-    choose_mode(find_tools(), allow_unsafe=False)[0] is None,
-    reason="no sandbox isolation on this host (the sandbox would refuse)",
+    _refusal is not None, reason=f"the sandbox refuses on this host: {_refusal}"
 )
 
 PROGRAM = """Here you go:

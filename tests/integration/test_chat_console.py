@@ -22,11 +22,12 @@ from core.db.pool import Database
 from core.errors import InvalidInput, NotFound
 from core.guilds import CONSOLE_GUILD_ID
 from core.pal.model import installed_preset
-from core.sandbox.launch import choose_mode, find_tools
+from core.sandbox import SandboxLimits
 from core.services import Services
 from tests.fixtures.db import create_migrated_database
 from tests.fixtures.pal import CALC_PRESET
 from tests.fixtures.paths import REPO
+from tests.fixtures.sandbox_host import sandbox_refusal
 
 ONBOARDING = """# Onboarding
 
@@ -58,8 +59,9 @@ def guru(args: list[str], env_extra: dict[str, str], stdin: str = "", timeout: i
 @pytest.fixture
 async def console_env(pg_url: str, test_data_dir: Path, tmp_path: Path) -> dict[str, str]:
     """A data dir sharing the converted models, and a migrated database of its own."""
-    if choose_mode(find_tools(), allow_unsafe=False)[0] is None:
-        pytest.skip("no sandbox isolation on this host: /calc would refuse")
+    refusal = await sandbox_refusal(SandboxLimits())
+    if refusal is not None:
+        pytest.skip(f"the sandbox refuses on this host, so /calc would: {refusal}")
     if not installed_preset(CALC_PRESET, str(test_data_dir)):
         pytest.skip(f"{CALC_PRESET} is not installed (guru models install {CALC_PRESET})")
     (tmp_path / "models").symlink_to(test_data_dir / "models")

@@ -1,8 +1,10 @@
 """The real sandbox against hostile programs: each must fail safely, and the host must be
 unharmed afterwards. No mocks: bwrap, setpriv, seccomp and cgroups exactly as `guru` uses them.
 
-Needs bubblewrap (scripts/setup installs it); without it this file is skipped and the unit
-tests cover the fail-closed path. The whole file runs in well under a minute.
+Needs bubblewrap, seccomp and cgroup v1 or v2 (scripts/setup installs the first two). Without
+them this file is skipped with the reason, and the unit tests cover the fail-closed path; in
+CI (`CI=true`) it fails instead. The attack tests run once per cgroup version the host offers
+(v1, v2), each skipped with the reason where it cannot. The whole file runs in about a minute.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import platform
 import signal
 import socket
 import textwrap
@@ -22,13 +25,16 @@ from pathlib import Path
 import pytest
 
 from core.sandbox import Sandbox, SandboxLimits, SandboxResult
-from core.sandbox.launch import choose_mode, find_tools
+from core.sandbox import plan as plan_module
+from core.sandbox.hierarchy import CgroupRoots
+from core.sandbox.launch import find_tools
+from tests.fixtures.sandbox_host import cgroup_version_unavailable, host_refusal, isolation_mark
 
 REPO = Path(__file__).resolve().parents[2]
 LIMITS = SandboxLimits(timeout_s=2.0, memory_mb=128, address_space_mb=512, processes=32)
 
-_mode, _why = choose_mode(find_tools(), allow_unsafe=False)
-pytestmark = pytest.mark.skipif(_mode is None, reason=f"no isolation on this host: {_why}")
+pytestmark = isolation_mark(host_refusal(LIMITS))
+X86_64 = pytest.mark.skipif(platform.machine() != "x86_64", reason="raw x86_64 syscall numbers")
 
 
 def src(text: str, **values: object) -> str:
@@ -37,10 +43,17 @@ def src(text: str, **values: object) -> str:
     return head + textwrap.dedent(text).strip("\n") + "\n"
 
 
-@pytest.fixture(scope="module")
-async def sandbox() -> AsyncIterator[Sandbox]:
-    box = Sandbox(LIMITS, pool_size=2)
-    assert await box.start() is None, "the sandbox refused on a host that has bwrap"
+@pytest.fixture(scope="module", params=["v1", "v2"])
+async def sandbox(request: pytest.FixtureRequest) -> AsyncIterator[Sandbox]:
+    """A warm sandbox on each cgroup version this host can give it."""
+    version = request.param
+    why = cgroup_version_unavailable(version)
+    if why:
+        pytest.skip(f"cgroup {version} is not available on this host: {why}")
+    box = Sandbox(LIMITS, pool_size=2, cgroup_version=version)
+    refusal = await box.start()
+    assert refusal is None, f"the sandbox refused on a host that offers cgroup {version}: {refusal}"
+    assert box.cgroup_label == f"cgroup {version}"
     yield box
     await box.aclose()
 
@@ -470,6 +483,45 @@ async def test_fork_bomb_is_contained(sandbox: Sandbox) -> None:
     assert await settled_process_count(sandbox) == before
 
 
+async def test_fork_bombs_do_not_make_a_concurrent_sandboxs_fork_fail(sandbox: Sandbox) -> None:
+    # RLIMIT_NPROC counts every process of uid 65534 on the host: two bombs at pids.max each
+    # used to exhaust it (2 x 32 = 64) for every other sandbox. The pids cgroup is per sandbox.
+    bomb = src("""
+        import os, time
+        while True:
+            try:
+                if os.fork() == 0:
+                    time.sleep(30)
+                    os._exit(0)
+            except OSError:
+                break
+        print("full", flush=True)
+        time.sleep(30)
+    """)
+    forker = src(
+        """
+        import os, time
+        time.sleep(wait)
+        children = []
+        for _ in range(8):
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0)
+            children.append(pid)
+        for pid in children:
+            os.waitpid(pid, 0)
+        print("forked", len(children))
+    """,
+        wait=1.2,
+    )
+    bombs = [asyncio.ensure_future(run(sandbox, bomb, timeout_s=3.0)) for _ in range(2)]
+    await asyncio.sleep(0.3)
+    result = await run(sandbox, forker, timeout_s=4.0)
+    bombed = await asyncio.gather(*bombs)
+    assert [(r.status, r.stdout) for r in bombed] == [("timeout", "full\n")] * 2  # at pids.max
+    assert result.ok and result.stdout == "forked 8\n", result.stderr[-300:]
+
+
 async def test_detached_children_die_with_the_run(sandbox: Sandbox) -> None:
     before = await settled_process_count(sandbox)
     result = await run(
@@ -494,6 +546,27 @@ async def test_memory_bomb_is_stopped(sandbox: Sandbox) -> None:
     for code in (one_block, growing):
         result = await run(sandbox, code)
         assert result.status == "oom", (result.status, result.stderr[-300:])
+
+
+async def test_memory_limit_covers_all_processes_of_a_sandbox(sandbox: Sandbox) -> None:
+    # Each child stays under RLIMIT_AS (per process); together they pass the cgroup limit.
+    code = src(
+        """
+        import os, time
+        children = []
+        for _ in range(2):
+            pid = os.fork()
+            if pid == 0:
+                block = b"x" * (mb * 2**20)  # written, so really resident
+                time.sleep(1)
+                os._exit(0)
+            children.append(pid)
+        print([os.waitpid(pid, 0)[1] for pid in children])
+    """,
+        mb=LIMITS.memory_mb * 3 // 4,
+    )
+    result = await run(sandbox, code, timeout_s=5.0)
+    assert result.status == "oom", (result.status, result.stdout, result.stderr[-300:])
 
 
 async def test_huge_output_is_capped_with_a_marker(sandbox: Sandbox) -> None:
@@ -576,6 +649,60 @@ async def test_ctypes_cannot_gain_privileges(sandbox: Sandbox) -> None:
     assert result.stdout == "-1 -1 -1 -1 -1 -1\n65534 65534\n", result.stdout + result.stderr
 
 
+@X86_64
+async def test_user_namespaces_cannot_be_created(sandbox: Sandbox) -> None:
+    # Inside one the program would hold every capability: the door to most kernel exploits.
+    result = await run(
+        sandbox,
+        src("""
+        import ctypes, os
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        NEWUSER = os.CLONE_NEWUSER if hasattr(os, "CLONE_NEWUSER") else 0x10000000
+        def show(name, rc):
+            if rc == 0:
+                os._exit(0)  # the child of a clone that succeeded
+            print(name, "created" if rc > 0 else os.strerror(ctypes.get_errno()))
+        if hasattr(os, "unshare"):  # Python >= 3.12
+            try:
+                os.unshare(NEWUSER)
+                print("os.unshare created")
+            except OSError as e:
+                print("os.unshare", e.strerror)
+        show("unshare", -1 if libc.unshare(NEWUSER) else 1)
+        clone = lambda flags: libc.syscall(ctypes.c_long(56), ctypes.c_long(flags),
+                                           *[ctypes.c_long(0)] * 4)
+        show("clone", clone(NEWUSER | 17))
+        show("clone high bits", clone(-(1 << 63) | NEWUSER | 17))  # the kernel uses 32 bits
+        args = (ctypes.c_uint64 * 11)(NEWUSER, 0, 0, 0, 17)  # struct clone_args
+        show("clone3", libc.syscall(ctypes.c_long(435), args, ctypes.c_long(88)))
+    """),
+    )
+    lines = result.stdout.splitlines()
+    assert "created" not in result.stdout and len(lines) >= 4, result.stdout + result.stderr
+    assert [line.split(" ", 1)[0] for line in lines[-4:]] == ["unshare", "clone", "clone", "clone3"]
+
+
+@X86_64
+async def test_tiocsti_is_refused_even_with_high_bits_set(sandbox: Sandbox) -> None:
+    # ioctl's request is 32 bits to the kernel; seccomp sees 64. EPERM = the filter caught
+    # it, ENOTTY = it reached the kernel as TIOCSTI (harmless on a pipe, not on a tty).
+    result = await run(
+        sandbox,
+        src("""
+        import ctypes, os
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        char = ctypes.c_char(b"x")
+        for request in (0x5412, 0xFFFFFFFF00005412 - (1 << 64), 0x100005412):
+            rc = libc.syscall(ctypes.c_long(16), ctypes.c_long(0), ctypes.c_long(request),
+                              ctypes.byref(char))
+            print(rc, os.strerror(ctypes.get_errno()))
+    """),
+    )
+    assert result.stdout == "-1 Operation not permitted\n" * 3, result.stdout + result.stderr
+
+
 async def test_proc_shows_no_host_processes(sandbox: Sandbox) -> None:
     me = os.getpid()
     result = await run(
@@ -643,8 +770,64 @@ async def test_check_reports_every_required_layer_active(sandbox: Sandbox) -> No
         "private tmp",
         "rlimits",
         "empty environment",
+        "cgroup pids",
+        "cgroup memory",
+        "seccomp",
+        "no user namespaces",
     ):
         assert layers[name].active and layers[name].required, layers[name]
+    version = sandbox.cgroup_label.split()[-1]
+    assert layers["cgroup memory"].detail.startswith(f"cgroup {version} ")
+
+
+def _without_cgroups(version: str, tag: str) -> CgroupRoots:
+    why = "no cgroup v1 memory hierarchy; cgroup v2: memory is not delegated to /x"
+    return CgroupRoots(None, {}, {"memory": why, "pids": why, "cpu": why})
+
+
+async def _without_seccomp(python: str) -> tuple[bytes | None, str]:
+    return (
+        None,
+        "libseccomp unavailable: No module named 'seccomp' (apt-get install python3-seccomp)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("patch", "layers"),
+    [
+        ({"find_roots": _without_cgroups}, ["cgroup pids", "cgroup memory"]),
+        ({"build_bpf": _without_seccomp}, ["seccomp", "no user namespaces"]),
+    ],
+)
+async def test_a_host_without_cgroups_or_seccomp_refuses(monkeypatch, patch, layers) -> None:
+    for name, fake in patch.items():
+        monkeypatch.setattr(plan_module, name, fake)
+    box = Sandbox(LIMITS)
+    result = await box.run("print('ran')")
+    await box.aclose()
+    assert result.status == "refused" and result.stdout == ""
+    assert all(layer in (result.error or "") for layer in layers), result.error
+    assert "GURU_SANDBOX_ALLOW_MISSING" in (result.error or "")
+
+
+async def test_the_opt_out_runs_without_the_waived_layers_and_says_so(monkeypatch) -> None:
+    monkeypatch.setattr(plan_module, "find_roots", _without_cgroups)
+    monkeypatch.setattr(plan_module, "build_bpf", _without_seccomp)
+    only_cgroup = Sandbox(LIMITS, allow_missing=["cgroup"])
+    assert (await only_cgroup.run("print(1)")).status == "refused"  # seccomp still required
+    box = Sandbox(LIMITS, allow_missing=["cgroup", "seccomp"])
+    result = await box.run("print('ran')")
+    assert result.ok and result.stdout == "ran\n"
+    layers = {layer.name: layer for layer in await box.check()}
+    assert {name for name, layer in layers.items() if layer.waived} == {
+        "cgroup pids",
+        "cgroup memory",
+        "seccomp",
+        "no user namespaces",  # root mode: only the seccomp filter blocks them
+    }
+    assert layers["rlimits"].active and "NPROC" in layers["rlimits"].detail  # the only fork cap
+    await only_cgroup.aclose()
+    await box.aclose()
 
 
 def test_cli_check_and_run_json(tmp_path: Path, capsys) -> None:
@@ -668,10 +851,12 @@ def test_cli_check_lists_every_layer_for_humans(capsys) -> None:
 
     assert main(["sandbox", "--check"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-1] == "sandbox: ready"
+    assert lines[-1].startswith("sandbox: ready; cgroup v")
     layer_lines = lines[:-1]
-    assert len(layer_lines) >= 12 and all(line.startswith("active ") for line in layer_lines)
-    assert any("seccomp" in line for line in layer_lines)
+    assert len(layer_lines) >= 14 and all(line.startswith("active ") for line in layer_lines)
+    required = [line.split()[1:4] for line in layer_lines if " required " in line]
+    for name in (["cgroup", "pids"], ["cgroup", "memory"], ["seccomp"], ["no", "user"]):
+        assert any(words[: len(name)] == name for words in required), name
 
 
 # -- the warm pool and the unsafe opt-out ---------------------------------------------------
@@ -691,11 +876,24 @@ async def test_burst_of_runs_all_succeed_while_the_pool_refills(sandbox: Sandbox
     assert [r.stdout for r in results] == [f"{i * 2}\n" for i in range(6)]
 
 
-async def test_unsafe_opt_out_runs_without_isolation_and_check_says_so(monkeypatch) -> None:
-    from core.sandbox import service
-
+async def test_unsafe_opt_out_is_refused_when_the_bot_runs_as_root(monkeypatch) -> None:
     real = find_tools()
-    monkeypatch.setattr(service, "find_tools", lambda python: dataclasses.replace(real, bwrap=None))
+    monkeypatch.setattr(
+        plan_module, "find_tools", lambda python: dataclasses.replace(real, bwrap=None)
+    )
+    unsafe = Sandbox(LIMITS, allow_unsafe=True)
+    result = await unsafe.run("print(1)")
+    await unsafe.aclose()
+    if real.euid == 0:
+        assert result.status == "refused" and "runs as root" in (result.error or "")
+    else:
+        assert result.ok
+
+
+async def test_unsafe_opt_out_runs_without_isolation_and_check_says_so(monkeypatch) -> None:
+    # As a non-root bot (faked here: the runner itself still starts as this process's user).
+    real = dataclasses.replace(find_tools(), bwrap=None, euid=1000)
+    monkeypatch.setattr(plan_module, "find_tools", lambda python: real)
     monkeypatch.setenv("DISCORD_TOKEN", "unsafe-mode-secret")
     closed = Sandbox(LIMITS)
     assert (await closed.run("print(1)")).status == "refused"

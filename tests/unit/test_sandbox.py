@@ -5,15 +5,22 @@ tests/integration/test_sandbox.py."""
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from core.config import Settings
+from core.errors import ConfigError
 from core.sandbox import Sandbox, SandboxLimits
-from core.sandbox import service as service_module
+from core.sandbox import plan as plan_module
 from core.sandbox.launch import HostTools, choose_mode, runner_args, sandbox_argv
+from core.sandbox.plan import parse_allow_missing
 from core.sandbox.probe import ProbeContext, layers_from_probe
-from core.sandbox.result import OutputBuffer, classify, refused
+from core.sandbox.result import Layer, OutputBuffer, classify, refused
+from core.sandbox.service import _how_to_fix
+from tests.fixtures.sandbox_host import isolation_mark
 
 ROOT_TOOLS = HostTools(
     "/usr/bin/bwrap",
@@ -125,8 +132,13 @@ def test_missing_bwrap_refuses_and_says_how_to_fix() -> None:
 
 
 def test_missing_bwrap_with_the_opt_out_runs_unsafe() -> None:
-    mode, reason = choose_mode(tools(bwrap=None), allow_unsafe=True)
+    mode, reason = choose_mode(tools(bwrap=None, euid=1000), allow_unsafe=True)
     assert mode == "unsafe" and "WITHOUT isolation" in reason
+
+
+def test_unsafe_opt_out_is_refused_when_the_bot_runs_as_root() -> None:
+    mode, reason = choose_mode(tools(bwrap=None), allow_unsafe=True)
+    assert mode is None and "runs as root" in reason and "bubblewrap" in reason
 
 
 def test_old_bubblewrap_refuses_with_the_version() -> None:
@@ -146,7 +158,7 @@ def test_no_system_python_refuses_even_with_the_opt_out() -> None:
 
 
 async def test_sandbox_refuses_when_isolation_is_missing(monkeypatch) -> None:
-    monkeypatch.setattr(service_module, "find_tools", lambda python: tools(bwrap=None))
+    monkeypatch.setattr(plan_module, "find_tools", lambda python: tools(bwrap=None))
     box = Sandbox()
     result = await box.run("print(1)")
     assert result.status == "refused" and "bubblewrap" in result.error
@@ -175,6 +187,15 @@ def test_root_argv_has_every_layer() -> None:
     assert "--reuid=65534" in argv and "--no-new-privs" in argv and "--bounding-set=-all" in argv
     assert "--unshare-user" not in argv  # pitfall 1: --uid under a user ns maps to host root
     assert argv[-6:] == runner_args(SandboxLimits()) and "-S" in argv
+
+
+def test_rlimit_nproc_is_left_to_the_pids_cgroup() -> None:
+    # RLIMIT_NPROC counts every process of uid 65534 on the host: with a pids cgroup it is
+    # not lowered, so one sandbox's fork bomb cannot make another's fork fail.
+    assert runner_args(SandboxLimits())[1] == "0"
+    assert runner_args(SandboxLimits(processes=32), nproc=True)[1] == "64"
+    unsafe = sandbox_argv("unsafe", tools(euid=1000), SandboxLimits(processes=32))
+    assert unsafe[-5] == "64"  # no cgroup in unsafe mode: the rlimit is all there is
 
 
 def test_argv_binds_nothing_private() -> None:
@@ -233,30 +254,100 @@ GOOD_REPORT = {
     "net": "Network is unreachable",
     "writable": [],
     "tmp_bytes": 16 * 2**20,
-    "rlimits": {"AS": 2**30, "NPROC": 128, "FSIZE": 16 * 2**20, "NOFILE": 64, "CPU": 6, "CORE": 0},
+    "userns": {"unshare": "EPERM", "clone": "EPERM"},
+    "rlimits": {"AS": 2**30, "NPROC": 9999, "FSIZE": 16 * 2**20, "NOFILE": 64, "CPU": 6, "CORE": 0},
+}
+CGROUPS = {
+    "pids": (True, "cgroup v2 /cg/x: pids.max=64"),
+    "memory": (True, "cgroup v2 /cg/x: memory.max=268435456"),
+    "cpu": (False, "cgroup v2: cpu is not delegated to /cg"),
 }
 
 
-def _ctx() -> ProbeContext:
+def _ctx(**changes) -> ProbeContext:
     host_ns = {n: f"{n}:[1]" for n in ("net", "pid", "mnt", "ipc", "uts")}
-    return ProbeContext(
-        "root",
-        "bwrap",
-        host_ns,
-        0,
-        SandboxLimits(),
-        {"pids": "/cg/p", "memory": None},
-        {"pids": "/cg/p", "memory": "not writable"},
-        "100 BPF instructions",
-    )
+    values = {
+        "mode": "root",
+        "bwrap": "bwrap",
+        "host_ns": host_ns,
+        "euid": 0,
+        "limits": SandboxLimits(),
+        "cgroups": CGROUPS,
+        "seccomp_detail": "100 BPF instructions",
+        **changes,
+    }
+    return ProbeContext(**values)
+
+
+def _layers(ctx: ProbeContext, report=GOOD_REPORT) -> dict[str, Layer]:
+    return {layer.name: layer for layer in layers_from_probe(ctx, report)}
 
 
 def test_good_probe_report_means_every_required_layer_is_active() -> None:
     layers = layers_from_probe(_ctx(), GOOD_REPORT)
     assert all(layer.active for layer in layers if layer.required)
     by_name = {layer.name: layer for layer in layers}
-    assert by_name["cgroup pids"].active and not by_name["cgroup memory"].active
-    assert by_name["seccomp"].active
+    assert by_name["cgroup pids"].active and by_name["cgroup memory"].active
+    assert not by_name["cgroup cpu"].active and not by_name["cgroup cpu"].required
+    assert by_name["seccomp"].active and by_name["no user namespaces"].active
+
+
+@pytest.mark.parametrize("name", ["cgroup pids", "cgroup memory", "seccomp", "no user namespaces"])
+def test_cgroup_seccomp_and_userns_layers_are_required(name) -> None:
+    assert _layers(_ctx())[name].required
+
+
+def test_missing_cgroups_are_missing_required_layers() -> None:
+    missing = {c: (False, "cgroup v2: memory is not delegated") for c in ("pids", "memory")}
+    layers = _layers(_ctx(cgroups=missing))
+    for name in ("cgroup pids", "cgroup memory"):
+        assert not layers[name].active and layers[name].required and not layers[name].waived
+    assert "not delegated" in layers["cgroup memory"].detail
+
+
+def test_missing_seccomp_is_a_missing_required_layer() -> None:
+    layers = _layers(_ctx(seccomp_detail="libseccomp unavailable"), {**GOOD_REPORT, "Seccomp": "0"})
+    assert not layers["seccomp"].active and not layers["seccomp"].waived
+
+
+def test_a_user_namespace_created_inside_is_a_missing_layer() -> None:
+    report = {**GOOD_REPORT, "userns": {"unshare": "created", "clone": "EPERM"}}
+    layer = _layers(_ctx(), report)["no user namespaces"]
+    assert not layer.active and layer.required and "unshare created" in layer.detail
+
+
+def test_the_opt_out_waives_only_the_named_layers() -> None:
+    report = {**GOOD_REPORT, "Seccomp": "0", "userns": {"unshare": "created"}, "writable": ["/"]}
+    missing = {c: (False, "no cgroup v1 memory hierarchy") for c in ("pids", "memory")}
+    waived = _layers(_ctx(cgroups=missing, allow_missing=frozenset({"cgroup"})), report)
+    assert waived["cgroup pids"].waived and waived["cgroup memory"].waived
+    assert not waived["seccomp"].waived and not waived["no user namespaces"].waived
+    assert not waived["read-only filesystem"].waived  # never waivable
+    both = _layers(_ctx(cgroups=missing, allow_missing=frozenset({"cgroup", "seccomp"})), report)
+    assert both["seccomp"].waived and both["no user namespaces"].waived
+
+
+def test_the_opt_out_accepts_only_known_layer_names() -> None:
+    assert parse_allow_missing("cgroup, Seccomp") == {"cgroup", "seccomp"}
+    assert parse_allow_missing("") == frozenset()
+    with pytest.raises(ValueError, match="bwrap"):
+        parse_allow_missing("cgroup,bwrap")
+    assert Settings.from_env({"GURU_SANDBOX_ALLOW_MISSING": "seccomp"}, None).sandbox_allow_missing
+    with pytest.raises(ConfigError, match="GURU_SANDBOX_ALLOW_MISSING"):
+        Settings.from_env({"GURU_SANDBOX_ALLOW_MISSING": "namespaces"}, None)
+
+
+def test_refusal_says_what_the_host_must_provide_and_the_opt_out() -> None:
+    cgroup = [Layer("cgroup memory", False, "", True), Layer("seccomp", False, "", True)]
+    text = _how_to_fix(cgroup)
+    assert "delegated" in text and "python3-seccomp" in text
+    assert "GURU_SANDBOX_ALLOW_MISSING=cgroup,seccomp" in text
+    assert "ALLOW_MISSING" not in _how_to_fix([*cgroup, Layer("namespaces", False, "", True)])
+
+
+def test_rlimits_check_nproc_only_without_a_pids_cgroup() -> None:
+    assert _layers(_ctx())["rlimits"].active  # NPROC 9999: left alone, the cgroup bounds it
+    assert not _layers(_ctx(nproc=True))["rlimits"].active
 
 
 @pytest.mark.parametrize(
@@ -282,3 +373,33 @@ def test_no_probe_means_required_layers_are_missing() -> None:
     layers = layers_from_probe(_ctx(), None, "bwrap: setting up uid map: Permission denied")
     assert not all(layer.active for layer in layers if layer.required)
     assert "Permission denied" in layers[0].detail
+
+
+# -- the attack suite on a host without isolation ---------------------------------------------
+
+
+def test_attack_suite_skips_with_the_reason_outside_ci() -> None:
+    mark = isolation_mark("missing bubblewrap", env={})
+    assert mark.name == "skip" and "missing bubblewrap" in mark.kwargs["reason"]
+    assert isolation_mark(None, env={"CI": "true"}).args == (False,)  # runs
+
+
+def test_attack_suite_fails_instead_of_skipping_in_ci(tmp_path, monkeypatch) -> None:
+    with pytest.raises(pytest.fail.Exception, match="CI=true.*missing bubblewrap"):
+        isolation_mark("missing bubblewrap", env={"CI": "true"})
+    # The same as pytest sees it: a collection error, so the run fails, not 43 quiet skips.
+    module = tmp_path / "test_attacks.py"
+    module.write_text(
+        "from tests.fixtures.sandbox_host import isolation_mark\n"
+        "pytestmark = isolation_mark('no cgroup')\n"
+        "def test_attack():\n    pass\n"
+    )
+    monkeypatch.setenv("CI", "true")
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(module)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=120,
+    )
+    assert run.returncode != 0 and "no cgroup" in run.stdout, run.stdout[-500:]
