@@ -13,14 +13,17 @@ import discord
 
 from bot import render
 from bot.feedback import feedback_view
-from bot.streaming import StreamingReply
+from bot.streaming import StreamingReply, StreamOutcome
 from core.answering import PreparedAnswer
 from core.interactions import Asker
+from core.llm.types import Request
 from core.services import Services
 
 __all__ = ["asker_of", "reply_with_answer"]
 
 log = logging.getLogger(__name__)
+
+RETRYING = "🔄 That answer was not usable; trying once more…"
 
 
 def asker_of(interaction: discord.Interaction) -> Asker:
@@ -31,19 +34,19 @@ def asker_of(interaction: discord.Interaction) -> Asker:
 async def reply_with_answer(
     interaction: discord.Interaction, services: Services, prepared: PreparedAnswer
 ) -> None:
-    """Refuse or stream into `interaction`'s deferred reply, then record how it ended."""
+    """Refuse or stream into `interaction`'s deferred reply, then record how it ended. An
+    unusable answer (core.answering's check) is generated once more into the same message."""
     view = feedback_view(interaction.id) if prepared.record is not None else None
     if prepared.request is None:
         assert prepared.refusal is not None
         text, ending = prepared.refusal.answer, "refused"
         await interaction.edit_original_response(content=render.escape(text), view=view)
     else:
-        assert services.llm is not None
-        outcome = await StreamingReply(interaction).run(
-            services.llm.stream(prepared.request),
-            final_view=view,
-            finalize=lambda raw: render.answer_text(prepared.finish_text(raw)),
-        )
+        outcome = await _stream(interaction, services, prepared, prepared.request, view, True)
+        if _should_retry(prepared, outcome):
+            log.info("%s %s: unusable answer; generating once more", prepared.kind, interaction.id)
+            retry = prepared.retry_request()
+            outcome = await _stream(interaction, services, prepared, retry, view, False)
         text = outcome.text
         if outcome.cancelled:
             ending = "cancelled"
@@ -57,4 +60,34 @@ async def reply_with_answer(
         len(text),
         len(prepared.sources),
         ending,
+    )
+
+
+def _should_retry(prepared: PreparedAnswer, outcome: StreamOutcome) -> bool:
+    finished = outcome.completion is not None and not outcome.cancelled
+    return finished and not prepared.usable(outcome.raw)
+
+
+async def _stream(
+    interaction: discord.Interaction,
+    services: Services,
+    prepared: PreparedAnswer,
+    request: Request,
+    view: discord.ui.View | None,
+    may_retry: bool,
+) -> StreamOutcome:
+    """One generation streamed into the reply; when another try may follow, an unusable text
+    is shown as a note that it is being retried, without the rating buttons."""
+
+    def finalize(raw: str) -> str:
+        if may_retry and not prepared.usable(raw):
+            return RETRYING
+        return render.answer_text(prepared.finish_text(raw))
+
+    def final_view(raw: str) -> discord.ui.View | None:
+        return None if may_retry and not prepared.usable(raw) else view
+
+    assert services.llm is not None
+    return await StreamingReply(interaction).run(
+        services.llm.stream(request), final_view=final_view, finalize=finalize
     )

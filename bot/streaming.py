@@ -35,10 +35,11 @@ FAILED = "⚠️ Stopped: this answer could not be finished."
 
 @dataclass(frozen=True)
 class StreamOutcome:
-    text: str
+    text: str  # what was posted last (after `finalize`)
     completion: Completion | None
     cancelled: bool
     edits: int
+    raw: str = ""  # the model's text as streamed
 
 
 class CancelView(discord.ui.View):
@@ -91,14 +92,14 @@ class StreamingReply:
     async def run(
         self,
         events: AsyncIterator[StreamEvent],
-        final_view: discord.ui.View | None = None,
+        final_view: discord.ui.View | Callable[[str], discord.ui.View | None] | None = None,
         finalize: Callable[[str], str] | None = None,
     ) -> StreamOutcome:
         """Stream to the end (or Cancel, or the reply window); then post the final pages.
 
-        `final_view` (e.g. feedback buttons) replaces Cancel on a completed answer;
-        `finalize` turns the complete streamed text into what is posted (e.g. checked
-        citations plus the sources as links)."""
+        `final_view` (e.g. feedback buttons, or a function of the streamed text choosing
+        them) replaces Cancel on a completed answer; `finalize` turns the complete streamed
+        text into what is posted (e.g. checked citations plus the sources as links)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.window_s
         view = CancelView(self.interaction.user.id, timeout=self.window_s)
@@ -111,12 +112,13 @@ class StreamingReply:
         except discord.NotFound:
             # the reply was deleted or its token expired: nobody can see more, stop generating
             log.info("interaction %s: reply gone; generation cancelled", self.interaction.id)
-            return StreamOutcome(self.text, self.completion, True, self.edits)
+            return StreamOutcome(self.text, self.completion, True, self.edits, self.text)
         finally:
             for task in (reader, pressed):
                 task.cancel()
             await asyncio.gather(reader, pressed, return_exceptions=True)
             view.stop()
+        raw = self.text
         error = None if reader.cancelled() else reader.exception()
         if error is not None:
             known = user_message_for(error)  # a core error (busy, too long…) is shown in place
@@ -130,10 +132,13 @@ class StreamingReply:
         elif note:
             await self._finish_partial(note)
         else:
+            if callable(final_view):
+                final_view = final_view(raw)
             if finalize is not None:
                 self.text = finalize(self.text)
             await self._finish(final_view)
-        return StreamOutcome(self.text, self.completion, note in (CANCELLED, EXPIRED), self.edits)
+        cancelled = note in (CANCELLED, EXPIRED)
+        return StreamOutcome(self.text, self.completion, cancelled, self.edits, raw)
 
     async def _follow(
         self,

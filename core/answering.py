@@ -21,6 +21,7 @@ curriculum's floor, and its refusals point to /ask. The asker's guild stays its 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -29,7 +30,15 @@ from typing import TYPE_CHECKING, Literal
 from core.guilds import GuildSettings, GuildSettingsRepo
 from core.interactions import Asker, RecordedQuestion, record_question
 from core.llm.types import Message, Request
-from core.rag.answer import build_messages, finish_answer, refusal, refusal_text
+from core.rag.answer import (
+    build_messages,
+    cite,
+    declines,
+    drop_repeated_lines,
+    refusal,
+    refusal_text,
+)
+from core.rag.faithful import check_answer, strip_preamble, usable
 from core.rag.grounding import Grounder, Grounding
 from core.rag.types import CONCEPTS_GUILD_ID, Access, Answer, Source
 
@@ -37,6 +46,7 @@ if TYPE_CHECKING:
     from core.services import Services
 
 __all__ = [
+    "NO_USABLE_ANSWER",
     "ANSWER_TEMPERATURE",
     "ANSWER_TOKENS",
     "Answers",
@@ -54,6 +64,12 @@ REPETITION_PENALTY = 1.05  # small models loop without it (SmolLM2: "The answer 
 # a grounded answer should restate its source, not vary it.
 ANSWER_TOKENS = 200
 ANSWER_TEMPERATURE = 0.0
+# An unusable greedy answer is generated once more, sampled (a different path, same prompt).
+RETRY_TEMPERATURE, RETRY_SEED = 0.7, 7
+NO_USABLE_ANSWER = (
+    "The model gave no usable answer from the sources it found; try asking another way."
+)
+Verdict = Literal["ok", "refused", "unusable"]
 
 
 @dataclass(frozen=True)
@@ -68,20 +84,57 @@ class PreparedAnswer:
     request: Request | None
     record: RecordedQuestion | None = None  # the interaction row, when an Asker was given
     started: float = 0.0  # time.monotonic() when preparing began
+    faithful: bool = True  # drop statements the sources do not support (core.rag.faithful)
 
     @property
     def sources(self) -> tuple[Source, ...]:
         return self.grounding.sources if self.grounding is not None else ()
 
+    def check(self, text: str) -> tuple[Verdict, str]:
+        """What the model's text is worth showing: "refused" (it found nothing in the sources),
+        "unusable" (empty, a citation or heading alone, a loop, or nothing left once what the
+        sources do not support is dropped) or "ok", with the text as it may be shown."""
+        text = drop_repeated_lines(strip_preamble(text.strip()))
+        if declines(text):
+            return "refused", text
+        if self.faithful and self.grounding is not None:
+            evidence = "\n".join(
+                [*self.grounding.passages, *(s.title for s in self.grounding.sources)]
+            )
+            checked = check_answer(text, evidence, self.question)
+            if checked.dropped:
+                log.info("%s: dropped %d unsupported statement(s)", self.kind, len(checked.dropped))
+            text = checked.text
+        return ("ok" if usable(text) else "unusable"), text
+
+    def usable(self, text: str) -> bool:
+        """False when the text should be generated again (see `check`)."""
+        return self.refusal is not None or self.check(text)[0] != "unusable"
+
+    def retry_request(self) -> Request:
+        """The Request once more, sampled: the greedy path just gave nothing usable."""
+        assert self.request is not None
+        return dataclasses.replace(
+            self.request,
+            temperature=RETRY_TEMPERATURE,
+            top_p=0.9,
+            seed=RETRY_SEED,
+            repetition_penalty=max(self.request.repetition_penalty, 1.15),
+            request_id=f"{self.request.request_id}-retry",
+        )
+
     def finish_text(self, text: str) -> Answer:
-        """The `Answer` for the model's (complete or streamed) text: citations checked, or a
-        refusal naming the sources when the model itself found nothing in them."""
+        """The `Answer` to show for the model's (complete or streamed) text: checked against
+        the sources, citations fixed; a refusal naming the sources when the model found nothing
+        in them; a plain "no usable answer" rather than an empty or invented one."""
         if self.refusal is not None:
             return self.refusal
-        answer, refused = finish_answer(text, len(self.sources))
-        if not refused:
-            return Answer(answer, self.sources, False)
+        verdict, text = self.check(text)
         titles = tuple(s.title for s in self.sources)
+        if verdict == "ok":
+            return Answer(cite(text, len(self.sources)), self.sources, False)
+        if verdict == "unusable":
+            return Answer(NO_USABLE_ANSWER, (), True, titles)
         if self.kind == "explain":
             named = ", ".join(f"“{t}”" for t in titles)
             text = (
@@ -95,11 +148,12 @@ class PreparedAnswer:
 class Answers:
     """Prepares, generates and finishes answers for every face of Guru (see module doc)."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, *, faithful: bool = True) -> None:
         from core.explain.answer import explain_grounder  # explain builds on core.rag
 
         assert services.db is not None, "answering needs Services opened with db=True"
         self.services = services
+        self.faithful = faithful  # off only to measure what the check gains (guru bench answers)
         knowledge = services.knowledge
         self.grounders: dict[Kind, Grounder] = {
             "ask": Grounder(knowledge.retriever, expand=services.settings.ask_expand),
@@ -147,7 +201,7 @@ class Answers:
             [s.to_dict() for s in prepared.sources],
             started,
         )
-        return PreparedAnswer(**{**prepared.__dict__, "record": record, "started": started})
+        return dataclasses.replace(prepared, record=record, started=started, faithful=self.faithful)
 
     async def finish(self, prepared: PreparedAnswer, shown: str, ending: str) -> None:
         """Record the text the asker saw and how it ended (stop, length, refused, cancelled…)."""
@@ -162,6 +216,9 @@ class Answers:
             return prepared.refusal
         llm = await self.services.ensure_llm()
         completion = await llm.complete(prepared.request)
+        if not prepared.usable(completion.text):
+            log.info("%s guild=%s: unusable answer; generating once more", kind, guild_id)
+            completion = await llm.complete(prepared.retry_request())
         answer = prepared.finish_text(completion.text)
         log.info(
             "%s guild=%s: %d sources, refused=%s, %.1fs",

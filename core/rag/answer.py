@@ -20,6 +20,9 @@ __all__ = [
     "REFUSAL",
     "SYSTEM_PROMPT",
     "build_messages",
+    "cite",
+    "declines",
+    "drop_repeated_lines",
     "finish_answer",
     "refusal",
     "refusal_text",
@@ -59,16 +62,26 @@ def build_messages(question: str, grounding: Grounding) -> list[Message]:
 def finish_answer(text: str, n_sources: int) -> tuple[str, bool]:
     """(answer, refused): drop citations to sources that do not exist; when the model cited
     nothing, list the sources it was given so every answer points somewhere."""
-    text = _drop_repeated_lines(text.strip())
-    if not text or REFUSAL.lower() in text.lower() or "not in this server" in text.lower():
+    text = drop_repeated_lines(text.strip())
+    if not text or declines(text):
         return text, True
+    return cite(text, n_sources), False
+
+
+def declines(text: str) -> bool:
+    """The model said the sources do not answer it (the prompt's escape hatch)."""
+    return REFUSAL.lower() in text.lower() or "not in this server" in text.lower()
+
+
+def cite(text: str, n_sources: int) -> str:
+    """Drop citations to sources that do not exist; list every source when none is cited."""
     text = _CITATION.sub(lambda m: m[0] if 1 <= int(m[1]) <= n_sources else "", text).strip()
     if not _CITATION.search(text):
         text += "\n\nSources: " + " ".join(f"[{n}]" for n in range(1, n_sources + 1))
-    return text, False
+    return text
 
 
-def _drop_repeated_lines(text: str) -> str:
+def drop_repeated_lines(text: str) -> str:
     """Small models loop ("The answer is:" ×20): keep each non-empty line once."""
     seen: set[str] = set()
     kept = []

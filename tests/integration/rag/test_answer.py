@@ -126,3 +126,33 @@ async def test_query_expansion_falls_back_to_plain_search_when_the_model_cannot(
     )
     plain, _ = await Grounder(retriever).ground(guild_with_injection, question)
     assert grounding is not None and grounding == plain
+
+
+@pytest.mark.model
+async def test_a_one_token_answer_is_retried_once_then_reported_plainly(
+    answers_with: Callable[..., Answers],
+    engine: Engine,
+    guild_with_injection: int,
+    rag_pool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from core.answering import NO_USABLE_ANSWER
+    from core.guilds import GuildSettingsRepo
+
+    await GuildSettingsRepo(rag_pool).set(guild_with_injection, actor_id=None, max_answer_tokens=1)
+    caplog.set_level("INFO", logger="core.answering")
+    answer = await answers_with(engine).answer("ask", guild_with_injection, "When do raids start?")
+    assert answer.refused and answer.answer == NO_USABLE_ANSWER and answer.sources == ()
+    assert sum("generating once more" in r.message for r in caplog.records) == 1
+
+
+@pytest.mark.model
+async def test_every_number_the_real_model_states_is_in_its_sources(
+    answers_with: Callable[..., Answers], engine: Engine, guild_with_injection: int
+) -> None:
+    answers = answers_with(engine)
+    for question in ("Which port does the staging server use?", "When do raids start?"):
+        answer = await answers.answer("ask", guild_with_injection, question)
+        body = re.sub(r"\[\d\]", "", answer.answer.split("\n\nSources:")[0])
+        for number in re.findall(r"\d+(?::\d+)?", body):
+            assert number in {"8443", "21:00", "21", "00"}, (question, answer.answer)

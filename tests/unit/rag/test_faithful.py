@@ -1,0 +1,89 @@
+"""What reaches the user is checked against its sources: invented numbers, options and commands
+are dropped, and an answer with no prose left is never shown as an answer."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.answering import NO_USABLE_ANSWER, PreparedAnswer
+from core.llm.types import Message, Request
+from core.rag.faithful import check_answer, strip_preamble, unsupported_terms, usable
+from core.rag.grounding import Grounding
+from core.rag.types import Source
+
+SOURCE = (
+    "Uploads are limited to 5 files per message by default. Admins can raise the limit with "
+    "`guru limits set --files 8`. Run `guru limits show` to see the current value."
+)
+
+
+def test_an_invented_number_is_dropped_and_the_supported_sentence_stays() -> None:
+    checked = check_answer(
+        "By default you can upload 5 files [1]. You can raise it to a maximum of 10.", SOURCE
+    )
+    assert checked.text == "By default you can upload 5 files [1]."
+    assert checked.dropped == ("You can raise it to a maximum of 10.",) and checked.usable
+
+
+def test_numbers_from_the_question_and_list_markers_are_not_inventions() -> None:
+    answer = "1. Yes: 12 files is above the default of 5 files [1]."
+    assert check_answer(answer, SOURCE, "Can I upload 12 files?").dropped == ()
+    assert unsupported_terms("Yes, 12 files [2].", SOURCE.lower()) == ["12"]
+
+
+def test_invented_options_and_commands_are_dropped() -> None:
+    answer = (
+        "Raise the limit with `guru limits set --files 8` [1].\n"
+        "Or use `guru limits set --force` to skip the check.\n"
+        "```\nguru limits show\nguru limits reset --all\n```"
+    )
+    checked = check_answer(answer, SOURCE)
+    assert "--force" not in checked.text and "reset --all" not in checked.text
+    assert "guru limits set --files 8" in checked.text and "guru limits show" in checked.text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "[1]",
+        "Attention:\n\n",
+        "Sources: [1] [2]",
+        "Yes [1].",
+        "the answer is the answer is the answer is the answer is the answer is",
+    ],
+)
+def test_what_is_not_an_answer(text: str) -> None:
+    assert not usable(text)
+
+
+def test_an_answer_starts_with_prose() -> None:
+    assert strip_preamble("[1] A: The original paper scales by sqrt(d_k) [1].").startswith(
+        "The original paper"
+    )
+    assert strip_preamble("Answer: Paris is the capital [1].") == "Paris is the capital [1]."
+    assert usable("The original paper scales the scores by the square root of d_k [1].")
+
+
+def _prepared() -> PreparedAnswer:
+    grounding = Grounding((Source(1, "Upload limits", "limits.md", 0.7),), (SOURCE,))
+    request = Request(messages=(Message("user", "q"),), temperature=0.0)
+    return PreparedAnswer("ask", "How many files can I upload?", 1, grounding, None, request)
+
+
+def test_an_unusable_generation_is_retried_sampled_then_reported_plainly() -> None:
+    prepared = _prepared()
+    assert not prepared.usable("[1]") and not prepared.usable("Up to 10 [1].")
+    retry = prepared.retry_request()
+    assert retry.temperature > 0 and retry.seed is not None
+    assert retry.request_id != prepared.request.request_id  # type: ignore[union-attr]
+    shown = prepared.finish_text("Up to 10 [1].")
+    assert shown.refused and shown.answer == NO_USABLE_ANSWER and shown.sources == ()
+
+
+def test_a_checked_answer_keeps_its_citations_and_sources() -> None:
+    shown = _prepared().finish_text("[1] A: You can upload 5 files per message [1].")
+    assert shown.answer == "You can upload 5 files per message [1]." and not shown.refused
+    assert [s.uri for s in shown.sources] == ["limits.md"]
+    declined = _prepared().finish_text("That is not in this server's docs.")
+    assert declined.refused and "Upload limits" in declined.answer
