@@ -62,6 +62,13 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise ValueError("must be > 0")
+    return value
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 0 < value < 65536:
@@ -243,6 +250,54 @@ VARIABLES: tuple[Var, ...] = (
         parse=_port,
     ),
     Var(
+        "GURU_METRICS_HOST",
+        "metrics_host",
+        "127.0.0.1",
+        "Bind address of the metrics endpoint (`0.0.0.0` exposes it to the network).",
+    ),
+    Var(
+        "GURU_INGEST_MAX_CHARS",
+        "ingest_max_chars",
+        "1000000",
+        "Characters of text one document may yield; a file with more is refused.",
+        parse=_positive_int,
+    ),
+    Var(
+        "GURU_INGEST_MAX_DOC_CHUNKS",
+        "ingest_max_doc_chunks",
+        "1500",
+        "Chunks one document may have; a longer one is refused.",
+        parse=_positive_int,
+    ),
+    Var(
+        "GURU_INGEST_MAX_GUILD_CHUNKS",
+        "ingest_max_guild_chunks",
+        "50000",
+        "Chunks one server's documents may hold together; further documents are refused.",
+        parse=_positive_int,
+    ),
+    Var(
+        "GURU_INGEST_MAX_UNZIPPED_MB",
+        "ingest_max_unzipped_mb",
+        "64",
+        "What a .docx (any zip) may unpack to, checked before parsing; >100:1 is a bomb.",
+        parse=_positive_int,
+    ),
+    Var(
+        "GURU_PARSE_MEMORY_MB",
+        "parse_memory_mb",
+        "512",
+        "Address-space limit of the subprocess that parses files from Discord.",
+        parse=_positive_int,
+    ),
+    Var(
+        "GURU_PARSE_TIMEOUT_S",
+        "parse_timeout_s",
+        "60",
+        "Wall-clock limit of parsing one file from Discord (seconds).",
+        parse=_positive_float,
+    ),
+    Var(
         "GURU_CALC_MODEL",
         "calc_model",
         None,
@@ -316,6 +371,13 @@ class Settings:
     discord_gateway_url: str = "wss://gateway.discord.gg/"
     dev_guild_id: int | None = None
     metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    ingest_max_chars: int = 1_000_000
+    ingest_max_doc_chunks: int = 1500
+    ingest_max_guild_chunks: int = 50_000
+    ingest_max_unzipped_mb: int = 64
+    parse_memory_mb: int = 512
+    parse_timeout_s: float = 60.0
     calc_model: str | None = None
     ask_expand: bool = False
     sandbox_timeout_s: float = 5.0

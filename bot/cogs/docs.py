@@ -86,10 +86,10 @@ class Docs(commands.GroupCog, group_name="docs", group_description="Guru's docum
             await progress.update(f"📥 Adding {i}/{total}…")
             try:
                 if isinstance(item, discord.Attachment):
-                    doc = await upload_document(item)
+                    doc = await upload_document(item, self.kb.ingestor.limits)
                     outcome = await self.kb.ingestor.ingest_document(interaction.guild.id, doc)
                 else:
-                    msg = await fetch_message(interaction.guild, item)
+                    msg = await fetch_message(interaction.guild, item, self.kb.ingestor.limits)
                     outcome = await ingest_message(self.kb.ingestor, msg, "message")
             except Exception as exc:  # noqa: BLE001 - one bad item never stops the rest
                 if (known := user_message_for(exc)) is None:

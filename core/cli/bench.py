@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, str] = {
     "bot_load": "N concurrent /ask through the Discord emulator: ack/answer p50/p99, loop lag",
     "explain": "/explain on 40 held-out questions: retrieval hit@3, the curriculum floor, key terms",
     "rag": "knowledge base: recall@1/5 + MRR@10 on git-doc, ingest chunks/s vs ST, search latency",
+    "docx_bomb": "a 40 MiB .docx bomb: bot RSS growth reading it before vs now (isolated, refused)",
 }
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from core.errors import NotFound
 from core.rag.answer import Answerer
 from core.rag.ingest import Ingestor, check_guild_id
+from core.rag.limits import IngestLimits
 from core.rag.retrieve import Retriever
 
 __all__ = ["KnowledgeBase"]
@@ -33,7 +34,7 @@ class KnowledgeBase:
         retriever = Retriever(db.pool, embedder)
         settings = services.settings
         return cls(
-            Ingestor(db.pool, embedder),
+            Ingestor(db.pool, embedder, IngestLimits.from_settings(settings)),
             retriever,
             Answerer(retriever, services.llm, expand=settings.ask_expand),
         )

@@ -1,0 +1,133 @@
+"""Parse an untrusted file in a child process with an address-space cap and a deadline.
+
+Files from Discord (uploads, pinned messages' attachments) come from any member; a parser
+bug or a bomb that slips past `core.rag.limits` must cost a child process, never the bot.
+The child is `python -m core.rag.isolated`: it sets RLIMIT_AS / RLIMIT_CPU / RLIMIT_FSIZE on
+itself before importing any parser, reads one request as JSON on stdin and writes one JSON
+answer on stdout (a document, or the InvalidInput message). It gets no secrets: its
+environment is only what Python needs. The parent kills it at the deadline. Each file costs a
+~0.2 s interpreter start, acceptable for files that arrive one message at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.errors import InvalidInput
+from core.rag.limits import IngestLimits
+from core.rag.types import ParsedDocument, Section
+
+__all__ = ["parse_untrusted"]
+
+log = logging.getLogger(__name__)
+
+_ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding the `core` package
+_ENV_KEEP = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR")
+_MAX_ANSWER_BYTES = 256 << 20  # the JSON of a capped document is far below this
+
+
+async def parse_untrusted(path: str, limits: IngestLimits, max_bytes: int) -> ParsedDocument:
+    """`load_file(path, max_bytes, limits)` in a limited child; InvalidInput names any refusal."""
+    request = json.dumps({"path": path, "max_bytes": max_bytes, "limits": limits.to_dict()})
+    env = {k: os.environ[k] for k in _ENV_KEEP if k in os.environ}
+    env["PYTHONPATH"] = _ROOT
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-s",  # no user site-packages (the venv keeps its own)
+        "-m",
+        "core.rag.isolated",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=_ROOT,
+        limit=_MAX_ANSWER_BYTES,
+    )
+    try:
+        out, err = await asyncio.wait_for(
+            proc.communicate(request.encode()), timeout=limits.parse_timeout_s
+        )
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise InvalidInput(
+            f"took longer than {limits.parse_timeout_s:g} s to read; refused"
+            " (the limit is GURU_PARSE_TIMEOUT_S)"
+        ) from None
+    except BaseException:  # cancelled: never leave a parser running behind us
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
+    return _answer(proc.returncode, out, err, limits)
+
+
+def _answer(code: int | None, out: bytes, err: bytes, limits: IngestLimits) -> ParsedDocument:
+    try:
+        answer = json.loads(out) if code == 0 else None
+    except ValueError:
+        answer = None
+    if isinstance(answer, dict) and "error" in answer:
+        raise InvalidInput(str(answer["error"]))
+    if isinstance(answer, dict) and "uri" in answer:
+        return ParsedDocument(
+            answer["uri"],
+            answer["title"],
+            tuple(Section(h, t) for h, t in answer["sections"]),
+        )
+    tail = err.decode(errors="replace").strip().splitlines()[-3:]
+    log.warning("isolated parser failed (exit %s): %s", code, " | ".join(tail))
+    if code in (-signal.SIGKILL, -signal.SIGXCPU):
+        raise InvalidInput(f"took too long to read (over {limits.parse_timeout_s:g} s of CPU)")
+    raise InvalidInput(
+        f"the parser failed on it (exit {code}; it may need more than"
+        f" {limits.parse_memory_mb} MiB, the limit GURU_PARSE_MEMORY_MB)"
+    )
+
+
+def _limit_self(limits: IngestLimits) -> None:
+    """Caps on this (child) process, set before any parser is imported."""
+    import resource
+
+    memory = limits.parse_memory_mb << 20
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    cpu = int(limits.parse_timeout_s) + 1
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # a parser has nothing to write
+
+
+def _child(request: dict[str, Any]) -> dict[str, Any]:
+    limits = IngestLimits(**request["limits"])
+    _limit_self(limits)
+    from core.rag.loaders import load_file
+
+    try:
+        doc = load_file(request["path"], request["max_bytes"], limits)
+    except InvalidInput as exc:
+        return {"error": exc.user_message}
+    except MemoryError:
+        return {
+            "error": f"needs more than {limits.parse_memory_mb} MiB to read; refused"
+            " (the limit is GURU_PARSE_MEMORY_MB)"
+        }
+    except RecursionError:
+        return {"error": "nested too deeply to read; refused"}
+    except OSError as exc:
+        return {"error": f"cannot read ({exc.strerror or exc})"}
+    return {
+        "uri": doc.uri,
+        "title": doc.title,
+        "sections": [[s.heading, s.text] for s in doc.sections],
+    }
+
+
+if __name__ == "__main__":
+    answer = _child(json.loads(sys.stdin.buffer.read()))
+    sys.stdout.write(json.dumps(answer))
