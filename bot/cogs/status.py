@@ -11,13 +11,21 @@ from discord.ext import commands
 from bot import render
 from core.llm.types import BackendStats
 from core.rag.kb import KnowledgeBase
+from core.rag.limits import IngestLimits
+from core.rag.loaders import MAX_FILE_BYTES
 
 if TYPE_CHECKING:
     from bot.client import GuruBot
 
 
-def status_embed(stats: BackendStats, docs: tuple[int, int] | None = None) -> discord.Embed:
-    """The /status card; `docs` is (documents, chunks) of this guild."""
+def status_embed(
+    stats: BackendStats,
+    docs: tuple[int, int] | None = None,
+    limits: IngestLimits | None = None,
+) -> discord.Embed:
+    """The /status card; `docs` is (documents, chunks) of this guild, `limits` what one
+    document and this guild may hold (the GURU_INGEST_* / GURU_PARSE_* settings)."""
+    limits = limits or IngestLimits()
     embed = discord.Embed(title="Guru status", colour=discord.Colour.blurple())
     embed.add_field(name="Model", value=render.escape(stats.model))
     embed.add_field(name="Backend", value=f"{stats.backend} ({render.escape(stats.device)})")
@@ -27,7 +35,16 @@ def status_embed(stats: BackendStats, docs: tuple[int, int] | None = None) -> di
     adapters = ", ".join(stats.adapters) if stats.adapters else "none (base model)"
     embed.add_field(name="Adapters loaded", value=render.escape(adapters))
     if docs is not None:
-        embed.add_field(name="Documents here", value=f"{docs[0]:,} ({docs[1]:,} chunks)")
+        embed.add_field(
+            name="Documents here",
+            value=f"{docs[0]:,} ({docs[1]:,} of {limits.max_guild_chunks:,} chunks)",
+        )
+    embed.add_field(
+        name="Limits per file",
+        value=f"{MAX_FILE_BYTES >> 20} MiB, {limits.max_chars:,} characters,"
+        f" {limits.max_doc_chunks:,} chunks; read in {limits.parse_memory_mb} MiB"
+        f" within {limits.parse_timeout_s:g} s",
+    )
     return render.clamp_embed(embed)
 
 
@@ -44,12 +61,15 @@ class Status(commands.Cog):
         services = self.bot.services
         assert services is not None and services.llm is not None
         docs = None
+        limits = IngestLimits.from_settings(services.settings)
         if services.db is not None and interaction.guild_id is not None:
             listed = await KnowledgeBase.from_services(services).ingestor.list_documents(
                 interaction.guild_id
             )
             docs = (len(listed), sum(d.chunk_count for d in listed))
-        await interaction.response.send_message(embed=status_embed(services.llm.stats(), docs))
+        await interaction.response.send_message(
+            embed=status_embed(services.llm.stats(), docs, limits)
+        )
 
 
 async def setup(bot: GuruBot) -> None:

@@ -47,7 +47,8 @@ async def test_status_shows_model_backend_and_queue(bot, emulator: Emulator):
     fields = {f["name"]: f["value"] for f in embed["fields"]}
     assert fields["Model"] == "tiny-llama" and fields["Backend"].startswith("local")
     assert "waiting" in fields["Queue"] and "tokens/s" in fields["Speed"]
-    assert fields["Documents here"] == "0 (0 chunks)"
+    assert fields["Documents here"] == "0 (0 of 50,000 chunks)"
+    assert "1,000,000 characters" in fields["Limits per file"]  # GURU_INGEST_MAX_CHARS
 
 
 async def test_settings_are_refused_without_manage_server(bot, emulator: Emulator, repo):
