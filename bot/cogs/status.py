@@ -22,6 +22,7 @@ def status_embed(
     stats: BackendStats,
     docs: tuple[int, int] | None = None,
     limits: IngestLimits | None = None,
+    guild_id: int | None = None,
 ) -> discord.Embed:
     """The /status card; `docs` is (documents, chunks) of this guild, `limits` what one
     document and this guild may hold (the GURU_INGEST_* / GURU_PARSE_* settings)."""
@@ -32,7 +33,10 @@ def status_embed(
     embed.add_field(name="Queue", value=f"{stats.queued} waiting, {stats.active} answering")
     embed.add_field(name="Speed", value=f"{stats.recent_tokens_per_s:.1f} tokens/s (last 10 s)")
     embed.add_field(name="Tokens generated", value=f"{stats.tokens_generated:,}")
-    adapters = ", ".join(stats.adapters) if stats.adapters else "none (base model)"
+    # only this guild's adapters (core.tuning.registry.engine_name: g<guild>-v<n>): the
+    # others' names would tell any member which servers use Guru
+    own = [a for a in stats.adapters if guild_id is not None and a.startswith(f"g{guild_id}-v")]
+    adapters = ", ".join(own) if own else "none (base model)"
     embed.add_field(name="Adapters loaded", value=render.escape(adapters))
     if docs is not None:
         embed.add_field(
@@ -68,7 +72,7 @@ class Status(commands.Cog):
             )
             docs = (len(listed), sum(d.chunk_count for d in listed))
         await interaction.response.send_message(
-            embed=status_embed(services.llm.stats(), docs, limits)
+            embed=status_embed(services.llm.stats(), docs, limits, interaction.guild_id)
         )
 
 
