@@ -111,6 +111,17 @@ class DocumentRepo:
         assert row is not None
         return int(row[0])
 
+    async def set_metadata_key(
+        self, guild_id: int, document_id: int, key: str, value: str | None
+    ) -> None:
+        """Set one metadata key of a document (None removes it); content stays as it is."""
+        await self.conn.execute(
+            "UPDATE documents SET metadata = CASE WHEN %(value)s::text IS NULL"
+            " THEN metadata - %(key)s ELSE metadata || jsonb_build_object(%(key)s, %(value)s::text)"
+            " END WHERE guild_id = %(guild_id)s AND id = %(id)s",
+            {"guild_id": guild_id, "id": document_id, "key": key, "value": value},
+        )
+
     async def update_content(
         self,
         guild_id: int,
