@@ -220,7 +220,8 @@ VARIABLES: tuple[Var, ...] = (
         "GURU_SERVE_API_KEY",
         "serve_api_key",
         None,
-        "Bearer token clients of `guru serve` must send; unset = no auth.",
+        "Bearer token clients of `guru serve` must send; unset = no auth, allowed only on a"
+        " loopback GURU_SERVE_HOST.",
         secret=True,
     ),
     Var(
