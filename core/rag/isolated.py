@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 _ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding the `core` package
 _ENV_KEEP = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR")
-_MAX_ANSWER_BYTES = 256 << 20  # the JSON of a capped document is far below this
 
 
 async def parse_untrusted(path: str, limits: IngestLimits, max_bytes: int) -> ParsedDocument:
@@ -48,25 +47,59 @@ async def parse_untrusted(path: str, limits: IngestLimits, max_bytes: int) -> Pa
         stderr=asyncio.subprocess.PIPE,
         env=env,
         cwd=_ROOT,
-        limit=_MAX_ANSWER_BYTES,
     )
+    # JSON of a capped document: at most 6 bytes per character (\uXXXX), plus headings
+    cap = 6 * limits.max_chars + (1 << 20)
     try:
         out, err = await asyncio.wait_for(
-            proc.communicate(request.encode()), timeout=limits.parse_timeout_s
+            _exchange(proc, request.encode(), cap), timeout=limits.parse_timeout_s
         )
     except TimeoutError:
-        proc.kill()
-        await proc.wait()
         raise InvalidInput(
             f"took longer than {limits.parse_timeout_s:g} s to read; refused"
             " (the limit is GURU_PARSE_TIMEOUT_S)"
         ) from None
-    except BaseException:  # cancelled: never leave a parser running behind us
+    finally:  # timed out, cancelled or over its output cap: never leave a parser running
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-        raise
+    if out is None:
+        raise InvalidInput("the parser's answer was larger than any allowed document; refused")
     return _answer(proc.returncode, out, err, limits)
+
+
+async def _exchange(
+    proc: asyncio.subprocess.Process, request: bytes, cap: int
+) -> tuple[bytes | None, bytes]:
+    """Send the request; read stdout up to `cap` bytes (None beyond) and stderr's tail."""
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    proc.stdin.write(request)
+    await proc.stdin.drain()
+    proc.stdin.close()
+
+    async def capped(stream: asyncio.StreamReader) -> bytes | None:
+        data = bytearray()
+        while chunk := await stream.read(1 << 16):
+            data += chunk
+            if len(data) > cap:
+                return None
+        return bytes(data)
+
+    async def tail(stream: asyncio.StreamReader) -> bytes:
+        data = b""
+        while chunk := await stream.read(1 << 16):
+            data = (data + chunk)[-8192:]
+        return data
+
+    err_task = asyncio.ensure_future(tail(proc.stderr))
+    try:
+        out = await capped(proc.stdout)
+        if out is None:
+            return None, b""
+        await proc.wait()
+        return out, await err_task
+    finally:
+        err_task.cancel()
 
 
 def _answer(code: int | None, out: bytes, err: bytes, limits: IngestLimits) -> ParsedDocument:
