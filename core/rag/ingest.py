@@ -290,13 +290,7 @@ class Ingestor:
         Guild 0 is the operator's concept notes, not a member's upload: never capped."""
         if guild_id == 0:
             return
-        cur = await conn.execute(
-            "SELECT coalesce(sum(chunk_count), 0) FROM documents"
-            " WHERE guild_id = %(g)s AND id <> %(d)s",
-            {"g": guild_id, "d": doc_id},
-        )
-        row = await cur.fetchone()
-        used = int(row[0]) if row else 0
+        used = await DocumentRepo(conn).chunks_used(guild_id, excluding=doc_id)
         if used + adding > self.limits.max_guild_chunks:
             raise InvalidInput(
                 f"this server's documents are full ({used:,} of"

@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import sys
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,22 @@ log = logging.getLogger(__name__)
 
 _ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding the `core` package
 _ENV_KEEP = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR")
+# Children at once: each may take GURU_PARSE_MEMORY_MB, and a burst of pins must not add up to
+# the host's memory. One gate per event loop (tests run many loops).
+PARALLEL_PARSES = 2
+_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def parse_untrusted(path: str, limits: IngestLimits, max_bytes: int) -> ParsedDocument:
     """`load_file(path, max_bytes, limits)` in a limited child; InvalidInput names any refusal."""
+    gate = _gates.setdefault(asyncio.get_running_loop(), asyncio.Semaphore(PARALLEL_PARSES))
+    async with gate:
+        return await _parse(path, limits, max_bytes)
+
+
+async def _parse(path: str, limits: IngestLimits, max_bytes: int) -> ParsedDocument:
     request = json.dumps({"path": path, "max_bytes": max_bytes, "limits": limits.to_dict()})
     env = {k: os.environ[k] for k in _ENV_KEEP if k in os.environ}
     env["PYTHONPATH"] = _ROOT

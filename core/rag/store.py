@@ -111,6 +111,16 @@ class DocumentRepo:
         assert row is not None
         return int(row[0])
 
+    async def chunks_used(self, guild_id: int, *, excluding: int = 0) -> int:
+        """The guild's chunks, without those of document `excluding` (the one being replaced)."""
+        cur = await self.conn.execute(
+            "SELECT coalesce(sum(chunk_count), 0) FROM documents"
+            " WHERE guild_id = %(g)s AND id <> %(d)s",
+            {"g": guild_id, "d": excluding},
+        )
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
     async def set_metadata_key(
         self, guild_id: int, document_id: int, key: str, value: str | None
     ) -> None:

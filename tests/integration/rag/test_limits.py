@@ -3,6 +3,7 @@ guild are refused with a reason, and parsing in the isolated child cannot cost t
 
 from __future__ import annotations
 
+import asyncio
 import zipfile
 from pathlib import Path
 
@@ -140,3 +141,28 @@ async def test_a_guild_over_its_chunk_cap_is_refused_and_other_guilds_are_not(
     assert replaced.status == "replaced"
     assert (await capped.ingest_document(other, _doc("b", 300))).status == "added"
     assert [d.uri for d in await capped.list_documents(guild)] == ["a"]
+
+
+async def test_parses_beyond_the_parallel_limit_wait_their_turn(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from core.rag import isolated
+
+    running, most = 0, 0
+    real = isolated._parse
+
+    async def counted(*args):
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        try:
+            return await real(*args)
+        finally:
+            running -= 1
+
+    monkeypatch.setattr(isolated, "_parse", counted)
+    path = write_docx(tmp_path / "notes.docx", ["Meeting notes", "Ship on Friday"])
+    docs = await asyncio.gather(
+        *(parse_untrusted(str(path), IngestLimits(), MAX_FILE_BYTES) for _ in range(5))
+    )
+    assert len({d.sections for d in docs}) == 1 and most == isolated.PARALLEL_PARSES
