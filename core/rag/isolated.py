@@ -12,6 +12,7 @@ environment is only what Python needs. The parent kills it at the deadline. Each
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -61,7 +62,7 @@ async def _parse(path: str, limits: IngestLimits, max_bytes: int) -> ParsedDocum
         env=env,
         cwd=_ROOT,
     )
-    # JSON of a capped document: at most 6 bytes per character (\uXXXX), plus headings
+    # UTF-8 JSON of a capped document: at most 6 bytes a character (\u0001), plus headings
     cap = 6 * limits.max_chars + (1 << 20)
     try:
         out, err = await asyncio.wait_for(
@@ -86,9 +87,10 @@ async def _exchange(
 ) -> tuple[bytes | None, bytes]:
     """Send the request; read stdout up to `cap` bytes (None beyond) and stderr's tail."""
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-    proc.stdin.write(request)
-    await proc.stdin.drain()
-    proc.stdin.close()
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # it died at start
+        proc.stdin.write(request)
+        await proc.stdin.drain()
+        proc.stdin.close()
 
     async def capped(stream: asyncio.StreamReader) -> bytes | None:
         data = bytearray()
@@ -176,4 +178,5 @@ def _child(request: dict[str, Any]) -> dict[str, Any]:
 
 if __name__ == "__main__":
     answer = _child(json.loads(sys.stdin.buffer.read()))
-    sys.stdout.write(json.dumps(answer))
+    # UTF-8 whatever the locale (the child gets no LANG); surrogatepass: pypdf may emit halves
+    sys.stdout.buffer.write(json.dumps(answer, ensure_ascii=False).encode("utf-8", "surrogatepass"))
