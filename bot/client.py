@@ -77,9 +77,14 @@ class GuruBot(commands.AutoShardedBot):
             except Exception:  # noqa: BLE001 - one broken cog must not stop the bot
                 log.exception("failed to load extension %s", name)
         await self.sync_commands()
-        if self.settings.metrics_port is not None:
-            # all interfaces: Prometheus usually scrapes from another host or container
-            await self.metrics.start("0.0.0.0", self.settings.metrics_port)
+        await self.start_metrics()
+
+    async def start_metrics(self) -> int | None:
+        """Serve /metrics on GURU_METRICS_HOST (loopback unless the operator opens it: the
+        numbers tell anyone how busy the bot is); the bound port, or None when off."""
+        if self.settings.metrics_port is None:
+            return None
+        return await self.metrics.start(self.settings.metrics_host, self.settings.metrics_port)
 
     def _llm_stats(self) -> BackendStats | None:
         llm = self.services.llm if self.services is not None else None

@@ -4,7 +4,9 @@ The adapter half of `core.pins`: it reads Discord objects and hands plain values
 Message links are only followed within the guild the command came from (guild isolation: a
 link to another server's message is refused, never fetched). A message's files in the formats
 `/docs add` takes are handed over as `MessageFile`s (downloaded only if core asks); other
-attachments (images, archives) are not documents and are left out.
+attachments (images, archives) are not documents and are left out. Every file is parsed by
+`core.rag.isolated` in a child process with memory and time limits: any member can pin a
+file, so a parser bug or a decompression bomb must cost that child, not the bot.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import discord
 from bot.errors import Refused
 from core.errors import InvalidInput
 from core.pins import DiscordMessage, MessageFile
-from core.rag.loaders import MAX_FILE_BYTES, SUPPORTED, load_file
+from core.rag.isolated import parse_untrusted
+from core.rag.limits import IngestLimits
+from core.rag.loaders import MAX_FILE_BYTES, SUPPORTED
 from core.rag.types import ParsedDocument
 
 __all__ = [
@@ -65,8 +69,11 @@ def parse_message_refs(text: str, guild_id: int, default_channel_id: int) -> lis
     return list(dict.fromkeys(refs))
 
 
-def document_message(message: discord.Message) -> DiscordMessage:
+def document_message(
+    message: discord.Message, limits: IngestLimits | None = None
+) -> DiscordMessage:
     """The value core ingests for a message: its text and its document files (not read yet)."""
+    limits = limits or IngestLimits()
     assert message.guild is not None
     channel = getattr(message.channel, "name", None) or str(message.channel.id)
     files = []
@@ -76,7 +83,7 @@ def document_message(message: discord.Message) -> DiscordMessage:
                 MessageFile(
                     attachment.id,
                     _safe_name(attachment.filename),
-                    lambda a=attachment: attachment_document(a),
+                    lambda a=attachment: attachment_document(a, limits),
                 )
             )
         else:
@@ -94,7 +101,9 @@ def document_message(message: discord.Message) -> DiscordMessage:
     )
 
 
-async def fetch_message(guild: discord.Guild, ref: MessageRef) -> DiscordMessage:
+async def fetch_message(
+    guild: discord.Guild, ref: MessageRef, limits: IngestLimits | None = None
+) -> DiscordMessage:
     """Fetch a message of this guild; Refused with a reason when it cannot be read."""
     channel = guild.get_channel_or_thread(ref.channel_id)
     if not isinstance(channel, discord.abc.Messageable):
@@ -107,7 +116,7 @@ async def fetch_message(guild: discord.Guild, ref: MessageRef) -> DiscordMessage
         raise Refused(
             f"I can't read <#{ref.channel_id}>; give me Read Message History there."
         ) from None
-    return document_message(message)
+    return document_message(message, limits)
 
 
 def _safe_name(filename: str) -> str:
@@ -115,8 +124,11 @@ def _safe_name(filename: str) -> str:
     return name[:120]
 
 
-async def attachment_document(attachment: discord.Attachment) -> ParsedDocument:
-    """Download a file and parse it (off the loop); InvalidInput says why it cannot be used."""
+async def attachment_document(
+    attachment: discord.Attachment, limits: IngestLimits | None = None
+) -> ParsedDocument:
+    """Download a file and parse it in a limited child; InvalidInput says why it cannot be used."""
+    limits = limits or IngestLimits()
     name = _safe_name(attachment.filename)
     if Path(name).suffix.lower() not in SUPPORTED:
         raise InvalidInput(f"{name}: unsupported file type; use one of {' '.join(SUPPORTED)}.")
@@ -131,14 +143,16 @@ async def attachment_document(attachment: discord.Attachment) -> ParsedDocument:
     with tempfile.TemporaryDirectory(prefix="guru-upload-") as tmp:
         path = Path(tmp) / name
         await asyncio.to_thread(path.write_bytes, data)
-        parsed = await asyncio.to_thread(load_file, str(path))
+        parsed = await parse_untrusted(str(path), limits, MAX_FILE_BYTES)
     return ParsedDocument(
         name, parsed.title, parsed.sections, "file", {"filename": name, "bytes": len(data)}
     )
 
 
-async def upload_document(attachment: discord.Attachment) -> ParsedDocument:
+async def upload_document(
+    attachment: discord.Attachment, limits: IngestLimits | None = None
+) -> ParsedDocument:
     """An uploaded file as a document; uri `upload:<filename>`, so uploading a new version of
     the same file replaces the old one."""
-    doc = await attachment_document(attachment)
+    doc = await attachment_document(attachment, limits)
     return ParsedDocument(f"upload:{doc.uri}", doc.title, doc.sections, doc.source, doc.metadata)

@@ -3,6 +3,9 @@
 2000 characters per message, embed limits, code fences that survive a split, long output as a
 file, mentions neutralised (belt and braces with `AllowedMentions.none()`: escaped text also
 *looks* harmless when quoted), and a visible "(truncated)" wherever something was cut.
+Links the model writes are shown as their URLs (`unmask_links`): a document can steer the
+model into writing `[official login](https://evil.example)`, which Discord would render as
+the words alone.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ __all__ = [
     "split_message",
     "stream_frame",
     "truncate",
+    "unmask_links",
 ]
 
 MESSAGE_LIMIT = 2000
@@ -40,6 +44,11 @@ FIELD_NAME, FIELD_VALUE, FOOTER, EMBED_TOTAL = 256, 1024, 2048, 6000
 
 _FENCE = re.compile(r"^\s*```(\S*)")
 _MENTION = re.compile(r"@(everyone|here)|<@([!&]?)(?=\d)")
+_MASKED_LINK = re.compile(
+    r"\[((?:[^\[\]\n]|\[[^\[\]\n]*\])*)\]"  # the text, one level of brackets inside
+    r"\(\s*<?((?:[^\s()<>]|\([^\s()<>]*\))+)>?(?:\s+\"[^\"\n]*\")?\s*\)"  # url, "title"
+)
+_CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,17 @@ class Page:
 def escape(text: str) -> str:
     """Neutralise @everyone, @here and user/role mentions with a zero-width space."""
     return _MENTION.sub(lambda m: m.group(0)[:1] + "\u200b" + m.group(0)[1:], text)
+
+
+def unmask_links(text: str) -> str:
+    """Model-written masked links `[text](url)` as `text (<url>)`: the destination shows (no
+    preview). Code is left alone, where Discord renders no links anyway."""
+    parts = _CODE.split(text)
+    for i in range(0, len(parts), 2):  # odd parts are code spans and blocks
+        shown = _MASKED_LINK.sub(lambda m: f"{m[1]} (<{m[2]}>)".lstrip(), parts[i])
+        # whatever shape the pattern missed, "](" split by a zero-width space is no link
+        parts[i] = shown.replace("](", "]\u200b(")
+    return "".join(parts)
 
 
 def truncate(text: str, limit: int, marker: str = TRUNCATED) -> str:
@@ -131,7 +151,7 @@ def stream_frame(text: str, *, queue_position: int | None = None, note: str = ""
         if queue_position is not None and queue_position > 0:
             return f"⏳ Waiting in line: position {queue_position}."
         return "✍️ Thinking…"
-    body = escape(text.strip())
+    body = escape(unmask_links(text.strip()))
     suffix = f"\n\n{note}" if note else " ▌"
     room = MESSAGE_LIMIT - len(suffix)
     if len(body) > room:
@@ -188,10 +208,12 @@ def source_link(title: str, uri: str) -> str:
 
 
 def answer_text(answer: Answer) -> str:
-    """A finished grounded answer: the text, then its sources (a refusal has none)."""
+    """A finished grounded answer: the text, then its sources (a refusal has none). Only the
+    sources, which Guru writes, keep masked links."""
+    text = unmask_links(answer.answer)
     if not answer.sources:
-        return answer.answer
-    return f"{answer.answer.strip()}\n\n{sources_block(answer.sources)}"
+        return text
+    return f"{text.strip()}\n\n{sources_block(answer.sources)}"
 
 
 def code_block(code: str, language: str = "py") -> str:

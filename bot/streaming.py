@@ -231,7 +231,7 @@ class StreamingReply:
             await self.interaction.followup.send(page.content, wait=True, **kwargs)
 
     async def _finish_partial(self, note: str) -> None:
-        text = render.escape(self.text.strip())
+        text = render.escape(render.unmask_links(self.text.strip()))  # raw model text
         body = render.truncate(text, render.MESSAGE_LIMIT - len(note) - 8) if text else ""
         if body.count("```") % 2:
             body += "\n```"

@@ -62,6 +62,13 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise ValueError("must be > 0")
+    return value
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 0 < value < 65536:
@@ -312,7 +319,8 @@ class Settings:
         repr=False,
         metadata=env(
             "GURU_SERVE_API_KEY",
-            "Bearer token clients of `guru serve` must send; unset = no auth.",
+            "Bearer token clients of `guru serve` must send; unset = no auth, allowed only on a"
+            " loopback GURU_SERVE_HOST.",
             secret=True,
         ),
     )
@@ -347,6 +355,61 @@ class Settings:
             "GURU_METRICS_PORT",
             "Serve Prometheus metrics of the bot on this port; unset = no metrics endpoint.",
             parse=_port,
+        ),
+    )
+    metrics_host: str = field(
+        default="127.0.0.1",
+        metadata=env(
+            "GURU_METRICS_HOST",
+            "Bind address of the metrics endpoint (`0.0.0.0` exposes it to the network).",
+        ),
+    )
+    ingest_max_chars: int = field(
+        default=1_000_000,
+        metadata=env(
+            "GURU_INGEST_MAX_CHARS",
+            "Characters of text one document may yield; a file with more is refused.",
+            parse=_positive_int,
+        ),
+    )
+    ingest_max_doc_chunks: int = field(
+        default=1500,
+        metadata=env(
+            "GURU_INGEST_MAX_DOC_CHUNKS",
+            "Chunks one document may have; a longer one is refused.",
+            parse=_positive_int,
+        ),
+    )
+    ingest_max_guild_chunks: int = field(
+        default=50_000,
+        metadata=env(
+            "GURU_INGEST_MAX_GUILD_CHUNKS",
+            "Chunks one server's documents may hold together; further documents are refused.",
+            parse=_positive_int,
+        ),
+    )
+    ingest_max_unzipped_mb: int = field(
+        default=64,
+        metadata=env(
+            "GURU_INGEST_MAX_UNZIPPED_MB",
+            "What a .docx (any zip) may unpack to, checked before parsing; >100:1 is a bomb.",
+            parse=_positive_int,
+        ),
+    )
+    parse_memory_mb: int = field(
+        default=512,
+        metadata=env(
+            "GURU_PARSE_MEMORY_MB",
+            "Address-space limit of the subprocess that parses files from Discord.",
+            parse=_positive_int,
+        ),
+    )
+    parse_timeout_s: float = field(
+        default=60.0,
+        metadata=env(
+            "GURU_PARSE_TIMEOUT_S",
+            "Wall-clock limit of parsing one file from Discord (seconds).",
+            parse=_positive_float,
         ),
     )
     calc_model: str | None = field(

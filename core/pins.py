@@ -11,6 +11,11 @@ message: uri `<jump url>#<file name>`, so a citation opens the message, and unpi
 deleting it removes them with it. Discord never changes an attachment's bytes, so a file
 already stored under the same attachment id is not downloaded again. A file that cannot be
 read is skipped with its reason (logged and in the report); the message text still goes in.
+
+A message a moderator added with `/docs add messages` was vetted as it was: when its author
+edits it, the stored text stays and the document is flagged (`EDITED_KEY` in its metadata,
+shown by `/docs list`) until a moderator adds it again. Pins follow edits: whoever pins a
+message keeps vetting it (and can unpin it).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from core.rag.store import DocumentRepo
 from core.rag.types import DocumentInfo, IngestOutcome, ParsedDocument
 
 __all__ = [
+    "EDITED_KEY",
     "DiscordMessage",
     "MessageFile",
     "PinSyncReport",
@@ -42,6 +48,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Origin = Literal["pin", "message"]
+EDITED_KEY = "edited_since_added"  # metadata: the author changed an added message since
 
 
 def jump_url(guild_id: int, channel_id: int, message_id: int) -> str:
@@ -104,8 +111,9 @@ class PinSyncReport:
 
 
 async def ingest_message(ingestor: Ingestor, msg: DiscordMessage, origin: Origin) -> IngestOutcome:
-    """One message as a document (uri = jump URL); `origin` says whether a pin put it there."""
-    return await ingestor.ingest_message(
+    """One message as a document (uri = jump URL); `origin` says whether a pin put it there.
+    Adding a message again takes its current text and clears its edit flag."""
+    outcome = await ingestor.ingest_message(
         msg.guild_id,
         msg.text,
         jump_url=msg.jump_url,
@@ -117,6 +125,12 @@ async def ingest_message(ingestor: Ingestor, msg: DiscordMessage, origin: Origin
             "origin": origin,
         },
     )
+    if outcome.status == "unchanged" and outcome.document_id is not None:
+        async with ingestor.pool.connection() as conn:  # the edit was undone: vetted again
+            await DocumentRepo(conn).set_metadata_key(
+                msg.guild_id, outcome.document_id, EDITED_KEY, None
+            )
+    return outcome
 
 
 async def ingest_file(
@@ -215,9 +229,18 @@ async def sync_channel(
 
 
 async def refresh_message(ingestor: Ingestor, msg: DiscordMessage) -> IngestOutcome | None:
-    """Re-ingest an edited message if it is a document (keeping its origin); else None."""
+    """Follow an edited message that is a document: a pin is re-ingested; an added message
+    keeps its vetted text and is flagged as edited. None when nothing was re-ingested."""
     async with ingestor.pool.connection() as conn:
         doc = await DocumentRepo(conn).get_by_uri(msg.guild_id, msg.jump_url)
+        if doc is not None and doc.metadata.get("origin", "message") == "message":
+            await DocumentRepo(conn).set_metadata_key(msg.guild_id, doc.id, EDITED_KEY, "true")
+            log.info(
+                "message %s in guild %s was edited after it was added; kept as added",
+                msg.message_id,
+                msg.guild_id,
+            )
+            return None
     if doc is None:
         return None
     if not msg.text.strip():  # edited down to nothing: nothing left to answer from

@@ -84,7 +84,10 @@ class Services:
 
         if self.db is None:
             raise RuntimeError("the knowledge base needs Services opened with db=True")
-        return KnowledgeBase.open(self.db.pool, self.embedder)
+        from core.rag.limits import IngestLimits
+
+        limits = IngestLimits.from_settings(self.settings)
+        return KnowledgeBase.open(self.db.pool, self.embedder, limits)
 
     @cached_property
     def answers(self) -> Answers:

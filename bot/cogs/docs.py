@@ -19,7 +19,7 @@ from bot.checks import ensure_manage_guild
 from bot.docsource import MessageRef, fetch_message, parse_message_refs, upload_document
 from bot.errors import Refused, user_message_for
 from bot.progress import BackgroundJobs, ProgressReply, post_pages
-from core.pins import ingest_message
+from core.pins import EDITED_KEY, ingest_message
 from core.rag.types import IngestOutcome
 
 if TYPE_CHECKING:
@@ -86,13 +86,13 @@ class Docs(commands.GroupCog, group_name="docs", group_description="Guru's docum
             await progress.update(f"📥 Adding {i}/{total}…")
             try:
                 if isinstance(item, discord.Attachment):
-                    doc = await upload_document(item)
+                    doc = await upload_document(item, self.kb.ingestor.limits)
                     outcome = await self.kb.ingestor.ingest_document(interaction.guild.id, doc)
                 else:
                     ensure_can_read(
                         interaction, interaction.guild.get_channel_or_thread(item.channel_id)
                     )
-                    msg = await fetch_message(interaction.guild, item)
+                    msg = await fetch_message(interaction.guild, item, self.kb.ingestor.limits)
                     outcome = await ingest_message(self.kb.ingestor, msg, "message")
             except Exception as exc:  # noqa: BLE001 - one bad item never stops the rest
                 if (known := user_message_for(exc)) is None:
@@ -111,7 +111,13 @@ class Docs(commands.GroupCog, group_name="docs", group_description="Guru's docum
             await interaction.followup.send("No documents yet: add some with `/docs add`.")
             return
         lines = [
-            f"`{d.id}` {render.source_link(d.title, d.uri)} — {d.chunk_count} chunks" for d in docs
+            f"`{d.id}` {render.source_link(d.title, d.uri)} — {d.chunk_count} chunks"
+            + (
+                " — ✏️ edited since added; add it again to use the new text"
+                if d.metadata.get(EDITED_KEY)
+                else ""
+            )
+            for d in docs
         ]
         text = f"**{len(docs)} documents**\n" + "\n".join(lines)
         # render.pages: up to 4 private messages, beyond that a preview and the list as a file

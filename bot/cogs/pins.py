@@ -62,7 +62,8 @@ class Pins(commands.Cog):
             report: PinSyncReport | None = None
             while channel.id in self._dirty:  # events during a sync: one more pass after it
                 self._dirty.discard(channel.id)
-                pinned = [document_message(m) async for m in channel.pins(limit=None)]
+                limits = self.kb.ingestor.limits
+                pinned = [document_message(m, limits) async for m in channel.pins(limit=None)]
 
                 async def step(done: int, total: int) -> None:
                     if progress is not None:

@@ -2,7 +2,9 @@
 
 Other Guru processes reach it with GURU_LLM_URL (one model, many bots or workers), and so can
 any OpenAI client. Runs until SIGINT/SIGTERM, then stops listening, gives running requests a
-few seconds, cancels the rest and closes the engine.
+few seconds, cancels the rest and closes the engine. It refuses to listen beyond loopback
+without GURU_SERVE_API_KEY: an open model server is anyone's free GPU and every guild's
+adapters.
 """
 
 from __future__ import annotations
@@ -10,16 +12,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 from typing import Any
 
 from core.config import Settings
+from core.errors import ConfigError
 
-__all__ = ["register", "serve_command"]
+__all__ = ["register", "serve_command", "check_bind"]
 
 log = logging.getLogger(__name__)
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def check_bind(host: str, api_key: str | None) -> None:
+    """ConfigError unless `host` is loopback or an API key is set."""
+    if api_key:
+        return
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        loopback = False
+    if not loopback:
+        raise ConfigError(
+            f"Refusing to serve on {host} without GURU_SERVE_API_KEY: anyone who reaches it "
+            "could use the model and every guild's adapters. Set GURU_SERVE_API_KEY, or bind "
+            "to 127.0.0.1."
+        )
 
 
 def register(subparsers: Any) -> None:
@@ -56,10 +75,7 @@ async def serve_command(args: argparse.Namespace, settings: Settings) -> int:
     port = settings.serve_port if args.port is None else args.port
     if settings.llm_url:
         log.warning("GURU_LLM_URL is ignored by `guru serve`: it serves the local GURU_MODEL")
-    if host not in LOOPBACK and not settings.serve_api_key:
-        log.warning(
-            "serving on %s without GURU_SERVE_API_KEY: anyone who reaches it can use it", host
-        )
+    check_bind(host, settings.serve_api_key)  # before the model loads: fail in a second
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -4,7 +4,9 @@ Parsing, chunking and embedding happen before any transaction opens; the write o
 and all its chunks is then one short transaction, so after any failure (a bad file, a killed
 connection, a crashed process) the document is either complete or absent, and a replaced
 document is either wholly old or wholly new. Unchanged content (same content hash) is a no-op
-that embeds nothing. One bad input never stops the rest of a batch.
+that embeds nothing. One bad input never stops the rest of a batch. `IngestLimits` caps each
+document's characters and chunks and each guild's chunks (a refused document is an outcome
+with the reason, like any bad file).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from core.db.pool import Pool
 from core.errors import GuruError, InvalidInput, NotFound
 from core.rag.chunking import Chunker, content_hash
 from core.rag.embedder import Embedder
+from core.rag.limits import IngestLimits
 from core.rag.loaders import MAX_FILE_BYTES, expand_paths, load_file, parse_text
 from core.rag.store import ChunkRepo, DocumentRepo, forget_guild
 from core.rag.types import (
@@ -55,9 +58,10 @@ def check_guild_id(guild_id: int) -> int:
 class Ingestor:
     """Write side of the knowledge base; one per process (shares the embedder)."""
 
-    def __init__(self, pool: Pool, embedder: Embedder) -> None:
+    def __init__(self, pool: Pool, embedder: Embedder, limits: IngestLimits | None = None) -> None:
         self.pool = pool
         self.embedder = embedder
+        self.limits = limits or IngestLimits()
         self._chunker: Chunker | None = None
 
     async def ingest_paths(
@@ -116,7 +120,7 @@ class Ingestor:
         if problem:
             return IngestOutcome(uri, "error", error=problem)
         try:
-            doc = await asyncio.to_thread(load_file, uri, max_bytes)
+            doc = await asyncio.to_thread(load_file, uri, max_bytes, self.limits)
         except InvalidInput as exc:
             return IngestOutcome(uri, "error", error=exc.user_message)
         except OSError as exc:
@@ -170,6 +174,20 @@ class Ingestor:
             return IngestOutcome(doc.uri, "error", error=exc.user_message)
         if not drafts:
             return IngestOutcome(doc.uri, "error", error="no text to index")
+        if len(drafts) > self.limits.max_doc_chunks:
+            return IngestOutcome(
+                doc.uri,
+                "error",
+                error=f"too long: {len(drafts)} chunks, more than {self.limits.max_doc_chunks};"
+                " split it (the limit is GURU_INGEST_MAX_DOC_CHUNKS)",
+            )
+        try:  # early, so a full guild costs no embedding; `_write` checks again, authoritatively
+            async with self.pool.connection() as conn:
+                await self._check_guild_room(
+                    conn, guild_id, existing.id if existing else 0, len(drafts)
+                )
+        except InvalidInput as exc:
+            return IngestOutcome(doc.uri, "error", error=exc.user_message)
         return _Prepared(doc, digest, drafts)
 
     async def _finish(self, guild_id: int, window: list[_Item]) -> list[IngestOutcome]:
@@ -260,9 +278,25 @@ class Ingestor:
                     guild_id, doc_id, title=doc.title, content_hash=digest, metadata=doc.metadata
                 )
                 await chunks.delete_for_document(guild_id, doc_id)
+            await self._check_guild_room(conn, guild_id, doc_id, len(drafts))
             count = await chunks.insert_many(guild_id, doc_id, drafts, embeddings)
             await docs.set_chunk_count(guild_id, doc_id, count)
         return IngestOutcome(doc.uri, status, doc_id, count, doc.title)  # type: ignore[arg-type]
+
+    async def _check_guild_room(
+        self, conn: psycopg.AsyncConnection, guild_id: int, doc_id: int, adding: int
+    ) -> None:
+        """InvalidInput (rolling the write back) when the guild would hold too many chunks.
+        Guild 0 is the operator's concept notes, not a member's upload: never capped."""
+        if guild_id == 0:
+            return
+        used = await DocumentRepo(conn).chunks_used(guild_id, excluding=doc_id)
+        if used + adding > self.limits.max_guild_chunks:
+            raise InvalidInput(
+                f"this server's documents are full ({used:,} of"
+                f" {self.limits.max_guild_chunks:,} chunks used, this one needs {adding:,});"
+                " remove some documents first (the limit is GURU_INGEST_MAX_GUILD_CHUNKS)"
+            )
 
     async def _get_chunker(self) -> Chunker:
         if self._chunker is None:

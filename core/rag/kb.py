@@ -12,6 +12,7 @@ from core.db.pool import Pool
 from core.errors import InvalidInput, NotFound
 from core.rag.embedder import Embedder
 from core.rag.ingest import Ingestor, check_guild_id
+from core.rag.limits import IngestLimits
 from core.rag.retrieve import Retriever
 from core.rag.store import DocumentRepo
 from core.rag.types import DocumentInfo
@@ -25,8 +26,11 @@ class KnowledgeBase:
     retriever: Retriever
 
     @classmethod
-    def open(cls, pool: Pool, embedder: Embedder) -> KnowledgeBase:
-        return cls(Ingestor(pool, embedder), Retriever(pool, embedder))
+    def open(
+        cls, pool: Pool, embedder: Embedder, limits: IngestLimits | None = None
+    ) -> KnowledgeBase:
+        """`limits`: the caps on what a document and a guild may hold (the settings')."""
+        return cls(Ingestor(pool, embedder, limits), Retriever(pool, embedder))
 
     async def require_guild(self, guild_id: int) -> None:
         """NotFound unless the guild has a `guilds` row or any document (CLI "unknown guild")."""

@@ -1,9 +1,13 @@
 """Read files into `ParsedDocument`s, refusing bad input with one clear reason each.
 
-PDF and DOCX go through llama-index's file readers (pypdf, docx2txt). Text formats are decoded
-here, strictly as UTF-8, because the generic reader would silently drop undecodable bytes;
-markdown and HTML are split at their headings so each chunk keeps its section title.
-Every function here is blocking: call it through `asyncio.to_thread`.
+PDF and DOCX go through pypdf and docx2txt (what llama-index's file readers wrap, without
+their 2 s import, which every isolated parse would pay). Text formats are decoded here,
+strictly as UTF-8, because a generic reader would silently drop undecodable bytes; markdown
+and HTML are split at their headings so each chunk keeps its section title. Every file is
+bounded by `IngestLimits`: zip-based files are checked before unpacking, and text beyond
+`max_chars` refuses the file (cut silently, a document would answer from half of itself).
+Every function here is blocking: call it through `asyncio.to_thread`, or for files from
+Discord through `core.rag.isolated`, which runs it in a limited subprocess.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from core.errors import InvalidInput
+from core.rag.limits import IngestLimits, check_zip
 from core.rag.types import ParsedDocument, Section
 
 __all__ = [
@@ -30,7 +35,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SUPPORTED = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")
+ZIP_BASED = (".docx",)  # checked member by member before any parser opens them
 MAX_FILE_BYTES = 20 * 1024 * 1024
+# HTML is mostly markup: its source may be this many times the text cap before it is parsed.
+_HTML_MARKUP_FACTOR = 5
 _HTML_BLOCKS = ["h1", "h2", "h3", "h4", "p", "pre", "ul", "ol", "dl", "table", "blockquote"]
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 
@@ -56,8 +64,12 @@ def expand_paths(paths: list[str]) -> Iterator[tuple[str, str | None]]:
             yield given, "no such file or directory"
 
 
-def load_file(path: str, max_bytes: int = MAX_FILE_BYTES) -> ParsedDocument:
-    """Parse one file; raise InvalidInput naming what is wrong (type, size, encoding, empty)."""
+def load_file(
+    path: str, max_bytes: int = MAX_FILE_BYTES, limits: IngestLimits | None = None
+) -> ParsedDocument:
+    """Parse one file; raise InvalidInput naming what is wrong (type, size, encoding, empty,
+    too much text, a zip bomb)."""
+    limits = limits or IngestLimits()
     ext = Path(path).suffix.lower()
     if ext not in SUPPORTED:
         raise InvalidInput(
@@ -68,12 +80,18 @@ def load_file(path: str, max_bytes: int = MAX_FILE_BYTES) -> ParsedDocument:
         raise InvalidInput(f"file too large ({size / 1e6:.1f} MB > {max_bytes / 1e6:.1f} MB)")
     if size == 0:
         raise InvalidInput("empty file")
+    if ext in ZIP_BASED:
+        check_zip(path, limits)
     if ext == ".pdf":
-        doc = _load_pdf(path)
+        doc = _load_pdf(path, limits.max_chars)
     elif ext == ".docx":
         doc = _load_docx(path)
     else:
         text = _read_utf8(path)
+        if ext in (".html", ".htm"):
+            _check_chars(len(text), limits.max_chars * _HTML_MARKUP_FACTOR, "HTML")
+        else:
+            _check_chars(len(text), limits.max_chars)
         if ext in (".md", ".markdown"):
             doc = parse_markdown(path, text)
         elif ext in (".html", ".htm"):
@@ -82,7 +100,17 @@ def load_file(path: str, max_bytes: int = MAX_FILE_BYTES) -> ParsedDocument:
             doc = parse_text(path, text)
     if not any(s.text.strip() for s in doc.sections):
         raise InvalidInput("no text in the file")
+    _check_chars(sum(len(s.text) for s in doc.sections), limits.max_chars)
     return doc
+
+
+def _check_chars(count: int, limit: int, what: str = "text") -> None:
+    if count > limit:
+        raise InvalidInput(
+            f"more than {limit:,} characters of {what}; split it into smaller files"
+            " (the limit is GURU_INGEST_MAX_CHARS"
+            + (f", x{_HTML_MARKUP_FACTOR} for HTML)" if what == "HTML" else ")")
+        )
 
 
 def _read_utf8(path: str) -> str:
@@ -173,41 +201,55 @@ def _with_summary(title: str, sections: list[Section]) -> str:
     return title
 
 
-def _load_pdf(path: str) -> ParsedDocument:
-    from llama_index.readers.file import PDFReader
+def _load_pdf(path: str, max_chars: int) -> ParsedDocument:
+    """Page by page, stopping as soon as the text is over `max_chars` (a PDF's streams are
+    compressed too: its text can be far larger than the file)."""
+    from pypdf import PdfReader
 
+    sections: list[Section] = []
+    chars = 0
     try:
-        pages = PDFReader(return_full_document=False).load_data(Path(path))
+        reader = PdfReader(path)
+        for i, page in enumerate(reader.pages):
+            text = (page.extract_text() or "").strip()
+            chars += len(text)
+            _check_chars(chars, max_chars)
+            if text:
+                sections.append(Section(f"page {_page_label(reader, i)}", text))
+    except (InvalidInput, MemoryError):  # a memory cap is the isolated runner's to report
+        raise
     except Exception as exc:  # pypdf raises many types for a damaged file
         raise InvalidInput(f"unreadable PDF ({type(exc).__name__})") from exc
-    sections = tuple(
-        Section(f"page {p.metadata.get('page_label', i + 1)}", p.text.strip())
-        for i, p in enumerate(pages)
-        if p.text and p.text.strip()
-    )
     if not sections:
         raise InvalidInput("PDF has no text layer (scanned?); run OCR on it first")
-    return ParsedDocument(path, _pdf_title(path) or _stem_title(path), sections)
+    return ParsedDocument(path, _pdf_title(reader) or _stem_title(path), tuple(sections))
 
 
-def _pdf_title(path: str) -> str:
+def _page_label(reader: object, index: int) -> str:
     try:
-        from pypdf import PdfReader
+        return str(reader.page_labels[index])  # type: ignore[attr-defined]
+    except Exception:  # a label is a nicety; malformed label trees are common
+        return str(index + 1)
 
-        meta = PdfReader(path).metadata
+
+def _pdf_title(reader: object) -> str:
+    try:
+        meta = reader.metadata  # type: ignore[attr-defined]
         return (meta.title or "").strip() if meta else ""
     except Exception:  # a title is a nicety; the text already loaded
         return ""
 
 
 def _load_docx(path: str) -> ParsedDocument:
-    from llama_index.readers.file import DocxReader
+    """docx2txt reads whole members into memory: `check_zip` has bounded them already."""
+    import docx2txt
 
     try:
-        docs = DocxReader().load_data(Path(path))
+        text = docx2txt.process(path).strip()
+    except MemoryError:
+        raise
     except Exception as exc:  # docx2txt raises zipfile/KeyError on damaged files
         raise InvalidInput(f"unreadable DOCX ({type(exc).__name__})") from exc
-    text = "\n".join(d.text for d in docs).strip()
     if not text:
         raise InvalidInput("DOCX has no text")
     return parse_text(path, text)

@@ -122,6 +122,27 @@ class DocumentRepo:
         assert row is not None
         return int(row[0])
 
+    async def chunks_used(self, guild_id: int, *, excluding: int = 0) -> int:
+        """The guild's chunks, without those of document `excluding` (the one being replaced)."""
+        cur = await self.conn.execute(
+            "SELECT coalesce(sum(chunk_count), 0) FROM documents"
+            " WHERE guild_id = %(g)s AND id <> %(d)s",
+            {"g": guild_id, "d": excluding},
+        )
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def set_metadata_key(
+        self, guild_id: int, document_id: int, key: str, value: str | None
+    ) -> None:
+        """Set one metadata key of a document (None removes it); content stays as it is."""
+        await self.conn.execute(
+            "UPDATE documents SET metadata = CASE WHEN %(value)s::text IS NULL"
+            " THEN metadata - %(key)s ELSE metadata || jsonb_build_object(%(key)s, %(value)s::text)"
+            " END WHERE guild_id = %(guild_id)s AND id = %(id)s",
+            {"guild_id": guild_id, "id": document_id, "key": key, "value": value},
+        )
+
     async def update_content(
         self,
         guild_id: int,
@@ -257,7 +278,8 @@ class ChunkRepo:
 
 async def forget_guild(conn: Conn, guild_id: int) -> dict[str, int]:
     """Delete every row of the guild in every table with a `guild_id` column (and its `guilds`
-    row), in the caller's transaction; return the deleted counts by table.
+    row), in the caller's transaction; return the deleted counts by table. `audit_log` rows are
+    kept with their content emptied (`audit_log` counts those).
 
     The tables are found in the catalog, so tables added by later migrations are erased too.
     Children go first: `chunks` before `documents`, everything before `guilds`.
@@ -268,7 +290,7 @@ async def forget_guild(conn: Conn, guild_id: int) -> dict[str, int]:
         " AND table_name IN (SELECT table_name FROM information_schema.tables"
         "   WHERE table_schema = current_schema() AND table_type = 'BASE TABLE')"
     )
-    tables = sorted(r[0] for r in await cur.fetchall())
+    tables = sorted(r[0] for r in await cur.fetchall() if r[0] != "audit_log")
     first = [t for t in ("chunks",) if t in tables]
     last = [t for t in ("documents",) if t in tables]
     ordered = first + [t for t in tables if t not in first + last] + last
@@ -279,6 +301,13 @@ async def forget_guild(conn: Conn, guild_id: int) -> dict[str, int]:
             {"guild_id": guild_id},
         )
         counts[table] = deleted.rowcount
+    # The audit trail outlives the guild (migration 0001): which action, by whom, when stays;
+    # what it carried (prompts, answers, reasons) goes.
+    scrubbed = await conn.execute(
+        "UPDATE audit_log SET detail = '{}' WHERE guild_id = %(guild_id)s AND detail <> '{}'",
+        {"guild_id": guild_id},
+    )
+    counts["audit_log"] = scrubbed.rowcount
     deleted = await conn.execute(
         "DELETE FROM guilds WHERE id = %(guild_id)s", {"guild_id": guild_id}
     )

@@ -88,7 +88,9 @@ def load_checkpoint(spec: LoraJobSpec, model: Any, optimizer: Any) -> RunState |
     if not os.path.isfile(path):
         return None
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=False)
+        # weights_only: tensors and plain containers only. A checkpoint sits in a job dir on
+        # disk; a full unpickle would run whatever code a planted file carries.
+        saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # noqa: BLE001 - a damaged checkpoint means "start over", not "fail"
         log.warning("unreadable checkpoint %s; starting over", path, exc_info=True)
         return None

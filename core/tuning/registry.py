@@ -106,7 +106,9 @@ class AdapterRepo:
     ) -> Adapter:
         """Copy a finished run's adapter into place as the guild's next version; job -> done."""
         async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute(_LOCK_GUILD, {"guild_id": guild_id})
+            cur = await conn.execute(_LOCK_GUILD, {"guild_id": guild_id})
+            if await cur.fetchone() is None:  # forgotten meanwhile: write no files for it
+                raise NotFound(f"Guild {guild_id} was forgotten; job {job_id} is dropped.")
             cur = await conn.execute(_NEXT_VERSION, {"guild_id": guild_id})
             (version,) = await cur.fetchone()  # type: ignore[misc]
             dest = adapter_dir(data_dir, guild_id, version)

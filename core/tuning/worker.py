@@ -4,7 +4,9 @@ Training runs in a thread (`run_lora_job`); the event loop meanwhile writes a he
 the latest progress every `heartbeat_s`. Kill the process at any point and the job's heartbeat
 goes stale: the next worker claims it and `run_lora_job` resumes from the job's checkpoint in
 `$GURU_DATA_DIR/tuning/jobs/<id>/`. The active adapter is only ever changed by activate and
-rollback, so nothing a worker does (or fails to do) changes what the bot serves.
+rollback, so nothing a worker does (or fails to do) changes what the bot serves. The job's
+folder holds the guild's training data: it is removed whenever the job ends here (done,
+failed, cancelled, or its guild forgotten), and kept only for a worker that took it over.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 
 from core.config import Settings
 from core.db.pool import Pool
-from core.errors import GuruError
+from core.errors import GuruError, NotFound
 from core.tuning.data import Pair, parse_jsonl, split_train_eval, write_jsonl
 from core.tuning.jobs import JOBS_CHANNEL, JobRepo, TuningJob
 from core.tuning.lora import run_lora_job
@@ -107,19 +109,37 @@ class Worker:
             )
         except JobLost:
             log.warning("job %d was taken from this worker; dropped", job.id)
+            if not await self._held_by_another(job):  # cancelled or forgotten: nobody resumes
+                await self._remove_dir(job)
             return 0
         except Exception as exc:  # noqa: BLE001 - any failure of a job is recorded, not raised
             reason = (
                 exc.user_message if isinstance(exc, GuruError) else f"{type(exc).__name__}: {exc}"
             )
             log.exception("job %d failed", job.id)
-            await self.jobs.fail(job.id, self.options.name, reason[:2000])
+            try:
+                await self.jobs.fail(job.id, self.options.name, reason[:2000])
+            finally:  # 'failed' is final: no worker will resume from the folder
+                await self._remove_dir(job)
             return 0
         finally:
             beat.cancel()
             await asyncio.gather(beat, return_exceptions=True)
-        await asyncio.to_thread(shutil.rmtree, job_dir(self.settings.data_dir, job.id), True)
+        await self._remove_dir(job)
         return 1
+
+    async def _held_by_another(self, job: TuningJob) -> bool:
+        try:
+            now = await self.jobs.get(job.guild_id, job.id)
+        except NotFound:  # its guild was forgotten
+            return False
+        except Exception:  # noqa: BLE001 - unsure: keep the folder a new holder may need
+            log.warning("could not read job %d back", job.id, exc_info=True)
+            return True
+        return now.status == "running" and now.worker != self.options.name
+
+    async def _remove_dir(self, job: TuningJob) -> None:
+        await asyncio.to_thread(shutil.rmtree, job_dir(self.settings.data_dir, job.id), True)
 
     async def _prepare(self, job: TuningJob) -> LoraJobSpec:
         """The job's spec with this machine's paths; its data split into train/eval files."""

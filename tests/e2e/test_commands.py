@@ -47,7 +47,8 @@ async def test_status_shows_model_backend_and_queue(bot, emulator: Emulator):
     fields = {f["name"]: f["value"] for f in embed["fields"]}
     assert fields["Model"] == "tiny-llama" and fields["Backend"].startswith("local")
     assert "waiting" in fields["Queue"] and "tokens/s" in fields["Speed"]
-    assert fields["Documents here"] == "0 (0 chunks)"
+    assert fields["Documents here"] == "0 (0 of 50,000 chunks)"
+    assert "1,000,000 characters" in fields["Limits per file"]  # GURU_INGEST_MAX_CHARS
 
 
 async def test_settings_are_refused_without_manage_server(bot, emulator: Emulator, repo):
@@ -135,3 +136,19 @@ async def test_metrics_count_commands_and_expose_the_model_queue(bot, emulator: 
     assert 'guru_commands_total{command="settings show",outcome="refused"}' in text
     assert 'guru_command_seconds_bucket{command="status",le="+Inf"}' in text
     assert 'guru_llm_queue_depth{backend="local",model="tiny-llama"} 0' in text
+
+
+async def test_metrics_listen_on_loopback_unless_configured(bot):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    original = bot.settings
+    bot.settings = dataclasses.replace(original, metrics_port=port)
+    try:
+        assert await bot.start_metrics() == port
+        assert [a[0] for a in bot.metrics._runner.addresses] == ["127.0.0.1"]
+    finally:
+        await bot.metrics.stop()
+        bot.settings = original

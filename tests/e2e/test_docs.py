@@ -280,3 +280,26 @@ async def _empty(bot, guild_id: int) -> bool:
 async def _hash_changed(bot, guild_id: int, old: str) -> bool:
     docs = await documents(bot, guild_id)
     return bool(docs) and docs[0].content_hash != old
+
+
+async def test_a_docx_bomb_is_refused_by_name_and_the_rest_of_the_batch_goes_in(
+    bot, emulator: Emulator, repo, tmp_path
+):
+    from bench.docx_bomb import write_docx_bomb
+
+    guild = await new_guild(bot, emulator, repo, "bomb")
+    general = next(iter(guild.channels.values()))
+    msg = await emulator.post_message(general, emulator.owner(guild), CODE_WORD)
+    link = f"https://discord.com/channels/{guild.id}/{general.id}/{msg.id}"
+    bomb = write_docx_bomb(tmp_path / "report.docx").read_bytes()
+    inter = await run(
+        emulator,
+        guild,
+        emulator.owner(guild),
+        {"add": {"file": emulator.upload("report.docx", bomb), "messages": link}},
+    )
+    first, second = inter.original.content.splitlines()
+    assert first.startswith("⚠️ report.docx:") and "zip bomb" in first, inter.texts()
+    assert second.startswith("✅ added: #general")
+    (doc,) = await documents(bot, guild.id)
+    assert doc.uri == link

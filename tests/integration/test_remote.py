@@ -412,3 +412,52 @@ async def test_guru_serve_subprocess_answers_and_stops_on_sigterm(test_data_dir,
     output = log_path.read_text()
     assert code == 0, output
     assert f"127.0.0.1:{port}/v1" in output and "stopped" in output
+
+
+# -- who may use what ---------------------------------------------------------------------
+
+
+async def test_serve_refuses_a_public_address_without_an_api_key():
+    import argparse
+
+    from core.cli.serve import check_bind, serve_command
+    from core.config import Settings
+    from core.errors import ConfigError
+
+    args = argparse.Namespace(host="0.0.0.0", port=0)
+    with pytest.raises(ConfigError, match="GURU_SERVE_API_KEY"):  # before any model loads
+        await asyncio.wait_for(serve_command(args, Settings(serve_api_key=None)), 5)
+    for host in ("::", "192.168.1.5", "example.org"):
+        with pytest.raises(ConfigError):
+            check_bind(host, None)
+    for host in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
+        check_bind(host, None)
+    check_bind("0.0.0.0", "s3cret")
+
+
+async def test_a_guild_adapter_is_unlisted_and_refused_to_other_guilds(bundled_tokenizer, tmp_path):
+    from core.tuning.registry import engine_name
+    from tests.fixtures.models import make_tiny_llama
+    from tests.integration.test_engine_adapters import make_adapter
+
+    own = make_tiny_llama(bundled_tokenizer, seed=5)  # peft wraps it: a private copy
+    name = engine_name(42, 1)
+    async with serving(own) as (engine, server, _):
+        await engine.load_adapter(name, make_adapter(own.model.config, tmp_path / "a", seed=1))
+        status, _, body = await raw("GET", f"{server.url}/models")
+        assert status == 200 and [m["id"] for m in body["data"]] == [own.name]
+        ask = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+        for selects in ({"adapter": name}, {"model": name}):
+            status, _, body = await raw(
+                "POST", f"{server.url}/chat/completions", {**ask, **selects, "guild_id": 7}
+            )
+            assert status == 403 and "another guild" in body["error"]["message"]
+            status, _, body = await raw(
+                "POST", f"{server.url}/chat/completions", {**ask, **selects}
+            )
+            assert status == 403
+            status, _, _ = await raw(
+                "POST", f"{server.url}/chat/completions", {**ask, **selects, "guild_id": 42}
+            )
+            assert status == 200
+        await engine.unload_adapter(name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import discord
 
 from bot import render
+from core.rag.types import Answer, Source
 
 
 def fences_balanced(chunk: str) -> bool:
@@ -75,3 +76,26 @@ def test_embeds_are_clamped_to_discord_limits():
     assert len(embed.title) <= 256 and len(embed.description) <= 4096
     assert len(embed.fields) <= 25 and all(len(f.value) <= 1024 for f in embed.fields)
     assert len(embed) <= 6000
+
+
+def test_model_written_masked_links_show_their_urls():
+    text = "Log in at [official login](https://evil.example/a_(b)) or [[docs]](<http://x.y>)."
+    shown = render.unmask_links(text)
+    assert (
+        shown == "Log in at official login (<https://evil.example/a_(b)>) or [docs] (<http://x.y>)."
+    )
+    assert "](" not in render.unmask_links("[odd](http://a b) [x]()")  # no shape stays a link
+    assert render.unmask_links("`[a](http://b)`") == "`[a](http://b)`"  # code is left alone
+
+
+def test_answers_and_stream_frames_unmask_model_links_but_keep_source_links():
+    answer = Answer(
+        "Use [the portal](https://evil.example) [1].",
+        (Source(1, "Guide", "https://wiki.example/guide", 0.9),),
+        refused=False,
+    )
+    text = render.answer_text(answer)
+    assert "the portal (<https://evil.example>)" in text
+    assert "[Guide](<https://wiki.example/guide>)" in text
+    frame = render.stream_frame("See [here](https://evil.example)")
+    assert "here (<https://evil.example>)" in frame

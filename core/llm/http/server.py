@@ -4,6 +4,10 @@ Routes: `POST /v1/chat/completions` (streaming as Server-Sent Events or one JSON
 `GET /v1/models`, `GET /healthz` (never needs the key, for load balancers and probes).
 Request fields and Guru's extensions (`guild_id`, `adapter`) are documented in `wire.py`.
 
+Guild adapters are scoped: a request may use adapter `g<guild>-v<n>` only with that
+`guild_id` (another guild's adapter is 403), and `/v1/models` lists the base model alone, so
+no client learns which guilds have adapters.
+
 Domain errors become OpenAI-style JSON errors: InvalidInput 400, NotAllowed 403, NotFound 404,
 Busy 429 (+ Retry-After), shutting down 503, anything else 500. An error after a stream has
 started is sent as a `data: {"error": …}` event, as vLLM does. A client that disconnects stops
@@ -15,6 +19,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
@@ -42,6 +47,16 @@ RETRY_AFTER_S = 2  # what a 429 suggests; the queue moves every few tokens
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# core.tuning.registry.engine_name writes a guild's adapters as g<guild id>-v<version>.
+_GUILD_ADAPTER = re.compile(r"g(\d+)-v\d+")
+
+
+def check_adapter_scope(adapter: str | None, guild_id: int | None) -> None:
+    """NotAllowed when a request names a guild's adapter without being that guild's request."""
+    match = _GUILD_ADAPTER.fullmatch(adapter or "")
+    if match and int(match[1]) != guild_id:
+        raise NotAllowed(f"Adapter {adapter!r} belongs to another guild than this request's.")
+
 
 def create_app(
     backend: LLMBackend,
@@ -67,6 +82,7 @@ def create_app(
             default_temperature=default_temperature,
             adapters=backend.stats().adapters,
         )
+        check_adapter_scope(call.request.adapter, call.request.guild_id)
         with in_flight.track():
             events = while_connected(request, backend.stream(call.request), in_flight)
             async with aclosing(events):
@@ -78,6 +94,8 @@ def create_app(
                 )
 
     async def models(request: web.Request) -> web.Response:
+        # Guild adapters stay unlisted (a list of them is a list of Guru's guilds); an adapter
+        # without a guild (loaded by the operator) is listed, as vLLM lists LoRAs.
         entries = [{"id": model_name, "object": "model", "created": started, "owned_by": "guru"}]
         entries += [
             {
@@ -88,6 +106,7 @@ def create_app(
                 "parent": model_name,
             }
             for name in backend.stats().adapters
+            if not _GUILD_ADAPTER.fullmatch(name)
         ]
         return web.json_response({"object": "list", "data": entries})
 

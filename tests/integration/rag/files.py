@@ -5,6 +5,10 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+from bench.docx_bomb import write_docx_bomb
+
+__all__ = ["write_docx", "write_docx_bomb", "write_pdf"]
+
 
 def write_pdf(path: Path, text: str | None) -> Path:
     """A one-page PDF; with `text`, a Helvetica text layer; without, a blank page (no text)."""

@@ -236,14 +236,17 @@ async def test_forget_erases_every_row_of_the_guild_only(
         await conn.execute(
             "INSERT INTO guild_settings (guild_id, temperature) VALUES (%(g)s, 0.5)", {"g": a}
         )
-        await conn.execute("INSERT INTO audit_log (guild_id, action) VALUES (%(g)s, 'x')", {"g": a})
+        await conn.execute(
+            "INSERT INTO audit_log (guild_id, action, detail) VALUES (%(g)s, 'x', '{\"k\": 1}')",
+            {"g": a},
+        )
     counts = await ingestor.forget_guild(a)
     assert counts["documents"] == 1 and counts["chunks"] > 3 and counts["guilds"] == 1
     assert counts["guild_settings"] == 1 and counts["audit_log"] == 1
     async with rag_pool.connection() as conn:
         cur = await conn.execute(
             "SELECT table_name FROM information_schema.columns WHERE column_name = 'guild_id'"
-            " AND table_schema = current_schema()"
+            " AND table_schema = current_schema() AND table_name <> 'audit_log'"
         )
         for (table,) in await cur.fetchall():
             left = await conn.execute(
@@ -253,6 +256,8 @@ async def test_forget_erases_every_row_of_the_guild_only(
                 {"g": a},
             )
             assert (await left.fetchone())[0] == 0, table  # type: ignore[index]
+        cur = await conn.execute("SELECT detail FROM audit_log WHERE guild_id = %(g)s", {"g": a})
+        assert await cur.fetchall() == [({},)]  # the trail stays, without its content
     assert (await rows(rag_pool, b))[0] == 1
     with pytest.raises(NotFound):
         await ingestor.forget_guild(a)
