@@ -221,7 +221,7 @@ async def test_channel_and_rate_limits_from_settings_are_enforced(bot, emulator,
     second = await emulator.send_command(guild, member, "ask", {"question": QUESTION})
     await emulator.wait_for(lambda: wrong.original and second.original, 5, what="refusals")
     assert wrong.original.ephemeral and f"<#{general.id}>" in wrong.original.content
-    assert second.original.ephemeral and "1 question a minute" in second.original.content
+    assert second.original.ephemeral and "1 time a minute" in second.original.content
 
 
 async def test_feedback_is_saved_for_the_asker_only(bot, emulator: Emulator, repo, e2e_services):
