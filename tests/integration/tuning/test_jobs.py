@@ -182,11 +182,11 @@ async def test_workers_take_guilds_in_turn_not_first_come(pool, tmp_path):
 async def test_upgrading_keeps_one_live_job_per_guild_and_says_why_the_rest_stopped(
     fresh_database_url, tmp_path
 ):
-    """Before 0007 a guild could queue several jobs: its running one (else its oldest) stays."""
+    """Before 0008 a guild could queue several jobs: its running one (else its oldest) stays."""
     before = tmp_path / "migrations"
     before.mkdir()
     for path in sorted(default_directory().glob("*.sql")):
-        if path.name < "0007":
+        if path.name < "0008":
             shutil.copy(path, before / path.name)
     async with connect(fresh_database_url) as conn:
         await migrate(conn, before)

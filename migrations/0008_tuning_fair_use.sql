@@ -1,4 +1,4 @@
--- 0007: fair use of the trainer (core.tuning.jobs): at most one live (queued or running) job
+-- 0008: fair use of the trainer (core.tuning.jobs): at most one live (queued or running) job
 -- per guild, and the worker takes guilds in turn. Never edit this file once it has been
 -- applied anywhere: put changes in a later migration.
 
