@@ -134,9 +134,10 @@ class FairUse:
         guild_wait = self.windows.wait_s(("model", guild), Window(self.guild_cap, MINUTE_S), cost)
         if user_wait > 0:
             noun = "time" if per_user == 1 else "times"
+            extra = " (an attention heatmap counts as one more)" if cost > 1 else ""
             raise RateLimited(
-                f"You can use Guru's model {per_user} {noun} a minute on this server (an "
-                f"attention heatmap counts as one more); try again {wait_text(user_wait)}.",
+                f"You can use Guru's model {per_user} {noun} a minute on this server{extra}; "
+                f"try again {wait_text(user_wait)}.",
                 user_wait,
             )
         if guild_wait > 0:

@@ -50,8 +50,7 @@ async def test_rapid_asks_from_one_person_are_refused_past_the_hosts_limit(bot, 
     assert (len(answered), len(refused)) == (5, 3)  # GURU_USER_REQUESTS_PER_MINUTE = 5
     assert all(i.original.ephemeral for i in refused)
     assert list(words) == [
-        "You can use Guru's model 5 times a minute on this server (an attention heatmap "
-        "counts as one more); try again in N s."
+        "You can use Guru's model 5 times a minute on this server; try again in N s."
     ]
     match = re.search(r"in (\d+) s", refused[0].original.content)
     assert match and 55 <= int(match[1]) <= 60  # when the first of the five leaves the window
