@@ -42,11 +42,12 @@ async def reply_with_answer(
         text, ending = prepared.refusal.answer, "refused"
         await interaction.edit_original_response(content=render.escape(text), view=view)
     else:
-        outcome = await _stream(interaction, services, prepared, prepared.request, view, True)
+        reply = StreamingReply(interaction)  # one reply for both tries: one edit throttle
+        outcome = await _stream(reply, services, prepared, prepared.request, view, True)
         if _should_retry(prepared, outcome):
             log.info("%s %s: unusable answer; generating once more", prepared.kind, interaction.id)
             retry = prepared.retry_request()
-            outcome = await _stream(interaction, services, prepared, retry, view, False)
+            outcome = await _stream(reply, services, prepared, retry, view, False)
         text = outcome.text
         if outcome.cancelled:
             ending = "cancelled"
@@ -69,7 +70,7 @@ def _should_retry(prepared: PreparedAnswer, outcome: StreamOutcome) -> bool:
 
 
 async def _stream(
-    interaction: discord.Interaction,
+    reply: StreamingReply,
     services: Services,
     prepared: PreparedAnswer,
     request: Request,
@@ -88,6 +89,4 @@ async def _stream(
         return None if may_retry and not prepared.usable(raw) else view
 
     assert services.llm is not None
-    return await StreamingReply(interaction).run(
-        services.llm.stream(request), final_view=final_view, finalize=finalize
-    )
+    return await reply.run(services.llm.stream(request), final_view=final_view, finalize=finalize)

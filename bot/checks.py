@@ -3,15 +3,13 @@ answers them ephemerally before anything is deferred."""
 
 from __future__ import annotations
 
-import time
-from collections import deque
-
 import discord
 
 from bot.errors import Refused
+from core.fairuse import require_guild
 from core.guilds import GuildSettings, GuildSettingsRepo
 
-__all__ = ["RateLimiter", "ensure_allowed_here", "ensure_manage_guild", "ensure_may_ask"]
+__all__ = ["admit", "ensure_manage_guild", "ensure_may_ask"]
 
 
 def ensure_manage_guild(
@@ -38,32 +36,13 @@ def ensure_may_ask(interaction: discord.Interaction, prefs: GuildSettings) -> No
         raise Refused("On this server only some roles may ask Guru; ask a moderator for access.")
 
 
-class RateLimiter:
-    """Sliding one-minute window per (guild, user); the limit comes from the guild's settings."""
-
-    def __init__(self) -> None:
-        self._hits: dict[tuple[int, int], deque[float]] = {}
-
-    def hit(self, guild_id: int, user_id: int, per_minute: int | None) -> None:
-        if not per_minute:
-            return
-        now = time.monotonic()
-        hits = self._hits.setdefault((guild_id, user_id), deque())
-        while hits and now - hits[0] >= 60.0:
-            hits.popleft()
-        if len(hits) >= per_minute:
-            wait = 60.0 - (now - hits[0])
-            noun = "question" if per_minute == 1 else "questions"
-            raise Refused(
-                f"You can ask {per_minute} {noun} a minute here; try again in {wait:.0f} s."
-            )
-        hits.append(now)
-
-
-async def ensure_allowed_here(interaction: discord.Interaction) -> None:
-    """`ensure_may_ask` for commands that have no other use for the guild's settings (/calc,
-    /explain): the allowed channels and roles apply to everything that runs the model."""
-    services = getattr(interaction.client, "services", None)
-    if interaction.guild_id is None or services is None or services.db is None:
-        return
-    ensure_may_ask(interaction, await GuildSettingsRepo(services.db.pool).get(interaction.guild_id))
+async def admit(interaction: discord.Interaction, cost: int = 1) -> GuildSettings:
+    """The gate of every command that runs the model or the sandbox (/ask, /explain, /calc):
+    servers only, their allowed channels and roles, then `cost` uses of the person's and the
+    server's fair-use budget (core.fairuse). Returns the server's settings for the caller."""
+    services = interaction.client.services  # type: ignore[attr-defined]
+    guild_id = require_guild(interaction.guild_id)  # guild_only() only hides the command
+    prefs = await GuildSettingsRepo(services.db.pool).get(guild_id)
+    ensure_may_ask(interaction, prefs)  # refused here: nothing counted
+    services.fair_use.use_model(guild_id, interaction.user.id, prefs.rate_limit_per_minute, cost)
+    return prefs

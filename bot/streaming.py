@@ -96,10 +96,13 @@ class StreamingReply:
         finalize: Callable[[str], str] | None = None,
     ) -> StreamOutcome:
         """Stream to the end (or Cancel, or the reply window); then post the final pages.
+        A second `run` on the same reply (a retry) starts from empty text and keeps the edit
+        throttle.
 
         `final_view` (e.g. feedback buttons, or a function of the streamed text choosing
         them) replaces Cancel on a completed answer; `finalize` turns the complete streamed
         text into what is posted (e.g. checked citations plus the sources as links)."""
+        self.text, self.queue_position, self.completion = "", None, None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.window_s
         view = CancelView(self.interaction.user.id, timeout=self.window_s)

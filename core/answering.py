@@ -67,7 +67,8 @@ ANSWER_TEMPERATURE = 0.0
 # An unusable greedy answer is generated once more, sampled (a different path, same prompt).
 RETRY_TEMPERATURE, RETRY_SEED = 0.7, 7
 NO_USABLE_ANSWER = (
-    "The model gave no usable answer from the sources it found; try asking another way."
+    "The model gave no usable answer from these sources; they may still help, or try asking "
+    "another way."
 )
 Verdict = Literal["ok", "refused", "unusable"]
 
@@ -133,8 +134,8 @@ class PreparedAnswer:
         titles = tuple(s.title for s in self.sources)
         if verdict == "ok":
             return Answer(cite(text, len(self.sources)), self.sources, False)
-        if verdict == "unusable":
-            return Answer(NO_USABLE_ANSWER, (), True, titles)
+        if verdict == "unusable":  # retrieval did find these: they may still help
+            return Answer(NO_USABLE_ANSWER, self.sources, True, titles)
         if self.kind == "explain":
             named = ", ".join(f"“{t}”" for t in titles)
             text = (

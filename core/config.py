@@ -55,6 +55,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be an integer >= 0")
+    return value
+
+
 def _non_negative_float(text: str) -> float:
     value = float(text)
     if value < 0:
@@ -273,6 +280,34 @@ class Settings:
             "GURU_MAX_QUEUE_PER_GUILD",
             "Waiting requests one guild may hold.",
             parse=_positive_int,
+        ),
+    )
+    user_requests_per_minute: int = field(
+        default=5,
+        metadata=env(
+            "GURU_USER_REQUESTS_PER_MINUTE",
+            "Fair use: /ask, /explain and /calc one person may run per minute in one server (an "
+            "/explain heatmap counts as one more); a server's `/settings rate-limit` may only "
+            "lower it. 0 = no limit.",
+            parse=_non_negative_int,
+        ),
+    )
+    guild_requests_per_minute: int = field(
+        default=20,
+        metadata=env(
+            "GURU_GUILD_REQUESTS_PER_MINUTE",
+            "Fair use: the same commands all members of one server together may run per "
+            "minute. 0 = no limit.",
+            parse=_non_negative_int,
+        ),
+    )
+    tune_starts_per_hour: int = field(
+        default=3,
+        metadata=env(
+            "GURU_TUNE_STARTS_PER_HOUR",
+            "Fair use: `/tune start` per server per hour (besides one queued or running job "
+            "per server). 0 = no limit.",
+            parse=_non_negative_int,
         ),
     )
     max_new_tokens: int = field(

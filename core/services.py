@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from core.config import Settings
 from core.db.pool import Database
+from core.fairuse import FairUse
 from core.llm.backend import open_llm
 from core.llm.models.loading import ModelCache
 from core.llm.types import LLMBackend
@@ -95,6 +96,12 @@ class Services:
         from core.answering import Answers
 
         return Answers(self)
+
+    @cached_property
+    def fair_use(self) -> FairUse:
+        """The rate limits every model and sandbox command counts against (one per process:
+        /ask, /explain and /calc share each person's and each server's budget)."""
+        return FairUse(self.settings)
 
     async def ensure_llm(self) -> LLMBackend:
         """The chat model, opened on first use: CLI commands load it only when they need it."""

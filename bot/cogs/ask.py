@@ -16,8 +16,7 @@ from discord.ext import commands
 
 from bot.access import member_access
 from bot.answering import asker_of, reply_with_answer
-from bot.checks import RateLimiter, ensure_may_ask
-from core.guilds import GuildSettingsRepo
+from bot.checks import admit
 
 if TYPE_CHECKING:
     from bot.client import GuruBot
@@ -27,10 +26,7 @@ class Ask(commands.Cog):
     """Ask Guru about this server's docs."""
 
     def __init__(self, bot: GuruBot) -> None:
-        assert bot.services is not None and bot.services.db is not None
         self.bot = bot
-        self.repo = GuildSettingsRepo(bot.services.db.pool)
-        self.limiter = RateLimiter()
 
     @app_commands.command(name="ask", description="Ask Guru about this server's docs")
     @app_commands.describe(question="What you want to know")
@@ -40,10 +36,9 @@ class Ask(commands.Cog):
     ) -> None:
         services = self.bot.services
         assert interaction.guild_id is not None and services is not None
-        # 1) check (a primary-key read, well inside the 3 s window) so refusals stay private
-        prefs = await self.repo.get(interaction.guild_id)
-        ensure_may_ask(interaction, prefs)
-        self.limiter.hit(interaction.guild_id, interaction.user.id, prefs.rate_limit_per_minute)
+        # 1) check (a primary-key read, well inside the 3 s window) so refusals stay private:
+        #    allowed channels and roles, then the fair-use budget
+        prefs = await admit(interaction)
         # 2) defer at once: retrieval, queueing and generation take longer than Discord's 3 s
         await interaction.response.defer(thinking=True)
         prepared = await services.answers.prepare(

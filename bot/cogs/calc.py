@@ -19,7 +19,7 @@ from discord.ext import commands
 
 from bot import render
 from bot.answering import asker_of
-from bot.checks import ensure_allowed_here
+from bot.checks import admit
 from bot.feedback import feedback_view
 from bot.progress import BackgroundJobs, ProgressReply, post_pages
 from core.interactions import record_question
@@ -73,13 +73,14 @@ class Calc(commands.Cog):
 
     @app_commands.command(name="calc", description="Solve a math word problem by writing code")
     @app_commands.describe(problem="The problem, with its numbers")
+    @app_commands.guild_only()
     async def calc(
         self,
         interaction: discord.Interaction,
         problem: app_commands.Range[str, 3, MAX_PROBLEM_CHARS],
     ) -> None:
         text = check_problem(problem)  # a bad problem is refused privately, before the defer
-        await ensure_allowed_here(interaction)
+        await admit(interaction)  # a bad problem above costs nothing
         await interaction.response.defer(thinking=True)
         self.jobs.start(interaction, self._solve(interaction, text), f"calc-{interaction.id}")
 

@@ -20,7 +20,7 @@ from discord.ext import commands
 
 from bot import render
 from bot.answering import asker_of, reply_with_answer
-from bot.checks import ensure_allowed_here
+from bot.checks import admit
 from core.errors import InvalidInput
 from core.explain.heatmap import heatmap_png
 from core.explain.kb import ensure_concepts_ingested
@@ -58,6 +58,7 @@ class Explain(commands.Cog):
         heatmap="Attach the model's attention heatmap",
         sentence="The sentence for the heatmap (default: the topic)",
     )
+    @app_commands.guild_only()
     async def explain(
         self,
         interaction: discord.Interaction,
@@ -67,7 +68,7 @@ class Explain(commands.Cog):
     ) -> None:
         services = self.bot.services
         assert services is not None
-        await ensure_allowed_here(interaction)
+        await admit(interaction, cost=2 if heatmap else 1)  # the heatmap is a second pass
         await interaction.response.defer(thinking=True)
         assert self.notes_ready is not None
         await asyncio.shield(self.notes_ready)  # first /explain after a start may wait

@@ -11,6 +11,7 @@ from discord.ext import commands
 from bot import render
 from bot.checks import ensure_manage_guild
 from core.answering import ANSWER_TEMPERATURE, ANSWER_TOKENS
+from core.fairuse import FairUse
 from core.guilds import GuildSettings, GuildSettingsRepo
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 
 
 def settings_embed(
-    prefs: GuildSettings, default_temperature: float, default_tokens: int
+    prefs: GuildSettings, default_temperature: float, default_tokens: int, fair_use: FairUse
 ) -> discord.Embed:
     embed = discord.Embed(title="Guru settings for this server", colour=discord.Colour.blurple())
     channels = " ".join(f"<#{c}>" for c in prefs.allowed_channel_ids) or "all channels"
@@ -26,17 +27,18 @@ def settings_embed(
     prompt = prefs.system_prompt or "(default)"
     temperature = prefs.temperature if prefs.temperature is not None else default_temperature
     tokens = prefs.max_answer_tokens or default_tokens
-    rate = (
-        f"{prefs.rate_limit_per_minute} per user per minute"
-        if prefs.rate_limit_per_minute
-        else "off"
-    )
+    per_user = fair_use.user_limit(prefs.rate_limit_per_minute)
+    rate = f"{per_user} per person per minute" if per_user else "off"
+    if prefs.rate_limit_per_minute is None:
+        rate += " (this host's default)"
+    server = f"{fair_use.guild_cap} per minute (set by the host)" if fair_use.guild_cap else "off"
     embed.add_field(name="Channels", value=channels, inline=False)
     embed.add_field(name="Roles allowed to ask", value=roles, inline=False)
     embed.add_field(name="System prompt", value=render.escape(prompt), inline=False)
     embed.add_field(name="Temperature", value=f"{temperature:g}")
     embed.add_field(name="Answer length", value=f"{tokens} tokens")
     embed.add_field(name="Rate limit", value=rate)
+    embed.add_field(name="Whole server", value=server)
     return render.clamp_embed(embed)
 
 
@@ -60,7 +62,8 @@ class GuildSettingsCog(
         self, interaction: discord.Interaction, prefs: GuildSettings, done: str = ""
     ) -> None:
         # the defaults the answering path really uses when the guild sets none
-        embed = settings_embed(prefs, ANSWER_TEMPERATURE, ANSWER_TOKENS)
+        assert self.bot.services is not None
+        embed = settings_embed(prefs, ANSWER_TEMPERATURE, ANSWER_TOKENS, self.bot.services.fair_use)
         await interaction.followup.send(done or None, embed=embed, ephemeral=True)
 
     async def _set(self, interaction: discord.Interaction, done: str, **changes: Any) -> None:
@@ -133,11 +136,15 @@ class GuildSettingsCog(
     ) -> None:
         await self._set(interaction, "Saved.", max_answer_tokens=tokens)
 
-    @app_commands.command(name="rate-limit", description="Limit questions per user per minute")
-    @app_commands.describe(per_minute="1 to 600; 0 = no limit")
+    @app_commands.command(
+        name="rate-limit", description="Limit /ask, /explain and /calc per person per minute"
+    )
+    @app_commands.describe(per_minute="1 up to this host's limit; 0 = the host's default")
     async def rate_limit(
         self, interaction: discord.Interaction, per_minute: app_commands.Range[int, 0, 600]
     ) -> None:
+        assert self.bot.services is not None
+        self.bot.services.fair_use.check_override(per_minute)  # refused privately, unsaved
         await self._set(interaction, "Saved.", rate_limit_per_minute=per_minute or None)
 
     @app_commands.command(name="reset", description="Back to the defaults")

@@ -33,6 +33,7 @@ from core.tuning.tuner import (
     MAX_UPLOAD_BYTES,
     QueuedJob,
     cancel_job,
+    ensure_no_live_job,
     job_spec,
     loss_curve_png,
     queue_job,
@@ -86,9 +87,14 @@ class Tune(commands.GroupCog, group_name="tune", group_description="Tune Guru fo
         qlora: bool = False,
         epochs: app_commands.Range[int, 1, 20] | None = None,
     ) -> None:
-        assert interaction.guild_id is not None
+        assert interaction.guild_id is not None and self.bot.services is not None
         if data is not None and data.size > MAX_UPLOAD_BYTES:
             raise Refused(f"{data.filename} is larger than {MAX_UPLOAD_BYTES // 2**20} MiB.")
+        # fair use, before the defer so refusals stay private: one live job per server, then
+        # the hourly budget of starts (only a job really queued counts against it)
+        fair_use = self.bot.services.fair_use
+        await ensure_no_live_job(self.job_repo.pool, interaction.guild_id)
+        fair_use.may_start_tuning(interaction.guild_id)
         started = asyncio.get_running_loop().time()
         await interaction.response.defer(thinking=True, ephemeral=True)
         spec = job_spec(self.model, qlora, epochs=epochs)
@@ -101,6 +107,7 @@ class Tune(commands.GroupCog, group_name="tune", group_description="Tune Guru fo
             source=data.filename if data else "the file",
             requested_by=interaction.user.id,
         )
+        fair_use.tuning_started(interaction.guild_id)
         reply = ProgressReply(interaction)
         await reply.update(report.queued_text(queued))
         self.jobs.start(interaction, self._follow(reply, queued, started), f"tune-{queued.id}")

@@ -1,25 +1,32 @@
 """`tuning_jobs` rows: queue, claim, heartbeat, finish. The queue is the table itself.
 
-A worker claims the oldest claimable job with `FOR UPDATE SKIP LOCKED` (two workers never get
-the same row, and neither waits on the other). Claimable: 'queued', or 'running' with a
-heartbeat older than `stale_after_s` — its worker was killed, and the next one resumes from the
-job's checkpoint. Each claim counts an attempt; past `max_attempts` the job fails with a reason.
+Fair use of the one trainer: a guild has at most one live (queued or running) job, enforced by
+a unique index (`JobAlreadyLive` names the live one), and workers take guilds in turn: the
+claim picks the guild served longest ago (never served first), then the oldest job. With one
+job per guild that is round-robin: a guild that queues again as soon as its job ends waits
+behind every guild already waiting. Each claim takes its row with `FOR UPDATE SKIP LOCKED`
+(two workers never get the same row, and neither waits on the other). Claimable: 'queued', or
+'running' with a heartbeat older than `stale_after_s` — its worker was killed, and the next
+one resumes from the job's checkpoint. Each claim counts an attempt; past `max_attempts` the
+job fails with a reason.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from psycopg.errors import UniqueViolation
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from core.db.pool import Pool
-from core.errors import NotFound
+from core.errors import InvalidInput, NotFound
 
-__all__ = ["TuningJob", "JobRepo", "JOBS_CHANNEL"]
+__all__ = ["JobAlreadyLive", "TuningJob", "JobRepo", "JOBS_CHANNEL"]
 
 log = logging.getLogger(__name__)
 JOBS_CHANNEL = "guru_tuning_jobs"  # NOTIFY on enqueue wakes idle workers at once
@@ -32,10 +39,12 @@ INSERT INTO tuning_jobs (guild_id, spec, dataset, requested_by)
 VALUES (%(guild_id)s, %(spec)s, %(dataset)s, %(requested_by)s) RETURNING id
 """
 _NEXT = f"""
-SELECT {_COLUMNS} FROM tuning_jobs
+SELECT {_COLUMNS} FROM tuning_jobs j
 WHERE status = 'queued'
    OR (status = 'running' AND heartbeat_at < now() - make_interval(secs => %(stale_s)s))
-ORDER BY created_at, id
+ORDER BY (SELECT max(s.started_at) FROM tuning_jobs s
+          WHERE s.guild_id = j.guild_id AND s.id <> j.id) ASC NULLS FIRST,
+         created_at, id
 LIMIT 1
 FOR UPDATE SKIP LOCKED
 """
@@ -105,6 +114,25 @@ class TuningJob:
         return cls(**row)
 
 
+class JobAlreadyLive(InvalidInput):
+    """The guild already has a queued or running job (`job`; None if it ended meanwhile)."""
+
+    def __init__(self, job: TuningJob | None) -> None:
+        if job is None:
+            text = "This server's other tuning job was just queued; try again once it ends."
+        else:
+            text = (
+                f"This server already has tuning job {job.id} {job.status}, and one job per "
+                f"server runs at a time: wait for it to end, or cancel job {job.id} first."
+            )
+        super().__init__(text)
+        self.job = job
+
+    @classmethod
+    def of(cls, live: Sequence[TuningJob]) -> JobAlreadyLive:
+        return cls(live[0] if live else None)
+
+
 class JobRepo:
     """The job table, through the process's pool."""
 
@@ -118,7 +146,20 @@ class JobRepo:
         dataset: list[dict[str, Any]],
         requested_by: int | None = None,
     ) -> int:
-        """Queue a job (dataset already validated) and wake idle workers; returns its id."""
+        """Queue a job (dataset already validated) and wake idle workers; returns its id.
+        JobAlreadyLive when the guild has one queued or running."""
+        try:
+            return await self._insert(guild_id, spec, dataset, requested_by)
+        except UniqueViolation:  # tuning_jobs_one_live_per_guild
+            raise JobAlreadyLive.of(await self.live(guild_id, limit=1)) from None
+
+    async def _insert(
+        self,
+        guild_id: int,
+        spec: dict[str, Any],
+        dataset: list[dict[str, Any]],
+        requested_by: int | None,
+    ) -> int:
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(_UPSERT_GUILD, {"guild_id": guild_id})
             cur = await conn.execute(

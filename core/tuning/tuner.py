@@ -17,13 +17,21 @@ from typing import Any
 from core.db.pool import Pool
 from core.errors import InvalidInput
 from core.tuning.data import Pair, approved_pairs, dedupe, parse_jsonl
-from core.tuning.jobs import JobRepo, TuningJob
+from core.tuning.jobs import JobAlreadyLive, JobRepo, TuningJob
 from core.tuning.plot import plot_losses
 from core.tuning.registry import Adapter
 from core.tuning.review import ReviewRepo
 from core.tuning.spec import LoraJobSpec
 
-__all__ = ["MAX_UPLOAD_BYTES", "QueuedJob", "cancel_job", "job_spec", "loss_curve_png", "queue_job"]
+__all__ = [
+    "MAX_UPLOAD_BYTES",
+    "QueuedJob",
+    "cancel_job",
+    "ensure_no_live_job",
+    "job_spec",
+    "loss_curve_png",
+    "queue_job",
+]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +58,14 @@ def job_spec(model: str, qlora: bool = False, **overrides: Any) -> LoraJobSpec:
     return LoraJobSpec(model=model, qlora=qlora).replace(**given)
 
 
+async def ensure_no_live_job(pool: Pool, guild_id: int) -> None:
+    """JobAlreadyLive, naming the job, when the guild has one queued or running: checked before
+    an upload is read or validated (the unique index still decides races in `enqueue`)."""
+    live = await JobRepo(pool).live(guild_id, limit=1)
+    if live:
+        raise JobAlreadyLive.of(live)
+
+
 async def queue_job(
     pool: Pool,
     guild_id: int,
@@ -61,7 +77,9 @@ async def queue_job(
 ) -> QueuedJob:
     """Validate `data` (JSONL; None = the guild's approved 👍 answers) and queue a job.
 
-    InvalidInput names every bad line (and nothing is queued) or says there is no data."""
+    InvalidInput names every bad line (and nothing is queued) or says there is no data;
+    JobAlreadyLive names the guild's queued or running job (one per guild at a time)."""
+    await ensure_no_live_job(pool, guild_id)
     pairs: list[Pair]
     if data is not None:
         if len(data) > MAX_UPLOAD_BYTES:

@@ -20,10 +20,10 @@ from core.db.pool import Database, open_pool
 from core.guilds import GuildSettingsRepo
 from core.interactions import InteractionRepo
 from core.llm.engine.engine import Engine
-from core.llm.models.loading import LoadedModel
 from core.rag.types import ParsedDocument, Section
 from core.services import Services
 from tests.e2e.emulator import Emulator, Interaction
+from tests.fixtures.models import make_babbling_llama
 
 # The tiny Llama uses rotary positions, so it runs past its nominal 512-token window; a longer
 # window lets one answer stream for a few seconds (≈ 2.5 ms a token) to exercise throttled edits.
@@ -41,7 +41,7 @@ async def emulator() -> AsyncIterator[Emulator]:
 
 @pytest.fixture(scope="session")
 async def e2e_services(
-    tiny_llama: LoadedModel, migrated_url: str, test_data_dir: Path
+    bundled_tokenizer: Any, migrated_url: str, test_data_dir: Path
 ) -> AsyncIterator[Services]:
     import torch
 
@@ -57,7 +57,10 @@ async def e2e_services(
         max_queue_per_guild=32,
         calc_model="smollm2-135m",  # = the core model: /calc runs on the tiny engine too
     )
-    loaded = dataclasses.replace(tiny_llama, context_tokens=TINY_CONTEXT)
+    # a tiny model that talks (fixtures/models.py): its answers pass the answering path's checks
+    loaded = dataclasses.replace(
+        make_babbling_llama(bundled_tokenizer), context_tokens=TINY_CONTEXT
+    )
     engine = Engine.from_settings(loaded, settings)
     pool = await open_pool(migrated_url, min_size=1, max_size=8)
     services = Services(settings, llm=engine, db=Database(pool))

@@ -154,6 +154,32 @@ async def test_a_malformed_upload_names_its_lines_and_queues_nothing(bot, emulat
     assert await guild_jobs(jobs, guild) == []
 
 
+async def test_one_live_job_per_server_and_a_few_starts_an_hour(bot, emulator, jobs, tune):
+    guild = await new_guild(bot, emulator, "tune-fair")
+    tune.window_s = 0.5  # nobody trains these jobs
+
+    def upload() -> dict:
+        return {"data": emulator.upload("data.jsonl", GOOD)}
+
+    await start(emulator, guild, upload())
+    (job,) = await guild_jobs(jobs, guild)
+    second = await start(emulator, guild, upload())
+    assert not second.deferred and second.original.ephemeral  # refused before the defer
+    assert f"already has tuning job {job.id} queued" in second.original.content
+    assert f"cancel job {job.id} first" in second.original.content
+    assert len(await guild_jobs(jobs, guild)) == 1
+    for _ in range(2):  # cancel, start again: the refused start above did not count
+        await jobs.cancel(guild.id, (await jobs.live(guild.id))[0].id)
+        assert (await start(emulator, guild, upload())).deferred
+    await jobs.cancel(guild.id, (await jobs.live(guild.id))[0].id)
+    fourth = await start(emulator, guild, upload())
+    assert not fourth.deferred and fourth.original.ephemeral
+    assert "This server can start 3 tuning jobs an hour; try again in 60 min." == (
+        fourth.original.content
+    )
+    assert len(await guild_jobs(jobs, guild)) == 3 and await jobs.live(guild.id) == []
+
+
 async def test_without_a_file_only_this_server_s_approved_answers_are_queued(
     bot, emulator, jobs, tune
 ):

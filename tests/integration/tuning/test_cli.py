@@ -59,9 +59,13 @@ async def test_tune_cli_round_trip(migrated, tmp_path):  # noqa: F811
     dataset = await JobRepo(pool).dataset(job.id)
     assert [p["messages"][-1]["content"] for p in dataset] == ["Zorbly."]
 
-    # Two finished versions, as the worker records them.
+    again = await _guru(env, "start", "--guild", str(GUILD))  # one live job per guild
+    assert again.returncode != 0 and f"already has tuning job {job.id} queued" in again.stderr
+
+    # Two finished versions, as the worker records them (the first from the queued job).
     for n in (1, 2):
-        await JobRepo(pool).enqueue(GUILD, {}, [])
+        if n == 2:
+            await JobRepo(pool).enqueue(GUILD, {}, [])
         claimed = await JobRepo(pool).claim("w", 60, 3)
         source = tmp_path / f"run{n}"
         source.mkdir()
@@ -90,6 +94,7 @@ async def test_tune_cli_round_trip(migrated, tmp_path):  # noqa: F811
     assert json.loads((out / "adapter_config.json").read_text()) == {"n": 1}
     missing = await _guru(env, "export", "1", "--guild", str(OTHER), "--out", str(tmp_path / "x"))
     assert missing.returncode == 2 and "no adapter version 1" in missing.stderr
+    await JobRepo(pool).enqueue(GUILD, {}, [])  # live again once both ended
     status = await _guru(env, "status")
     assert status.returncode == 0 and "queued" in status.stdout and "-> v2" in status.stdout
     assert not Path(tmp_path / "x").exists()

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from core.db.pool import Pool
-from core.errors import NotFound
-from core.tuning.jobs import JobRepo
+from core.db.migrate import default_directory, migrate
+from core.db.pool import Pool, connect
+from core.errors import InvalidInput, NotFound
+from core.tuning.jobs import JobAlreadyLive, JobRepo
 from core.tuning.registry import AdapterRepo
+from core.tuning.tuner import job_spec, queue_job
 
 from .conftest import QUESTION, mascot_pairs
 
-GUILD, OTHER = 710, 720
+GUILD, OTHER, THIRD = 710, 720, 730
 DATA = [p.to_json() for p in mascot_pairs((QUESTION,))]
 
 
@@ -49,7 +52,7 @@ async def _finish(pool: Pool, tmp_path: Path, guild: int, worker: str = "w") -> 
 
 async def test_two_workers_never_claim_the_same_job(pool):
     jobs = JobRepo(pool)
-    ids = {await jobs.enqueue(GUILD, {}, DATA) for _ in range(3)}
+    ids = {await jobs.enqueue(guild, {}, DATA) for guild in (GUILD, OTHER, THIRD)}
     claimed = await asyncio.gather(*(jobs.claim(f"w{i}", 60, 3) for i in range(4)))
     got = [j.id for j in claimed if j is not None]
     assert sorted(got) == sorted(ids) and claimed.count(None) == 1
@@ -125,3 +128,82 @@ async def test_cancelling_a_running_job_takes_it_from_its_worker(pool):
     assert not await jobs.heartbeat(job_id, "w", {})  # the worker stops at its next beat
     assert (await jobs.get(GUILD, job_id)).status == "cancelled"
     assert await jobs.claim("w2", 0, 3) is None and not await jobs.cancel(GUILD, job_id)
+
+
+# --- fair use: one live job per guild, guilds served in turn ---------------------------------
+
+
+async def test_a_second_live_job_for_a_guild_is_refused_naming_the_first(pool):
+    jobs = JobRepo(pool)
+    first = await jobs.enqueue(GUILD, {}, DATA)
+    with pytest.raises(JobAlreadyLive, match=f"already has tuning job {first} queued") as refused:
+        await jobs.enqueue(GUILD, {}, DATA)
+    assert refused.value.job.id == first and isinstance(refused.value, InvalidInput)
+    await jobs.enqueue(OTHER, {}, DATA)  # other guilds are not held up
+    await jobs.claim("w", 60, 3)
+    with pytest.raises(JobAlreadyLive, match=f"job {first} running"):
+        await jobs.enqueue(GUILD, {}, DATA)
+    assert await jobs.cancel(GUILD, first)
+    await jobs.enqueue(GUILD, {}, DATA)  # once it ended, the guild may start another
+
+
+async def test_two_racing_starts_queue_one_job(pool):
+    jobs = JobRepo(pool)
+    results = await asyncio.gather(
+        *(jobs.enqueue(GUILD, {}, DATA) for _ in range(2)), return_exceptions=True
+    )
+    assert sorted(type(r).__name__ for r in results) == ["JobAlreadyLive", "int"], results
+    assert len(await jobs.live(GUILD)) == 1
+
+
+async def test_queue_job_refuses_a_second_job_before_reading_its_data(pool):
+    live = await JobRepo(pool).enqueue(GUILD, {}, DATA)
+    with pytest.raises(JobAlreadyLive, match=f"cancel job {live} first"):
+        # not JSONL: the refusal is about the live job, not the file's lines
+        await queue_job(pool, GUILD, job_spec("m"), data=b"not json")
+
+
+async def test_workers_take_guilds_in_turn_not_first_come(pool, tmp_path):
+    """GUILD was served just now, OTHER a day ago, THIRD never: THIRD's job goes first and
+    GUILD's last, although GUILD queued first (global FIFO would run it first)."""
+    jobs = JobRepo(pool)
+    await _finish(pool, tmp_path, GUILD)
+    await _finish(pool, tmp_path, OTHER)
+    async with pool.connection() as conn:
+        await conn.execute(
+            "UPDATE tuning_jobs SET started_at = now() - interval '1 day' WHERE guild_id = %(g)s",
+            {"g": OTHER},
+        )
+    queued = {g: await jobs.enqueue(g, {}, DATA) for g in (GUILD, OTHER, THIRD)}
+    claimed = [(await jobs.claim(f"w{i}", 60, 3)).guild_id for i in range(3)]
+    assert claimed == [THIRD, OTHER, GUILD], queued
+
+
+async def test_upgrading_keeps_one_live_job_per_guild_and_says_why_the_rest_stopped(
+    fresh_database_url, tmp_path
+):
+    """Before 0008 a guild could queue several jobs: its running one (else its oldest) stays."""
+    before = tmp_path / "migrations"
+    before.mkdir()
+    for path in sorted(default_directory().glob("*.sql")):
+        if path.name < "0008":
+            shutil.copy(path, before / path.name)
+    async with connect(fresh_database_url) as conn:
+        await migrate(conn, before)
+        await conn.execute(f"INSERT INTO guilds (id) VALUES ({GUILD}), ({OTHER})")
+        for guild, status in ((GUILD, "queued"), (GUILD, "running"), (GUILD, "queued")):
+            await conn.execute(
+                "INSERT INTO tuning_jobs (guild_id, status, dataset) VALUES (%s, %s, '[]')",
+                (guild, status),
+            )
+        await conn.execute(f"INSERT INTO tuning_jobs (guild_id, dataset) VALUES ({OTHER}, '[]')")
+        await migrate(conn)
+        cur = await conn.execute("SELECT guild_id, status, error FROM tuning_jobs ORDER BY id")
+        rows = await cur.fetchall()
+    assert [r[:2] for r in rows] == [
+        (GUILD, "cancelled"),
+        (GUILD, "running"),
+        (GUILD, "cancelled"),
+        (OTHER, "queued"),
+    ]
+    assert "one tuning job per server at a time" in rows[0][2]
