@@ -39,7 +39,7 @@ async def reply_with_answer(
     view = feedback_view(interaction.id) if prepared.record is not None else None
     if prepared.request is None:
         assert prepared.refusal is not None
-        text, ending = prepared.refusal.answer, "refused"
+        text, ending, raw = prepared.refusal.answer, "refused", None
         await interaction.edit_original_response(content=render.escape(text), view=view)
     else:
         reply = StreamingReply(interaction)  # one reply for both tries: one edit throttle
@@ -48,12 +48,12 @@ async def reply_with_answer(
             log.info("%s %s: unusable answer; generating once more", prepared.kind, interaction.id)
             retry = prepared.retry_request()
             outcome = await _stream(reply, services, prepared, retry, view, False)
-        text = outcome.text
+        text, raw = outcome.text, None if outcome.cancelled else outcome.raw
         if outcome.cancelled:
             ending = "cancelled"
         else:
             ending = outcome.completion.finish_reason if outcome.completion else "error"
-    await services.answers.finish(prepared, text, ending)
+    await services.answers.finish(prepared, text, ending, raw)
     log.info(
         "%s %s: %d chars, %d sources, %s",
         prepared.kind,

@@ -193,6 +193,9 @@ class Answers:
         else:
             request = await self._request(kind, guild_id, question, grounding, prefs, request_id)
             prepared = PreparedAnswer(kind, question, guild_id, grounding, None, request)
+        prompt = None
+        if prepared.request is not None:
+            prompt = [{"role": m.role, "content": m.content} for m in prepared.request.messages]
         record = await record_question(
             self.pool,
             guild_id,
@@ -201,13 +204,22 @@ class Answers:
             question,
             [s.to_dict() for s in prepared.sources],
             started,
+            prompt,
         )
         return dataclasses.replace(prepared, record=record, started=started, faithful=self.faithful)
 
-    async def finish(self, prepared: PreparedAnswer, shown: str, ending: str) -> None:
-        """Record the text the asker saw and how it ended (stop, length, refused, cancelled…)."""
-        if prepared.record is not None:
-            await prepared.record.finish(shown, ending)
+    async def finish(
+        self, prepared: PreparedAnswer, shown: str, ending: str, model_text: str | None = None
+    ) -> None:
+        """Record the text the asker saw and how it ended (stop, length, refused, cancelled…);
+        with `model_text` (the raw generation) also the checked answer tuning would learn."""
+        if prepared.record is None:
+            return
+        model_answer = None
+        if model_text is not None:
+            answer = prepared.finish_text(model_text)
+            model_answer = None if answer.refused else strip_sources_line(answer.answer)
+        await prepared.record.finish(shown, ending, model_answer)
 
     async def answer(self, kind: Kind, guild_id: int | None, question: str) -> Answer:
         """prepare → complete → finish in one call (the CLI and the console)."""
@@ -277,3 +289,8 @@ def _out_of_scope(closest: list[str]) -> Answer:
     from core.explain.answer import out_of_scope
 
     return out_of_scope(closest)
+
+
+def strip_sources_line(text: str) -> str:
+    """The answer without the "Sources: [1] [2]" line `cite` appends when none is cited."""
+    return text.split("\n\nSources: [")[0].strip()

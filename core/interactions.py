@@ -37,14 +37,14 @@ TUNABLE_COMMANDS = ("ask", "explain")
 _UPSERT_GUILD = "INSERT INTO guilds (id) VALUES (%(guild_id)s) ON CONFLICT DO NOTHING"
 _INSERT = """
 INSERT INTO interactions (guild_id, discord_id, channel_id, user_id, command, question, answer,
-                          sources, finish_reason, latency_ms)
+                          sources, finish_reason, latency_ms, prompt)
 VALUES (%(guild_id)s, %(discord_id)s, %(channel_id)s, %(user_id)s, %(command)s, %(question)s,
-        %(answer)s, %(sources)s, %(finish_reason)s, %(latency_ms)s)
+        %(answer)s, %(sources)s, %(finish_reason)s, %(latency_ms)s, %(prompt)s)
 ON CONFLICT (guild_id, discord_id) DO NOTHING
 """
 _FINISH = """
 UPDATE interactions SET answer = %(answer)s, finish_reason = %(finish_reason)s,
-                        latency_ms = %(latency_ms)s
+                        latency_ms = %(latency_ms)s, model_answer = %(model_answer)s
 WHERE guild_id = %(guild_id)s AND discord_id = %(discord_id)s
 """
 _FEEDBACK = """
@@ -78,6 +78,8 @@ class AnswerRecord:
     finish_reason: str | None = None
     latency_ms: int | None = None
     sources: list[dict[str, Any]] = field(default_factory=list)
+    # the messages the model was given ([{"role", "content"}]); None when it was not asked
+    prompt: list[dict[str, str]] | None = None
 
 
 class InteractionRepo:
@@ -88,15 +90,23 @@ class InteractionRepo:
 
     async def record(self, rec: AnswerRecord) -> None:
         """Store an answer (or the question alone, answer "", when it starts; see `finish`)."""
-        params = {**rec.__dict__, "sources": Jsonb(rec.sources)}
+        prompt = Jsonb(rec.prompt) if rec.prompt is not None else None
+        params = {**rec.__dict__, "sources": Jsonb(rec.sources), "prompt": prompt}
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(_UPSERT_GUILD, {"guild_id": rec.guild_id})
             await conn.execute(_INSERT, params)
 
     async def finish(
-        self, guild_id: int, discord_id: int, answer: str, finish_reason: str, latency_ms: int
+        self,
+        guild_id: int,
+        discord_id: int,
+        answer: str,
+        finish_reason: str,
+        latency_ms: int,
+        model_answer: str | None = None,
     ) -> None:
-        """Complete a recorded question with its answer and how it ended."""
+        """Complete a recorded question with the answer shown and how it ended; `model_answer`
+        is the model's own checked text when it answered (what tuning learns)."""
         async with self.pool.connection() as conn:
             await conn.execute(
                 _FINISH,
@@ -106,6 +116,7 @@ class InteractionRepo:
                     "answer": answer,
                     "finish_reason": finish_reason,
                     "latency_ms": latency_ms,
+                    "model_answer": model_answer,
                 },
             )
 
@@ -143,9 +154,11 @@ class RecordedQuestion:
     discord_id: int
     started: float  # time.monotonic(): the stored latency counts from here
 
-    async def finish(self, shown: str, ending: str) -> None:
+    async def finish(self, shown: str, ending: str, model_answer: str | None = None) -> None:
         elapsed_ms = int((time.monotonic() - self.started) * 1000)
-        await self.repo.finish(self.guild_id, self.discord_id, shown, ending, elapsed_ms)
+        await self.repo.finish(
+            self.guild_id, self.discord_id, shown, ending, elapsed_ms, model_answer
+        )
 
 
 async def record_question(
@@ -156,6 +169,7 @@ async def record_question(
     question: str,
     sources: Sequence[dict[str, Any]] = (),
     started: float | None = None,
+    prompt: list[dict[str, str]] | None = None,
 ) -> RecordedQuestion | None:
     """Store the question before answering, so a 👍 on the final message always finds its row;
     None without an asker (the CLI) or outside a server (rows are per guild)."""
@@ -172,6 +186,7 @@ async def record_question(
             question=question,
             answer="",
             sources=list(sources),
+            prompt=prompt,
         )
     )
     return RecordedQuestion(repo, guild_id, asker.discord_id, started or time.monotonic())

@@ -173,7 +173,7 @@ def read_jsonl(path: str) -> list[Pair]:
 
 
 _APPROVED = """
-SELECT question, answer FROM interactions
+SELECT question, answer, prompt, model_answer FROM interactions
 WHERE guild_id = %(guild_id)s AND feedback = 1 AND approved AND answer <> ''
   AND command = ANY(%(commands)s)
 ORDER BY id LIMIT %(limit)s
@@ -185,12 +185,22 @@ async def approved_pairs(pool: Any, guild_id: int, limit: int = MAX_PAIRS) -> li
     approved through core.tuning.review, 0006),
     from the commands in `TUNABLE_COMMANDS` (/ask, /explain; not /calc: see there).
 
-    The question is replayed as a bare user turn: the retrieved sources of the original answer
-    are not part of the pair, so the adapter learns the answer, not the retrieval.
+    Each pair is the task the model really did: the messages the engine gave it (grounding
+    rules, the guild's prompt, the numbered sources; migration 0009) and its own checked answer
+    with its citations. Rows recorded before 0009 have no prompt: the question is replayed as
+    a bare user turn with the answer shown.
     """
     async with pool.connection() as conn:
         cur = await conn.execute(
             _APPROVED, {"guild_id": guild_id, "limit": limit, "commands": list(TUNABLE_COMMANDS)}
         )
         rows = await cur.fetchall()
-    return [Pair((("user", q.strip()),), a.strip()) for q, a in rows if q.strip() and a.strip()]
+    pairs = []
+    for question, shown, prompt, model_answer in rows:
+        if prompt is not None:  # the model's own task; a refusal or no answer teaches nothing
+            if model_answer and model_answer.strip():
+                messages = tuple((m["role"], m["content"]) for m in prompt)
+                pairs.append(Pair(messages, model_answer.strip()))
+        elif question.strip() and shown.strip():
+            pairs.append(Pair((("user", question.strip()),), shown.strip()))
+    return pairs

@@ -20,8 +20,10 @@ from core.llm.engine.engine import Engine
 from core.rag.embedder import Embedder
 from core.rag.types import ParsedDocument, Section
 from core.services import Services
+from core.tuning.data import approved_pairs
 from core.tuning.registry import AdapterRepo
-from tests.fixtures.models import make_tiny_llama
+from core.tuning.review import ReviewRepo
+from tests.fixtures.models import make_babbling_llama
 from tests.integration.test_engine_adapters import make_adapter
 from tests.integration.tuning.test_hotswap import _register
 
@@ -48,7 +50,7 @@ async def test_the_guilds_settings_and_active_adapter_shape_every_answer(
     bundled_tokenizer: object,
     tmp_path: Path,
 ) -> None:
-    tiny = make_tiny_llama(bundled_tokenizer, seed=3)
+    tiny = make_babbling_llama(bundled_tokenizer, seed=3)  # it answers
     await _register(fresh_pool, GUILD, make_adapter(tiny.model.config, tmp_path / "a", seed=1))
     await AdapterRepo(fresh_pool).activate(GUILD, 1)
     engine = Engine(tiny, max_batch=2)
@@ -67,10 +69,20 @@ async def test_the_guilds_settings_and_active_adapter_shape_every_answer(
 
         completion = await engine.complete(request)
         answer = prepared.finish_text(completion.text)
-        await services.answers.finish(prepared, answer.answer, completion.finish_reason)
+        await services.answers.finish(
+            prepared, answer.answer, completion.finish_reason, completion.text
+        )
         row = await InteractionRepo(fresh_pool).get(GUILD, 77)
         assert row is not None and row["command"] == "ask"
         assert row["answer"] == answer.answer and row["finish_reason"] == completion.finish_reason
+
+        # 👍 + a moderator's approval: tuning learns the prompt the engine was given
+        assert await InteractionRepo(fresh_pool).set_feedback(GUILD, 77, 42, 1)
+        reviews = ReviewRepo(fresh_pool)
+        await reviews.decide(GUILD, [item.id for item in await reviews.pending(GUILD)], True, 1)
+        pairs = await approved_pairs(fresh_pool, GUILD)
+        assert [p.messages for p in pairs] == [tuple((m.role, m.content) for m in request.messages)]
+        assert not answer.refused and pairs[0].output == answer.answer.split("\n\nSources:")[0]
 
         # /explain is Guru's curriculum, not the guild's: no adapter, no guild prompt
         explained = await services.answers.prepare("explain", GUILD, "what is attention?")
