@@ -15,14 +15,18 @@ import discord
 from bot.errors import Refused
 from core.rag.types import Access
 
-__all__ = ["NO_ACCESS", "ensure_can_read", "member_access"]
+__all__ = ["NO_ACCESS", "access_of", "ensure_can_read", "member_access"]
 
 NO_ACCESS = Access(frozenset(), frozenset())  # guild-wide documents only
 
 
 def member_access(interaction: discord.Interaction) -> Access:
     """The channels and threads the asking member can view, and their roles."""
-    guild, member = interaction.guild, interaction.user
+    return access_of(interaction.guild, interaction.user)
+
+
+def access_of(guild: discord.Guild | None, member: discord.abc.User) -> Access:
+    """`member_access` for any member of `guild` (e.g. a message's author)."""
     if guild is None or not isinstance(member, discord.Member):
         return NO_ACCESS
     places: list[discord.abc.GuildChannel | discord.Thread] = [*guild.channels, *guild.threads]

@@ -29,6 +29,7 @@ EXTENSIONS: tuple[str, ...] = (
     "bot.cogs.status",
     "bot.cogs.settings",
     "bot.cogs.ask",
+    "bot.cogs.conversation",
     "bot.cogs.calc",
     "bot.cogs.explain",
     "bot.cogs.docs",
@@ -126,6 +127,10 @@ class GuruBot(commands.AutoShardedBot):
 
     async def on_ready(self) -> None:
         log.info("connected as %s to %d guilds", self.user, len(self.guilds))
+
+    async def on_message(self, message: discord.Message) -> None:
+        """Guru has slash commands only: a message that mentions it is a question for the
+        conversation cog, not a prefix command (commands.Bot would try to parse one)."""
 
     async def close(self) -> None:
         await self.metrics.stop()

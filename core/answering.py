@@ -24,12 +24,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from core.guilds import GuildSettings, GuildSettingsRepo
-from core.interactions import Asker, RecordedQuestion, record_question
-from core.llm.types import Message, Request
+from core.interactions import Asker, RecordedQuestion, Turn, record_question
+from core.llm.types import Completion, Message, Request
 from core.rag.answer import (
     build_messages,
     cite,
@@ -172,10 +173,12 @@ class Answers:
         prefs: GuildSettings | None = None,
         asker: Asker | None = None,
         access: Access | None = None,
+        history: Sequence[Turn] = (),
         request_id: str | None = None,
     ) -> PreparedAnswer:
         """Ground `question` in what `access` may read (None: everything, e.g. the operator's
-        CLI) and build its Request (or its refusal); record it for `asker`."""
+        CLI) and build its Request (or its refusal); record it for `asker`. `history`: the
+        earlier turns of a conversation (oldest first) this question follows up."""
         started = time.monotonic()
         grounder = self.grounders[kind]
         source_guild = guild_id if kind == "ask" else CONCEPTS_GUILD_ID
@@ -184,14 +187,16 @@ class Answers:
         llm = await self.services.ensure_llm() if grounder.expand else None
         # Guru's own concept notes are public; a guild's documents are read as the asker may
         grounding, closest = await grounder.ground(
-            source_guild, question, llm, access if kind == "ask" else None
+            source_guild, _standalone(question, history), llm, access if kind == "ask" else None
         )
         if grounding is None:
             log.info("%s guild=%s: refused (nothing above the floor)", kind, guild_id)
             empty = refusal(closest) if kind == "ask" else _out_of_scope(closest)
             prepared = PreparedAnswer(kind, question, guild_id, None, empty, None)
         else:
-            request = await self._request(kind, guild_id, question, grounding, prefs, request_id)
+            request = await self._request(
+                kind, guild_id, question, grounding, prefs, request_id, history
+            )
             prepared = PreparedAnswer(kind, question, guild_id, grounding, None, request)
         prompt = None
         if prepared.request is not None:
@@ -205,11 +210,17 @@ class Answers:
             [s.to_dict() for s in prepared.sources],
             started,
             prompt,
+            history[-1].discord_id if history else None,
         )
         return dataclasses.replace(prepared, record=record, started=started, faithful=self.faithful)
 
     async def finish(
-        self, prepared: PreparedAnswer, shown: str, ending: str, model_text: str | None = None
+        self,
+        prepared: PreparedAnswer,
+        shown: str,
+        ending: str,
+        model_text: str | None = None,
+        reply_message_id: int | None = None,
     ) -> None:
         """Record the text the asker saw and how it ended (stop, length, refused, cancelled…);
         with `model_text` (the raw generation) also the checked answer tuning would learn."""
@@ -219,29 +230,39 @@ class Answers:
         if model_text is not None:
             answer = prepared.finish_text(model_text)
             model_answer = None if answer.refused else strip_sources_line(answer.answer)
-        await prepared.record.finish(shown, ending, model_answer)
+        await prepared.record.finish(shown, ending, model_answer, reply_message_id)
 
     async def answer(self, kind: Kind, guild_id: int | None, question: str) -> Answer:
-        """prepare → complete → finish in one call (the CLI and the console)."""
+        """prepare → generate → finish in one call (the CLI and the console)."""
         prepared = await self.prepare(kind, guild_id, question)
+        answer, _ = await self.generate(prepared)
+        return answer
+
+    async def generate(self, prepared: PreparedAnswer) -> tuple[Answer, Completion | None]:
+        """Generate a prepared answer to completion (once more, sampled, if the first is not
+        usable) → (what to show, the completion; None for a refusal)."""
         if prepared.request is None:
             assert prepared.refusal is not None
-            return prepared.refusal
+            return prepared.refusal, None
         llm = await self.services.ensure_llm()
         completion = await llm.complete(prepared.request)
         if not prepared.usable(completion.text):
-            log.info("%s guild=%s: unusable answer; generating once more", kind, guild_id)
+            log.info(
+                "%s guild=%s: unusable answer; generating once more",
+                prepared.kind,
+                prepared.guild_id,
+            )
             completion = await llm.complete(prepared.retry_request())
         answer = prepared.finish_text(completion.text)
         log.info(
             "%s guild=%s: %d sources, refused=%s, %.1fs",
-            kind,
-            guild_id,
+            prepared.kind,
+            prepared.guild_id,
             len(prepared.sources),
             answer.refused,
             time.monotonic() - prepared.started,
         )
-        return answer
+        return answer, completion
 
     async def _request(
         self,
@@ -251,10 +272,11 @@ class Answers:
         grounding: Grounding,
         prefs: GuildSettings | None,
         request_id: str | None,
+        history: Sequence[Turn] = (),
     ) -> Request:
         """The Request for a grounded question: /ask as the guild has it set up, /explain as
         Guru's own curriculum (no guild prompt or adapter: the notes are not the guild's)."""
-        messages = build_messages(question, grounding)
+        messages = build_messages(question, grounding, [(t.question, t.answer) for t in history])
         extra = {"request_id": request_id} if request_id else {}
         if kind == "explain":
             return Request(
@@ -283,6 +305,15 @@ class Answers:
             repetition_penalty=REPETITION_PENALTY,
             **extra,
         )
+
+
+def _standalone(question: str, history: Sequence[Turn]) -> str:
+    """What to search for a follow-up: a follow-up leans on the turn before ("and how do I
+    undo it?"), so the previous question is searched with it. (A model-written rewrite costs a
+    generation before every follow-up; the small models write poor ones.)"""
+    if not history:
+        return question
+    return f"{history[-1].question} {question}"
 
 
 def _out_of_scope(closest: list[str]) -> Answer:

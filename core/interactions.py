@@ -22,6 +22,7 @@ __all__ = [
     "InteractionRepo",
     "RecordedQuestion",
     "TUNABLE_COMMANDS",
+    "Turn",
     "record_question",
 ]
 
@@ -37,19 +38,40 @@ TUNABLE_COMMANDS = ("ask", "explain")
 _UPSERT_GUILD = "INSERT INTO guilds (id) VALUES (%(guild_id)s) ON CONFLICT DO NOTHING"
 _INSERT = """
 INSERT INTO interactions (guild_id, discord_id, channel_id, user_id, command, question, answer,
-                          sources, finish_reason, latency_ms, prompt)
+                          sources, finish_reason, latency_ms, prompt, parent_discord_id)
 VALUES (%(guild_id)s, %(discord_id)s, %(channel_id)s, %(user_id)s, %(command)s, %(question)s,
-        %(answer)s, %(sources)s, %(finish_reason)s, %(latency_ms)s, %(prompt)s)
+        %(answer)s, %(sources)s, %(finish_reason)s, %(latency_ms)s, %(prompt)s,
+        %(parent_discord_id)s)
 ON CONFLICT (guild_id, discord_id) DO NOTHING
 """
 _FINISH = """
 UPDATE interactions SET answer = %(answer)s, finish_reason = %(finish_reason)s,
-                        latency_ms = %(latency_ms)s, model_answer = %(model_answer)s
+                        latency_ms = %(latency_ms)s, model_answer = %(model_answer)s,
+                        reply_message_id = coalesce(%(reply_message_id)s, reply_message_id)
 WHERE guild_id = %(guild_id)s AND discord_id = %(discord_id)s
 """
 _FEEDBACK = """
 UPDATE interactions SET feedback = %(value)s
 WHERE guild_id = %(guild_id)s AND discord_id = %(discord_id)s AND user_id = %(user_id)s
+"""
+# A conversation's turns, newest first: the turn answered by message `message_id` (or the
+# interaction `message_id` itself, for a /ask answer), then the turns it followed up.
+_CONVERSATION = """
+WITH RECURSIVE turns AS (
+    SELECT discord_id, parent_discord_id, question, coalesce(model_answer, answer) AS answer,
+           1 AS depth
+    FROM interactions
+    WHERE guild_id = %(guild_id)s
+      AND (reply_message_id = %(message_id)s OR discord_id = %(interaction_id)s)
+      AND command = 'ask' AND answer <> ''
+    UNION ALL
+    SELECT i.discord_id, i.parent_discord_id, i.question, coalesce(i.model_answer, i.answer),
+           t.depth + 1
+    FROM turns t JOIN interactions i
+      ON i.guild_id = %(guild_id)s AND i.discord_id = t.parent_discord_id
+    WHERE t.depth < %(turns)s AND i.command = 'ask' AND i.answer <> ''
+)
+SELECT discord_id, question, answer FROM turns ORDER BY depth DESC
 """
 _GET = """
 SELECT command, question, answer, feedback, finish_reason FROM interactions
@@ -80,6 +102,16 @@ class AnswerRecord:
     sources: list[dict[str, Any]] = field(default_factory=list)
     # the messages the model was given ([{"role", "content"}]); None when it was not asked
     prompt: list[dict[str, str]] | None = None
+    parent_discord_id: int | None = None  # the turn this one follows up (conversations)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One earlier question and answer of a conversation."""
+
+    discord_id: int
+    question: str
+    answer: str
 
 
 class InteractionRepo:
@@ -104,9 +136,11 @@ class InteractionRepo:
         finish_reason: str,
         latency_ms: int,
         model_answer: str | None = None,
+        reply_message_id: int | None = None,
     ) -> None:
         """Complete a recorded question with the answer shown and how it ended; `model_answer`
-        is the model's own checked text when it answered (what tuning learns)."""
+        is the model's own checked text when it answered (what tuning learns), and
+        `reply_message_id` the message that showed it, when it was a message (conversations)."""
         async with self.pool.connection() as conn:
             await conn.execute(
                 _FINISH,
@@ -117,6 +151,7 @@ class InteractionRepo:
                     "finish_reason": finish_reason,
                     "latency_ms": latency_ms,
                     "model_answer": model_answer,
+                    "reply_message_id": reply_message_id,
                 },
             )
 
@@ -136,6 +171,28 @@ class InteractionRepo:
             )
             return cur.rowcount == 1
 
+    async def conversation(
+        self,
+        guild_id: int,
+        *,
+        message_id: int | None = None,
+        interaction_id: int | None = None,
+        turns: int = 3,
+    ) -> list[Turn]:
+        """The last `turns` turns of the conversation whose latest answer is Guru's message
+        `message_id` (or the /ask interaction `interaction_id`), oldest first; [] if none."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                _CONVERSATION,
+                {
+                    "guild_id": guild_id,
+                    "message_id": message_id,
+                    "interaction_id": interaction_id,
+                    "turns": turns,
+                },
+            )
+            return [Turn(*row) for row in await cur.fetchall()]
+
     async def get(self, guild_id: int, discord_id: int) -> dict[str, Any] | None:
         async with self.pool.connection() as conn:
             cur = await conn.execute(_GET, {"guild_id": guild_id, "discord_id": discord_id})
@@ -154,10 +211,22 @@ class RecordedQuestion:
     discord_id: int
     started: float  # time.monotonic(): the stored latency counts from here
 
-    async def finish(self, shown: str, ending: str, model_answer: str | None = None) -> None:
+    async def finish(
+        self,
+        shown: str,
+        ending: str,
+        model_answer: str | None = None,
+        reply_message_id: int | None = None,
+    ) -> None:
         elapsed_ms = int((time.monotonic() - self.started) * 1000)
         await self.repo.finish(
-            self.guild_id, self.discord_id, shown, ending, elapsed_ms, model_answer
+            self.guild_id,
+            self.discord_id,
+            shown,
+            ending,
+            elapsed_ms,
+            model_answer,
+            reply_message_id,
         )
 
 
@@ -170,6 +239,7 @@ async def record_question(
     sources: Sequence[dict[str, Any]] = (),
     started: float | None = None,
     prompt: list[dict[str, str]] | None = None,
+    parent_discord_id: int | None = None,
 ) -> RecordedQuestion | None:
     """Store the question before answering, so a 👍 on the final message always finds its row;
     None without an asker (the CLI) or outside a server (rows are per guild)."""
@@ -187,6 +257,7 @@ async def record_question(
             answer="",
             sources=list(sources),
             prompt=prompt,
+            parent_discord_id=parent_discord_id,
         )
     )
     return RecordedQuestion(repo, guild_id, asker.discord_id, started or time.monotonic())

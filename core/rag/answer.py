@@ -10,6 +10,7 @@ passes the relevance floor never reaches the model (core.rag.grounding, core.ans
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from core.llm.types import Message
 from core.rag.grounding import Grounding
@@ -37,6 +38,9 @@ SYSTEM_PROMPT = (
     f"If they do not answer it, say: {REFUSAL}."
 )
 _CITATION = re.compile(r"\[(\d{1,2})\]")
+# An earlier answer in a conversation's prompt keeps its gist, not all of it: the context window
+# is for the sources.
+HISTORY_CHARS = 600
 
 
 def refusal_text(closest: list[str] | tuple[str, ...]) -> str:
@@ -51,12 +55,23 @@ def refusal(closest: list[str] | tuple[str, ...]) -> Answer:
     return Answer(refusal_text(closest), (), True, tuple(closest))
 
 
-def build_messages(question: str, grounding: Grounding) -> list[Message]:
-    """System rules, then one user message: the delimited sources, then the question."""
+def build_messages(
+    question: str, grounding: Grounding, history: Sequence[tuple[str, str]] = ()
+) -> list[Message]:
+    """System rules, the earlier turns of a conversation (question, answer), then one user
+    message: the delimited sources, then the question."""
     pairs = zip(grounding.sources, grounding.passages)
     block = render_sources([(s.n, s.title, p) for s, p in pairs])
     user_text = f"{block}\n\nQuestion: {strip_delimiters(question)}"
-    return [Message("system", SYSTEM_PROMPT), Message("user", user_text)]
+    turns: list[Message] = []
+    for asked, answered in history:
+        turns.append(Message("user", strip_delimiters(asked)))
+        turns.append(Message("assistant", strip_delimiters(_clip(answered, HISTORY_CHARS))))
+    return [Message("system", SYSTEM_PROMPT), *turns, Message("user", user_text)]
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
 
 
 def finish_answer(text: str, n_sources: int) -> tuple[str, bool]:

@@ -76,8 +76,16 @@ def install(emulator: Emulator) -> None:
         if world.channel(int(p["cid"])) is None:
             return error(404, 10003, "Unknown Channel")
         msg = world.add_message(int(p["cid"]), world.bot_user, revise(None, body.json, body.files))
+        reference = (body.json or {}).get("message_reference") or {}
+        if reference.get("message_id"):
+            msg.reply_to = world.messages.get(int(reference["message_id"]))
         await emulator.gateway.dispatch("MESSAGE_CREATE", emulator.message_event(msg), msg.guild_id)
         return json_response(msg.payload(emulator.base_url))
+
+    async def typing(request: web.Request, p: dict[str, str], body: Body) -> web.Response:
+        if world.channel(int(p["cid"])) is None:
+            return error(404, 10003, "Unknown Channel")
+        return web.Response(status=204)
 
     async def message(request: web.Request, p: dict[str, str], body: Body) -> web.Response:
         msg = world.messages.get(int(p["mid"]))
@@ -139,6 +147,7 @@ def install(emulator: Emulator) -> None:
     api.route("PUT", "/channels/{cid}/messages/pins/{mid}", pin)
     api.route("DELETE", "/channels/{cid}/messages/pins/{mid}", pin)
     api.route("POST", "/channels/{cid}/messages", create_message)
+    api.route("POST", "/channels/{cid}/typing", typing)
     api.route("GET", "/channels/{cid}/messages", history)
     for method in ("GET", "PATCH", "DELETE"):
         api.route(method, "/channels/{cid}/messages/{mid}", message)

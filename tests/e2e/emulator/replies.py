@@ -81,6 +81,7 @@ def install(emulator: Emulator) -> None:
                 flags |= ix.LOADING
             rev = revise(None, data, body.files, flags=flags)
             message = world.add_message(inter.channel_id, world.bot_user, rev, inter.id)
+            message.interaction_user = inter.member.user
             inter.original = message
         elif kind == ix.UPDATE_MESSAGE and inter.source_message is not None:
             message = inter.source_message

@@ -272,11 +272,16 @@ class Emulator:
         member: Member,
         content: str,
         files: Sequence[tuple[str, bytes]] = (),
+        *,
+        reply_to: Message | None = None,
+        mentions: Sequence[User] = (),
     ) -> Message:
-        """A user's message in `channel` (MESSAGE_CREATE), with `files` (name, bytes) attached."""
+        """A user's message in `channel` (MESSAGE_CREATE), with `files` (name, bytes) attached,
+        optionally a reply to `reply_to` and mentioning `mentions` (e.g. the bot's user)."""
         msg = self.world.add_message(
             channel.id, member.user, replies.revise(None, {"content": content}, list(files))
         )
+        msg.reply_to, msg.mentions = reply_to, list(mentions)
         await self.gateway.dispatch("MESSAGE_CREATE", self.message_event(msg), channel.guild_id)
         return msg
 

@@ -137,6 +137,9 @@ class Message:
     pinned: bool = False
     deleted: bool = False
     timestamp: str = field(default_factory=iso_now)
+    interaction_user: User | None = None  # who ran the command this message answers
+    reply_to: Message | None = None  # a reply's message_reference (and referenced_message)
+    mentions: list[User] = field(default_factory=list)
 
     @property
     def latest(self) -> Revision:
@@ -197,7 +200,7 @@ class Message:
             "edited_timestamp": None,
             "tts": False,
             "mention_everyone": False,
-            "mentions": [],
+            "mentions": [u.payload() for u in self.mentions],
             "mention_roles": [],
             "attachments": attachments,
             "embeds": rev.embeds,
@@ -207,6 +210,21 @@ class Message:
         }
         if self.guild_id is not None:
             data["guild_id"] = str(self.guild_id)
+        if self.interaction_id is not None:  # a command's reply says which interaction
+            user = self.interaction_user or self.author
+            data["interaction_metadata"] = {
+                "id": str(self.interaction_id),
+                "type": 2,
+                "user": user.payload(),
+            }
+        if self.reply_to is not None:
+            data["type"] = 19  # REPLY
+            data["message_reference"] = {
+                "message_id": str(self.reply_to.id),
+                "channel_id": str(self.reply_to.channel_id),
+                "guild_id": str(self.reply_to.guild_id),
+            }
+            data["referenced_message"] = self.reply_to.payload(base_url)
         return data
 
 
