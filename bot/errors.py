@@ -21,9 +21,10 @@ log = logging.getLogger(__name__)
 _PERMISSION_NAMES = {"manage_guild": "Manage Server", "manage_messages": "Manage Messages"}
 
 
-def internal_error(interaction: discord.Interaction) -> str:
-    """What a user sees when we failed: no details, a reference the log carries."""
-    return f"Something went wrong on our side; it's been logged (ref {interaction.id})."
+def internal_error(ref: int) -> str:
+    """What a user sees when we failed: no details, a reference (the interaction's or the
+    message's id) that the log carries."""
+    return f"Something went wrong on our side; it's been logged (ref {ref})."
 
 
 class Refused(app_commands.CheckFailure):
@@ -87,7 +88,7 @@ class GuruTree(app_commands.CommandTree):
             log.error(
                 "command /%s failed (ref %s)", command, interaction.id, exc_info=_unwrap(error)
             )
-            text = internal_error(interaction)
+            text = internal_error(interaction.id)
         else:
             log.info(
                 "interaction %s answered with %s", interaction.id, type(_unwrap(error)).__name__

@@ -59,7 +59,7 @@ class FeedbackButton(
             )
         except Exception:
             log.exception("feedback on %s failed (ref %s)", self.discord_id, interaction.id)
-            text = internal_error(interaction)
+            text = internal_error(interaction.id)
         else:
             text = "Thanks, noted!" if saved else "Only the person who asked can rate this answer."
         await interaction.response.send_message(text, ephemeral=True)

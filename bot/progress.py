@@ -113,7 +113,7 @@ class BackgroundJobs:
             known = user_message_for(exc)
             if known is None:
                 log.error("job %s failed (ref %s)", name, interaction.id, exc_info=exc)
-                known = internal_error(interaction)
+                known = internal_error(interaction.id)
             try:
                 await interaction.edit_original_response(content=f"⚠️ {known}", view=None)
             except discord.HTTPException:

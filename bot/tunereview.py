@@ -76,7 +76,7 @@ class ReviewButton(
         except Exception:
             log.exception("review click %s failed (ref %s)", self.custom_id, interaction.id)
             await interaction.response.send_message(
-                internal_error(interaction),
+                internal_error(interaction.id),
                 ephemeral=True,
             )
             return

@@ -21,7 +21,7 @@ from discord.ext import commands
 
 from bot import render
 from bot.access import access_of
-from bot.errors import Refused, user_message_for
+from bot.errors import Refused, internal_error, user_message_for
 from bot.feedback import feedback_view
 from core.errors import GuruError
 from core.fairuse import require_guild
@@ -65,7 +65,7 @@ class Conversation(commands.Cog):
         except Exception as exc:  # noqa: BLE001 - the listener's boundary
             if (known := user_message_for(exc)) is None:
                 log.exception("conversation answer to %s failed", message.id)
-                known = f"Something went wrong on our side; it's been logged (ref {message.id})."
+                known = internal_error(message.id)
             await _reply(message, known)
 
     async def _earlier_turns(

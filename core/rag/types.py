@@ -58,10 +58,6 @@ class ParsedDocument:
     source: SourceKind = "file"
     metadata: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def char_count(self) -> int:
-        return sum(len(s.text) for s in self.sections)
-
 
 @dataclass(frozen=True)
 class ChunkDraft:
