@@ -276,7 +276,8 @@ class Answers:
     ) -> Request:
         """The Request for a grounded question: /ask as the guild has it set up, /explain as
         Guru's own curriculum (no guild prompt or adapter: the notes are not the guild's)."""
-        messages = build_messages(question, grounding, [(t.question, t.answer) for t in history])
+        asked = _as_question(question) if kind == "explain" else question
+        messages = build_messages(asked, grounding, [(t.question, t.answer) for t in history])
         extra = {"request_id": request_id} if request_id else {}
         if kind == "explain":
             return Request(
@@ -305,6 +306,36 @@ class Answers:
             repetition_penalty=REPETITION_PENALTY,
             **extra,
         )
+
+
+_QUESTION_WORDS = (
+    "what",
+    "why",
+    "how",
+    "when",
+    "which",
+    "who",
+    "where",
+    "is",
+    "are",
+    "do",
+    "does",
+    "can",
+    "should",
+    "explain",
+    "tell",
+    "describe",
+    "compare",
+)
+
+
+def _as_question(topic: str) -> str:
+    """/explain takes a topic ("attention"); a small model given a bare noun writes lists of
+    headlines, so a topic is asked as a request for a short explanation."""
+    words = topic.strip().rstrip("?").split()
+    if topic.strip().endswith("?") or (words and words[0].lower() in _QUESTION_WORDS):
+        return topic
+    return f"Explain {topic.strip()} in a few sentences."
 
 
 def _standalone(question: str, history: Sequence[Turn]) -> str:

@@ -2,11 +2,13 @@
 and it is prose at all.
 
 Small models invent exactly the details users act on: a number ("a maximum of 10" beside a
-source that says 5), an option, a shell command. Each sentence (or code line) of an answer
-that states a number, an option or a code span found in neither the sources shown nor the
-question is dropped; what remains must still be a usable answer (some words of prose, not a
-citation or a heading alone, not a repetition loop), else the caller retries once and then
-says plainly that the model gave no usable answer. No model is asked: string checks only.
+source that says 5), an option, a shell command, or whole sentences the sources never
+suggested. Each sentence (or code line) of an answer that states a number, an option or a code
+span found in neither the sources shown nor the question, or whose content words mostly
+appear in neither, is dropped, and so are lines of Title Case without punctuation (a list of
+invented headlines is not an answer). What remains must still be a usable answer (some words
+of prose, not a citation or a heading alone, not a repetition loop), else the caller retries
+once and then says plainly that the model gave no usable answer. String checks only.
 """
 
 from __future__ import annotations
@@ -15,7 +17,15 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-__all__ = ["Checked", "check_answer", "strip_preamble", "unsupported_terms", "usable"]
+__all__ = [
+    "Checked",
+    "check_answer",
+    "poorly_supported",
+    "strip_preamble",
+    "title_like",
+    "unsupported_terms",
+    "usable",
+]
 
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,:]\d+)*(?![\w])")  # 30, 2.5, 21:00, 1,000
 _OPTION = re.compile(r"(?<![\w-])--?[A-Za-z][\w-]*")  # --force, -n
@@ -26,6 +36,18 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\[`(])")
 _PREAMBLE = re.compile(r"^\s*(?:\[\d{1,2}\][\s:.-]*)*(?:(?:A|Answer)\s*:\s*)?", re.IGNORECASE)
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]+")
 MIN_WORDS = 3  # "Paris." is an answer in a chat, not under a cited question: 3 words of prose
+# A sentence of 4+ content words of which fewer than this share is in the sources or the
+# question was not written from them (a small model's invented list of paper titles, say).
+# Words match on their first 5 letters, so "layers" supports "layer" and "tokenization"
+# "tokens"; a paraphrase keeps enough of its source's words to pass.
+MIN_SUPPORT, MIN_CONTENT_WORDS, STEM = 0.3, 4, 5
+_STOPWORDS = frozenset(
+    "about above after again also because been before being below between both could does "
+    "doing down during each from further have having here into itself just more most other "
+    "over same should some such than that their them then there these they this those "
+    "through under until very were what when where which while will with would your yours "
+    "only once like many much make made uses used using want".split()
+)
 
 
 @dataclass(frozen=True)
@@ -51,6 +73,33 @@ def unsupported_terms(sentence: str, evidence: str) -> list[str]:
     return [t for t in terms if t and _norm(t) not in evidence]
 
 
+def _stems(text: str) -> set[str]:
+    return {w.lower()[:STEM] for w in _WORD.findall(text)}
+
+
+def title_like(line: str) -> bool:
+    """A headline, not prose: most words capitalised and no sentence punctuation."""
+    words = _WORD.findall(_CITATION.sub(" ", line))
+    if len(words) < MIN_CONTENT_WORDS or line.rstrip().endswith((".", "!", "?", ":", ")")):
+        return False
+    capitalised = sum(w[0].isupper() for w in words if len(w) > 3)
+    long_words = sum(len(w) > 3 for w in words)
+    return long_words > 0 and capitalised / long_words >= 0.7
+
+
+def poorly_supported(sentence: str, evidence_stems: set[str]) -> bool:
+    """Most of the sentence's content words appear nowhere in the sources or the question."""
+    words = [
+        w.lower()
+        for w in _WORD.findall(_CITATION.sub(" ", sentence))
+        if len(w) >= 4 and w.lower() not in _STOPWORDS
+    ]
+    if len(words) < MIN_CONTENT_WORDS:
+        return False
+    supported = sum(w[:STEM] in evidence_stems for w in words)
+    return supported / len(words) < MIN_SUPPORT
+
+
 def _code_line_supported(line: str, evidence: str) -> bool:
     """A line of a code block: every token (2+ characters) must appear in the evidence."""
     tokens = [t for t in re.split(r"[\s'\"=]+", line.strip()) if len(t) >= 2]
@@ -60,6 +109,7 @@ def _code_line_supported(line: str, evidence: str) -> bool:
 def check_answer(answer: str, sources: str, question: str = "") -> Checked:
     """Drop what the sources do not support (see module doc); keep the answer's layout."""
     evidence = _norm(f"{sources}\n{question}")
+    evidence_stems = _stems(f"{sources}\n{question}")
     kept_lines: list[str] = []
     dropped: list[str] = []
     in_code = False
@@ -74,9 +124,12 @@ def check_answer(answer: str, sources: str, question: str = "") -> Checked:
                 continue
             kept_lines.append(line)
             continue
+        if title_like(line):
+            dropped.append(line.strip())
+            continue
         kept: list[str] = []
         for sentence in _SENTENCE_END.split(line):
-            if unsupported_terms(sentence, evidence):
+            if unsupported_terms(sentence, evidence) or poorly_supported(sentence, evidence_stems):
                 dropped.append(sentence.strip())
             else:
                 kept.append(sentence)
@@ -104,6 +157,8 @@ def usable(text: str) -> bool:
     words = _WORD.findall(_CITATION.sub(" ", prose))
     if len(words) < MIN_WORDS:
         return False
+    if len(words) < 2 * MIN_CONTENT_WORDS and not re.search(r"[.!?]", prose):
+        return False  # a cut-off fragment ("Optimal Autonomous Underd"), not a sentence
     return not _loops([w.lower() for w in words])
 
 

@@ -50,6 +50,7 @@ def test_invented_options_and_commands_are_dropped() -> None:
         "Attention:\n\n",
         "Sources: [1] [2]",
         "Yes [1].",
+        "Optimal Autonomous Underd",
         "the answer is the answer is the answer is the answer is the answer is",
     ],
 )
@@ -87,3 +88,21 @@ def test_a_checked_answer_keeps_its_citations_and_sources() -> None:
     assert [s.uri for s in shown.sources] == ["limits.md"]
     declined = _prepared().finish_text("That is not in this server's docs.")
     assert declined.refused and "Upload limits" in declined.answer
+
+
+def test_invented_headlines_and_unrelated_sentences_are_dropped() -> None:
+    notes = (
+        "Attention compares each query with every key; the softmax of the scores weighs the "
+        "values. Multi-head attention runs several heads in parallel."
+    )
+    answer = (
+        "Decompose Random Forests into Nodes and Layers\n"
+        "Truncated Naive Bayes Classifiers vs. Generalized Linear Mixed Models\n"
+        "Our bakery sells sourdough loaves every weekend morning downtown.\n"
+        "Attention weighs the values by how well each query matches each key [1]."
+    )
+    checked = check_answer(answer, notes, "attention")
+    assert (
+        checked.text == "Attention weighs the values by how well each query matches each key [1]."
+    )
+    assert len(checked.dropped) == 3 and checked.usable
