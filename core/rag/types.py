@@ -24,7 +24,7 @@ __all__ = [
 CONCEPTS_GUILD_ID = 0
 
 SearchMode = Literal["hybrid", "vector", "text"]
-SourceKind = Literal["file", "discord", "text", "concept"]
+SourceKind = Literal["file", "discord", "text", "concept", "web", "git"]
 
 
 @dataclass(frozen=True)
