@@ -1,0 +1,82 @@
+"""Sources kept in sync: the schedule's background task, and `/docs add url`'s job.
+
+No slash command of its own: `/docs add url:` and `/docs list` (bot/cogs/docs.py) call in
+here, as `/docs sync-pins` calls the Pins cog. The scheduler starts with the cog (cog_load)
+and stops with it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord.ext import commands
+
+from bot.progress import BackgroundJobs, ProgressReply
+from core.sources.scheduler import run_schedule
+from core.sources.sync import SourceSync
+from core.sources.types import SourceInfo, SyncSummary, summary_line
+from core.sources.urls import format_every
+
+if TYPE_CHECKING:
+    from bot.client import GuruBot
+
+log = logging.getLogger(__name__)
+
+MAX_FAILURES_SHOWN = 5
+
+
+def sync_report(location: str, every_s: int | None, summary: SyncSummary) -> str:
+    lines = [f"🌐 {location} ({format_every(every_s)}): {summary.line()}."]
+    lines += [f"⚠️ {uri}: {why}" for uri, why in summary.failures[:MAX_FAILURES_SHOWN]]
+    if summary.failed > MAX_FAILURES_SHOWN:
+        lines.append(f"… and {summary.failed - MAX_FAILURES_SHOWN} more failed pages.")
+    return "\n".join(lines)
+
+
+def source_line(source: SourceInfo) -> str:
+    """One source in `/docs list`: where, how often, and what its last sync did."""
+    icon = "🌐" if source.kind == "web" else "📦"
+    folder = f" `{source.options['folder']}/`" if source.options.get("folder") else ""
+    when = f"<t:{int(source.last_sync_at.timestamp())}:R>" if source.last_sync_at else "never"
+    outcome = f"⚠️ {source.last_error}" if source.last_error else summary_line(source.last_summary)
+    return (
+        f"{icon} `{source.id}` <{source.location}>{folder} — {format_every(source.every_s)}, "
+        f"last sync {when}: {outcome}"
+    )
+
+
+class Sources(commands.Cog):
+    """Runs due source syncs in the background and syncs new sources for /docs add url."""
+
+    def __init__(self, bot: GuruBot) -> None:
+        assert bot.services is not None
+        self.syncer = SourceSync(bot.services.knowledge.ingestor, bot.settings)
+        self.jobs = BackgroundJobs()
+
+    async def cog_load(self) -> None:
+        self.jobs.spawn(run_schedule(self.syncer), "sources-schedule")
+
+    async def cog_unload(self) -> None:
+        await self.jobs.aclose()
+
+    async def add_url(self, interaction: discord.Interaction, url: str, every: str | None) -> None:
+        """Store the source, sync it now with progress in the reply, then show the summary."""
+        assert interaction.guild_id is not None
+        progress = ProgressReply(interaction)
+        source = await self.syncer.add(interaction.guild_id, url, every=every, public_only=True)
+        await progress.update(f"🔄 Syncing {source.location}…")
+
+        async def show(summary: SyncSummary) -> None:
+            await progress.update(f"🔄 Syncing {source.location}: {summary.line()}…")
+
+        summary = await self.syncer.sync(source, show)
+        await progress.update(sync_report(source.location, source.every_s, summary), final=True)
+
+    async def lines(self, guild_id: int) -> list[str]:
+        return [source_line(s) for s in await self.syncer.list(guild_id)]
+
+
+async def setup(bot: GuruBot) -> None:
+    await bot.add_cog(Sources(bot))
