@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from core.sources.sync import SourceSync
+from core.sources.sync import SourceSync, raise_if_cancelled
 
 __all__ = ["CHECK_EVERY_S", "run_schedule"]
 
@@ -30,4 +30,5 @@ async def run_schedule(syncer: SourceSync, *, check_every_s: float = CHECK_EVERY
             raise
         except Exception:  # noqa: BLE001 - a database hiccup must not end the schedule
             log.exception("scheduled source sync failed; retrying in %.0f s", check_every_s)
+        raise_if_cancelled()
         await asyncio.sleep(check_every_s)

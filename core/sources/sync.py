@@ -9,6 +9,7 @@ the documents of pages that are gone; (5) records a summary. A failure of the wh
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import Settings
-from core.errors import Busy, GuruError, InvalidInput, NotFound
+from core.errors import Busy, GuruError, NotFound
 from core.rag.ingest import Ingestor, check_guild_id
 from core.sources.fetch import Fetcher
 from core.sources.git import git_pages
@@ -33,11 +34,20 @@ from core.sources.types import (
 from core.sources.urls import check_public_host, check_web_url, classify, parse_every
 from core.sources.web import web_pages
 
-__all__ = ["Progress", "SourceSync"]
+__all__ = ["Progress", "SourceSync", "raise_if_cancelled"]
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[SyncSummary], Awaitable[None]]
+
+
+def raise_if_cancelled() -> None:
+    """Re-raise a cancellation something below swallowed: psycopg_pool's getconn can return a
+    connection and drop a CancelledError that arrived as the connection was handed over, and
+    a swallowed cancel would keep a sync (or the schedule) running through the bot's shutdown."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class SourceSync:
@@ -140,6 +150,7 @@ class SourceSync:
         known = await self.repo.pages(guild_id, source.id)
         seen: set[str] = set()
         async for result in self._pages(source, known):
+            raise_if_cancelled()
             if isinstance(result, Failed):
                 summary.fail(result.uri, result.reason)
                 if result.keep and result.uri in known:
@@ -203,9 +214,3 @@ class SourceSync:
         except NotFound:
             return 0
         return 1
-
-
-def check_location(location: str) -> None:
-    """A quick syntax check for a command's argument, before anything is deferred."""
-    if not location.strip():
-        raise InvalidInput("Give a URL (https://…) or a git repository to add.")

@@ -3,6 +3,7 @@ ETag / If-None-Match, a request log, and pages a test can edit or delete between
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ class Site:
         return [status for p, status in self.log if p == path]
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        if request.path == "/slow.html":  # long enough for a test to cancel the sync meanwhile
+            await asyncio.sleep(10)
         response = self._respond(request)
         self.log.append((request.path, response.status))
         return response
