@@ -71,7 +71,7 @@ class Sources(commands.Cog):
         async def show(summary: SyncSummary) -> None:
             await progress.update(f"🔄 Syncing {source.location}: {summary.line()}…")
 
-        summary = await self.syncer.sync(source, show)
+        summary = await self.syncer.sync_new(source, show)
         await progress.update(sync_report(source.location, source.every_s, summary), final=True)
 
     async def lines(self, guild_id: int) -> list[str]:

@@ -11,6 +11,7 @@ import argparse
 import json
 import re
 import sys
+from datetime import UTC
 from typing import Any
 
 from core.cli._rag import guild_id, knowledge_base
@@ -58,7 +59,7 @@ async def ingest_sources(args: argparse.Namespace, settings: Settings) -> int:
             await syncer.add(args.guild, p, every=args.every, git=args.git, folder=args.folder)
             for p in args.paths
         ]
-        results = [(s, await _sync_one(syncer, s)) for s in added]
+        results = [(s, await _sync_one(syncer, s, new=True)) for s in added]
     return _report(results, args.json)
 
 
@@ -69,7 +70,7 @@ async def list_command(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps([_as_json(s) for s in found]))
         return 0
     for s in found:
-        when = s.last_sync_at.strftime("%Y-%m-%d %H:%M UTC") if s.last_sync_at else "never"
+        when = f"{s.last_sync_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if s.last_sync_at else "never"
         folder = f" (folder {s.options['folder']})" if s.options.get("folder") else ""
         print(f"{s.id:>4}  {s.kind:<3}  {s.location}{folder}  [{format_every(s.every_s)}]")
         status = f"error: {s.last_error}" if s.last_error else summary_line(s.last_summary)
@@ -102,12 +103,14 @@ async def remove_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _sync_one(syncer: SourceSync, source: SourceInfo) -> SyncSummary | str:
+async def _sync_one(
+    syncer: SourceSync, source: SourceInfo, *, new: bool = False
+) -> SyncSummary | str:
     """The summary, or the reason the whole source failed (the next source still syncs)."""
     if sys.stderr.isatty():
         print(f"syncing {source.location} …", file=sys.stderr, flush=True)
     try:
-        return await syncer.sync(source)
+        return await (syncer.sync_new(source) if new else syncer.sync(source))
     except GuruError as exc:
         return exc.user_message
 

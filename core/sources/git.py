@@ -121,7 +121,8 @@ async def _git(*args: str) -> str:
                 process.kill()
             await process.wait()
     if process.returncode != 0:
-        lines = [ln for ln in err.decode(errors="replace").splitlines() if ln.strip()]
-        reason = lines[-1].removeprefix("fatal: ").strip() if lines else "unknown error"
+        lines = [ln.strip() for ln in err.decode(errors="replace").splitlines() if ln.strip()]
+        fatal = [ln for ln in lines if ln.startswith("fatal:")]  # the cause; hints follow it
+        reason = (fatal or lines or ["unknown error"])[0].removeprefix("fatal:").strip()
         raise SourceUnavailable(f"git {args[0] if args[0] != '-C' else args[2]} failed: {reason}")
     return out.decode(errors="replace")

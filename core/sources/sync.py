@@ -28,6 +28,7 @@ from core.sources.types import (
     PageState,
     Parsed,
     SourceInfo,
+    SourceUnavailable,
     SyncSummary,
     Unchanged,
 )
@@ -131,6 +132,17 @@ class SourceSync:
                 f" (error: {error})" if error else "",
             )
         return summary
+
+    async def sync_new(self, source: SourceInfo, progress: Progress | None = None) -> SyncSummary:
+        """The first sync of a source just added: when the source cannot be read at all (an
+        unreachable repository, a dead start page) it is not kept, so nothing half-made stays
+        scheduled; a source that synced before keeps its pages and records the error."""
+        try:
+            return await self.sync(source, progress)
+        except SourceUnavailable:
+            if source.last_sync_at is None:
+                await self.repo.delete(source.guild_id, source.id)
+            raise
 
     async def sync_due(self, limit: int = 10) -> list[tuple[SourceInfo, SyncSummary | str]]:
         """Sync every scheduled source whose time has come; one bad source never stops the

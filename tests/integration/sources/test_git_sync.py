@@ -85,14 +85,15 @@ async def test_git_folder_resync_follows_add_modify_delete(
     assert not list((Path(sources.settings.data_dir) / "sources").iterdir())  # clone deleted
 
 
-async def test_unreachable_git_url_is_a_clear_error_and_loses_nothing(
+async def test_unreachable_git_url_is_a_clear_error_and_is_not_kept(
     tmp_path: Path, sources: SourceSync, new_guild: Callable[[], int]
 ) -> None:
     guild = new_guild()
     missing = (tmp_path / "nowhere.git").as_uri()
     source = await sources.add(guild, missing)
     assert source.kind == "git"
-    with pytest.raises(SourceUnavailable, match="git clone failed"):
-        await sources.sync(source)
-    [stored] = await sources.list(guild)
-    assert stored.last_error and "git clone failed" in stored.last_error
+    with pytest.raises(SourceUnavailable) as failed:
+        await sources.sync_new(source)
+    assert failed.value.user_message.startswith("git clone failed: ")
+    assert "does not appear to be a git repository" in failed.value.user_message
+    assert await sources.list(guild) == []  # a source that never synced is not kept
