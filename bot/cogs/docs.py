@@ -22,7 +22,6 @@ from bot.errors import Refused, user_message_for
 from bot.progress import BackgroundJobs, ProgressReply, post_pages
 from core.pins import ingest_message
 from core.rag.types import IngestOutcome
-from core.sources.urls import check_web_url, parse_every
 
 if TYPE_CHECKING:
     from bot.client import GuruBot
@@ -75,7 +74,12 @@ class Docs(commands.GroupCog, group_name="docs", group_description="Guru's docum
     ) -> None:
         assert interaction.guild is not None and interaction.channel_id is not None
         if url is not None or every is not None:
-            await self._add_url(interaction, url, every, file is not None or bool(messages))
+            if url is None or file is not None or messages:
+                raise Refused("Give `url` (and optionally `every`) without a file or messages.")
+            sources = self.bot.get_cog("Sources")
+            if sources is None:
+                raise Refused("Website syncing is not running right now; try again in a minute.")
+            await sources.start_add_url(interaction, url, every)  # type: ignore[attr-defined]
             return
         refs = parse_message_refs(messages or "", interaction.guild.id, interaction.channel_id)
         if file is None and not refs:
@@ -109,24 +113,6 @@ class Docs(commands.GroupCog, group_name="docs", group_description="Guru's docum
                 outcome = IngestOutcome(str(name), "error", error=known)
             lines.append(outcome_line(outcome))
         await progress.update("\n".join(lines), final=True)
-
-    async def _add_url(
-        self, interaction: discord.Interaction, url: str | None, every: str | None, mixed: bool
-    ) -> None:
-        """Check the URL and schedule now (a clear refusal, nothing deferred), then sync it
-        in the background with progress in the reply."""
-        if url is None or mixed:
-            raise Refused(
-                "Give `url` (and optionally `every`) on its own, without file or messages."
-            )
-        check_web_url(url)
-        parse_every(every)
-        sources = self.bot.get_cog("Sources")
-        if sources is None:
-            raise Refused("Website syncing is not running right now; try again in a minute.")
-        await interaction.response.defer(thinking=True, ephemeral=True)
-        job = sources.add_url(interaction, url, every)  # type: ignore[attr-defined]
-        self.jobs.start(interaction, job, f"docs-add-url-{interaction.id}")
 
     @app_commands.command(name="list", description="List Guru's documents on this server")
     async def list_docs(self, interaction: discord.Interaction) -> None:

@@ -17,7 +17,7 @@ from bot.progress import BackgroundJobs, ProgressReply
 from core.sources.scheduler import run_schedule
 from core.sources.sync import SourceSync
 from core.sources.types import SourceInfo, SyncSummary, summary_line
-from core.sources.urls import format_every
+from core.sources.urls import check_web_url, format_every, parse_every
 
 if TYPE_CHECKING:
     from bot.client import GuruBot
@@ -47,6 +47,24 @@ def source_line(source: SourceInfo) -> str:
     )
 
 
+class _Reply:
+    """Progress edits that never stop the sync: a reply can be edited for 15 minutes only,
+    and a big site's first sync may outlast that (its summary is in /docs list then)."""
+
+    def __init__(self, progress: ProgressReply) -> None:
+        self.progress = progress
+        self.live = True
+
+    async def show(self, text: str, *, final: bool = False) -> None:
+        if not self.live:
+            return
+        try:
+            await self.progress.update(text, final=final)
+        except discord.HTTPException as exc:
+            log.info("stopped editing a /docs add url reply: %s", exc)
+            self.live = False
+
+
 class Sources(commands.Cog):
     """Runs due source syncs in the background and syncs new sources for /docs add url."""
 
@@ -61,18 +79,29 @@ class Sources(commands.Cog):
     async def cog_unload(self) -> None:
         await self.jobs.aclose()
 
-    async def add_url(self, interaction: discord.Interaction, url: str, every: str | None) -> None:
-        """Store the source, sync it now with progress in the reply, then show the summary."""
+    async def start_add_url(
+        self, interaction: discord.Interaction, url: str, every: str | None
+    ) -> None:
+        """`/docs add url:`: check the URL and schedule before deferring (a bad one gets its
+        one-line refusal), then sync in the background with progress in the reply."""
+        check_web_url(url)
+        parse_every(every)
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        self.jobs.start(
+            interaction, self._add_url(interaction, url, every), f"add-url-{interaction.id}"
+        )
+
+    async def _add_url(self, interaction: discord.Interaction, url: str, every: str | None) -> None:
         assert interaction.guild_id is not None
-        progress = ProgressReply(interaction)
+        reply = _Reply(ProgressReply(interaction))
         source = await self.syncer.add(interaction.guild_id, url, every=every, public_only=True)
-        await progress.update(f"🔄 Syncing {source.location}…")
+        await reply.show(f"🔄 Syncing {source.location}…")
 
         async def show(summary: SyncSummary) -> None:
-            await progress.update(f"🔄 Syncing {source.location}: {summary.line()}…")
+            await reply.show(f"🔄 Syncing {source.location}: {summary.line()}…")
 
         summary = await self.syncer.sync_new(source, show)
-        await progress.update(sync_report(source.location, source.every_s, summary), final=True)
+        await reply.show(sync_report(source.location, source.every_s, summary), final=True)
 
     async def lines(self, guild_id: int) -> list[str]:
         return [source_line(s) for s in await self.syncer.list(guild_id)]

@@ -45,3 +45,16 @@ async def test_docs_add_url_refuses_other_schemes_and_bad_schedules(bot, emulato
         assert inter.original.ephemeral and words in inter.original.content
         assert not inter.deferred
     assert await documents(bot, guild.id) == []
+
+
+async def test_docs_add_url_with_a_dead_start_page_says_why_and_keeps_nothing(
+    bot,
+    emulator: Emulator,
+    repo,
+    site: Site,  # noqa: F811
+):
+    guild = await new_guild(bot, emulator, repo, "docs-url-dead")
+    inter = await run(emulator, guild, emulator.owner(guild), {"add": {"url": site.url("/gone")}})
+    assert inter.original.content == f"⚠️ The start page {site.url('/gone')} failed: HTTP 404."
+    listed = await run(emulator, guild, emulator.owner(guild), {"list": {}})
+    assert listed.original.content == "No documents yet: add some with `/docs add`."
