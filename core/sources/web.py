@@ -54,7 +54,7 @@ async def web_pages(
     robots = await _robots(fetcher, location)
     crawl = not urlsplit(location).path.lower().endswith(".xml")
     start = [location] if crawl else await _sitemap_urls(fetcher, location, max_pages)
-    queue, queued = deque(start), set(start)
+    queue, queued, done = deque(start), set(start), set[str]()
     fetched = 0
     while queue and fetched < max_pages:
         url = queue.popleft()
@@ -67,6 +67,9 @@ async def web_pages(
         result = await _page(fetcher, url, known.get(url))
         if crawl and fetched == 1 and isinstance(result, Failed):
             raise SourceUnavailable(f"The start page {url} failed: {result.reason}.")
+        if result.uri in done:
+            continue  # redirected to a page this sync already has
+        done.add(result.uri)
         queued.add(result.uri)
         yield result
         for link in _links_of(result) if crawl else ():

@@ -40,7 +40,11 @@ class Site:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.path == "/slow.html":  # long enough for a test to cancel the sync meanwhile
             await asyncio.sleep(10)
-        response = self._respond(request)
+        try:
+            response = self._respond(request)
+        except web.HTTPException as redirect:
+            self.log.append((request.path, redirect.status))
+            raise
         self.log.append((request.path, response.status))
         return response
 

@@ -66,7 +66,7 @@ async def test_crawl_stays_on_the_host_and_one_bad_page_fails_alone(
     site: Site, sources: SourceSync, rag_pool: Pool, new_guild: Callable[[], int]
 ) -> None:
     guild = new_guild()
-    links = ("/a.html", "/missing.html", "/big.html", "/away", "/private/secret.html",
+    links = ("/a.html", "/moved", "/missing.html", "/big.html", "/away", "/private/secret.html",
              "http://other.invalid/page.html", "mailto:x@example.com", "/logo.png")  # fmt: skip
     site.pages.update(PAGES)
     site.pages["/"] = page("Home", "Welcome to the help centre.", links)
@@ -79,6 +79,7 @@ async def test_crawl_stays_on_the_host_and_one_bad_page_fails_alone(
     assert reasons[site.url("/away")] == "redirects to another host (other.invalid)"
     assert set(await chunk_ids(rag_pool, guild)) == {site.url("/"), site.url("/a.html")}
     assert "/logo.png" not in {p for p, _ in site.log}
+    assert site.statuses("/moved") == [301] and summary.unchanged == 0  # same host: followed once
 
 
 async def test_unreachable_start_page_changes_nothing(
