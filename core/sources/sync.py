@@ -13,11 +13,13 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from core.config import Settings
 from core.errors import Busy, GuruError, NotFound
+from core.rag.chunking import content_hash
 from core.rag.ingest import Ingestor, check_guild_id
 from core.sources.fetch import Fetcher
 from core.sources.git import git_pages
@@ -205,6 +207,10 @@ class SourceSync:
             summary.unchanged += 1
             summary.not_modified += 1
         else:
+            # Always through the ingestor: its content-hash check is the fallback for servers
+            # without validators (an unchanged page embeds nothing), and it restores a page an
+            # admin removed by hand. The hash is kept with the page's state for `--json`.
+            state = replace(state, content_hash=content_hash(result.doc))
             outcome = await self.ingestor.ingest_document(source.guild_id, result.doc)
             if outcome.status == "error":
                 summary.fail(result.uri, outcome.error or "could not be indexed")

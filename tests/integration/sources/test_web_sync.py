@@ -101,3 +101,18 @@ async def test_unreachable_start_page_changes_nothing(
     [stored] = await sources.list(guild)
     assert stored.last_error and "404" in stored.last_error
     assert stored.last_summary is not None and stored.last_summary["added"] == 2
+
+
+async def test_without_validators_the_content_hash_decides(
+    site: Site, sources: SourceSync, rag_pool: Pool, new_guild: Callable[[], int]
+) -> None:
+    guild = new_guild()
+    site.pages["/"] = page("Home", "Opening hours are nine to five.")
+    site.no_validators.add("/")
+    source = await sources.add(guild, site.url("/"))
+    await sources.sync(source)
+    before = await chunk_ids(rag_pool, guild)
+    again = await sources.sync(source)
+    assert site.statuses("/") == [200, 200]  # no ETag: fetched in full both times
+    assert (again.unchanged, again.not_modified, again.changed) == (1, 0, 0)
+    assert await chunk_ids(rag_pool, guild) == before  # same hash: nothing re-embedded
