@@ -20,6 +20,7 @@ from core.errors import InvalidInput
 from core.rag.loaders import SUPPORTED, load_file
 from core.rag.types import ParsedDocument
 from core.sources.types import Failed, PageResult, PageState, Parsed, SourceUnavailable, Unchanged
+from core.sources.urls import check_public_host
 
 __all__ = ["clone_url", "git_pages", "git_uri"]
 
@@ -51,12 +52,19 @@ async def git_pages(
     *,
     max_bytes: int,
     max_pages: int,
+    public_only: bool = False,
 ) -> AsyncIterator[PageResult]:
-    """One result per supported file under `folder`; SourceUnavailable when the clone fails."""
+    """One result per supported file under `folder`; SourceUnavailable when the clone fails.
+    `public_only` (added from Discord): the host must be public now, and no redirects."""
     work_dir.mkdir(parents=True, exist_ok=True)
+    url = clone_url(location)
+    options: tuple[str, ...] = ()
+    if public_only:
+        await check_public_host(url)
+        options = ("-c", "http.followRedirects=false")
     with tempfile.TemporaryDirectory(prefix="clone-", dir=work_dir) as tmp:
         checkout = Path(tmp) / "repo"
-        await _git("clone", "--depth", "1", "--no-tags", "--", clone_url(location), str(checkout))
+        await _git(*options, "clone", "--depth", "1", "--no-tags", "--", url, str(checkout))
         listing = await _git("-C", str(checkout), "ls-tree", "-r", "-z", "HEAD")
         count = 0
         for path, blob in _files(listing, folder):
@@ -124,5 +132,6 @@ async def _git(*args: str) -> str:
         lines = [ln.strip() for ln in err.decode(errors="replace").splitlines() if ln.strip()]
         fatal = [ln for ln in lines if ln.startswith("fatal:")]  # the cause; hints follow it
         reason = (fatal or lines or ["unknown error"])[0].removeprefix("fatal:").strip()
-        raise SourceUnavailable(f"git {args[0] if args[0] != '-C' else args[2]} failed: {reason}")
+        command = next(a for a in args if a in ("clone", "ls-tree"))
+        raise SourceUnavailable(f"git {command} failed: {reason}")
     return out.decode(errors="replace")

@@ -182,17 +182,23 @@ class SourceSync:
     ) -> AsyncIterator[PageResult]:
         max_bytes = int(self.settings.sources_page_max_mb * 1e6)
         max_pages = self.settings.sources_max_pages
+        public_only = bool(source.options.get("public_only")) and not (
+            self.settings.sources_allow_private
+        )
         if source.kind == "git":
             work_dir = self.settings.data_path / "sources"
             folder = str(source.options.get("folder", ""))
             async for result in git_pages(
-                source.location, folder, known, work_dir, max_bytes=max_bytes, max_pages=max_pages
+                source.location,
+                folder,
+                known,
+                work_dir,
+                max_bytes=max_bytes,
+                max_pages=max_pages,
+                public_only=public_only,
             ):
                 yield result
             return
-        public_only = bool(source.options.get("public_only")) and not (
-            self.settings.sources_allow_private
-        )
         async with Fetcher(
             max_bytes=max_bytes, timeout_s=self.settings.sources_timeout_s, public_only=public_only
         ) as fetcher:
