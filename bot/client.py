@@ -34,6 +34,7 @@ EXTENSIONS: tuple[str, ...] = (
     "bot.cogs.explain",
     "bot.cogs.docs",
     "bot.cogs.pins",
+    "bot.cogs.sources",
     "bot.cogs.tune",
 )
 

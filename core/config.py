@@ -504,6 +504,40 @@ class Settings:
             parse=_sandbox_layers,
         ),
     )
+    sources_max_pages: int = field(
+        default=500,
+        metadata=env(
+            "GURU_SOURCES_MAX_PAGES",
+            "Pages (or files) one website or git source may have; a sync stops fetching there.",
+            parse=_positive_int,
+        ),
+    )
+    sources_page_max_mb: float = field(
+        default=5.0,
+        metadata=env(
+            "GURU_SOURCES_PAGE_MAX_MB",
+            "Largest web page or repository file a source sync reads (MB); a bigger one fails "
+            "alone.",
+            parse=_non_negative_float,
+        ),
+    )
+    sources_timeout_s: float = field(
+        default=20.0,
+        metadata=env(
+            "GURU_SOURCES_TIMEOUT_S",
+            "Time limit of one web request of a source sync (seconds).",
+            parse=_non_negative_float,
+        ),
+    )
+    sources_allow_private: bool = field(
+        default=False,
+        metadata=env(
+            "GURU_SOURCES_ALLOW_PRIVATE",
+            "Let `/docs add url` fetch hosts on loopback or private networks (an intranet wiki); "
+            "off, only public addresses (the CLI may always).",
+            parse=_flag,
+        ),
+    )
     log_level: str = field(
         default="INFO",
         metadata=env(

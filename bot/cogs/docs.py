@@ -1,5 +1,7 @@
 """/docs add|list|remove|sync-pins: what Guru answers from on this server (Manage Server).
 
+`/docs add url:` adds a website kept in sync; the Sources cog (bot/cogs/sources.py) runs it.
+
 Ingestion runs as a background job that edits the reply with its progress; the command
 handler only checks, defers and starts it. Every read and write is scoped to the guild.
 """
@@ -54,18 +56,32 @@ class Docs(commands.GroupCog, group_name="docs", group_description="Guru's docum
         ensure_manage_guild(interaction, "manage Guru's documents")  # the default only hides
         return True
 
-    @app_commands.command(name="add", description="Add a file or messages to Guru's documents")
+    @app_commands.command(
+        name="add", description="Add a file, messages or a website to Guru's documents"
+    )
     @app_commands.describe(
         file="A .md, .txt, .html, .pdf or .docx file",
         messages="Message links or ids (in this channel), space-separated",
+        url="A website (its start page or sitemap.xml) to crawl and keep in sync",
+        every="With url: re-sync on a schedule, e.g. 12h, 1d or 1w (only changed pages)",
     )
     async def add(
         self,
         interaction: discord.Interaction,
         file: discord.Attachment | None = None,
         messages: str | None = None,
+        url: app_commands.Range[str, 1, 2000] | None = None,
+        every: app_commands.Range[str, 1, 20] | None = None,
     ) -> None:
         assert interaction.guild is not None and interaction.channel_id is not None
+        if url is not None or every is not None:
+            if url is None or file is not None or messages:
+                raise Refused("Give `url` (and optionally `every`) without a file or messages.")
+            sources = self.bot.get_cog("Sources")
+            if sources is None:
+                raise Refused("Website syncing is not running right now; try again in a minute.")
+            await sources.start_add_url(interaction, url, every)  # type: ignore[attr-defined]
+            return
         refs = parse_message_refs(messages or "", interaction.guild.id, interaction.channel_id)
         if file is None and not refs:
             raise Refused("Attach a file or give message links to add.")
@@ -107,7 +123,9 @@ class Docs(commands.GroupCog, group_name="docs", group_description="Guru's docum
         assert interaction.guild_id is not None
         await interaction.response.defer(thinking=True, ephemeral=True)
         docs = await self.kb.ingestor.list_documents(interaction.guild_id)
-        if not docs:
+        sources = self.bot.get_cog("Sources")
+        synced = await sources.lines(interaction.guild_id) if sources else []  # type: ignore[attr-defined]
+        if not docs and not synced:
             await interaction.followup.send("No documents yet: add some with `/docs add`.")
             return
         lines = [
@@ -120,6 +138,8 @@ class Docs(commands.GroupCog, group_name="docs", group_description="Guru's docum
             for d in docs
         ]
         text = f"**{len(docs)} documents**\n" + "\n".join(lines)
+        if synced:  # each source's last sync: what changed, or why it failed
+            text += f"\n\n**{len(synced)} sources kept in sync**\n" + "\n".join(synced)
         # render.pages: up to 4 private messages, beyond that a preview and the list as a file
         await post_pages(
             interaction, render.pages(text, filename="documents.md", what="list"), ephemeral=True

@@ -1,5 +1,8 @@
 """`guru ingest PATH... --guild G [--json]`: add files and directories to a guild's docs.
 
+`guru ingest URL --guild G [--every 1d]` adds a website or git repository as a source that is
+kept in sync instead (core.cli.sources).
+
 Prints one status line per file (added / replaced / unchanged / error: reason); a bad file
 never stops the batch. Exit status 1 when any file failed, so scripts notice.
 """
@@ -13,7 +16,9 @@ from dataclasses import asdict
 from typing import Any
 
 from core.cli._rag import guild_id, knowledge_base
+from core.cli.sources import ingest_sources, looks_like_source
 from core.config import Settings
+from core.errors import InvalidInput
 from core.rag.loaders import MAX_FILE_BYTES, SUPPORTED
 from core.rag.types import IngestOutcome
 
@@ -42,10 +47,18 @@ def register(sub: Any) -> None:
         help="refuse files larger than this (default %(default)g MiB)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    sources = p.add_argument_group("sources kept in sync (URLs, git repositories)")
+    sources.add_argument("--every", metavar="N{m,h,d,w}", help="re-sync on a schedule, e.g. 1d")
+    sources.add_argument("--git", action="store_true", help="PATH is a git repository")
+    sources.add_argument("--folder", default="", help="the repository's docs folder, e.g. docs/")
     p.set_defaults(handler=run)
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.git or args.every or any(looks_like_source(p) for p in args.paths):
+        if not all(looks_like_source(p) or args.git for p in args.paths):
+            raise InvalidInput("Give either files or URLs / repositories to ingest, not both.")
+        return await ingest_sources(args, settings)
     outcomes: list[IngestOutcome] = []
     progress = _progress(enabled=not args.json and sys.stderr.isatty())
     async with knowledge_base(settings) as (_, kb):

@@ -37,7 +37,7 @@ class Access:
     role_ids: frozenset[int]
 
 
-SourceKind = Literal["file", "discord", "text", "concept"]
+SourceKind = Literal["file", "discord", "text", "concept", "web", "git"]
 
 
 @dataclass(frozen=True)

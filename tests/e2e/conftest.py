@@ -56,6 +56,7 @@ async def e2e_services(
         max_queue=128,
         max_queue_per_guild=32,
         calc_model="smollm2-135m",  # = the core model: /calc runs on the tiny engine too
+        sources_allow_private=True,  # /docs add url syncs the tests' site on 127.0.0.1
     )
     # a tiny model that talks (fixtures/models.py): its answers pass the answering path's checks
     loaded = dataclasses.replace(
