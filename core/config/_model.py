@@ -1,0 +1,174 @@
+"""The model: which one, where it runs, how the engine batches and samples."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.config._vars import (
+    DEVICES,
+    DTYPES,
+    ENGINE_KERNELS,
+    ENGINE_WEIGHTS,
+    QUANTIZATIONS,
+    env,
+    non_negative_float,
+    positive_int,
+    threads,
+    threads_auto,
+)
+
+__all__ = ["ModelSettings"]
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """The model: which one, where it runs, how the engine batches and samples."""
+
+    model: str = field(
+        default="smollm2-135m",
+        metadata=env(
+            "GURU_MODEL",
+            "Chat model: a preset (`guru models list`), a HF-format directory or a `.gguf` file.",
+        ),
+    )
+    llm_url: str | None = field(
+        default=None,
+        metadata=env(
+            "GURU_LLM_URL",
+            "OpenAI-compatible server (vLLM, TGI, llama.cpp, `guru serve`); when set, no local "
+            "model is loaded.",
+        ),
+    )
+    llm_api_key: str | None = field(
+        default=None,
+        repr=False,
+        metadata=env(
+            "GURU_LLM_API_KEY",
+            "Bearer token for GURU_LLM_URL.",
+            secret=True,
+        ),
+    )
+    llm_remote_model: str | None = field(
+        default=None,
+        metadata=env(
+            "GURU_LLM_REMOTE_MODEL",
+            "Model name sent to GURU_LLM_URL (default: the first of its /v1/models).",
+        ),
+    )
+    device: str = field(
+        default="auto",
+        metadata=env(
+            "GURU_DEVICE",
+            "`auto` (CUDA when present), `cpu` or `cuda`.",
+            choices=DEVICES,
+        ),
+    )
+    dtype: str = field(
+        default="auto",
+        metadata=env(
+            "GURU_DTYPE",
+            "Weights dtype: `auto` (fp32 on CPU, bf16/fp16 on GPU), `float32`, `bfloat16`, "
+            "`float16`.",
+            choices=DTYPES,
+        ),
+    )
+    quantization: str = field(
+        default="none",
+        metadata=env(
+            "GURU_QUANTIZATION",
+            "`4bit` (NF4) or `8bit` through bitsandbytes; needs CUDA.",
+            choices=QUANTIZATIONS,
+        ),
+    )
+    engine_kernel: str = field(
+        default="lean",
+        metadata=env(
+            "GURU_ENGINE_KERNEL",
+            "Forward pass of the local engine: `lean` (our own Llama/Qwen2 forward on the "
+            "engine's KV cache; requests with a LoRA adapter still use transformers') or `hf` "
+            "(transformers' forward for everything).",
+            choices=ENGINE_KERNELS,
+        ),
+    )
+    engine_weights: str = field(
+        default="auto",
+        metadata=env(
+            "GURU_ENGINE_WEIGHTS",
+            "Weights of the lean forward: `int4` packs matrices that are 4-bit GGUF blocks (the "
+            "bundled Q4_1 model loaded as fp32) losslessly, codes and fp16 scales, for Guru's "
+            "native AVX512-BF16 decode kernels (built on first use with the system's C compiler: "
+            "bf16 activations, whole decoder layers per call, an fp16 KV cache; torch's int4 "
+            "kernel where they cannot build); a 4-bit LM head picks each row's top logits, which "
+            "are recomputed from the dense head; prompts run in bf16 (~8x faster decode, 2x "
+            "faster prompts than fp32; passes `guru bench llm`'s quality gate); `dense` keeps the"
+            " loaded weights (fp32 greedy = transformers'); `auto` = `int4` on a CPU with "
+            "AVX512-BF16 when the weights are fp32, else `dense`.",
+            choices=ENGINE_WEIGHTS,
+        ),
+    )
+    threads: int = field(
+        default_factory=threads_auto,
+        metadata=env(
+            "GURU_THREADS",
+            "Torch threads for inference (`auto` = cores - 1, at least 1).",
+            parse=threads,
+            shown="auto",
+        ),
+    )
+    max_batch: int = field(
+        default=8,
+        metadata=env(
+            "GURU_MAX_BATCH",
+            "Requests decoded together in one step (continuous batching).",
+            parse=positive_int,
+        ),
+    )
+    max_queue: int = field(
+        default=64,
+        metadata=env(
+            "GURU_MAX_QUEUE",
+            "Waiting requests before new ones get a 'busy' error.",
+            parse=positive_int,
+        ),
+    )
+    max_queue_per_guild: int = field(
+        default=16,
+        metadata=env(
+            "GURU_MAX_QUEUE_PER_GUILD",
+            "Waiting requests one guild may hold.",
+            parse=positive_int,
+        ),
+    )
+    max_new_tokens: int = field(
+        default=512,
+        metadata=env(
+            "GURU_MAX_NEW_TOKENS",
+            "Default and upper bound for the answer length in tokens.",
+            parse=positive_int,
+        ),
+    )
+    context_tokens: int = field(
+        default=4096,
+        metadata=env(
+            "GURU_CONTEXT_TOKENS",
+            "Longest prompt + answer accepted (capped by the model's own window).",
+            parse=positive_int,
+        ),
+    )
+    temperature: float = field(
+        default=0.7,
+        metadata=env(
+            "GURU_TEMPERATURE",
+            "Default sampling temperature (0 = greedy).",
+            parse=non_negative_float,
+        ),
+    )
+    calc_model: str | None = field(
+        default=None,
+        metadata=env(
+            "GURU_CALC_MODEL",
+            "Model that writes /calc programs: a preset, HF directory or `.gguf`; unset = the "
+            "strongest installed code preset (qwen2.5-coder-1.5b, then -0.5b), else the chat "
+            "model.",
+        ),
+    )
