@@ -19,7 +19,7 @@ from core.interactions import Asker
 from core.llm.types import Request
 from core.services import Services
 
-__all__ = ["asker_of", "reply_with_answer"]
+__all__ = ["asker_of", "home_channel_id", "reply_with_answer"]
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,13 @@ RETRYING = "🔄 That answer was not usable; trying once more…"
 def asker_of(interaction: discord.Interaction) -> Asker:
     """The interaction an answer belongs to (the 👍/👎 buttons and the stored row use it)."""
     return Asker(interaction.id, interaction.user.id, interaction.channel_id)
+
+
+def home_channel_id(channel: object) -> int | None:
+    """The channel whose persona applies: a thread's parent, else the channel itself."""
+    if isinstance(channel, discord.Thread):
+        return channel.parent_id
+    return getattr(channel, "id", None)
 
 
 async def reply_with_answer(

@@ -174,11 +174,13 @@ class Answers:
         asker: Asker | None = None,
         access: Access | None = None,
         history: Sequence[Turn] = (),
+        channel_id: int | None = None,
         request_id: str | None = None,
     ) -> PreparedAnswer:
         """Ground `question` in what `access` may read (None: everything, e.g. the operator's
         CLI) and build its Request (or its refusal); record it for `asker`. `history`: the
-        earlier turns of a conversation (oldest first) this question follows up."""
+        earlier turns of a conversation (oldest first) this question follows up; `channel_id`:
+        where it was asked (a thread's parent), whose persona applies on top of the server's."""
         started = time.monotonic()
         grounder = self.grounders[kind]
         source_guild = guild_id if kind == "ask" else CONCEPTS_GUILD_ID
@@ -195,7 +197,7 @@ class Answers:
             prepared = PreparedAnswer(kind, question, guild_id, None, empty, None)
         else:
             request = await self._request(
-                kind, guild_id, question, grounding, prefs, request_id, history
+                kind, guild_id, question, grounding, prefs, request_id, history, channel_id
             )
             prepared = PreparedAnswer(kind, question, guild_id, grounding, None, request)
         prompt = None
@@ -273,6 +275,7 @@ class Answers:
         prefs: GuildSettings | None,
         request_id: str | None,
         history: Sequence[Turn] = (),
+        channel_id: int | None = None,
     ) -> Request:
         """The Request for a grounded question: /ask as the guild has it set up, /explain as
         Guru's own curriculum (no guild prompt or adapter: the notes are not the guild's)."""
@@ -291,6 +294,10 @@ class Answers:
         assert guild_id is not None
         if prefs is None:
             prefs = await self.guild_settings.get(guild_id)
+        if channel_id is not None and (
+            persona := await self.guild_settings.persona(guild_id, channel_id)
+        ):
+            prefs = persona.over(prefs)
         if prefs.system_prompt and prefs.system_prompt.strip():
             # appended to the grounding rules, never replacing them: the rules keep answers
             # tied to the sources

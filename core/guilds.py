@@ -8,7 +8,7 @@ change another's settings. A missing row means "all defaults" (NULL = the proces
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from psycopg import sql
@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 from core.db.pool import Pool
 from core.errors import InvalidInput
 
-__all__ = ["CONSOLE_GUILD_ID", "GuildSettings", "GuildSettingsRepo"]
+__all__ = ["CONSOLE_GUILD_ID", "ChannelPersona", "GuildSettings", "GuildSettingsRepo"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,20 @@ INSERT INTO audit_log (guild_id, actor_id, action, detail)
 VALUES (%(guild_id)s, %(actor_id)s, %(action)s, %(detail)s)
 """
 _RESET = "DELETE FROM guild_settings WHERE guild_id = %(guild_id)s"
+_PERSONA = """
+SELECT system_prompt, max_answer_tokens FROM channel_personas
+WHERE guild_id = %(guild_id)s AND channel_id = %(channel_id)s
+"""
+_SET_PERSONA = """
+INSERT INTO channel_personas (guild_id, channel_id, system_prompt, max_answer_tokens)
+VALUES (%(guild_id)s, %(channel_id)s, %(system_prompt)s, %(max_answer_tokens)s)
+ON CONFLICT (guild_id, channel_id) DO UPDATE
+SET system_prompt = EXCLUDED.system_prompt, max_answer_tokens = EXCLUDED.max_answer_tokens,
+    updated_at = now()
+"""
+_CLEAR_PERSONA = (
+    "DELETE FROM channel_personas WHERE guild_id = %(guild_id)s AND channel_id = %(channel_id)s"
+)
 
 
 @dataclass(frozen=True)
@@ -65,6 +79,23 @@ class GuildSettings:
 
     def roles_allowed(self, role_ids: set[int]) -> bool:
         return not self.allowed_role_ids or bool(role_ids & set(self.allowed_role_ids))
+
+
+@dataclass(frozen=True)
+class ChannelPersona:
+    """One channel's own system prompt and answer length (None: the server's)."""
+
+    channel_id: int
+    system_prompt: str | None = None
+    max_answer_tokens: int | None = None
+
+    def over(self, prefs: GuildSettings) -> GuildSettings:
+        """The server's settings with this channel's on top."""
+        return replace(
+            prefs,
+            system_prompt=self.system_prompt or prefs.system_prompt,
+            max_answer_tokens=self.max_answer_tokens or prefs.max_answer_tokens,
+        )
 
 
 class GuildSettingsRepo:
@@ -158,6 +189,27 @@ class GuildSettingsRepo:
                 },
             )
         return GuildSettings(guild_id)
+
+    async def persona(self, guild_id: int, channel_id: int) -> ChannelPersona | None:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(_PERSONA, {"guild_id": guild_id, "channel_id": channel_id})
+            row = await cur.fetchone()
+        return ChannelPersona(channel_id, *row) if row is not None else None
+
+    async def set_persona(
+        self, guild_id: int, persona: ChannelPersona, *, actor_id: int | None, guild_name: str = ""
+    ) -> None:
+        """Set (or, with neither value, clear) a channel's persona; audited like the rest."""
+        clear = persona.system_prompt is None and persona.max_answer_tokens is None
+        detail = {
+            "channel_id": persona.channel_id,
+            "system_prompt": persona.system_prompt,
+            "max_answer_tokens": persona.max_answer_tokens,
+        }
+        params = {"guild_id": guild_id, **detail}
+        query = sql.SQL(_CLEAR_PERSONA if clear else _SET_PERSONA)
+        action = "settings.persona.clear" if clear else "settings.persona"
+        await self._write(guild_id, actor_id, guild_name, action, detail, query, params)
 
     async def _write(
         self,

@@ -15,7 +15,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.access import member_access
-from bot.answering import asker_of, reply_with_answer
+from bot.answering import asker_of, home_channel_id, reply_with_answer
 from bot.checks import admit
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ class Ask(commands.Cog):
             prefs=prefs,
             asker=asker_of(interaction),
             access=member_access(interaction),  # only what this member can read
+            channel_id=home_channel_id(interaction.channel),  # its persona, if it has one
             request_id=f"ask-{interaction.id}",
         )
         await reply_with_answer(interaction, services, prepared)

@@ -21,6 +21,7 @@ from discord.ext import commands
 
 from bot import render
 from bot.access import access_of
+from bot.answering import home_channel_id
 from bot.errors import Refused, internal_error, user_message_for
 from bot.feedback import feedback_view
 from core.errors import GuruError
@@ -104,6 +105,7 @@ class Conversation(commands.Cog):
                 asker=Asker(message.id, message.author.id, message.channel.id),
                 access=access_of(message.guild, message.author),
                 history=history,
+                channel_id=home_channel_id(message.channel),
                 request_id=f"msg-{message.id}",
             )
             answer, completion = await services.answers.generate(prepared)

@@ -12,7 +12,7 @@ from bot import render
 from bot.checks import ensure_manage_guild
 from core.answering import ANSWER_TEMPERATURE, ANSWER_TOKENS
 from core.fairuse import FairUse
-from core.guilds import GuildSettings, GuildSettingsRepo
+from core.guilds import ChannelPersona, GuildSettings, GuildSettingsRepo
 
 if TYPE_CHECKING:
     from bot.client import GuruBot
@@ -146,6 +146,35 @@ class GuildSettingsCog(
         assert self.bot.services is not None
         self.bot.services.fair_use.check_override(per_minute)  # refused privately, unsaved
         await self._set(interaction, "Saved.", rate_limit_per_minute=per_minute or None)
+
+    @app_commands.command(name="persona", description="A channel's own prompt and answer length")
+    @app_commands.describe(
+        channel="The channel (its threads follow it)",
+        text="Its system prompt; leave both empty to use the server's settings there again",
+        tokens="Its longest answer, 16 to 4096",
+    )
+    async def persona(
+        self,
+        interaction: discord.Interaction,
+        channel: discord.TextChannel,
+        text: app_commands.Range[str, 1, 4000] | None = None,
+        tokens: app_commands.Range[int, 16, 4096] | None = None,
+    ) -> None:
+        await interaction.response.defer(ephemeral=True)
+        assert interaction.guild is not None
+        await self.repo.set_persona(
+            interaction.guild.id,
+            ChannelPersona(channel.id, text, tokens),
+            actor_id=interaction.user.id,
+            guild_name=interaction.guild.name,
+        )
+        if text is None and tokens is None:
+            done = f"<#{channel.id}> uses the server's settings again."
+        else:
+            parts = [f"prompt “{render.truncate(text, 200)}”"] if text else []
+            parts += [f"answers up to {tokens} tokens"] if tokens else []
+            done = f"In <#{channel.id}> and its threads: {', '.join(parts)}."
+        await interaction.followup.send(render.escape(done), ephemeral=True)
 
     @app_commands.command(name="reset", description="Back to the defaults")
     async def reset(self, interaction: discord.Interaction) -> None:

@@ -97,3 +97,36 @@ async def test_other_messages_are_left_alone(bot, emulator: Emulator, repo):
     await reply_to(emulator, mention)  # by then the earlier two were handled
     replies = [m for m in emulator.world.bot_messages(general.id) if m.reply_to is not None]
     assert [m.reply_to for m in replies] == [mention]
+
+
+async def test_a_channels_persona_applies_there_and_in_its_threads_only(
+    bot, emulator: Emulator, repo
+):
+    guild = await new_guild(bot, emulator, repo, "persona")
+    general = next(iter(guild.channels.values()))
+    support = await emulator.add_channel(guild, "support")
+    persona = "Answer like a ship's captain."
+    owner = emulator.owner(guild)
+    setting = await emulator.send_command(
+        guild, owner, "settings", {"persona": {"channel": support, "text": persona}}
+    )
+    await finished(emulator, setting, 10)
+    assert setting.original.content == f"In <#{support.id}> and its threads: prompt “{persona}”."
+
+    async def system_prompt_in(channel) -> str:
+        inter = await emulator.send_command(
+            guild, owner, "ask", {"question": QUESTION}, channel=channel
+        )
+        await finished(emulator, inter, 30)
+        row = await recorded(bot.services, guild.id, inter.id)
+        async with bot.services.db.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT prompt FROM interactions WHERE guild_id = %s AND discord_id = %s",
+                (guild.id, inter.id),
+            )
+            (prompt,) = await cur.fetchone()
+        assert row["finish_reason"]
+        return prompt[0]["content"]
+
+    assert (await system_prompt_in(support)).endswith(persona)
+    assert persona not in await system_prompt_in(general)
