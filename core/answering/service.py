@@ -1,4 +1,4 @@
-"""The one answering path: `prepare` → generate (streamed or not) → `finish`.
+"""`Answers`, the one answering path: `prepare` → generate (streamed or not) → `finish`.
 
 /ask and /explain (bot cogs), `guru ask`, `guru explain` and `guru chat` all answer through
 `Answers`, so a question gets the same sources, prompt, guild settings and LoRA adapter
@@ -25,134 +25,36 @@ import dataclasses
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from core.guilds import GuildSettings, GuildSettingsRepo
-from core.interactions import Asker, RecordedQuestion, Turn, record_question
-from core.llm.types import Completion, Message, Request
-from core.rag.answer import (
-    build_messages,
-    cite,
-    declines,
-    drop_repeated_lines,
-    refusal,
-    refusal_text,
+from core.answering.prepared import (
+    ANSWER_TEMPERATURE,
+    ANSWER_TOKENS,
+    REPETITION_PENALTY,
+    Kind,
+    PreparedAnswer,
+    strip_sources_line,
 )
-from core.rag.faithful import check_answer, strip_preamble, usable
+from core.explain.answer import explain_grounder, out_of_scope
+from core.guilds import GuildSettings, GuildSettingsRepo
+from core.interactions import Asker, Turn, record_question
+from core.llm.types import Completion, Message, Request
+from core.rag.answer import build_messages, refusal
 from core.rag.grounding import Grounder, Grounding
-from core.rag.types import CONCEPTS_GUILD_ID, Access, Answer, Source
+from core.rag.types import CONCEPTS_GUILD_ID, Access, Answer
 
 if TYPE_CHECKING:
     from core.services import Services
 
-__all__ = [
-    "NO_USABLE_ANSWER",
-    "ANSWER_TEMPERATURE",
-    "ANSWER_TOKENS",
-    "Answers",
-    "Asker",
-    "Kind",
-    "PreparedAnswer",
-    "REPETITION_PENALTY",
-]
+__all__ = ["Answers"]
 
 log = logging.getLogger(__name__)
-
-Kind = Literal["ask", "explain"]
-REPETITION_PENALTY = 1.05  # small models loop without it (SmolLM2: "The answer is:" ×20)
-# An answer's length and temperature unless the guild's /settings say otherwise: greedy, because
-# a grounded answer should restate its source, not vary it.
-ANSWER_TOKENS = 200
-ANSWER_TEMPERATURE = 0.0
-# An unusable greedy answer is generated once more, sampled (a different path, same prompt).
-RETRY_TEMPERATURE, RETRY_SEED = 0.7, 7
-NO_USABLE_ANSWER = (
-    "The model gave no usable answer from these sources; they may still help, or try asking "
-    "another way."
-)
-Verdict = Literal["ok", "refused", "unusable"]
-
-
-@dataclass(frozen=True)
-class PreparedAnswer:
-    """Either a refusal (nothing passed the floor) or the Request to generate."""
-
-    kind: Kind
-    question: str
-    guild_id: int | None
-    grounding: Grounding | None
-    refusal: Answer | None
-    request: Request | None
-    record: RecordedQuestion | None = None  # the interaction row, when an Asker was given
-    started: float = 0.0  # time.monotonic() when preparing began
-    faithful: bool = True  # drop statements the sources do not support (core.rag.faithful)
-
-    @property
-    def sources(self) -> tuple[Source, ...]:
-        return self.grounding.sources if self.grounding is not None else ()
-
-    def check(self, text: str) -> tuple[Verdict, str]:
-        """What the model's text is worth showing: "refused" (it found nothing in the sources),
-        "unusable" (empty, a citation or heading alone, a loop, or nothing left once what the
-        sources do not support is dropped) or "ok", with the text as it may be shown."""
-        text = drop_repeated_lines(strip_preamble(text.strip()))
-        if declines(text):
-            return "refused", text
-        if self.faithful and self.grounding is not None:
-            evidence = "\n".join(
-                [*self.grounding.passages, *(s.title for s in self.grounding.sources)]
-            )
-            checked = check_answer(text, evidence, self.question)
-            if checked.dropped:
-                log.info("%s: dropped %d unsupported statement(s)", self.kind, len(checked.dropped))
-            text = checked.text
-        return ("ok" if usable(text) else "unusable"), text
-
-    def usable(self, text: str) -> bool:
-        """False when the text should be generated again (see `check`)."""
-        return self.refusal is not None or self.check(text)[0] != "unusable"
-
-    def retry_request(self) -> Request:
-        """The Request once more, sampled: the greedy path just gave nothing usable."""
-        assert self.request is not None
-        return dataclasses.replace(
-            self.request,
-            temperature=RETRY_TEMPERATURE,
-            top_p=0.9,
-            seed=RETRY_SEED,
-            repetition_penalty=max(self.request.repetition_penalty, 1.15),
-            request_id=f"{self.request.request_id}-retry",
-        )
-
-    def finish_text(self, text: str) -> Answer:
-        """The `Answer` to show for the model's (complete or streamed) text: checked against
-        the sources, citations fixed; a refusal naming the sources when the model found nothing
-        in them; a plain "no usable answer" rather than an empty or invented one."""
-        if self.refusal is not None:
-            return self.refusal
-        verdict, text = self.check(text)
-        titles = tuple(s.title for s in self.sources)
-        if verdict == "ok":
-            return Answer(cite(text, len(self.sources)), self.sources, False)
-        if verdict == "unusable":  # retrieval did find these: they may still help
-            return Answer(NO_USABLE_ANSWER, self.sources, True, titles)
-        if self.kind == "explain":
-            named = ", ".join(f"“{t}”" for t in titles)
-            text = (
-                f"My concept notes do not answer that directly; the closest are {named}. "
-                "For your server's docs, try /ask."
-            )
-            return Answer(text, (), True, titles)
-        return Answer(refusal_text(titles), (), True, titles)
 
 
 class Answers:
     """Prepares, generates and finishes answers for every face of Guru (see module doc)."""
 
     def __init__(self, services: Services, *, faithful: bool = True) -> None:
-        from core.explain.answer import explain_grounder  # explain builds on core.rag
-
         assert services.db is not None, "answering needs Services opened with db=True"
         self.services = services
         self.faithful = faithful  # off only to measure what the check gains (guru bench answers)
@@ -355,11 +257,4 @@ def _standalone(question: str, history: Sequence[Turn]) -> str:
 
 
 def _out_of_scope(closest: list[str]) -> Answer:
-    from core.explain.answer import out_of_scope
-
     return out_of_scope(closest)
-
-
-def strip_sources_line(text: str) -> str:
-    """The answer without the "Sources: [1] [2]" line `cite` appends when none is cited."""
-    return text.split("\n\nSources: [")[0].strip()
