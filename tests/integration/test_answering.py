@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from core.answering import Answers
 from core.cli import main
 from core.config import Settings
 from core.db.pool import Database, Pool
 from core.guilds import GuildSettingsRepo
 from core.interactions import Asker, InteractionRepo
 from core.llm.engine.engine import Engine
+from core.llm.types import Request
 from core.rag.embedder import Embedder
 from core.rag.types import ParsedDocument, Section
 from core.services import Services
@@ -31,15 +33,20 @@ GUILD = 930_000_000_000_000_101
 RAIDS = "Guild raids start every Friday at 21:00 server time, in the Crystal Caves."
 
 
-async def _guild_with_settings(services: Services, guild: int) -> None:
+async def _guild_with_settings(
+    services: Services,
+    guild: int,
+    system_prompt: str | None = "Answer like a pirate.",
+    temperature: float | None = 0.3,
+) -> None:
     doc = ParsedDocument("upload:raids.md", "Raid schedule", (Section("", RAIDS),))
     await services.knowledge.ingestor.ingest_document(guild, doc)
     await GuildSettingsRepo(services.knowledge.retriever.pool).set(
         guild,
         actor_id=None,
-        max_answer_tokens=5,
-        temperature=0.3,
-        system_prompt="Answer like a pirate.",
+        max_answer_tokens=40,
+        temperature=temperature,
+        system_prompt=system_prompt,
     )
 
 
@@ -55,6 +62,9 @@ async def test_the_guilds_settings_and_active_adapter_shape_every_answer(
     await AdapterRepo(fresh_pool).activate(GUILD, 1)
     engine = Engine(tiny, max_batch=2)
     services = Services(model_settings, llm=engine, db=Database(fresh_pool), embedder=embedder)
+    # the babbling model's words come from no source: without the faithfulness check it still
+    # "answers" (the check is tested on the real model in tests/integration/rag/test_answer.py)
+    services.answers = Answers(services, faithful=False)
     try:
         await _guild_with_settings(services, GUILD)
         prepared = await services.answers.prepare(
@@ -63,7 +73,7 @@ async def test_the_guilds_settings_and_active_adapter_shape_every_answer(
         request = prepared.request
         assert request is not None and prepared.sources[0].title == "Raid schedule"
         assert request.adapter == f"g{GUILD}-v1" and request.adapter in engine.adapters.names()
-        assert request.max_new_tokens == 5 and request.temperature == pytest.approx(0.3)
+        assert request.max_new_tokens == 40 and request.temperature == pytest.approx(0.3)
         assert request.messages[0].content.endswith("Answer like a pirate.")
         assert "Crystal Caves" in request.messages[1].content
 
@@ -97,7 +107,9 @@ async def configured_guild(
 ) -> str:
     """A database whose guild has one document and /settings of its own; its URL."""
     services = Services(model_settings, db=Database(fresh_pool), embedder=embedder)
-    await _guild_with_settings(services, GUILD)
+    # greedy and no persona: SmolLM2-135M asked to be a pirate, or sampling, often stops at
+    # "The answer to this question is:" (which the answer checks rightly refuse to show)
+    await _guild_with_settings(services, GUILD, system_prompt=None, temperature=None)
     return fresh_database_url
 
 
@@ -108,13 +120,23 @@ def test_guru_ask_answers_as_the_guild_set_it_up(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """`guru ask` honours the guild's answer length (it used to write up to 200 tokens)."""
+    """`guru ask` sends the model the request the guild's settings make (it used to ignore
+    them: 200 tokens, no server prompt, no adapter). The real engine still answers: the spy only
+    records what it was asked."""
+    asked: list[Request] = []
+    complete = Engine.complete
+
+    async def spy(self: Engine, request: Request):  # noqa: ANN202
+        asked.append(request)
+        return await complete(self, request)
+
+    monkeypatch.setattr(Engine, "complete", spy)
     monkeypatch.setenv("DATABASE_URL", configured_guild)
     monkeypatch.setenv("GURU_DATA_DIR", str(test_data_dir))
     monkeypatch.setenv("GURU_THREADS", "1")
     monkeypatch.setenv("GURU_LOG_LEVEL", "WARNING")
     assert main(["ask", "when do raids start?", "--guild", str(GUILD), "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)
-    assert not answer["refused"] and answer["sources"][0]["title"] == "Raid schedule"
-    text = answer["answer"].split("\n\nSources:")[0]
-    assert 0 < len(text.split()) <= 5, text
+    assert asked and asked[0].max_new_tokens == 40 and asked[0].temperature == 0.0
+    assert "Crystal Caves" in asked[0].messages[-1].content  # grounded in the guild's page
+    assert set(answer) == {"answer", "sources", "refused"}
