@@ -17,7 +17,8 @@ from transformers import DynamicCache
 from core.llm.engine import native
 from core.llm.engine.engine import Engine
 from core.llm.engine.kv import BatchKV
-from core.llm.engine.lean import EXACT_TOP, LeanLlama, PackCache
+from core.llm.engine.int4 import PackCache
+from core.llm.engine.lean import EXACT_TOP, LeanLlama
 from core.llm.types import Request, user
 from tests.fixtures.models import make_tiny_llama, make_tiny_q4_llama
 from tests.integration.test_engine import hf_greedy
