@@ -28,10 +28,11 @@ import torch
 from transformers import DynamicCache
 
 from core.errors import GuruError, InvalidInput, NotFound
+from core.llm.engine import native
 from core.llm.engine.adapters import AdapterSet
 from core.llm.engine.job import Job
 from core.llm.engine.kv import BatchKV
-from core.llm.engine.lean import LeanLlama, cpu_has_bf16, lean_unsupported
+from core.llm.engine.lean import LeanLlama, lean_unsupported
 from core.llm.engine.prompting import PromptEncoder
 from core.llm.engine.sampling import TextStream, TokenChooser
 from core.llm.engine.scheduler import FairQueue
@@ -117,9 +118,9 @@ class Engine:
             return None
         if weights == "auto":
             first = next(model.parameters())
-            # the int4 kernels (ours or torch's) are CPU ones; a GPU keeps the loaded weights
+            # the native int4 kernels are CPU ones; a GPU keeps the loaded weights
             exact = first.dtype == torch.float32 and first.device.type == "cpu"
-            weights = "int4" if exact and cpu_has_bf16() else "dense"
+            weights = "int4" if exact and native.unsupported() is None else "dense"
         return LeanLlama(model, weights, cache_dir=self.loaded.path or None)
 
     # -- async API (event loop side) -------------------------------------------------------

@@ -15,16 +15,17 @@ weights are mmapped from the safetensors file and stay resident.)
 `weights="int4"` is for models whose matrices are 4-bit blocks (a GGUF Q4_1 dequantized to
 fp32: every group of 32 is `min + d * q`, q in 0..15, d and min fp16). Codes, scales and
 offsets pack losslessly (q/k/v and gate/up fused) for our native kernels
-(`core.llm.engine.native`): a 4-bit matmul that shares one bf16 dequantization per weight among up
-to 8 rows (~2x torch's int4 kernel at a batch of 8), and, when every layer packs, a whole
-decoder layer per call with attention over an fp16 KV cache (`cache_dtype`). On CPUs
-without AVX512-BF16 or a C compiler, torch's int4 kernel runs the same packing (scales
-rounded to bf16) with torch's ops around it. Matrices that are not such blocks stay dense.
+(`core.llm.engine.native`, AVX512-BF16 or AVX2+FMA+F16C, chosen at load): a 4-bit matmul
+that shares one dequantization per weight among up to 8 rows (~2x torch's int4 kernel at a
+batch of 8), and, when every layer packs, a whole decoder layer per call with attention over
+an fp16 KV cache (`cache_dtype`). Where no native variant runs (no C compiler, no AVX2, or
+GURU_ENGINE_ISA=portable) the dense fp32 weights are used: torch's int4 kernel rounds scales
+and outputs to bf16 and failed the quality gate. Matrices that are not such blocks stay dense.
 The LM head (the Q8_0 tied embedding) gets a nearest-4-bit approximation that only picks
 candidates: each row's top EXACT_TOP logits are recomputed from the dense weights. Decode
-reads ~85 MB of weights per step instead of ~540 MB. Prompts are compute-bound, so their
-matmuls run in bf16 (AVX512-BF16: ~2.5x fp32) on per-layer copies made once per prefill
-pass. Residual stream, norms and attention compute in the model's dtype.
+reads ~85 MB of weights per step instead of ~540 MB. Prompts are compute-bound, so on
+AVX512-BF16 their matmuls run in bf16 (~2.5x fp32) on per-layer copies made once per prefill
+pass; elsewhere in fp32. Residual stream, norms and attention compute in the model's dtype.
 """
 
 from __future__ import annotations
@@ -39,24 +40,13 @@ import torch.nn.functional as F
 from core.llm.engine import native
 from core.llm.engine.int4 import PackCache, Packed, packed
 
-__all__ = ["LeanLlama", "lean_unsupported", "cpu_has_bf16"]
+__all__ = ["LeanLlama", "lean_unsupported"]
 
 log = logging.getLogger(__name__)
 
-GROUP = native.GROUP  # GGUF block size (Q4_0/Q4_1/Q8_0) and the int4 kernels' group size
 INT4_MAX_ROWS = 32  # above this many rows a matmul is compute-bound: dense fp32 is faster
 EXACT_TOP = 32  # with a packed LM head, the best logits per row are recomputed in fp32
 SUPPORTED = ("llama", "qwen2")
-
-
-def cpu_has_bf16() -> bool:
-    """True when the CPU has native bf16 dot products (AVX512-BF16 or AMX)."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            flags = fh.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def lean_unsupported(model: Any) -> str | None:
@@ -87,16 +77,6 @@ def lean_unsupported(model: Any) -> str | None:
 KV = tuple[torch.Tensor, torch.Tensor]
 
 
-def _torch_int4(packed: Packed, n: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The same weights in torch's int4 CPU layout (weight, scales_and_zeros), for CPUs
-    the native kernel cannot run on."""
-    q, d, lo = native.unpack_q4(packed, n, k)
-    weight = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q.to(torch.int32), 1)
-    # torch computes (q - 8) * scale + zero: w = (q - 8) * d + (lo + 8d)
-    scales = torch.stack([d.t(), (lo + 8 * d).t()], dim=-1).to(torch.bfloat16).contiguous()
-    return weight, scales
-
-
 class _Proj:
     """Several Linears on the same input (q/k/v, or gate/up): a list of outputs.
 
@@ -111,13 +91,9 @@ class _Proj:
     ):
         self.dense = [(m.weight, getattr(m, "bias", None)) for m in modules]
         self.sizes = [w.shape[0] for w, _ in self.dense]
-        self.packed = packed
+        # without native kernels the packing is not used: dense fp32 is exact (see isa.py)
+        self.packed = packed if kernel is not None else None
         self.kernel = kernel
-        # Without the native kernel, torch's int4 layout of the same codes, made here once
-        # (not on the first decode step, which would stall the first request for seconds).
-        self._torch_packed: tuple[torch.Tensor, torch.Tensor] | None = None
-        if packed is not None and kernel is None:
-            self._torch_packed = _torch_int4(packed, sum(self.sizes), self.dense[0][0].shape[1])
         self.bias: torch.Tensor | None = None
         if packed is not None and self.dense[0][1] is not None:
             self.bias = torch.cat([b for _, b in self.dense])
@@ -131,10 +107,12 @@ class _Proj:
         return packed(weight, exact=not approx)
 
     def prompt_weights(self) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
-        """Weights for the matmuls of a prompt (many rows: compute-bound). With int4, bf16
-        copies: ~2.5x fp32's speed on AVX512-BF16. They are made per layer per prefill pass
-        (~7 MB here, reused by every prompt of the pass) instead of keeping 210 MB of them."""
-        if self.packed is None:
+        """Weights for the matmuls of a prompt (many rows: compute-bound). With int4 on
+        AVX512-BF16, bf16 copies: ~2.5x fp32's speed there. They are made per layer per
+        prefill pass (~7 MB here, reused by every prompt of the pass) instead of keeping 210 MB
+        of them. Elsewhere the dense fp32 weights: bf16 is no faster without native bf16 dot
+        products, and its rounding flipped the bundled model's top token on AVX2 (504 -> 60)."""
+        if self.packed is None or self.kernel is None or not self.kernel.isa.prompt_bf16:
             return self.dense
         bf16 = torch.bfloat16
         return [(w.to(bf16), None if b is None else b.to(bf16)) for w, b in self.dense]
@@ -163,13 +141,8 @@ class _Proj:
         assert self.packed is not None
         shape, n = x.shape, sum(self.sizes)
         x2 = x.reshape(-1, shape[-1])
-        if self.kernel is not None:
-            out = self.kernel.matmul(x2.float(), self.packed, n).to(x.dtype)
-        else:
-            weight, scales = self._torch_packed
-            out = torch.ops.aten._weight_int4pack_mm_for_cpu(
-                x2.to(torch.bfloat16), weight, GROUP, scales
-            ).to(x.dtype)
+        assert self.kernel is not None
+        out = self.kernel.matmul(x2.float(), self.packed, n).to(x.dtype)
         if self.bias is not None:
             out = out + self.bias
         return out.view(*shape[:-1], -1)
@@ -219,6 +192,11 @@ class LeanLlama:
             groups[f"{name}.gate_up"] = [mlp.gate_proj, mlp.up_proj]
             groups[f"{name}.down"] = [mlp.down_proj]
         packed: dict[str, Any] = {}
+        if weights == "int4":  # the packing only serves native kernels (see native/isa.py)
+            choice = native.choose()  # a forced variant this CPU cannot run raises here
+            if choice.isa is None:
+                log.info("lean forward: no native kernels (%s): dense fp32", choice.why)
+                weights = "dense"
         if weights == "int4":
             store = PackCache(cache_dir) if cache_dir else None
             loaded = store.load(groups) if store else None
@@ -250,23 +228,16 @@ class LeanLlama:
         ]
         self.lm_head = projs["lm_head"]
         self.native = self._native_layers(kernel, config)
-        count = sum(packed.get(name) is not None for name in groups if name != "lm_head")
-        head = ", LM head" if packed.get("lm_head") is not None else ""
+        count = sum(projs[name].packed is not None for name in groups if name != "lm_head")
+        head = ", LM head" if self.lm_head.packed is not None else ""
         self.packed = f"{count}/{len(groups) - 1} matrices{head}"
         self.int4 = count > 0  # decodes from packed weights
         # The native decode layers read an fp16 cache: what the engine's BatchKV stores.
         self.cache_dtype = torch.float16 if self.native is not None else None
         if weights == "int4":
-            how = (
-                "native decode layers"
-                if self.native
-                else "native q4 matmul"
-                if kernel
-                else "torch's int4 kernel"
-                if self.int4
-                else "nothing packs: dense"
-            )
-            log.info("lean forward: int4-packed %s; %s", self.packed, how)
+            how = "decode layers" if self.native else "q4 matmul" if self.int4 else "unused"
+            isa = native.describe() if kernel else "none"
+            log.info("lean forward: int4-packed %s; native %s: %s", self.packed, how, isa)
 
     def _native_layers(self, kernel: native.Kernels | None, config: Any) -> native.Kernels | None:
         """Set up whole-layer native decode steps when every layer matrix is packed and the

@@ -1,0 +1,139 @@
+"""Which native kernel variant this CPU runs, chosen once from its feature flags.
+
+Each variant is its own library compiled with its own `-m` flags, so a CPU only ever runs
+instructions it was checked for:
+- `avx512bf16`: AVX512F/BW/VL + AVX512-BF16 (q4.c's `vdpbf16ps`); prompts may run in bf16.
+- `avx2`: AVX2 + FMA + F16C (q4_avx2.c: fp32 FMAs on weights dequantized once per column;
+  x is not rounded). AVX-512 CPUs without BF16 run this one too.
+- `portable`: no native code; the lean forward keeps the dense fp32 weights (torch's int4
+  kernel rounds scales and outputs to bf16 and failed the quality gate: ENGINE_FACTS.md).
+
+`GURU_ENGINE_ISA=auto|avx512bf16|avx2|portable` overrides the choice (tests force each path);
+forcing one the CPU or toolchain cannot run raises `IsaUnavailable` instead of crashing.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "Isa",
+    "IsaUnavailable",
+    "Choice",
+    "ISAS",
+    "PORTABLE",
+    "ENV",
+    "choose",
+    "missing",
+    "cpu_flags",
+    "compiler",
+]
+
+ENV = "GURU_ENGINE_ISA"
+PORTABLE = "portable"
+_COMMON = ("attention.c", "norm.c", "layer.c")
+
+
+class IsaUnavailable(RuntimeError):
+    """A forced kernel variant that this CPU or toolchain cannot run."""
+
+
+@dataclass(frozen=True)
+class Isa:
+    name: str
+    label: str  # for people: what runs
+    cpu_flags: tuple[str, ...]  # /proc/cpuinfo names, all required
+    cc_flags: tuple[str, ...]
+    sources: tuple[str, ...]
+    prompt_bf16: bool  # prompts' matmuls in bf16 (fast only with native bf16 dot products)
+
+    def paths(self) -> list[Path]:
+        return [Path(__file__).with_name(name) for name in self.sources]
+
+
+ISAS = {
+    "avx512bf16": Isa(
+        "avx512bf16",
+        "avx512-bf16",
+        ("avx512f", "avx512bw", "avx512vl", "avx512_bf16", "fma", "f16c"),
+        ("-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512bf16", "-mfma", "-mf16c"),
+        ("q4.c", *_COMMON),
+        prompt_bf16=True,
+    ),
+    "avx2": Isa(
+        "avx2",
+        "avx2+fma",
+        ("avx2", "fma", "f16c"),
+        ("-mavx2", "-mfma", "-mf16c"),
+        ("q4_avx2.c", *_COMMON),
+        prompt_bf16=False,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Choice:
+    name: str  # a key of ISAS, or PORTABLE
+    why: str
+
+    @property
+    def isa(self) -> Isa | None:
+        return ISAS.get(self.name)
+
+    def describe(self) -> str:
+        label = self.isa.label if self.isa else "portable (torch, dense fp32)"
+        return f"{label} ({self.why})"
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (x86 /proc/cpuinfo `flags`); empty when unknown."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.partition(":")[2].split())
+    return frozenset()
+
+
+def compiler() -> str | None:
+    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+
+
+def missing(name: str) -> str | None:
+    """Why variant `name` cannot run here (None when it can)."""
+    lacks = [flag for flag in ISAS[name].cpu_flags if flag not in cpu_flags()]
+    if lacks:
+        return f"the CPU lacks {', '.join(lacks)}"
+    if compiler() is None:
+        return "no C compiler (cc/gcc) on PATH"
+    return None
+
+
+def choose() -> Choice:
+    """The variant to run: the env override, else the first of ISAS this machine runs."""
+    forced = os.environ.get(ENV, "").strip().lower() or "auto"
+    if forced == PORTABLE:
+        return Choice(PORTABLE, f"forced by {ENV}")
+    if forced in ISAS:
+        reason = missing(forced)
+        if reason is not None:
+            raise IsaUnavailable(f"{ENV}={forced}, but {reason}")
+        return Choice(forced, f"forced by {ENV}")
+    if forced != "auto":
+        names = ", ".join(["auto", *ISAS, PORTABLE])
+        raise IsaUnavailable(f"{ENV}={forced!r} is not one of {names}")
+    skipped: list[str] = []
+    for name in ISAS:
+        reason = missing(name)
+        if reason is None:
+            why = skipped[0] if skipped else "the best this CPU has"
+            return Choice(name, why)
+        skipped.append(reason.replace("the CPU lacks ", "no "))
+    return Choice(PORTABLE, "; ".join(dict.fromkeys(skipped)))
