@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 
 HEADER = Path(__file__).with_name("native.h")
 FLAGS = ["-O3", "-shared", "-fPIC", "-fopenmp"]
+LIBS = ["-lm"]  # expf, sqrtf: the library must not rely on its host process having libm
 
 _lock = threading.Lock()
 _loaded: dict[str, Kernels] = {}
@@ -311,7 +312,7 @@ def _build(target: Path, flags: list[str], paths: list[Path]) -> None:
     """Compile into a temporary name, then rename: concurrent builders never see half a file."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(f".tmp{os.getpid()}.so")
-    cmd = [_compiler() or "cc", *flags, *map(str, paths), "-o", str(tmp)]
+    cmd = [_compiler() or "cc", *flags, *map(str, paths), *LIBS, "-o", str(tmp)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if done.returncode != 0:
         tmp.unlink(missing_ok=True)

@@ -3,8 +3,8 @@
 Each variant is its own library compiled with its own `-m` flags, so a CPU only ever runs
 instructions it was checked for:
 - `avx512bf16`: AVX512F/BW/VL + AVX512-BF16 (q4.c's `vdpbf16ps`); prompts may run in bf16.
-- `avx2`: AVX2 + FMA + F16C (q4_avx2.c: fp32 FMAs on weights dequantized once per column;
-  x is not rounded). AVX-512 CPUs without BF16 run this one too.
+- `avx2`: AVX2 + FMA + F16C (q4_avx2.c: integer dot products against x quantized to int16
+  per group of 32, ~100x closer to fp32 than bf16). AVX-512 CPUs without BF16 run it too.
 - `portable`: no native code; the lean forward keeps the dense fp32 weights (torch's int4
   kernel rounds scales and outputs to bf16 and failed the quality gate: ENGINE_FACTS.md).
 
