@@ -70,15 +70,15 @@ def describe_presets(settings: Settings) -> dict[str, Any]:
         "current": settings.model,
         "is_preset": settings.model in PRESETS,
         "presets": rows,
-        "kernels": engine_kernels(),
+        "kernels": engine_kernels(settings),
     }
 
 
-def engine_kernels() -> str:
+def engine_kernels(settings: Settings) -> str:
     """Which native kernels the local engine would run on this CPU, and why."""
     from core.llm.engine import native  # imports torch: only when listing, not at start-up
 
-    return native.describe()
+    return native.describe(settings.engine_isa)
 
 
 def list_models(args: argparse.Namespace, settings: Settings) -> int:

@@ -152,7 +152,6 @@ def test_kernels_give_the_same_numbers_on_several_threads(kernels):
 
 def _flags(monkeypatch, flags: str) -> None:
     monkeypatch.setattr(isa, "cpu_flags", lambda: frozenset(flags.split()))
-    monkeypatch.setattr(native, "_described", None)  # forget this process's real load
 
 
 def test_choice_follows_the_cpu_flags(monkeypatch):
@@ -179,6 +178,7 @@ def test_forcing_a_variant_the_cpu_lacks_is_a_clear_error(monkeypatch, tmp_path)
     with pytest.raises(native.IsaUnavailable, match="lacks avx512f"):
         native.load(tmp_path)
     assert native.unsupported() is not None and "lacks" in native.describe()
+    assert native.describe("auto").startswith("avx2+fma")
     monkeypatch.setenv(native.ENV, "sse9")
     with pytest.raises(native.IsaUnavailable, match="not one of"):
         isa.choose()
@@ -192,7 +192,9 @@ def test_forcing_a_variant_loads_it(monkeypatch, tmp_path, name):
     if reason is not None:
         pytest.skip(f"{name}: {reason}")
     monkeypatch.setenv(native.ENV, name)
-    monkeypatch.setattr(native, "_described", None)
     loaded = native.load(tmp_path)
     assert loaded is not None and loaded.isa.name == name
     assert native.describe() == f"{native.ISAS[name].label} (forced by {native.ENV})"
+    assert loaded.description == native.describe()
+    monkeypatch.setenv(native.ENV, "portable")  # an explicit choice wins over the variable
+    assert native.load(tmp_path, name) is loaded

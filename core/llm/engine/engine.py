@@ -74,7 +74,10 @@ class Engine:
         context_tokens: int = 4096,
         kernel: str = "lean",
         weights: str = "dense",
+        isa: str | None = None,
     ) -> None:
+        """`isa`: the native kernel variant (auto|avx512bf16|avx2|portable; default: the
+        GURU_ENGINE_ISA environment variable): see core/llm/engine/native/isa.py."""
         self.loaded = loaded
         self.max_batch = max_batch
         self.max_new_tokens = max_new_tokens
@@ -85,7 +88,7 @@ class Engine:
         self._active: list[Job] = []
         self._kv = BatchKV(loaded.model.config.num_hidden_layers)
         self.lean: LeanLlama | None = None  # built on the engine thread (int4 packing takes ~2 s)
-        self._kernel, self._weights = kernel, weights
+        self._kernel, self._weights, self._isa = kernel, weights, isa
         self._commands: deque[Callable[[], None]] = deque()
         self._wake = threading.Event()
         self._stopping = False
@@ -105,6 +108,7 @@ class Engine:
             context_tokens=settings.context_tokens,
             kernel=settings.engine_kernel,
             weights=settings.engine_weights,
+            isa=settings.engine_isa,
         )
 
     def _build_lean(self, kernel: str, weights: str) -> LeanLlama | None:
@@ -120,8 +124,16 @@ class Engine:
             first = next(model.parameters())
             # the native int4 kernels are CPU ones; a GPU keeps the loaded weights
             exact = first.dtype == torch.float32 and first.device.type == "cpu"
-            weights = "int4" if exact and native.unsupported() is None else "dense"
-        return LeanLlama(model, weights, cache_dir=self.loaded.path or None)
+            weights = "int4" if exact and native.unsupported(self._isa) is None else "dense"
+        return LeanLlama(model, weights, cache_dir=self.loaded.path or None, isa=self._isa)
+
+    @property
+    def kernels(self) -> str:
+        """Which native kernels the engine runs and why (for /status): the lean forward's
+        once it is built, else what this CPU would choose."""
+        if self.lean is not None:
+            return self.lean.kernels
+        return native.describe(self._isa)
 
     # -- async API (event loop side) -------------------------------------------------------
 

@@ -164,15 +164,23 @@ class _Layer:
 class LeanLlama:
     """Prefill one prompt / decode one token per row, on `BatchKV` buffers."""
 
-    def __init__(self, model: Any, weights: str = "dense", cache_dir: str | None = None) -> None:
-        """`cache_dir`: where to keep the int4 packing between runs (the weights' directory)."""
+    def __init__(
+        self,
+        model: Any,
+        weights: str = "dense",
+        cache_dir: str | None = None,
+        isa: str | None = None,
+    ) -> None:
+        """`cache_dir`: where to keep the int4 packing between runs (the weights' directory);
+        `isa`: the native kernel variant, as `native.load` takes it."""
         with torch.no_grad():
-            self._build(model, weights, cache_dir)
+            self._build(model, weights, cache_dir, isa)
 
-    def _build(self, model: Any, weights: str, cache_dir: str | None) -> None:
+    def _build(self, model: Any, weights: str, cache_dir: str | None, isa: str | None) -> None:
         reason = lean_unsupported(model)
         if reason is not None:
             raise ValueError(f"The lean forward does not support {reason}.")
+        self.kernels = "none: dense weights"  # which native kernels run, and why
         config = model.config
         self.model = model
         self.heads = config.num_attention_heads
@@ -193,7 +201,8 @@ class LeanLlama:
             groups[f"{name}.down"] = [mlp.down_proj]
         packed: dict[str, Any] = {}
         if weights == "int4":  # the packing only serves native kernels (see native/isa.py)
-            choice = native.choose()  # a forced variant this CPU cannot run raises here
+            choice = native.choose(isa)  # a forced variant this CPU cannot run raises here
+            self.kernels = f"none: {choice.describe()}"
             if choice.isa is None:
                 log.info("lean forward: no native kernels (%s): dense fp32", choice.why)
                 weights = "dense"
@@ -213,7 +222,11 @@ class LeanLlama:
                     store.save(packed)
             else:
                 packed = loaded
-        kernel = native.load(cache_dir) if any(p is not None for p in packed.values()) else None
+        kernel = None
+        if any(p is not None for p in packed.values()):
+            kernel = native.load(cache_dir, isa)
+            if kernel is None:
+                self.kernels = "none: the native kernels did not build (see the log)"
         projs = {name: _Proj(mods, packed.get(name), kernel) for name, mods in groups.items()}
         self.layers = [
             _Layer(
@@ -236,8 +249,9 @@ class LeanLlama:
         self.cache_dtype = torch.float16 if self.native is not None else None
         if weights == "int4":
             how = "decode layers" if self.native else "q4 matmul" if self.int4 else "unused"
-            isa = native.describe() if kernel else "none"
-            log.info("lean forward: int4-packed %s; native %s: %s", self.packed, how, isa)
+            if kernel is not None:
+                self.kernels = kernel.description
+            log.info("lean forward: int4-packed %s; native %s: %s", self.packed, how, self.kernels)
 
     def _native_layers(self, kernel: native.Kernels | None, config: Any) -> native.Kernels | None:
         """Set up whole-layer native decode steps when every layer matrix is packed and the

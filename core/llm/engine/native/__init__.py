@@ -91,9 +91,10 @@ class LayerWeights(ctypes.Structure):
 class Kernels:
     """The compiled library's entry points on torch tensors (CPU, contiguous)."""
 
-    def __init__(self, lib: ctypes.CDLL, isa: str, why: str) -> None:
-        self.isa = ISAS[isa]
-        self.why = why
+    def __init__(self, lib: ctypes.CDLL, choice: Choice) -> None:
+        assert choice.isa is not None
+        self.isa = choice.isa
+        self.description = choice.describe()  # what runs and why, for logs and /status
         self._matmul = lib.guru_q4_matmul
         self._matmul.argtypes = [_ptr, _i64, _i64, _ptr, _i64, _ptr, ctypes.c_int]
         self._matmul.restype = ctypes.c_int
@@ -244,45 +245,32 @@ def attention_fits(heads: int, kv_heads: int, head_dim: int) -> bool:
     )
 
 
-def unsupported() -> str | None:
-    """Why no native kernel runs here (None when one does); never raises."""
+def unsupported(isa: str | None = None) -> str | None:
+    """Why no native kernel runs here (None when one does); never raises. `isa` as `load`."""
     try:
-        choice = choose()
+        choice = choose(isa)
     except IsaUnavailable as exc:
         return str(exc)
     return choice.why if choice.isa is None else None
 
 
-_described: str | None = None  # what the last `load` ran, or why it could not
-
-
-def describe() -> str:
-    """Which kernels the lean forward runs here and why, e.g. "avx2+fma (no avx512_bf16)":
-    what the last `load` got, else what it would choose (nothing is built)."""
-    if _described is not None:
-        return _described
+def describe(isa: str | None = None) -> str:
+    """Which kernels the lean forward runs here and why, e.g. "avx2+fma (no avx512f, ...)";
+    `isa` as `load`. Nothing is built: a failed build shows in `LeanLlama.kernels`."""
     try:
-        return choose().describe()
+        return choose(isa).describe()
     except IsaUnavailable as exc:
         return f"none: {exc}"
 
 
 def load(cache_dir: str | Path | None, isa: str | None = None) -> Kernels | None:
-    """The compiled kernels for `isa` (default: `isa.choose()`), built into
-    `cache_dir` or a temporary directory; None, with the reason logged, when the choice is
-    portable or the build fails. A forced variant the CPU cannot run raises IsaUnavailable."""
-    global _described
-    record = isa is None  # `describe` reports the engine's own choice, not a test's request
-    if isa is None:
-        choice = choose()
-    else:
-        reason = isa_missing(isa) if isa in ISAS else None
-        if reason is not None:
-            raise IsaUnavailable(f"native kernels {isa}: {reason}")
-        choice = Choice(isa, "requested")
+    """The compiled kernels for `isa` (auto|avx512bf16|avx2|portable; default: the
+    GURU_ENGINE_ISA environment variable, else auto), built into `cache_dir` or a temporary
+    directory; None, with the reason logged, when the choice is portable or the build fails.
+    A forced variant the CPU cannot run raises IsaUnavailable."""
+    choice = choose(isa)
     spec = choice.isa
     if spec is None:
-        _described = choice.describe() if record else _described
         log.info("native kernels: none (%s); torch ops on dense weights", choice.why)
         return None
     flags = [*FLAGS, *spec.cc_flags]
@@ -292,19 +280,16 @@ def load(cache_dir: str | Path | None, isa: str | None = None) -> Kernels | None
     target = directory / f"guru-native-{spec.name}-{digest}.so"
     with _lock:
         if str(target) in _loaded:
-            _described = choice.describe() if record else _described
             return _loaded[str(target)]
         try:
             if not target.is_file():
                 _build(target, flags, spec.paths())
-            kernel = Kernels(ctypes.CDLL(str(target)), spec.name, choice.why)
+            kernel = Kernels(ctypes.CDLL(str(target)), choice)
         except (OSError, subprocess.SubprocessError) as exc:
-            _described = f"none: building {spec.name} failed" if record else _described
             log.warning("native kernels unavailable: %s", exc)
             return None
         _loaded[str(target)] = kernel
-        _described = choice.describe() if record else _described
-        log.info("native kernels: %s", choice.describe())
+        log.info("native kernels: %s", kernel.description)
         return kernel
 
 

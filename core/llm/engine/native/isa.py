@@ -116,9 +116,12 @@ def missing(name: str) -> str | None:
     return None
 
 
-def choose() -> Choice:
-    """The variant to run: the env override, else the first of ISAS this machine runs."""
-    forced = os.environ.get(ENV, "").strip().lower() or "auto"
+def choose(forced: str | None = None) -> Choice:
+    """The variant to run: `forced` (default: the GURU_ENGINE_ISA environment variable) unless
+    "auto", else the first of ISAS this machine runs."""
+    if forced is None:
+        forced = os.environ.get(ENV, "")
+    forced = forced.strip().lower() or "auto"
     if forced == PORTABLE:
         return Choice(PORTABLE, f"forced by {ENV}")
     if forced in ISAS:
