@@ -5,11 +5,12 @@ instructions it was checked for:
 - `avx512bf16`: AVX512F/BW/VL + AVX512-BF16 (q4.c's `vdpbf16ps`); prompts may run in bf16.
 - `avx2`: AVX2 + FMA + F16C (q4_avx2.c: integer dot products against x quantized to int16
   per group of 32, ~100x closer to fp32 than bf16). AVX-512 CPUs without BF16 run it too.
+- `avx2vnni`: the same with AVX-VNNI's fused `vpdpwssd` (Alder Lake and later desktops).
 - `portable`: no native code; the lean forward keeps the dense fp32 weights (torch's int4
   kernel rounds scales and outputs to bf16 and failed the quality gate: ENGINE_FACTS.md).
 
-`GURU_ENGINE_ISA=auto|avx512bf16|avx2|portable` overrides the choice (tests force each path);
-forcing one the CPU or toolchain cannot run raises `IsaUnavailable` instead of crashing.
+`GURU_ENGINE_ISA=auto|avx512bf16|avx2vnni|avx2|portable` overrides the choice (tests force
+each path); forcing one the CPU or toolchain cannot run raises `IsaUnavailable`, not a crash.
 """
 
 from __future__ import annotations
@@ -63,6 +64,14 @@ ISAS = {
         ("-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512bf16", "-mfma", "-mf16c"),
         ("q4.c", *_COMMON),
         prompt_bf16=True,
+    ),
+    "avx2vnni": Isa(
+        "avx2vnni",
+        "avx2+fma+avx-vnni",
+        ("avx2", "fma", "f16c", "avx_vnni"),
+        ("-mavx2", "-mfma", "-mf16c", "-mavxvnni"),
+        ("q4_avx2.c", *_COMMON),
+        prompt_bf16=False,
     ),
     "avx2": Isa(
         "avx2",
@@ -132,6 +141,8 @@ def choose(forced: str | None = None) -> Choice:
     if forced != "auto":
         names = ", ".join(["auto", *ISAS, PORTABLE])
         raise IsaUnavailable(f"{ENV}={forced!r} is not one of {names}")
+    if compiler() is None:
+        return Choice(PORTABLE, "no C compiler (cc/gcc) on PATH")
     skipped: list[str] = []
     for name in ISAS:
         reason = missing(name)
@@ -139,4 +150,4 @@ def choose(forced: str | None = None) -> Choice:
             why = skipped[0] if skipped else "the best this CPU has"
             return Choice(name, why)
         skipped.append(reason.replace("the CPU lacks ", "no "))
-    return Choice(PORTABLE, "; ".join(dict.fromkeys(skipped)))
+    return Choice(PORTABLE, skipped[-1])  # what the last (least demanding) variant lacks

@@ -23,6 +23,16 @@
 #define GROUP_BYTES (256 + 64)
 #define MAX_ROWS 8 /* rows of x per pass: 8 int32 sums + 8 fp32 accumulators in registers */
 
+/* dot += pairwise products of a and b summed into int32 lanes: one `vpdpwssd` with AVX-VNNI
+ * (the avx2vnni variant is built with -mavxvnni), else `vpmaddwd` + `vpaddd`. */
+static inline __m256i dot_add(__m256i dot, __m256i a, __m256i b) {
+#if defined(__AVXVNNI__)
+    return _mm256_dpwssd_avx_epi32(dot, a, b);
+#else
+    return _mm256_add_epi32(dot, _mm256_madd_epi16(a, b));
+#endif
+}
+
 /* x [m, k] -> int16 xq, with per-group scales sx and sums of xq (as float). */
 static void quantize_rows(const float *x, int64_t m, int64_t k, int16_t *xq, float *sx,
                           float *sums) {
@@ -65,10 +75,8 @@ static inline __attribute__((always_inline)) void half_block(
             const __m256i high = _mm256_srli_epi16(words, 4);
             for (int r = 0; r < rows; r++) {
                 const int32_t *pairs = (const int32_t *)(xg + r * k + 4 * c);
-                dot[r] = _mm256_add_epi32(
-                    dot[r], _mm256_madd_epi16(low, _mm256_set1_epi32(pairs[0])));
-                dot[r] = _mm256_add_epi32(
-                    dot[r], _mm256_madd_epi16(high, _mm256_set1_epi32(pairs[1])));
+                dot[r] = dot_add(dot[r], low, _mm256_set1_epi32(pairs[0]));
+                dot[r] = dot_add(dot[r], high, _mm256_set1_epi32(pairs[1]));
             }
         }
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 256 + 16 * h)));
