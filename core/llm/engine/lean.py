@@ -38,13 +38,12 @@ import torch
 import torch.nn.functional as F
 
 from core.llm.engine import native
-from core.llm.engine.int4 import PackCache, Packed, packed
+from core.llm.engine.int4 import INT4_MAX_ROWS, PackCache, Proj
 
 __all__ = ["LeanLlama", "lean_unsupported"]
 
 log = logging.getLogger(__name__)
 
-INT4_MAX_ROWS = 32  # above this many rows a matmul is compute-bound: dense fp32 is faster
 EXACT_TOP = 32  # with a packed LM head, the best logits per row are recomputed in fp32
 SUPPORTED = ("llama", "qwen2")
 
@@ -77,85 +76,14 @@ def lean_unsupported(model: Any) -> str | None:
 KV = tuple[torch.Tensor, torch.Tensor]
 
 
-class _Proj:
-    """Several Linears on the same input (q/k/v, or gate/up): a list of outputs.
-
-    Dense: one matmul each on the HF modules' own weights (fusing them would copy ~280 MB;
-    the weights are mmapped from the safetensors file, so the originals would stay resident).
-    With int4: one fused packed matmul for small row counts (decode), where reading the
-    weights dominates; prompts use `prompt_weights` (bf16 copies, see the module docstring).
-    """
-
-    def __init__(
-        self, modules: list[Any], packed: Packed | None, kernel: native.Kernels | None = None
-    ):
-        self.dense = [(m.weight, getattr(m, "bias", None)) for m in modules]
-        self.sizes = [w.shape[0] for w, _ in self.dense]
-        # without native kernels the packing is not used: dense fp32 is exact (see isa.py)
-        self.packed = packed if kernel is not None else None
-        self.kernel = kernel
-        self.bias: torch.Tensor | None = None
-        if packed is not None and self.dense[0][1] is not None:
-            self.bias = torch.cat([b for _, b in self.dense])
-
-    @staticmethod
-    def pack(modules: list[Any], approx: bool = False) -> Packed | None:
-        """The modules' fused weight in int4: exact 4-bit groups, else None; with `approx`,
-        the nearest 4-bit groups of any fp32 weight."""
-        weights = [m.weight for m in modules]
-        weight = torch.cat(weights) if len(weights) > 1 else weights[0]
-        return packed(weight, exact=not approx)
-
-    def prompt_weights(self) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
-        """Weights for the matmuls of a prompt (many rows: compute-bound). With int4 on
-        AVX512-BF16, bf16 copies: ~2.5x fp32's speed there. They are made per layer per
-        prefill pass (~7 MB here, reused by every prompt of the pass) instead of keeping 210 MB
-        of them. Elsewhere the dense fp32 weights: bf16 is no faster without native bf16 dot
-        products, and its rounding flipped the bundled model's top token on AVX2 (504 -> 60)."""
-        if self.packed is None or self.kernel is None or not self.kernel.isa.prompt_bf16:
-            return self.dense
-        bf16 = torch.bfloat16
-        return [(w.to(bf16), None if b is None else b.to(bf16)) for w, b in self.dense]
-
-    def _decodes_int4(self, x: torch.Tensor) -> bool:
-        """Packed, and few enough rows that reading the weights dominates."""
-        return self.packed is not None and x.numel() // x.shape[-1] <= INT4_MAX_ROWS
-
-    def fused(self, x: torch.Tensor) -> torch.Tensor:
-        """The projections of `x` side by side in one tensor."""
-        if self._decodes_int4(x):
-            return self._int4(x)
-        outs = self(x)
-        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
-
-    def __call__(self, x: torch.Tensor, weights: list[Any] | None = None) -> list[torch.Tensor]:
-        """The projections of `x`; `weights` from `prompt_weights` for a prompt."""
-        if weights is None and self._decodes_int4(x):
-            out = self._int4(x)
-            return list(out.split(self.sizes, dim=-1)) if len(self.sizes) > 1 else [out]
-        weights = self.dense if weights is None else weights
-        xw = x.to(weights[0][0].dtype)
-        return [F.linear(xw, w, b).to(x.dtype) for w, b in weights]
-
-    def _int4(self, x: torch.Tensor) -> torch.Tensor:
-        assert self.packed is not None
-        shape, n = x.shape, sum(self.sizes)
-        x2 = x.reshape(-1, shape[-1])
-        assert self.kernel is not None
-        out = self.kernel.matmul(x2.float(), self.packed, n).to(x.dtype)
-        if self.bias is not None:
-            out = out + self.bias
-        return out.view(*shape[:-1], -1)
-
-
 @dataclass
 class _Layer:
     ln1: torch.Tensor
-    qkv: _Proj
-    o: _Proj
+    qkv: Proj
+    o: Proj
     ln2: torch.Tensor
-    gate_up: _Proj
-    down: _Proj
+    gate_up: Proj
+    down: Proj
 
 
 # -- the model ---------------------------------------------------------------------------
@@ -211,13 +139,13 @@ class LeanLlama:
             loaded = store.load(groups) if store else None
             if loaded is None:
                 packed = {
-                    name: _Proj.pack(mods) for name, mods in groups.items() if name != "lm_head"
+                    name: Proj.pack(mods) for name, mods in groups.items() if name != "lm_head"
                 }
                 # The LM head only picks candidates (the top logits are recomputed exactly),
                 # so a 4-bit approximation is enough, but only for an already-quantized model.
                 quantized = any(pair is not None for pair in packed.values())
                 if quantized:
-                    packed["lm_head"] = _Proj.pack([model.lm_head], approx=True)
+                    packed["lm_head"] = Proj.pack([model.lm_head], approx=True)
                 if store and quantized:
                     store.save(packed)
             else:
@@ -227,7 +155,7 @@ class LeanLlama:
             kernel = native.load(cache_dir, isa)
             if kernel is None:
                 self.kernels = "none: the native kernels did not build (see the log)"
-        projs = {name: _Proj(mods, packed.get(name), kernel) for name, mods in groups.items()}
+        projs = {name: Proj(mods, packed.get(name), kernel) for name, mods in groups.items()}
         self.layers = [
             _Layer(
                 ln1=block.input_layernorm.weight,
