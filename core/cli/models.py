@@ -7,7 +7,7 @@ import json
 import logging
 from typing import Any
 
-from core.config import Settings
+from core.config import ENGINE_ISAS, Settings
 from core.llm.models.install import install_preset
 from core.llm.models.presets import PRESETS, PresetStatus, preset_status
 
@@ -95,7 +95,7 @@ def list_models(args: argparse.Namespace, settings: Settings) -> int:
         print(f"\n* = GURU_MODEL ({info['current']}). Install another: guru models install NAME")
     else:
         print(f"\nGURU_MODEL={info['current']} (a path, not a preset).")
-    choices = "auto|avx512bf16|avx2vnni|avx2|portable"
+    choices = "|".join(ENGINE_ISAS)
     print(f"Engine kernels: {info['kernels']}. Override: GURU_ENGINE_ISA={choices}")
     return 0
 

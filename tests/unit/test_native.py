@@ -25,7 +25,7 @@ def kernels(request, tmp_path_factory):
 
 def _rounded(kernels, x: torch.Tensor) -> torch.Tensor:
     """x as the kernel reads it: AVX512-BF16 rounds rows to bf16 (as torch's int4 kernel
-    does); AVX2 quantizes each group of 32 to int16 against its largest magnitude."""
+    does); the int16 kernels quantize each group of 32 against its largest magnitude."""
     if kernels.isa.name == "avx512bf16":
         return x.bfloat16().float()
     m, k = x.shape
@@ -162,6 +162,10 @@ def test_choice_follows_the_cpu_flags(monkeypatch):
     assert native.describe().startswith("avx2+fma (no avx512f, avx512bw, avx512vl, avx512_bf16")
     _flags(monkeypatch, "avx2 fma f16c avx512f avx512bw avx512vl")  # AVX-512 without BF16
     assert isa.choose().name == "avx2"
+    _flags(monkeypatch, "avx2 fma f16c avx_vnni")
+    assert isa.choose().name == "avx2vnni"
+    _flags(monkeypatch, "avx2 fma f16c avx512f avx512bw avx512vl avx512_vnni")
+    assert isa.choose().name == "avx512vnni" and not isa.ISAS["avx512vnni"].bf16_prompts()
     _flags(monkeypatch, "avx2 fma f16c avx512f avx512bw avx512vl avx512_bf16")
     assert isa.choose().name == "avx512bf16"
     _flags(monkeypatch, "avx fma")  # pre-AVX2, or not x86 at all

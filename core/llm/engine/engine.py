@@ -76,7 +76,7 @@ class Engine:
         weights: str = "dense",
         isa: str | None = None,
     ) -> None:
-        """`isa`: the native kernel variant (auto|avx512bf16|avx2|portable; default: the
+        """`isa`: the native kernel variant (auto or a key of native.ISAS; default: the
         GURU_ENGINE_ISA environment variable): see core/llm/engine/native/isa.py."""
         self.loaded = loaded
         self.max_batch = max_batch

@@ -158,7 +158,7 @@ class Proj:
         prefill pass (~7 MB here, reused by every prompt of the pass) instead of keeping 210 MB
         of them. Elsewhere the dense fp32 weights: bf16 is no faster without native bf16 dot
         products, and its rounding flipped the bundled model's top token on AVX2 (504 -> 60)."""
-        if self.packed is None or self.kernel is None or not self.kernel.isa.prompt_bf16:
+        if self.packed is None or self.kernel is None or not self.kernel.isa.bf16_prompts():
             return self.dense
         bf16 = torch.bfloat16
         return [(w.to(bf16), None if b is None else b.to(bf16)) for w, b in self.dense]

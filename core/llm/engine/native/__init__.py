@@ -264,7 +264,7 @@ def describe(isa: str | None = None) -> str:
 
 
 def load(cache_dir: str | Path | None, isa: str | None = None) -> Kernels | None:
-    """The compiled kernels for `isa` (auto|avx512bf16|avx2|portable; default: the
+    """The compiled kernels for `isa` (auto or a key of native.ISAS; default: the
     GURU_ENGINE_ISA environment variable, else auto), built into `cache_dir` or a temporary
     directory; None, with the reason logged, when the choice is portable or the build fails.
     A forced variant the CPU cannot run raises IsaUnavailable."""

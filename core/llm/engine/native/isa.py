@@ -3,13 +3,14 @@
 Each variant is its own library compiled with its own `-m` flags, so a CPU only ever runs
 instructions it was checked for:
 - `avx512bf16`: AVX512F/BW/VL + AVX512-BF16 (q4.c's `vdpbf16ps`); prompts may run in bf16.
-- `avx2`: AVX2 + FMA + F16C (q4_avx2.c: integer dot products against x quantized to int16
-  per group of 32, ~100x closer to fp32 than bf16). AVX-512 CPUs without BF16 run it too.
-- `avx2vnni`: the same with AVX-VNNI's fused `vpdpwssd` (Alder Lake and later desktops).
+- `avx512vnni`: q4_int16.c, integer dot products against x quantized to int16 per group of
+  32 (~100x closer to fp32 than bf16), 16 rows per `vpdpwssd`: AVX-512 CPUs without BF16.
+- `avx2vnni`: the same on 8 rows with AVX-VNNI's `vpdpwssd` (Alder Lake and later desktops).
+- `avx2`: the same with AVX2 + FMA + F16C only (`vpmaddwd` + `vpaddd`).
 - `portable`: no native code; the lean forward keeps the dense fp32 weights (torch's int4
   kernel rounds scales and outputs to bf16 and failed the quality gate: ENGINE_FACTS.md).
 
-`GURU_ENGINE_ISA=auto|avx512bf16|avx2vnni|avx2|portable` overrides the choice (tests force
+`GURU_ENGINE_ISA=auto|<variant>|portable` overrides the choice (tests force
 each path); forcing one the CPU or toolchain cannot run raises `IsaUnavailable`, not a crash.
 """
 
@@ -50,10 +51,15 @@ class Isa:
     cpu_flags: tuple[str, ...]  # /proc/cpuinfo names, all required
     cc_flags: tuple[str, ...]
     sources: tuple[str, ...]
-    prompt_bf16: bool  # prompts' matmuls in bf16 (fast only with native bf16 dot products)
+    prompt_bf16: bool  # prompts' matmuls may run in bf16 (see `bf16_prompts`)
 
     def paths(self) -> list[Path]:
         return [Path(__file__).with_name(name) for name in self.sources]
+
+    def bf16_prompts(self) -> bool:
+        """Prompts' matmuls in bf16: only with native bf16 dot products (torch's oneDNN),
+        ~2.5x fp32 there; elsewhere no faster, and less exact."""
+        return self.prompt_bf16 and "avx512_bf16" in cpu_flags()
 
 
 ISAS = {
@@ -65,12 +71,20 @@ ISAS = {
         ("q4.c", *_COMMON),
         prompt_bf16=True,
     ),
+    "avx512vnni": Isa(
+        "avx512vnni",
+        "avx512-vnni",
+        ("avx512f", "avx512bw", "avx512vl", "avx512_vnni", "fma", "f16c"),
+        ("-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni", "-mfma", "-mf16c"),
+        ("q4_int16.c", *_COMMON),
+        prompt_bf16=True,  # where the CPU also has avx512_bf16 (see `Isa.bf16_prompts`)
+    ),
     "avx2vnni": Isa(
         "avx2vnni",
         "avx2+fma+avx-vnni",
         ("avx2", "fma", "f16c", "avx_vnni"),
         ("-mavx2", "-mfma", "-mf16c", "-mavxvnni"),
-        ("q4_avx2.c", *_COMMON),
+        ("q4_int16.c", *_COMMON),
         prompt_bf16=False,
     ),
     "avx2": Isa(
@@ -78,7 +92,7 @@ ISAS = {
         "avx2+fma",
         ("avx2", "fma", "f16c"),
         ("-mavx2", "-mfma", "-mf16c"),
-        ("q4_avx2.c", *_COMMON),
+        ("q4_int16.c", *_COMMON),
         prompt_bf16=False,
     ),
 }

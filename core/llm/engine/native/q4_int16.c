@@ -1,6 +1,6 @@
-/* Few-row matmul against 4-bit weights (GGUF Q4_1 blocks) on AVX2 + FMA + F16C.
- *
- * Same packing as q4.c (see its header; built by `pack_q4`), for CPUs without AVX512-BF16.
+/* Few-row matmul against 4-bit weights (GGUF Q4_1 blocks) with int16 activations, for CPUs
+ * without AVX512-BF16: AVX2 + FMA + F16C (8 weight rows per vector), with AVX-VNNI, or AVX-512
+ * with AVX512-VNNI (16 rows per vector). Same packing as q4.c (see its header; `pack_q4`).
  * Integer dot products, as llama.cpp does on such CPUs, but against 16-bit activations: each
  * row of x is quantized per group of 32 to int16 with its own scale (error <= 1/65534 of the
  * group's largest value, where bf16 rounds every value by up to 1/512 and llama.cpp's 8-bit
@@ -10,7 +10,7 @@
  * Per group |q . xq| <= 15 * 32767 * 32 < 2^24, so its conversion to fp32 is exact.
  * (Dequantizing every weight to fp32 and FMA-ing it was ~1.8x the instructions at one row.)
  *
- * A chunk's 16 bytes for rows 8h..8h+7 widened to 16-bit words are 8 dwords, one per row;
+ * A chunk's bytes for rows VROWS*h.. widened to 16-bit words are VROWS dwords, one per row;
  * masking each word's low nibble gives the codes of columns (4c, 4c + 1) of that row, its high
  * nibble those of (4c + 2, 4c + 3): exactly `vpmaddwd`'s pairs against one broadcast pair of x.
  */
@@ -23,15 +23,49 @@
 #define GROUP_BYTES (256 + 64)
 #define MAX_ROWS 8 /* rows of x per pass: 8 int32 sums + 8 fp32 accumulators in registers */
 
-/* dot += pairwise products of a and b summed into int32 lanes: one `vpdpwssd` with AVX-VNNI
- * (the avx2vnni variant is built with -mavxvnni), else `vpmaddwd` + `vpaddd`. */
-static inline __m256i dot_add(__m256i dot, __m256i a, __m256i b) {
+/* The integer vector of this build: VROWS weight rows' int32 sums per vector. dot_add is
+ * dot += pairwise products of a and b summed into int32 lanes: one `vpdpwssd` with VNNI,
+ * else `vpmaddwd` + `vpaddd`. */
+#if defined(__AVX512F__)
+#define VROWS 16
+typedef __m512i vi;
+#define vi_zero _mm512_setzero_si512
+#define vi_and _mm512_and_si512
+#define vi_srli16 _mm512_srli_epi16
+#define vi_set1_16 _mm512_set1_epi16
+#define vi_set1_32 _mm512_set1_epi32
+#define vi_to_ps _mm512_cvtepi32_ps
+static inline vi widen(const uint8_t *p) {
+    return _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)p));
+}
+static inline vi dot_add(vi dot, vi a, vi b) {
+#if defined(__AVX512VNNI__)
+    return _mm512_dpwssd_epi32(dot, a, b);
+#else
+    return _mm512_add_epi32(dot, _mm512_madd_epi16(a, b));
+#endif
+}
+#else
+#define VROWS 8
+typedef __m256i vi;
+#define vi_zero _mm256_setzero_si256
+#define vi_and _mm256_and_si256
+#define vi_srli16 _mm256_srli_epi16
+#define vi_set1_16 _mm256_set1_epi16
+#define vi_set1_32 _mm256_set1_epi32
+#define vi_to_ps _mm256_cvtepi32_ps
+static inline vi widen(const uint8_t *p) {
+    return _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)p));
+}
+static inline vi dot_add(vi dot, vi a, vi b) {
 #if defined(__AVXVNNI__)
     return _mm256_dpwssd_avx_epi32(dot, a, b);
 #else
     return _mm256_add_epi32(dot, _mm256_madd_epi16(a, b));
 #endif
 }
+#endif
+#define PARTS (BLOCK_ROWS / VROWS) /* vectors of rows per block */
 
 /* x [m, k] -> int16 xq, with per-group scales sx and sums of xq (as float). */
 static void quantize_rows(const float *x, int64_t m, int64_t k, int16_t *xq, float *sx,
@@ -54,54 +88,50 @@ static void quantize_rows(const float *x, int64_t m, int64_t k, int16_t *xq, flo
     }
 }
 
-/* Rows 8h..8h+7 of one block of 16 weight rows against `rows` (<= MAX_ROWS) rows of x.
+/* Rows VROWS*h.. of one block of 16 weight rows against `rows` (<= MAX_ROWS) rows of x.
  * Inlined with a constant `rows`, so the accumulators live in registers. */
-static inline __attribute__((always_inline)) void half_block(
+static inline __attribute__((always_inline)) void part_block(
     const int rows, const int16_t *xq, const float *sx, const float *sums, int64_t k,
     const uint8_t *w, int h, float *y, int64_t ldy) {
     const int64_t groups = k / GROUP;
-    const __m256i mask = _mm256_set1_epi16(0x0F);
-    __m256 acc[MAX_ROWS];
-    for (int r = 0; r < rows; r++) acc[r] = _mm256_setzero_ps();
+    const vi mask = vi_set1_16(0x0F);
+    vf acc[MAX_ROWS];
+    for (int r = 0; r < rows; r++) acc[r] = v_zero();
     for (int64_t g = 0; g < groups; g++) {
         const uint8_t *p = w + g * GROUP_BYTES;
         const int16_t *xg = xq + g * GROUP;
-        __m256i dot[MAX_ROWS];
-        for (int r = 0; r < rows; r++) dot[r] = _mm256_setzero_si256();
+        vi dot[MAX_ROWS];
+        for (int r = 0; r < rows; r++) dot[r] = vi_zero();
         for (int c = 0; c < 8; c++) {
-            const __m256i words =
-                _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(p + 32 * c + 16 * h)));
-            const __m256i low = _mm256_and_si256(words, mask);
-            const __m256i high = _mm256_srli_epi16(words, 4);
+            const vi words = widen(p + 32 * c + 2 * VROWS * h);
+            const vi low = vi_and(words, mask), high = vi_srli16(words, 4);
             for (int r = 0; r < rows; r++) {
                 const int32_t *pairs = (const int32_t *)(xg + r * k + 4 * c);
-                dot[r] = dot_add(dot[r], low, _mm256_set1_epi32(pairs[0]));
-                dot[r] = dot_add(dot[r], high, _mm256_set1_epi32(pairs[1]));
+                dot[r] = dot_add(dot[r], low, vi_set1_32(pairs[0]));
+                dot[r] = dot_add(dot[r], high, vi_set1_32(pairs[1]));
             }
         }
-        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 256 + 16 * h)));
-        const __m256 lo = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 288 + 16 * h)));
+        const vf d = v_load_half((const uint16_t *)(p + 256 + 2 * VROWS * h));
+        const vf lo = v_load_half((const uint16_t *)(p + 288 + 2 * VROWS * h));
         for (int r = 0; r < rows; r++) {
-            const __m256 s = _mm256_set1_ps(sx[r * groups + g]);
-            __m256 t = _mm256_mul_ps(lo, _mm256_set1_ps(sums[r * groups + g]));
-            t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[r]), d, t);
-            acc[r] = _mm256_fmadd_ps(t, s, acc[r]);
+            const vf t = v_fmadd(vi_to_ps(dot[r]), d, v_mul(lo, v_set1(sums[r * groups + g])));
+            acc[r] = v_fmadd(t, v_set1(sx[r * groups + g]), acc[r]);
         }
     }
-    for (int r = 0; r < rows; r++) _mm256_storeu_ps(y + r * ldy + 8 * h, acc[r]);
+    for (int r = 0; r < rows; r++) v_store(y + r * ldy + VROWS * h, acc[r]);
 }
 
-static void half_block_rows(int rows, const int16_t *xq, const float *sx, const float *sums,
+static void part_block_rows(int rows, const int16_t *xq, const float *sx, const float *sums,
                             int64_t k, const uint8_t *w, int h, float *y, int64_t ldy) {
     switch (rows) {
-    case 1: half_block(1, xq, sx, sums, k, w, h, y, ldy); break;
-    case 2: half_block(2, xq, sx, sums, k, w, h, y, ldy); break;
-    case 3: half_block(3, xq, sx, sums, k, w, h, y, ldy); break;
-    case 4: half_block(4, xq, sx, sums, k, w, h, y, ldy); break;
-    case 5: half_block(5, xq, sx, sums, k, w, h, y, ldy); break;
-    case 6: half_block(6, xq, sx, sums, k, w, h, y, ldy); break;
-    case 7: half_block(7, xq, sx, sums, k, w, h, y, ldy); break;
-    default: half_block(8, xq, sx, sums, k, w, h, y, ldy); break;
+    case 1: part_block(1, xq, sx, sums, k, w, h, y, ldy); break;
+    case 2: part_block(2, xq, sx, sums, k, w, h, y, ldy); break;
+    case 3: part_block(3, xq, sx, sums, k, w, h, y, ldy); break;
+    case 4: part_block(4, xq, sx, sums, k, w, h, y, ldy); break;
+    case 5: part_block(5, xq, sx, sums, k, w, h, y, ldy); break;
+    case 6: part_block(6, xq, sx, sums, k, w, h, y, ldy); break;
+    case 7: part_block(7, xq, sx, sums, k, w, h, y, ldy); break;
+    default: part_block(8, xq, sx, sums, k, w, h, y, ldy); break;
     }
 }
 
@@ -109,7 +139,7 @@ static void half_block_rows(int rows, const int16_t *xq, const float *sx, const 
  * Returns 0, or -1 when scratch memory could not be allocated. */
 int guru_q4_matmul(const float *x, int64_t m, int64_t k, const uint8_t *w, int64_t n,
                    float *y, int threads) {
-    const int64_t groups = k / GROUP, halves = 2 * (n / BLOCK_ROWS);
+    const int64_t groups = k / GROUP, parts = PARTS * (n / BLOCK_ROWS);
     const int64_t block_bytes = groups * GROUP_BYTES;
     int16_t *xq = malloc(sizeof(int16_t) * m * k);
     float *sx = malloc(sizeof(float) * m * groups), *sums = malloc(sizeof(float) * m * groups);
@@ -123,10 +153,10 @@ int guru_q4_matmul(const float *x, int64_t m, int64_t k, const uint8_t *w, int64
     for (int64_t r0 = 0; r0 < m; r0 += MAX_ROWS) {
         const int rows = (int)(m - r0 < MAX_ROWS ? m - r0 : MAX_ROWS);
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
-        for (int64_t i = 0; i < halves; i++) {
-            half_block_rows(rows, xq + r0 * k, sx + r0 * groups, sums + r0 * groups, k,
-                            w + (i / 2) * block_bytes, (int)(i % 2),
-                            y + r0 * n + (i / 2) * BLOCK_ROWS, n);
+        for (int64_t i = 0; i < parts; i++) {
+            part_block_rows(rows, xq + r0 * k, sx + r0 * groups, sums + r0 * groups, k,
+                            w + (i / PARTS) * block_bytes, (int)(i % PARTS),
+                            y + r0 * n + (i / PARTS) * BLOCK_ROWS, n);
         }
     }
     free(xq);
