@@ -25,7 +25,6 @@ FILLER = (
 
 
 def _lean(model: Any, path: str, cache_dir: str) -> Any:
-    from core.llm.engine import native
     from core.llm.engine.lean import LeanLlama
 
     if path == "dense":
@@ -35,7 +34,6 @@ def _lean(model: Any, path: str, cache_dir: str) -> Any:
         return LeanLlama(model, "int4", cache_dir=cache_dir)
     finally:
         del os.environ["GURU_ENGINE_ISA"]
-        native._described = None  # `describe` below reports the automatic choice
 
 
 def _decode(lean: Any, prompts: list[list[int]], steps: int) -> float:
