@@ -23,7 +23,7 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 QUANTIZATIONS = ("none", "4bit", "8bit")
 ENGINE_KERNELS = ("lean", "hf")
 ENGINE_WEIGHTS = ("auto", "dense", "int4")
-ENGINE_ISAS = ("auto", "avx512bf16", "avx512vnni", "avx2vnni", "avx2", "portable")  # core/llm/engine/native/isa.py
+ENGINE_ISAS = ("auto", "avx512vnni", "avx512bf16", "avx2vnni", "avx2", "portable")  # core/llm/engine/native/isa.py
 
 
 def _default_data_dir() -> str:
@@ -163,7 +163,7 @@ VARIABLES: tuple[Var, ...] = (
         "GURU_ENGINE_ISA",
         "engine_isa",
         "auto",
-        "Native kernel variant of the lean forward: `auto` (the best this CPU runs, from its /proc/cpuinfo flags: `avx512bf16`, else `avx512vnni`, else `avx2vnni` (AVX2+FMA+F16C+AVX-VNNI), else `avx2` (AVX2+FMA+F16C), else `portable`), or one of them forced; `portable` = no native code (dense fp32 weights through torch). Forcing a variant the CPU lacks is an error at start-up. `guru models list` shows the choice.",
+        "Native kernel variant of the lean forward: `auto` (the best this CPU runs, from its /proc/cpuinfo flags: `avx512vnni` (int16 activations), else `avx512bf16` (bf16 activations), else `avx2vnni` (AVX2+FMA+F16C+AVX-VNNI), else `avx2` (AVX2+FMA+F16C), else `portable`), or one of them forced; `portable` = no native code (dense fp32 weights through torch). Forcing a variant the CPU lacks is an error at start-up. `guru models list` shows the choice.",
         choices=ENGINE_ISAS,
     ),
     Var(

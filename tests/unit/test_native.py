@@ -159,7 +159,7 @@ def test_choice_follows_the_cpu_flags(monkeypatch):
     monkeypatch.setattr(isa, "compiler", lambda: "cc")
     _flags(monkeypatch, "sse2 avx avx2 fma f16c")
     assert isa.choose().name == "avx2"
-    assert native.describe().startswith("avx2+fma (no avx512f, avx512bw, avx512vl, avx512_bf16")
+    assert native.describe().startswith("avx2+fma (no avx512f, avx512bw, avx512vl, avx512_vnni")
     _flags(monkeypatch, "avx2 fma f16c avx512f avx512bw avx512vl")  # AVX-512 without BF16
     assert isa.choose().name == "avx2"
     _flags(monkeypatch, "avx2 fma f16c avx_vnni")
@@ -168,6 +168,8 @@ def test_choice_follows_the_cpu_flags(monkeypatch):
     assert isa.choose().name == "avx512vnni" and not isa.ISAS["avx512vnni"].bf16_prompts()
     _flags(monkeypatch, "avx2 fma f16c avx512f avx512bw avx512vl avx512_bf16")
     assert isa.choose().name == "avx512bf16"
+    _flags(monkeypatch, "avx2 fma f16c avx512f avx512bw avx512vl avx512_bf16 avx512_vnni")
+    assert isa.choose().name == "avx512vnni" and isa.ISAS["avx512vnni"].bf16_prompts()
     _flags(monkeypatch, "avx fma")  # pre-AVX2, or not x86 at all
     choice = isa.choose()
     assert choice.name == native.PORTABLE and "no avx2, f16c" in choice.why
