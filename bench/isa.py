@@ -2,6 +2,8 @@
 size) and decode steps at batch 1 and 8, interleaved round-robin so a busy shared host slows
 every path alike (`python -m bench.isa --rounds 3`).
 
+Times are this thread's CPU time (`time.thread_time`, with torch on 1 thread): on a shared
+host a process waiting for a core does not count, so rounds agree far better than wall time.
 A path is `dense` (the lean forward on fp32 weights) or `int4:<isa>` (`GURU_ENGINE_ISA`:
 avx512bf16, avx2, portable). Only paths this CPU runs are measured. This times the lean
 forward alone (no engine, no sampling): the kernels' share of TTFT and tok/s.
@@ -43,12 +45,12 @@ def _decode(lean: Any, prompts: list[list[int]], steps: int) -> float:
     kv = BatchKV(len(lean.layers), dtype=lean.cache_dtype)
     kv.add_rows([rows for _, rows in lean.prefill_many(prompts)])
     tokens = [1] * len(prompts)
-    started = time.perf_counter()
+    started = time.thread_time()
     for _ in range(steps):
         logits = lean.decode(tokens, kv)
         kv.append_step()
         tokens = logits.argmax(-1).tolist()
-    return steps * len(prompts) / (time.perf_counter() - started)
+    return steps * len(prompts) / (time.thread_time() - started)
 
 
 def run(model_name: str, paths: list[str], rounds: int, threads: int) -> dict[str, Any]:
@@ -59,6 +61,8 @@ def run(model_name: str, paths: list[str], rounds: int, threads: int) -> dict[st
     from core.llm.engine.native import isa
     from core.llm.models.loading import load_model
 
+    if threads != 1:
+        raise SystemExit("CPU time measures one thread: use --threads 1")
     torch.set_num_threads(threads)
     settings = Settings(device="cpu", threads=threads, model=model_name)
     loaded = load_model(model_name, settings)
@@ -75,10 +79,10 @@ def run(model_name: str, paths: list[str], rounds: int, threads: int) -> dict[st
             lean.prefill(short[0])
         for _ in range(rounds):
             for path, lean in leans.items():
-                started = time.perf_counter()
+                started = time.thread_time()
                 lean.prefill(long_ids)
                 row = times[path]
-                row.setdefault("ttft_1000_s", []).append(time.perf_counter() - started)
+                row.setdefault("ttft_1000_s", []).append(time.thread_time() - started)
                 row.setdefault("decode_tps_1", []).append(_decode(lean, short[:1], 64))
                 row.setdefault("decode_tps_8", []).append(_decode(lean, short, 24))
     return {
