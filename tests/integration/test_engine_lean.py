@@ -234,6 +234,8 @@ async def test_engine_batches_like_it_runs_alone(bundled_tokenizer, tmp_path, en
         alone = [await engine.complete(Request(user(p), max_new_tokens=12)) for p in PROMPTS]
         assert engine.lean is not None
         assert (engine.lean.native is None) == (engine_isa == native.PORTABLE)
+        label = "none: portable" if engine_isa == native.PORTABLE else native.ISAS[engine_isa].label
+        assert engine.kernels.startswith(label), engine.kernels
         together = await asyncio.gather(
             *(engine.complete(Request(user(p), max_new_tokens=12)) for p in PROMPTS)
         )
