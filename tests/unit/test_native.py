@@ -3,6 +3,8 @@ numbers, on every instruction-set variant this CPU runs (the others skip, saying
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -204,3 +206,17 @@ def test_forcing_a_variant_loads_it(monkeypatch, tmp_path, name):
     assert loaded.description == native.describe()
     monkeypatch.setenv(native.ENV, "portable")  # an explicit choice wins over the variable
     assert native.load(tmp_path, name) is loaded
+
+
+def test_a_variant_that_does_not_build_falls_back_to_the_next(monkeypatch, tmp_path):
+    """An old compiler may lack -mavxvnni: auto then takes the next variant; forced, none."""
+    if native.isa_missing("avx2") is not None:
+        pytest.skip(f"avx2: {native.isa_missing('avx2')}")
+    monkeypatch.setattr(isa, "cpu_flags", lambda: frozenset("avx2 fma f16c avx_vnni".split()))
+    broken = dataclasses.replace(isa.ISAS["avx2vnni"], cc_flags=("-mno-such-flag",))
+    monkeypatch.setitem(isa.ISAS, "avx2vnni", broken)
+    monkeypatch.delenv(native.ENV, raising=False)
+    loaded = native.load(tmp_path)
+    assert loaded is not None and loaded.isa.name == "avx2"
+    assert loaded.description == "avx2+fma (avx2vnni did not build)"
+    assert native.load(tmp_path, "avx2vnni") is None

@@ -25,7 +25,15 @@ from pathlib import Path
 
 import torch
 
-from core.llm.engine.native.isa import ENV, ISAS, PORTABLE, Choice, IsaUnavailable, choose
+from core.llm.engine.native.isa import (
+    ENV,
+    ISAS,
+    PORTABLE,
+    Choice,
+    IsaUnavailable,
+    choose,
+    fallbacks,
+)
 from core.llm.engine.native.isa import compiler as _compiler
 from core.llm.engine.native.isa import missing as isa_missing
 from core.llm.engine.native.layout import BLOCK_ROWS, GROUP, GROUP_BYTES, pack_q4, unpack_q4
@@ -266,13 +274,24 @@ def describe(isa: str | None = None) -> str:
 def load(cache_dir: str | Path | None, isa: str | None = None) -> Kernels | None:
     """The compiled kernels for `isa` (auto or a key of native.ISAS; default: the
     GURU_ENGINE_ISA environment variable, else auto), built into `cache_dir` or a temporary
-    directory; None, with the reason logged, when the choice is portable or the build fails.
+    directory; None, with the reason logged, when the choice is portable or nothing builds
+    (an automatic choice that fails to build falls back to the next variant the CPU runs).
     A forced variant the CPU cannot run raises IsaUnavailable."""
     choice = choose(isa)
-    spec = choice.isa
-    if spec is None:
+    if choice.isa is None:
         log.info("native kernels: none (%s); torch ops on dense weights", choice.why)
         return None
+    for candidate in [choice, *fallbacks(choice)]:
+        try:
+            return _load(cache_dir, candidate)
+        except (OSError, subprocess.SubprocessError) as exc:
+            log.warning("native kernels %s unavailable: %s", candidate.name, exc)
+    return None
+
+
+def _load(cache_dir: str | Path | None, choice: Choice) -> Kernels:
+    spec = choice.isa
+    assert spec is not None
     flags = [*FLAGS, *spec.cc_flags]
     sources = b"".join(path.read_bytes() for path in [HEADER, *spec.paths()])
     digest = hashlib.sha256(sources + " ".join(flags).encode()).hexdigest()[:16]
@@ -281,13 +300,9 @@ def load(cache_dir: str | Path | None, isa: str | None = None) -> Kernels | None
     with _lock:
         if str(target) in _loaded:
             return _loaded[str(target)]
-        try:
-            if not target.is_file():
-                _build(target, flags, spec.paths())
-            kernel = Kernels(ctypes.CDLL(str(target)), choice)
-        except (OSError, subprocess.SubprocessError) as exc:
-            log.warning("native kernels unavailable: %s", exc)
-            return None
+        if not target.is_file():
+            _build(target, flags, spec.paths())
+        kernel = Kernels(ctypes.CDLL(str(target)), choice)
         _loaded[str(target)] = kernel
         log.info("native kernels: %s", kernel.description)
         return kernel

@@ -33,6 +33,7 @@ __all__ = [
     "PORTABLE",
     "ENV",
     "choose",
+    "fallbacks",
     "missing",
     "cpu_flags",
     "compiler",
@@ -160,11 +161,27 @@ def choose(forced: str | None = None) -> Choice:
         raise IsaUnavailable(f"{ENV}={forced!r} is not one of {names}")
     if compiler() is None:
         return Choice(PORTABLE, "no C compiler (cc/gcc) on PATH")
+    return _first_runnable(list(ISAS))
+
+
+def fallbacks(choice: Choice) -> list[Choice]:
+    """The variants to try after `choice` fails to build (an old compiler may lack -mavxvnni):
+    the next runnable ones when it was chosen automatically; none when it was forced."""
+    if choice.isa is None or choice.why.startswith("forced"):
+        return []
+    names = list(ISAS)
+    rest = _first_runnable(names[names.index(choice.name) + 1 :])
+    why = f"{choice.name} did not build"
+    return [] if rest.isa is None else [Choice(rest.name, why), *fallbacks(Choice(rest.name, why))]
+
+
+def _first_runnable(names: list[str]) -> Choice:
     skipped: list[str] = []
-    for name in ISAS:
+    for name in names:
         reason = missing(name)
         if reason is None:
             why = skipped[0] if skipped else "the best this CPU has"
             return Choice(name, why)
         skipped.append(reason.replace("the CPU lacks ", "no "))
-    return Choice(PORTABLE, skipped[-1])  # what the last (least demanding) variant lacks
+    # what the last (least demanding) variant lacks
+    return Choice(PORTABLE, skipped[-1] if skipped else "no variant left")
