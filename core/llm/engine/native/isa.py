@@ -4,8 +4,9 @@ Each variant is its own library compiled with its own `-m` flags, so a CPU only 
 instructions it was checked for:
 - `avx512vnni`: q4_int16.c, integer dot products against x quantized to int16 per group of
   32 (~100x closer to fp32 than bf16), 16 rows per `vpdpwssd`. First because it measured
-  faster than the bf16 kernel on an AVX512-BF16 EPYC (1,536x576 matmul: 21 vs 43 us at one
-  row, 81 vs 182 at eight; the whole model's decode 1.5-3x under load), and more exact.
+  faster than the bf16 kernel on an AVX512-BF16 Xeon (1,536x576 matmul: 21 vs 43 us at one
+  row, 81 vs 182 at eight; SmolLM2 decode 78 vs 54 tok/s, 266 vs 187 at eight: README), and
+  it is more exact.
 - `avx512bf16`: AVX512F/BW/VL + AVX512-BF16 (q4.c's `vdpbf16ps`, x rounded to bf16): the
   previous default, kept for comparison (CPUs with AVX512-BF16 have VNNI too).
 - `avx2vnni`: the same on 8 rows with AVX-VNNI's `vpdpwssd` (Alder Lake and later desktops).
