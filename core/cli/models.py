@@ -7,11 +7,11 @@ import json
 import logging
 from typing import Any
 
-from core.config import Settings
+from core.config import ENGINE_ISAS, Settings
 from core.llm.models.install import install_preset
 from core.llm.models.presets import PRESETS, PresetStatus, preset_status
 
-__all__ = ["register", "list_models", "install_model", "describe_presets"]
+__all__ = ["register", "list_models", "install_model", "describe_presets", "engine_kernels"]
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,19 @@ def describe_presets(settings: Settings) -> dict[str, Any]:
                 "install_command": status.install_command,
             }
         )
-    return {"current": settings.model, "is_preset": settings.model in PRESETS, "presets": rows}
+    return {
+        "current": settings.model,
+        "is_preset": settings.model in PRESETS,
+        "presets": rows,
+        "kernels": engine_kernels(settings),
+    }
+
+
+def engine_kernels(settings: Settings) -> str:
+    """Which native kernels the local engine would run on this CPU, and why."""
+    from core.llm.engine import native  # imports torch: only when listing, not at start-up
+
+    return native.describe(settings.engine_isa)
 
 
 def list_models(args: argparse.Namespace, settings: Settings) -> int:
@@ -83,6 +95,8 @@ def list_models(args: argparse.Namespace, settings: Settings) -> int:
         print(f"\n* = GURU_MODEL ({info['current']}). Install another: guru models install NAME")
     else:
         print(f"\nGURU_MODEL={info['current']} (a path, not a preset).")
+    choices = "|".join(ENGINE_ISAS)
+    print(f"Engine kernels: {info['kernels']}. Override: GURU_ENGINE_ISA={choices}")
     return 0
 
 

@@ -19,10 +19,17 @@ from typing import Any
 from core.config._content import ContentSettings
 from core.config._model import ModelSettings
 from core.config._service import ServiceSettings
-from core.config._vars import Var, force_offline_hub, load_env_file
+from core.config._vars import ENGINE_ISAS, Var, force_offline_hub, load_env_file
 from core.errors import ConfigError
 
-__all__ = ["Settings", "VARIABLES", "Var", "force_offline_hub", "load_env_file"]
+__all__ = [
+    "ENGINE_ISAS",
+    "Settings",
+    "VARIABLES",
+    "Var",
+    "force_offline_hub",
+    "load_env_file",
+]
 
 
 # Fields come in reverse base order: the service's first, then the model's, then the content's.

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from core.config._vars import (
     DEVICES,
     DTYPES,
+    ENGINE_ISAS,
     ENGINE_KERNELS,
     ENGINE_WEIGHTS,
     QUANTIZATIONS,
@@ -96,14 +97,27 @@ class ModelSettings:
             "GURU_ENGINE_WEIGHTS",
             "Weights of the lean forward: `int4` packs matrices that are 4-bit GGUF blocks (the "
             "bundled Q4_1 model loaded as fp32) losslessly, codes and fp16 scales, for Guru's "
-            "native AVX512-BF16 decode kernels (built on first use with the system's C compiler: "
-            "bf16 activations, whole decoder layers per call, an fp16 KV cache; torch's int4 "
-            "kernel where they cannot build); a 4-bit LM head picks each row's top logits, which "
-            "are recomputed from the dense head; prompts run in bf16 (~8x faster decode, 2x "
-            "faster prompts than fp32; passes `guru bench llm`'s quality gate); `dense` keeps the"
-            " loaded weights (fp32 greedy = transformers'); `auto` = `int4` on a CPU with "
-            "AVX512-BF16 when the weights are fp32, else `dense`.",
+            "native decode kernels (AVX512-BF16 or AVX2+FMA+F16C, see GURU_ENGINE_ISA; built on "
+            "first use with the system's C compiler: whole decoder layers per call, an fp16 KV "
+            "cache); a 4-bit LM head picks each row's top logits, which are recomputed from the "
+            "dense head; prompts run in bf16 on AVX512-BF16, fp32 elsewhere (passes `guru bench "
+            "llm`'s quality gate); `dense` keeps the loaded weights (fp32 greedy = transformers'); "
+            "`auto` = `int4` where a native kernel variant runs and the weights are fp32, else "
+            "`dense`.",
             choices=ENGINE_WEIGHTS,
+        ),
+    )
+    engine_isa: str = field(
+        default="auto",
+        metadata=env(
+            "GURU_ENGINE_ISA",
+            "Native kernel variant of the lean forward: `auto` (the best this CPU runs, from its "
+            "/proc/cpuinfo flags: `avx512vnni` (int16 activations), else `avx512bf16` (bf16 "
+            "activations), else `avx2vnni` (AVX2+FMA+F16C+AVX-VNNI), else `avx2` (AVX2+FMA+F16C), "
+            "else `portable`), or one of them forced; `portable` = no native code (dense fp32 "
+            "weights through torch). Forcing a variant the CPU lacks is an error at start-up. `guru"
+            " models list` shows the choice.",
+            choices=ENGINE_ISAS,
         ),
     )
     threads: int = field(

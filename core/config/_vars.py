@@ -18,6 +18,8 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 QUANTIZATIONS = ("none", "4bit", "8bit")
 ENGINE_KERNELS = ("lean", "hf")
 ENGINE_WEIGHTS = ("auto", "dense", "int4")
+# native kernel variants, best first: core/llm/engine/native/isa.py
+ENGINE_ISAS = ("auto", "avx512vnni", "avx512bf16", "avx2vnni", "avx2", "portable")
 SANDBOX_WAIVABLE = ("cgroup", "seccomp")  # core/sandbox/probe.py WAIVERS
 
 

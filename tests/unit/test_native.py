@@ -1,24 +1,40 @@
-"""The native kernels (core.llm.engine.native) against plain torch arithmetic, same numbers."""
+"""The native kernels (core.llm.engine.native) against plain torch arithmetic on the same
+numbers, on every instruction-set variant this CPU runs (the others skip, saying why)."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 import torch
 
 from core.llm.engine import native
-from core.llm.engine.lean import _torch_int4
+from core.llm.engine.native import isa
 
 GROUP = native.GROUP
 
 
-@pytest.fixture(scope="module")
-def kernels(tmp_path_factory):
-    reason = native.unsupported()
+@pytest.fixture(scope="module", params=list(native.ISAS))
+def kernels(request, tmp_path_factory):
+    reason = native.isa_missing(request.param)
     if reason is not None:
-        pytest.skip(f"native kernels cannot run here: {reason}")
-    loaded = native.load(tmp_path_factory.mktemp("native"))
+        pytest.skip(f"native {request.param} kernels cannot run here: {reason}")
+    loaded = native.load(tmp_path_factory.mktemp("native"), request.param)
     assert loaded is not None, "the CPU and compiler are fit, so the build must work"
+    assert loaded.isa.name == request.param
     return loaded
+
+
+def _rounded(kernels, x: torch.Tensor) -> torch.Tensor:
+    """x as the kernel reads it: AVX512-BF16 rounds rows to bf16 (as torch's int4 kernel
+    does); the int16 kernels quantize each group of 32 against its largest magnitude."""
+    if kernels.isa.name == "avx512bf16":
+        return x.bfloat16().float()
+    m, k = x.shape
+    groups = x.reshape(m, k // GROUP, GROUP)
+    top = groups.abs().amax(-1, keepdim=True)
+    inv = torch.where(top > 0, 32767.0 / top, torch.zeros_like(top))
+    return ((groups * inv).round() * (top / 32767.0)).reshape(m, k)
 
 
 def _random_q4(n: int, k: int, seed: int = 0):
@@ -39,12 +55,24 @@ def test_packing_round_trips_codes_scales_and_offsets():
 
 
 @pytest.mark.parametrize("rows", [1, 3, 8, 11])
-def test_q4_matmul_equals_the_dequantized_weights_on_bf16_rows(kernels, rows):
+def test_q4_matmul_equals_the_dequantized_weights(kernels, rows):
     q, d, lo, dense = _random_q4(96, 160, seed=rows)
     x = torch.randn(rows, 160, generator=torch.Generator().manual_seed(1))
+    x[0, :GROUP] = 0  # an all-zero group (no scale to divide by)
     got = kernels.matmul(x, native.pack_q4(q, d, lo), 96)
-    want = x.bfloat16().float() @ dense.t()  # the kernel rounds x to bf16, as torch's does
+    want = _rounded(kernels, x) @ dense.t()
     torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-5)
+
+
+def test_q4_matmul_on_model_sized_matrices(kernels):
+    """Many groups and blocks (576 -> 1536, SmolLM2's gate/up width), on 1 and 8 rows."""
+    q, d, lo, dense = _random_q4(1536, 576, seed=5)
+    packed = native.pack_q4(q, d, lo)
+    x = torch.randn(8, 576, generator=torch.Generator().manual_seed(2))
+    for rows in (1, 8):
+        want = _rounded(kernels, x[:rows]).double() @ dense.t().double()
+        got = kernels.matmul(x[:rows], packed, 1536)
+        torch.testing.assert_close(got.double(), want, atol=1e-4, rtol=1e-5)
 
 
 def test_q4_matmul_rows_do_not_depend_on_their_batch(kernels):
@@ -62,18 +90,6 @@ def test_q4_matmul_refuses_mismatched_shapes(kernels):
     packed = native.pack_q4(q, d, lo)
     with pytest.raises(ValueError, match="do not match"):
         kernels.matmul(torch.randn(2, 96), packed, 32)
-
-
-def test_torch_fallback_layout_computes_the_same_product(kernels):
-    """CPUs without AVX512-BF16 convert the same packing to torch's int4 kernel."""
-    q, d, lo, _ = _random_q4(64, 128, seed=3)
-    packed = native.pack_q4(q, d, lo)
-    weight, scales = _torch_int4(packed, 64, 128)
-    x = torch.randn(4, 128)
-    theirs = torch.ops.aten._weight_int4pack_mm_for_cpu(x.bfloat16(), weight, GROUP, scales)
-    ours = kernels.matmul(x, packed, 64)
-    # torch rounds its scales and its output to bf16; ours keeps fp16 scales and fp32
-    torch.testing.assert_close(theirs.float(), ours, atol=0.05, rtol=0.02)
 
 
 def _reference_attention(q, k_buf, v_buf, length, starts, scale):
@@ -134,3 +150,73 @@ def test_kernels_give_the_same_numbers_on_several_threads(kernels):
     finally:
         torch.set_num_threads(before)
     assert torch.equal(one[0], two[0]) and torch.equal(one[1], two[1])
+
+
+def _flags(monkeypatch, flags: str) -> None:
+    monkeypatch.setattr(isa, "cpu_flags", lambda: frozenset(flags.split()))
+
+
+def test_choice_follows_the_cpu_flags(monkeypatch):
+    monkeypatch.delenv(native.ENV, raising=False)
+    monkeypatch.setattr(isa, "compiler", lambda: "cc")
+    _flags(monkeypatch, "sse2 avx avx2 fma f16c")
+    assert isa.choose().name == "avx2"
+    assert native.describe().startswith("avx2+fma (no avx512f, avx512bw, avx512vl, avx512_vnni")
+    _flags(monkeypatch, "avx2 fma f16c avx512f avx512bw avx512vl")  # AVX-512 without BF16
+    assert isa.choose().name == "avx2"
+    _flags(monkeypatch, "avx2 fma f16c avx_vnni")
+    assert isa.choose().name == "avx2vnni"
+    _flags(monkeypatch, "avx2 fma f16c avx512f avx512bw avx512vl avx512_vnni")
+    assert isa.choose().name == "avx512vnni" and not isa.ISAS["avx512vnni"].bf16_prompts()
+    _flags(monkeypatch, "avx2 fma f16c avx512f avx512bw avx512vl avx512_bf16")
+    assert isa.choose().name == "avx512bf16"
+    _flags(monkeypatch, "avx2 fma f16c avx512f avx512bw avx512vl avx512_bf16 avx512_vnni")
+    assert isa.choose().name == "avx512vnni" and isa.ISAS["avx512vnni"].bf16_prompts()
+    _flags(monkeypatch, "avx fma")  # pre-AVX2, or not x86 at all
+    choice = isa.choose()
+    assert choice.name == native.PORTABLE and "no avx2, f16c" in choice.why
+    monkeypatch.setattr(isa, "compiler", lambda: None)
+    _flags(monkeypatch, "avx2 fma f16c avx512f avx512bw avx512vl avx512_bf16")
+    assert isa.choose().why == "no C compiler (cc/gcc) on PATH"
+
+
+def test_forcing_a_variant_the_cpu_lacks_is_a_clear_error(monkeypatch, tmp_path):
+    _flags(monkeypatch, "avx2 fma f16c")
+    monkeypatch.setenv(native.ENV, "avx512bf16")
+    with pytest.raises(native.IsaUnavailable, match="lacks avx512f"):
+        native.load(tmp_path)
+    assert native.unsupported() is not None and "lacks" in native.describe()
+    assert native.describe("auto").startswith("avx2+fma")
+    monkeypatch.setenv(native.ENV, "sse9")
+    with pytest.raises(native.IsaUnavailable, match="not one of"):
+        isa.choose()
+    monkeypatch.setenv(native.ENV, "portable")
+    assert native.load(tmp_path) is None and native.describe().startswith("portable")
+
+
+@pytest.mark.parametrize("name", list(native.ISAS))
+def test_forcing_a_variant_loads_it(monkeypatch, tmp_path, name):
+    reason = native.isa_missing(name)
+    if reason is not None:
+        pytest.skip(f"{name}: {reason}")
+    monkeypatch.setenv(native.ENV, name)
+    loaded = native.load(tmp_path)
+    assert loaded is not None and loaded.isa.name == name
+    assert native.describe() == f"{native.ISAS[name].label} (forced by {native.ENV})"
+    assert loaded.description == native.describe()
+    monkeypatch.setenv(native.ENV, "portable")  # an explicit choice wins over the variable
+    assert native.load(tmp_path, name) is loaded
+
+
+def test_a_variant_that_does_not_build_falls_back_to_the_next(monkeypatch, tmp_path):
+    """An old compiler may lack -mavxvnni: auto then takes the next variant; forced, none."""
+    if native.isa_missing("avx2") is not None:
+        pytest.skip(f"avx2: {native.isa_missing('avx2')}")
+    monkeypatch.setattr(isa, "cpu_flags", lambda: frozenset("avx2 fma f16c avx_vnni".split()))
+    broken = dataclasses.replace(isa.ISAS["avx2vnni"], cc_flags=("-mno-such-flag",))
+    monkeypatch.setitem(isa.ISAS, "avx2vnni", broken)
+    monkeypatch.delenv(native.ENV, raising=False)
+    loaded = native.load(tmp_path)
+    assert loaded is not None and loaded.isa.name == "avx2"
+    assert loaded.description == "avx2+fma (avx2vnni did not build)"
+    assert native.load(tmp_path, "avx2vnni") is None

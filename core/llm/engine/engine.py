@@ -28,10 +28,11 @@ import torch
 from transformers import DynamicCache
 
 from core.errors import GuruError, InvalidInput, NotFound
+from core.llm.engine import native
 from core.llm.engine.adapters import AdapterSet
 from core.llm.engine.job import Job
 from core.llm.engine.kv import BatchKV
-from core.llm.engine.lean import LeanLlama, cpu_has_bf16, lean_unsupported
+from core.llm.engine.lean import LeanLlama, lean_unsupported
 from core.llm.engine.prompting import PromptEncoder
 from core.llm.engine.sampling import TextStream, TokenChooser
 from core.llm.engine.scheduler import FairQueue
@@ -76,7 +77,10 @@ class Engine:
         context_tokens: int = 4096,
         kernel: str = "lean",
         weights: str = "dense",
+        isa: str | None = None,
     ) -> None:
+        """`isa`: the native kernel variant (auto or a key of native.ISAS; default: the
+        GURU_ENGINE_ISA environment variable): see core/llm/engine/native/isa.py."""
         self.loaded = loaded
         self.max_batch = max_batch
         self.max_new_tokens = max_new_tokens
@@ -87,7 +91,7 @@ class Engine:
         self._active: list[Job] = []
         self._kv = BatchKV(loaded.model.config.num_hidden_layers)
         self.lean: LeanLlama | None = None  # built on the engine thread (int4 packing takes ~2 s)
-        self._kernel, self._weights = kernel, weights
+        self._kernel, self._weights, self._isa = kernel, weights, isa
         self._commands: deque[Callable[[], None]] = deque()
         self._wake = threading.Event()
         self._stopping = False
@@ -107,6 +111,7 @@ class Engine:
             context_tokens=settings.context_tokens,
             kernel=settings.engine_kernel,
             weights=settings.engine_weights,
+            isa=settings.engine_isa,
         )
 
     def _build_lean(self, kernel: str, weights: str) -> LeanLlama | None:
@@ -120,10 +125,18 @@ class Engine:
             return None
         if weights == "auto":
             first = next(model.parameters())
-            # the int4 kernels (ours or torch's) are CPU ones; a GPU keeps the loaded weights
+            # the native int4 kernels are CPU ones; a GPU keeps the loaded weights
             exact = first.dtype == torch.float32 and first.device.type == "cpu"
-            weights = "int4" if exact and cpu_has_bf16() else "dense"
-        return LeanLlama(model, weights, cache_dir=self.loaded.path or None)
+            weights = "int4" if exact and native.unsupported(self._isa) is None else "dense"
+        return LeanLlama(model, weights, cache_dir=self.loaded.path or None, isa=self._isa)
+
+    @property
+    def kernels(self) -> str:
+        """Which native kernels the engine runs and why (for /status): the lean forward's
+        once it is built, else what this CPU would choose."""
+        if self.lean is not None:
+            return self.lean.kernels
+        return native.describe(self._isa)
 
     # -- async API (event loop side) -------------------------------------------------------
 

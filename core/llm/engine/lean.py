@@ -15,50 +15,37 @@ weights are mmapped from the safetensors file and stay resident.)
 `weights="int4"` is for models whose matrices are 4-bit blocks (a GGUF Q4_1 dequantized to
 fp32: every group of 32 is `min + d * q`, q in 0..15, d and min fp16). Codes, scales and
 offsets pack losslessly (q/k/v and gate/up fused) for our native kernels
-(`core.llm.engine.native`): a 4-bit matmul that shares one bf16 dequantization per weight among up
-to 8 rows (~2x torch's int4 kernel at a batch of 8), and, when every layer packs, a whole
-decoder layer per call with attention over an fp16 KV cache (`cache_dtype`). On CPUs
-without AVX512-BF16 or a C compiler, torch's int4 kernel runs the same packing (scales
-rounded to bf16) with torch's ops around it. Matrices that are not such blocks stay dense.
+(`core.llm.engine.native`, AVX512-BF16 or AVX2+FMA+F16C, chosen at load): a 4-bit matmul
+that shares one dequantization per weight among up to 8 rows (~2x torch's int4 kernel at a
+batch of 8), and, when every layer packs, a whole decoder layer per call with attention over
+an fp16 KV cache (`cache_dtype`). Where no native variant runs (no C compiler, no AVX2, or
+GURU_ENGINE_ISA=portable) the dense fp32 weights are used: torch's int4 kernel rounds scales
+and outputs to bf16 and failed the quality gate. Matrices that are not such blocks stay dense.
 The LM head (the Q8_0 tied embedding) gets a nearest-4-bit approximation that only picks
 candidates: each row's top EXACT_TOP logits are recomputed from the dense weights. Decode
-reads ~85 MB of weights per step instead of ~540 MB. Prompts are compute-bound, so their
-matmuls run in bf16 (AVX512-BF16: ~2.5x fp32) on per-layer copies made once per prefill
-pass. Residual stream, norms and attention compute in the model's dtype.
+reads ~85 MB of weights per step instead of ~540 MB. Prompts are compute-bound, so on
+AVX512-BF16 their matmuls run in bf16 (~2.5x fp32) on per-layer copies made once per prefill
+pass; elsewhere in fp32. Residual stream, norms and attention compute in the model's dtype.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from core.llm.engine import native
+from core.llm.engine.int4 import INT4_MAX_ROWS, PackCache, Proj
 
-__all__ = ["LeanLlama", "lean_unsupported", "cpu_has_bf16"]
+__all__ = ["LeanLlama", "lean_unsupported"]
 
 log = logging.getLogger(__name__)
 
-GROUP = native.GROUP  # GGUF block size (Q4_0/Q4_1/Q8_0) and the int4 kernels' group size
-INT4_MAX_ROWS = 32  # above this many rows a matmul is compute-bound: dense fp32 is faster
 EXACT_TOP = 32  # with a packed LM head, the best logits per row are recomputed in fp32
 SUPPORTED = ("llama", "qwen2")
-
-
-def cpu_has_bf16() -> bool:
-    """True when the CPU has native bf16 dot products (AVX512-BF16 or AMX)."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            flags = fh.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def lean_unsupported(model: Any) -> str | None:
@@ -86,199 +73,17 @@ def lean_unsupported(model: Any) -> str | None:
 # -- linear layers -----------------------------------------------------------------------
 
 
-Packed = torch.Tensor  # uint8 [n / 16, k / 32, 320]: `core.llm.engine.native.pack_q4`'s layout
 KV = tuple[torch.Tensor, torch.Tensor]
-CHUNK_ROWS = 2048  # rows quantized at a time: bounds the temporary memory of packing
-
-
-def _q4_groups(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(q, d, lo): the nearest `lo + d * q` per group (last dim), q in 0..15, with d and lo
-    rounded to fp16 (a GGUF Q4_1 block stores exactly such fp16 values)."""
-    lo, hi = w.amin(-1), w.amax(-1)
-    d = ((hi - lo) / 15).half().float()
-    lo = lo.half().float()
-    q = torch.where(d[..., None] > 0, (w - lo[..., None]) / d[..., None], 0)
-    return q.round_().clamp_(0, 15), d, lo
-
-
-def _exact(w: torch.Tensor, rebuilt: torch.Tensor, d: torch.Tensor) -> bool:
-    """Rebuilt equals `w` up to float rounding (far below one quantization step)."""
-    err = (rebuilt - w).abs().amax(-1)
-    return bool((err <= 1e-3 * d + 1e-7 * w.abs().amax(-1) + 1e-12).all())
-
-
-def _packed(weight: torch.Tensor, exact: bool = True) -> Packed | None:
-    """`weight` as nearest-4-bit groups of 32 in the native kernel's layout; with `exact`,
-    None unless every group already is `lo + d * q`, q in 0..15 (a dequantized GGUF Q4_1)."""
-    n, k = weight.shape
-    if k % GROUP or n % native.BLOCK_ROWS or weight.dtype != torch.float32:
-        return None
-    packs = []
-    for start in range(0, n, CHUNK_ROWS):
-        rows = weight[start : start + CHUNK_ROWS]
-        groups = rows.reshape(rows.shape[0], k // GROUP, GROUP)
-        q, d, lo = _q4_groups(groups)
-        if exact and not _exact(groups, lo[..., None] + d[..., None] * q, d):
-            return None
-        packs.append(native.pack_q4(q.reshape(rows.shape[0], k), d, lo))
-    return torch.cat(packs)
-
-
-def _torch_int4(packed: Packed, n: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The same weights in torch's int4 CPU layout (weight, scales_and_zeros), for CPUs
-    the native kernel cannot run on."""
-    q, d, lo = native.unpack_q4(packed, n, k)
-    weight = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q.to(torch.int32), 1)
-    # torch computes (q - 8) * scale + zero: w = (q - 8) * d + (lo + 8d)
-    scales = torch.stack([d.t(), (lo + 8 * d).t()], dim=-1).to(torch.bfloat16).contiguous()
-    return weight, scales
-
-
-class _Proj:
-    """Several Linears on the same input (q/k/v, or gate/up): a list of outputs.
-
-    Dense: one matmul each on the HF modules' own weights (fusing them would copy ~280 MB;
-    the weights are mmapped from the safetensors file, so the originals would stay resident).
-    With int4: one fused packed matmul for small row counts (decode), where reading the
-    weights dominates; prompts use `prompt_weights` (bf16 copies, see the module docstring).
-    """
-
-    def __init__(
-        self, modules: list[Any], packed: Packed | None, kernel: native.Kernels | None = None
-    ):
-        self.dense = [(m.weight, getattr(m, "bias", None)) for m in modules]
-        self.sizes = [w.shape[0] for w, _ in self.dense]
-        self.packed = packed
-        self.kernel = kernel
-        # Without the native kernel, torch's int4 layout of the same codes, made here once
-        # (not on the first decode step, which would stall the first request for seconds).
-        self._torch_packed: tuple[torch.Tensor, torch.Tensor] | None = None
-        if packed is not None and kernel is None:
-            self._torch_packed = _torch_int4(packed, sum(self.sizes), self.dense[0][0].shape[1])
-        self.bias: torch.Tensor | None = None
-        if packed is not None and self.dense[0][1] is not None:
-            self.bias = torch.cat([b for _, b in self.dense])
-
-    @staticmethod
-    def pack(modules: list[Any], approx: bool = False) -> Packed | None:
-        """The modules' fused weight in int4: exact 4-bit groups, else None; with `approx`,
-        the nearest 4-bit groups of any fp32 weight."""
-        weights = [m.weight for m in modules]
-        weight = torch.cat(weights) if len(weights) > 1 else weights[0]
-        return _packed(weight, exact=not approx)
-
-    def prompt_weights(self) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
-        """Weights for the matmuls of a prompt (many rows: compute-bound). With int4, bf16
-        copies: ~2.5x fp32's speed on AVX512-BF16. They are made per layer per prefill pass
-        (~7 MB here, reused by every prompt of the pass) instead of keeping 210 MB of them."""
-        if self.packed is None:
-            return self.dense
-        bf16 = torch.bfloat16
-        return [(w.to(bf16), None if b is None else b.to(bf16)) for w, b in self.dense]
-
-    def _decodes_int4(self, x: torch.Tensor) -> bool:
-        """Packed, and few enough rows that reading the weights dominates."""
-        return self.packed is not None and x.numel() // x.shape[-1] <= INT4_MAX_ROWS
-
-    def fused(self, x: torch.Tensor) -> torch.Tensor:
-        """The projections of `x` side by side in one tensor."""
-        if self._decodes_int4(x):
-            return self._int4(x)
-        outs = self(x)
-        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
-
-    def __call__(self, x: torch.Tensor, weights: list[Any] | None = None) -> list[torch.Tensor]:
-        """The projections of `x`; `weights` from `prompt_weights` for a prompt."""
-        if weights is None and self._decodes_int4(x):
-            out = self._int4(x)
-            return list(out.split(self.sizes, dim=-1)) if len(self.sizes) > 1 else [out]
-        weights = self.dense if weights is None else weights
-        xw = x.to(weights[0][0].dtype)
-        return [F.linear(xw, w, b).to(x.dtype) for w, b in weights]
-
-    def _int4(self, x: torch.Tensor) -> torch.Tensor:
-        assert self.packed is not None
-        shape, n = x.shape, sum(self.sizes)
-        x2 = x.reshape(-1, shape[-1])
-        if self.kernel is not None:
-            out = self.kernel.matmul(x2.float(), self.packed, n).to(x.dtype)
-        else:
-            weight, scales = self._torch_packed
-            out = torch.ops.aten._weight_int4pack_mm_for_cpu(
-                x2.to(torch.bfloat16), weight, GROUP, scales
-            ).to(x.dtype)
-        if self.bias is not None:
-            out = out + self.bias
-        return out.view(*shape[:-1], -1)
-
-
-class PackCache:
-    """The int4 packing of a model, kept next to its weights so a restart skips ~2-4 s.
-
-    Valid only for the same weight files (names, sizes, mtimes) and the same packing format;
-    anything else repacks and rewrites it.
-    """
-
-    NAME = "guru-lean-int4.safetensors"
-    FORMAT = "guru-lean-q4/4"
-
-    def __init__(self, directory: str) -> None:
-        self.dir = Path(directory)
-        self.path = self.dir / self.NAME
-
-    def _stamp(self) -> str:
-        files = sorted(p for p in self.dir.glob("*.safetensors") if p.name != self.NAME)
-        stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-        return json.dumps({"format": self.FORMAT, "files": stats})
-
-    def load(self, groups: dict[str, Any]) -> dict[str, Any] | None:
-        try:
-            if not self.path.is_file():
-                return None
-            from safetensors import safe_open
-
-            with safe_open(str(self.path), framework="pt") as fh:
-                meta = fh.metadata() or {}
-                if meta.get("stamp") != self._stamp():
-                    return None
-                dense = set(json.loads(meta["dense"]))
-                tensors = {key: fh.get_tensor(key) for key in fh.keys()}
-            out: dict[str, Any] = {}
-            for name in groups:
-                if name in dense:
-                    out[name] = None
-                elif name in tensors:
-                    out[name] = tensors[name]
-                else:
-                    return None
-            return out
-        except Exception:  # noqa: BLE001 - a bad cache only costs a repack
-            log.warning("ignoring the int4 cache %s", self.path, exc_info=True)
-            return None
-
-    def save(self, packed: dict[str, Packed | None]) -> None:
-        from safetensors.torch import save_file
-
-        tensors = {name: t.contiguous() for name, t in packed.items() if t is not None}
-        dense = [name for name, t in packed.items() if t is None]
-        meta = {"stamp": self._stamp(), "dense": json.dumps(dense)}
-        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
-        try:
-            save_file(tensors, str(tmp), metadata=meta)
-            os.replace(tmp, self.path)
-        except Exception:  # noqa: BLE001 - OSError or safetensors' own: only costs a repack
-            log.warning("could not write the int4 cache %s", self.path, exc_info=True)
-            tmp.unlink(missing_ok=True)
 
 
 @dataclass
 class _Layer:
     ln1: torch.Tensor
-    qkv: _Proj
-    o: _Proj
+    qkv: Proj
+    o: Proj
     ln2: torch.Tensor
-    gate_up: _Proj
-    down: _Proj
+    gate_up: Proj
+    down: Proj
 
 
 # -- the model ---------------------------------------------------------------------------
@@ -287,15 +92,23 @@ class _Layer:
 class LeanLlama:
     """Prefill one prompt / decode one token per row, on `BatchKV` buffers."""
 
-    def __init__(self, model: Any, weights: str = "dense", cache_dir: str | None = None) -> None:
-        """`cache_dir`: where to keep the int4 packing between runs (the weights' directory)."""
+    def __init__(
+        self,
+        model: Any,
+        weights: str = "dense",
+        cache_dir: str | None = None,
+        isa: str | None = None,
+    ) -> None:
+        """`cache_dir`: where to keep the int4 packing between runs (the weights' directory);
+        `isa`: the native kernel variant, as `native.load` takes it."""
         with torch.no_grad():
-            self._build(model, weights, cache_dir)
+            self._build(model, weights, cache_dir, isa)
 
-    def _build(self, model: Any, weights: str, cache_dir: str | None) -> None:
+    def _build(self, model: Any, weights: str, cache_dir: str | None, isa: str | None) -> None:
         reason = lean_unsupported(model)
         if reason is not None:
             raise ValueError(f"The lean forward does not support {reason}.")
+        self.kernels = "none: dense weights"  # which native kernels run, and why
         config = model.config
         self.model = model
         self.heads = config.num_attention_heads
@@ -315,24 +128,34 @@ class LeanLlama:
             groups[f"{name}.gate_up"] = [mlp.gate_proj, mlp.up_proj]
             groups[f"{name}.down"] = [mlp.down_proj]
         packed: dict[str, Any] = {}
+        if weights == "int4":  # the packing only serves native kernels (see native/isa.py)
+            choice = native.choose(isa)  # a forced variant this CPU cannot run raises here
+            self.kernels = f"none: {choice.describe()}"
+            if choice.isa is None:
+                log.info("lean forward: no native kernels (%s): dense fp32", choice.why)
+                weights = "dense"
         if weights == "int4":
             store = PackCache(cache_dir) if cache_dir else None
             loaded = store.load(groups) if store else None
             if loaded is None:
                 packed = {
-                    name: _Proj.pack(mods) for name, mods in groups.items() if name != "lm_head"
+                    name: Proj.pack(mods) for name, mods in groups.items() if name != "lm_head"
                 }
                 # The LM head only picks candidates (the top logits are recomputed exactly),
                 # so a 4-bit approximation is enough, but only for an already-quantized model.
                 quantized = any(pair is not None for pair in packed.values())
                 if quantized:
-                    packed["lm_head"] = _Proj.pack([model.lm_head], approx=True)
+                    packed["lm_head"] = Proj.pack([model.lm_head], approx=True)
                 if store and quantized:
                     store.save(packed)
             else:
                 packed = loaded
-        kernel = native.load(cache_dir) if any(p is not None for p in packed.values()) else None
-        projs = {name: _Proj(mods, packed.get(name), kernel) for name, mods in groups.items()}
+        kernel = None
+        if any(p is not None for p in packed.values()):
+            kernel = native.load(cache_dir, isa)
+            if kernel is None:
+                self.kernels = "none: the native kernels did not build (see the log)"
+        projs = {name: Proj(mods, packed.get(name), kernel) for name, mods in groups.items()}
         self.layers = [
             _Layer(
                 ln1=block.input_layernorm.weight,
@@ -346,23 +169,17 @@ class LeanLlama:
         ]
         self.lm_head = projs["lm_head"]
         self.native = self._native_layers(kernel, config)
-        count = sum(packed.get(name) is not None for name in groups if name != "lm_head")
-        head = ", LM head" if packed.get("lm_head") is not None else ""
+        count = sum(projs[name].packed is not None for name in groups if name != "lm_head")
+        head = ", LM head" if self.lm_head.packed is not None else ""
         self.packed = f"{count}/{len(groups) - 1} matrices{head}"
         self.int4 = count > 0  # decodes from packed weights
         # The native decode layers read an fp16 cache: what the engine's BatchKV stores.
         self.cache_dtype = torch.float16 if self.native is not None else None
         if weights == "int4":
-            how = (
-                "native decode layers"
-                if self.native
-                else "native q4 matmul"
-                if kernel
-                else "torch's int4 kernel"
-                if self.int4
-                else "nothing packs: dense"
-            )
-            log.info("lean forward: int4-packed %s; %s", self.packed, how)
+            how = "decode layers" if self.native else "q4 matmul" if self.int4 else "unused"
+            if kernel is not None:
+                self.kernels = kernel.description
+            log.info("lean forward: int4-packed %s; native %s: %s", self.packed, how, self.kernels)
 
     def _native_layers(self, kernel: native.Kernels | None, config: Any) -> native.Kernels | None:
         """Set up whole-layer native decode steps when every layer matrix is packed and the

@@ -1,13 +1,15 @@
 """Native CPU kernels for the lean forward's decode step, compiled on first use.
 
-`q4.c` multiplies a few rows by 4-bit weights (its header says why torch's int4 kernel is
-slower at a batch of 8); `attention.c` attends one new token per sequence over an fp16 KV
-cache; `layer.c` runs a whole decoder layer of a decode step on them (with `norm.c`'s
-RMSNorm, RoPE and SwiGLU) in one call, instead of ~20 small torch ops. Plain C with AVX512
-intrinsics, built with the system's C compiler into the caller's cache directory (a second
-or two, once per source version) and called through ctypes, which releases the GIL.
-Without a compiler or without AVX512-BF16, `load()` says why and the caller keeps torch's
-kernels. `matmul` and `attend` are also exposed on their own (the LM head, and tests).
+`q4.c` / `q4_avx2.c` multiply a few rows by 4-bit weights (q4.c's header says why torch's
+int4 kernel is slower at a batch of 8); `attention.c` attends one new token per sequence over
+an fp16 KV cache; `layer.c` runs a whole decoder layer of a decode step on them (with
+`norm.c`'s RMSNorm, RoPE and SwiGLU) in one call, instead of ~20 small torch ops. Plain C
+with intrinsics, one library per instruction set (`isa.py`: AVX512-BF16 or AVX2+FMA+F16C,
+chosen once from the CPU's flags), built with the system's C compiler into the caller's cache
+directory (a second or two, once per source version) and called through ctypes, which
+releases the GIL. Where no variant can run, `load()` says why and the caller keeps torch's
+ops on dense weights. `describe()` says which variant runs and why (CLI, /status).
+`matmul` and `attend` are also exposed on their own (the LM head, and tests).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import ctypes
 import hashlib
 import logging
 import os
-import shutil
 import subprocess
 import tempfile
 import threading
@@ -24,39 +25,45 @@ from pathlib import Path
 
 import torch
 
+from core.llm.engine.native.isa import (
+    ENV,
+    ISAS,
+    PORTABLE,
+    Choice,
+    IsaUnavailable,
+    choose,
+    fallbacks,
+)
+from core.llm.engine.native.isa import compiler as _compiler
+from core.llm.engine.native.isa import missing as isa_missing
+from core.llm.engine.native.layout import BLOCK_ROWS, GROUP, GROUP_BYTES, pack_q4, unpack_q4
+
 __all__ = [
     "Kernels",
     "LayerShape",
     "LayerWeights",
+    "IsaUnavailable",
     "load",
+    "describe",
+    "choose",
     "unsupported",
+    "isa_missing",
     "attention_fits",
     "pack_q4",
     "unpack_q4",
     "BLOCK_ROWS",
     "GROUP",
+    "GROUP_BYTES",
+    "ISAS",
+    "ENV",
+    "PORTABLE",
 ]
 
 log = logging.getLogger(__name__)
 
-BLOCK_ROWS = 16  # weight rows per block (one AVX512 register of fp32 outputs)
-GROUP = 32  # columns per scale (GGUF's block size)
-GROUP_BYTES = 256 + 64  # 16 x 32 codes, 16 fp16 scales, 16 fp16 offsets
-SOURCES = [Path(__file__).with_name(name) for name in ("q4.c", "attention.c", "norm.c", "layer.c")]
 HEADER = Path(__file__).with_name("native.h")
-FLAGS = [
-    "-O3",
-    "-shared",
-    "-fPIC",
-    "-fopenmp",
-    "-mavx512f",
-    "-mavx512bw",
-    "-mavx512vl",
-    "-mavx512bf16",
-    "-mf16c",
-    "-mfma",
-]
-CPU_FLAGS = ("avx512f", "avx512bw", "avx512_bf16")
+FLAGS = ["-O3", "-shared", "-fPIC", "-fopenmp"]
+LIBS = ["-lm"]  # expf, sqrtf: the library must not rely on its host process having libm
 
 _lock = threading.Lock()
 _loaded: dict[str, Kernels] = {}
@@ -92,7 +99,10 @@ class LayerWeights(ctypes.Structure):
 class Kernels:
     """The compiled library's entry points on torch tensors (CPU, contiguous)."""
 
-    def __init__(self, lib: ctypes.CDLL) -> None:
+    def __init__(self, lib: ctypes.CDLL, choice: Choice) -> None:
+        assert choice.isa is not None
+        self.isa = choice.isa
+        self.description = choice.describe()  # what runs and why, for logs and /status
         self._matmul = lib.guru_q4_matmul
         self._matmul.argtypes = [_ptr, _i64, _i64, _ptr, _i64, _ptr, ctypes.c_int]
         self._matmul.restype = ctypes.c_int
@@ -243,90 +253,69 @@ def attention_fits(heads: int, kv_heads: int, head_dim: int) -> bool:
     )
 
 
-def unsupported() -> str | None:
-    """Why the kernel cannot run here (None when it can)."""
+def unsupported(isa: str | None = None) -> str | None:
+    """Why no native kernel runs here (None when one does); never raises. `isa` as `load`."""
     try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            flags = set(fh.read().split())
-    except OSError:
-        return "no /proc/cpuinfo to check the CPU's AVX512-BF16"
-    missing = [flag for flag in CPU_FLAGS if flag not in flags]
-    if missing:
-        return f"the CPU lacks {', '.join(missing)}"
-    if _compiler() is None:
-        return "no C compiler (cc/gcc) on PATH"
+        choice = choose(isa)
+    except IsaUnavailable as exc:
+        return str(exc)
+    return choice.why if choice.isa is None else None
+
+
+def describe(isa: str | None = None) -> str:
+    """Which kernels the lean forward runs here and why, e.g. "avx2+fma (no avx512f, ...)";
+    `isa` as `load`. Nothing is built: a failed build shows in `LeanLlama.kernels`."""
+    try:
+        return choose(isa).describe()
+    except IsaUnavailable as exc:
+        return f"none: {exc}"
+
+
+def load(cache_dir: str | Path | None, isa: str | None = None) -> Kernels | None:
+    """The compiled kernels for `isa` (auto or a key of native.ISAS; default: the
+    GURU_ENGINE_ISA environment variable, else auto), built into `cache_dir` or a temporary
+    directory; None, with the reason logged, when the choice is portable or nothing builds
+    (an automatic choice that fails to build falls back to the next variant the CPU runs).
+    A forced variant the CPU cannot run raises IsaUnavailable."""
+    choice = choose(isa)
+    if choice.isa is None:
+        log.info("native kernels: none (%s); torch ops on dense weights", choice.why)
+        return None
+    for candidate in [choice, *fallbacks(choice)]:
+        try:
+            return _load(cache_dir, candidate)
+        except (OSError, subprocess.SubprocessError) as exc:
+            log.warning("native kernels %s unavailable: %s", candidate.name, exc)
     return None
 
 
-def _compiler() -> str | None:
-    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-
-
-def load(cache_dir: str | Path | None) -> Kernels | None:
-    """The compiled kernel (built into `cache_dir`, or a temporary directory), or None with
-    the reason logged when this machine cannot build or run it."""
-    reason = unsupported()
-    if reason is not None:
-        log.info("native kernels unavailable: %s", reason)
-        return None
-    sources = b"".join(path.read_bytes() for path in [HEADER, *SOURCES])
-    digest = hashlib.sha256(sources + " ".join(FLAGS).encode()).hexdigest()[:16]
+def _load(cache_dir: str | Path | None, choice: Choice) -> Kernels:
+    spec = choice.isa
+    assert spec is not None
+    flags = [*FLAGS, *spec.cc_flags]
+    sources = b"".join(path.read_bytes() for path in [HEADER, *spec.paths()])
+    digest = hashlib.sha256(sources + " ".join(flags).encode()).hexdigest()[:16]
     directory = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / "guru-native"
-    target = directory / f"guru-native-{digest}.so"
+    target = directory / f"guru-native-{spec.name}-{digest}.so"
     with _lock:
         if str(target) in _loaded:
             return _loaded[str(target)]
-        try:
-            if not target.is_file():
-                _build(target)
-            kernel = Kernels(ctypes.CDLL(str(target)))
-        except (OSError, subprocess.SubprocessError) as exc:
-            log.warning("native kernels unavailable: %s", exc)
-            return None
+        if not target.is_file():
+            _build(target, flags, spec.paths())
+        kernel = Kernels(ctypes.CDLL(str(target)), choice)
         _loaded[str(target)] = kernel
+        log.info("native kernels: %s", kernel.description)
         return kernel
 
 
-def _build(target: Path) -> None:
+def _build(target: Path, flags: list[str], paths: list[Path]) -> None:
     """Compile into a temporary name, then rename: concurrent builders never see half a file."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(f".tmp{os.getpid()}.so")
-    cmd = [_compiler() or "cc", *FLAGS, *map(str, SOURCES), "-o", str(tmp)]
+    cmd = [_compiler() or "cc", *flags, *map(str, paths), *LIBS, "-o", str(tmp)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if done.returncode != 0:
         tmp.unlink(missing_ok=True)
         raise OSError(f"compiling the native kernels failed: {done.stderr.strip()[-500:]}")
     os.replace(tmp, target)
     log.info("built the native kernels %s", target)
-
-
-def pack_q4(q: torch.Tensor, d: torch.Tensor, lo: torch.Tensor) -> torch.Tensor:
-    """Codes q [n, k] (0..15), scales d and offsets lo [n, k / 32] (w = lo + d * q) in the
-    kernel's layout: uint8 [n / 16, k / 32, GROUP_BYTES]."""
-    n, k = q.shape
-    blocks, groups = n // BLOCK_ROWS, k // GROUP
-    # column g*32 + 4c + 2h + e of row 16b + i -> chunk c, byte 2i + e, nibble h
-    codes = q.to(torch.uint8).view(blocks, BLOCK_ROWS, groups, 8, 2, 2)
-    nibbles = codes[..., 0, :] | (codes[..., 1, :] << 4)  # [b, i, g, c, e]
-    nibbles = nibbles.permute(0, 2, 3, 1, 4).reshape(blocks, groups, 256)
-
-    def halves(t: torch.Tensor) -> torch.Tensor:  # [n, groups] -> [b, g, 32] fp16 bytes
-        t = t.to(torch.float16).view(blocks, BLOCK_ROWS, groups).transpose(1, 2).contiguous()
-        return t.view(torch.uint8)
-
-    return torch.cat([nibbles, halves(d), halves(lo)], dim=-1).contiguous()
-
-
-def unpack_q4(packed: torch.Tensor, n: int, k: int) -> tuple[torch.Tensor, ...]:
-    """(q, d, lo) back from `pack_q4`'s layout (d and lo as their fp16 values, in fp32)."""
-    blocks, groups = n // BLOCK_ROWS, k // GROUP
-    packed = packed.view(blocks, groups, GROUP_BYTES)
-    nibbles = packed[..., :256].reshape(blocks, groups, 8, BLOCK_ROWS, 2)  # [b, g, c, i, e]
-    codes = torch.stack([nibbles & 0x0F, nibbles >> 4], dim=-2)  # [b, g, c, i, h, e]
-    q = codes.permute(0, 3, 1, 2, 4, 5).reshape(n, k)
-
-    def floats(part: torch.Tensor) -> torch.Tensor:
-        t = part.contiguous().view(torch.float16).view(blocks, groups, BLOCK_ROWS)
-        return t.transpose(1, 2).reshape(n, groups).to(torch.float32)
-
-    return q, floats(packed[..., 256:288]), floats(packed[..., 288:])

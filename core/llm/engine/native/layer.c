@@ -37,20 +37,17 @@ static void rope(float *v, const float *cos, const float *sin, int64_t dim) {
 
 static void to_half(const float *src, uint16_t *dst, int64_t n) {
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        _mm256_storeu_si256((__m256i *)(dst + i),
-                            _mm512_cvtps_ph(_mm512_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i + VW <= n; i += VW) v_store_half(dst + i, v_load(src + i));
     for (; i < n; i++) dst[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
 }
 
 /* act[i] = silu(gate[i]) * up[i] for one row (gate and up side by side in gu). */
 static void silu_mul(const float *gu, float *act, int64_t n) {
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        const __m512 g = _mm512_loadu_ps(gu + i), u = _mm512_loadu_ps(gu + n + i);
-        const __m512 e = exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), g));
-        const __m512 s = _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
-        _mm512_storeu_ps(act + i, _mm512_mul_ps(s, u));
+    for (; i + VW <= n; i += VW) {
+        const vf g = v_load(gu + i), u = v_load(gu + n + i);
+        const vf s = v_div(g, v_add(v_set1(1.0f), v_exp(v_sub(v_zero(), g))));
+        v_store(act + i, v_mul(s, u));
     }
     for (; i < n; i++) {
         const float g = gu[i];

@@ -1,0 +1,194 @@
+"""int4 packing of a model's 4-bit-block matrices, its cache beside the weights, and the
+lean forward's linear layers (`Proj`) that use it.
+
+A GGUF Q4_1 model dequantized to fp32 has matrices whose every group of 32 is `lo + d * q`
+(q in 0..15, d and lo fp16). `packed` recovers q, d and lo exactly and stores them in the
+native kernels' layout (`core.llm.engine.native.pack_q4`); `PackCache` keeps that packing next
+to the weights so a restart skips the ~2-4 s of packing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from core.llm.engine import native
+
+__all__ = ["Packed", "PackCache", "Proj", "packed", "GROUP", "INT4_MAX_ROWS"]
+
+log = logging.getLogger(__name__)
+
+GROUP = native.GROUP  # GGUF block size (Q4_0/Q4_1/Q8_0) and the int4 kernels' group size
+INT4_MAX_ROWS = 32  # above this many rows a matmul is compute-bound: dense fp32 is faster
+
+Packed = torch.Tensor  # uint8 [n / 16, k / 32, 320]: `core.llm.engine.native.pack_q4`'s layout
+CHUNK_ROWS = 2048  # rows quantized at a time: bounds the temporary memory of packing
+
+
+def _q4_groups(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(q, d, lo): the nearest `lo + d * q` per group (last dim), q in 0..15, with d and lo
+    rounded to fp16 (a GGUF Q4_1 block stores exactly such fp16 values)."""
+    lo, hi = w.amin(-1), w.amax(-1)
+    d = ((hi - lo) / 15).half().float()
+    lo = lo.half().float()
+    q = torch.where(d[..., None] > 0, (w - lo[..., None]) / d[..., None], 0)
+    return q.round_().clamp_(0, 15), d, lo
+
+
+def _exact(w: torch.Tensor, rebuilt: torch.Tensor, d: torch.Tensor) -> bool:
+    """Rebuilt equals `w` up to float rounding (far below one quantization step)."""
+    err = (rebuilt - w).abs().amax(-1)
+    return bool((err <= 1e-3 * d + 1e-7 * w.abs().amax(-1) + 1e-12).all())
+
+
+def packed(weight: torch.Tensor, exact: bool = True) -> Packed | None:
+    """`weight` as nearest-4-bit groups of 32 in the native kernel's layout; with `exact`,
+    None unless every group already is `lo + d * q`, q in 0..15 (a dequantized GGUF Q4_1)."""
+    n, k = weight.shape
+    if k % GROUP or n % native.BLOCK_ROWS or weight.dtype != torch.float32:
+        return None
+    packs = []
+    for start in range(0, n, CHUNK_ROWS):
+        rows = weight[start : start + CHUNK_ROWS]
+        groups = rows.reshape(rows.shape[0], k // GROUP, GROUP)
+        q, d, lo = _q4_groups(groups)
+        if exact and not _exact(groups, lo[..., None] + d[..., None] * q, d):
+            return None
+        packs.append(native.pack_q4(q.reshape(rows.shape[0], k), d, lo))
+    return torch.cat(packs)
+
+
+class PackCache:
+    """The int4 packing of a model, kept next to its weights so a restart skips ~2-4 s.
+
+    Valid only for the same weight files (names, sizes, mtimes) and the same packing format;
+    anything else repacks and rewrites it.
+    """
+
+    NAME = "guru-lean-int4.safetensors"
+    FORMAT = "guru-lean-q4/4"
+
+    def __init__(self, directory: str) -> None:
+        self.dir = Path(directory)
+        self.path = self.dir / self.NAME
+
+    def _stamp(self) -> str:
+        files = sorted(p for p in self.dir.glob("*.safetensors") if p.name != self.NAME)
+        stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+        return json.dumps({"format": self.FORMAT, "files": stats})
+
+    def load(self, groups: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            if not self.path.is_file():
+                return None
+            from safetensors import safe_open
+
+            with safe_open(str(self.path), framework="pt") as fh:
+                meta = fh.metadata() or {}
+                if meta.get("stamp") != self._stamp():
+                    return None
+                dense = set(json.loads(meta["dense"]))
+                tensors = {key: fh.get_tensor(key) for key in fh.keys()}
+            out: dict[str, Any] = {}
+            for name in groups:
+                if name in dense:
+                    out[name] = None
+                elif name in tensors:
+                    out[name] = tensors[name]
+                else:
+                    return None
+            return out
+        except Exception:  # noqa: BLE001 - a bad cache only costs a repack
+            log.warning("ignoring the int4 cache %s", self.path, exc_info=True)
+            return None
+
+    def save(self, packed: dict[str, Packed | None]) -> None:
+        from safetensors.torch import save_file
+
+        tensors = {name: t.contiguous() for name, t in packed.items() if t is not None}
+        dense = [name for name, t in packed.items() if t is None]
+        meta = {"stamp": self._stamp(), "dense": json.dumps(dense)}
+        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
+        try:
+            save_file(tensors, str(tmp), metadata=meta)
+            os.replace(tmp, self.path)
+        except Exception:  # noqa: BLE001 - OSError or safetensors' own: only costs a repack
+            log.warning("could not write the int4 cache %s", self.path, exc_info=True)
+            tmp.unlink(missing_ok=True)
+
+
+class Proj:
+    """Several Linears on the same input (q/k/v, or gate/up): a list of outputs.
+
+    Dense: one matmul each on the HF modules' own weights (fusing them would copy ~280 MB;
+    the weights are mmapped from the safetensors file, so the originals would stay resident).
+    With int4: one fused packed matmul for small row counts (decode), where reading the
+    weights dominates; prompts use `prompt_weights` (bf16 copies, see the module docstring).
+    """
+
+    def __init__(
+        self, modules: list[Any], packed: Packed | None, kernel: native.Kernels | None = None
+    ):
+        self.dense = [(m.weight, getattr(m, "bias", None)) for m in modules]
+        self.sizes = [w.shape[0] for w, _ in self.dense]
+        # without native kernels the packing is not used: dense fp32 is exact (see isa.py)
+        self.packed = packed if kernel is not None else None
+        self.kernel = kernel
+        self.bias: torch.Tensor | None = None
+        if packed is not None and self.dense[0][1] is not None:
+            self.bias = torch.cat([b for _, b in self.dense])
+
+    @staticmethod
+    def pack(modules: list[Any], approx: bool = False) -> Packed | None:
+        """The modules' fused weight in int4: exact 4-bit groups, else None; with `approx`,
+        the nearest 4-bit groups of any fp32 weight."""
+        weights = [m.weight for m in modules]
+        weight = torch.cat(weights) if len(weights) > 1 else weights[0]
+        return packed(weight, exact=not approx)
+
+    def prompt_weights(self) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """Weights for the matmuls of a prompt (many rows: compute-bound). With int4 on
+        AVX512-BF16, bf16 copies: ~2.5x fp32's speed there. They are made per layer per
+        prefill pass (~7 MB here, reused by every prompt of the pass) instead of keeping 210 MB
+        of them. Elsewhere the dense fp32 weights: bf16 is no faster without native bf16 dot
+        products, and its rounding flipped the bundled model's top token on AVX2 (504 -> 60)."""
+        if self.packed is None or self.kernel is None or not self.kernel.isa.bf16_prompts():
+            return self.dense
+        bf16 = torch.bfloat16
+        return [(w.to(bf16), None if b is None else b.to(bf16)) for w, b in self.dense]
+
+    def _decodes_int4(self, x: torch.Tensor) -> bool:
+        """Packed, and few enough rows that reading the weights dominates."""
+        return self.packed is not None and x.numel() // x.shape[-1] <= INT4_MAX_ROWS
+
+    def fused(self, x: torch.Tensor) -> torch.Tensor:
+        """The projections of `x` side by side in one tensor."""
+        if self._decodes_int4(x):
+            return self._int4(x)
+        outs = self(x)
+        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
+
+    def __call__(self, x: torch.Tensor, weights: list[Any] | None = None) -> list[torch.Tensor]:
+        """The projections of `x`; `weights` from `prompt_weights` for a prompt."""
+        if weights is None and self._decodes_int4(x):
+            out = self._int4(x)
+            return list(out.split(self.sizes, dim=-1)) if len(self.sizes) > 1 else [out]
+        weights = self.dense if weights is None else weights
+        xw = x.to(weights[0][0].dtype)
+        return [F.linear(xw, w, b).to(x.dtype) for w, b in weights]
+
+    def _int4(self, x: torch.Tensor) -> torch.Tensor:
+        assert self.packed is not None
+        shape, n = x.shape, sum(self.sizes)
+        x2 = x.reshape(-1, shape[-1])
+        assert self.kernel is not None
+        out = self.kernel.matmul(x2.float(), self.packed, n).to(x.dtype)
+        if self.bias is not None:
+            out = out + self.bias
+        return out.view(*shape[:-1], -1)
