@@ -25,13 +25,12 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 import torch
-from transformers import DynamicCache
 
 from core.errors import GuruError, InvalidInput, NotFound
 from core.llm.engine import native
 from core.llm.engine.adapters import AdapterSet
+from core.llm.engine.batch import ActiveBatch
 from core.llm.engine.job import Job
-from core.llm.engine.kv import BatchKV
 from core.llm.engine.lean import LeanLlama, lean_unsupported
 from core.llm.engine.prompting import PromptEncoder
 from core.llm.engine.sampling import TextStream, TokenChooser
@@ -46,21 +45,6 @@ __all__ = ["Engine"]
 
 log = logging.getLogger(__name__)
 LOCAL_LANE = "local"  # fairness lane for requests without a guild (CLI, tests)
-PREFILL_GROUP_TOKENS = 2048  # prompts prefilled in one pass, at most (activations ~30 MB)
-
-
-def _prefill_groups(jobs: list[Job], budget: int) -> list[list[Job]]:
-    """Consecutive groups of jobs whose prompts add up to at most `budget` tokens (a longer
-    prompt goes alone): bounds the activations of one prefill pass."""
-    groups: list[list[Job]] = []
-    tokens = budget
-    for job in jobs:
-        if tokens + len(job.prompt_ids) > budget:
-            groups.append([])
-            tokens = 0
-        groups[-1].append(job)
-        tokens += len(job.prompt_ids)
-    return groups
 
 
 class Engine:
@@ -88,15 +72,17 @@ class Engine:
         self.prompts = PromptEncoder(loaded.tokenizer, loaded.model)
         self.adapters = AdapterSet(loaded.model)
         self._queue: FairQueue[Job] = FairQueue(max_queue, max_queue_per_guild)
-        self._active: list[Job] = []
-        self._kv = BatchKV(loaded.model.config.num_hidden_layers)
-        self.lean: LeanLlama | None = None  # built on the engine thread (int4 packing takes ~2 s)
+        self._batch = ActiveBatch(
+            self._queue,
+            self.adapters,
+            self.prompts.eos_ids,
+            max_batch,
+            loaded.model.config.num_hidden_layers,
+        )
         self._kernel, self._weights, self._isa = kernel, weights, isa
         self._commands: deque[Callable[[], None]] = deque()
         self._wake = threading.Event()
         self._stopping = False
-        self._tokens_total = 0
-        self._recent: deque[tuple[float, int]] = deque(maxlen=256)
         self._thread = threading.Thread(target=self._run, name="guru-engine", daemon=True)
         self._thread.start()
 
@@ -129,6 +115,11 @@ class Engine:
             exact = first.dtype == torch.float32 and first.device.type == "cpu"
             weights = "int4" if exact and native.unsupported(self._isa) is None else "dense"
         return LeanLlama(model, weights, cache_dir=self.loaded.path or None, isa=self._isa)
+
+    @property
+    def lean(self) -> LeanLlama | None:
+        """Our forward, once the engine thread has built it (int4 packing takes ~2 s)."""
+        return self._batch.lean
 
     @property
     def kernels(self) -> str:
@@ -168,7 +159,7 @@ class Engine:
 
     def cancel(self, request_id: str) -> bool:
         """Cancel a queued or running request by id; True if it was found."""
-        for job in [*self._queue.ordered(), *self._active]:
+        for job in [*self._queue.ordered(), *self._batch.active]:
             if job.request.request_id == request_id:
                 self._cancel(job)
                 return True
@@ -180,22 +171,22 @@ class Engine:
 
     async def unload_adapter(self, name: str) -> None:
         """Forget an adapter; waits until no running request uses it."""
-        while any(j.request.adapter == name for j in [*self._active, *self._queue.ordered()]):
+        while any(j.request.adapter == name for j in [*self._batch.active, *self._queue.ordered()]):
             await asyncio.sleep(0.05)
         await self._on_engine_thread(lambda: self.adapters.unload(name))
 
     def stats(self) -> BackendStats:
         now = time.monotonic()
-        recent = [(t, n) for t, n in list(self._recent) if now - t <= 10.0]
+        recent = [(t, n) for t, n in list(self._batch.recent) if now - t <= 10.0]
         span = (now - recent[0][0]) if len(recent) > 1 else 0.0
         rate = sum(n for _, n in recent[1:]) / span if span > 0 else 0.0
         return BackendStats(
             backend="local",
             model=self.loaded.name,
             device=f"{self.loaded.device}/{self.loaded.dtype}" + self._weights_note(),
-            active=sum(1 for job in list(self._active) if not job.done),
+            active=sum(1 for job in list(self._batch.active) if not job.done),
             queued=len(self._queue),
-            tokens_generated=self._tokens_total,
+            tokens_generated=self._batch.tokens_total,
             recent_tokens_per_s=rate,
             adapters=self.adapters.names(),
         )
@@ -273,17 +264,15 @@ class Engine:
 
     def _run(self) -> None:
         try:
-            self.lean = self._build_lean(self._kernel, self._weights)
-            if self.lean is not None and self.lean.cache_dtype is not None:
-                self._kv = BatchKV(len(self.lean.layers), dtype=self.lean.cache_dtype)
+            self._batch.use_lean(self._build_lean(self._kernel, self._weights))
         except Exception:  # noqa: BLE001 - the HF forward still serves every request
             log.exception("building the lean forward failed; using transformers' forward")
         with torch.inference_mode():
             while not self._stopping:
                 while self._commands:
                     self._commands.popleft()()
-                self._admit()
-                if not self._active:
+                self._batch.admit()
+                if not self._batch.active:
                     # Clear before looking, so a submit between the look and the wait still
                     # wakes us (clearing after the wait could lose it for up to a second).
                     self._wake.clear()
@@ -293,133 +282,15 @@ class Engine:
                 try:
                     self._decode_step()
                 except Exception as exc:  # noqa: BLE001 - fail the batch, keep the engine alive
-                    log.exception("decode step failed; failing %d requests", len(self._active))
-                    for job in self._active:
+                    active = self._batch.active
+                    log.exception("decode step failed; failing %d requests", len(active))
+                    for job in active:
                         job.fail(GuruError("The model failed while answering; please try again."))
-                    self._drop_finished()
+                    self._batch.drop_finished()
                     del exc
-        for job in [*self._active, *self._queue.ordered()]:
+        for job in [*self._batch.active, *self._queue.ordered()]:
             job.fail(GuruError("The model is shutting down; please try again shortly."))
 
-    def _admit(self) -> None:
-        jobs: list[Job] = []
-        while len(self._active) + len(jobs) < self.max_batch:
-            job = self._queue.pop()
-            if job is None:
-                break
-            if job.cancelled:
-                job.finish("cancelled")
-                continue
-            jobs.append(job)
-        if not jobs:
-            return
-        lean: list[Job] = []
-        hf: list[Job] = []
-        for job in jobs:
-            (lean if self.lean is not None and job.request.adapter is None else hf).append(job)
-        for group in _prefill_groups(lean, PREFILL_GROUP_TOKENS):
-            self._prefill_lean(group)
-        for job in hf:
-            self._prefill_hf(job)
-        self._drop_finished()
-        self._report_positions()
-
-    def _prefill_lean(self, jobs: list[Job]) -> None:
-        """Prefill several prompts in one lean pass; a failure is retried prompt by prompt
-        so that one bad request fails alone."""
-        try:
-            results = self.lean.prefill_many([job.prompt_ids for job in jobs])
-        except Exception:  # noqa: BLE001 - one bad request must not stop the others
-            if len(jobs) > 1:
-                for job in jobs:
-                    self._prefill_lean([job])
-                return
-            self._prefill_failed(jobs[0])
-            return
-        self._kv.add_rows([kv for _, kv in results])
-        for job, (logits, _) in zip(jobs, results):
-            self._active.append(job)
-            self._accept(job, logits)
-
-    @staticmethod
-    def _prefill_failed(job: Job) -> None:
-        log.exception("prefill failed for %s", job.request.request_id)
-        job.fail(GuruError("The model failed on this prompt; please try again."))
-
-    def _prefill_hf(self, job: Job) -> None:
-        model = self.adapters.model
-        try:
-            ids = torch.tensor([job.prompt_ids], device=model.device)
-            cache = DynamicCache()
-            out = model(
-                input_ids=ids,
-                cache=cache,
-                use_cache=True,
-                logits_to_keep=1,
-                **self.adapters.forward_kwargs([job.request.adapter]),
-            )
-        except Exception:  # noqa: BLE001 - one bad request must not stop the others
-            self._prefill_failed(job)
-            return
-        self._kv.add_row(cache)
-        self._active.append(job)
-        self._accept(job, out.logits[0, -1])
-
     def _decode_step(self) -> None:
-        if self.lean is not None and all(job.request.adapter is None for job in self._active):
-            logits = self.lean.decode([job.last_token for job in self._active], self._kv)
-            self._kv.append_step()
-            self._accept_all(logits)
-            return
-        model = self.adapters.model
-        tokens = torch.tensor([[job.last_token] for job in self._active], device=model.device)
-        mask, positions = self._kv.step_inputs()
-        out = model(
-            input_ids=tokens,
-            attention_mask=mask,
-            position_ids=positions,
-            cache=self._kv.cache,
-            use_cache=True,
-            **self.adapters.forward_kwargs([job.request.adapter for job in self._active]),
-        )
-        self._kv.append_step()
-        self._accept_all(out.logits[:, -1])
-
-    def _accept_all(self, logits: torch.Tensor) -> None:
-        for row, job in enumerate(self._active):
-            if not job.cancelled:
-                self._accept(job, logits[row])
-        self._drop_finished()
-
-    def _accept(self, job: Job, logits: torch.Tensor) -> None:
-        """Choose the job's next token and decide whether the job is finished."""
-        history = torch.tensor(job.history()) if job.chooser.processors else torch.empty(0)
-        token = job.chooser.choose(logits, history)
-        if job.first_token_at is None:
-            job.first_token_at = time.perf_counter()
-        job.last_token = token
-        job.generated += 1
-        self._tokens_total += 1
-        self._recent.append((time.monotonic(), 1))
-        if token in self.prompts.eos_ids:
-            job.finish("stop")
-            return
-        job.send_text(job.text.push(token))
-        if job.text.stopped:
-            job.finish("stop")
-        elif job.generated >= job.max_new_tokens:
-            job.finish("length")
-
-    def _drop_finished(self) -> None:
-        for job in self._active:
-            if job.cancelled and not job.done:
-                job.finish("cancelled")
-        keep = [i for i, job in enumerate(self._active) if not job.done]
-        self._kv.keep_rows(keep)
-        self._active = [self._active[i] for i in keep]
-
-    def _report_positions(self) -> None:
-        for position, job in enumerate(self._queue.ordered(), start=1):
-            if job.last_position != position:
-                job.last_position = position
-                job.send(StreamEvent("queued", queue_position=position))
+        """One token for every active job (a method of its own: tests slow it down)."""
+        self._batch.decode_step()
