@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, str] = {
     "pal": "GSM8K accuracy + time: direct vs chain-of-thought vs PAL vs PAL + self-consistency",
     "bot_load": "N concurrent /ask through the Discord emulator: ack/answer p50/p99, loop lag",
     "explain": "/explain on 40 held-out questions: retrieval hit@3, the curriculum floor, key terms",
+    "answers": "grounded answers: facts stated + gold cited, wrong, refused, looping, latency",
     "rag": "knowledge base: recall@1/5 + MRR@10 on git-doc, ingest chunks/s vs ST, search latency",
 }
 
