@@ -60,6 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="questions in flight (>1 is faster, but latency then includes batching)",
     )
     parser.add_argument("--fresh", action="store_true", help="ignore rows of earlier runs")
+    parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help="no model: score the stored rows again (after editing facts or the scorer)",
+    )
     parser.add_argument("--docs", default=str(DEFAULT_DOCS), help="the git-doc HTML directory")
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
 
@@ -74,7 +79,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if bad:
         print(f"guru: unknown set(s)/variant(s): {', '.join(bad)}", file=sys.stderr)
         return 2
-    if "git" in sets and not Path(args.docs).is_dir():
+    if "git" in sets and not args.rescore and not Path(args.docs).is_dir():
         print(
             f"guru: {args.docs} not found; `apt-get install git-doc` (or `apt-get download "
             "git-doc && dpkg-deb -x git-doc_*.deb root`) and pass --docs DIR",
@@ -83,7 +88,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     if args.model:
         settings = replace(settings, model=args.model)
-    report = asyncio.run(measure(settings, sets, variants, args))
+    if args.rescore:
+        report = rescore(settings, sets, variants, args)
+    else:
+        report = asyncio.run(measure(settings, sets, variants, args))
     if args.json:
         print(json.dumps(report))
     else:
@@ -146,6 +154,32 @@ async def measure(
     report["load_after"] = os.getloadavg()
     # ru_maxrss is KiB on Linux: the model, the encoder and the Python heap, for the whole run.
     report["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+    return report
+
+
+def rescore(
+    settings: Settings, sets: list[str], variants: list[str], args: argparse.Namespace
+) -> dict[str, Any]:
+    """The report of the stored rows, scored again (latency and RSS are the runs' own)."""
+    from bench.answer_eval.harness import rescore_set, rows_path, summarize
+    from bench.answer_eval.sets import load_set
+
+    report: dict[str, Any] = {
+        "model": settings.model,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()) + " (rescored)",
+        "load_before": os.getloadavg(),
+        "threads": settings.threads,
+        "peak_rss_gib": None,
+        "sets": {},
+    }
+    for name in sets:
+        qset = load_set(name, git_docs=Path(args.docs))
+        for variant in variants:
+            path = rows_path(settings.data_dir, settings.model, variant, name)
+            rows = rescore_set(qset, path, limit=args.limit)
+            if rows:
+                entry = {"corpus": {}, "rows_file": str(path), **summarize(rows)}
+                report["sets"].setdefault(name, {})[variant] = entry
     return report
 
 

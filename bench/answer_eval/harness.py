@@ -28,7 +28,16 @@ from bench.answer_eval.score import (
 from bench.answer_eval.sets import Item, QuestionSet
 from core.rag.answer import Answerer
 
-__all__ = ["rows_path", "load_rows", "run_set", "summarize", "percentile"]
+__all__ = [
+    "rows_path",
+    "load_rows",
+    "run_set",
+    "score_row",
+    "rescore",
+    "rescore_set",
+    "summarize",
+    "percentile",
+]
 
 log = logging.getLogger(__name__)
 
@@ -52,32 +61,56 @@ def load_rows(path: Path) -> dict[str, dict[str, Any]]:
     return rows
 
 
-def score_row(item: Item, outcome: Any) -> dict[str, Any]:
-    """The JSONL row of one answered question: what was asked, said, cited, and the verdict."""
-    answer = outcome.answer
+def score_row(
+    item: Item,
+    *,
+    answer: str,
+    raw: str | None,
+    refused: bool,
+    sources: Sequence[str],
+    completion_tokens: int,
+    seconds: float,
+) -> dict[str, Any]:
+    """The JSONL row of one answered question: what was asked, said, cited, and the verdict.
+
+    Built from stored fields only, so rows of an earlier run are re-scored with today's facts
+    and scorer without calling the model again."""
     if item.off_topic:
-        scored = score_off_topic(answer=answer.answer, refused=answer.refused)
+        scored = score_off_topic(answer=answer, refused=refused)
     else:
         scored = score_answer(
-            answer=answer.answer,
-            raw=outcome.raw,
-            refused=answer.refused,
+            answer=answer,
+            raw=raw,
+            refused=refused,
             facts=item.facts,
-            source_uris=outcome.source_uris,
+            source_uris=sources,
             gold=item.gold,
         )
     return {
         **item.to_dict(),
-        "answer": answer.answer,
-        "raw": outcome.raw,
-        "refused": answer.refused,
-        "model_called": outcome.raw is not None,
-        "raw_looping": outcome.raw is not None and is_looping(outcome.raw),
-        "sources": [Path(u).name for u in outcome.source_uris],
-        "completion_tokens": outcome.completion_tokens,
-        "seconds": round(outcome.seconds, 3),
+        "answer": answer,
+        "raw": raw,
+        "refused": refused,
+        "model_called": raw is not None,
+        "raw_looping": raw is not None and is_looping(raw),
+        "sources": [Path(u).name for u in sources],
+        "completion_tokens": completion_tokens,
+        "seconds": round(seconds, 3),
         **scored.to_dict(),
     }
+
+
+def rescore(item: Item, row: dict[str, Any]) -> dict[str, Any]:
+    """A stored row scored again (facts or scorer may have changed since)."""
+    return score_row(
+        item,
+        answer=row["answer"],
+        raw=row["raw"],
+        refused=row["refused"],
+        sources=row["sources"],
+        completion_tokens=row["completion_tokens"],
+        seconds=row["seconds"],
+    )
 
 
 async def run_set(
@@ -107,7 +140,15 @@ async def run_set(
             outcome = await answer_one(
                 answerer, qset.guild, item.question, kind=qset.kind, variant=variant
             )
-        row = score_row(item, outcome)
+        row = score_row(
+            item,
+            answer=outcome.answer.answer,
+            raw=outcome.raw,
+            refused=outcome.answer.refused,
+            sources=outcome.source_uris,
+            completion_tokens=outcome.completion_tokens,
+            seconds=outcome.seconds,
+        )
         async with lock:
             done[item.id] = row
             with path.open("a", encoding="utf-8") as f:
@@ -115,7 +156,18 @@ async def run_set(
         log.info("%s %s %.1fs %s", qset.name, item.id, outcome.seconds, row["verdict"])
 
     await asyncio.gather(*(one(i) for i in todo))
-    return [done[i.id] for i in items]
+    return [rescore(i, done[i.id]) for i in items]
+
+
+def rescore_set(qset: QuestionSet, path: Path, *, limit: int = 0) -> list[dict[str, Any]]:
+    """The stored rows of a set, scored again without the model; questions not answered yet
+    (an interrupted run) are left out."""
+    done = load_rows(path)
+    items = list(qset.answerable[:limit] if limit > 0 else qset.answerable)
+    items += list(qset.off_topic[:limit] if limit > 0 else qset.off_topic)
+    return [
+        rescore(i, done[i.id]) for i in items if done.get(i.id, {}).get("question") == i.question
+    ]
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

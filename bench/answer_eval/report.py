@@ -33,9 +33,10 @@ def _line(label: str, block: dict[str, Any], entry: dict[str, Any] | None) -> st
 
 def render(report: dict[str, Any]) -> str:
     load = ", ".join(f"{x:.1f}" for x in report["load_before"])
+    rss = report.get("peak_rss_gib")
     lines = [
         f"guru bench answers — {report['model']}, {report['date']}, {report['threads']} threads, "
-        f"load before {load}, peak RSS {report['peak_rss_gib']} GiB",
+        f"load before {load}" + (f", peak RSS {rss} GiB" if rss is not None else ""),
         HEADER,
     ]
     for name, variants in report["sets"].items():

@@ -75,9 +75,9 @@ def normalize(text: str) -> str:
 
 
 def _pattern(alternative: str) -> re.Pattern[str]:
-    alt = normalize(alternative)
-    prefix = alt.endswith("*")
-    body = re.escape(alt.rstrip("*").strip())
+    prefix = alternative.rstrip().endswith("*")  # before normalize, which drops asterisks
+    alt = normalize(alternative.rstrip().removesuffix("*"))
+    body = re.escape(alt)
     # Boundaries only where the alternative itself starts/ends with a word character: "--soft"
     # or ".gitignore" may follow anything, "v1.0" must not be the tail of "v1.01".
     left = r"(?<![a-z0-9])" if re.match(r"[a-z0-9]", alt) else ""
