@@ -2,8 +2,10 @@
 
 Reports retrieval hit rate@1 and @3 (target @3 ≥ 0.9), the curriculum relevance floor against
 off-topic questions, and (unless --no-answers) how many answers of the configured model
-(default: the bundled SmolLM2-135M) contain each question's key term. Runs in a database of its
-own (`guru_bench_explain`) on DATABASE_URL's server or the embedded one.
+(default: the bundled SmolLM2-135M) contain each question's key term, and `guru bench answers`'
+verdicts on the facts in bench/answer_eval/explain_facts.jsonl (every fact stated and a gold
+note cited / wrong / refused / looping). Runs in a database of its own (`guru_bench_explain`)
+on DATABASE_URL's server or the embedded one.
 """
 
 from __future__ import annotations
@@ -118,6 +120,18 @@ def render(report: dict[str, Any], *, show: bool = False) -> str:
             f"answers ({a['model']}): {a['with_key_term']}/{a['questions']} contain the "
             f"key term, {a['refused']} refused"
         )
+        if "verdicts" in a:  # guru bench answers' categories, on explain_facts.jsonl
+            v, held = a["verdicts"], a["verdicts"]["held_out_half"]["pct"]
+            lat = v["latency_s"]
+            lines.append(
+                "  verdicts (all / held-out half): "
+                + ", ".join(
+                    f"{name.replace('_', ' ')} {v['pct'][name]:.0f}% / {held[name]:.0f}%"
+                    for name in v["pct"]
+                    if v["pct"][name] is not None and held[name] is not None
+                )
+                + f"; latency p50 {lat['p50']} s, p95 {lat['p95']} s (4 in flight)"
+            )
         for row in a["rows"]:
             mark = "ok " if row["contains_key_term"] else "-- "
             lines.append(
