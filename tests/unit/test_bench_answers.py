@@ -189,3 +189,20 @@ def test_sets_have_facts_gold_and_the_odd_half_held_out(name: str) -> None:
         pages = {p.name for p in qset.corpus.glob("*.md")}
         assert 15 <= len(pages) <= 30
         assert {g for i in answerable for g in i.gold} <= pages
+
+
+def test_report_renders_rows_and_markdown() -> None:
+    from bench.answer_eval.report import markdown_row, render
+
+    entry = {"rows_file": "x.jsonl", **summarize([_row("correct_cited"), _row("wrong", held=True)])}
+    report = {
+        "model": "m",
+        "date": "d",
+        "threads": 1,
+        "load_before": (1.0, 2.0, 3.0),
+        "peak_rss_gib": None,
+        "sets": {"git": {"shipped": entry}},
+    }
+    text = render(report)
+    assert "git / shipped" in text and "held-out half" in text and "50%" in text
+    assert markdown_row("m", "git", "shipped", entry).startswith("| m | git | shipped | 50% (0%)")
