@@ -156,7 +156,21 @@ async def run_set(
         log.info("%s %s %.1fs %s", qset.name, item.id, outcome.seconds, row["verdict"])
 
     await asyncio.gather(*(one(i) for i in todo))
-    return [rescore(i, done[i.id]) for i in items]
+    rows = [rescore(i, done[i.id]) for i in items]
+    _rewrite(path, done, rows)
+    return rows
+
+
+def _rewrite(path: Path, done: dict[str, dict[str, Any]], rows: list[dict[str, Any]]) -> None:
+    """The rows file with today's verdicts (rows outside this run's --limit kept as they are),
+    replaced atomically so an interrupted rewrite cannot lose answers."""
+    merged = {**done, **{r["id"]: r for r in rows}}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in merged.values()),
+        encoding="utf-8",
+    )
+    tmp.replace(path)
 
 
 def rescore_set(qset: QuestionSet, path: Path, *, limit: int = 0) -> list[dict[str, Any]]:
@@ -165,9 +179,12 @@ def rescore_set(qset: QuestionSet, path: Path, *, limit: int = 0) -> list[dict[s
     done = load_rows(path)
     items = list(qset.answerable[:limit] if limit > 0 else qset.answerable)
     items += list(qset.off_topic[:limit] if limit > 0 else qset.off_topic)
-    return [
+    rows = [
         rescore(i, done[i.id]) for i in items if done.get(i.id, {}).get("question") == i.question
     ]
+    if rows:
+        _rewrite(path, done, rows)
+    return rows
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

@@ -37,9 +37,10 @@ __all__ = [
 # Answerable questions get exactly one of these, in this order of precedence.
 VERDICTS = ("empty_or_looping", "wrongly_refused", "correct_cited", "correct_uncited", "wrong")
 OFF_TOPIC_VERDICTS = ("refused", "answered")
-# A loop: some 5-word run three times (a 200-token answer that states a command twice is
+# A loop: some 6-word run three times (a 200-token answer that states a command twice is
 # fine; "The answer is: X." three times is not), or text that compresses > 3x (Whisper's test).
-LOOP_NGRAM = 5
+# 5 words flagged answers that merely echo the question's phrase thrice (read on SmolLM2 rows).
+LOOP_NGRAM = 6
 LOOP_REPEATS = 3
 LOOP_MIN_CHARS = 200
 LOOP_COMPRESSION = 3.0

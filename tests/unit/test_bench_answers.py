@@ -69,6 +69,13 @@ def test_cited_numbers_keeps_real_sources_in_order_once() -> None:
         # a command stated twice is not a loop
         ("Use git config --global user.name X and git config --global user.email Y.", False),
         ("abcabcabcabc " * 40, True),  # compresses far too well
+        # echoing the question's 5-word phrase three times is clumsy, not a loop
+        (
+            "To create a zip or tarball, run git archive. You create a zip or tarball of HEAD "
+            "with --format=zip; to create a zip or tarball of a tag, name the tag.",
+            False,
+        ),
+        ("--force " * 8, True),
     ],
 )
 def test_is_looping(text: str, looping: bool) -> None:
