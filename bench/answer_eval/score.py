@@ -45,6 +45,8 @@ LOOP_REPEATS = 3
 LOOP_MIN_CHARS = 200
 LOOP_COMPRESSION = 3.0
 
+CITATION_SPAM = 3  # distinct [n] beyond the sources that make the citations count as noise
+
 _QUOTES = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-"})
 _MARKUP = re.compile(r"[`*]+")
 _SPACE = re.compile(r"\s+")
@@ -98,8 +100,13 @@ def missing_facts(text: str, facts: Iterable[Sequence[str]]) -> tuple[str, ...]:
 
 
 def cited_numbers(raw: str, n_sources: int) -> tuple[int, ...]:
-    """The distinct [n] the model wrote that name a real source, in order of appearance."""
-    found = (int(m) for m in _CITATION.findall(raw))
+    """The distinct [n] the model wrote that name a real source, in order of appearance.
+
+    None when it also wrote CITATION_SPAM or more numbers that name no source: SmolLM2
+    sometimes counts "[1]\n[2]\n[3]\n…[40]", which names the gold page without citing it."""
+    found = [int(m) for m in _CITATION.findall(raw)]
+    if len({n for n in found if not 1 <= n <= n_sources}) >= CITATION_SPAM:
+        return ()
     return tuple(dict.fromkeys(n for n in found if 1 <= n <= n_sources))
 
 

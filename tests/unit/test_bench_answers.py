@@ -57,6 +57,9 @@ def test_missing_facts_names_each_missing_fact_by_its_first_alternative() -> Non
 def test_cited_numbers_keeps_real_sources_in_order_once() -> None:
     assert cited_numbers("See [2], and [1] and [2] again, not [7] or [0].", 2) == (2, 1)
     assert cited_numbers("no citations", 3) == ()
+    # counting up past the sources is not citing them
+    assert cited_numbers("06:00 UTC [1]\n" + "\n".join(f"[{n}]" for n in range(2, 30)), 3) == ()
+    assert cited_numbers("see [1] and [5]", 3) == (1,)  # one slip is still a citation
 
 
 @pytest.mark.parametrize(
