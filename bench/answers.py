@@ -129,8 +129,11 @@ async def measure(
         async with server_url(settings) as url:
             for name in sets:
                 qset = load_set(name, git_docs=Path(args.docs))
-                dbname = "guru_bench_explain" if qset.kind == "explain" else "guru_bench_eval"
-                async with bench_pool(url, dbname + suffix) as pool:
+                # /explain's notes: `guru bench explain`'s database (it has no dtype suffix)
+                dbname = (
+                    "guru_bench_explain" if qset.kind == "explain" else "guru_bench_eval" + suffix
+                )
+                async with bench_pool(url, dbname) as pool:
                     corpus = await _ingest(qset, pool, embedder)
                     answerer = answerer_for(
                         qset.kind, pool, embedder, llm, expand=settings.ask_expand
