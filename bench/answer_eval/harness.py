@@ -175,16 +175,14 @@ def _rewrite(path: Path, done: dict[str, dict[str, Any]], rows: list[dict[str, A
 
 def rescore_set(qset: QuestionSet, path: Path, *, limit: int = 0) -> list[dict[str, Any]]:
     """The stored rows of a set, scored again without the model; questions not answered yet
-    (an interrupted run) are left out."""
+    (an interrupted run) are left out. The file keeps its verdicts until the next run."""
     done = load_rows(path)
     items = list(qset.answerable[:limit] if limit > 0 else qset.answerable)
     items += list(qset.off_topic[:limit] if limit > 0 else qset.off_topic)
-    rows = [
+    # Not written back: a run on the same set may be appending to the file right now.
+    return [
         rescore(i, done[i.id]) for i in items if done.get(i.id, {}).get("question") == i.question
     ]
-    if rows:
-        _rewrite(path, done, rows)
-    return rows
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
