@@ -2,8 +2,10 @@
 
 Reports retrieval hit rate@1 and @3 (target @3 ≥ 0.9), the curriculum relevance floor against
 off-topic questions, and (unless --no-answers) how many answers of the configured model
-(default: the bundled SmolLM2-135M) contain each question's key term. Runs in a database of its
-own (`guru_bench_explain`) on DATABASE_URL's server or the embedded one.
+(default: the bundled SmolLM2-135M) contain each question's key term, and `guru bench answers`'
+verdicts on the facts in bench/answer_eval/explain_facts.jsonl (every fact stated and a gold
+note cited / wrong / refused / looping). Runs in a database of its own (`guru_bench_explain`)
+on DATABASE_URL's server or the embedded one.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    from bench.answer_eval.path import answer_path
     from bench.explain_eval import (
         calibrate_floor,
         evaluate_answers,
@@ -53,14 +56,12 @@ async def _run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         off_topic_questions,
     )
     from bench.rag_eval.databases import bench_pool, server_url
-    from core.db.pool import Database
     from core.explain.answer import concept_retriever
     from core.explain.kb import sync_concepts
     from core.llm.backend import open_llm
     from core.llm.models.loading import ModelCache
     from core.rag.embedder import Embedder
     from core.rag.ingest import Ingestor
-    from core.services import Services
 
     questions = load_eval_questions()
     embedder = Embedder()
@@ -80,8 +81,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
                 llm = await open_llm(settings, ModelCache())
                 try:
                     chosen = questions[: args.limit] if args.limit > 0 else questions
-                    services = Services(settings, llm=llm, db=Database(pool), embedder=embedder)
-                    report["answers"] = await evaluate_answers(services.answers, chosen)
+                    answering = answer_path(settings, pool, embedder, llm)
+                    report["answers"] = await evaluate_answers(answering, chosen)
                     report["answers"]["model"] = settings.model
                 finally:
                     await llm.aclose()
@@ -121,6 +122,18 @@ def render(report: dict[str, Any], *, show: bool = False) -> str:
             f"answers ({a['model']}): {a['with_key_term']}/{a['questions']} contain the "
             f"key term, {a['refused']} refused"
         )
+        if "verdicts" in a:  # guru bench answers' categories, on explain_facts.jsonl
+            v, held = a["verdicts"], a["verdicts"]["held_out_half"]["pct"]
+            lat = v["latency_s"]
+            lines.append(
+                "  verdicts (all / held-out half): "
+                + ", ".join(
+                    f"{name.replace('_', ' ')} {v['pct'][name]:.0f}% / {held[name]:.0f}%"
+                    for name in v["pct"]
+                    if v["pct"][name] is not None and held[name] is not None
+                )
+                + f"; latency p50 {lat['p50']} s, p95 {lat['p95']} s (4 in flight)"
+            )
         for row in a["rows"]:
             mark = "ok " if row["contains_key_term"] else "-- "
             lines.append(

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +24,7 @@ from core.rag.retrieve import Retriever
 from core.rag.types import CONCEPTS_GUILD_ID, Hit
 
 if TYPE_CHECKING:
-    from core.answering import Answers
+    from bench.answer_eval.path import AnswerPath
 
 __all__ = [
     "EvalQuestion",
@@ -156,29 +155,42 @@ async def calibrate_floor(
 
 
 async def evaluate_answers(
-    answers: Answers, questions: list[EvalQuestion], concurrency: int = 4
+    answering: AnswerPath, questions: list[EvalQuestion], concurrency: int = 4
 ) -> dict[str, Any]:
-    """Answer every question through /explain's path; count answers with the key term."""
+    """Answer every question with the model: key terms, and `guru bench answers`' verdicts
+    (every expected fact stated and a gold note cited, wrong, refused, looping) on the facts
+    in bench/answer_eval/explain_facts.jsonl."""
+    from bench.answer_eval.harness import score_row, summarize
+    from bench.answer_eval.path import answer_one
+    from bench.answer_eval.sets import load_set
+
+    items = {i.id: i for i in load_set("explain").answerable}
     gate = asyncio.Semaphore(concurrency)  # the engine batches what arrives together
 
     async def one(q: EvalQuestion) -> dict[str, Any]:
         async with gate:
-            started = time.perf_counter()
-            answer = await answers.answer("explain", None, q.question)
-            return {
-                "id": q.id,
-                "key_term": q.key_term,
-                "refused": answer.refused,
-                "contains_key_term": q.key_term.lower() in answer.answer.lower(),
-                "cites": [s.uri.removeprefix(URI_PREFIX) for s in answer.sources],
-                "seconds": round(time.perf_counter() - started, 2),
-                "answer": answer.answer,
-            }
+            out = await answer_one(answering, CONCEPTS_GUILD_ID, q.question, kind="explain")
+        row = score_row(
+            items[q.id],
+            answer=out.answer.answer,
+            raw=out.raw,
+            refused=out.answer.refused,
+            sources=out.source_uris,
+            completion_tokens=out.completion_tokens,
+            seconds=out.seconds,
+        )
+        return {
+            **row,
+            "key_term": q.key_term,
+            "contains_key_term": q.key_term.lower() in out.answer.answer.lower(),
+            "cites": [s.uri.removeprefix(URI_PREFIX) for s in out.answer.sources],
+        }
 
     rows = await asyncio.gather(*(one(q) for q in questions))
     return {
         "questions": len(rows),
         "with_key_term": sum(r["contains_key_term"] for r in rows),
         "refused": sum(r["refused"] for r in rows),
+        "verdicts": summarize(list(rows)),
         "rows": rows,
     }

@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, str] = {
     "tune": "LoRA vs QLoRA training tokens/s and memory, plus the Llama-2-7B memory arithmetic",
     "pal": "GSM8K accuracy + time: direct vs chain-of-thought vs PAL vs PAL + self-consistency",
     "explain": "/explain on 40 held-out questions: retrieval hit@3, the curriculum floor, answers",
+    "answers": "grounded answers: facts stated + gold cited, wrong, refused, looping, latency",
     "rag": "knowledge base: recall@1/5 + MRR@10 on git-doc, ingest chunks/s vs ST, latency",
     "docx_bomb": "a 40 MiB .docx bomb: bot RSS growth reading it before vs now (isolated)",
 }
