@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.config import Settings
 
 __all__ = ["SandboxLimits"]
 
@@ -41,7 +45,7 @@ class SandboxLimits:
         return max(1, math.ceil(timeout_s)) + 1
 
     @classmethod
-    def from_settings(cls, settings: object) -> SandboxLimits:
+    def from_settings(cls, settings: Settings) -> SandboxLimits:
         memory_mb = int(getattr(settings, "sandbox_memory_mb", cls.memory_mb))
         return cls(
             timeout_s=float(getattr(settings, "sandbox_timeout_s", cls.timeout_s)),

@@ -18,7 +18,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Coroutine, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.sandbox.child import Child, SandboxStartError, run_child, start_child
 from core.sandbox.hierarchy import Version, remove_roots
@@ -26,6 +26,9 @@ from core.sandbox.limits import SandboxLimits
 from core.sandbox.plan import ALLOW_MISSING_VAR, Plan, make_plan, parse_allow_missing
 from core.sandbox.probe import PROBE_CODE, WAIVERS, layers_from_probe
 from core.sandbox.result import Layer, SandboxResult, refused
+
+if TYPE_CHECKING:
+    from core.config import Settings
 
 __all__ = ["Sandbox"]
 
@@ -97,7 +100,7 @@ class Sandbox:
         self._closed = False
 
     @classmethod
-    def from_settings(cls, settings: object, *, pool_size: int = 2) -> Sandbox:
+    def from_settings(cls, settings: Settings, *, pool_size: int = 2) -> Sandbox:
         return cls(
             SandboxLimits.from_settings(settings),
             pool_size=pool_size,
