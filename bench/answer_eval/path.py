@@ -40,6 +40,7 @@ FACTS_PROMPT = (
 class Variant:
     system: str | None  # None: the shipped prompt (core.rag.answer.SYSTEM_PROMPT) unchanged
     faithful: bool = True  # the answer checks of core.rag.faithful
+    few_shot: bool = False  # core.rag.answer's worked example before the question
 
 
 PROMPT_VARIANTS: dict[str, Variant] = {
@@ -49,6 +50,9 @@ PROMPT_VARIANTS: dict[str, Variant] = {
     # Asks for the concrete thing the reader wants (command, number, name) in one or two
     # sentences: small models otherwise paraphrase the page's intro and drop the fact.
     "facts": Variant(FACTS_PROMPT),
+    # one worked example (a cited, fact-first answer) before the question
+    "fewshot": Variant(None, few_shot=True),
+    "facts-fewshot": Variant(FACTS_PROMPT, few_shot=True),
 }
 
 
@@ -114,7 +118,7 @@ async def answer_one(
     chosen = PROMPT_VARIANTS[variant]
     recorder = _Recorder(path.llm, chosen.system)  # one per question: concurrent ones apart
     services = Services(path.settings, llm=recorder, db=Database(path.pool), embedder=path.embedder)
-    answers = Answers(services, faithful=chosen.faithful)
+    answers = Answers(services, faithful=chosen.faithful, few_shot=chosen.few_shot)
     started = time.perf_counter()
     prepared = await answers.prepare(kind, guild_id if kind == "ask" else None, question)  # type: ignore[arg-type]
     answer, _ = await answers.generate(prepared)

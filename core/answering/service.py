@@ -54,10 +54,13 @@ log = logging.getLogger(__name__)
 class Answers:
     """Prepares, generates and finishes answers for every face of Guru (see module doc)."""
 
-    def __init__(self, services: Services, *, faithful: bool = True) -> None:
+    def __init__(
+        self, services: Services, *, faithful: bool = True, few_shot: bool = False
+    ) -> None:
         assert services.db is not None, "answering needs Services opened with db=True"
         self.services = services
         self.faithful = faithful  # off only to measure what the check gains (guru bench answers)
+        self.few_shot = few_shot  # a worked example before the question (core.rag.answer)
         knowledge = services.knowledge
         self.grounders: dict[Kind, Grounder] = {
             "ask": Grounder(knowledge.retriever, expand=services.settings.ask_expand),
@@ -182,7 +185,8 @@ class Answers:
         """The Request for a grounded question: /ask as the guild has it set up, /explain as
         Guru's own curriculum (no guild prompt or adapter: the notes are not the guild's)."""
         asked = _as_question(question) if kind == "explain" else question
-        messages = build_messages(asked, grounding, [(t.question, t.answer) for t in history])
+        turns = [(t.question, t.answer) for t in history]
+        messages = build_messages(asked, grounding, turns, few_shot=self.few_shot)
         extra = {"request_id": request_id} if request_id else {}
         if kind == "explain":
             return Request(

@@ -106,3 +106,14 @@ def test_invented_headlines_and_unrelated_sentences_are_dropped() -> None:
         checked.text == "Attention weighs the values by how well each query matches each key [1]."
     )
     assert len(checked.dropped) == 3 and checked.usable
+
+
+def test_the_worked_example_comes_before_the_question_and_leaks_nothing_else() -> None:
+    from core.rag.answer import EXAMPLE_ANSWER, build_messages
+
+    grounding = Grounding((Source(1, "Upload limits", "limits.md", 0.7),), (SOURCE,))
+    plain = build_messages("How many files?", grounding)
+    shown = build_messages("How many files?", grounding, few_shot=True)
+    assert [m.role for m in plain] == ["system", "user"]
+    assert [m.role for m in shown] == ["system", "user", "assistant", "user"]
+    assert shown[2].content == EXAMPLE_ANSWER and shown[-1] == plain[-1]
