@@ -62,6 +62,13 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _calc_samples(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 16:  # core.pal.result.MAX_SAMPLES (not imported: pal imports config)
+        raise ValueError("must be between 1 and 16")
+    return value
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 0 < value < 65536:
@@ -249,6 +256,15 @@ VARIABLES: tuple[Var, ...] = (
         "Model that writes /calc programs: a preset, HF directory or `.gguf`; unset = the strongest installed code preset (qwen2.5-coder-1.5b, then -0.5b), else the chat model.",
     ),
     Var(
+        "GURU_CALC_SAMPLES",
+        "calc_samples",
+        "3",
+        "Programs /calc and `guru calc` sample per problem and vote over (self-consistency; "
+        "the samples decode together in one engine batch); 1 = one greedy program. "
+        "`guru calc --samples K` overrides it.",
+        parse=_calc_samples,
+    ),
+    Var(
         "GURU_ASK_EXPAND",
         "ask_expand",
         "false",
@@ -317,6 +333,7 @@ class Settings:
     dev_guild_id: int | None = None
     metrics_port: int | None = None
     calc_model: str | None = None
+    calc_samples: int = 3
     ask_expand: bool = False
     sandbox_timeout_s: float = 5.0
     sandbox_memory_mb: int = 256
