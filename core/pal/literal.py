@@ -76,9 +76,12 @@ def problem_numbers(problem: str) -> set[Number]:
         except ValueError:
             continue
         found.add(normalise(value))
-        if match.group(2) and float(match.group(2)) != 0:
+        parts = match.group(1).split(",")
+        if any(len(part.split(".")[0]) != 3 for part in parts[1:]):  # "2,3 and 4": a list
+            found.update(normalise(float(part)) for part in parts if part)
+        if match.group(2) and float(match.group(2)) != 0:  # "3/4 of the class" gives 0.75
             found.add(normalise(value / float(match.group(2))))
-        if problem[match.end() : match.end() + 2].strip().startswith("%"):
+        if re.match(r"\s*(%|percent)", problem[match.end() :]):  # "25%" gives 0.25 too
             found.add(normalise(value / 100))
     for word in re.findall(r"[a-z]+", problem.lower()):
         if word in _WORD_NUMBERS:
@@ -103,18 +106,18 @@ def _solution(tree: ast.Module) -> ast.FunctionDef | ast.AsyncFunctionDef | None
 
 
 def _own_nodes(body: list[ast.stmt]) -> Iterator[ast.AST]:
-    """Nodes of a function body, not descending into nested functions, lambdas or classes."""
+    """Nodes of a function body, not descending into nested functions, lambdas or classes
+    (their returns are theirs; a nested `def` still binds its name, as computed)."""
     stack: list[ast.AST] = list(reversed(body))
     while stack:
         node = stack.pop()
         yield node
-        for child in ast.iter_child_nodes(node):
-            if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) and (
-                not isinstance(child, ast.ClassDef)
-            ):
-                stack.append(child)
+        if isinstance(node, _SCOPES):
+            continue
+        stack.extend(reversed(list(ast.iter_child_nodes(node))))
 
 
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 _COMPUTED = None  # a binding whose value is computed (or unknown): the name is not literal
 Binding = ast.expr | None
 
@@ -158,6 +161,8 @@ def _bindings(nodes: list[ast.AST]) -> dict[str, list[Binding]]:
             for alias in node.names:
                 name = alias.asname or alias.name.split(".")[0]
                 bound.setdefault(name, []).append(_COMPUTED)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.setdefault(node.name, []).append(_COMPUTED)
         elif isinstance(node, ast.ExceptHandler) and node.name:
             bound.setdefault(node.name, []).append(_COMPUTED)
     return bound
@@ -175,6 +180,8 @@ class _Values:
             return None
         if isinstance(expr, ast.Constant):
             return _constant(expr.value)
+        if isinstance(expr, ast.NamedExpr):  # `return (answer := 416)`
+            return self.of(expr.value, depth + 1)
         if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, (ast.USub, ast.UAdd)):
             inner = self.of(expr.operand, depth + 1)
             sign = -1 if isinstance(expr.op, ast.USub) else 1
@@ -227,8 +234,14 @@ def literal_returns(code: str, problem: str) -> LiteralReturn:
         return LiteralReturn(0, (), 0)
     own = list(_own_nodes(function.body))
     local = _bindings(own)
-    for arg in function.args.args + function.args.kwonlyargs:
-        local.setdefault(arg.arg, []).append(_COMPUTED)  # defaults are handled as computed
+    args = function.args
+    positional = args.posonlyargs + args.args
+    defaults: list[Binding] = [_COMPUTED] * (len(positional) - len(args.defaults))
+    # `def solution(answer=416)` binds a literal as surely as `answer = 416` does.
+    for arg, default in zip(positional, defaults + list(args.defaults)):
+        local.setdefault(arg.arg, []).append(default)
+    for arg, kw_default in zip(args.kwonlyargs, args.kw_defaults):
+        local.setdefault(arg.arg, []).append(kw_default)
     module_nodes = [n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.ClassDef))]
     values = _Values(local, _bindings(list(_own_nodes(module_nodes))))
     given = problem_numbers(problem)
@@ -237,7 +250,8 @@ def literal_returns(code: str, problem: str) -> LiteralReturn:
     computed = 0
     for node in returns:
         found = values.of(node.value)
-        unseen = sorted(v for v in found or () if not any(_same(v, g) for g in given))
+        # abs(): "5 degrees below zero" gives 5, and -5 is then not a number made up.
+        unseen = sorted(v for v in found or () if not any(_same(abs(v), g) for g in given))
         if found is None or not unseen:
             computed += 1  # computed, or a number the problem gives
         else:
