@@ -38,6 +38,12 @@ DEFAULT_METHODS = "direct,cot,pal,pal_sc5"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=100, help="first N problems (default 100)")
     parser.add_argument(
+        "--data",
+        choices=("gsm8k", "arithmetic"),
+        default="gsm8k",
+        help="gsm8k (default) or issue #17's bare-arithmetic questions",
+    )
+    parser.add_argument(
         "--methods",
         default=DEFAULT_METHODS,
         help=f"comma-separated, pal_sc<k> = k samples (default {DEFAULT_METHODS})",
@@ -77,6 +83,8 @@ def _variant(args: argparse.Namespace) -> str:
     parts = [] if args.prompt == "v2" else [args.prompt]
     if not args.reject_literals:
         parts.append("noreject")
+    if args.data != "gsm8k":
+        parts.insert(0, args.data)
     return "".join(f"-{p}" for p in parts)
 
 
@@ -170,10 +178,10 @@ def report(
     return {"problems_all_methods": len(common), "batched_rows": batched, "methods": table}
 
 
-def _print_table(summary: dict[str, Any], spec: str, path: Path) -> None:
-    from bench.pal_data import DATASET
+def _print_table(summary: dict[str, Any], spec: str, path: Path, data: str) -> None:
+    from bench.pal_data import ARITHMETIC, DATASET
 
-    print(f"model: {spec}   data: {DATASET}")
+    print(f"model: {spec}   data: {ARITHMETIC if data == 'arithmetic' else DATASET}")
     print(f"results: {path}   problems done by every method: {summary['problems_all_methods']}")
     if summary.get("batched_rows"):
         print(
@@ -203,13 +211,14 @@ def _print_table(summary: dict[str, Any], spec: str, path: Path) -> None:
 
 def _questions() -> dict[str, str]:
     """Problem texts by id (to judge literal returns in rows that predate the flag)."""
-    from bench.pal_data import load_problems
+    from bench.pal_data import arithmetic_problems, load_problems
     from core.errors import NotFound
 
+    questions = {p.id: p.question for p in arithmetic_problems()}
     try:
-        return {p.id: p.question for p in load_problems()}
+        return questions | {p.id: p.question for p in load_problems()}
     except NotFound:
-        return {}
+        return questions
 
 
 def _percent(value: float | None) -> str:
@@ -219,7 +228,7 @@ def _percent(value: float | None) -> str:
 async def _run(
     args: argparse.Namespace, settings: Settings, spec: str, path: Path, methods: list[str]
 ) -> None:
-    from bench.pal_data import load_problems
+    from bench.pal_data import arithmetic_problems, load_problems
     from bench.pal_methods import run_method
     from core.llm.engine.engine import Engine
     from core.llm.models.loading import load_model
@@ -227,7 +236,8 @@ async def _run(
     from core.pal.vote import numbers_match
     from core.sandbox import Sandbox
 
-    problems = load_problems(args.limit)
+    load = arithmetic_problems if args.data == "arithmetic" else load_problems
+    problems = load(args.limit)
     finished = {(r["id"], r["method"]) for r in _read(path)}
     todo = [(p, m) for p in problems for m in methods if (p.id, m) not in finished]
     log.info("%d of %d (problem, method) pairs to run", len(todo), len(problems) * len(methods))
@@ -300,7 +310,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps({"model": spec, "results": str(path), **summary}, indent=2))
     else:
-        _print_table(summary, spec, path)
+        _print_table(summary, spec, path, args.data)
     return 0
 
 
