@@ -120,15 +120,18 @@ def _accuracy(rows: list[dict[str, Any]]) -> float | None:
 
 
 def _attempt_literal(attempt: dict[str, Any], question: str | None) -> bool:
-    """The recorded flag; rows written before it existed are judged from code and answer."""
-    if "literal" in attempt or question is None or not attempt.get("code"):
-        return bool(attempt.get("literal"))
+    """The recorded flag, or (rows that predate it, or an older detector) the verdict of
+    today's detector on the recorded code and answer."""
+    if attempt.get("literal"):
+        return True
+    if question is None or not attempt.get("code"):
+        return False
     found = literal_returns(attempt["code"], question)
     try:
         number = float(attempt["answer"]) if attempt.get("answer") is not None else None
     except ValueError:
         number = None
-    return found.only_literals or (attempt.get("status") == "ok" and found.returned(number))
+    return not found.computes or (attempt.get("status") == "ok" and found.returned(number))
 
 
 def _literal_stats(rows: list[dict[str, Any]], questions: dict[str, str]) -> dict[str, Any]:
@@ -140,10 +143,10 @@ def _literal_stats(rows: list[dict[str, Any]], questions: dict[str, str]) -> dic
         flags = [(a, _attempt_literal(a, question)) for a in attempts]
         first += sum(1 for a, _ in flags if a["round"] == "sample")
         literal += sum(1 for a, lit in flags if a["round"] == "sample" and lit)
-        if "accepted_literal" in row:
-            accepted += bool(row["accepted_literal"])
-        elif row.get("predicted") is not None:
-            accepted += any(lit and a["code"] == row.get("code") for a, lit in flags)
+        if row.get("predicted") is not None:
+            accepted += bool(row.get("accepted_literal")) or any(
+                lit and a["code"] == row.get("code") and a.get("status") == "ok" for a, lit in flags
+            )
     return {
         "programs_first": first,
         "literal_first": literal,
@@ -204,8 +207,8 @@ def _print_table(summary: dict[str, Any], spec: str, path: Path, data: str) -> N
             f"  ({row['n_done']} done, {done})"
         )
     print(
-        "literal: first programs returning a number written into the code / first programs; "
-        "accepted: answers taken from such a program"
+        "literal: first programs whose arithmetic was done outside Python (a literal return, or "
+        "a number worked out in a comment) / first programs; accepted: answers from such a one"
     )
 
 

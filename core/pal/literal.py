@@ -12,7 +12,8 @@ every binding in `solution()` (or, failing that, at module level) sets to such a
 `total += x`, a loop variable) computes, so `x = 17; y = 23; return x * y + 5` and even
 `return 17 * 23 + 5` pass: the sandbox does that arithmetic. A literal the problem itself
 gives ("Tom has 5 apples. How many apples does he have?") is allowed: copying a given number
-is not arithmetic done in the model's head.
+is not arithmetic done in the model's head. A program that computes but on a number it worked
+out in a comment (`# 24 * 60 = 86400`, then `365 * 86400`) is caught too (comment_math.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from core.pal.comment_math import commented_results
 from core.pal.vote import format_number, normalise
 
 __all__ = ["LiteralReturn", "literal_returns", "problem_numbers", "literal_feedback"]
@@ -50,11 +52,22 @@ class LiteralReturn:
     returns: int  # return statements with a value
     literal: tuple[Number, ...]  # values of literal returns the problem does not give
     computed: int  # returns whose value the program computes (or copies from the problem)
+    commented: tuple[Number, ...] = ()  # results of comment arithmetic used as constants
 
     @property
     def only_literals(self) -> bool:
         """Every return is a number the problem does not give: nothing is computed."""
         return self.returns > 0 and self.computed == 0 and bool(self.literal)
+
+    @property
+    def computes(self) -> bool:
+        """False when, whatever it returns, the program's arithmetic was done outside it."""
+        return not self.only_literals and not self.commented
+
+    @property
+    def values(self) -> tuple[Number, ...]:
+        """The numbers worked out outside Python (for messages)."""
+        return self.literal + tuple(v for v in self.commented if v not in self.literal)
 
     def returned(self, number: Number | None) -> bool:
         """True when the executed answer `number` is one of the literal return values."""
@@ -256,15 +269,22 @@ def literal_returns(code: str, problem: str) -> LiteralReturn:
             computed += 1  # computed, or a number the problem gives
         else:
             literal.extend(v for v in unseen if v not in literal)
-    return LiteralReturn(len(returns), tuple(literal), computed)
+    commented = commented_results(code, given)
+    return LiteralReturn(len(returns), tuple(literal), computed, commented)
 
 
 def literal_feedback(found: LiteralReturn) -> str:
     """What the model is told (repair turn) and, shortened, what a user is told."""
-    shown = ", ".join(format_number(v) for v in found.literal[:3])
+    if found.only_literals or not found.commented:
+        shown = ", ".join(format_number(v) for v in found.literal[:3])
+        what = (
+            f"solution() returns {shown} written as a literal number that the problem does not give"
+        )
+    else:
+        shown = ", ".join(format_number(v) for v in found.commented[:3])
+        what = f"solution() uses {shown}, a number worked out in a comment, not in Python"
     return (
-        f"solution() returns {shown} written as a literal number that the problem does not "
-        "give: the arithmetic was done in comments or in your head, not by the program. "
+        f"{what}: the arithmetic was done in comments or in your head, not by the program. "
         "Assign each number from the problem to a named variable and compute the answer "
         "from those variables with Python expressions; return the computed variable."
     )

@@ -155,14 +155,14 @@ class PalSolver:
         except ExtractionError as exc:
             return Attempt(sample, round_, "no_code", None, exc.user_message, None, reply)
         found = literal_returns(code, problem)
-        if self.reject_literals and found.only_literals:
+        if self.reject_literals and not found.computes:
             # Nothing to run: whatever it returns, the program computed nothing.
             error = literal_feedback(found)
             return Attempt(
-                sample, round_, "literal", None, error, code, reply, None, True, found.literal
+                sample, round_, "literal", None, error, code, reply, None, True, found.values
             )
         execution = await execute(self.sandbox, code, timeout_s=self.timeout_s)
-        literal = execution.ok and (found.only_literals or found.returned(execution.number))
+        literal = execution.ok and (not found.computes or found.returned(execution.number))
         status = "literal" if literal and self.reject_literals else execution.status
         error = literal_feedback(found) if status == "literal" else None
         return Attempt(
@@ -175,7 +175,7 @@ class PalSolver:
             reply,
             execution,
             literal,
-            found.literal if literal else (),
+            found.values if literal else (),
         )
 
     async def _resample(

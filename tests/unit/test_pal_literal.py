@@ -131,3 +131,40 @@ def test_problem_numbers() -> None:
 def test_feedback_names_the_number_and_what_to_do() -> None:
     message = literal_feedback(literal_returns(program("return 416"), ARITHMETIC))
     assert "416" in message and "comments" in message and "variable" in message
+
+
+# (body of solution(), problem, numbers worked out in a comment and used in the code)
+COMMENT_MATH = [
+    ("# 365 * 24 * 60 = 365 * 86400\nreturn 365 * 86400", "What is 365 * 24 * 60?", (86400,)),
+    (
+        "# 24 * 60 = 1440 minutes a day\nminutes = 1440\nreturn minutes * 365",
+        "What is 365 * 24 * 60?",
+        (1440,),
+    ),
+    ("# total = 3 * 4 = 12\nreturn 12 + 1", "3 bags of 4 apples and 1 more?", (12,)),
+    ("# 2 x 3 = 6\nreturn 6 * 7", "2 boxes of 3 cans, 7 times?", (6,)),
+]
+
+
+@pytest.mark.parametrize(("body", "problem", "values"), COMMENT_MATH)
+def test_numbers_worked_out_in_comments_are_found(
+    body: str, problem: str, values: tuple[float, ...]
+) -> None:
+    found = literal_returns(program(body), problem)
+    assert not found.computes and found.commented == values, found
+    assert "comment" in literal_feedback(found)
+
+
+COMMENTS_FINE = [
+    ("# 60 minutes in an hour\nminutes = 60\nreturn minutes * 2", "How many minutes in 2 hours?"),
+    ("# 2 * 3 = 6 dollars a notebook\nprice = 2 * 3\nreturn price", "Twice 3 dollars?"),  # unused
+    ("# total = price * count\nprice = 3\ncount = 4\nreturn price * count", "3 dollars, 4 pens?"),
+    ("# 17 * 23 = 391 (given: 391)\nreturn 391 + 5", "17 * 23 is 391. What is 391 + 5?"),
+    ("# the answer is 396\nreturn 17 * 23 + 5", ARITHMETIC),  # no calculation stated
+]
+
+
+@pytest.mark.parametrize(("body", "problem"), COMMENTS_FINE)
+def test_comments_that_do_not_feed_the_code_are_fine(body: str, problem: str) -> None:
+    found = literal_returns(program(body), problem)
+    assert found.computes and found.commented == (), found

@@ -165,3 +165,15 @@ async def test_sample_count_is_checked(samples: int) -> None:
     pal, _, _ = solver([])
     with pytest.raises(InvalidInput):
         await pal.solve(PROBLEM, samples=samples)
+
+
+async def test_a_number_worked_out_in_a_comment_is_rejected_too() -> None:
+    head = "What is 365 * 24 * 60?"
+    commented = (
+        "```python\ndef solution():\n    # 365 * 24 * 60 = 365 * 86400\n    return 365 * 86400\n```"
+    )
+    computes = "```python\ndef solution():\n    days = 365\n    return days * 24 * 60\n```"
+    pal, _, sandbox = solver([commented, computes])
+    result = await pal.solve(head)
+    assert result.attempts[0].status == "literal" and "86400" in (result.attempts[0].error or "")
+    assert result.answer == "525600" and len(sandbox.programs) == 1
