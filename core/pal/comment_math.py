@@ -19,7 +19,7 @@ from collections.abc import Iterable
 
 from core.pal.vote import normalise
 
-__all__ = ["commented_results"]
+__all__ = ["commented_results", "code_constants"]
 
 Number = int | float
 _NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?")
@@ -55,7 +55,8 @@ def _stated_results(comment: str) -> set[Number]:
     return results
 
 
-def _code_constants(tree: ast.AST) -> set[Number]:
+def code_constants(tree: ast.AST) -> set[Number]:
+    """Absolute values of the numeric constants in `tree` (booleans are not numbers)."""
     found: set[Number] = set()
     for node in ast.walk(tree):
         value = node.value if isinstance(node, ast.Constant) else None
@@ -72,7 +73,7 @@ def commented_results(code: str, given: Iterable[Number]) -> tuple[Number, ...]:
     if not stated:
         return ()
     try:
-        constants = _code_constants(ast.parse(code))
+        constants = code_constants(ast.parse(code))
     except SyntaxError:
         return ()
     given = list(given)

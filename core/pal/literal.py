@@ -21,10 +21,10 @@ from __future__ import annotations
 import ast
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from core.pal.comment_math import commented_results
+from core.pal.comment_math import code_constants, commented_results
 from core.pal.vote import format_number, normalise
 
 __all__ = ["LiteralReturn", "literal_returns", "problem_numbers", "literal_feedback"]
@@ -53,6 +53,9 @@ class LiteralReturn:
     literal: tuple[Number, ...]  # values of literal returns the problem does not give
     computed: int  # returns whose value the program computes (or copies from the problem)
     commented: tuple[Number, ...] = ()  # results of comment arithmetic used as constants
+    # A problem that gives no number answered with a worked example's numbers (a poem got
+    # `return 18 * 7.5 * 5`, the last example's): it computes, but not from the problem.
+    foreign: tuple[Number, ...] = ()
 
     @property
     def only_literals(self) -> bool:
@@ -62,12 +65,13 @@ class LiteralReturn:
     @property
     def computes(self) -> bool:
         """False when, whatever it returns, the program's arithmetic was done outside it."""
-        return not self.only_literals and not self.commented
+        return not self.only_literals and not self.commented and not self.foreign
 
     @property
     def values(self) -> tuple[Number, ...]:
         """The numbers worked out outside Python (for messages)."""
-        return self.literal + tuple(v for v in self.commented if v not in self.literal)
+        extra = [v for v in self.commented + self.foreign if v not in self.literal]
+        return self.literal + tuple(dict.fromkeys(extra))
 
     def returned(self, number: Number | None) -> bool:
         """True when the executed answer `number` is one of the literal return values."""
@@ -236,8 +240,9 @@ def _call_name(func: ast.expr) -> str | None:
     return None
 
 
-def literal_returns(code: str, problem: str) -> LiteralReturn:
-    """How the returns of `solution()` in `code` get their values (see the module doc)."""
+def literal_returns(code: str, problem: str, examples: Iterable[Number] = ()) -> LiteralReturn:
+    """How the returns of `solution()` in `code` get their values (see the module doc).
+    `examples`: the numbers of the prompt's worked problems (for `foreign`)."""
     try:
         tree = ast.parse(code)
     except SyntaxError:
@@ -270,12 +275,18 @@ def literal_returns(code: str, problem: str) -> LiteralReturn:
         else:
             literal.extend(v for v in unseen if v not in literal)
     commented = commented_results(code, given)
-    return LiteralReturn(len(returns), tuple(literal), computed, commented)
+    # Only when the problem gives no number: "a mile a day for a week" may use 7 unprompted.
+    copied = [c for c in code_constants(function) if any(_same(c, e) for e in examples)]
+    foreign = tuple(sorted(copied)) if not given and len(copied) >= 2 else ()
+    return LiteralReturn(len(returns), tuple(literal), computed, commented, foreign)
 
 
 def literal_feedback(found: LiteralReturn) -> str:
     """What the model is told (repair turn) and, shortened, what a user is told."""
-    if found.only_literals or not found.commented:
+    if found.foreign and not found.only_literals and not found.commented:
+        shown = ", ".join(format_number(v) for v in found.foreign[:3])
+        what = f"solution() uses {shown} but none of the numbers the problem gives"
+    elif found.only_literals or not found.commented:
         shown = ", ".join(format_number(v) for v in found.literal[:3])
         what = (
             f"solution() returns {shown} written as a literal number that the problem does not give"

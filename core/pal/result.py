@@ -117,8 +117,8 @@ def user_error(attempts: list[Attempt], last: Attempt) -> str:
         shown = ", ".join(format_number(v) for v in values[:3])
         return (
             "The model gave no program that computes the answer: "
-            f"{len(literal)} of {len(attempts)} programs returned or used a number worked out "
-            f"in comments ({shown}) instead of calculating it, so no result is shown. Rephrase the "
+            f"{len(literal)} of {len(attempts)} programs returned or used numbers not computed "
+            f"from the problem's ({shown}), so no result is shown. Rephrase the "
             "problem, or set a stronger code model (GURU_CALC_MODEL)."
         )
     if last.status == "no_code":

@@ -21,7 +21,7 @@ from core.errors import InvalidInput
 from core.llm.types import LLMBackend, Message, Request
 from core.pal.execute import execute
 from core.pal.extract import ExtractionError, extract_program
-from core.pal.literal import literal_feedback, literal_returns
+from core.pal.literal import literal_feedback, literal_returns, problem_numbers
 from core.pal.prompt import NOT_MATH, PROMPT, PromptStyle, fence, pal_messages, repair_messages
 from core.pal.result import (
     MAX_PROBLEM_CHARS,
@@ -79,6 +79,9 @@ class PalSolver:
         self.reject_literals = reject_literals
         self.resample_rounds = resample_rounds
         self.prompt = prompt
+        self._example_numbers = sorted(
+            {n for e in prompt.examples for n in problem_numbers(e.problem)}, key=float
+        )
 
     async def generate(
         self,
@@ -154,7 +157,7 @@ class PalSolver:
             code = extract_program(reply)
         except ExtractionError as exc:
             return Attempt(sample, round_, "no_code", None, exc.user_message, None, reply)
-        found = literal_returns(code, problem)
+        found = literal_returns(code, problem, self._example_numbers)
         if self.reject_literals and not found.computes:
             # Nothing to run: whatever it returns, the program computed nothing.
             error = literal_feedback(found)

@@ -168,3 +168,15 @@ COMMENTS_FINE = [
 def test_comments_that_do_not_feed_the_code_are_fine(body: str, problem: str) -> None:
     found = literal_returns(program(body), problem)
     assert found.computes and found.commented == (), found
+
+
+def test_a_problem_without_numbers_answered_with_the_examples_numbers() -> None:
+    examples = [18, 7.5, 5, 20, 23, 3]  # what the prompt's worked problems give
+    code = program("return 18 * 7.5 * 5")
+    found = literal_returns(code, "Write a short poem about the sea.", examples)
+    assert not found.computes and found.foreign == (5, 7.5, 18)
+    assert "none of the numbers" in literal_feedback(found)
+    week = program("days = 7\nreturn days * 1")  # "a week": numbers the problem implies
+    assert literal_returns(week, "He runs a mile a day for a week. Miles?", examples).computes
+    given = "Maya earns $18 an hour for 5 days at 7.5 hours a day."
+    assert literal_returns(code, given, examples).computes  # the problem gives them
