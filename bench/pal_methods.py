@@ -1,8 +1,9 @@
 """The four answer styles `guru bench pal` compares, all on one model and one prompt base.
 
 direct: the number only; cot: reasoning, then "The answer is N."; pal: one greedy program run
-in the sandbox (+ repair round); pal_sc<k>: k sampled programs, majority vote. The worked
-examples are the PAL prompt's own (core/pal/prompt.py), so only the answer format differs.
+in the sandbox (+ resampling of literal returns, + repair round); pal_sc<k>: k sampled programs,
+majority vote. The worked examples are the PAL prompt's own (core/pal/prompt.py, or v1 with
+`--prompt v1`), so only the answer format differs.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.llm.types import LLMBackend, Message, Request
-from core.pal.prompt import EXAMPLES
+from core.pal.prompt import EXAMPLES, Example
 from core.pal.solver import PalSolver
 from core.pal.vote import format_number, normalise
 
@@ -38,11 +39,13 @@ class Outcome:
     detail: dict[str, Any]
 
 
-def text_messages(problem: str, style: str) -> tuple[Message, ...]:
+def text_messages(
+    problem: str, style: str, examples: tuple[Example, ...] = EXAMPLES
+) -> tuple[Message, ...]:
     """Few-shot turns for the text baselines ("direct" or "cot")."""
     system = _DIRECT_SYSTEM if style == "direct" else _COT_SYSTEM
     turns = [Message("system", system)]
-    for example in EXAMPLES:
+    for example in examples:
         turns.append(Message("user", f"Problem: {example.problem}"))
         body = "" if style == "direct" else example.reasoning + " "
         turns.append(Message("assistant", f"{body}The answer is {example.answer}."))
@@ -63,11 +66,13 @@ def parse_final_number(text: str) -> int | float | None:
         return None
 
 
-async def _text_method(llm: LLMBackend, problem: str, style: str) -> Outcome:
+async def _text_method(
+    llm: LLMBackend, problem: str, style: str, examples: tuple[Example, ...]
+) -> Outcome:
     started = time.monotonic()
     completion = await llm.complete(
         Request(
-            text_messages(problem, style),
+            text_messages(problem, style, examples),
             max_new_tokens=24 if style == "direct" else 320,
         )
     )
@@ -83,7 +88,7 @@ async def _text_method(llm: LLMBackend, problem: str, style: str) -> Outcome:
 async def run_method(method: str, problem: str, llm: LLMBackend, solver: PalSolver) -> Outcome:
     """Answer `problem` with `method` ("direct", "cot", "pal" or "pal_sc<k>")."""
     if method in ("direct", "cot"):
-        return await _text_method(llm, problem, method)
+        return await _text_method(llm, problem, method, solver.prompt.examples)
     samples = 1 if method == "pal" else int(method.removeprefix("pal_sc"))
     started = time.monotonic()
     result = await solver.solve(problem, samples=samples)
@@ -101,5 +106,18 @@ async def run_method(method: str, problem: str, llm: LLMBackend, solver: PalSolv
             "votes": result.votes,
             "repaired": result.repaired,
             "programs": len(result.attempts),
+            # The accepted program returned a literal (only possible with rejection off).
+            "accepted_literal": result.answer is not None
+            and any(a.literal and a.ok and a.code == result.code for a in result.attempts),
+            "attempts": [
+                {
+                    "round": a.round,
+                    "status": a.status,
+                    "answer": a.answer,
+                    "literal": a.literal,
+                    "code": a.code,
+                }
+                for a in result.attempts
+            ],
         },
     )

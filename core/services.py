@@ -159,6 +159,7 @@ class Services:
             sandbox,
             timeout_s=self.settings.sandbox_timeout_s,
             temperature=self.settings.temperature or 0.7,
+            samples=self.settings.calc_samples,
         )
 
     async def start_adapter_listener(self) -> None:

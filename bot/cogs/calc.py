@@ -2,8 +2,9 @@
 
 It can take 10-60 s with a code model, so the command defers at once and the reply shows where
 it is ("writing code…", "running…") before the program and its result. Generation and the run
-are separate core calls (`PalSolver.generate`, then `solve_from_replies`, which also runs the
-repair round) only so the reply can say which step is under way. The shown answer is stored
+are separate core calls (`PalSolver.sample_replies`: GURU_CALC_SAMPLES programs decoded
+together; then `solve_from_replies`, which votes, resamples programs that return a literal and
+runs the repair round) only so the reply can say which step is under way. The shown answer is stored
 as an interaction (command "calc") under 👍/👎, like /ask's.
 """
 
@@ -23,7 +24,6 @@ from bot.checks import admit
 from bot.feedback import feedback_view
 from bot.progress import BackgroundJobs, ProgressReply, post_pages
 from core.interactions import record_question
-from core.pal.prompt import pal_messages
 from core.pal.solver import MAX_PROBLEM_CHARS, PalResult, check_problem
 
 if TYPE_CHECKING:
@@ -39,7 +39,9 @@ def calc_text(result: PalResult) -> str:
     """The program, what it printed, and the answer, or a short reason why there is none."""
     parts = []
     if result.code:
-        parts.append("**Program**\n" + render.code_block(result.code, "py"))
+        # With no answer the program shown is the last one tried, not a checked result.
+        title = "**Program**" if result.answer is not None else "**Last program (no answer)**"
+        parts.append(f"{title}\n" + render.code_block(result.code, "py"))
     if result.stdout.strip():
         output = render.truncate(result.stdout.strip(), MAX_OUTPUT_CHARS)
         parts.append("**Printed**\n" + render.code_block(output, ""))
@@ -93,12 +95,10 @@ class Calc(commands.Cog):
         )
         await progress.update("✍️ Writing code…")
         solver = await services.pal_solver()  # the first /calc may load the code model
-        reply = await solver.generate(
-            pal_messages(problem), sample=0, sampled=False, guild_id=interaction.guild_id
-        )
+        replies = await solver.sample_replies(problem, guild_id=interaction.guild_id)
         await progress.update("▶️ Running the program…", final=True)
         result = await solver.solve_from_replies(
-            problem, [reply], guild_id=interaction.guild_id, started=started
+            problem, replies, guild_id=interaction.guild_id, started=started
         )
         log.info(
             "calc %s: %s in %.1f s",

@@ -1,7 +1,9 @@
 """`guru calc PROBLEM [--samples K] [--json]`: answer a math word problem with PAL.
 
 The /calc model (GURU_CALC_MODEL, else the strongest installed code preset) writes a
-`solution()` program; the sandbox runs it; with --samples K, K programs vote. Exit status:
+`solution()` program; the sandbox runs it; K programs vote (--samples K, default
+GURU_CALC_SAMPLES). A program that returns a number written into it instead of computing it
+is rejected and resampled. Exit status:
 0 with an answer, 1 when no program produced one, 2 on bad input or a refusing sandbox.
 """
 
@@ -30,9 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--samples",
         type=int,
-        default=1,
+        default=None,
         metavar="K",
-        help=f"programs to sample and vote over (1-{MAX_SAMPLES}; default 1 = greedy)",
+        help=f"programs to sample and vote over (1-{MAX_SAMPLES}; 1 = greedy; "
+        "default GURU_CALC_SAMPLES)",
     )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(handler=run_calc)
@@ -63,7 +66,7 @@ async def run_calc(args: argparse.Namespace, settings: Settings) -> int:
     from core.services import Services
 
     problem = _problem(args)
-    if not 1 <= args.samples <= MAX_SAMPLES:
+    if args.samples is not None and not 1 <= args.samples <= MAX_SAMPLES:
         raise InvalidInput(f"--samples must be between 1 and {MAX_SAMPLES}.")
     services = Services(settings)
     try:

@@ -11,6 +11,7 @@ from core.config._vars import (
     ENGINE_KERNELS,
     ENGINE_WEIGHTS,
     QUANTIZATIONS,
+    calc_samples,
     env,
     non_negative_float,
     positive_int,
@@ -184,5 +185,15 @@ class ModelSettings:
             "Model that writes /calc programs: a preset, HF directory or `.gguf`; unset = the "
             "strongest installed code preset (qwen2.5-coder-1.5b, then -0.5b), else the chat "
             "model.",
+        ),
+    )
+    calc_samples: int = field(
+        default=3,
+        metadata=env(
+            "GURU_CALC_SAMPLES",
+            "Programs /calc and `guru calc` sample per problem and vote over (self-consistency; "
+            "the samples decode together in one engine batch); 1 = one greedy program. "
+            "`guru calc --samples K` overrides it.",
+            parse=calc_samples,
         ),
     )

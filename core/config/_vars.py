@@ -94,6 +94,13 @@ def sandbox_layers(text: str) -> tuple[str, ...]:
     return names
 
 
+def calc_samples(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 16:  # core.pal.result.MAX_SAMPLES (not imported: pal imports config)
+        raise ValueError("must be between 1 and 16")
+    return value
+
+
 def threads(text: str) -> int:
     return threads_auto() if text == "auto" else positive_int(text)
 

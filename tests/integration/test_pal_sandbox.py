@@ -7,6 +7,7 @@ import textwrap
 
 import pytest
 
+from core.llm.types import Completion
 from core.pal.execute import execute
 from core.pal.prompt import NOT_MATH
 from core.pal.solver import PalSolver
@@ -96,10 +97,10 @@ async def test_failures_become_feedback_for_the_model(
 
 
 async def test_votes_over_executed_results(solver: PalSolver) -> None:
-    replies = [
-        reply("return 12"),
+    replies = [  # computed, not literal: a literal 13 would be rejected (issue #17)
+        reply("return 6 * 2"),
         reply("return 24 / 2"),
-        reply("return 13"),
+        reply("return 12 + 1"),
         "no code here",
         reply("return 1 / 0"),
     ]
@@ -107,7 +108,7 @@ async def test_votes_over_executed_results(solver: PalSolver) -> None:
     assert result.answer == "12" and result.numeric and result.error is None
     assert result.votes == {"12": 2, "13": 1}
     assert [a.status for a in result.attempts] == ["ok", "ok", "ok", "no_code", "error"]
-    assert "return 12" in (result.code or "")
+    assert "return 6 * 2" in (result.code or "")
 
 
 async def test_non_numeric_answer_is_flagged(solver: PalSolver) -> None:
@@ -131,3 +132,38 @@ async def test_public_json_has_the_promised_keys(solver: PalSolver) -> None:
     public = result.public()
     assert {"answer", "code", "stdout", "error", "attempts", "votes"} <= set(public)
     assert public["answer"] == "4" and public["attempts"][0]["status"] == "ok"
+
+
+class Scripted:
+    """A model that answers each request with the next scripted reply (issue #17 tests)."""
+
+    def __init__(self, *replies: str) -> None:
+        self.replies = list(replies)
+        self.calls = 0
+
+    async def complete(self, request: object) -> Completion:
+        self.calls += 1
+        return Completion(self.replies.pop(0), 1, 1, "stop", 0.0, 0.0)
+
+
+async def test_a_literal_return_is_rejected_and_resampled(pal_sandbox: Sandbox) -> None:
+    """The user's /calc: `return 416` with the arithmetic in comments is never the answer; a
+    resampled program that computes gives 17 * 23 + 5 = 396, run in the real sandbox."""
+    problem = "What is 17 * 23 + 5?"
+    model = Scripted(reply("a = 17\nb = 23\nc = 5\nreturn a * b + c"))
+    literal = reply("# 17 * 23 = 411\n# 411 + 5 = 416\nreturn 416")
+    result = await PalSolver(model, pal_sandbox, timeout_s=1.0).solve_from_replies(  # type: ignore[arg-type]
+        problem, [literal]
+    )
+    assert [a.status for a in result.attempts] == ["literal", "ok"] and model.calls == 1
+    assert result.answer == "396" and result.numeric and "416" not in result.votes
+
+
+async def test_only_literal_programs_give_no_answer(pal_sandbox: Sandbox) -> None:
+    literal = reply("answer = 416\nreturn answer")
+    model = Scripted(literal, literal)  # the resample and the repair write it again
+    result = await PalSolver(model, pal_sandbox, timeout_s=1.0).solve_from_replies(  # type: ignore[arg-type]
+        "What is 17 * 23 + 5?", [literal]
+    )
+    assert result.answer is None and result.votes == {}
+    assert result.error is not None and "no program that computes" in result.error

@@ -47,3 +47,60 @@ def test_text_baselines_share_the_pal_examples() -> None:
     direct = text_messages("How many?", "direct")
     assert len(cot) == len(direct) and cot[-1].content == "Problem: How many?"
     assert "The answer is 8." in cot[2].content and cot[2].content != direct[2].content
+
+
+def attempt(code: str, round_: str = "sample", **extra: object) -> dict[str, object]:
+    return {"round": round_, "status": "ok", "answer": "416", "code": code, **extra}
+
+
+LITERAL_CODE = "def solution():\n    # 17 * 23 = 411\n    return 416\n"
+COMPUTED_CODE = "def solution():\n    a = 17\n    return a * 23 + 5\n"
+
+
+def test_report_counts_literal_returns_per_pal_method() -> None:
+    """Issue #17: the rate of first programs returning a literal, and accepted literal answers;
+    rows written before the flag existed are judged from their code and the question."""
+    rows = [
+        {  # "before": no flag recorded, the literal program was the accepted answer
+            **row("a", "pal", False),
+            "predicted": "416",
+            "code": LITERAL_CODE,
+            "attempts": [attempt(LITERAL_CODE)],
+        },
+        {  # "after": flagged and rejected, the resample computes and is accepted
+            **row("a", "pal_sc2", True),
+            "predicted": "396",
+            "code": COMPUTED_CODE,
+            "accepted_literal": False,
+            "attempts": [
+                attempt(LITERAL_CODE, status="literal", literal=True, answer=None),
+                attempt(COMPUTED_CODE, literal=False, answer="396"),
+                attempt(COMPUTED_CODE, "resample", literal=False, answer="396"),
+            ],
+        },
+    ]
+    summary = report(rows, ["pal", "pal_sc2"], {"a": "What is 17 * 23 + 5?"})
+    before, after = summary["methods"]["pal"], summary["methods"]["pal_sc2"]
+    keys = ("literal_first", "programs_first", "accepted_literal")
+    assert [before[k] for k in keys] == [1, 1, 1]
+    assert [after[k] for k in keys] == [1, 2, 0]
+    assert after["literal_rate"] == 0.5
+
+
+def test_variants_get_their_own_results_file(tmp_path) -> None:
+    import argparse
+
+    from bench.pal import _results_path, add_arguments
+    from core.config import Settings
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    settings = Settings(data_dir=str(tmp_path))
+    now = _results_path(parser.parse_args([]), settings, "qwen2.5-coder-0.5b")
+    before = _results_path(
+        parser.parse_args(["--prompt", "v1", "--no-reject-literals"]),
+        settings,
+        "qwen2.5-coder-0.5b",
+    )
+    assert now.name == "pal-qwen2.5-coder-0.5b.jsonl"
+    assert before.name == "pal-qwen2.5-coder-0.5b-v1-noreject.jsonl"

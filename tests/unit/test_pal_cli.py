@@ -82,3 +82,33 @@ async def test_calc_model_equal_to_the_core_model_reuses_its_engine(tmp_path: Pa
     )
     core_llm = object()  # never called: only its identity matters here
     assert await open_calc_llm(settings, ModelCache(), core_llm) is core_llm  # type: ignore[arg-type]
+
+
+def test_examples_bind_the_problem_numbers_and_compute() -> None:
+    """Issue #17: the model copies how examples compute. Every number an example's problem
+    gives is bound to a variable, no comment holds a number (no arithmetic in comments),
+    and the returned value is computed, not a literal."""
+    import re
+
+    from core.pal.literal import literal_returns, problem_numbers
+
+    assert "comments" in SYSTEM and "arithmetic" in SYSTEM
+    for example in EXAMPLES:
+        comments = [ln.split("#", 1)[1] for ln in example.code.splitlines() if "#" in ln]
+        assert not any(re.search(r"\d", c) for c in comments), example.code
+        assert not literal_returns(example.code, example.problem).literal
+        bound = {float(m) for m in re.findall(r"^\s+\w+ = (\d+(?:\.\d+)?)$", example.code, re.M)}
+        digits = {float(n) for n in re.findall(r"\d+(?:\.\d+)?", example.problem)}
+        assert digits <= bound, (example.problem, digits - bound)
+        namespace: dict[str, object] = {}
+        exec(example.code, namespace)  # noqa: S102 - our own example, checked to be right
+        assert float(namespace["solution"]()) == float(example.answer)  # type: ignore[operator]
+        assert problem_numbers(example.problem)
+
+
+def test_the_v1_prompt_is_kept_for_the_bench() -> None:
+    from bench.pal_prompt_v1 import V1
+
+    turns = pal_messages("How many legs do 3 cats have?", V1)
+    assert turns[0].content == V1.system != SYSTEM
+    assert "# half a dozen is 6" in turns[4].content  # main's mental arithmetic, as it was
