@@ -36,6 +36,14 @@ FACTS_PROMPT = (
 )
 
 
+# One sentence, the fact first, its citation at the end, shown by an example in the prompt.
+SHORT_PROMPT = (
+    "You answer questions from the numbered sources. Reply with one sentence that states "
+    "the answer from the sources and ends with its citation, like: The shop opens at 9 [1]. "
+    f"If the sources do not answer it, say: {REFUSAL}."
+)
+
+
 @dataclass(frozen=True)
 class Variant:
     system: str | None  # None: the shipped prompt (core.rag.answer.SYSTEM_PROMPT) unchanged
@@ -53,6 +61,7 @@ PROMPT_VARIANTS: dict[str, Variant] = {
     # one worked example (a cited, fact-first answer) before the question
     "fewshot": Variant(None, few_shot=True),
     "facts-fewshot": Variant(FACTS_PROMPT, few_shot=True),
+    "short-fewshot": Variant(SHORT_PROMPT, few_shot=True),
 }
 
 

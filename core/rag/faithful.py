@@ -27,12 +27,14 @@ __all__ = [
     "usable",
 ]
 
-_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,:]\d+)*(?![\w])")  # 30, 2.5, 21:00, 1,000
+# 30, 2.5, 21:00, 1,000, and the number of 2pm / 10GB / 5x (the unit is not the fact)
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,:]\d+)*(?=[A-Za-z%]*(?![\w]))")
 _OPTION = re.compile(r"(?<![\w-])--?[A-Za-z][\w-]*")  # --force, -n
 _CODE_SPAN = re.compile(r"`([^`\n]+)`")
 _CITATION = re.compile(r"\[\d{1,2}\]")
 _LIST_MARKER = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\[`(])")
+# a sentence ends after a word's (or a citation's) stop: "1. Yes" is a list item, not two
+_SENTENCE_END = re.compile(r"(?<=[A-Za-z\])\"'`][.!?])\s+(?=[A-Z\[`(])")
 _PREAMBLE = re.compile(r"^\s*(?:\[\d{1,2}\][\s:.-]*)*(?:(?:A|Answer)\s*:\s*)?", re.IGNORECASE)
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]+")
 MIN_WORDS = 3  # "Paris." is an answer in a chat, not under a cited question: 3 words of prose
@@ -65,12 +67,17 @@ def _norm(text: str) -> str:
 
 def unsupported_terms(sentence: str, evidence: str) -> list[str]:
     """Numbers, options and code spans in `sentence` that `evidence` (normalised sources and
-    question) does not contain. Citation markers and list markers are not facts."""
+    question) does not contain. Citation markers and list markers are not facts; a number
+    must appear as a number ("2" is not in "21:00")."""
     body = _LIST_MARKER.sub("", _CITATION.sub(" ", sentence))
-    terms = [m.group(0) for m in _NUMBER.finditer(body)]
-    terms += [m.group(0) for m in _OPTION.finditer(body)]
+    missing = [
+        m.group(0)
+        for m in _NUMBER.finditer(body)
+        if not re.search(rf"(?<![\d.,:]){re.escape(m.group(0))}(?![\d]|[.,:]\d)", evidence)
+    ]
+    terms = [m.group(0) for m in _OPTION.finditer(body)]
     terms += [m.group(1).strip() for m in _CODE_SPAN.finditer(body)]
-    return [t for t in terms if t and _norm(t) not in evidence]
+    return missing + [t for t in terms if t and _norm(t) not in evidence]
 
 
 def _stems(text: str) -> set[str]:

@@ -56,9 +56,11 @@ async def test_explain_answers_are_stored_rated_and_eligible_for_tuning(bot, emu
         await conn.execute(
             "UPDATE interactions SET approved = true WHERE guild_id = %s", (guild.id,)
         )
-    (pair,) = await approved_pairs(pool, guild.id)
-    assert pair.chat() == [{"role": "user", "content": topic}]
-    assert pair.output == row["answer"].strip()
+    (pair,) = await approved_pairs(pool, guild.id)  # the task the model did (migration 0009)
+    chat = pair.chat()
+    assert [m["role"] for m in chat] == ["system", "user"]
+    assert topic in chat[-1]["content"] and "Source [1]" in chat[-1]["content"]
+    assert pair.output and "**Sources**" not in pair.output
 
 
 async def test_explain_refuses_questions_outside_the_curriculum(bot, emulator: Emulator):

@@ -58,7 +58,14 @@ async def test_an_approved_thumbs_up_answer_is_trained_on_and_a_rejected_one_nev
 ):
     guild, asker, asked = await ask_in_new_guild(bot, emulator, repo, "review-ask", tokens=16)
     await finished(emulator, asked, 60, done=rated)
-    answer = (await recorded(bot.services, guild.id, asked.id))["answer"]
+    await recorded(bot.services, guild.id, asked.id)
+    async with bot.services.db.pool.connection() as conn:  # what tuning learns (migration 0009)
+        cur = await conn.execute(
+            "SELECT model_answer FROM interactions WHERE guild_id = %s AND discord_id = %s",
+            (guild.id, asked.id),
+        )
+        (model_answer,) = await cur.fetchone()
+    assert model_answer
     up = await emulator.click(asked.messages[-1], f"guru:fb:{asked.id}:up", asker)
     await emulator.wait_for(lambda: up.original is not None, 5, what="the 👍 reply")
     await rated_up(bot, guild, asked.id + 1, "Is the wiki down?", "No, it is up.")
@@ -109,10 +116,13 @@ async def test_an_approved_thumbs_up_answer_is_trained_on_and_a_rejected_one_nev
     queued = await start(emulator, guild, {})
     assert "1 example from approved answers" in queued.original.content, queued.texts()
     (job,) = await guild_jobs(jobs, guild)
-    assert [
-        (d["messages"][0]["content"], d["messages"][-1]["content"])
+    # the prompt the model answered (rules, sources, question) and its own answer
+    ((roles, asked_text, output),) = [
+        ([m["role"] for m in d["messages"]], d["messages"][-2]["content"], d["messages"][-1])
         for d in await jobs.dataset(job.id)
-    ] == [(QUESTION, answer.strip())]
+    ]
+    assert roles == ["system", "user", "assistant"] and asked_text.endswith(QUESTION)
+    assert output["content"] == model_answer.strip()
     # The other server's 👍 answer is still pending there, untouched.
     elsewhere = await review(emulator, other)
     assert "Hunter2" in elsewhere.original.content and "0 approved, 1 pending" in (
