@@ -3,13 +3,18 @@ answers them ephemerally before anything is deferred."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import discord
 
 from bot.errors import Refused
 from core.fairuse import require_guild
 from core.guilds import GuildSettings, GuildSettingsRepo
 
-__all__ = ["admit", "ensure_manage_guild", "ensure_may_ask"]
+if TYPE_CHECKING:
+    from core.services import Services
+
+__all__ = ["admit", "admit_message", "ensure_manage_guild", "ensure_may_ask"]
 
 
 def ensure_manage_guild(
@@ -25,13 +30,20 @@ def ensure_manage_guild(
 
 def ensure_may_ask(interaction: discord.Interaction, prefs: GuildSettings) -> None:
     """Allowed channels and roles from /settings; Manage Server holders are never locked out."""
-    if interaction.permissions.manage_guild:
+    _ensure_allowed(
+        prefs, interaction.permissions.manage_guild, interaction.channel_id, interaction.user
+    )
+
+
+def _ensure_allowed(
+    prefs: GuildSettings, manager: bool, channel_id: int | None, user: discord.abc.User
+) -> None:
+    if manager:
         return
-    if not prefs.channel_allowed(interaction.channel_id):
+    if not prefs.channel_allowed(channel_id):
         allowed = ", ".join(f"<#{c}>" for c in prefs.allowed_channel_ids)
         raise Refused(f"Guru answers in {allowed} on this server; please ask there.")
-    member = interaction.user
-    role_ids = {r.id for r in member.roles} if isinstance(member, discord.Member) else set()
+    role_ids = {r.id for r in user.roles} if isinstance(user, discord.Member) else set()
     if not prefs.roles_allowed(role_ids):
         raise Refused("On this server only some roles may ask Guru; ask a moderator for access.")
 
@@ -45,4 +57,15 @@ async def admit(interaction: discord.Interaction, cost: int = 1) -> GuildSetting
     prefs = await GuildSettingsRepo(services.db.pool).get(guild_id)
     ensure_may_ask(interaction, prefs)  # refused here: nothing counted
     services.fair_use.use_model(guild_id, interaction.user.id, prefs.rate_limit_per_minute, cost)
+    return prefs
+
+
+async def admit_message(message: discord.Message, services: Services) -> GuildSettings:
+    """`admit` for a message addressed to Guru (a mention, a reply to its answer)."""
+    guild_id = require_guild(message.guild.id if message.guild else None)
+    prefs = await GuildSettingsRepo(services.db.pool).get(guild_id)  # type: ignore[union-attr]
+    author = message.author
+    manager = isinstance(author, discord.Member) and author.guild_permissions.manage_guild
+    _ensure_allowed(prefs, manager, message.channel.id, author)
+    services.fair_use.use_model(guild_id, author.id, prefs.rate_limit_per_minute)
     return prefs

@@ -22,11 +22,10 @@ from discord.ext import commands
 from bot import render
 from bot.access import access_of
 from bot.answering import home_channel_id
+from bot.checks import admit_message
 from bot.errors import Refused, internal_error, user_message_for
 from bot.feedback import feedback_view
 from core.errors import GuruError
-from core.fairuse import require_guild
-from core.guilds import GuildSettings, GuildSettingsRepo
 from core.interactions import Asker, InteractionRepo, Turn
 
 if TYPE_CHECKING:
@@ -44,7 +43,6 @@ class Conversation(commands.Cog):
         assert bot.services is not None and bot.services.db is not None
         self.bot = bot
         self.interactions = InteractionRepo(bot.services.db.pool)
-        self.settings = GuildSettingsRepo(bot.services.db.pool)
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -95,7 +93,7 @@ class Conversation(commands.Cog):
     async def _answer(self, message: discord.Message, question: str, history: list[Turn]) -> None:
         services = self.bot.services
         assert services is not None and message.guild is not None
-        prefs = await self._admit(message)
+        prefs = await admit_message(message, services)
         async with message.channel.typing():
             prepared = await services.answers.prepare(
                 "ask",
@@ -124,21 +122,6 @@ class Conversation(commands.Cog):
             sent.id if sent is not None else None,
         )
         log.info("conversation %s: %d earlier turns, %s", message.id, len(history), ending)
-
-    async def _admit(self, message: discord.Message) -> GuildSettings:
-        """/ask's gate for a message: allowed channels and roles, then the fair-use budget."""
-        services = self.bot.services
-        assert services is not None and isinstance(message.author, discord.Member)
-        guild_id = require_guild(message.guild.id if message.guild else None)
-        prefs = await self.settings.get(guild_id)
-        if not message.author.guild_permissions.manage_guild:
-            if not prefs.channel_allowed(message.channel.id):
-                allowed = ", ".join(f"<#{c}>" for c in prefs.allowed_channel_ids)
-                raise Refused(f"Guru answers in {allowed} on this server; please ask there.")
-            if not prefs.roles_allowed({r.id for r in message.author.roles}):
-                raise Refused("On this server only some roles may ask Guru.")
-        services.fair_use.use_model(guild_id, message.author.id, prefs.rate_limit_per_minute)
-        return prefs
 
 
 def _question_text(content: str, bot_id: int) -> str:

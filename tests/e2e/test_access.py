@@ -8,11 +8,8 @@ the sources an /ask was grounded in and at the reply's text, not at the model's 
 
 from __future__ import annotations
 
-import asyncio
-
-from tests.e2e.conftest import finished
 from tests.e2e.emulator import MANAGE_GUILD, Emulator, Guild, Member
-from tests.e2e.test_docs import documents, eventually, new_guild, run
+from tests.e2e.test_docs import asked_by, documents, eventually, new_guild, run
 
 VIEW_CHANNEL, READ_HISTORY = 1 << 10, 1 << 16
 SECRET = "Staff note: the moderator meeting password this month is KUMQUAT-77."
@@ -20,23 +17,7 @@ QUESTION = "What is the moderator meeting password this month?"
 
 
 async def asked(bot, emulator: Emulator, guild: Guild, member: Member) -> tuple[list[str], str]:
-    """`member` asks; (uris the answer was grounded in, the reply's final text)."""
-    inter = await emulator.send_command(guild, member, "ask", {"question": QUESTION})
-    await finished(
-        emulator, inter, 30, done=lambda i: "guru:fb:" in "".join(i.messages[-1].custom_ids())
-    )
-    async with bot.services.db.pool.connection() as conn:
-        for _ in range(50):
-            cur = await conn.execute(
-                "SELECT sources, finish_reason FROM interactions"
-                " WHERE guild_id = %s AND discord_id = %s",
-                (guild.id, inter.id),
-            )
-            sources, ending = await cur.fetchone()
-            if ending is not None:
-                return [s["uri"] for s in sources], inter.messages[-1].content
-            await asyncio.sleep(0.05)
-    raise AssertionError("the answer was never recorded")
+    return await asked_by(bot, emulator, guild, member, QUESTION)
 
 
 async def test_a_private_channels_pin_is_only_for_members_who_can_view_it(

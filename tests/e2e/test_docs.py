@@ -40,8 +40,14 @@ async def eventually(check: Callable[[], Any], what: str, timeout: float = 15.0)
 
 
 async def grounded_in(bot, emulator: Emulator, guild: Guild, question: str = QUESTION) -> list:
-    """Ask through Discord; the uris the answer was grounded in ([] = refused at the floor)."""
-    inter = await emulator.send_command(guild, emulator.owner(guild), "ask", {"question": question})
+    """Ask through Discord as the owner; the uris the answer was grounded in ([] = refused)."""
+    uris, _ = await asked_by(bot, emulator, guild, emulator.owner(guild), question)
+    return uris
+
+
+async def asked_by(bot, emulator: Emulator, guild: Guild, member, question: str):
+    """`member` asks; (the uris the answer was grounded in, the reply's final text)."""
+    inter = await emulator.send_command(guild, member, "ask", {"question": question})
     await finished(
         emulator, inter, 30, done=lambda i: "guru:fb:" in "".join(i.messages[-1].custom_ids())
     )
@@ -54,7 +60,7 @@ async def grounded_in(bot, emulator: Emulator, guild: Guild, question: str = QUE
             )
             sources, ending = await cur.fetchone()
             if ending is not None:
-                return [s["uri"] for s in sources]
+                return [s["uri"] for s in sources], inter.messages[-1].content
             await asyncio.sleep(0.05)
     raise AssertionError("the answer was never recorded")
 
