@@ -16,7 +16,7 @@ import signal
 import uuid
 from pathlib import Path
 
-from core.sandbox.hierarchy import CgroupRoots
+from core.sandbox.hierarchy import CgroupRoots, try_rmdir
 from core.sandbox.limits import MiB, SandboxLimits
 
 __all__ = ["Cgroup", "CPU_PERIOD_US"]
@@ -53,14 +53,6 @@ def _settings(version: int, controller: str, limits: SandboxLimits) -> list[tupl
     return table[controller]
 
 
-def _try_rmdir(path: Path) -> bool:
-    try:
-        path.rmdir()
-        return True
-    except OSError:
-        return False
-
-
 class Cgroup:
     """One sandbox's groups. `procs_files` are what the launcher writes its pid into."""
 
@@ -81,7 +73,7 @@ class Cgroup:
                         (path / key).write_text(value)
         except OSError:
             for path in self.dirs:
-                _try_rmdir(path)
+                try_rmdir(path)
             raise
 
     @property
@@ -145,7 +137,7 @@ class Cgroup:
         """Sweep and rmdir; dying processes can keep a group busy for a few milliseconds."""
         for attempt in range(50):
             self.sweep()
-            self.dirs = [d for d in self.dirs if not _try_rmdir(d)]
+            self.dirs = [d for d in self.dirs if not try_rmdir(d)]
             if not self.dirs:
                 return
             await asyncio.sleep(0.01 * min(attempt + 1, 10))

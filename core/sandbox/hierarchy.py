@@ -35,6 +35,7 @@ __all__ = [
     "discover",
     "find_roots",
     "remove_roots",
+    "try_rmdir",
 ]
 
 log = logging.getLogger(__name__)
@@ -234,7 +235,8 @@ def _evacuate(group: Path) -> None:
                 raise
 
 
-def _try_rmdir(path: Path) -> bool:
+def try_rmdir(path: Path) -> bool:
+    """Remove an (empty) cgroup directory; False when the kernel still holds it."""
     try:
         path.rmdir()
         return True
@@ -260,11 +262,11 @@ def _remove_stale(parent: Path) -> None:
                 with contextlib.suppress(OSError, ValueError):
                     os.kill(int(leftover), signal.SIGKILL)
         for _ in range(50):  # killed processes leave their group within milliseconds
-            children = [child for child in children if not _try_rmdir(child)]
+            children = [child for child in children if not try_rmdir(child)]
             if not children:
                 break
             time.sleep(0.01)
-        _try_rmdir(old)
+        try_rmdir(old)
 
 
 def find_roots(version: Version = "auto", tag: str = "", proc: Path = PROC_SELF) -> CgroupRoots:
@@ -298,4 +300,4 @@ def find_roots(version: Version = "auto", tag: str = "", proc: Path = PROC_SELF)
 def remove_roots(roots: CgroupRoots) -> None:
     """rmdir our root groups (only once every sandbox in them is gone)."""
     for root in set(roots.groups.values()):
-        _try_rmdir(root)
+        try_rmdir(root)
