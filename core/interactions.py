@@ -171,6 +171,17 @@ class InteractionRepo:
             )
             return cur.rowcount == 1
 
+    async def mark_needs_help(self, guild_id: int, discord_id: int) -> bool:
+        """Mark an answer as not having helped ("Still need help?"); False if no such answer.
+        The first mark's time is kept: pressing the button twice is one unanswered question."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE interactions SET needs_help_at = coalesce(needs_help_at, now())"
+                " WHERE guild_id = %(guild_id)s AND discord_id = %(discord_id)s",
+                {"guild_id": guild_id, "discord_id": discord_id},
+            )
+            return cur.rowcount == 1
+
     async def conversation(
         self,
         guild_id: int,
