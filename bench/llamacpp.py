@@ -1,10 +1,13 @@
-"""The llama.cpp baseline: the same GGUF, single stream, the same prompt tokens and thread count.
+"""The llama.cpp baseline: the same GGUF, the same prompt tokens, thread count and workload.
 
 `llama_cpp` (extra `guru[bench]`) is optional: it compiles from source for ~12 minutes, and
 Guru itself never uses it. Prompts arrive as token ids from our own chat-template encoding, so
-both engines prefill exactly the same tokens; `Llama.generate` does not stop at EOS, so every
-run decodes the full token count. Runs in its own worker process (no torch import), so its
-peak RSS is llama.cpp's alone.
+both engines prefill exactly the same tokens. Every measurement goes through llama.cpp's own
+batch API (bench/llamacpp_batch.py): one stream alone, then 4 and 8 streams decoded together
+(llama.cpp's batched decoding: the honest baseline for our concurrent streams), each level on
+the same prompts as our engine's run of that round, plus the time to first token of the
+~1,000-token prompt. Runs in its own worker process (no torch import), so its peak RSS is
+llama.cpp's alone.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import logging
 import time
 from typing import Any
 
-from bench.measure import StreamTiming, loadavg, peak_rss_mb
+from bench.measure import aggregate, loadavg, peak_rss_mb
 
 __all__ = ["llamacpp_available", "run_llamacpp", "MISSING_NOTE"]
 
@@ -24,6 +27,7 @@ MISSING_NOTE = (
     "llama.cpp baseline skipped: `llama_cpp` is not importable. Install it with "
     "`pip install -e '.[bench]'` (compiles llama.cpp, ~12 min on 2 cores)."
 )
+SLACK_TOKENS = 16  # KV room beyond prompt + new tokens
 
 
 def llamacpp_available() -> bool:
@@ -34,58 +38,73 @@ def llamacpp_available() -> bool:
         return False
 
 
-def _generate(llm: Any, ids: list[int], tokens: int) -> StreamTiming:
-    """Greedy decode `tokens` new tokens after prefilling `ids` from an empty context."""
-    llm.reset()  # no prompt-prefix reuse between runs: every run prefills all of `ids`
-    started = time.perf_counter()
-    first = started
-    count = 0
-    for count, _token in enumerate(
-        llm.generate(ids, temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0), start=1
-    ):
-        if count == 1:
-            first = time.perf_counter()
-        if count >= tokens:
-            break
-    return StreamTiming(started, first, time.perf_counter(), count)
+def _levels(
+    llm: Any, prompt_ids: list[list[int]], round_no: int, tokens: int, levels: list[int]
+) -> dict[str, Any]:
+    """Single stream and each concurrency level, on the prompts our engine gets that round."""
+    n = len(prompt_ids)
+    single = llm.generate([prompt_ids[round_no % n]], tokens).timings[0]
+    out: dict[str, Any] = {
+        "single": {
+            "ttft_s": single.ttft_s,
+            "decode_tps": single.decode_tps,
+            "tokens": single.tokens,
+            "aggregate_tps": single.tokens / single.elapsed_s,
+        },
+        "concurrency": {"1": aggregate([single])},
+    }
+    for level in levels:
+        if level > 1:
+            prompts = [prompt_ids[(round_no + i) % n] for i in range(level)]
+            out["concurrency"][str(level)] = aggregate(llm.generate(prompts, tokens).timings)
+    return out
 
 
 def run_llamacpp(
-    gguf: str, prompt_ids: list[list[int]], threads: int, round_no: int, tokens: int
+    gguf: str,
+    prompt_ids: list[list[int]],
+    threads: int,
+    round_no: int,
+    tokens: int,
+    levels: list[int] | None = None,
+    ttft_ids: list[int] | None = None,
 ) -> dict[str, Any]:
-    """Load the GGUF and time one single-stream generation (after a short warm-up)."""
+    """Load the GGUF, then time the long-prompt TTFT, one stream and `levels` streams."""
     try:
-        from llama_cpp import Llama, __version__
+        from llama_cpp import __version__
+
+        from bench.llamacpp_batch import LlamaCppModel
     except ImportError as exc:
         return {"kind": "llamacpp", "skipped": f"{MISSING_NOTE} ({exc})"}
+    levels = levels or [1, 4, 8]
     start_load = loadavg()
     started = time.perf_counter()
-    context = max(len(ids) for ids in prompt_ids) + tokens + 16
-    llm = Llama(
-        model_path=gguf,
-        n_ctx=context,
-        n_batch=512,
-        n_threads=threads,
-        n_threads_batch=threads,
-        seed=0,
-        verbose=False,
-    )
+    llm = LlamaCppModel(gguf, threads)
     load_s = time.perf_counter() - started
-    _generate(llm, prompt_ids[(round_no + 1) % len(prompt_ids)][:32], 8)  # warm-up
-    timing = _generate(llm, prompt_ids[round_no % len(prompt_ids)], tokens)
-    return {
+    result: dict[str, Any] = {
         "kind": "llamacpp",
         "path": "llama.cpp",
         "version": __version__,
+        "library": importlib.util.find_spec("llama_cpp").origin,
+        "system_info": llm.system_info,
         "threads": threads,
         "round": round_no,
         "load_s": load_s,
-        "single": {
-            "ttft_s": timing.ttft_s,
-            "decode_tps": timing.decode_tps,
-            "tokens": timing.tokens,
-            "aggregate_tps": timing.tokens / timing.elapsed_s,
-        },
-        "loadavg": {"start": start_load, "end": loadavg()},
-        "peak_rss_mb": peak_rss_mb(),
     }
+    try:
+        if ttft_ids:
+            llm.context(1, len(ttft_ids) + SLACK_TOKENS)
+            llm.generate([ttft_ids], 1)  # warm-up on the same shape, as for our engine
+            long = llm.generate([ttft_ids], 1).timings[0]
+            result["ttft_long"] = {"ttft_s": long.ttft_s, "prompt_tokens": len(ttft_ids)}
+        streams = max(levels)
+        llm.context(streams, max(map(len, prompt_ids)) + tokens + SLACK_TOKENS)
+        warm = [prompt_ids[(round_no + 1 + i) % len(prompt_ids)][:32] for i in range(streams)]
+        llm.generate(warm[:1], 8)  # warm-up: one stream and a full batch
+        llm.generate(warm, 8)
+        result.update(_levels(llm, prompt_ids, round_no, tokens, levels))
+    finally:
+        llm.close()
+    result["loadavg"] = {"start": start_load, "end": loadavg()}
+    result["peak_rss_mb"] = peak_rss_mb()
+    return result

@@ -151,7 +151,14 @@ def collect(config: dict[str, Any], with_llamacpp: bool, progress: bool) -> dict
                     if path == "float32" and round_no == 0:
                         reference = result
             if llama:
-                result = runner("llamacpp", "--prompts", str(prompts_file), round_no=round_no)
+                result = runner(
+                    "llamacpp",
+                    "--prompts",
+                    str(prompts_file),
+                    "--levels",
+                    levels,
+                    round_no=round_no,
+                )
                 if result is not None:
                     results.append(result)
     report = summarize(results, config["paths"], reference)
@@ -172,6 +179,7 @@ def collect(config: dict[str, Any], with_llamacpp: bool, progress: bool) -> dict
             "prompt_tokens": f"{min(map(len, prepared['prompt_ids']))}–"
             f"{max(map(len, prepared['prompt_ids']))}",
             "prepare_s": prepared["prepare_s"],
+            "ttft_prompt_tokens": len(prepared["ttft_ids"]),
             "host": {
                 "cpus": os.cpu_count(),
                 "loadavg_start": loads[0],

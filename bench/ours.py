@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from bench.measure import StreamTiming, aggregate, loadavg, peak_rss_mb
-from bench.prompts import LONG_PROMPTS
+from bench.prompts import LONG_PROMPTS, TTFT_PROMPT
 from bench.quality import LONG_LOOP_NGRAM, QUALITY_PROMPTS, has_loop, is_correct
 from core.config import Settings
 
@@ -122,6 +122,9 @@ async def _measure(
                 engine, loaded.tokenizer, quality, QUALITY_LONG_PROMPTS, tokens
             )
         if speed:
+            # Time to first token of the ~1,000-token prompt; its first run warms that shape.
+            await _timed(engine, TTFT_PROMPT, 2)
+            out["ttft_long"] = {"ttft_s": (await _timed(engine, TTFT_PROMPT, 2)).ttft_s}
             n = len(LONG_PROMPTS)
             single = await _timed(engine, LONG_PROMPTS[round_no % n], tokens)
             out["single"] = {

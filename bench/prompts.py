@@ -9,7 +9,7 @@ concurrent request keep rows of a batch from being identical.
 
 from __future__ import annotations
 
-__all__ = ["LONG_PROMPTS"]
+__all__ = ["LONG_PROMPTS", "TTFT_PROMPT"]
 
 _TAIL = (
     " Write at least six long paragraphs, use plain prose without lists or headings, and give"
@@ -64,4 +64,12 @@ LONG_PROMPTS: tuple[str, ...] = tuple(
         " longitude was so hard until accurate clocks were built, and how all of this finally"
         " led to the satellite navigation systems that we carry in our phones today.",
     )
+)
+
+# Time to first token on a long prompt (~1,050 tokens in SmolLM2's and Qwen2.5's templates):
+# six of the requests above in one message, so the prefill is all real text.
+TTFT_PROMPT = (
+    "Readers sent me these requests this week:\n\n"
+    + "\n\n".join(LONG_PROMPTS[:6])
+    + "\n\nWhich request should I answer first, and why?"
 )

@@ -25,7 +25,7 @@ RESULT_PREFIX = "GURU-BENCH-RESULT "
 
 def _prepare(args: argparse.Namespace, settings: Any) -> dict[str, Any]:
     """Convert the model once (not timed as a restart) and encode the throughput prompts."""
-    from bench.prompts import LONG_PROMPTS
+    from bench.prompts import LONG_PROMPTS, TTFT_PROMPT
     from core.llm.engine.prompting import PromptEncoder
     from core.llm.models.loading import load_tokenizer
     from core.llm.models.sources import prepare_model_dir, resolve_source
@@ -43,6 +43,7 @@ def _prepare(args: argparse.Namespace, settings: Any) -> dict[str, Any]:
         "hf_dir": str(hf_dir),
         "prepare_s": prepare_s,
         "prompt_ids": [encoder.encode(user(p)) for p in LONG_PROMPTS],
+        "ttft_ids": encoder.encode(user(TTFT_PROMPT)),
     }
 
 
@@ -68,7 +69,13 @@ def _llamacpp(args: argparse.Namespace, settings: Any) -> dict[str, Any]:
     with open(args.prompts, encoding="utf-8") as fh:
         prepared = json.load(fh)
     return run_llamacpp(
-        prepared["gguf"], prepared["prompt_ids"], settings.threads, args.round, args.tokens
+        prepared["gguf"],
+        prepared["prompt_ids"],
+        settings.threads,
+        args.round,
+        args.tokens,
+        levels=[int(x) for x in args.levels.split(",") if x],
+        ttft_ids=prepared.get("ttft_ids"),
     )
 
 
@@ -85,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     ours.set_defaults(run=_ours)
     llama = sub.add_parser("llamacpp")
     llama.add_argument("--prompts", required=True, help="the JSON written by `prepare`")
+    llama.add_argument("--levels", default="1,4,8", help="concurrent streams to time")
     llama.set_defaults(run=_llamacpp)
     for p in (prep, ours, llama):
         p.add_argument("--model", required=True)

@@ -116,6 +116,7 @@ def _ours(path: str, decode: float, agg8: float, quality: dict | None = None) ->
         "import_s": 3.0,
         "peak_rss_mb": 1100.0,
         "single": {"ttft_s": 0.5, "decode_tps": decode, "tokens": 128},
+        "ttft_long": {"ttft_s": 2.0},
         "concurrency": {"8": {"aggregate_tps": agg8, "min_tokens": 128, "ttft_median_s": 2.0}},
         "batch_loops": 1,
     }
@@ -139,19 +140,30 @@ def test_summary_ratios_targets_and_table() -> None:
         {
             "kind": "llamacpp",
             "load_s": 0.1,
-            "peak_rss_mb": 170.0,
+            "peak_rss_mb": 1000.0,
             "single": {"ttft_s": 1.0, "decode_tps": 80.0, "tokens": 128},
+            "ttft_long": {"ttft_s": 4.0},
+            "concurrency": {"8": {"aggregate_tps": 130.0, "min_tokens": 128}},
+            "system_info": "CPU : AVX2 = 1 | AVX512 = 0",
         },
     ]
     report = summarize(results, ["float32", "bfloat16"], results[0])
     fp32 = report["paths"]["float32"]
     assert fp32["decode_tps"] == 17.0 and fp32["runs"] == 3
     assert fp32["ratios"]["single_vs_llamacpp"] == pytest.approx(17 / 80)
-    assert fp32["targets"]["ttft_vs_llamacpp"]["passed"] is True
+    assert fp32["targets"]["single_vs_llamacpp"]["passed"] is False
+    assert fp32["targets"]["ttft_long_vs_llamacpp"]["value"] == pytest.approx(0.5)
+    assert fp32["targets"]["ttft_long_vs_llamacpp"]["passed"] is True
+    # aggregate@8 is judged against llama.cpp's own batch of 8, not its single stream.
+    assert fp32["ratios"]["aggregate8_vs_llamacpp"] == pytest.approx(62 / 130)
+    assert fp32["ratios"]["aggregate8_vs_llamacpp_single"] == pytest.approx(62 / 80)
     assert fp32["targets"]["aggregate8_vs_llamacpp"]["passed"] is False
+    assert fp32["targets"]["rss_vs_llamacpp"]["passed"] is True  # 1100 <= 1.3 x 1000
+    assert fp32["targets"]["quality"]["passed"] is True
     bf16 = report["paths"]["bfloat16"]
-    assert bf16["targets"]["aggregate8_vs_llamacpp"]["passed"] is True
+    assert bf16["targets"]["aggregate8_vs_llamacpp"]["passed"] is True  # 170 / 130 >= 1.25
     assert bf16["quality"]["passed"] is False and bf16["quality"]["wrong"] == ["q2"]
+    assert bf16["targets"]["quality"]["passed"] is False
     assert bf16["quality"]["failures"] == [{"question": "q2", "answer": "c", "fp32": "b"}]
     report.update(
         model="m",
@@ -170,6 +182,15 @@ def test_summary_ratios_targets_and_table() -> None:
     )
     table = render(report)
     assert "ours float32" in table and "llama.cpp" in table and "FAIL" in table
+    assert "130.0" in table and "AVX512 = 0" in table  # llama.cpp's batched row, its build
+
+
+def test_summary_without_llamacpp_leaves_its_targets_unjudged() -> None:
+    report = summarize([_ours("int4", 150.0, 180.0)], ["int4"], None)
+    targets = report["paths"]["int4"]["targets"]
+    assert targets["single_vs_llamacpp"]["passed"] is None
+    assert targets["aggregate8_vs_llamacpp"]["passed"] is None
+    assert targets["load_s"]["passed"] is True
 
 
 def test_cli_passes_bench_options_to_the_benchmark() -> None:
