@@ -87,6 +87,7 @@ def run_llamacpp(
         "version": __version__,
         "library": importlib.util.find_spec("llama_cpp").origin,
         "system_info": llm.system_info,
+        "extra_buffer_types": llm.extra_bufts,
         "threads": threads,
         "round": round_no,
         "load_s": load_s,

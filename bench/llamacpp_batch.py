@@ -15,10 +15,11 @@ EOS is not a stop (like `Llama.generate`), so every stream decodes the full coun
 
 from __future__ import annotations
 
-import ctypes
 import time
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from bench.measure import StreamTiming
 
@@ -56,7 +57,13 @@ class LlamaCppModel:
         self._lc = lc
         self.threads = threads
         self.n_batch = n_batch
-        self.model = lc.llama_model_load_from_file(gguf.encode(), lc.llama_model_default_params())
+        params = lc.llama_model_default_params()
+        # A build with AMX (-march=native on a Xeon that has it) puts the weights in AMX
+        # buffers, and 0.3.36's AMX matmul segfaults in llama_decode on this host's Xeon
+        # (for Llama.generate too); without the extra buffer types it runs its AVX-512 kernels.
+        self.extra_bufts = "AMX_INT8 = 1" not in self.system_info
+        params.use_extra_bufts = self.extra_bufts
+        self.model = lc.llama_model_load_from_file(gguf.encode(), params)
         if not self.model:
             raise RuntimeError(f"llama.cpp could not load {gguf}")
         self.n_vocab = lc.llama_vocab_n_tokens(lc.llama_model_get_vocab(self.model))
@@ -109,13 +116,8 @@ class LlamaCppModel:
 
     def _argmax(self, index: int) -> int:
         """Greedy pick from the logits of the `index`-th entry of the last decode."""
-        import numpy as np
-
-        ptr = self._lc.llama_get_logits_ith(self.ctx, index)
-        logits = np.ctypeslib.as_array(
-            ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), (self.n_vocab,)
-        )
-        return int(logits.argmax())
+        logits = self._lc.llama_get_logits_ith(self.ctx, index)
+        return int(np.ctypeslib.as_array(logits, shape=(self.n_vocab,)).argmax())
 
     def generate(self, prompts: list[list[int]], tokens: int) -> BatchRun:
         """Greedy-decode `tokens` new tokens for every prompt at once (one stream each)."""
