@@ -39,6 +39,7 @@ class BatchRun:
 
     timings: list[StreamTiming]
     tokens: list[list[int]]
+    margins: list[list[float]]  # top-1 minus top-2 logit per token (empty unless asked for)
 
 
 class LlamaCppModel:
@@ -114,18 +115,30 @@ class LlamaCppModel:
         if status != 0:
             raise RuntimeError(f"llama_decode returned {status} (KV cache too small?)")
 
-    def _argmax(self, index: int) -> int:
-        """Greedy pick from the logits of the `index`-th entry of the last decode."""
-        logits = self._lc.llama_get_logits_ith(self.ctx, index)
-        return int(np.ctypeslib.as_array(logits, shape=(self.n_vocab,)).argmax())
+    def _logits(self, index: int) -> np.ndarray:
+        """The logits of the `index`-th entry of the last decode (a view, no copy)."""
+        ptr = self._lc.llama_get_logits_ith(self.ctx, index)
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
 
-    def generate(self, prompts: list[list[int]], tokens: int) -> BatchRun:
-        """Greedy-decode `tokens` new tokens for every prompt at once (one stream each)."""
+    def _argmax(self, index: int, margins: list[float] | None) -> int:
+        """Greedy pick; with `margins`, also record how far the runner-up was behind."""
+        logits = self._logits(index)
+        if margins is not None:
+            top2 = np.partition(logits, -2)[-2:]
+            margins.append(float(top2[1] - top2[0]))
+        return int(logits.argmax())
+
+    def generate(self, prompts: list[list[int]], tokens: int, margins: bool = False) -> BatchRun:
+        """Greedy-decode `tokens` new tokens for every prompt at once (one stream each).
+
+        `margins` records each pick's lead over the runner-up (costs a partition per token).
+        """
         if not 0 < len(prompts) <= self.streams:
             raise ValueError(f"{len(prompts)} prompts for a context of {self.streams} streams")
         self._lc.llama_memory_clear(self._lc.llama_get_memory(self.ctx), True)
         n = len(prompts)
         out: list[list[int]] = [[] for _ in prompts]
+        gaps: list[list[float]] = [[] for _ in prompts]
         first = [0.0] * n
         started = time.perf_counter()
         # 1) Prefill, all prompts packed into n_batch-token batches.
@@ -139,7 +152,7 @@ class LlamaCppModel:
             self._decode(chunk)
             for i, (_, _, seq, logits) in enumerate(chunk):
                 if logits:
-                    out[seq].append(self._argmax(i))
+                    out[seq].append(self._argmax(i, gaps[seq] if margins else None))
                     first[seq] = time.perf_counter()
         # 2) Decode: one token per stream per step.
         for _ in range(tokens - 1):
@@ -147,7 +160,7 @@ class LlamaCppModel:
                 [(out[s][-1], len(prompts[s]) + len(out[s]) - 1, s, True) for s in range(n)]
             )
             for s in range(n):
-                out[s].append(self._argmax(s))
+                out[s].append(self._argmax(s, gaps[s] if margins else None))
         ended = time.perf_counter()
         timings = [StreamTiming(started, first[s], ended, len(out[s])) for s in range(n)]
-        return BatchRun(timings, out)
+        return BatchRun(timings, out, gaps)

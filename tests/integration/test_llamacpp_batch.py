@@ -27,6 +27,7 @@ pytest.importorskip(
 from bench.llamacpp_batch import LlamaCppModel  # noqa: E402 - after the skip
 
 NEW_TOKENS = 24
+NEAR_TIE = 0.3  # logits; llama.cpp's batched and solo logits differed by ~0.15 here
 
 
 @pytest.fixture(scope="module")
@@ -42,21 +43,36 @@ def prompts(bundled_tokenizer: Any) -> list[list[int]]:
     return [encoder.encode(user(p)) for p in LONG_PROMPTS[:3]]
 
 
-def test_batched_greedy_streams_equal_their_single_stream_output(
+def _parting(a: list[int], b: list[int]) -> int | None:
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y), None)
+
+
+def test_batched_greedy_streams_follow_their_single_stream_output(
     gguf: str, prompts: list[list[int]]
 ) -> None:
+    """Each stream decodes what it decodes alone, up to a near-tie.
+
+    llama.cpp's batched kernels round differently from its single-stream ones (greedy logits
+    moved by ~0.1 here), so a stream may part from its solo path where the top two logits
+    are nearly equal; a wrong position, sequence id or logits row would part at once, by far.
+    """
     # n_batch 128: the packed prefill of ~580 tokens spans 5 decode calls, with prompts
     # split across them, so each stream's positions and logits index are exercised.
     model = LlamaCppModel(gguf, threads=1, n_batch=128)
     try:
         model.context(len(prompts), max(map(len, prompts)) + NEW_TOKENS)
-        batched = model.generate(prompts, NEW_TOKENS)
-        alone = [model.generate([p], NEW_TOKENS).tokens[0] for p in prompts]
+        batched = model.generate(prompts, NEW_TOKENS, margins=True)
+        alone = [model.generate([p], NEW_TOKENS, margins=True) for p in prompts]
     finally:
         model.close()
     assert [len(t) for t in batched.tokens] == [NEW_TOKENS] * len(prompts)
-    assert batched.tokens == alone
-    assert len({tuple(t) for t in alone}) == len(prompts)  # different prompts, different text
+    for stream, solo in enumerate(alone):
+        parted = _parting(batched.tokens[stream], solo.tokens[0])
+        if parted is not None:
+            assert parted >= 4, f"stream {stream} parted from its solo output at token {parted}"
+            near_tie = min(batched.margins[stream][parted], solo.margins[0][parted])
+            assert near_tie < NEAR_TIE, f"stream {stream} parted at token {parted}, not a tie"
+    assert len({tuple(a.tokens[0]) for a in alone}) == len(prompts)  # different prompts
     for timing in batched.timings:
         assert timing.tokens == NEW_TOKENS and timing.started < timing.first <= timing.ended
 
