@@ -54,6 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=None, help="default 3 (quick: 1)")
     parser.add_argument("--tokens", type=int, default=None, help="new tokens (default 128)")
     parser.add_argument("--no-llamacpp", action="store_true", help="skip the llama.cpp baseline")
+    parser.add_argument(
+        "--quality",
+        type=int,
+        default=None,
+        help="quality-gate questions (default all; quick: 8; 0 skips the gate and its fp32 run)",
+    )
 
 
 class _Runner:
@@ -98,6 +104,7 @@ def _config(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     bad = [p for p in paths if p not in PATHS]
     if bad or not paths:
         raise GuruError(f"--paths takes paths among {', '.join(PATHS)}; got {args.paths!r}.")
+    quick_quality = 8 if args.quick else len(QUALITY_PROMPTS)
     return {
         "model": args.model or settings.model,
         "threads": args.threads or settings.threads,
@@ -105,7 +112,7 @@ def _config(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         "rounds": args.rounds or (1 if args.quick else 3),
         "tokens": args.tokens or (32 if args.quick else 128),
         "levels": [1, 4, 8],
-        "quality": 8 if args.quick else len(QUALITY_PROMPTS),
+        "quality": args.quality if args.quality is not None else quick_quality,
     }
 
 
@@ -122,7 +129,7 @@ def collect(config: dict[str, Any], with_llamacpp: bool, progress: bool) -> dict
     with tempfile.TemporaryDirectory(prefix="guru-bench-") as tmp:
         prompts_file = Path(tmp) / "prompts.json"
         prompts_file.write_text(json.dumps(prepared), encoding="utf-8")
-        if "float32" not in config["paths"]:  # the quality gate always needs the fp32 answers
+        if config["quality"] and "float32" not in config["paths"]:  # the gate needs fp32's
             reference = runner(
                 "ours",
                 "--dtype",
