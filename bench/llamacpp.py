@@ -56,7 +56,13 @@ def _levels(
     for level in levels:
         if level > 1:
             prompts = [prompt_ids[(round_no + i) % n] for i in range(level)]
-            out["concurrency"][str(level)] = aggregate(llm.generate(prompts, tokens).timings)
+            timings = llm.generate(prompts, tokens).timings
+            out["concurrency"][str(level)] = aggregate(timings)
+            # Informational: the decode steps alone (every stream's first token comes from
+            # the shared prefill, so they all start decoding together).
+            steps_s = timings[0].ended - max(t.first for t in timings)
+            decoded = sum(t.tokens - 1 for t in timings)
+            out["concurrency"][str(level)]["decode_tps"] = decoded / steps_s if steps_s else 0.0
     return out
 
 
