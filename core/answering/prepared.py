@@ -22,10 +22,12 @@ from core.rag.types import Answer, Source
 __all__ = [
     "ANSWER_TEMPERATURE",
     "ANSWER_TOKENS",
+    "DECLINED",
     "Kind",
     "NO_USABLE_ANSWER",
     "PreparedAnswer",
     "REPETITION_PENALTY",
+    "UNUSABLE",
     "Verdict",
     "strip_sources_line",
 ]
@@ -45,6 +47,10 @@ NO_USABLE_ANSWER = (
     "another way."
 )
 Verdict = Literal["ok", "refused", "unusable"]
+# interactions.finish_reason of a generated answer that was not one: the model said its sources
+# do not answer the question, or what it wrote was unusable even after the retry. "refused"
+# stays the refusal before the model (nothing passed the relevance floor).
+DECLINED, UNUSABLE = "declined", "unusable"
 
 
 @dataclass(frozen=True)

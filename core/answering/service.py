@@ -30,7 +30,9 @@ from typing import TYPE_CHECKING
 from core.answering.prepared import (
     ANSWER_TEMPERATURE,
     ANSWER_TOKENS,
+    DECLINED,
     REPETITION_PENALTY,
+    UNUSABLE,
     Kind,
     PreparedAnswer,
     strip_sources_line,
@@ -130,13 +132,19 @@ class Answers:
         reply_message_id: int | None = None,
     ) -> None:
         """Record the text the asker saw and how it ended (stop, length, refused, cancelled…);
-        with `model_text` (the raw generation) also the checked answer tuning would learn."""
+        with `model_text` (the raw generation) also the checked answer tuning would learn, and
+        a generation that ended as a decline or no usable answer is recorded as "declined" or
+        "unusable" rather than as the engine's "stop"/"length"."""
         if prepared.record is None:
             return
         model_answer = None
         if model_text is not None:
             answer = prepared.finish_text(model_text)
             model_answer = None if answer.refused else strip_sources_line(answer.answer)
+            if answer.refused and ending in ("stop", "length"):
+                # /insights counts these apart from a refusal before the model (nothing
+                # passed the floor): the docs were found but did not answer, or the model failed
+                ending = DECLINED if prepared.check(model_text)[0] == "refused" else UNUSABLE
         await prepared.record.finish(shown, ending, model_answer, reply_message_id)
 
     async def answer(self, kind: Kind, guild_id: int | None, question: str) -> Answer:
