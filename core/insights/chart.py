@@ -61,11 +61,20 @@ def insights_png(ins: Insights) -> bytes:
     rate_ax.set_ylabel("rated up (% of rated)")
     handles = weeks_ax.get_legend_handles_labels()
     more = rate_ax.get_legend_handles_labels()
-    weeks_ax.legend(handles[0] + more[0], handles[1] + more[1], fontsize=8, loc="upper left")
+    weeks_ax.legend(  # under the week labels: inside, it would hide the bars
+        handles[0] + more[0],
+        handles[1] + more[1],
+        fontsize=8,
+        ncol=4,
+        frameon=False,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.1),
+    )
 
     if clusters:
         labels = [_label(c.representative) for c in reversed(clusters)]
-        topics_ax.barh(labels, [c.count for c in reversed(clusters)], color="#ED4245")
+        bars = topics_ax.barh(labels, [c.count for c in reversed(clusters)], color="#ED4245")
+        topics_ax.bar_label(bars, padding=3, fontsize=8)
         topics_ax.set_xlabel(
             "unanswered questions (refused, no usable answer, down-rated, needs help)"
         )

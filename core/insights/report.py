@@ -131,7 +131,8 @@ def _pct(rate: float | None) -> str:
 
 
 def _reasons(reasons: dict[str, int]) -> str:
-    return ", ".join(f"{REASON_NAMES.get(r, r)} {n}" for r, n in reasons.items())
+    ranked = sorted(reasons.items(), key=lambda rn: (-rn[1], rn[0]))
+    return ", ".join(f"{REASON_NAMES.get(r, r)} {n}" for r, n in ranked)
 
 
 def _quote(text: str, limit: int) -> str:
