@@ -36,6 +36,7 @@ EXTENSIONS: tuple[str, ...] = (
     "bot.cogs.pins",
     "bot.cogs.sources",
     "bot.cogs.tune",
+    "bot.cogs.insights",
 )
 
 
