@@ -155,9 +155,11 @@ def insights_text(
         f" · 👍 {_pct(t.up_rate)} of {t.rated} rated · {t.down} 👎"
         f" · {t.needs_help} still needed help",
     ]
-    weeks = ["**Per week** (asked · refused · 👍 of rated)"] + [
-        f"`{w.start:%b %d}` {w.asked} · {_pct(w.refusal_rate)} · {_pct(w.up_rate)}"
-        for w in ins.weeks[-6:]
+    # the latest weeks that had questions (the chart shows the empty ones too)
+    weeks = ["**Per week**"] + [
+        f"`{w.start:%b %d}` {w.asked} asked, {_pct(w.refusal_rate)} refused,"
+        f" 👍 {_pct(w.up_rate)} of {w.rated} rated"
+        for w in [w for w in ins.weeks if w.asked][-6:]
     ]
     if not ins.clusters:
         todo = ["No unanswered questions: nothing was refused, 👎-rated or left needing help."]
