@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,8 @@ async def insights_command(args: argparse.Namespace, settings: Settings) -> int:
         except OSError as exc:
             raise InvalidInput(f"Could not write {args.png}: {exc.strerror}.") from None
         wrote = str(args.png)
+    if args.png is not None and ins.empty and not args.json:
+        print(f"(no chart written to {args.png}: there is nothing to draw)", file=sys.stderr)
     if args.json:
         print(json.dumps(ins.to_dict() | {"png": wrote}, ensure_ascii=False))
     else:
