@@ -90,20 +90,6 @@ async def test_a_guild_without_questions_gets_a_short_message(fresh_pool: Pool, 
     )
 
 
-def test_a_long_report_fits_one_discord_message():
-    from core.insights.clusters import Cluster
-    from core.insights.report import Insights
-    from core.insights.stats import Week
-
-    clusters = [
-        Cluster(50 - i, f"question number {i} " + "word " * 60, ("x " * 80,) * 3, {"refused": 1})
-        for i in range(40)
-    ]
-    ins = Insights(1, 30, NOW, [Week(date(2026, 12, 7), 9, 1)], clusters, 400)
-    text = insights_text(ins)
-    assert len(text) <= 2000 and "more topics" in text and "question number 0" in text
-
-
 @pytest.fixture
 def guru(
     fresh_database_url: str,
