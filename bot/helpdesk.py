@@ -263,12 +263,17 @@ class HelpDesk:
             await services.answers.finish(prepared, "", "refused")
             log.info("guild %s: help post %s unanswered (silent)", guild.id, message.id)
             return
-        if thread is None:
-            assert isinstance(message.channel, discord.TextChannel)
-            thread = await message.create_thread(name=thread_name(question))
+        # recorded first: a thread started from a message has the message's id, and the
+        # asker's next message may arrive the moment the thread exists
+        thread_id = thread.id if thread is not None else message.id
         await self.threads.add(
-            guild.id, GuruThread(thread.id, "help", parent.id, message.author.id, message.id)
+            guild.id, GuruThread(thread_id, "help", parent.id, message.author.id, message.id)
         )
+        if thread is None:
+            thread = await _thread_from(message, thread_name(question))
+        if thread is None:
+            await services.answers.finish(prepared, "", "error")
+            return
         await self._post_in(thread, services, prepared)
         log.info("guild %s: help post %s answered in thread %s", guild.id, message.id, thread.id)
 
@@ -294,6 +299,19 @@ class HelpDesk:
             await post_answer(services, prepared, send, view)
 
 
+async def _thread_from(message: discord.Message, name: str) -> discord.Thread | None:
+    """A public thread started from `message` (the one a member already started, if any)."""
+    try:
+        return await message.create_thread(name=name)
+    except discord.HTTPException as exc:
+        if exc.code == 160004 and message.guild is not None:  # a thread exists already
+            existing = message.guild.get_thread(message.id)
+            if existing is not None:
+                return existing
+        log.warning("could not start a thread on message %s: %s", message.id, exc)
+        return None
+
+
 async def open_ask_thread(
     interaction: discord.Interaction, services: Services, question: str
 ) -> discord.Thread | None:
@@ -309,9 +327,8 @@ async def open_ask_thread(
         )
         return None
     answer = await interaction.original_response()
-    thread = await answer.create_thread(name=thread_name(question))
     assert services.db is not None
-    await GuruThreads(services.db.pool).add(
-        guild.id, GuruThread(thread.id, "ask", channel.id, interaction.user.id, interaction.id)
+    await GuruThreads(services.db.pool).add(  # first: the thread will have the answer's id
+        guild.id, GuruThread(answer.id, "ask", channel.id, interaction.user.id, interaction.id)
     )
-    return thread
+    return await _thread_from(answer, thread_name(question))

@@ -81,7 +81,7 @@ async def needs_help_at(services, guild_id: int, discord_id: int):
 
 
 async def helper_setup(emulator: Emulator, guild: Guild) -> tuple[Role, Channel]:
-    helpers = await emulator.add_role(guild, "helpers")
+    helpers = await emulator.add_role(guild, "helpers", mentionable=True)
     forum = await emulator.add_forum(guild, "help", tags=("question",))
     return helpers, forum
 

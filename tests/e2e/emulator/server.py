@@ -149,8 +149,12 @@ class Emulator(ThreadActions):
         self.world.users[user.id] = user
         return user
 
-    async def add_role(self, guild: Guild, name: str, permissions: int = 0) -> Role:
-        role = Role(self.world.next_id(), name, permissions, position=len(guild.roles))
+    async def add_role(
+        self, guild: Guild, name: str, permissions: int = 0, *, mentionable: bool = False
+    ) -> Role:
+        role = Role(
+            self.world.next_id(), name, permissions, len(guild.roles), mentionable=mentionable
+        )
         guild.roles[role.id] = role
         await self.gateway.dispatch(
             "GUILD_ROLE_CREATE", {"guild_id": str(guild.id), "role": role.payload()}, guild.id

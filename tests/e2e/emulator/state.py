@@ -66,6 +66,7 @@ class Role:
     name: str
     permissions: int = 0
     position: int = 0
+    mentionable: bool = False  # may anyone ping it (else only Mention @everyone holders)
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -76,7 +77,7 @@ class Role:
             "color": 0,
             "hoist": False,
             "managed": False,
-            "mentionable": False,
+            "mentionable": self.mentionable,
             "flags": 0,
         }
 
