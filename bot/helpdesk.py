@@ -12,10 +12,13 @@ role replies in a help thread: from then on Guru stays out of it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import logging
 import re
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -167,6 +170,12 @@ def help_view(discord_id: int) -> discord.ui.View:
     return view
 
 
+@dataclass
+class _Lock:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0  # holders and waiters; the entry goes when none are left
+
+
 class HelpDesk:
     """Routes messages in help channels and in Guru's threads (used by the conversation cog)."""
 
@@ -177,6 +186,19 @@ class HelpDesk:
         self.channels = HelpChannels(pool)
         self.threads = GuruThreads(pool)
         self.interactions = InteractionRepo(pool)
+        self._locks: dict[int, _Lock] = {}
+
+    @contextlib.asynccontextmanager
+    async def _thread_lock(self, thread_id: int) -> AsyncIterator[None]:
+        entry = self._locks.setdefault(thread_id, _Lock())
+        entry.users += 1
+        try:
+            async with entry.lock:  # FIFO: messages are routed in the order they arrived
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._locks[thread_id]  # idle threads keep no lock
 
     async def route(self, message: discord.Message, question: str) -> str | ThreadTurn | None:
         """HANDLED (a help post, answered here, or a message Guru stays out of), a ThreadTurn
@@ -184,9 +206,12 @@ class HelpDesk:
         guild, channel = message.guild, message.channel
         assert guild is not None
         if isinstance(channel, discord.Thread):
-            known = await self.threads.get(guild.id, channel.id)
-            if known is not None:
-                return await self._in_thread(message, known)
+            # one message of a thread at a time until its route is known: a helper's reply
+            # and the asker's message right after it must not both see "no helper yet"
+            async with self._thread_lock(channel.id):
+                known = await self.threads.get(guild.id, channel.id)
+                if known is not None:
+                    return await self._in_thread(message, known)
             forum = channel.parent
             if message.id == channel.id and isinstance(forum, discord.ForumChannel):
                 # a forum post's first message (its id is the thread's)
