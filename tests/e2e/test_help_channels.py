@@ -247,6 +247,15 @@ async def test_settings_refuse_a_help_channel_that_cannot_work(bot, emulator: Em
     general = next(iter(guild.channels.values()))
     refused = await settings(emulator, guild, "help-channel", channel=general)
     assert "Create Public Threads" in refused
+    # /ask in a thread without the permission: saved, with a note; the answer stays in place
+    noted = await settings(emulator, guild, "ask-thread", enabled=True)
+    assert "I lack Create Public Threads" in noted
+    member = emulator.add_member(guild, "asker")
+    inter = await emulator.send_command(guild, member, "ask", {"question": QUESTION})
+    await emulator.wait_for(lambda: len(inter.messages) == 2, 30, what="the note")
+    note = inter.messages[1]
+    assert note.ephemeral and "I need Create Public Threads" in note.content
+    assert inter.original.thread is None and "**Sources**" in inter.original.content
 
     intents = bot._connection._intents  # the bot run without the Message Content intent
     intents.message_content = False
