@@ -51,8 +51,8 @@ class Conversation(commands.Cog):
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         me = self.bot.user
-        if me is None or message.author.bot or message.guild is None:
-            return
+        if me is None or message.author.bot or message.guild is None or message.is_system():
+            return  # (a system message, e.g. "… started a thread", is never a question)
         try:
             await self._handle(message, me)
         except GuruError as exc:  # refusals and known failures: say so, briefly

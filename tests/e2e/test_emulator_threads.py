@@ -82,8 +82,13 @@ async def test_threads_from_a_message_and_without_one(bot, emulator: Emulator):
     assert isinstance(fetched_thread, discord.Thread) and fetched_thread.name == "notes"
 
     started = asyncio.ensure_future(bot.wait_for("thread_create", timeout=5))
+    notice = asyncio.ensure_future(
+        bot.wait_for("message", check=lambda m: m.channel.id == general.id, timeout=5)
+    )
     user_thread = await emulator.start_thread(general, member, "side chat")
     assert (await started).owner_id == member.user.id
+    system = await notice  # Discord's "… started a thread" in the channel
+    assert system.type is discord.MessageType.thread_created and system.is_system()
     assert [t.name for t in bot.get_guild(guild.id).threads] == [
         "Friday ship",
         "notes",

@@ -191,6 +191,12 @@ async def test_a_help_channel_message_is_answered_in_a_thread_or_not_at_all(
     assert refusal.content.startswith("That is not in this server's docs"), refusal.content
     assert await needs_help_at(bot.services, guild.id, said.id) is not None
 
+    # a thread a member starts there is not a post: its "started a thread" notice is ignored
+    side = await emulator.start_thread(loud, asker, "What is retrieval-augmented generation?")
+    notice = emulator.world.bot_messages(loud.id)  # none: Guru never answers in the channel
+    await stays_silent(emulator, loud.id)
+    assert notice == [] and not emulator.world.bot_messages(side.id)
+
     cleared = await settings(emulator, guild, "help-channel", channel=quiet, enabled=False)
     assert "no longer a help channel" in cleared
     ignored = await emulator.post_message(quiet, asker, QUESTION)

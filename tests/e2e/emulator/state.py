@@ -226,6 +226,7 @@ class Message:
     reply_to: Message | None = None  # a reply's message_reference (and referenced_message)
     mentions: list[User] = field(default_factory=list)
     thread: Channel | None = None  # the thread started from this message, if any
+    system_type: int | None = None  # a system message's type (18: "started a thread")
 
     @property
     def latest(self) -> Revision:
@@ -295,7 +296,7 @@ class Message:
         data: dict[str, Any] = {
             "id": str(self.id),
             "channel_id": str(self.channel_id),
-            "type": 0 if not self.interaction_id else 20,
+            "type": self.system_type or (20 if self.interaction_id else 0),
             "content": rev.content,
             "author": self.author.payload(),
             "timestamp": self.timestamp,

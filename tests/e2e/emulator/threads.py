@@ -45,6 +45,7 @@ __all__ = [
 SEND_MESSAGES = 1 << 11
 CREATE_PUBLIC_THREADS, CREATE_PRIVATE_THREADS = 1 << 35, 1 << 36
 SEND_MESSAGES_IN_THREADS = 1 << 38
+THREAD_CREATED = 18  # the message type of "… started a thread"
 NAME_MAX = 100
 
 
@@ -235,6 +236,14 @@ class ThreadActions:
         if from_message is not None:
             from_message.thread = thread
         await self._announce_thread(thread)
+        if from_message is None and not private:
+            # Discord's system message in the channel: "<member> started a thread: <name>"
+            notice = self.world.add_message(
+                channel.id, member.user, revise(None, {"content": name}, [])
+            )
+            notice.system_type = THREAD_CREATED
+            event = self.message_event(notice)
+            await self.gateway.dispatch("MESSAGE_CREATE", event, channel.guild_id)
         return thread
 
     async def create_post(
