@@ -272,6 +272,12 @@ class GuildSettingsCog(
             "When nothing in the docs fits I "
             + ("say so." if UNANSWERED[when_unanswered] else "post nothing.")
         )
+        prefs = await self.repo.get(guild.id)
+        if not prefs.channel_allowed(channel.id):
+            lines.append(
+                f"Note: <#{channel.id}> isn't among the channels Guru answers in, so members'"
+                f" posts there are refused; add it with `/settings channel`."
+            )
         await interaction.followup.send(" ".join(lines), ephemeral=True)
 
     @app_commands.command(name="reset", description="Back to the defaults")

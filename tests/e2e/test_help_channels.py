@@ -275,3 +275,8 @@ async def test_settings_refuse_a_help_channel_that_cannot_work(bot, emulator: Em
     shown = await settings_reply(emulator, guild, "show")
     fields = {f["name"]: f["value"] for f in shown.embeds[0]["fields"]}
     assert fields["Help channels"] == "none"  # nothing was saved
+
+    # with the intent a forum works here (no thread to create), but the allow-list is named
+    await repo.allow(guild.id, "allowed_channel_ids", general.id, True, actor_id=None)
+    saved = await settings(emulator, guild, "help-channel", channel=forum)
+    assert f"Every new post in <#{forum.id}>" in saved and "isn't among the channels" in saved
