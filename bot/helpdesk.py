@@ -144,13 +144,13 @@ class NeedHelpButton(
                 " this channel, so nobody was pinged.)",
                 allowed_mentions=discord.AllowedMentions.none(),
             )
-            return
-        await interaction.response.send_message(
-            f"<@&{role_id}> <@{user.id}> still needs help with this question.",
-            allowed_mentions=discord.AllowedMentions(
-                everyone=False, users=False, roles=[discord.Object(role_id)]
-            ),
-        )
+        else:
+            await interaction.response.send_message(
+                f"<@&{role_id}> <@{user.id}> still needs help with this question.",
+                allowed_mentions=discord.AllowedMentions(
+                    everyone=False, users=False, roles=[discord.Object(role_id)]
+                ),
+            )
         log.info("guild %s: question %s needs help; pinged %s", guild_id, self.discord_id, role_id)
         # leave only 👍/👎: the helpers are called once (a refused post was already marked
         # unanswered when it was posted, so the mark can't tell a second press)
