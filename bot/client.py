@@ -14,6 +14,7 @@ from discord.ext import commands
 from bot.endpoints import apply_endpoints, gateway_overridden
 from bot.errors import GuruTree
 from bot.feedback import FeedbackButton
+from bot.helpdesk import NeedHelpButton
 from bot.metrics import Metrics
 from core.config import Settings
 from core.errors import GuruError
@@ -44,7 +45,8 @@ def _intents() -> discord.Intents:
     intents = discord.Intents.none()
     intents.guilds = True
     intents.guild_messages = True
-    intents.message_content = True  # pins and message ingestion read message text
+    # pins, message ingestion, conversations and help channels read message text
+    intents.message_content = True
     return intents
 
 
@@ -72,8 +74,9 @@ class GuruBot(commands.AutoShardedBot):
             self.services = await Services.open(self.settings)
             # Moderators' `guru tune activate/rollback` reach this process without a restart.
             await self.services.start_adapter_listener()
-        # 👍/👎 under any past /ask, /calc or /explain answer keep working across restarts
-        self.add_dynamic_items(FeedbackButton)
+        # 👍/👎 (and help channels' "Still need help?") under any past answer keep working
+        # across restarts
+        self.add_dynamic_items(FeedbackButton, NeedHelpButton)
         for name in EXTENSIONS:
             try:
                 await self.load_extension(name)

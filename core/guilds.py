@@ -26,12 +26,18 @@ log = logging.getLogger(__name__)
 # concept notes (core.rag.types.CONCEPTS_GUILD_ID).
 CONSOLE_GUILD_ID = 1
 
-SCALARS = ("system_prompt", "temperature", "max_answer_tokens", "rate_limit_per_minute")
+SCALARS = (
+    "system_prompt",
+    "temperature",
+    "max_answer_tokens",
+    "rate_limit_per_minute",
+    "ask_in_thread",
+)
 ID_LISTS = ("allowed_channel_ids", "allowed_role_ids")
 
 _SELECT = """
 SELECT system_prompt, temperature, max_answer_tokens, allowed_channel_ids, allowed_role_ids,
-       rate_limit_per_minute
+       rate_limit_per_minute, ask_in_thread
 FROM guild_settings WHERE guild_id = %(guild_id)s
 """
 _UPSERT_GUILD = """
@@ -73,6 +79,7 @@ class GuildSettings:
     allowed_channel_ids: tuple[int, ...] = ()
     allowed_role_ids: tuple[int, ...] = ()
     rate_limit_per_minute: int | None = None
+    ask_in_thread: bool = False  # /ask opens a thread for its answer (migration 0014)
 
     def channel_allowed(self, channel_id: int | None) -> bool:
         return not self.allowed_channel_ids or channel_id in self.allowed_channel_ids
