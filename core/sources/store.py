@@ -18,7 +18,7 @@ __all__ = ["SourceRepo"]
 
 _COLUMNS = (
     "id, guild_id, kind, location, options, every_s, next_sync_at, last_sync_at,"
-    " last_summary, last_error"
+    " last_summary, last_error, sync_started_at"
 )
 # A claim older than this belongs to a sync that died; another may take the source.
 CLAIM_EXPIRY = "interval '1 hour'"
@@ -68,14 +68,15 @@ class SourceRepo:
         )
         return found[0] if found else None
 
-    async def due(self, limit: int = 10) -> list[SourceInfo]:
-        """Scheduled sources of any guild whose time has come and that nobody is syncing."""
+    async def due(self, kinds: list[str], limit: int = 10) -> list[SourceInfo]:
+        """Scheduled sources of any guild whose time has come and that nobody is syncing,
+        of the `kinds` this process can read (Discord channels only from the bot)."""
         return await self._rows(
             f"SELECT {_COLUMNS} FROM sources WHERE every_s IS NOT NULL"
-            " AND next_sync_at <= now()"
+            " AND next_sync_at <= now() AND kind = ANY(%(kinds)s)"
             f" AND (sync_started_at IS NULL OR sync_started_at < now() - {CLAIM_EXPIRY})"
             " ORDER BY next_sync_at LIMIT %(limit)s",
-            {"limit": limit},
+            {"limit": limit, "kinds": kinds},
         )
 
     async def claim(self, guild_id: int, source_id: int) -> bool:
