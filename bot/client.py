@@ -35,6 +35,7 @@ EXTENSIONS: tuple[str, ...] = (
     "bot.cogs.docs",
     "bot.cogs.pins",
     "bot.cogs.sources",
+    "bot.cogs.solved",
     "bot.cogs.tune",
 )
 
@@ -44,6 +45,7 @@ def _intents() -> discord.Intents:
     intents.guilds = True
     intents.guild_messages = True
     intents.message_content = True  # pins and message ingestion read message text
+    intents.guild_reactions = True  # a helper's ✅ marks a help thread's answer
     return intents
 
 

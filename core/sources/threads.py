@@ -13,10 +13,13 @@ to members who can view the channel it came from.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
 from core.db.pool import Pool
+from core.errors import InvalidInput
 from core.pins import jump_url
 from core.rag.types import ParsedDocument, Section
 from core.sources.types import PageState, Parsed
@@ -28,6 +31,7 @@ __all__ = [
     "ThreadMarks",
     "ThreadMessage",
     "channel_location",
+    "parse_since",
     "resolve",
     "solved_tags",
     "thread_document",
@@ -38,6 +42,28 @@ __all__ = [
 # Forum tags that mean "solved" when the source names none (compared case-insensitively).
 SOLVED_TAGS = frozenset({"solved", "resolved", "answered", "✅"})
 Solved = Literal["marked", "reaction", "tag"]
+
+
+_AGO = re.compile(r"^\s*(\d+)\s*([dw])\s*$", re.IGNORECASE)
+
+
+def parse_since(text: str | None, now: datetime | None = None) -> str | None:
+    """ "2026-01-31", "90d" or "12w" → the ISO date threads must be created on or after."""
+    if text is None or not text.strip():
+        return None
+    now = now or datetime.now(UTC)
+    if match := _AGO.match(text):
+        days = int(match[1]) * (7 if match[2].lower() == "w" else 1)
+        return (now - timedelta(days=days)).date().isoformat()
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput(
+            f"{text[:20]!r} is not a date; use e.g. 2026-01-31, 90d or 12w."
+        ) from None
+    if day > now.date():
+        raise InvalidInput("`since` is in the future; give a past date such as 2026-01-31.")
+    return day.isoformat()
 
 
 def channel_location(guild_id: int, channel_id: int) -> str:

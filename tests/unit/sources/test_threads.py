@@ -52,3 +52,20 @@ def test_the_document_has_question_answer_links_and_the_parent_channel():
     assert "Clear the cookie named sid" in doc.sections[1].text
     assert doc.metadata["channel_id"] == "20"  # access follows the parent channel (0007)
     assert doc.metadata["answer_url"] == "https://discord.com/channels/10/30/32"
+
+
+def test_since_takes_dates_and_ages_and_refuses_the_rest():
+    from datetime import UTC, datetime
+
+    import pytest
+
+    from core.errors import InvalidInput
+    from core.sources.threads import parse_since
+
+    now = datetime(2026, 12, 7, tzinfo=UTC)
+    assert parse_since("2026-01-31", now) == "2026-01-31"
+    assert parse_since("10d", now) == "2026-11-27" and parse_since("1w", now) == "2026-11-30"
+    assert parse_since(None, now) is None and parse_since(" ", now) is None
+    for bad in ("yesterday", "2027-01-01"):
+        with pytest.raises(InvalidInput):
+            parse_since(bad, now)
