@@ -9,6 +9,8 @@ from aiohttp import web
 
 from tests.e2e.emulator.replies import revise
 from tests.e2e.emulator.rest import Body, error, json_response
+from tests.e2e.emulator.state import FORUM
+from tests.e2e.emulator.threads import SEND_MESSAGES_IN_THREADS, missing_permission
 
 if TYPE_CHECKING:
     from tests.e2e.emulator.server import Emulator
@@ -73,8 +75,19 @@ def install(emulator: Emulator) -> None:
         return json_response(world.commands.get(int(p["gid"]) if "gid" in p else None, []))
 
     async def create_message(request: web.Request, p: dict[str, str], body: Body) -> web.Response:
-        if world.channel(int(p["cid"])) is None:
+        channel = world.channel(int(p["cid"]))
+        if channel is None:
             return error(404, 10003, "Unknown Channel")
+        if channel.type == FORUM:  # a forum holds posts (threads) only
+            return error(400, 50024, "Cannot execute action on this channel type")
+        if channel.is_thread:
+            guild = world.guilds[channel.guild_id]
+            if missing_permission(guild, world.bot_user, channel, SEND_MESSAGES_IN_THREADS):
+                return error(403, 50013, "Missing Permissions")
+            if channel.locked:
+                return error(400, 50083, "Thread is locked")
+            if channel.archived:  # Discord: a message unarchives an (unlocked) thread
+                await emulator.set_archived(channel, False)
         msg = world.add_message(int(p["cid"]), world.bot_user, revise(None, body.json, body.files))
         reference = (body.json or {}).get("message_reference") or {}
         if reference.get("message_id"):
