@@ -59,6 +59,7 @@ async def test_a_forums_solved_post_becomes_question_and_answer_and_unsolved_one
     post, answer = await solved_post(emulator, forum, asker, helper, 1)
     open_post, _ = await emulator.create_post(forum, asker, "Still broken", "Why is it beeping?")
     await emulator.post_message(open_post, helper, "No idea yet, sorry.")
+    await emulator.archive(post)  # solved posts get archived: read from the archived list
 
     added = await run(emulator, guild, emulator.owner(guild), {"add": {"channel": forum}})
     assert added.original.content == (
