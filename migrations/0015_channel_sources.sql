@@ -11,6 +11,10 @@
 ALTER TABLE sources DROP CONSTRAINT sources_kind_check;
 ALTER TABLE sources ADD CONSTRAINT sources_kind_check CHECK (kind IN ('web', 'git', 'discord'));
 
+-- The running sync's counts so far (NULL when none runs): `/docs list` shows a long sync's
+-- progress, not only the last one's summary.
+ALTER TABLE sources ADD COLUMN sync_progress jsonb;
+
 -- "Mark as answer" (a moderator's message command): the thread's accepted answer, whatever
 -- the reactions and tags say. One per thread; marking another message replaces it.
 CREATE TABLE thread_answers (

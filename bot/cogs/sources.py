@@ -70,6 +70,8 @@ def source_line(source: SourceInfo) -> str:
     )
     if source.sync_started_at is not None:  # a claim: a sync is running now
         line += f" — 🔄 syncing since <t:{int(source.sync_started_at.timestamp())}:R>"
+        if source.sync_progress:
+            line += f", so far {summary_line(source.sync_progress)}"
     return line
 
 

@@ -47,6 +47,7 @@ __all__ = ["PageProvider", "Progress", "SourceSync", "raise_if_cancelled"]
 log = logging.getLogger(__name__)
 
 Progress = Callable[[SyncSummary], Awaitable[None]]
+PROGRESS_EVERY_S = 5.0  # how often a running sync records its counts
 # Reads a source's pages given what the last sync stored (the bot's Discord channel reader).
 PageProvider = Callable[[SourceInfo, dict[str, PageState]], AsyncIterator[PageResult]]
 
@@ -73,6 +74,7 @@ class SourceSync:
         self.settings = settings
         self.repo = SourceRepo(ingestor.pool)
         self.providers = dict(providers or {})
+        self.progress_every_s = PROGRESS_EVERY_S
 
     @property
     def kinds(self) -> list[str]:
@@ -212,6 +214,8 @@ class SourceSync:
         guild_id = source.guild_id
         known = await self.repo.pages(guild_id, source.id)
         seen: set[str] = set()
+        loop = asyncio.get_running_loop()
+        recorded = loop.time()
         async for result in self._pages(source, known):
             raise_if_cancelled()
             if isinstance(result, Failed):
@@ -223,6 +227,9 @@ class SourceSync:
                 await self._apply(source, result, result.uri in known, summary)
             if progress is not None:
                 await progress(summary)
+            if loop.time() - recorded >= self.progress_every_s:  # for `/docs list`
+                await self.repo.progress(guild_id, source.id, summary.to_dict())
+                recorded = loop.time()
         for uri in known.keys() - seen:
             summary.removed += await self._drop_page(source, uri)
 

@@ -43,6 +43,7 @@ class SourceInfo:
     last_summary: dict[str, Any] | None
     last_error: str | None
     sync_started_at: datetime | None = None  # set while a sync runs (its claim)
+    sync_progress: dict[str, Any] | None = None  # that sync's counts so far
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -83,3 +84,33 @@ async def test_resync_reembeds_only_the_edited_thread_and_drops_unsolved_and_del
     assert source.id not in [s.id for s in await sources.repo.due(sources.kinds, 100)]
     removed_source, removed = await sources.remove(guild, str(source.id))
     assert removed == 1 and await chunk_ids(rag_pool, guild) == {}
+
+
+async def test_a_running_sync_records_its_progress_for_docs_list(
+    sources: SourceSync, new_guild: Callable[[], int]
+) -> None:
+    guild = new_guild()
+    halfway, resume = asyncio.Event(), asyncio.Event()
+
+    async def read(source: SourceInfo, known: dict[str, PageState]) -> AsyncIterator[PageResult]:
+        for tid in (1000, 2000, 3000):
+            if tid == 3000:
+                halfway.set()
+                await resume.wait()
+            page = thread_page(thread(guild, tid, f"Set option {tid}."), solved_tags({}))
+            assert page is not None
+            yield page
+
+    syncer = SourceSync(sources.ingestor, sources.settings, {"discord": read})
+    syncer.progress_every_s = 0.0
+    source = await syncer.add_channel(guild, 500)
+    running = asyncio.create_task(syncer.sync(source))
+    await asyncio.wait_for(halfway.wait(), 60)
+    [during] = await syncer.list(guild)
+    assert during.sync_started_at is not None
+    assert during.sync_progress is not None and during.sync_progress["added"] == 2
+    resume.set()
+    summary = await running
+    [after] = await syncer.list(guild)
+    assert summary.added == 3 and after.sync_started_at is None and after.sync_progress is None
+    assert after.last_summary is not None and after.last_summary["added"] == 3

@@ -69,3 +69,22 @@ def test_since_takes_dates_and_ages_and_refuses_the_rest():
     for bad in ("yesterday", "2027-01-01"):
         with pytest.raises(InvalidInput):
             parse_since(bad, now)
+
+
+def test_docs_list_names_a_channel_source_and_a_running_syncs_progress():
+    from datetime import UTC, datetime
+
+    from bot.cogs.sources import source_line
+    from core.sources.types import SourceInfo
+
+    started = datetime(2026, 12, 7, 22, 0, tzinfo=UTC)
+    source = SourceInfo(
+        3, 10, "discord", "https://discord.com/channels/10/20", {"channel_id": "20"}, 86400,
+        None, None, {"added": 1}, None, started, {"added": 4, "unchanged": 2},
+    )  # fmt: skip
+    line = source_line(source)
+    assert line.startswith("💬 `3` <#20> — every 1d, last sync never: 1 added, 0 changed")
+    assert line.endswith(
+        f"🔄 syncing since <t:{int(started.timestamp())}:R>, so far 4 added, 0 changed, "
+        "2 unchanged, 0 removed, 0 failed"
+    )
