@@ -103,6 +103,8 @@ class Solved(commands.Cog):
 
     @commands.Cog.listener()
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        if payload.message.author.id == getattr(self.bot.user, "id", None):
+            return  # Guru's own streamed answers edit ≤ 1/s: never a question to re-read
         await self._refresh(payload.guild_id, payload.channel_id)
 
     @commands.Cog.listener()

@@ -224,6 +224,11 @@ async def test_mark_as_answer_and_removing_the_source_from_discord(bot, emulator
     assert ANSWER in (await texts(bot, guild.id))[doc.uri]
 
     [source] = await bot.get_cog("Sources").syncer.list(guild.id)
+    denied = await emulator.send_command(
+        guild, helper, "docs", {"sources": {"remove": {"source": str(source.id)}}}
+    )
+    await emulator.wait_for(lambda: denied.original is not None, 10, what="the refusal")
+    assert "Manage Server" in denied.original.content and len(await documents(bot, guild.id)) == 1
     removed = await run(
         emulator, guild, emulator.owner(guild), {"sources": {"remove": {"source": str(source.id)}}}
     )
