@@ -36,6 +36,7 @@ EXTENSIONS: tuple[str, ...] = (
     "bot.cogs.docs",
     "bot.cogs.pins",
     "bot.cogs.sources",
+    "bot.cogs.solved",
     "bot.cogs.tune",
     "bot.cogs.insights",
 )
@@ -47,6 +48,7 @@ def _intents() -> discord.Intents:
     intents.guild_messages = True
     # pins, message ingestion, conversations and help channels read message text
     intents.message_content = True
+    intents.guild_reactions = True  # a helper's ✅ marks a help thread's answer
     return intents
 
 

@@ -61,6 +61,7 @@ def install(emulator: Emulator) -> None:
         for command in body.json or []:
             synced.append(
                 {
+                    "description": "",  # Discord answers "" for context menus (type 2, 3)
                     **command,
                     "id": str(world.next_id()),
                     "version": "1",
@@ -112,9 +113,20 @@ def install(emulator: Emulator) -> None:
         return json_response(msg.payload(emulator.base_url))
 
     async def history(request: web.Request, p: dict[str, str], body: Body) -> web.Response:
+        """Newest first, as Discord answers: `before` pages back, `after` pages forward (the
+        `limit` oldest messages after the id, still newest first)."""
         cid, limit = int(p["cid"]), int(request.query.get("limit", 50))
-        msgs = [m for m in world.messages.values() if m.channel_id == cid and not m.deleted]
-        return json_response([m.payload(emulator.base_url) for m in reversed(msgs)][:limit])
+        msgs = sorted(
+            (m for m in world.messages.values() if m.channel_id == cid and not m.deleted),
+            key=lambda m: m.id,
+        )
+        if "after" in request.query:
+            msgs = [m for m in msgs if m.id > int(request.query["after"])][:limit]
+        elif "before" in request.query:
+            msgs = [m for m in msgs if m.id < int(request.query["before"])][-limit:]
+        else:
+            msgs = msgs[-limit:]
+        return json_response([m.payload(emulator.base_url) for m in reversed(msgs)])
 
     async def pins(request: web.Request, p: dict[str, str], body: Body) -> web.Response:
         cid = int(p["cid"])

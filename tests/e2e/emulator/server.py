@@ -18,9 +18,10 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from tests.e2e.emulator import channels, replies, threads
+from tests.e2e.emulator import channels, history, replies, threads
 from tests.e2e.emulator import interactions as ix
 from tests.e2e.emulator.gateway import Gateway
+from tests.e2e.emulator.history import HistoryActions
 from tests.e2e.emulator.rest import RestApi
 from tests.e2e.emulator.state import (
     APP_ID,
@@ -53,7 +54,7 @@ BOT_PERMISSIONS = (
 )
 
 
-class Emulator(ThreadActions):
+class Emulator(ThreadActions, HistoryActions):
     """A local Discord: one bot application, any number of guilds and users."""
 
     def __init__(
@@ -79,6 +80,7 @@ class Emulator(ThreadActions):
         channels.install(self)
         replies.install(self)
         threads.install(self)
+        history.install(self)
 
     # -- lifecycle -----------------------------------------------------------------------------
 

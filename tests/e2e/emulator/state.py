@@ -123,6 +123,7 @@ class Channel:
     archived: bool = False
     locked: bool = False
     created: str = field(default_factory=lambda: iso_now())
+    archived_at: str = field(default_factory=lambda: iso_now())  # threads: last (un)archived
 
     @property
     def is_thread(self) -> bool:
@@ -178,7 +179,7 @@ class Channel:
             "thread_metadata": {
                 "archived": self.archived,
                 "auto_archive_duration": 1440,
-                "archive_timestamp": self.created,
+                "archive_timestamp": self.archived_at,
                 "locked": self.locked,
                 "invitable": True,
                 "create_timestamp": self.created,
@@ -227,6 +228,7 @@ class Message:
     mentions: list[User] = field(default_factory=list)
     thread: Channel | None = None  # the thread started from this message, if any
     system_type: int | None = None  # a system message's type (18: "started a thread")
+    reactions: dict[str, list[int]] = field(default_factory=dict)  # emoji → user ids, in order
 
     @property
     def latest(self) -> Revision:
@@ -313,6 +315,19 @@ class Message:
         }
         if self.guild_id is not None:
             data["guild_id"] = str(self.guild_id)
+        if self.reactions:
+            data["reactions"] = [
+                {
+                    "emoji": {"id": None, "name": emoji},
+                    "count": len(users),
+                    "count_details": {"burst": 0, "normal": len(users)},
+                    "burst_colors": [],
+                    "me": BOT_USER_ID in users,
+                    "me_burst": False,
+                }
+                for emoji, users in self.reactions.items()
+                if users
+            ]
         if self.thread is not None:  # Discord embeds the thread started from a message
             data["thread"] = self.thread.payload()
         if self.interaction_id is not None:  # a command's reply says which interaction
