@@ -199,6 +199,18 @@ async def _ingest(qset: Any, pool: Any, embedder: Any) -> dict[str, Any]:
 
         return await ingest_corpus(ingestor, qset.corpus, qset.guild)
     counts: dict[str, int] = {}
+    uris: set[str] = set()
     async for outcome in ingestor.ingest_paths(qset.guild, [str(qset.corpus)]):
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
-    return {"documents": sum(counts.values()), **counts}
+        uris.add(outcome.uri)
+    # A document's uri is its absolute path, so each checkout of this repository (worktrees)
+    # adds its own copy of the pages; duplicates then fill the answer's source slots. The
+    # set's guild holds exactly this corpus.
+    from core.rag.store import DocumentRepo
+
+    async with pool.connection() as conn:
+        documents = DocumentRepo(conn)
+        stale = [d for d in await documents.list(qset.guild) if d.uri not in uris]
+        for doc in stale:
+            await documents.delete(qset.guild, doc.id)
+    return {"documents": sum(counts.values()), "removed": len(stale), **counts}

@@ -39,28 +39,39 @@ from core.explain.answer import explain_grounder, out_of_scope
 from core.guilds import GuildSettings, GuildSettingsRepo
 from core.interactions import Asker, Turn, record_question
 from core.llm.types import Completion, Message, Request
-from core.rag.answer import build_messages, refusal
+from core.rag.answer import build_messages, model_family, refusal
+from core.rag.attribute import LeadMode, pick_lead
 from core.rag.grounding import Grounder, Grounding
 from core.rag.types import CONCEPTS_GUILD_ID, Access, Answer
 
 if TYPE_CHECKING:
     from core.services import Services
 
-__all__ = ["Answers"]
+__all__ = ["Answers", "LEAD_MODE"]
 
 log = logging.getLogger(__name__)
+
+# When the sources' own best sentences are shown first (core.rag.attribute); chosen on
+# bench/answer_eval's table (see its README).
+LEAD_MODE: LeadMode = "off"
 
 
 class Answers:
     """Prepares, generates and finishes answers for every face of Guru (see module doc)."""
 
     def __init__(
-        self, services: Services, *, faithful: bool = True, few_shot: bool = False
+        self,
+        services: Services,
+        *,
+        faithful: bool = True,
+        few_shot: bool = False,
+        lead: LeadMode = LEAD_MODE,
     ) -> None:
         assert services.db is not None, "answering needs Services opened with db=True"
         self.services = services
         self.faithful = faithful  # off only to measure what the check gains (guru bench answers)
         self.few_shot = few_shot  # a worked example before the question (core.rag.answer)
+        self.lead = lead  # the sources' best sentences first: off, fallback or always
         knowledge = services.knowledge
         self.grounders: dict[Kind, Grounder] = {
             "ask": Grounder(knowledge.retriever, expand=services.settings.ask_expand),
@@ -104,7 +115,12 @@ class Answers:
             request = await self._request(
                 kind, guild_id, question, grounding, prefs, request_id, history, channel_id
             )
-            prepared = PreparedAnswer(kind, question, guild_id, grounding, None, request)
+            lead = None
+            if self.lead != "off":  # MiniLM over the sources' sentences: ~0.1-0.3 s on CPU
+                lead = await pick_lead(self.services.embedder, question, grounding)
+            prepared = PreparedAnswer(
+                kind, question, guild_id, grounding, None, request, lead=lead, lead_mode=self.lead
+            )
         prompt = None
         if prepared.request is not None:
             prompt = [{"role": m.role, "content": m.content} for m in prepared.request.messages]
@@ -186,7 +202,9 @@ class Answers:
         Guru's own curriculum (no guild prompt or adapter: the notes are not the guild's)."""
         asked = _as_question(question) if kind == "explain" else question
         turns = [(t.question, t.answer) for t in history]
-        messages = build_messages(asked, grounding, turns, few_shot=self.few_shot)
+        # the prompt for the loaded model's family (core.rag.answer.model_family)
+        family = model_family((await self.services.ensure_llm()).stats().model)
+        messages = build_messages(asked, grounding, turns, few_shot=self.few_shot, family=family)
         extra = {"request_id": request_id} if request_id else {}
         if kind == "explain":
             return Request(

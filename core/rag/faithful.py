@@ -20,6 +20,8 @@ from dataclasses import dataclass
 __all__ = [
     "Checked",
     "check_answer",
+    "content_words",
+    "fact_terms",
     "poorly_supported",
     "strip_preamble",
     "title_like",
@@ -80,6 +82,25 @@ def unsupported_terms(sentence: str, evidence: str) -> list[str]:
     return missing + [t for t in terms if t and _norm(t) not in evidence]
 
 
+def fact_terms(sentence: str) -> list[str]:
+    """The numbers, options and code spans `sentence` states (citations and list markers are
+    not facts)."""
+    body = _LIST_MARKER.sub("", _CITATION.sub(" ", sentence))
+    terms = [m.group(0) for m in _NUMBER.finditer(body)]
+    terms += [m.group(0) for m in _OPTION.finditer(body)]
+    terms += [m.group(1).strip() for m in _CODE_SPAN.finditer(body)]
+    return [t for t in terms if t]
+
+
+def content_words(text: str, *, min_len: int = 4) -> list[str]:
+    """The words that carry content: lower case, `min_len`+ letters, not stopwords."""
+    return [
+        w.lower()
+        for w in _WORD.findall(_CITATION.sub(" ", text))
+        if len(w) >= min_len and w.lower() not in _STOPWORDS
+    ]
+
+
 def _stems(text: str) -> set[str]:
     return {w.lower()[:STEM] for w in _WORD.findall(text)}
 
@@ -96,11 +117,7 @@ def title_like(line: str) -> bool:
 
 def poorly_supported(sentence: str, evidence_stems: set[str]) -> bool:
     """Most of the sentence's content words appear nowhere in the sources or the question."""
-    words = [
-        w.lower()
-        for w in _WORD.findall(_CITATION.sub(" ", sentence))
-        if len(w) >= 4 and w.lower() not in _STOPWORDS
-    ]
+    words = content_words(sentence)
     if len(words) < MIN_CONTENT_WORDS:
         return False
     supported = sum(w[:STEM] in evidence_stems for w in words)
