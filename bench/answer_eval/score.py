@@ -149,8 +149,9 @@ def score_answer(
     attributed = any(_is_gold(source_uris[n - 1], gold_set) for n in shown)
     # Looping is judged on what the user reads: finish_answer already drops repeated lines,
     # so only loops that survive it count; an empty model text is "empty" even though
-    # finish_answer turns it into a refusal.
-    if raw is not None and (not raw.strip() or (not refused and is_looping(answer))):
+    # finish_text turns it into "no usable answer".
+    # An empty model text the extractive lead answered for is judged by the lead shown.
+    if raw is not None and ((not raw.strip() and refused) or (not refused and is_looping(answer))):
         verdict = "empty_or_looping"
     elif refused:
         verdict = "wrongly_refused"
