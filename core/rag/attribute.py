@@ -32,6 +32,7 @@ __all__ = [
     "LeadMode",
     "MIN_SUPPORT",
     "attribute",
+    "source_evidence",
     "passage_sentences",
     "pick_lead",
     "supporting_source",
@@ -72,7 +73,8 @@ class _Evidence:
     stems: frozenset[str]
 
 
-def _evidence(grounding: Grounding) -> list[_Evidence]:
+def source_evidence(grounding: Grounding) -> list[_Evidence]:
+    """Each source's text (title and passages), normalised, and its word stems."""
     out = []
     for source, passage in zip(grounding.sources, grounding.passages):
         text = f"{source.title}\n{passage}"
@@ -101,7 +103,7 @@ def attribute(text: str, grounding: Grounding) -> tuple[str, int]:
     """(`text` with the model's own [n] replaced by measured ones, sentences cited).
 
     Code blocks, headings and "Sources:" lines are left as they are."""
-    evidence = _evidence(grounding)
+    evidence = source_evidence(grounding)
     lines, cited, in_code = [], 0, False
     for line in text.splitlines():
         if line.strip().startswith("```"):
