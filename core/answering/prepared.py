@@ -131,9 +131,12 @@ class PreparedAnswer:
         if verdict == "ok":
             assert self.grounding is not None
             text, cited = attribute(text, self.grounding)
-            # the model's answer misses (no sentence of it is in the sources) or contradicts
-            # them (a statement was dropped): the sources' own words go first
-            if lead is not None and (self.lead_mode == "always" or dropped or not cited):
+            # the model's answer misses the source that answers the question best (no
+            # sentence of it is measured in that source: "180 days" from the strike rules for
+            # "when can I appeal") or contradicts its sources (a statement was dropped): the
+            # sources' own words go first
+            misses = lead is not None and lead.n not in cited
+            if lead is not None and (self.lead_mode == "always" or dropped or misses):
                 text = f"{lead.render()}\n\n{text}"
             return Answer(cite(text, len(self.sources)), self.sources, False)
         if lead is not None and (verdict == "unusable" or lead.similarity >= LEAD_MIN_SIMILARITY):

@@ -99,12 +99,14 @@ def supporting_source(sentence: str, evidence: list[_Evidence]) -> int | None:
     return best
 
 
-def attribute(text: str, grounding: Grounding) -> tuple[str, int]:
-    """(`text` with the model's own [n] replaced by measured ones, sentences cited).
+def attribute(text: str, grounding: Grounding) -> tuple[str, frozenset[int]]:
+    """(`text` with the model's own [n] replaced by measured ones, the sources cited).
 
     Code blocks, headings and "Sources:" lines are left as they are."""
     evidence = source_evidence(grounding)
-    lines, cited, in_code = [], 0, False
+    lines: list[str] = []
+    cited: set[int] = set()
+    in_code = False
     for line in text.splitlines():
         if line.strip().startswith("```"):
             in_code = not in_code
@@ -118,14 +120,14 @@ def attribute(text: str, grounding: Grounding) -> tuple[str, int]:
             if n is None:
                 parts.append(bare)
                 continue
-            cited += 1
+            cited.add(n)
             punct = _TRAILING_PUNCT.search(bare)
             if punct:
                 parts.append(f"{bare[: punct.start()]} [{n}]{punct.group(1)}")
             else:
                 parts.append(f"{bare} [{n}]")
         lines.append(" ".join(p for p in parts if p.strip()))
-    return "\n".join(lines).strip(), cited
+    return "\n".join(lines).strip(), frozenset(cited)
 
 
 @dataclass(frozen=True)
