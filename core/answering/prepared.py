@@ -16,7 +16,7 @@ from core.interactions import RecordedQuestion
 from core.llm.types import Request
 from core.rag.answer import cite, declines, drop_repeated_lines, refusal_text
 from core.rag.attribute import Lead, LeadMode, attribute
-from core.rag.faithful import check_answer, strip_preamble, usable
+from core.rag.faithful import check_answer, drop_repeated_sentences, strip_preamble, usable
 from core.rag.grounding import Grounding
 from core.rag.types import Answer, Source
 
@@ -82,7 +82,7 @@ class PreparedAnswer:
 
     def _checked(self, text: str) -> tuple[Verdict, str, int]:
         """`check`, and how many statements the sources contradicted or did not support."""
-        text = drop_repeated_lines(strip_preamble(text.strip()))
+        text = drop_repeated_sentences(drop_repeated_lines(strip_preamble(text.strip())))
         if declines(text):
             return "refused", text, 0
         dropped = 0

@@ -21,6 +21,7 @@ __all__ = [
     "Checked",
     "check_answer",
     "content_words",
+    "drop_repeated_sentences",
     "fact_terms",
     "poorly_supported",
     "strip_preamble",
@@ -162,6 +163,37 @@ def check_answer(answer: str, sources: str, question: str = "") -> Checked:
     text = re.sub(r"```[^\n]*\n```\n?", "", "\n".join(kept_lines))  # blocks left empty
     text = re.sub(r"\n{3,}", "\n\n", text).strip()
     return Checked(text, tuple(dropped), usable(text))
+
+
+REPEAT_NGRAM = 6  # a sentence sharing a 6-word run with an earlier one says it again
+
+
+def drop_repeated_sentences(text: str) -> str:
+    """Small models restate one sentence with a word changed until the token limit ("try to
+    join a game that has already been joined…" ×4): a sentence that repeats a 6-word run of
+    an earlier sentence adds nothing, so it is dropped (code blocks are left alone)."""
+    seen: set[tuple[str, ...]] = set()
+    kept_lines: list[str] = []
+    in_code = False
+    for line in text.splitlines():
+        if line.strip().startswith("```"):
+            in_code = not in_code
+        if in_code or line.strip().startswith("```"):
+            kept_lines.append(line)
+            continue
+        kept: list[str] = []
+        for sentence in _SENTENCE_END.split(line):
+            words = [w.lower() for w in _WORD.findall(_CITATION.sub(" ", sentence))]
+            grams = {
+                tuple(words[i : i + REPEAT_NGRAM]) for i in range(len(words) - REPEAT_NGRAM + 1)
+            }
+            if grams & seen:
+                continue
+            seen |= grams
+            kept.append(sentence)
+        if kept or not line.strip():
+            kept_lines.append(" ".join(kept))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(kept_lines)).strip()
 
 
 def strip_preamble(text: str) -> str:
