@@ -6,9 +6,12 @@ through `bench.answer_eval.path.answer_one`, which answers as `guru ask` does (r
 numbered sources, `finish_answer`). Per set and prompt variant it prints:
 
 - correct-and-cited: states every fact AND the model cited a gold page by its [n],
-- correct, uncited: every fact, but no citation of a gold page,
+- cited after attribution ("attrib ok"): every fact AND the answer shown cites a gold page by
+  an [n] (core.rag.attribute writes them where it measures support; not the "Sources:" line),
+- correct, uncited: every fact, but no citation of a gold page by the model,
 - confidently wrong: answered (not refused) with a fact missing,
-- wrongly refused, empty-or-looping, off-topic refused, answer latency p50/p95, peak RSS;
+- wrongly refused, empty-or-looping, off-topic refused, answer latency p50/p95, the answers'
+  length (chars p50), peak RSS;
 the held-out (odd) half apart. Sets: git (bench/rag_eval's 48 questions over Debian's git-doc),
 emberfall (a fictional game server's rules/FAQ, bench/answer_eval/emberfall/), explain (/explain's
 40 questions). Rows (question, answer, sources, verdict) are written per question under
