@@ -53,6 +53,7 @@ _SENTENCE_END = re.compile(r"(?<=[A-Za-z0-9\])\"'`][.!?])\s+(?=[A-Z\[`(\"])")
 _LIST_MARKER = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
 _TRAILING_PUNCT = re.compile(r"([.!?:;]+)$")
 _STEM = 5
+_ANAPHOR = re.compile(r"(?:It|This|That|These|Those|They|Its|Their)\b")
 
 
 class _Encoder(Protocol):
@@ -162,7 +163,8 @@ def passage_sentences(passage: str) -> list[str]:
     sentences = []
     for block in blocks:
         for sentence in _SENTENCE_END.split(" ".join(block.split())):
-            if len(sentence.split()) >= 3:
+            # a chunk may start mid-sentence (chunks overlap): a lower-case start is a fragment
+            if len(sentence.split()) >= 3 and not sentence[0].islower():
                 sentences.append(_clip(sentence, LEAD_CHARS))
     return sentences
 
@@ -188,7 +190,18 @@ async def pick_lead(encoder: _Encoder, question: str, grounding: Grounding) -> L
     best = int(order[0])
     n, position, text = candidates[best]
     chosen = [(position, text)]
+    before = candidates[best - 1] if best > 0 else None
+    if (
+        _ANAPHOR.match(text)
+        and before is not None
+        and before[0] == n
+        and len(before[2]) + len(text) + 1 <= LEAD_CHARS
+    ):
+        # "It costs the most frames": the sentence before says what "it" is
+        chosen.append((before[1], before[2]))
     for j in order[1:3]:
+        if len(chosen) > 1:
+            break
         other_n, other_position, other = candidates[int(j)]
         if other_n == n and len(text) + len(other) + 1 <= LEAD_CHARS and other != text:
             chosen.append((other_position, other))

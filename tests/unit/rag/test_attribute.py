@@ -60,7 +60,11 @@ def test_passage_sentences_join_wrapped_lines_and_keep_list_items_apart() -> Non
     ]
     sentences = passage_sentences(CLANS)
     assert "A clan has at most 12 members." in sentences and "# Clans" not in sentences
-    long = passage_sentences("word " * 200)
+    # chunks overlap: one that starts mid-sentence starts with a fragment, not a sentence
+    assert passage_sentences("profile link and the date of the ban. Email appeals@x.gg now.") == [
+        "Email appeals@x.gg now."
+    ]
+    long = passage_sentences("Word " * 200)
     assert len(long) == 1 and len(long[0]) <= LEAD_CHARS
 
 
