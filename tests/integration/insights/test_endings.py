@@ -25,14 +25,19 @@ async def test_a_decline_and_no_usable_answer_are_recorded_apart(
         "# Raid schedule\n\nGuild raids start every Friday at 21:00 server time."
     )
     assert {o.status async for o in ingestor.ingest_paths(guild, [str(tmp_path)])} == {"added"}
-    answers = answers_with(None)  # the model's text is given: this is about what is recorded
+    # the model's text is given: this is about what is recorded. Without the quoted lead the
+    # asker reads the model's decline or "no usable answer"; with it (the product's default)
+    # the docs' sentence answers in the model's place, and that is recorded as an answer.
+    with_lead = answers_with(None)
+    no_lead = Answers(with_lead.services, lead="off")
     repo = InteractionRepo(rag_pool)
-    generated = {
-        "That is not in this server's docs.": "declined",
-        "[1]": "unusable",  # a citation alone
-        "Raids start every Friday at 21:00 server time [1].": "stop",
-    }
-    for n, (text, ending) in enumerate(generated.items()):
+    generated = [
+        (no_lead, "That is not in this server's docs.", "declined"),
+        (no_lead, "[1]", "unusable"),  # a citation alone
+        (no_lead, "Raids start every Friday at 21:00 server time [1].", "stop"),
+        (with_lead, "That is not in this server's docs.", "stop"),
+    ]
+    for n, (answers, text, ending) in enumerate(generated):
         asked = await answers.prepare(
             "ask", guild, "When do raids start?", asker=Asker(800 + n, 42)
         )
