@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from core.llm.engine import native
 
-__all__ = ["Packed", "PackCache", "Proj", "packed", "GROUP", "INT4_MAX_ROWS"]
+__all__ = ["Error", "Packed", "PackCache", "Proj", "packed", "GROUP", "INT4_MAX_ROWS"]
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,32 @@ def _exact(w: torch.Tensor, rebuilt: torch.Tensor, d: torch.Tensor) -> bool:
     return bool((err <= 1e-3 * d + 1e-7 * w.abs().amax(-1) + 1e-12).all())
 
 
-def packed(weight: torch.Tensor, exact: bool = True) -> Packed | None:
+class Error:
+    """How far a re-quantized matrix is from its source: max and RMS of |w - w4|, over the
+    max and RMS of |w| (accumulated over chunks and matrices)."""
+
+    def __init__(self) -> None:
+        self.max_err = self.max_w = self.sq_err = self.sq_w = 0.0
+        self.count = 0
+
+    def add(self, w: torch.Tensor, rebuilt: torch.Tensor) -> None:
+        diff = rebuilt - w
+        self.max_err = max(self.max_err, float(diff.abs().max()))
+        self.max_w = max(self.max_w, float(w.abs().max()))
+        self.sq_err += float(diff.double().square().sum())
+        self.sq_w += float(w.double().square().sum())
+        self.count += w.numel()
+
+    def describe(self) -> str:
+        rms = (self.sq_err / max(self.sq_w, 1e-30)) ** 0.5
+        top = self.max_err / max(self.max_w, 1e-30)
+        return f"max |err| {self.max_err:.3g} ({top:.2%} of max |w|), RMS err {rms:.2%} of RMS w"
+
+
+def packed(weight: torch.Tensor, exact: bool = True, error: Error | None = None) -> Packed | None:
     """`weight` as nearest-4-bit groups of 32 in the native kernel's layout; with `exact`,
-    None unless every group already is `lo + d * q`, q in 0..15 (a dequantized GGUF Q4_1)."""
+    None unless every group already is `lo + d * q`, q in 0..15 (a dequantized GGUF Q4_1).
+    `error` accumulates how far the packing is from `weight`."""
     n, k = weight.shape
     if k % GROUP or n % native.BLOCK_ROWS or weight.dtype != torch.float32:
         return None
@@ -58,8 +81,12 @@ def packed(weight: torch.Tensor, exact: bool = True) -> Packed | None:
         rows = weight[start : start + CHUNK_ROWS]
         groups = rows.reshape(rows.shape[0], k // GROUP, GROUP)
         q, d, lo = _q4_groups(groups)
-        if exact and not _exact(groups, lo[..., None] + d[..., None] * q, d):
-            return None
+        if exact or error is not None:
+            rebuilt = lo[..., None] + d[..., None] * q
+            if exact and not _exact(groups, rebuilt, d):
+                return None
+            if error is not None:
+                error.add(groups, rebuilt)
         packs.append(native.pack_q4(q.reshape(rows.shape[0], k), d, lo))
     return torch.cat(packs)
 
@@ -72,11 +99,12 @@ class PackCache:
     """
 
     NAME = "guru-lean-int4.safetensors"
-    FORMAT = "guru-lean-q4/4"
+    FORMAT = "guru-lean-q4/5"  # 5: matrices of other GGUF block types may be re-quantized
 
     def __init__(self, directory: str) -> None:
         self.dir = Path(directory)
         self.path = self.dir / self.NAME
+        self.note = ""  # what the packing re-quantized (saved with it, for the logs)
 
     def _stamp(self) -> str:
         files = sorted(p for p in self.dir.glob("*.safetensors") if p.name != self.NAME)
@@ -94,6 +122,7 @@ class PackCache:
                 if meta.get("stamp") != self._stamp():
                     return None
                 dense = set(json.loads(meta["dense"]))
+                self.note = meta.get("note", "")
                 tensors = {key: fh.get_tensor(key) for key in fh.keys()}
             out: dict[str, Any] = {}
             for name in groups:
@@ -108,12 +137,12 @@ class PackCache:
             log.warning("ignoring the int4 cache %s", self.path, exc_info=True)
             return None
 
-    def save(self, packed: dict[str, Packed | None]) -> None:
+    def save(self, packed: dict[str, Packed | None], note: str = "") -> None:
         from safetensors.torch import save_file
 
         tensors = {name: t.contiguous() for name, t in packed.items() if t is not None}
         dense = [name for name, t in packed.items() if t is None]
-        meta = {"stamp": self._stamp(), "dense": json.dumps(dense)}
+        meta = {"stamp": self._stamp(), "dense": json.dumps(dense), "note": note}
         tmp = self.path.with_suffix(f".tmp{os.getpid()}")
         try:
             save_file(tensors, str(tmp), metadata=meta)
@@ -145,12 +174,12 @@ class Proj:
             self.bias = torch.cat([b for _, b in self.dense])
 
     @staticmethod
-    def pack(modules: list[Any], approx: bool = False) -> Packed | None:
+    def pack(modules: list[Any], approx: bool = False, error: Error | None = None) -> Packed | None:
         """The modules' fused weight in int4: exact 4-bit groups, else None; with `approx`,
-        the nearest 4-bit groups of any fp32 weight."""
+        the nearest 4-bit groups of any fp32 weight (`error` accumulates how far)."""
         weights = [m.weight for m in modules]
         weight = torch.cat(weights) if len(weights) > 1 else weights[0]
-        return packed(weight, exact=not approx)
+        return packed(weight, exact=not approx, error=error)
 
     def prompt_weights(self) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
         """Weights for the matmuls of a prompt (many rows: compute-bound). With int4 on

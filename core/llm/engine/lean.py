@@ -38,7 +38,8 @@ import torch
 import torch.nn.functional as F
 
 from core.llm.engine import native
-from core.llm.engine.int4 import INT4_MAX_ROWS, PackCache, Proj
+from core.llm.engine.blocks import FLOAT_TYPES, source_types
+from core.llm.engine.int4 import INT4_MAX_ROWS, Error, PackCache, Proj
 
 __all__ = ["LeanLlama", "lean_unsupported"]
 
@@ -86,6 +87,29 @@ class _Layer:
     down: Proj
 
 
+def _pack(
+    model: Any, groups: dict[str, list[Any]], types: dict[str, str]
+) -> tuple[dict[str, Any], str]:
+    """Each layer group's int4 packing: exact where its matrices are 4-bit blocks (Q4_1);
+    else, when every matrix of the group was a quantized block type in the source GGUF
+    (`types`, by module name), the nearest 4-bit groups of 32 (the model is a quantized one
+    already; `guru bench llm`'s quality gate measures what that costs); else None (dense).
+    Also says what was re-quantized, per source block type, with the error measured."""
+    names = {id(module): name for name, module in model.named_modules()}
+    packed: dict[str, Any] = {}
+    errors: dict[str, Error] = {}
+    for name, mods in groups.items():
+        if name == "lm_head":
+            continue
+        packed[name] = Proj.pack(mods)
+        kinds = sorted({types.get(names.get(id(m), ""), "F32") for m in mods})
+        if packed[name] is None and not FLOAT_TYPES.intersection(kinds):
+            error = errors.setdefault("+".join(kinds), Error())
+            packed[name] = Proj.pack(mods, approx=True, error=error)
+    note = "; ".join(f"{kind}: {err.describe()}" for kind, err in sorted(errors.items()))
+    return packed, note
+
+
 # -- the model ---------------------------------------------------------------------------
 
 
@@ -109,6 +133,7 @@ class LeanLlama:
         if reason is not None:
             raise ValueError(f"The lean forward does not support {reason}.")
         self.kernels = "none: dense weights"  # which native kernels run, and why
+        self.requantized = ""  # which matrices int4 re-quantized from other GGUF blocks
         config = model.config
         self.model = model
         self.heads = config.num_attention_heads
@@ -138,18 +163,16 @@ class LeanLlama:
             store = PackCache(cache_dir) if cache_dir else None
             loaded = store.load(groups) if store else None
             if loaded is None:
-                packed = {
-                    name: Proj.pack(mods) for name, mods in groups.items() if name != "lm_head"
-                }
+                packed, self.requantized = _pack(model, groups, source_types(cache_dir))
                 # The LM head only picks candidates (the top logits are recomputed exactly),
                 # so a 4-bit approximation is enough, but only for an already-quantized model.
                 quantized = any(pair is not None for pair in packed.values())
                 if quantized:
                     packed["lm_head"] = Proj.pack([model.lm_head], approx=True)
                 if store and quantized:
-                    store.save(packed)
+                    store.save(packed, self.requantized)
             else:
-                packed = loaded
+                packed, self.requantized = loaded, store.note if store else ""
         kernel = None
         if any(p is not None for p in packed.values()):
             kernel = native.load(cache_dir, isa)
@@ -180,6 +203,8 @@ class LeanLlama:
             if kernel is not None:
                 self.kernels = kernel.description
             log.info("lean forward: int4-packed %s; native %s: %s", self.packed, how, self.kernels)
+            if self.requantized:
+                log.info("lean forward: re-quantized to 4 bits: %s", self.requantized)
 
     def _native_layers(self, kernel: native.Kernels | None, config: Any) -> native.Kernels | None:
         """Set up whole-layer native decode steps when every layer matrix is packed and the
