@@ -182,15 +182,22 @@ class Proj:
         return packed(weight, exact=not approx, error=error)
 
     def prompt_weights(self) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
-        """Weights for the matmuls of a prompt (many rows: compute-bound). With int4 on
-        AVX512-BF16, bf16 copies: ~2.5x fp32's speed there. They are made per layer per
-        prefill pass (~7 MB here, reused by every prompt of the pass) instead of keeping 210 MB
-        of them. Elsewhere the dense fp32 weights: bf16 is no faster without native bf16 dot
+        """Weights for the matmuls of a prompt (many rows: compute-bound). With int4, dense
+        copies made from the packing per layer per prefill pass (~7 MB here, reused by every
+        prompt of the pass), never from the model's fp32 tensors: those are mmapped, and
+        reading them would make them resident (native/dequant.c). bf16 copies on AVX512-BF16
+        (~2.5x fp32's speed there); fp32 elsewhere: bf16 is no faster without native bf16 dot
         products, and its rounding flipped the bundled model's top token on AVX2 (504 -> 60)."""
-        if self.packed is None or self.kernel is None or not self.kernel.isa.bf16_prompts():
+        if self.packed is None or self.kernel is None:
             return self.dense
-        bf16 = torch.bfloat16
-        return [(w.to(bf16), None if b is None else b.to(bf16)) for w, b in self.dense]
+        dtype = torch.bfloat16 if self.kernel.isa.bf16_prompts() else torch.float32
+        weight = self.kernel.dequantize(
+            self.packed, sum(self.sizes), self.dense[0][0].shape[1], dtype
+        )
+        return [
+            (w, None if b is None else b.to(dtype))
+            for w, (_, b) in zip(weight.split(self.sizes), self.dense)
+        ]
 
     def _decodes_int4(self, x: torch.Tensor) -> bool:
         """Packed, and few enough rows that reading the weights dominates."""
