@@ -15,7 +15,7 @@ from gguf import GGMLQuantizationType as T  # noqa: E402
 from gguf import quants  # noqa: E402
 
 from core.llm.engine import native  # noqa: E402
-from core.llm.engine.blocks import hf_name, source_types  # noqa: E402
+from core.llm.engine.blocks import hf_name, q4k_groups, source_types  # noqa: E402
 from core.llm.engine.int4 import Error, packed  # noqa: E402
 
 ROWS, COLS = 32, 512  # two 256-wide K-quant super-blocks per row
@@ -70,6 +70,21 @@ def test_other_block_types_requantize_within_half_a_step(kind):
     assert bool((err <= bound).all())
     assert error.max_err == pytest.approx(float(err.max()), rel=1e-6)
     assert error.count == w.numel() and "of max |w|" in error.describe()
+
+
+def test_q4_k_blocks_unpack_to_their_own_codes_and_scales():
+    """Q4_K sub-blocks are 4-bit codes with an fp32 scale and offset: exact in fp32; the
+    layout's fp16 rounds them (by at most 2^-11 relative, far below a step)."""
+    blocks = _blocks(T.Q4_K)
+    w = torch.from_numpy(quants.dequantize(blocks, T.Q4_K).astype(np.float32))
+    q, d, lo = q4k_groups(blocks)
+    assert q.shape == w.shape and int(q.min()) >= 0 and int(q.max()) <= 15
+    groups = q.float().view(ROWS, -1, native.GROUP)
+    assert torch.equal((lo[..., None] + d[..., None] * groups).view_as(w), w)
+    rebuilt, _ = _rebuilt(native.pack_q4(q, d, lo))
+    # fp16 keeps 11 significant bits: d * q and lo each move by at most 2^-11 of themselves
+    bound = 2**-11 * (15 * d + lo.abs()) * 1.001
+    assert bool(((rebuilt - w).abs() <= bound.repeat_interleave(native.GROUP, 1)).all())
 
 
 def test_gguf_names_map_to_transformers_modules():

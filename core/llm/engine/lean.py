@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from core.llm.engine import native
-from core.llm.engine.blocks import FLOAT_TYPES, source_types
+from core.llm.engine.blocks import FLOAT_TYPES, Source, q4k_groups
 from core.llm.engine.int4 import INT4_MAX_ROWS, Error, PackCache, Proj
 
 __all__ = ["LeanLlama", "lean_unsupported"]
@@ -92,14 +92,13 @@ class _Layer:
     down: Proj
 
 
-def _pack(
-    model: Any, groups: dict[str, list[Any]], types: dict[str, str]
-) -> tuple[dict[str, Any], str]:
+def _pack(model: Any, groups: dict[str, list[Any]], source: Source) -> tuple[dict[str, Any], str]:
     """Each layer group's int4 packing: exact where its matrices are 4-bit blocks (Q4_1);
+    Q4_K's own codes, with its fp32 sub-block scales and offsets rounded to the layout's fp16;
     else, when every matrix of the group was a quantized block type in the source GGUF
-    (`types`, by module name), the nearest 4-bit groups of 32 (the model is a quantized one
-    already; `guru bench llm`'s quality gate measures what that costs); else None (dense).
-    Also says what was re-quantized, per source block type, with the error measured."""
+    (`source.types`, by module name), the nearest 4-bit groups of 32 (the model is a quantized
+    one already; `guru bench llm`'s quality gate measures what that costs); else None (dense).
+    Also says what was not packed exactly, per source block type, with the error measured."""
     names = {id(module): name for name, module in model.named_modules()}
     packed: dict[str, Any] = {}
     errors: dict[str, Error] = {}
@@ -107,12 +106,34 @@ def _pack(
         if name == "lm_head":
             continue
         packed[name] = Proj.pack(mods)
-        kinds = sorted({types.get(names.get(id(m), ""), "F32") for m in mods})
-        if packed[name] is None and not FLOAT_TYPES.intersection(kinds):
-            error = errors.setdefault("+".join(kinds), Error())
+        kinds = sorted({source.types.get(names.get(id(m), ""), "F32") for m in mods})
+        if packed[name] is not None or FLOAT_TYPES.intersection(kinds):
+            continue
+        if kinds == ["Q4_K"]:
+            error = errors.setdefault("Q4_K (its codes; scales rounded to fp16)", Error())
+            packed[name] = _pack_q4k([names[id(m)] for m in mods], mods, source, error)
+        if packed[name] is None:
+            error = errors.setdefault("+".join(kinds) + " (re-quantized)", Error())
             packed[name] = Proj.pack(mods, approx=True, error=error)
     note = "; ".join(f"{kind}: {err.describe()}" for kind, err in sorted(errors.items()))
     return packed, note
+
+
+def _pack_q4k(names: list[str], mods: list[Any], source: Source, error: Error) -> Any:
+    """Q4_K matrices packed from their GGUF blocks: each sub-block of 32 is already 4-bit
+    codes with a scale and an offset; None unless the blocks rebuild the loaded weights."""
+    parts = [q4k_groups(source.blocks(name)) for name in names]
+    q, d, lo = (torch.cat([p[i] for p in parts]) for i in range(3))
+    weight = torch.cat([m.weight for m in mods])
+    if q.shape != weight.shape or weight.shape[0] % native.BLOCK_ROWS:
+        return None
+    group = (q.shape[0], -1, native.GROUP)
+    exact = lo[..., None] + d[..., None] * q.view(group).float()
+    if not torch.allclose(exact.view_as(weight), weight, rtol=1e-6, atol=0):
+        return None  # not the tensor we loaded (a permuted layout): re-quantize instead
+    d, lo = d.half().float(), lo.half().float()  # what the layout keeps
+    error.add(weight.view(group), lo[..., None] + d[..., None] * q.view(group).float())
+    return native.pack_q4(q, d, lo)
 
 
 # -- the model ---------------------------------------------------------------------------
@@ -168,7 +189,7 @@ class LeanLlama:
             store = PackCache(cache_dir) if cache_dir else None
             loaded = store.load(groups) if store else None
             if loaded is None:
-                packed, self.requantized = _pack(model, groups, source_types(cache_dir))
+                packed, self.requantized = _pack(model, groups, Source(cache_dir))
                 # The LM head only picks candidates (the top logits are recomputed exactly),
                 # so a 4-bit approximation is enough, but only for an already-quantized model.
                 quantized = any(pair is not None for pair in packed.values())
@@ -209,7 +230,7 @@ class LeanLlama:
                 self.kernels = kernel.description
             log.info("lean forward: int4-packed %s; native %s: %s", self.packed, how, self.kernels)
             if self.requantized:
-                log.info("lean forward: re-quantized to 4 bits: %s", self.requantized)
+                log.info("lean forward: int4 not exact for %s", self.requantized)
 
     def _native_layers(self, kernel: native.Kernels | None, config: Any) -> native.Kernels | None:
         """Set up whole-layer native decode steps when every layer matrix is packed and the
