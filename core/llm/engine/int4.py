@@ -99,15 +99,19 @@ class PackCache:
     """
 
     NAME = "guru-lean-int4.safetensors"
-    FORMAT = "guru-lean-q4/5"  # 5: matrices of other GGUF block types may be re-quantized
+    REQUANTIZED = "guru-lean-int4-requantized.safetensors"
+    FORMAT = "guru-lean-q4/7"  # 5-7: Q4_K from its blocks; re-quantized GGUF types, which
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, requantized: bool = False) -> None:
         self.dir = Path(directory)
-        self.path = self.dir / self.NAME
+        # a packing with re-quantized matrices is another file: both choices stay cached
+        self.path = self.dir / (self.REQUANTIZED if requantized else self.NAME)
         self.note = ""  # what the packing re-quantized (saved with it, for the logs)
+        self.inexact: list[str] = []  # the groups it re-quantized
 
     def _stamp(self) -> str:
-        files = sorted(p for p in self.dir.glob("*.safetensors") if p.name != self.NAME)
+        ours = (self.NAME, self.REQUANTIZED)
+        files = sorted(p for p in self.dir.glob("*.safetensors") if p.name not in ours)
         stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
         return json.dumps({"format": self.FORMAT, "files": stats})
 
@@ -123,6 +127,7 @@ class PackCache:
                     return None
                 dense = set(json.loads(meta["dense"]))
                 self.note = meta.get("note", "")
+                self.inexact = json.loads(meta.get("inexact", "[]"))
                 tensors = {key: fh.get_tensor(key) for key in fh.keys()}
             out: dict[str, Any] = {}
             for name in groups:
@@ -137,12 +142,19 @@ class PackCache:
             log.warning("ignoring the int4 cache %s", self.path, exc_info=True)
             return None
 
-    def save(self, packed: dict[str, Packed | None], note: str = "") -> None:
+    def save(
+        self, packed: dict[str, Packed | None], note: str = "", inexact: list[str] | None = None
+    ) -> None:
         from safetensors.torch import save_file
 
         tensors = {name: t.contiguous() for name, t in packed.items() if t is not None}
         dense = [name for name, t in packed.items() if t is None]
-        meta = {"stamp": self._stamp(), "dense": json.dumps(dense), "note": note}
+        meta = {
+            "stamp": self._stamp(),
+            "dense": json.dumps(dense),
+            "note": note,
+            "inexact": json.dumps(inexact or []),
+        }
         tmp = self.path.with_suffix(f".tmp{os.getpid()}")
         try:
             save_file(tensors, str(tmp), metadata=meta)
@@ -162,8 +174,13 @@ class Proj:
     """
 
     def __init__(
-        self, modules: list[Any], packed: Packed | None, kernel: native.Kernels | None = None
+        self,
+        modules: list[Any],
+        packed: Packed | None,
+        kernel: native.Kernels | None = None,
+        exact: bool = True,
     ):
+        self.exact = exact  # the packing is the weights (not a 4-bit re-quantization of them)
         self.dense = [(m.weight, getattr(m, "bias", None)) for m in modules]
         self.sizes = [w.shape[0] for w, _ in self.dense]
         # without native kernels the packing is not used: dense fp32 is exact (see isa.py)
@@ -182,18 +199,26 @@ class Proj:
         return packed(weight, exact=not approx, error=error)
 
     def prompt_weights(self) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
-        """Weights for the matmuls of a prompt (many rows: compute-bound). With int4, dense
-        copies made from the packing per layer per prefill pass (~7 MB here, reused by every
-        prompt of the pass), never from the model's fp32 tensors: those are mmapped, and
-        reading them would make them resident (native/dequant.c). bf16 copies on AVX512-BF16
+        """Weights for the matmuls of a prompt (many rows: compute-bound), made per layer per
+        prefill pass (~7 MB here, reused by every prompt of the pass): bf16 on AVX512-BF16
         (~2.5x fp32's speed there); fp32 elsewhere: bf16 is no faster without native bf16 dot
-        products, and its rounding flipped the bundled model's top token on AVX2 (504 -> 60)."""
+        products, and its rounding flipped the bundled model's top token on AVX2 (504 -> 60).
+        From an exact packing they are made from it (native/dequant.c), never from the
+        model's fp32 tensors: those are mmapped, and reading them would make them resident.
+        A re-quantized matrix keeps its dense weights here: prompts on the 4-bit copies failed
+        the quality gate on Qwen2.5-0.5B (26/28; 28/28 with these)."""
         if self.packed is None or self.kernel is None:
             return self.dense
-        dtype = torch.bfloat16 if self.kernel.isa.bf16_prompts() else torch.float32
-        weight = self.kernel.dequantize(
-            self.packed, sum(self.sizes), self.dense[0][0].shape[1], dtype
-        )
+        bf16 = self.kernel.isa.bf16_prompts()
+        if not self.exact:
+            if not bf16:
+                return self.dense
+            return [
+                (w.to(torch.bfloat16), None if b is None else b.bfloat16()) for w, b in self.dense
+            ]
+        dtype = torch.bfloat16 if bf16 else torch.float32
+        k = self.dense[0][0].shape[1]
+        weight = self.kernel.dequantize(self.packed, sum(self.sizes), k, dtype)
         return [
             (w, None if b is None else b.to(dtype))
             for w, (_, b) in zip(weight.split(self.sizes), self.dense)

@@ -92,16 +92,21 @@ class _Layer:
     down: Proj
 
 
-def _pack(model: Any, groups: dict[str, list[Any]], source: Source) -> tuple[dict[str, Any], str]:
+def _pack(
+    model: Any, groups: dict[str, list[Any]], source: Source, requantize: bool
+) -> tuple[dict[str, Any], str, list[str]]:
     """Each layer group's int4 packing: exact where its matrices are 4-bit blocks (Q4_1);
     Q4_K's own codes, with its fp32 sub-block scales and offsets rounded to the layout's fp16;
-    else, when every matrix of the group was a quantized block type in the source GGUF
-    (`source.types`, by module name), the nearest 4-bit groups of 32 (the model is a quantized
-    one already; `guru bench llm`'s quality gate measures what that costs); else None (dense).
-    Also says what was not packed exactly, per source block type, with the error measured."""
+    else, with `requantize` and when every matrix of the group was a quantized block type in
+    the source GGUF (`source.types`, by module name), the nearest 4-bit groups of 32 (the model
+    is a quantized one already; `guru bench llm`'s quality gate measures what that costs);
+    else None (dense).
+    Also says what was not packed exactly, per source block type, with the error measured,
+    and which groups were re-quantized."""
     names = {id(module): name for name, module in model.named_modules()}
     packed: dict[str, Any] = {}
     errors: dict[str, Error] = {}
+    requantized: list[str] = []
     for name, mods in groups.items():
         if name == "lm_head":
             continue
@@ -112,11 +117,12 @@ def _pack(model: Any, groups: dict[str, list[Any]], source: Source) -> tuple[dic
         if kinds == ["Q4_K"]:
             error = errors.setdefault("Q4_K (its codes; scales rounded to fp16)", Error())
             packed[name] = _pack_q4k([names[id(m)] for m in mods], mods, source, error)
-        if packed[name] is None:
+        if packed[name] is None and requantize:
             error = errors.setdefault("+".join(kinds) + " (re-quantized)", Error())
             packed[name] = Proj.pack(mods, approx=True, error=error)
+            requantized.append(name)
     note = "; ".join(f"{kind}: {err.describe()}" for kind, err in sorted(errors.items()))
-    return packed, note
+    return packed, note, requantized
 
 
 def _pack_q4k(names: list[str], mods: list[Any], source: Source, error: Error) -> Any:
@@ -148,13 +154,18 @@ class LeanLlama:
         weights: str = "dense",
         cache_dir: str | None = None,
         isa: str | None = None,
+        requantize: bool = False,
     ) -> None:
         """`cache_dir`: where to keep the int4 packing between runs (the weights' directory);
-        `isa`: the native kernel variant, as `native.load` takes it."""
+        `isa`: the native kernel variant, as `native.load` takes it; `requantize`: int4 also
+        re-quantizes matrices of other GGUF block types to 4 bits (`_pack`: on Qwen2.5-0.5B
+        5x faster decode, but it did not pass the quality gate reliably)."""
         with torch.no_grad():
-            self._build(model, weights, cache_dir, isa)
+            self._build(model, weights, cache_dir, isa, requantize)
 
-    def _build(self, model: Any, weights: str, cache_dir: str | None, isa: str | None) -> None:
+    def _build(
+        self, model: Any, weights: str, cache_dir: str | None, isa: str | None, requantize: bool
+    ) -> None:
         reason = lean_unsupported(model)
         if reason is not None:
             raise ValueError(f"The lean forward does not support {reason}.")
@@ -179,6 +190,7 @@ class LeanLlama:
             groups[f"{name}.gate_up"] = [mlp.gate_proj, mlp.up_proj]
             groups[f"{name}.down"] = [mlp.down_proj]
         packed: dict[str, Any] = {}
+        inexact: list[str] = []  # re-quantized groups: prompts keep their dense weights
         if weights == "int4":  # the packing only serves native kernels (see native/isa.py)
             choice = native.choose(isa)  # a forced variant this CPU cannot run raises here
             self.kernels = f"none: {choice.describe()}"
@@ -186,25 +198,30 @@ class LeanLlama:
                 log.info("lean forward: no native kernels (%s): dense fp32", choice.why)
                 weights = "dense"
         if weights == "int4":
-            store = PackCache(cache_dir) if cache_dir else None
+            store = PackCache(cache_dir, requantize) if cache_dir else None
             loaded = store.load(groups) if store else None
             if loaded is None:
-                packed, self.requantized = _pack(model, groups, Source(cache_dir))
+                source = Source(cache_dir)
+                packed, self.requantized, inexact = _pack(model, groups, source, requantize)
                 # The LM head only picks candidates (the top logits are recomputed exactly),
                 # so a 4-bit approximation is enough, but only for an already-quantized model.
                 quantized = any(pair is not None for pair in packed.values())
                 if quantized:
                     packed["lm_head"] = Proj.pack([model.lm_head], approx=True)
                 if store and quantized:
-                    store.save(packed, self.requantized)
+                    store.save(packed, self.requantized, inexact)
             else:
                 packed, self.requantized = loaded, store.note if store else ""
+                inexact = store.inexact if store else []
         kernel = None
         if any(p is not None for p in packed.values()):
             kernel = native.load(cache_dir, isa)
             if kernel is None:
                 self.kernels = "none: the native kernels did not build (see the log)"
-        projs = {name: Proj(mods, packed.get(name), kernel) for name, mods in groups.items()}
+        projs = {
+            name: Proj(mods, packed.get(name), kernel, exact=name not in inexact)
+            for name, mods in groups.items()
+        }
         self.layers = [
             _Layer(
                 ln1=block.input_layernorm.weight,
