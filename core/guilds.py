@@ -12,8 +12,8 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
+from core.db.audit import record_action
 from core.db.pool import Pool
 from core.errors import InvalidInput
 
@@ -47,10 +47,6 @@ ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name WHERE guilds.name <> EXCLUDE
 _ENSURE_SETTINGS = (
     "INSERT INTO guild_settings (guild_id) VALUES (%(guild_id)s) ON CONFLICT DO NOTHING"
 )
-_AUDIT = """
-INSERT INTO audit_log (guild_id, actor_id, action, detail)
-VALUES (%(guild_id)s, %(actor_id)s, %(action)s, %(detail)s)
-"""
 _RESET = "DELETE FROM guild_settings WHERE guild_id = %(guild_id)s"
 _PERSONA = """
 SELECT system_prompt, max_answer_tokens FROM channel_personas
@@ -186,15 +182,7 @@ class GuildSettingsRepo:
         """Back to all defaults (the row is deleted; reading it again yields defaults)."""
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(_RESET, {"guild_id": guild_id})
-            await conn.execute(
-                _AUDIT,
-                {
-                    "guild_id": guild_id,
-                    "actor_id": actor_id,
-                    "action": "settings.reset",
-                    "detail": Jsonb({}),
-                },
-            )
+            await record_action(conn, guild_id, actor_id, "settings.reset", {})
         return GuildSettings(guild_id)
 
     async def persona(self, guild_id: int, channel_id: int) -> ChannelPersona | None:
@@ -232,13 +220,5 @@ class GuildSettingsRepo:
             await conn.execute(_UPSERT_GUILD, {"guild_id": guild_id, "name": guild_name[:100]})
             await conn.execute(_ENSURE_SETTINGS, {"guild_id": guild_id})
             await conn.execute(query, params)
-            await conn.execute(
-                _AUDIT,
-                {
-                    "guild_id": guild_id,
-                    "actor_id": actor_id,
-                    "action": action,
-                    "detail": Jsonb(detail),
-                },
-            )
+            await record_action(conn, guild_id, actor_id, action, detail)
         log.info("guild %s: %s by %s", guild_id, action, actor_id)

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from psycopg.types.json import Jsonb
-
+from core.db.audit import record_action
 from core.db.pool import Pool
 
 __all__ = ["GuruThread", "GuruThreads", "HelpChannel", "HelpChannels", "QuestionState"]
@@ -27,10 +26,6 @@ ThreadKind = Literal["ask", "help"]
 _UPSERT_GUILD = """
 INSERT INTO guilds (id, name) VALUES (%(guild_id)s, %(name)s)
 ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name WHERE guilds.name <> EXCLUDED.name
-"""
-_AUDIT = """
-INSERT INTO audit_log (guild_id, actor_id, action, detail)
-VALUES (%(guild_id)s, %(actor_id)s, %(action)s, %(detail)s)
 """
 _SET_HELP = """
 INSERT INTO help_channels (guild_id, channel_id, helper_role_id, say_when_unanswered)
@@ -165,8 +160,7 @@ class HelpChannels:
             await conn.execute(_UPSERT_GUILD, {"guild_id": guild_id, "name": guild_name[:100]})
             cur = await conn.execute(query, params)
             changed = cur.rowcount > 0
-            audit = {"guild_id": guild_id, "actor_id": actor_id, "action": action}
-            await conn.execute(_AUDIT, {**audit, "detail": Jsonb(detail)})
+            await record_action(conn, guild_id, actor_id, action, detail)
         log.info("guild %s: %s by %s", guild_id, action, actor_id)
         return changed
 
