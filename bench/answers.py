@@ -6,9 +6,12 @@ through `bench.answer_eval.path.answer_one`, which answers as `guru ask` does (r
 numbered sources, `finish_answer`). Per set and prompt variant it prints:
 
 - correct-and-cited: states every fact AND the model cited a gold page by its [n],
-- correct, uncited: every fact, but no citation of a gold page,
+- cited after attribution ("attrib ok"): every fact AND the answer shown cites a gold page by
+  an [n] (core.rag.attribute writes them where it measures support; not the "Sources:" line),
+- correct, uncited: every fact, but no citation of a gold page by the model,
 - confidently wrong: answered (not refused) with a fact missing,
-- wrongly refused, empty-or-looping, off-topic refused, answer latency p50/p95, peak RSS;
+- wrongly refused, empty-or-looping, off-topic refused, answer latency p50/p95, the answers'
+  length (chars p50), peak RSS;
 the held-out (odd) half apart. Sets: git (bench/rag_eval's 48 questions over Debian's git-doc),
 emberfall (a fictional game server's rules/FAQ, bench/answer_eval/emberfall/), explain (/explain's
 40 questions). Rows (question, answer, sources, verdict) are written per question under
@@ -199,6 +202,18 @@ async def _ingest(qset: Any, pool: Any, embedder: Any) -> dict[str, Any]:
 
         return await ingest_corpus(ingestor, qset.corpus, qset.guild)
     counts: dict[str, int] = {}
+    uris: set[str] = set()
     async for outcome in ingestor.ingest_paths(qset.guild, [str(qset.corpus)]):
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
-    return {"documents": sum(counts.values()), **counts}
+        uris.add(outcome.uri)
+    # A document's uri is its absolute path, so each checkout of this repository (worktrees)
+    # adds its own copy of the pages; duplicates then fill the answer's source slots. The
+    # set's guild holds exactly this corpus.
+    from core.rag.store import DocumentRepo
+
+    async with pool.connection() as conn:
+        documents = DocumentRepo(conn)
+        stale = [d for d in await documents.list(qset.guild) if d.uri not in uris]
+        for doc in stale:
+            await documents.delete(qset.guild, doc.id)
+    return {"documents": sum(counts.values()), "removed": len(stale), **counts}

@@ -33,7 +33,7 @@ def _lean(model: Any, path: str, cache_dir: str) -> Any:
         return LeanLlama(model, "dense")
     os.environ["GURU_ENGINE_ISA"] = path.split(":", 1)[1]
     try:
-        return LeanLlama(model, "int4", cache_dir=cache_dir)
+        return LeanLlama(model, "int4", cache_dir=cache_dir, requantize=True)
     finally:
         del os.environ["GURU_ENGINE_ISA"]
 

@@ -33,8 +33,9 @@ __all__ = ["add_arguments", "run", "main"]
 log = logging.getLogger(__name__)
 
 DTYPES = ("float32", "bfloat16", "float16")
-# A path is a dtype (lean forward, dense weights), `int4` (lean forward, exact int4 packing),
-# or either with an `hf-` prefix (transformers' forward): see bench.ours.parse_path.
+# A path is a dtype (lean forward, dense weights), `int4` (lean forward, int4 packing: exact
+# for Q4_1, other GGUF block types re-quantized), or either with an `hf-` prefix (transformers'
+# forward): see bench.ours.parse_path.
 PATHS = (*DTYPES, "int4", *(f"hf-{p}" for p in DTYPES))
 WORKER_TIMEOUT_S = 1800
 

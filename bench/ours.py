@@ -81,7 +81,8 @@ def parse_path(path: str) -> tuple[str, str, str]:
     """(kernel, dtype, weights) of a bench path: `[hf-]DTYPE` or `int4`.
 
     `float32`/`bfloat16`/`float16` run the lean forward on dense weights of that dtype,
-    `int4` runs it on the fp32-loaded weights packed exactly into int4 (bf16 activations),
+    `int4` runs it on the fp32-loaded weights packed into int4 (exact for Q4_1 GGUFs, other
+    GGUF block types re-quantized: core.llm.engine.lean `_pack`),
     and an `hf-` prefix runs transformers' forward instead (the engine before the lean one).
     """
     kernel, _, rest = path.rpartition("-")

@@ -8,18 +8,33 @@ its checked citations and sources as links. Core records what the asker saw eith
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 
 import discord
 
 from bot import render
+from bot.access import access_of
 from bot.feedback import feedback_view
 from bot.streaming import StreamingReply, StreamOutcome
 from core.answering import PreparedAnswer
-from core.interactions import Asker
+from core.guilds import GuildSettings
+from core.interactions import Asker, Turn
 from core.llm.types import Request
 from core.services import Services
 
-__all__ = ["asker_of", "home_channel_id", "reply_with_answer"]
+__all__ = [
+    "SendPage",
+    "asker_of",
+    "home_channel_id",
+    "post_answer",
+    "prepare_message_answer",
+    "reply_with_answer",
+]
+
+# Posts one page of an answer: (text, view or None, file or None) → the message, if sent
+SendPage = Callable[
+    [str, discord.ui.View | None, tuple[str, bytes] | None], Awaitable[discord.Message | None]
+]
 
 log = logging.getLogger(__name__)
 
@@ -97,3 +112,52 @@ async def _stream(
 
     assert services.llm is not None
     return await reply.run(services.llm.stream(request), final_view=final_view, finalize=finalize)
+
+
+async def prepare_message_answer(
+    services: Services,
+    message: discord.Message,
+    question: str,
+    history: Sequence[Turn],
+    prefs: GuildSettings,
+) -> PreparedAnswer:
+    """`Answers.prepare` for a question asked in a message (a mention, a follow-up, a help
+    post): recorded under the message's id, read as its author may, with its channel's persona."""
+    assert services.answers is not None and message.guild is not None
+    return await services.answers.prepare(
+        "ask",
+        message.guild.id,
+        question,
+        prefs=prefs,
+        asker=Asker(message.id, message.author.id, message.channel.id),
+        access=access_of(message.guild, message.author),
+        history=history,
+        channel_id=home_channel_id(message.channel),
+        request_id=f"msg-{message.id}",
+    )
+
+
+async def post_answer(
+    services: Services,
+    prepared: PreparedAnswer,
+    send: SendPage,
+    view: discord.ui.View | None,
+) -> discord.Message | None:
+    """Generate a prepared answer (or take its refusal), post it in pages through `send` with
+    `view` under the last page, and record it; the last message sent, if any."""
+    assert services.answers is not None
+    answer, completion = await services.answers.generate(prepared)
+    pages = render.pages(render.answer_text(answer))
+    sent = None
+    for i, page in enumerate(pages):
+        last = i == len(pages) - 1
+        sent = await send(page.content, view if last else None, page.file)
+    ending = "refused" if completion is None else completion.finish_reason
+    await services.answers.finish(
+        prepared,
+        "\n".join(p.content for p in pages),
+        ending,
+        completion.text if completion is not None else None,
+        sent.id if sent is not None else None,
+    )
+    return sent

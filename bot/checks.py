@@ -66,6 +66,8 @@ async def admit_message(message: discord.Message, services: Services) -> GuildSe
     prefs = await GuildSettingsRepo(services.db.pool).get(guild_id)  # type: ignore[union-attr]
     author = message.author
     manager = isinstance(author, discord.Member) and author.guild_permissions.manage_guild
-    _ensure_allowed(prefs, manager, message.channel.id, author)
+    channel = message.channel  # a thread is allowed where its parent channel is
+    place = channel.parent_id if isinstance(channel, discord.Thread) else channel.id
+    _ensure_allowed(prefs, manager, place, author)
     services.fair_use.use_model(guild_id, author.id, prefs.rate_limit_per_minute)
     return prefs

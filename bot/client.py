@@ -14,6 +14,7 @@ from discord.ext import commands
 from bot.endpoints import apply_endpoints, gateway_overridden
 from bot.errors import GuruTree
 from bot.feedback import FeedbackButton
+from bot.helpdesk import NeedHelpButton
 from bot.metrics import Metrics
 from core.config import Settings
 from core.errors import GuruError
@@ -35,7 +36,9 @@ EXTENSIONS: tuple[str, ...] = (
     "bot.cogs.docs",
     "bot.cogs.pins",
     "bot.cogs.sources",
+    "bot.cogs.solved",
     "bot.cogs.tune",
+    "bot.cogs.insights",
 )
 
 
@@ -43,7 +46,9 @@ def _intents() -> discord.Intents:
     intents = discord.Intents.none()
     intents.guilds = True
     intents.guild_messages = True
-    intents.message_content = True  # pins and message ingestion read message text
+    # pins, message ingestion, conversations and help channels read message text
+    intents.message_content = True
+    intents.guild_reactions = True  # a helper's ✅ marks a help thread's answer
     return intents
 
 
@@ -71,8 +76,9 @@ class GuruBot(commands.AutoShardedBot):
             self.services = await Services.open(self.settings)
             # Moderators' `guru tune activate/rollback` reach this process without a restart.
             await self.services.start_adapter_listener()
-        # 👍/👎 under any past /ask, /calc or /explain answer keep working across restarts
-        self.add_dynamic_items(FeedbackButton)
+        # 👍/👎 (and help channels' "Still need help?") under any past answer keep working
+        # across restarts
+        self.add_dynamic_items(FeedbackButton, NeedHelpButton)
         for name in EXTENSIONS:
             try:
                 await self.load_extension(name)

@@ -12,8 +12,8 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
+from core.db.audit import record_action
 from core.db.pool import Pool
 from core.errors import InvalidInput
 
@@ -26,12 +26,18 @@ log = logging.getLogger(__name__)
 # concept notes (core.rag.types.CONCEPTS_GUILD_ID).
 CONSOLE_GUILD_ID = 1
 
-SCALARS = ("system_prompt", "temperature", "max_answer_tokens", "rate_limit_per_minute")
+SCALARS = (
+    "system_prompt",
+    "temperature",
+    "max_answer_tokens",
+    "rate_limit_per_minute",
+    "ask_in_thread",
+)
 ID_LISTS = ("allowed_channel_ids", "allowed_role_ids")
 
 _SELECT = """
 SELECT system_prompt, temperature, max_answer_tokens, allowed_channel_ids, allowed_role_ids,
-       rate_limit_per_minute
+       rate_limit_per_minute, ask_in_thread
 FROM guild_settings WHERE guild_id = %(guild_id)s
 """
 _UPSERT_GUILD = """
@@ -41,10 +47,6 @@ ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name WHERE guilds.name <> EXCLUDE
 _ENSURE_SETTINGS = (
     "INSERT INTO guild_settings (guild_id) VALUES (%(guild_id)s) ON CONFLICT DO NOTHING"
 )
-_AUDIT = """
-INSERT INTO audit_log (guild_id, actor_id, action, detail)
-VALUES (%(guild_id)s, %(actor_id)s, %(action)s, %(detail)s)
-"""
 _RESET = "DELETE FROM guild_settings WHERE guild_id = %(guild_id)s"
 _PERSONA = """
 SELECT system_prompt, max_answer_tokens FROM channel_personas
@@ -73,6 +75,7 @@ class GuildSettings:
     allowed_channel_ids: tuple[int, ...] = ()
     allowed_role_ids: tuple[int, ...] = ()
     rate_limit_per_minute: int | None = None
+    ask_in_thread: bool = False  # /ask opens a thread for its answer (migration 0014)
 
     def channel_allowed(self, channel_id: int | None) -> bool:
         return not self.allowed_channel_ids or channel_id in self.allowed_channel_ids
@@ -179,15 +182,7 @@ class GuildSettingsRepo:
         """Back to all defaults (the row is deleted; reading it again yields defaults)."""
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(_RESET, {"guild_id": guild_id})
-            await conn.execute(
-                _AUDIT,
-                {
-                    "guild_id": guild_id,
-                    "actor_id": actor_id,
-                    "action": "settings.reset",
-                    "detail": Jsonb({}),
-                },
-            )
+            await record_action(conn, guild_id, actor_id, "settings.reset", {})
         return GuildSettings(guild_id)
 
     async def persona(self, guild_id: int, channel_id: int) -> ChannelPersona | None:
@@ -225,13 +220,5 @@ class GuildSettingsRepo:
             await conn.execute(_UPSERT_GUILD, {"guild_id": guild_id, "name": guild_name[:100]})
             await conn.execute(_ENSURE_SETTINGS, {"guild_id": guild_id})
             await conn.execute(query, params)
-            await conn.execute(
-                _AUDIT,
-                {
-                    "guild_id": guild_id,
-                    "actor_id": actor_id,
-                    "action": action,
-                    "detail": Jsonb(detail),
-                },
-            )
+            await record_action(conn, guild_id, actor_id, action, detail)
         log.info("guild %s: %s by %s", guild_id, action, actor_id)

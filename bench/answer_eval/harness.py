@@ -193,9 +193,18 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return float(statistics.quantiles(values, n=100, method="inclusive")[round(q) - 1])
 
 
+# Not a verdict of its own: every fact stated AND a gold page cited in the text the user reads
+# after core.rag.attribute (whoever wrote the [n]); "correct_cited" stays the model's own.
+ATTRIBUTED = "correct_attributed"
+
+
 def _rates(rows: list[dict[str, Any]]) -> dict[str, Any]:
     n = len(rows)
     counts = {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS}
+    counts[ATTRIBUTED] = sum(
+        r["verdict"] in ("correct_cited", "correct_uncited") and r.get("attributed_gold", False)
+        for r in rows
+    )
     return {
         "questions": n,
         "counts": counts,
@@ -226,6 +235,10 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         },
         # the model looped but finish_answer's line dedup hid it from the reader
         "raw_looping": sum(r.get("raw_looping", False) for r in rows),
+        # what the user reads, in characters (a lead pasting pages would show here)
+        "answer_chars_p50": _round(
+            percentile([len(r["answer"]) for r in answerable if not r["refused"]], 50)
+        ),
         "completion_tokens_p50": _round(
             percentile([r["completion_tokens"] for r in rows if r["model_called"]], 50)
         ),

@@ -22,7 +22,8 @@ from core.answering import Answers
 from core.config import Settings
 from core.db.pool import Database
 from core.llm.types import Completion, LLMBackend, Message, Request
-from core.rag.answer import REFUSAL
+from core.rag.answer import QWEN2_PROMPT, REFUSAL, SYSTEM_PROMPT
+from core.rag.attribute import LeadMode
 from core.rag.types import Answer
 from core.services import Services
 
@@ -46,9 +47,10 @@ SHORT_PROMPT = (
 
 @dataclass(frozen=True)
 class Variant:
-    system: str | None  # None: the shipped prompt (core.rag.answer.SYSTEM_PROMPT) unchanged
+    system: str | None  # None: the shipped prompt (the loaded model family's) unchanged
     faithful: bool = True  # the answer checks of core.rag.faithful
     few_shot: bool = False  # core.rag.answer's worked example before the question
+    lead: LeadMode | None = None  # the extractive lead (core.rag.attribute); None: shipped
 
 
 PROMPT_VARIANTS: dict[str, Variant] = {
@@ -62,6 +64,15 @@ PROMPT_VARIANTS: dict[str, Variant] = {
     "fewshot": Variant(None, few_shot=True),
     "facts-fewshot": Variant(FACTS_PROMPT, few_shot=True),
     "short-fewshot": Variant(SHORT_PROMPT, few_shot=True),
+    # the prompt every family got before prompts per family (what qwen2 is compared with)
+    "generic": Variant(SYSTEM_PROMPT),
+    # the qwen2 family's prompt (core.rag.answer.QWEN2_PROMPT), on any model, with an example
+    "qwen-factfirst": Variant(QWEN2_PROMPT),
+    "qwen-factfirst-fewshot": Variant(QWEN2_PROMPT, few_shot=True),
+    # the extractive lead: off, first when the model's answer misses its sources, or always
+    "no-lead": Variant(None, lead="off"),
+    "lead": Variant(None, lead="fallback"),
+    "lead-always": Variant(None, lead="always"),
 }
 
 
@@ -127,7 +138,8 @@ async def answer_one(
     chosen = PROMPT_VARIANTS[variant]
     recorder = _Recorder(path.llm, chosen.system)  # one per question: concurrent ones apart
     services = Services(path.settings, llm=recorder, db=Database(path.pool), embedder=path.embedder)
-    answers = Answers(services, faithful=chosen.faithful, few_shot=chosen.few_shot)
+    options: dict[str, Any] = {} if chosen.lead is None else {"lead": chosen.lead}
+    answers = Answers(services, faithful=chosen.faithful, few_shot=chosen.few_shot, **options)
     started = time.perf_counter()
     prepared = await answers.prepare(kind, guild_id if kind == "ask" else None, question)  # type: ignore[arg-type]
     answer, _ = await answers.generate(prepared)

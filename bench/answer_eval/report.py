@@ -7,8 +7,9 @@ from typing import Any
 __all__ = ["render", "markdown_row"]
 
 HEADER = (
-    f"{'set / variant':<22} {'n':>3} {'cited ok':>8} {'uncited':>7} {'wrong':>6} "
-    f"{'refused':>7} {'loop':>5} {'off-top ref':>11} {'p50 s':>6} {'p95 s':>6}"
+    f"{'set / variant':<30} {'n':>3} {'cited ok':>8} {'attrib ok':>9} {'uncited':>7} "
+    f"{'wrong':>6} {'refused':>7} {'loop':>5} {'off-top ref':>11} {'p50 s':>6} {'p95 s':>6} "
+    f"{'chars':>5}"
 )
 
 
@@ -23,11 +24,13 @@ def _line(label: str, block: dict[str, Any], entry: dict[str, Any] | None) -> st
     off_text = f"{off['refused']}/{off['questions']}" if off else ""
     p50 = f"{lat['p50']}" if lat and lat["p50"] is not None else ""
     p95 = f"{lat['p95']}" if lat and lat["p95"] is not None else ""
+    chars = entry.get("answer_chars_p50") if entry else None
     return (
-        f"{label:<22} {block['questions']:>3} {_pct(block, 'correct_cited'):>8} "
+        f"{label:<30} {block['questions']:>3} {_pct(block, 'correct_cited'):>8} "
+        f"{_pct(block, 'correct_attributed'):>9} "
         f"{_pct(block, 'correct_uncited'):>7} {_pct(block, 'wrong'):>6} "
         f"{_pct(block, 'wrongly_refused'):>7} {_pct(block, 'empty_or_looping'):>5} "
-        f"{off_text:>11} {p50:>6} {p95:>6}"
+        f"{off_text:>11} {p50:>6} {p95:>6} {'' if chars is None else int(chars):>5}"
     )
 
 
@@ -44,9 +47,12 @@ def render(report: dict[str, Any]) -> str:
             lines.append(_line(f"{name} / {variant}", entry, entry))
             lines.append(_line("  held-out half", entry["held_out_half"], None))
     lines.append(
-        "cited ok = states every fact and cites a gold page by its [n]; uncited = every fact, "
-        "no gold citation; wrong = answered with a fact missing; refused = answerable but "
-        "refused; loop = empty or looping; latency over answers the model wrote."
+        "cited ok = states every fact and the model cites a gold page by its [n]; attrib ok = "
+        "every fact and the answer shown cites a gold page after attribution (not the "
+        "'Sources:' line); uncited = every fact, no gold citation by the model; wrong = "
+        "answered with a fact missing; refused = answerable but "
+        "refused; loop = empty or looping; latency over answers the model wrote; chars = p50 "
+        "length of the answers shown."
     )
     for variants in report["sets"].values():
         for entry in variants.values():
@@ -62,7 +68,9 @@ def markdown_row(model: str, name: str, variant: str, entry: dict[str, Any]) -> 
 
     off, lat = entry["off_topic"], entry["latency_s"]
     return (
-        f"| {model} | {name} | {variant} | {both('correct_cited')} | {both('correct_uncited')} | "
+        f"| {model} | {name} | {variant} | {both('correct_cited')} | "
+        f"{both('correct_attributed')} | {both('correct_uncited')} | "
         f"{both('wrong')} | {both('wrongly_refused')} | {both('empty_or_looping')} | "
-        f"{off['refused']}/{off['questions']} | {lat['p50']} / {lat['p95']} |"
+        f"{off['refused']}/{off['questions']} | {lat['p50']} / {lat['p95']} | "
+        f"{entry.get('answer_chars_p50')} |"
     )

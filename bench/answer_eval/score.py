@@ -10,6 +10,9 @@ curly quotes, dashes, markdown backticks/asterisks, runs of spaces) and on word 
 
 Citations are read from the model's raw text, not the finished answer: `finish_answer` appends
 "Sources: [1] [2] …" when the model cited nothing, which would make every answer look cited.
+"Cited after attribution" is a separate measure: the [n] in the text the user reads (minus that
+"Sources:" line), i.e. the citations core.rag.attribute wrote where it measured support, and
+the extractive lead's.
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ class Scored:
     missing: tuple[str, ...]  # first alternative of each fact not stated
     cited: tuple[int, ...]  # source numbers the model itself cited (valid ones)
     cites_gold: bool
+    # the answer the user reads cites a gold page after attribution (not the "Sources:" line)
+    attributed_gold: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -68,6 +73,7 @@ class Scored:
             "missing": list(self.missing),
             "cited": list(self.cited),
             "cites_gold": self.cites_gold,
+            "attributed_gold": self.attributed_gold,
         }
 
 
@@ -139,19 +145,22 @@ def score_answer(
     gold_set = tuple(gold)
     cited = cited_numbers(raw or "", len(source_uris))
     cites_gold = any(_is_gold(source_uris[n - 1], gold_set) for n in cited)
+    shown = cited_numbers(answer.split("\n\nSources: [")[0], len(source_uris))
+    attributed = any(_is_gold(source_uris[n - 1], gold_set) for n in shown)
     # Looping is judged on what the user reads: finish_answer already drops repeated lines,
     # so only loops that survive it count; an empty model text is "empty" even though
-    # finish_answer turns it into a refusal.
-    if raw is not None and (not raw.strip() or (not refused and is_looping(answer))):
+    # finish_text turns it into "no usable answer".
+    # An empty model text the extractive lead answered for is judged by the lead shown.
+    if raw is not None and ((not raw.strip() and refused) or (not refused and is_looping(answer))):
         verdict = "empty_or_looping"
     elif refused:
         verdict = "wrongly_refused"
     else:
         missing = missing_facts(answer, facts)
         if missing:
-            return Scored("wrong", missing, cited, cites_gold)
+            return Scored("wrong", missing, cited, cites_gold, attributed)
         verdict = "correct_cited" if cites_gold else "correct_uncited"
-    return Scored(verdict, missing_facts(answer, facts), cited, cites_gold)
+    return Scored(verdict, missing_facts(answer, facts), cited, cites_gold, attributed)
 
 
 def score_off_topic(*, answer: str, refused: bool) -> Scored:

@@ -2,8 +2,10 @@
 
 check → defer → one core call prepares (grounding, the guild's settings and adapter, the stored
 question: core.answering) → refuse, or stream the model's cited answer → one core call records
-it (bot.answering). When nothing passes the relevance floor the model is never asked: the reply
-says it is not in this server's docs and names the closest documents.
+it (bot.answering). With `/settings ask-thread` the answer then opens a thread named after the
+question, where every message is a follow-up (bot.helpdesk). When nothing passes the relevance
+floor the model is never asked: the reply says it is not in this server's docs and names the
+closest documents.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from discord.ext import commands
 from bot.access import member_access
 from bot.answering import asker_of, home_channel_id, reply_with_answer
 from bot.checks import admit
+from bot.helpdesk import open_ask_thread
 
 if TYPE_CHECKING:
     from bot.client import GuruBot
@@ -52,6 +55,9 @@ class Ask(commands.Cog):
             request_id=f"ask-{interaction.id}",
         )
         await reply_with_answer(interaction, services, prepared)
+        if prefs.ask_in_thread and prepared.record is not None:
+            # /settings ask-thread: the answer opens a thread; messages there follow it up
+            await open_ask_thread(interaction, services, question)
 
 
 async def setup(bot: GuruBot) -> None:

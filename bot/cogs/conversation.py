@@ -1,5 +1,8 @@
 """Conversations: mention Guru with a question, or reply to one of its answers to follow up.
 
+Help channels and Guru's own threads come first (bot.helpdesk): a help post is answered in a
+thread, and a message in a thread Guru answers in is a follow-up without any mention.
+
 A message that mentions the bot is asked like /ask; a reply to Guru's answer (a /ask reply or
 an earlier conversation answer) is a follow-up: the earlier turns are found through the reply
 chain (core.interactions' conversation query), searched with the question and put in the
@@ -14,19 +17,19 @@ from __future__ import annotations
 import io
 import logging
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import discord
 from discord.ext import commands
 
-from bot import render
-from bot.access import access_of
-from bot.answering import home_channel_id
+from bot.answering import post_answer, prepare_message_answer
 from bot.checks import admit_message
 from bot.errors import Refused, internal_error, user_message_for
 from bot.feedback import feedback_view
+from bot.helpdesk import HANDLED, HelpDesk, ThreadTurn, help_view
 from core.errors import GuruError
-from core.interactions import Asker, InteractionRepo, Turn
+from core.interactions import InteractionRepo, Turn
 
 if TYPE_CHECKING:
     from bot.client import GuruBot
@@ -43,20 +46,15 @@ class Conversation(commands.Cog):
         assert bot.services is not None and bot.services.db is not None
         self.bot = bot
         self.interactions = InteractionRepo(bot.services.db.pool)
+        self.helpdesk = HelpDesk(bot)
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         me = self.bot.user
-        if me is None or message.author.bot or message.guild is None:
-            return
-        history = await self._earlier_turns(message, me)
-        if history is None and me not in message.mentions:
-            return  # neither addressed to Guru nor a reply to one of its answers
-        question = _question_text(message.content, me.id)
-        if len(question) < MIN_QUESTION_CHARS:
-            return
+        if me is None or message.author.bot or message.guild is None or message.is_system():
+            return  # (a system message, e.g. "… started a thread", is never a question)
         try:
-            await self._answer(message, question, history or [])
+            await self._handle(message, me)
         except GuruError as exc:  # refusals and known failures: say so, briefly
             await _reply(message, exc.user_message)
         except Refused as exc:
@@ -66,6 +64,25 @@ class Conversation(commands.Cog):
                 log.exception("conversation answer to %s failed", message.id)
                 known = internal_error(message.id)
             await _reply(message, known)
+
+    async def _handle(self, message: discord.Message, me: discord.ClientUser) -> None:
+        question = _question_text(message.content, me.id)
+        # help posts and Guru's threads first (bot.helpdesk): no mention needed there
+        routed = await self.helpdesk.route(message, question)
+        if routed == HANDLED:
+            return
+        view_of: Callable[[int], discord.ui.View] = feedback_view
+        if isinstance(routed, ThreadTurn):
+            history = routed.history
+            view_of = help_view if routed.help else feedback_view
+        else:
+            found = await self._earlier_turns(message, me)
+            if found is None and me not in message.mentions:
+                return  # neither addressed to Guru nor a reply to one of its answers
+            history = found or []
+        if len(question) < MIN_QUESTION_CHARS:
+            return
+        await self._answer(message, question, history, view_of)
 
     async def _earlier_turns(
         self, message: discord.Message, me: discord.ClientUser
@@ -90,38 +107,27 @@ class Conversation(commands.Cog):
         )
         return turns or None
 
-    async def _answer(self, message: discord.Message, question: str, history: list[Turn]) -> None:
+    async def _answer(
+        self,
+        message: discord.Message,
+        question: str,
+        history: list[Turn],
+        view_of: Callable[[int], discord.ui.View] = feedback_view,
+    ) -> None:
         services = self.bot.services
         assert services is not None and message.guild is not None
         prefs = await admit_message(message, services)
         async with message.channel.typing():
-            prepared = await services.answers.prepare(
-                "ask",
-                message.guild.id,
-                question,
-                prefs=prefs,
-                asker=Asker(message.id, message.author.id, message.channel.id),
-                access=access_of(message.guild, message.author),
-                history=history,
-                channel_id=home_channel_id(message.channel),
-                request_id=f"msg-{message.id}",
-            )
-            answer, completion = await services.answers.generate(prepared)
-        view = feedback_view(message.id) if prepared.record is not None else None
-        pages = render.pages(render.answer_text(answer))
-        sent = None
-        for i, page in enumerate(pages):
-            last = i == len(pages) - 1
-            sent = await _reply(message, page.content, view=view if last else None, file=page.file)
-        ending = "refused" if completion is None else completion.finish_reason
-        await services.answers.finish(
-            prepared,
-            "\n".join(p.content for p in pages),
-            ending,
-            completion.text if completion is not None else None,
-            sent.id if sent is not None else None,
-        )
-        log.info("conversation %s: %d earlier turns, %s", message.id, len(history), ending)
+            prepared = await prepare_message_answer(services, message, question, history, prefs)
+            view = view_of(message.id) if prepared.record is not None else None
+
+            async def send(
+                text: str, page_view: discord.ui.View | None, file: tuple[str, bytes] | None
+            ) -> discord.Message | None:
+                return await _reply(message, text, view=page_view, file=file)
+
+            await post_answer(services, prepared, send, view)
+        log.info("conversation %s: %d earlier turns", message.id, len(history))
 
 
 def _question_text(content: str, bot_id: int) -> str:

@@ -1,6 +1,8 @@
-"""/docs add|list|remove|sync-pins: what Guru answers from on this server (Manage Server).
+"""/docs add|list|remove|sync-pins|sources: what Guru answers from on this server (Manage Server).
 
-`/docs add url:` adds a website kept in sync; the Sources cog (bot/cogs/sources.py) runs it.
+`/docs add url:` adds a website kept in sync, `/docs add channel:` a channel whose solved help
+threads become documents; `/docs sources list|remove|resync` manages both kinds (and git
+folders added from the CLI). The Sources cog (bot/cogs/sources.py) does their work.
 
 Ingestion runs as a background job that edits the reply with its progress; the command
 handler only checks, defers and starts it. Every read and write is scoped to the guild.
@@ -26,6 +28,7 @@ from core.rag.types import IngestOutcome
 
 if TYPE_CHECKING:
     from bot.client import GuruBot
+    from bot.cogs.sources import Sources
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +59,20 @@ class Docs(commands.GroupCog, group_name="docs", group_description="Guru's docum
         ensure_manage_guild(interaction, "manage Guru's documents")  # the default only hides
         return True
 
+    sources = app_commands.Group(name="sources", description="Websites and channels kept in sync")
+
     @app_commands.command(
-        name="add", description="Add a file, messages or a website to Guru's documents"
+        name="add", description="Add a file, messages, a website or a help channel to Guru's docs"
     )
     @app_commands.describe(
         file="A .md, .txt, .html, .pdf or .docx file",
         messages="Message links or ids (in this channel), space-separated",
         url="A website (its start page or sitemap.xml) to crawl and keep in sync",
-        every="With url: re-sync on a schedule, e.g. 12h, 1d or 1w (only changed pages)",
+        every="With url or channel: re-sync on a schedule, e.g. 12h, 1d or 1w",
+        channel="A channel or forum whose solved threads become documents (kept in sync)",
+        since="With channel: only threads started since, e.g. 2026-01-31 or 90d",
+        helper_role="With channel: whose ✅ on a reply accepts it (default: moderators)",
+        solved_tag="With a forum: the tag that marks a post solved (default: Solved/Resolved)",
     )
     async def add(
         self,
@@ -72,15 +81,31 @@ class Docs(commands.GroupCog, group_name="docs", group_description="Guru's docum
         messages: str | None = None,
         url: app_commands.Range[str, 1, 2000] | None = None,
         every: app_commands.Range[str, 1, 20] | None = None,
+        channel: discord.TextChannel | discord.ForumChannel | None = None,
+        since: app_commands.Range[str, 1, 20] | None = None,
+        helper_role: discord.Role | None = None,
+        solved_tag: app_commands.Range[str, 1, 20] | None = None,
     ) -> None:
         assert interaction.guild is not None and interaction.channel_id is not None
+        if channel is not None or since or helper_role or solved_tag:
+            if channel is None or url is not None or file is not None or messages:
+                raise Refused(
+                    "Give `channel` (and optionally `since`, `every`, `helper_role`, "
+                    "`solved_tag`) without a file, messages or url."
+                )
+            await self._sources().start_add_channel(
+                interaction,
+                channel,
+                since=since,
+                every=every,
+                helper_role=helper_role,
+                solved_tag=solved_tag,
+            )
+            return
         if url is not None or every is not None:
             if url is None or file is not None or messages:
                 raise Refused("Give `url` (and optionally `every`) without a file or messages.")
-            sources = self.bot.get_cog("Sources")
-            if sources is None:
-                raise Refused("Website syncing is not running right now; try again in a minute.")
-            await sources.start_add_url(interaction, url, every)  # type: ignore[attr-defined]
+            await self._sources().start_add_url(interaction, url, every)
             return
         refs = parse_message_refs(messages or "", interaction.guild.id, interaction.channel_id)
         if file is None and not refs:
@@ -117,6 +142,54 @@ class Docs(commands.GroupCog, group_name="docs", group_description="Guru's docum
                 outcome = IngestOutcome(str(name), "error", error=known)
             lines.append(outcome_line(outcome))
         await progress.update("\n".join(lines), final=True)
+
+    def _sources(self) -> Sources:
+        sources = self.bot.get_cog("Sources")
+        if sources is None:
+            raise Refused("Source syncing is not running right now; try again in a minute.")
+        return sources  # type: ignore[return-value]
+
+    @sources.command(name="list", description="Websites and channels kept in sync, last syncs")
+    async def sources_list(self, interaction: discord.Interaction) -> None:
+        assert interaction.guild_id is not None
+        sources = self._sources()
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        lines = await sources.lines(interaction.guild_id)
+        if not lines:
+            await interaction.followup.send(
+                "No sources yet: add one with `/docs add url:` or `/docs add channel:`."
+            )
+            return
+        text = f"**{len(lines)} sources kept in sync**\n" + "\n".join(lines)
+        await post_pages(
+            interaction, render.pages(text, filename="sources.md", what="list"), ephemeral=True
+        )
+
+    @sources.command(name="remove", description="Stop syncing a source and remove its documents")
+    @app_commands.describe(source="The source (start typing its id or address)")
+    async def sources_remove(self, interaction: discord.Interaction, source: str) -> None:
+        assert interaction.guild_id is not None
+        sources = self._sources()
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        await interaction.followup.send(await sources.remove(interaction.guild_id, source))
+
+    @sources.command(name="resync", description="Sync a source now (only what changed)")
+    @app_commands.describe(source="The source (start typing its id or address)")
+    async def sources_resync(self, interaction: discord.Interaction, source: str) -> None:
+        await self._sources().start_resync(interaction, source)
+
+    @sources_remove.autocomplete("source")
+    @sources_resync.autocomplete("source")
+    async def _source_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        sources = self.bot.get_cog("Sources")
+        if interaction.guild_id is None or sources is None:
+            return []
+        if not interaction.permissions.manage_guild:
+            return []
+        found = await sources.choices(interaction.guild_id, current)  # type: ignore[attr-defined]
+        return [app_commands.Choice(name=label, value=key) for label, key in found]
 
     @app_commands.command(name="list", description="List Guru's documents on this server")
     async def list_docs(self, interaction: discord.Interaction) -> None:

@@ -1,8 +1,11 @@
-"""Sources kept in sync: the schedule's background task, and `/docs add url`'s job.
+"""Sources kept in sync: the schedule's background task, `/docs add url:` and `/docs add
+channel:`'s jobs, and `/docs sources list|remove|resync`'s work.
 
-No slash command of its own: `/docs add url:` and `/docs list` (bot/cogs/docs.py) call in
-here, as `/docs sync-pins` calls the Pins cog. The scheduler starts with the cog (cog_load)
-and stops with it.
+No slash command of its own: `/docs add`, `/docs list` and `/docs sources` (bot/cogs/docs.py)
+call in here, as `/docs sync-pins` calls the Pins cog. The scheduler starts with the cog
+(cog_load) and stops with it; it syncs Discord channel sources too, through `ThreadReader`
+(bot/threadsource.py). Between syncs a thread marked solved, edited, unsolved or deleted is
+brought up to date alone (`sync_thread`, called by the Solved cog).
 """
 
 from __future__ import annotations
@@ -13,9 +16,20 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
+from bot.access import ensure_can_read
+from bot.errors import Refused
 from bot.progress import BackgroundJobs, ProgressReply
+from bot.threadsource import ThreadReader, bot_can_read, source_channel
 from core.sources.scheduler import run_schedule
 from core.sources.sync import SourceSync
+from core.sources.threads import (
+    ThreadMarks,
+    channel_location,
+    parse_since,
+    solved_tags,
+    thread_page,
+    thread_uri,
+)
 from core.sources.types import SourceInfo, SyncSummary, summary_line
 from core.sources.urls import check_web_url, format_every, parse_every
 
@@ -27,8 +41,16 @@ log = logging.getLogger(__name__)
 MAX_FAILURES_SHOWN = 5
 
 
-def sync_report(location: str, every_s: int | None, summary: SyncSummary) -> str:
-    lines = [f"🌐 {location} ({format_every(every_s)}): {summary.line()}."]
+def where(source: SourceInfo) -> str:
+    """How a source is named to members: a channel as its mention, else its address."""
+    if source.kind == "discord":
+        return f"<#{source.options['channel_id']}>"
+    return source.location
+
+
+def sync_report(source: SourceInfo, summary: SyncSummary) -> str:
+    icon = {"web": "🌐", "git": "📦", "discord": "💬"}[source.kind]
+    lines = [f"{icon} {where(source)} ({format_every(source.every_s)}): {summary.line()}."]
     lines += [f"⚠️ {uri}: {why}" for uri, why in summary.failures[:MAX_FAILURES_SHOWN]]
     if summary.failed > MAX_FAILURES_SHOWN:
         lines.append(f"… and {summary.failed - MAX_FAILURES_SHOWN} more failed pages.")
@@ -37,14 +59,20 @@ def sync_report(location: str, every_s: int | None, summary: SyncSummary) -> str
 
 def source_line(source: SourceInfo) -> str:
     """One source in `/docs list`: where, how often, and what its last sync did."""
-    icon = "🌐" if source.kind == "web" else "📦"
+    icon = {"web": "🌐", "git": "📦", "discord": "💬"}[source.kind]
     folder = f" `{source.options['folder']}/`" if source.options.get("folder") else ""
+    place = where(source) if source.kind == "discord" else f"<{source.location}>"
     when = f"<t:{int(source.last_sync_at.timestamp())}:R>" if source.last_sync_at else "never"
     outcome = f"⚠️ {source.last_error}" if source.last_error else summary_line(source.last_summary)
-    return (
-        f"{icon} `{source.id}` <{source.location}>{folder} — {format_every(source.every_s)}, "
+    line = (
+        f"{icon} `{source.id}` {place}{folder} — {format_every(source.every_s)}, "
         f"last sync {when}: {outcome}"
     )
+    if source.sync_started_at is not None:  # a claim: a sync is running now
+        line += f" — 🔄 syncing since <t:{int(source.sync_started_at.timestamp())}:R>"
+        if source.sync_progress:
+            line += f", so far {summary_line(source.sync_progress)}"
+    return line
 
 
 class _Reply:
@@ -70,7 +98,10 @@ class Sources(commands.Cog):
 
     def __init__(self, bot: GuruBot) -> None:
         assert bot.services is not None
-        self.syncer = SourceSync(bot.services.knowledge.ingestor, bot.settings)
+        ingestor = bot.services.knowledge.ingestor
+        self.marks = ThreadMarks(ingestor.pool)
+        self.reader = ThreadReader(bot, self.marks, bot.settings.sources_max_pages)
+        self.syncer = SourceSync(ingestor, bot.settings, {"discord": self.reader})
         self.jobs = BackgroundJobs()
 
     async def cog_load(self) -> None:
@@ -101,10 +132,112 @@ class Sources(commands.Cog):
             await reply.show(f"🔄 Syncing {source.location}: {summary.line()}…")
 
         summary = await self.syncer.sync_new(source, show)
-        await reply.show(sync_report(source.location, source.every_s, summary), final=True)
+        await reply.show(sync_report(source, summary), final=True)
+
+    async def start_add_channel(
+        self,
+        interaction: discord.Interaction,
+        channel: discord.TextChannel | discord.ForumChannel,
+        *,
+        since: str | None,
+        every: str | None,
+        helper_role: discord.Role | None,
+        solved_tag: str | None,
+    ) -> None:
+        """`/docs add channel:`: who may read it and the options are checked before
+        deferring (a refusal loses nothing), then the first sync runs in the background."""
+        assert interaction.guild_id is not None
+        ensure_can_read(interaction, channel)
+        if not bot_can_read(channel):
+            raise Refused(
+                f"I can't read <#{channel.id}>; give me View Channel and Read Message History "
+                "there, then add it again."
+            )
+        since_day = parse_since(since)
+        parse_every(every)
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        source = await self.syncer.add_channel(
+            interaction.guild_id,
+            channel.id,
+            every=every,
+            since=since_day,
+            helper_role_id=helper_role and helper_role.id,
+            solved_tag=solved_tag,
+        )
+        self.jobs.start(
+            interaction, self._first_sync(interaction, source), f"add-channel-{interaction.id}"
+        )
+
+    async def _first_sync(self, interaction: discord.Interaction, source: SourceInfo) -> None:
+        reply = _Reply(ProgressReply(interaction))
+        await reply.show(f"🔄 Reading the solved threads of {where(source)}…")
+
+        async def show(summary: SyncSummary) -> None:
+            await reply.show(f"🔄 Reading {where(source)}: {summary.line()}…")
+
+        summary = await self.syncer.sync_new(source, show)
+        await reply.show(sync_report(source, summary), final=True)
+
+    async def start_resync(self, interaction: discord.Interaction, key: str) -> None:
+        """`/docs sources resync`: sync one source now, its progress in the reply."""
+        assert interaction.guild_id is not None
+        source = await self.syncer.get(interaction.guild_id, key)
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        self.jobs.start(interaction, self._resync(interaction, source), f"resync-{interaction.id}")
+
+    async def _resync(self, interaction: discord.Interaction, source: SourceInfo) -> None:
+        reply = _Reply(ProgressReply(interaction))
+        await reply.show(f"🔄 Syncing {where(source)}…")
+
+        async def show(summary: SyncSummary) -> None:
+            await reply.show(f"🔄 Syncing {where(source)}: {summary.line()}…")
+
+        summary = await self.syncer.sync(source, show)
+        await reply.show(sync_report(source, summary), final=True)
+
+    async def remove(self, guild_id: int, key: str) -> str:
+        """`/docs sources remove`: the source and its documents go; the reply's line."""
+        source, removed = await self.syncer.remove(guild_id, key)
+        return f"Removed source `{source.id}` ({where(source)}) and its {removed} documents."
+
+    async def sync_thread(self, thread: discord.Thread) -> str:
+        """Bring one thread of a channel source up to date now (a ✅, a tag, a mark, an edit,
+        a deletion); "none" when its channel is no source here. See SourceSync.sync_page."""
+        if thread.parent_id is None:
+            return "none"
+        guild = thread.guild
+        source = await self.syncer.repo.find(guild.id, channel_location(guild.id, thread.parent_id))
+        if source is None or source.kind != "discord":
+            return "none"
+        uri = thread_uri(guild.id, thread.id)
+        if thread.type == discord.ChannelType.private_thread:
+            return await self.syncer.sync_page(source, uri, None)  # never read a private one
+        channel = source_channel(guild, source)
+        marked = (await self.marks.marked(guild.id, [thread.id])).get(thread.id)
+        facts = await self.reader.facts(thread, channel, source, marked)
+        return await self.syncer.sync_page(
+            source, uri, thread_page(facts, solved_tags(source.options))
+        )
+
+    async def thread_gone(self, guild_id: int, parent_id: int, thread_id: int) -> str:
+        """A deleted thread's document goes at once (not at the next sync)."""
+        source = await self.syncer.repo.find(guild_id, channel_location(guild_id, parent_id))
+        if source is None or source.kind != "discord":
+            return "none"
+        return await self.syncer.sync_page(source, thread_uri(guild_id, thread_id), None)
 
     async def lines(self, guild_id: int) -> list[str]:
         return [source_line(s) for s in await self.syncer.list(guild_id)]
+
+    async def choices(self, guild_id: int, current: str) -> list[tuple[str, str]]:
+        """(label, id) of the guild's sources matching `current`, for autocomplete."""
+        wanted = current.lower()
+        found = []
+        for s in await self.syncer.list(guild_id):
+            label = f"{s.id}: {s.kind} {s.location}"
+            if wanted in label.lower():
+                found.append((label[:100], str(s.id)))
+        return found[:25]
 
 
 async def setup(bot: GuruBot) -> None:

@@ -15,17 +15,21 @@ from typing import Literal
 from core.interactions import RecordedQuestion
 from core.llm.types import Request
 from core.rag.answer import cite, declines, drop_repeated_lines, refusal_text
-from core.rag.faithful import check_answer, strip_preamble, usable
+from core.rag.attribute import Lead, LeadMode, attribute
+from core.rag.faithful import check_answer, drop_repeated_sentences, strip_preamble, usable
 from core.rag.grounding import Grounding
 from core.rag.types import Answer, Source
 
 __all__ = [
     "ANSWER_TEMPERATURE",
     "ANSWER_TOKENS",
+    "DECLINED",
     "Kind",
     "NO_USABLE_ANSWER",
     "PreparedAnswer",
+    "LEAD_MIN_SIMILARITY",
     "REPETITION_PENALTY",
+    "UNUSABLE",
     "Verdict",
     "strip_sources_line",
 ]
@@ -45,6 +49,14 @@ NO_USABLE_ANSWER = (
     "another way."
 )
 Verdict = Literal["ok", "refused", "unusable"]
+# interactions.finish_reason of a generated answer that was not one: the model said its sources
+# do not answer the question, or what it wrote was unusable even after the retry. "refused"
+# stays the refusal before the model (nothing passed the relevance floor).
+DECLINED, UNUSABLE = "declined", "unusable"
+# When the model says the sources do not answer, the lead still answers if it is this close to
+# the question (MiniLM cosine): below it, near-miss off-topic questions that passed the floor
+# would get a quoted sentence that does not answer them.
+LEAD_MIN_SIMILARITY = 0.5
 
 
 @dataclass(frozen=True)
@@ -60,6 +72,8 @@ class PreparedAnswer:
     record: RecordedQuestion | None = None  # the interaction row, when an Asker was given
     started: float = 0.0  # time.monotonic() when preparing began
     faithful: bool = True  # drop statements the sources do not support (core.rag.faithful)
+    lead: Lead | None = None  # the sources' best sentences for the question (core.rag.attribute)
+    lead_mode: LeadMode = "off"  # when the lead is shown
 
     @property
     def sources(self) -> tuple[Source, ...]:
@@ -69,22 +83,35 @@ class PreparedAnswer:
         """What the model's text is worth showing: "refused" (it found nothing in the sources),
         "unusable" (empty, a citation or heading alone, a loop, or nothing left once what the
         sources do not support is dropped) or "ok", with the text as it may be shown."""
-        text = drop_repeated_lines(strip_preamble(text.strip()))
+        verdict, text, _ = self._checked(text)
+        return verdict, text
+
+    def _checked(self, text: str) -> tuple[Verdict, str, int]:
+        """`check`, and how many statements the sources contradicted or did not support."""
+        text = drop_repeated_sentences(drop_repeated_lines(strip_preamble(text.strip())))
         if declines(text):
-            return "refused", text
+            return "refused", text, 0
+        dropped = 0
         if self.faithful and self.grounding is not None:
             evidence = "\n".join(
                 [*self.grounding.passages, *(s.title for s in self.grounding.sources)]
             )
             checked = check_answer(text, evidence, self.question)
-            if checked.dropped:
-                log.info("%s: dropped %d unsupported statement(s)", self.kind, len(checked.dropped))
+            dropped = len(checked.dropped)
+            if dropped:
+                log.info("%s: dropped %d unsupported statement(s)", self.kind, dropped)
             text = checked.text
-        return ("ok" if usable(text) else "unusable"), text
+        return ("ok" if usable(text) else "unusable"), text, dropped
 
     def usable(self, text: str) -> bool:
-        """False when the text should be generated again (see `check`)."""
-        return self.refusal is not None or self.check(text)[0] != "unusable"
+        """False when the text should be generated again (see `check`); never when a lead
+        can answer instead (a second generation costs as long as the first)."""
+        if self.refusal is not None or self._shows_lead_alone():
+            return True
+        return self.check(text)[0] != "unusable"
+
+    def _shows_lead_alone(self) -> bool:
+        return self.lead is not None and self.lead_mode != "off"
 
     def retry_request(self) -> Request:
         """The Request once more, sampled: the greedy path just gave nothing usable."""
@@ -104,10 +131,22 @@ class PreparedAnswer:
         in them; a plain "no usable answer" rather than an empty or invented one."""
         if self.refusal is not None:
             return self.refusal
-        verdict, text = self.check(text)
+        verdict, text, dropped = self._checked(text)
         titles = tuple(s.title for s in self.sources)
+        lead = self.lead if self.lead_mode != "off" else None
         if verdict == "ok":
+            assert self.grounding is not None
+            text, cited = attribute(text, self.grounding)
+            # the model's answer misses the source that answers the question best (no
+            # sentence of it is measured in that source: "180 days" from the strike rules for
+            # "when can I appeal") or contradicts its sources (a statement was dropped): the
+            # sources' own words go first
+            misses = lead is not None and lead.n not in cited
+            if lead is not None and (self.lead_mode == "always" or dropped or misses):
+                text = f"{lead.render()}\n\n{text}"
             return Answer(cite(text, len(self.sources)), self.sources, False)
+        if lead is not None and (verdict == "unusable" or lead.similarity >= LEAD_MIN_SIMILARITY):
+            return Answer(cite(lead.render(), len(self.sources)), self.sources, False)
         if verdict == "unusable":  # retrieval did find these: they may still help
             return Answer(NO_USABLE_ANSWER, self.sources, True, titles)
         if self.kind == "explain":

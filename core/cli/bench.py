@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, str] = {
     "answers": "grounded answers: facts stated + gold cited, wrong, refused, looping, latency",
     "rag": "knowledge base: recall@1/5 + MRR@10 on git-doc, ingest chunks/s vs ST, latency",
     "docx_bomb": "a 40 MiB .docx bomb: bot RSS growth reading it before vs now (isolated)",
+    "insights": "/insights' clustering: embed + cluster N unanswered questions, s and purity",
 }
 
 

@@ -1,8 +1,10 @@
-"""`guru sources list|sync|remove`: websites and git folders that Guru keeps in sync.
+"""`guru sources list|sync|remove`: websites, git folders and Discord channels kept in sync.
 
 Sources are added with `guru ingest URL --guild G [--every 1d]` (or `/docs add url`). `guru
 sources sync --due` syncs every scheduled source whose time has come, for a cron job when the
-bot is not running (the bot runs the same check every minute).
+bot is not running (the bot runs the same check every minute). A Discord channel source
+(`/docs add channel`) is listed and removed here like the others, but only the bot can read
+Discord, so only the bot syncs it.
 """
 
 from __future__ import annotations
@@ -90,8 +92,10 @@ async def sync_command(args: argparse.Namespace, settings: Settings) -> int:
             chosen = (
                 [await syncer.get(args.guild, args.source)]
                 if args.source
-                else await syncer.list(args.guild)
+                else [s for s in await syncer.list(args.guild) if syncer.can_sync(s)]
             )
+            if args.source and not syncer.can_sync(chosen[0]):
+                await syncer.sync(chosen[0])  # raises the "the bot syncs it" message
             results = [(s, await _sync_one(syncer, s)) for s in chosen]
     return _report(results, args.json)
 

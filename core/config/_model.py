@@ -97,7 +97,11 @@ class ModelSettings:
         metadata=env(
             "GURU_ENGINE_WEIGHTS",
             "Weights of the lean forward: `int4` packs matrices that are 4-bit GGUF blocks (the "
-            "bundled Q4_1 model loaded as fp32) losslessly, codes and fp16 scales, for Guru's "
+            "bundled Q4_1 model loaded as fp32) losslessly, codes and fp16 scales (Q4_K from "
+            "its own blocks, scales rounded to fp16), and re-quantizes to 4 bits the matrices of "
+            "other quantized GGUF block types (Q5_0, Q6_K, Q8_0: the Qwen2.5 presets; ~5x faster "
+            "decode there, error logged per type, but it did not pass the quality gate reliably, "
+            "so only `int4` does it, never `auto`), for Guru's "
             "native decode kernels (AVX512-BF16 or AVX2+FMA+F16C, see GURU_ENGINE_ISA; built on "
             "first use with the system's C compiler: whole decoder layers per call, an fp16 KV "
             "cache); a 4-bit LM head picks each row's top logits, which are recomputed from the "

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 __all__ = [
     "Checked",
     "check_answer",
+    "content_words",
+    "drop_repeated_sentences",
+    "fact_terms",
     "poorly_supported",
     "strip_preamble",
     "title_like",
@@ -80,6 +83,25 @@ def unsupported_terms(sentence: str, evidence: str) -> list[str]:
     return missing + [t for t in terms if t and _norm(t) not in evidence]
 
 
+def fact_terms(sentence: str) -> list[str]:
+    """The numbers, options and code spans `sentence` states (citations and list markers are
+    not facts)."""
+    body = _LIST_MARKER.sub("", _CITATION.sub(" ", sentence))
+    terms = [m.group(0) for m in _NUMBER.finditer(body)]
+    terms += [m.group(0) for m in _OPTION.finditer(body)]
+    terms += [m.group(1).strip() for m in _CODE_SPAN.finditer(body)]
+    return [t for t in terms if t]
+
+
+def content_words(text: str, *, min_len: int = 4) -> list[str]:
+    """The words that carry content: lower case, `min_len`+ letters, not stopwords."""
+    return [
+        w.lower()
+        for w in _WORD.findall(_CITATION.sub(" ", text))
+        if len(w) >= min_len and w.lower() not in _STOPWORDS
+    ]
+
+
 def _stems(text: str) -> set[str]:
     return {w.lower()[:STEM] for w in _WORD.findall(text)}
 
@@ -96,11 +118,7 @@ def title_like(line: str) -> bool:
 
 def poorly_supported(sentence: str, evidence_stems: set[str]) -> bool:
     """Most of the sentence's content words appear nowhere in the sources or the question."""
-    words = [
-        w.lower()
-        for w in _WORD.findall(_CITATION.sub(" ", sentence))
-        if len(w) >= 4 and w.lower() not in _STOPWORDS
-    ]
+    words = content_words(sentence)
     if len(words) < MIN_CONTENT_WORDS:
         return False
     supported = sum(w[:STEM] in evidence_stems for w in words)
@@ -145,6 +163,37 @@ def check_answer(answer: str, sources: str, question: str = "") -> Checked:
     text = re.sub(r"```[^\n]*\n```\n?", "", "\n".join(kept_lines))  # blocks left empty
     text = re.sub(r"\n{3,}", "\n\n", text).strip()
     return Checked(text, tuple(dropped), usable(text))
+
+
+REPEAT_NGRAM = 6  # a sentence sharing a 6-word run with an earlier one says it again
+
+
+def drop_repeated_sentences(text: str) -> str:
+    """Small models restate one sentence with a word changed until the token limit ("try to
+    join a game that has already been joined…" ×4): a sentence that repeats a 6-word run of
+    an earlier sentence adds nothing, so it is dropped (code blocks are left alone)."""
+    seen: set[tuple[str, ...]] = set()
+    kept_lines: list[str] = []
+    in_code = False
+    for line in text.splitlines():
+        if line.strip().startswith("```"):
+            in_code = not in_code
+        if in_code or line.strip().startswith("```"):
+            kept_lines.append(line)
+            continue
+        kept: list[str] = []
+        for sentence in _SENTENCE_END.split(line):
+            words = [w.lower() for w in _WORD.findall(_CITATION.sub(" ", sentence))]
+            grams = {
+                tuple(words[i : i + REPEAT_NGRAM]) for i in range(len(words) - REPEAT_NGRAM + 1)
+            }
+            if grams & seen:
+                continue
+            seen |= grams
+            kept.append(sentence)
+        if kept or not line.strip():
+            kept_lines.append(" ".join(kept))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(kept_lines)).strip()
 
 
 def strip_preamble(text: str) -> str:

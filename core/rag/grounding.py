@@ -18,13 +18,17 @@ from core.rag.retrieve import Expansion, Retriever, check_query
 from core.rag.store import DocumentRepo
 from core.rag.types import Access, Hit, Source
 
-__all__ = ["Grounder", "Grounding", "RELEVANCE_FLOOR"]
+__all__ = ["Grounder", "Grounding", "MARGIN", "MARGIN_FLOOR", "RELEVANCE_FLOOR"]
 
 log = logging.getLogger(__name__)
 
 # Cosine similarity (MiniLM) a chunk needs to count as relevant, unless it contains every term
-# of the question (`Hit.exact`). Calibrated on bench/rag_eval: see its README section.
-RELEVANCE_FLOOR = 0.35
+# of the question (`Hit.exact`), or it is the best hit of a document that stands out: at least
+# MARGIN_FLOOR and MARGIN above the best hit of any other document (one short page clearly about
+# a question asked in other words than the page's). Chosen on both corpora of bench/answer_eval
+# (git-doc, Emberfall), tuning half: `python -m bench.answer_eval.floor` prints the table.
+RELEVANCE_FLOOR = 0.375
+MARGIN_FLOOR, MARGIN = 0.25, 0.12
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,8 @@ class Grounder:
         retriever: Retriever,
         *,
         floor: float = RELEVANCE_FLOOR,
+        margin: float | None = MARGIN,
+        margin_floor: float = MARGIN_FLOOR,
         k: int = 8,
         max_sources: int = 4,
         expand: bool = False,
@@ -50,12 +56,27 @@ class Grounder:
         self.retriever = retriever
         self.expand = expand  # query expansion by the model first (core/rag/expansion.py)
         self.floor = floor
+        self.margin = margin  # None: the floor alone
+        self.margin_floor = margin_floor
         self.k = k
         self.max_sources = max_sources
 
     def relevant(self, hits: list[Hit]) -> list[Hit]:
-        """The hits that pass the relevance floor, best first."""
-        return [h for h in hits if h.similarity >= self.floor or h.exact]
+        """The hits that pass the relevance floor, best first; when none does, the best
+        document's hits if it stands out by `MARGIN` (see RELEVANCE_FLOOR)."""
+        kept = [h for h in hits if h.similarity >= self.floor or h.exact]
+        if kept or not hits or self.margin is None:
+            return kept
+        top = max(hits, key=lambda h: h.similarity)
+        others = [h.similarity for h in hits if h.document_id != top.document_id]
+        lead = top.similarity - max(others, default=0.0)
+        if top.similarity < self.margin_floor or lead < self.margin:
+            return []
+        return [
+            h
+            for h in hits
+            if h.document_id == top.document_id and h.similarity >= self.margin_floor
+        ]
 
     async def ground(
         self,

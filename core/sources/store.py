@@ -18,7 +18,7 @@ __all__ = ["SourceRepo"]
 
 _COLUMNS = (
     "id, guild_id, kind, location, options, every_s, next_sync_at, last_sync_at,"
-    " last_summary, last_error"
+    " last_summary, last_error, sync_started_at, sync_progress"
 )
 # A claim older than this belongs to a sync that died; another may take the source.
 CLAIM_EXPIRY = "interval '1 hour'"
@@ -68,14 +68,15 @@ class SourceRepo:
         )
         return found[0] if found else None
 
-    async def due(self, limit: int = 10) -> list[SourceInfo]:
-        """Scheduled sources of any guild whose time has come and that nobody is syncing."""
+    async def due(self, kinds: list[str], limit: int = 10) -> list[SourceInfo]:
+        """Scheduled sources of any guild whose time has come and that nobody is syncing,
+        of the `kinds` this process can read (Discord channels only from the bot)."""
         return await self._rows(
             f"SELECT {_COLUMNS} FROM sources WHERE every_s IS NOT NULL"
-            " AND next_sync_at <= now()"
+            " AND next_sync_at <= now() AND kind = ANY(%(kinds)s)"
             f" AND (sync_started_at IS NULL OR sync_started_at < now() - {CLAIM_EXPIRY})"
             " ORDER BY next_sync_at LIMIT %(limit)s",
-            {"limit": limit},
+            {"limit": limit, "kinds": kinds},
         )
 
     async def claim(self, guild_id: int, source_id: int) -> bool:
@@ -95,7 +96,8 @@ class SourceRepo:
         """Record the outcome, release the claim and schedule the next sync."""
         async with self.pool.connection() as conn:
             await conn.execute(
-                "UPDATE sources SET sync_started_at = NULL, last_sync_at = now(),"
+                "UPDATE sources SET sync_started_at = NULL, sync_progress = NULL,"
+                " last_sync_at = now(),"
                 " last_summary = coalesce(%(summary)s, last_summary), last_error = %(error)s,"
                 " next_sync_at = CASE WHEN every_s IS NULL THEN NULL"
                 "   ELSE now() + make_interval(secs => every_s) END"
@@ -103,6 +105,14 @@ class SourceRepo:
                 {"g": guild_id, "id": source_id, "error": error,
                  "summary": Jsonb(summary) if summary is not None else None},
             )  # fmt: skip
+
+    async def progress(self, guild_id: int, source_id: int, summary: dict[str, Any]) -> None:
+        """Record the running sync's counts so far."""
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE sources SET sync_progress = %(p)s WHERE guild_id = %(g)s AND id = %(id)s",
+                {"g": guild_id, "id": source_id, "p": Jsonb(summary)},
+            )
 
     async def delete(self, guild_id: int, source_id: int) -> None:
         async with self.pool.connection() as conn:

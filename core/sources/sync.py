@@ -1,10 +1,14 @@
-"""`SourceSync`: add, sync, list and remove a guild's website and git sources.
+"""`SourceSync`: add, sync, list and remove a guild's website, git and Discord channel sources.
 
 A sync (1) claims the source, so the bot's scheduler and `guru sources sync --due` from cron
 never run it twice at once; (2) walks its pages, fetching conditionally; (3) hands each new or
 changed page to the `Ingestor` (which embeds only when the content hash changed); (4) removes
 the documents of pages that are gone; (5) records a summary. A failure of the whole source
 (start page, sitemap, robots.txt, clone) ends the sync before step 4: nothing is removed.
+
+Web and git pages are read here; a Discord channel's threads only by the bot, which passes
+its reader in `providers` (core never talks to Discord). Without one (the CLI), a channel
+source can be listed and removed but not synced, and `sync_due` leaves it to the bot.
 """
 
 from __future__ import annotations
@@ -15,15 +19,16 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from core.config import Settings
-from core.errors import Busy, GuruError, NotFound
+from core.errors import Busy, GuruError, InvalidInput, NotFound
 from core.rag.chunking import content_hash
 from core.rag.ingest import Ingestor, check_guild_id
 from core.sources.fetch import Fetcher
 from core.sources.git import git_pages
 from core.sources.store import SourceRepo
+from core.sources.threads import channel_location
 from core.sources.types import (
     Failed,
     PageResult,
@@ -37,11 +42,14 @@ from core.sources.types import (
 from core.sources.urls import check_public_host, check_web_url, classify, parse_every
 from core.sources.web import web_pages
 
-__all__ = ["Progress", "SourceSync", "raise_if_cancelled"]
+__all__ = ["PageProvider", "Progress", "SourceSync", "raise_if_cancelled"]
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[SyncSummary], Awaitable[None]]
+PROGRESS_EVERY_S = 5.0  # how often a running sync records its counts
+# Reads a source's pages given what the last sync stored (the bot's Discord channel reader).
+PageProvider = Callable[[SourceInfo, dict[str, PageState]], AsyncIterator[PageResult]]
 
 
 def raise_if_cancelled() -> None:
@@ -56,10 +64,25 @@ def raise_if_cancelled() -> None:
 class SourceSync:
     """One per process (it shares the `Ingestor`); stateless apart from the database."""
 
-    def __init__(self, ingestor: Ingestor, settings: Settings) -> None:
+    def __init__(
+        self,
+        ingestor: Ingestor,
+        settings: Settings,
+        providers: dict[str, PageProvider] | None = None,
+    ) -> None:
         self.ingestor = ingestor
         self.settings = settings
         self.repo = SourceRepo(ingestor.pool)
+        self.providers = dict(providers or {})
+        self.progress_every_s = PROGRESS_EVERY_S
+
+    @property
+    def kinds(self) -> list[str]:
+        """The kinds of source this process can sync."""
+        return ["web", "git", *self.providers]
+
+    def can_sync(self, source: SourceInfo) -> bool:
+        return source.kind in self.kinds
 
     async def add(
         self,
@@ -88,6 +111,29 @@ class SourceSync:
             options["folder"] = folder.strip("/")
         return await self.repo.upsert(guild_id, kind, location, options, every_s)
 
+    async def add_channel(
+        self,
+        guild_id: int,
+        channel_id: int,
+        *,
+        every: str | None = None,
+        since: str | None = None,
+        helper_role_id: int | None = None,
+        solved_tag: str | None = None,
+    ) -> SourceInfo:
+        """Store a Discord channel as a source (the bot has checked who may read it).
+        `since`: an ISO date; threads created before it are left out."""
+        check_guild_id(guild_id)
+        options: dict[str, Any] = {"channel_id": str(channel_id)}
+        if since:
+            options["since"] = since
+        if helper_role_id is not None:
+            options["helper_role_id"] = str(helper_role_id)
+        if solved_tag:
+            options["solved_tag"] = solved_tag.strip()
+        location = channel_location(guild_id, channel_id)
+        return await self.repo.upsert(guild_id, "discord", location, options, parse_every(every))
+
     async def list(self, guild_id: int) -> list[SourceInfo]:
         check_guild_id(guild_id)
         return await self.repo.list(guild_id)
@@ -111,6 +157,11 @@ class SourceSync:
     async def sync(self, source: SourceInfo, progress: Progress | None = None) -> SyncSummary:
         """Sync one source now; Busy when it is syncing already, SourceUnavailable (recorded
         as the source's last error) when it cannot be read at all."""
+        if not self.can_sync(source):  # refused before the claim: nothing recorded
+            raise InvalidInput(
+                f"Source {source.id} is a Discord channel: the running bot syncs it "
+                "(`/docs sources resync`)."
+            )
         if not await self.repo.claim(source.guild_id, source.id):
             raise Busy("This source is syncing right now; its summary appears in `/docs list`.")
         summary, error = SyncSummary(), None
@@ -150,7 +201,7 @@ class SourceSync:
         """Sync every scheduled source whose time has come; one bad source never stops the
         rest (its error is in the result and in the source's row)."""
         done: list[tuple[SourceInfo, SyncSummary | str]] = []
-        for source in await self.repo.due(limit):
+        for source in await self.repo.due(self.kinds, limit):
             try:
                 done.append((source, await self.sync(source)))
             except GuruError as exc:
@@ -163,6 +214,8 @@ class SourceSync:
         guild_id = source.guild_id
         known = await self.repo.pages(guild_id, source.id)
         seen: set[str] = set()
+        loop = asyncio.get_running_loop()
+        recorded = loop.time()
         async for result in self._pages(source, known):
             raise_if_cancelled()
             if isinstance(result, Failed):
@@ -174,12 +227,36 @@ class SourceSync:
                 await self._apply(source, result, result.uri in known, summary)
             if progress is not None:
                 await progress(summary)
+            if loop.time() - recorded >= self.progress_every_s:  # for `/docs list`
+                await self.repo.progress(guild_id, source.id, summary.to_dict())
+                recorded = loop.time()
         for uri in known.keys() - seen:
             summary.removed += await self._drop_page(source, uri)
+
+    async def sync_page(
+        self, source: SourceInfo, uri: str, result: Parsed | None
+    ) -> Literal["added", "changed", "unchanged", "removed", "failed", "none"]:
+        """Bring one page up to date between syncs (a thread just marked solved, edited,
+        unsolved or deleted): `result` None means the page is gone or no longer qualifies."""
+        known = await self.repo.pages(source.guild_id, source.id)
+        if result is None:
+            if uri not in known:
+                return "none"
+            return "removed" if await self._drop_page(source, uri) else "none"
+        summary = SyncSummary()
+        await self._apply(source, result, uri in known, summary)
+        for name in ("added", "changed", "unchanged", "failed"):
+            if getattr(summary, name):
+                return name  # type: ignore[return-value]
+        return "none"
 
     async def _pages(
         self, source: SourceInfo, known: dict[str, PageState]
     ) -> AsyncIterator[PageResult]:
+        if source.kind in self.providers:
+            async for result in self.providers[source.kind](source, known):
+                yield result
+            return
         max_bytes = int(self.settings.sources_page_max_mb * 1e6)
         max_pages = self.settings.sources_max_pages
         public_only = bool(source.options.get("public_only")) and not (

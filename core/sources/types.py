@@ -22,7 +22,7 @@ __all__ = [
     "summary_line",
 ]
 
-SourceKindName = Literal["web", "git"]
+SourceKindName = Literal["web", "git", "discord"]
 
 
 class SourceUnavailable(GuruError):
@@ -42,6 +42,8 @@ class SourceInfo:
     last_sync_at: datetime | None
     last_summary: dict[str, Any] | None
     last_error: str | None
+    sync_started_at: datetime | None = None  # set while a sync runs (its claim)
+    sync_progress: dict[str, Any] | None = None  # that sync's counts so far
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from psycopg.errors import UniqueViolation
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from core.db.audit import record_action
 from core.db.pool import Pool
 from core.errors import InvalidInput, NotFound
 
@@ -78,10 +79,6 @@ _LIVE = f"""
 SELECT {_COLUMNS} FROM tuning_jobs
 WHERE guild_id = %(guild_id)s AND status IN ('queued', 'running')
 ORDER BY created_at DESC, id DESC LIMIT %(limit)s
-"""
-_AUDIT = """
-INSERT INTO audit_log (guild_id, actor_id, action, detail)
-VALUES (%(guild_id)s, %(actor_id)s, %(action)s, %(detail)s)
 """
 _ONE = f"SELECT {_COLUMNS} FROM tuning_jobs WHERE guild_id = %(guild_id)s AND id = %(id)s"
 _DATASET = "SELECT dataset FROM tuning_jobs WHERE id = %(id)s"
@@ -230,15 +227,7 @@ class JobRepo:
             cur = await conn.execute(_CANCEL, {"guild_id": guild_id, "id": job_id})
             if cur.rowcount != 1:
                 return False
-            await conn.execute(
-                _AUDIT,
-                {
-                    "guild_id": guild_id,
-                    "actor_id": actor_id,
-                    "action": "tune.cancel",
-                    "detail": Jsonb({"job": job_id}),
-                },
-            )
+            await record_action(conn, guild_id, actor_id, "tune.cancel", {"job": job_id})
         log.info("guild %d cancelled tuning job %d", guild_id, job_id)
         return True
 

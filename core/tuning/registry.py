@@ -21,6 +21,7 @@ from typing import Any
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from core.db.audit import record_action
 from core.db.pool import Pool
 from core.errors import NotFound
 
@@ -53,10 +54,6 @@ WHERE guild_id = %(guild_id)s AND version = %(version)s
 """
 _PREVIOUS = """
 SELECT max(version) FROM adapters WHERE guild_id = %(guild_id)s AND version < %(version)s
-"""
-_AUDIT = """
-INSERT INTO audit_log (guild_id, actor_id, action, detail)
-VALUES (%(guild_id)s, %(actor_id)s, %(action)s, %(detail)s)
 """
 _NOTIFY = "SELECT pg_notify(%(channel)s, %(payload)s)"
 
@@ -187,15 +184,7 @@ class AdapterRepo:
         await conn.execute(_DEACTIVATE, {"guild_id": guild_id})
         if version is not None:
             await conn.execute(_ACTIVATE, {"guild_id": guild_id, "version": version})
-        await conn.execute(
-            _AUDIT,
-            {
-                "guild_id": guild_id,
-                "actor_id": actor_id,
-                "action": action,
-                "detail": Jsonb({"version": version}),
-            },
-        )
+        await record_action(conn, guild_id, actor_id, action, {"version": version})
         await conn.execute(_NOTIFY, {"channel": ADAPTERS_CHANNEL, "payload": str(guild_id)})
         log.info("guild %d now uses %s", guild_id, f"adapter v{version}" if version else "base")
 

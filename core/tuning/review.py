@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 
+from core.db.audit import record_action
 from core.db.pool import Pool
 from core.errors import InvalidInput, NotFound
 from core.interactions import TUNABLE_COMMANDS
@@ -55,10 +55,6 @@ ORDER BY id FOR UPDATE
 _DECIDE = """
 UPDATE interactions SET approved = %(approve)s, reviewed_by = %(actor_id)s, reviewed_at = now()
 WHERE guild_id = %(guild_id)s AND id = ANY(%(ids)s)
-"""
-_AUDIT = """
-INSERT INTO audit_log (guild_id, actor_id, action, detail)
-VALUES (%(guild_id)s, %(actor_id)s, %(action)s, %(detail)s)
 """
 
 
@@ -165,14 +161,12 @@ class ReviewRepo:
                 )
                 for d in decisions:
                     if d.id in change:
-                        await conn.execute(
-                            _AUDIT,
-                            {
-                                "guild_id": guild_id,
-                                "actor_id": actor_id,
-                                "action": action,
-                                "detail": Jsonb({"interaction": d.id, "before": d.before}),
-                            },
+                        await record_action(
+                            conn,
+                            guild_id,
+                            actor_id,
+                            action,
+                            {"interaction": d.id, "before": d.before},
                         )
         log.info("guild %d: %s %s by %s", guild_id, action, change or "nothing new", actor_id)
         return decisions

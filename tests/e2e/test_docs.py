@@ -84,6 +84,7 @@ async def test_docs_is_for_managers_only(bot, emulator: Emulator, repo):
         "list",
         "remove",
         "scope",
+        "sources",
         "sync-pins",
     }
     guild = await new_guild(bot, emulator, repo, "docs-denied")

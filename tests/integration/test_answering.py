@@ -92,7 +92,10 @@ async def test_the_guilds_settings_and_active_adapter_shape_every_answer(
         await reviews.decide(GUILD, [item.id for item in await reviews.pending(GUILD)], True, 1)
         pairs = await approved_pairs(fresh_pool, GUILD)
         assert [p.messages for p in pairs] == [tuple((m.role, m.content) for m in request.messages)]
-        assert not answer.refused and pairs[0].output == answer.answer.split("\n\nSources:")[0]
+        # the model's own words: the extractive lead shown before them is not learned
+        assert prepared.lead is not None and answer.answer.startswith(prepared.lead.render())
+        shown = answer.answer.removeprefix(prepared.lead.render()).strip()
+        assert not answer.refused and pairs[0].output == shown.split("\n\nSources:")[0]
 
         # /explain is Guru's curriculum, not the guild's: no adapter, no guild prompt
         explained = await services.answers.prepare("explain", GUILD, "what is attention?")

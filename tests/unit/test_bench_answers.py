@@ -111,7 +111,13 @@ def test_appended_sources_line_is_not_a_citation() -> None:
     # finish_answer appends "Sources: [1] [2]" when the model cited nothing: that is ours.
     raw = "Run git reset --soft HEAD~1."
     s = _score(raw + "\n\nSources: [1] [2]", raw)
-    assert (s.verdict, s.cited) == ("correct_uncited", ())
+    assert (s.verdict, s.cited, s.attributed_gold) == ("correct_uncited", (), False)
+
+
+def test_cited_after_attribution_is_its_own_measure() -> None:
+    # the model wrote no [n]; the answer shown carries the [1] attribution measured
+    s = _score("Run git reset --soft HEAD~1 [1].", "Run git reset --soft HEAD~1.")
+    assert (s.verdict, s.cites_gold, s.attributed_gold) == ("correct_uncited", False, True)
 
 
 def test_verdict_confidently_wrong() -> None:
@@ -147,38 +153,53 @@ def test_off_topic_verdicts() -> None:
     assert (s.verdict, s.missing) == ("answered", ("(looping)",))
 
 
-def _row(verdict: str, *, off: bool = False, held: bool = False, secs: float = 1.0) -> dict:
+def _row(
+    verdict: str,
+    *,
+    off: bool = False,
+    held: bool = False,
+    secs: float = 1.0,
+    attributed: bool = False,
+    answer: str = "An answer [1].",
+) -> dict:
     return {
         "verdict": verdict,
         "off_topic": off,
         "held_out": held,
         "model_called": verdict != "wrongly_refused",
+        "refused": verdict in ("wrongly_refused", "refused"),
+        "answer": answer,
         "seconds": secs,
         "missing": [],
         "completion_tokens": 10,
+        "attributed_gold": attributed,
     }
 
 
 def test_summarize_rates_halves_and_latency() -> None:
     rows = [
         _row("correct_cited"),
-        _row("wrong", held=True, secs=3.0),
+        _row("wrong", held=True, secs=3.0, attributed=True),  # cited, but a fact is missing
         _row("wrongly_refused"),
-        _row("correct_cited", held=True, secs=2.0),
+        _row("correct_cited", held=True, secs=2.0, answer="x" * 40),
+        _row("correct_uncited", held=True, attributed=True),
         _row("refused", off=True),
         _row("answered", off=True),
     ]
     s = summarize(rows)
-    assert s["questions"] == 4 and s["pct"]["correct_cited"] == 50.0
+    assert s["questions"] == 5 and s["pct"]["correct_cited"] == 40.0
     assert s["held_out_half"]["counts"] == {
         "empty_or_looping": 0,
         "wrongly_refused": 0,
         "correct_cited": 1,
-        "correct_uncited": 0,
+        "correct_uncited": 1,
         "wrong": 1,
+        # every fact AND a gold [n] in the text shown: only the uncited one that attribution cited
+        "correct_attributed": 1,
     }
+    assert s["answer_chars_p50"] == 14.0  # of the 4 answers shown: 14, 14, 40, 14 characters
     assert s["off_topic"]["refused"] == 1 and s["off_topic"]["refused_pct"] == 50.0
-    assert s["latency_s"]["p50"] == 1.0 and s["latency_s"]["answers"] == 5
+    assert s["latency_s"]["p50"] == 1.0 and s["latency_s"]["answers"] == 6
 
 
 def test_percentile() -> None:
@@ -215,4 +236,6 @@ def test_report_renders_rows_and_markdown() -> None:
     }
     text = render(report)
     assert "git / shipped" in text and "held-out half" in text and "50%" in text
-    assert markdown_row("m", "git", "shipped", entry).startswith("| m | git | shipped | 50% (0%)")
+    assert markdown_row("m", "git", "shipped", entry).startswith(
+        "| m | git | shipped | 50% (0%) | 0% (0%) |"
+    )

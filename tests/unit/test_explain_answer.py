@@ -36,7 +36,7 @@ def _prepared() -> PreparedAnswer:
 
 def test_finish_keeps_real_citations_and_the_note_sources() -> None:
     answer = _prepared().finish_text("r is the rank of the update [1] [9].")
-    assert not answer.refused and answer.answer == "r is the rank of the update [1] ."
+    assert not answer.refused and answer.answer == "r is the rank of the update [1]."
     assert [s.uri for s in answer.sources] == ["concepts/lora.md", "concepts/peft.md"]
 
 

@@ -92,6 +92,17 @@ def test_q4_matmul_refuses_mismatched_shapes(kernels):
         kernels.matmul(torch.randn(2, 96), packed, 32)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_dequantize_rebuilds_the_packed_weights(kernels, dtype):
+    """A prompt's dense weights come from the packing: lo + d * q (d * q is exact in fp32,
+    so there is one rounding, fused or not), then bf16's round-to-nearest-even."""
+    q, d, lo, dense = _random_q4(48, 96, seed=3)
+    got = kernels.dequantize(native.pack_q4(q, d, lo), 48, 96, dtype)
+    assert got.dtype == dtype and torch.equal(got, dense.to(dtype))
+    with pytest.raises(ValueError, match="do not match"):
+        kernels.dequantize(native.pack_q4(q, d, lo), 32, 96)
+
+
 def _reference_attention(q, k_buf, v_buf, length, starts, scale):
     heads, kv_heads = q.shape[1], k_buf.shape[1]
     out = torch.empty_like(q)

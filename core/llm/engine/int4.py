@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from core.llm.engine import native
 
-__all__ = ["Packed", "PackCache", "Proj", "packed", "GROUP", "INT4_MAX_ROWS"]
+__all__ = ["Error", "Packed", "PackCache", "Proj", "packed", "GROUP", "INT4_MAX_ROWS"]
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,32 @@ def _exact(w: torch.Tensor, rebuilt: torch.Tensor, d: torch.Tensor) -> bool:
     return bool((err <= 1e-3 * d + 1e-7 * w.abs().amax(-1) + 1e-12).all())
 
 
-def packed(weight: torch.Tensor, exact: bool = True) -> Packed | None:
+class Error:
+    """How far a re-quantized matrix is from its source: max and RMS of |w - w4|, over the
+    max and RMS of |w| (accumulated over chunks and matrices)."""
+
+    def __init__(self) -> None:
+        self.max_err = self.max_w = self.sq_err = self.sq_w = 0.0
+        self.count = 0
+
+    def add(self, w: torch.Tensor, rebuilt: torch.Tensor) -> None:
+        diff = rebuilt - w
+        self.max_err = max(self.max_err, float(diff.abs().max()))
+        self.max_w = max(self.max_w, float(w.abs().max()))
+        self.sq_err += float(diff.double().square().sum())
+        self.sq_w += float(w.double().square().sum())
+        self.count += w.numel()
+
+    def describe(self) -> str:
+        rms = (self.sq_err / max(self.sq_w, 1e-30)) ** 0.5
+        top = self.max_err / max(self.max_w, 1e-30)
+        return f"max |err| {self.max_err:.3g} ({top:.2%} of max |w|), RMS err {rms:.2%} of RMS w"
+
+
+def packed(weight: torch.Tensor, exact: bool = True, error: Error | None = None) -> Packed | None:
     """`weight` as nearest-4-bit groups of 32 in the native kernel's layout; with `exact`,
-    None unless every group already is `lo + d * q`, q in 0..15 (a dequantized GGUF Q4_1)."""
+    None unless every group already is `lo + d * q`, q in 0..15 (a dequantized GGUF Q4_1).
+    `error` accumulates how far the packing is from `weight`."""
     n, k = weight.shape
     if k % GROUP or n % native.BLOCK_ROWS or weight.dtype != torch.float32:
         return None
@@ -58,8 +81,12 @@ def packed(weight: torch.Tensor, exact: bool = True) -> Packed | None:
         rows = weight[start : start + CHUNK_ROWS]
         groups = rows.reshape(rows.shape[0], k // GROUP, GROUP)
         q, d, lo = _q4_groups(groups)
-        if exact and not _exact(groups, lo[..., None] + d[..., None] * q, d):
-            return None
+        if exact or error is not None:
+            rebuilt = lo[..., None] + d[..., None] * q
+            if exact and not _exact(groups, rebuilt, d):
+                return None
+            if error is not None:
+                error.add(groups, rebuilt)
         packs.append(native.pack_q4(q.reshape(rows.shape[0], k), d, lo))
     return torch.cat(packs)
 
@@ -72,14 +99,19 @@ class PackCache:
     """
 
     NAME = "guru-lean-int4.safetensors"
-    FORMAT = "guru-lean-q4/4"
+    REQUANTIZED = "guru-lean-int4-requantized.safetensors"
+    FORMAT = "guru-lean-q4/7"  # 5-7: Q4_K from its blocks; re-quantized GGUF types, which
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, requantized: bool = False) -> None:
         self.dir = Path(directory)
-        self.path = self.dir / self.NAME
+        # a packing with re-quantized matrices is another file: both choices stay cached
+        self.path = self.dir / (self.REQUANTIZED if requantized else self.NAME)
+        self.note = ""  # what the packing re-quantized (saved with it, for the logs)
+        self.inexact: list[str] = []  # the groups it re-quantized
 
     def _stamp(self) -> str:
-        files = sorted(p for p in self.dir.glob("*.safetensors") if p.name != self.NAME)
+        ours = (self.NAME, self.REQUANTIZED)
+        files = sorted(p for p in self.dir.glob("*.safetensors") if p.name not in ours)
         stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
         return json.dumps({"format": self.FORMAT, "files": stats})
 
@@ -94,6 +126,8 @@ class PackCache:
                 if meta.get("stamp") != self._stamp():
                     return None
                 dense = set(json.loads(meta["dense"]))
+                self.note = meta.get("note", "")
+                self.inexact = json.loads(meta.get("inexact", "[]"))
                 tensors = {key: fh.get_tensor(key) for key in fh.keys()}
             out: dict[str, Any] = {}
             for name in groups:
@@ -108,12 +142,19 @@ class PackCache:
             log.warning("ignoring the int4 cache %s", self.path, exc_info=True)
             return None
 
-    def save(self, packed: dict[str, Packed | None]) -> None:
+    def save(
+        self, packed: dict[str, Packed | None], note: str = "", inexact: list[str] | None = None
+    ) -> None:
         from safetensors.torch import save_file
 
         tensors = {name: t.contiguous() for name, t in packed.items() if t is not None}
         dense = [name for name, t in packed.items() if t is None]
-        meta = {"stamp": self._stamp(), "dense": json.dumps(dense)}
+        meta = {
+            "stamp": self._stamp(),
+            "dense": json.dumps(dense),
+            "note": note,
+            "inexact": json.dumps(inexact or []),
+        }
         tmp = self.path.with_suffix(f".tmp{os.getpid()}")
         try:
             save_file(tensors, str(tmp), metadata=meta)
@@ -133,8 +174,13 @@ class Proj:
     """
 
     def __init__(
-        self, modules: list[Any], packed: Packed | None, kernel: native.Kernels | None = None
+        self,
+        modules: list[Any],
+        packed: Packed | None,
+        kernel: native.Kernels | None = None,
+        exact: bool = True,
     ):
+        self.exact = exact  # the packing is the weights (not a 4-bit re-quantization of them)
         self.dense = [(m.weight, getattr(m, "bias", None)) for m in modules]
         self.sizes = [w.shape[0] for w, _ in self.dense]
         # without native kernels the packing is not used: dense fp32 is exact (see isa.py)
@@ -145,23 +191,38 @@ class Proj:
             self.bias = torch.cat([b for _, b in self.dense])
 
     @staticmethod
-    def pack(modules: list[Any], approx: bool = False) -> Packed | None:
+    def pack(modules: list[Any], approx: bool = False, error: Error | None = None) -> Packed | None:
         """The modules' fused weight in int4: exact 4-bit groups, else None; with `approx`,
-        the nearest 4-bit groups of any fp32 weight."""
+        the nearest 4-bit groups of any fp32 weight (`error` accumulates how far)."""
         weights = [m.weight for m in modules]
         weight = torch.cat(weights) if len(weights) > 1 else weights[0]
-        return packed(weight, exact=not approx)
+        return packed(weight, exact=not approx, error=error)
 
     def prompt_weights(self) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
-        """Weights for the matmuls of a prompt (many rows: compute-bound). With int4 on
-        AVX512-BF16, bf16 copies: ~2.5x fp32's speed there. They are made per layer per
-        prefill pass (~7 MB here, reused by every prompt of the pass) instead of keeping 210 MB
-        of them. Elsewhere the dense fp32 weights: bf16 is no faster without native bf16 dot
-        products, and its rounding flipped the bundled model's top token on AVX2 (504 -> 60)."""
-        if self.packed is None or self.kernel is None or not self.kernel.isa.bf16_prompts():
+        """Weights for the matmuls of a prompt (many rows: compute-bound), made per layer per
+        prefill pass (~7 MB here, reused by every prompt of the pass): bf16 on AVX512-BF16
+        (~2.5x fp32's speed there); fp32 elsewhere: bf16 is no faster without native bf16 dot
+        products, and its rounding flipped the bundled model's top token on AVX2 (504 -> 60).
+        From an exact packing they are made from it (native/dequant.c), never from the
+        model's fp32 tensors: those are mmapped, and reading them would make them resident.
+        A re-quantized matrix keeps its dense weights here: prompts on the 4-bit copies failed
+        the quality gate on Qwen2.5-0.5B (26/28; 28/28 with these)."""
+        if self.packed is None or self.kernel is None:
             return self.dense
-        bf16 = torch.bfloat16
-        return [(w.to(bf16), None if b is None else b.to(bf16)) for w, b in self.dense]
+        bf16 = self.kernel.isa.bf16_prompts()
+        if not self.exact:
+            if not bf16:
+                return self.dense
+            return [
+                (w.to(torch.bfloat16), None if b is None else b.bfloat16()) for w, b in self.dense
+            ]
+        dtype = torch.bfloat16 if bf16 else torch.float32
+        k = self.dense[0][0].shape[1]
+        weight = self.kernel.dequantize(self.packed, sum(self.sizes), k, dtype)
+        return [
+            (w, None if b is None else b.to(dtype))
+            for w, (_, b) in zip(weight.split(self.sizes), self.dense)
+        ]
 
     def _decodes_int4(self, x: torch.Tensor) -> bool:
         """Packed, and few enough rows that reading the weights dominates."""

@@ -20,12 +20,17 @@ that shares one dequantization per weight among up to 8 rows (~2x torch's int4 k
 batch of 8), and, when every layer packs, a whole decoder layer per call with attention over
 an fp16 KV cache (`cache_dtype`). Where no native variant runs (no C compiler, no AVX2, or
 GURU_ENGINE_ISA=portable) the dense fp32 weights are used: torch's int4 kernel rounds scales
-and outputs to bf16 and failed the quality gate. Matrices that are not such blocks stay dense.
+and outputs to bf16 and failed the quality gate. Matrices that were another quantized GGUF
+block type (Q4_K, Q5_0, Q6_K, Q8_0: the Qwen2.5 presets) are re-quantized to the nearest 4-bit
+groups, with the error logged per type (`_pack`); matrices that were float in the source stay
+dense.
 The LM head (the Q8_0 tied embedding) gets a nearest-4-bit approximation that only picks
 candidates: each row's top EXACT_TOP logits are recomputed from the dense weights. Decode
 reads ~85 MB of weights per step instead of ~540 MB. Prompts are compute-bound, so on
 AVX512-BF16 their matmuls run in bf16 (~2.5x fp32) on per-layer copies made once per prefill
-pass; elsewhere in fp32. Residual stream, norms and attention compute in the model's dtype.
+pass (made from the packing, so the mmapped fp32 tensors are never read after packing and
+never become resident); elsewhere in fp32. Residual stream, norms and attention compute in
+the model's dtype.
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ import torch
 import torch.nn.functional as F
 
 from core.llm.engine import native
-from core.llm.engine.int4 import INT4_MAX_ROWS, PackCache, Proj
+from core.llm.engine.blocks import FLOAT_TYPES, Source, q4k_groups
+from core.llm.engine.int4 import INT4_MAX_ROWS, Error, PackCache, Proj
 
 __all__ = ["LeanLlama", "lean_unsupported"]
 
@@ -86,6 +92,56 @@ class _Layer:
     down: Proj
 
 
+def _pack(
+    model: Any, groups: dict[str, list[Any]], source: Source, requantize: bool
+) -> tuple[dict[str, Any], str, list[str]]:
+    """Each layer group's int4 packing: exact where its matrices are 4-bit blocks (Q4_1);
+    Q4_K's own codes, with its fp32 sub-block scales and offsets rounded to the layout's fp16;
+    else, with `requantize` and when every matrix of the group was a quantized block type in
+    the source GGUF (`source.types`, by module name), the nearest 4-bit groups of 32 (the model
+    is a quantized one already; `guru bench llm`'s quality gate measures what that costs);
+    else None (dense).
+    Also says what was not packed exactly, per source block type, with the error measured,
+    and which groups were re-quantized."""
+    names = {id(module): name for name, module in model.named_modules()}
+    packed: dict[str, Any] = {}
+    errors: dict[str, Error] = {}
+    requantized: list[str] = []
+    for name, mods in groups.items():
+        if name == "lm_head":
+            continue
+        packed[name] = Proj.pack(mods)
+        kinds = sorted({source.types.get(names.get(id(m), ""), "F32") for m in mods})
+        if packed[name] is not None or FLOAT_TYPES.intersection(kinds):
+            continue
+        if kinds == ["Q4_K"]:
+            error = errors.setdefault("Q4_K (its codes; scales rounded to fp16)", Error())
+            packed[name] = _pack_q4k([names[id(m)] for m in mods], mods, source, error)
+        if packed[name] is None and requantize:
+            error = errors.setdefault("+".join(kinds) + " (re-quantized)", Error())
+            packed[name] = Proj.pack(mods, approx=True, error=error)
+            requantized.append(name)
+    note = "; ".join(f"{kind}: {err.describe()}" for kind, err in sorted(errors.items()))
+    return packed, note, requantized
+
+
+def _pack_q4k(names: list[str], mods: list[Any], source: Source, error: Error) -> Any:
+    """Q4_K matrices packed from their GGUF blocks: each sub-block of 32 is already 4-bit
+    codes with a scale and an offset; None unless the blocks rebuild the loaded weights."""
+    parts = [q4k_groups(source.blocks(name)) for name in names]
+    q, d, lo = (torch.cat([p[i] for p in parts]) for i in range(3))
+    weight = torch.cat([m.weight for m in mods])
+    if q.shape != weight.shape or weight.shape[0] % native.BLOCK_ROWS:
+        return None
+    group = (q.shape[0], -1, native.GROUP)
+    exact = lo[..., None] + d[..., None] * q.view(group).float()
+    if not torch.allclose(exact.view_as(weight), weight, rtol=1e-6, atol=0):
+        return None  # not the tensor we loaded (a permuted layout): re-quantize instead
+    d, lo = d.half().float(), lo.half().float()  # what the layout keeps
+    error.add(weight.view(group), lo[..., None] + d[..., None] * q.view(group).float())
+    return native.pack_q4(q, d, lo)
+
+
 # -- the model ---------------------------------------------------------------------------
 
 
@@ -98,17 +154,23 @@ class LeanLlama:
         weights: str = "dense",
         cache_dir: str | None = None,
         isa: str | None = None,
+        requantize: bool = False,
     ) -> None:
         """`cache_dir`: where to keep the int4 packing between runs (the weights' directory);
-        `isa`: the native kernel variant, as `native.load` takes it."""
+        `isa`: the native kernel variant, as `native.load` takes it; `requantize`: int4 also
+        re-quantizes matrices of other GGUF block types to 4 bits (`_pack`: on Qwen2.5-0.5B
+        5x faster decode, but it did not pass the quality gate reliably)."""
         with torch.no_grad():
-            self._build(model, weights, cache_dir, isa)
+            self._build(model, weights, cache_dir, isa, requantize)
 
-    def _build(self, model: Any, weights: str, cache_dir: str | None, isa: str | None) -> None:
+    def _build(
+        self, model: Any, weights: str, cache_dir: str | None, isa: str | None, requantize: bool
+    ) -> None:
         reason = lean_unsupported(model)
         if reason is not None:
             raise ValueError(f"The lean forward does not support {reason}.")
         self.kernels = "none: dense weights"  # which native kernels run, and why
+        self.requantized = ""  # which matrices int4 re-quantized from other GGUF blocks
         config = model.config
         self.model = model
         self.heads = config.num_attention_heads
@@ -128,6 +190,7 @@ class LeanLlama:
             groups[f"{name}.gate_up"] = [mlp.gate_proj, mlp.up_proj]
             groups[f"{name}.down"] = [mlp.down_proj]
         packed: dict[str, Any] = {}
+        inexact: list[str] = []  # re-quantized groups: prompts keep their dense weights
         if weights == "int4":  # the packing only serves native kernels (see native/isa.py)
             choice = native.choose(isa)  # a forced variant this CPU cannot run raises here
             self.kernels = f"none: {choice.describe()}"
@@ -135,27 +198,30 @@ class LeanLlama:
                 log.info("lean forward: no native kernels (%s): dense fp32", choice.why)
                 weights = "dense"
         if weights == "int4":
-            store = PackCache(cache_dir) if cache_dir else None
+            store = PackCache(cache_dir, requantize) if cache_dir else None
             loaded = store.load(groups) if store else None
             if loaded is None:
-                packed = {
-                    name: Proj.pack(mods) for name, mods in groups.items() if name != "lm_head"
-                }
+                source = Source(cache_dir)
+                packed, self.requantized, inexact = _pack(model, groups, source, requantize)
                 # The LM head only picks candidates (the top logits are recomputed exactly),
                 # so a 4-bit approximation is enough, but only for an already-quantized model.
                 quantized = any(pair is not None for pair in packed.values())
                 if quantized:
                     packed["lm_head"] = Proj.pack([model.lm_head], approx=True)
                 if store and quantized:
-                    store.save(packed)
+                    store.save(packed, self.requantized, inexact)
             else:
-                packed = loaded
+                packed, self.requantized = loaded, store.note if store else ""
+                inexact = store.inexact if store else []
         kernel = None
         if any(p is not None for p in packed.values()):
             kernel = native.load(cache_dir, isa)
             if kernel is None:
                 self.kernels = "none: the native kernels did not build (see the log)"
-        projs = {name: Proj(mods, packed.get(name), kernel) for name, mods in groups.items()}
+        projs = {
+            name: Proj(mods, packed.get(name), kernel, exact=name not in inexact)
+            for name, mods in groups.items()
+        }
         self.layers = [
             _Layer(
                 ln1=block.input_layernorm.weight,
@@ -180,6 +246,8 @@ class LeanLlama:
             if kernel is not None:
                 self.kernels = kernel.description
             log.info("lean forward: int4-packed %s; native %s: %s", self.packed, how, self.kernels)
+            if self.requantized:
+                log.info("lean forward: int4 not exact for %s", self.requantized)
 
     def _native_layers(self, kernel: native.Kernels | None, config: Any) -> native.Kernels | None:
         """Set up whole-layer native decode steps when every layer matrix is packed and the

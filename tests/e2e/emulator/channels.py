@@ -9,6 +9,8 @@ from aiohttp import web
 
 from tests.e2e.emulator.replies import revise
 from tests.e2e.emulator.rest import Body, error, json_response
+from tests.e2e.emulator.state import FORUM
+from tests.e2e.emulator.threads import SEND_MESSAGES_IN_THREADS, missing_permission
 
 if TYPE_CHECKING:
     from tests.e2e.emulator.server import Emulator
@@ -59,6 +61,7 @@ def install(emulator: Emulator) -> None:
         for command in body.json or []:
             synced.append(
                 {
+                    "description": "",  # Discord answers "" for context menus (type 2, 3)
                     **command,
                     "id": str(world.next_id()),
                     "version": "1",
@@ -73,8 +76,19 @@ def install(emulator: Emulator) -> None:
         return json_response(world.commands.get(int(p["gid"]) if "gid" in p else None, []))
 
     async def create_message(request: web.Request, p: dict[str, str], body: Body) -> web.Response:
-        if world.channel(int(p["cid"])) is None:
+        channel = world.channel(int(p["cid"]))
+        if channel is None:
             return error(404, 10003, "Unknown Channel")
+        if channel.type == FORUM:  # a forum holds posts (threads) only
+            return error(400, 50024, "Cannot execute action on this channel type")
+        if channel.is_thread:
+            guild = world.guilds[channel.guild_id]
+            if missing_permission(guild, world.bot_user, channel, SEND_MESSAGES_IN_THREADS):
+                return error(403, 50013, "Missing Permissions")
+            if channel.locked:
+                return error(400, 50083, "Thread is locked")
+            if channel.archived:  # Discord: a message unarchives an (unlocked) thread
+                await emulator.set_archived(channel, False)
         msg = world.add_message(int(p["cid"]), world.bot_user, revise(None, body.json, body.files))
         reference = (body.json or {}).get("message_reference") or {}
         if reference.get("message_id"):
@@ -99,9 +113,20 @@ def install(emulator: Emulator) -> None:
         return json_response(msg.payload(emulator.base_url))
 
     async def history(request: web.Request, p: dict[str, str], body: Body) -> web.Response:
+        """Newest first, as Discord answers: `before` pages back, `after` pages forward (the
+        `limit` oldest messages after the id, still newest first)."""
         cid, limit = int(p["cid"]), int(request.query.get("limit", 50))
-        msgs = [m for m in world.messages.values() if m.channel_id == cid and not m.deleted]
-        return json_response([m.payload(emulator.base_url) for m in reversed(msgs)][:limit])
+        msgs = sorted(
+            (m for m in world.messages.values() if m.channel_id == cid and not m.deleted),
+            key=lambda m: m.id,
+        )
+        if "after" in request.query:
+            msgs = [m for m in msgs if m.id > int(request.query["after"])][:limit]
+        elif "before" in request.query:
+            msgs = [m for m in msgs if m.id < int(request.query["before"])][-limit:]
+        else:
+            msgs = msgs[-limit:]
+        return json_response([m.payload(emulator.base_url) for m in reversed(msgs)])
 
     async def pins(request: web.Request, p: dict[str, str], body: Body) -> web.Response:
         cid = int(p["cid"])

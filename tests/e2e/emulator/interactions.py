@@ -113,7 +113,8 @@ def options_payload(
 
 
 def _base(interaction: Interaction, permissions: int) -> dict[str, Any]:
-    guild, channel = interaction.guild, interaction.guild.channels[interaction.channel_id]
+    guild = interaction.guild
+    channel = guild.channels.get(interaction.channel_id) or guild.threads[interaction.channel_id]
     member = interaction.member.payload() | {"permissions": str(permissions)}
     return {
         "id": str(interaction.id),

@@ -56,6 +56,7 @@ def revise(
         else [],
         attachments=[*kept, *files] if previous else list(files),
         flags=new_flags,
+        allowed_mentions=body.get("allowed_mentions", prev.allowed_mentions),
     )
 
 

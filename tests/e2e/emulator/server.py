@@ -18,9 +18,10 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from tests.e2e.emulator import channels, replies
+from tests.e2e.emulator import channels, history, replies, threads
 from tests.e2e.emulator import interactions as ix
 from tests.e2e.emulator.gateway import Gateway
+from tests.e2e.emulator.history import HistoryActions
 from tests.e2e.emulator.rest import RestApi
 from tests.e2e.emulator.state import (
     APP_ID,
@@ -33,17 +34,27 @@ from tests.e2e.emulator.state import (
     User,
     World,
 )
+from tests.e2e.emulator.threads import ThreadActions
 
-__all__ = ["ADMINISTRATOR", "DEFAULT_PERMISSIONS", "MANAGE_GUILD", "Emulator"]
+__all__ = ["ADMINISTRATOR", "BOT_PERMISSIONS", "DEFAULT_PERMISSIONS", "MANAGE_GUILD", "Emulator"]
 
 log = logging.getLogger(__name__)
 
 ADMINISTRATOR, MANAGE_GUILD = 1 << 3, 1 << 5
 # @everyone's usual grant: view channels, send messages, read history, use application commands
 DEFAULT_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 16) | (1 << 31)
+# the bot's own (managed) role, as its invite link grants: embed links, attach files, create
+# public threads, send messages in threads on top of the usual
+BOT_PERMISSIONS = (
+    DEFAULT_PERMISSIONS
+    | (1 << 14)
+    | (1 << 15)
+    | threads.CREATE_PUBLIC_THREADS
+    | threads.SEND_MESSAGES_IN_THREADS
+)
 
 
-class Emulator:
+class Emulator(ThreadActions, HistoryActions):
     """A local Discord: one bot application, any number of guilds and users."""
 
     def __init__(
@@ -68,6 +79,8 @@ class Emulator:
         self.app.router.add_route("*", "/api/v10/{tail:.*}", self.rest.handle)
         channels.install(self)
         replies.install(self)
+        threads.install(self)
+        history.install(self)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -109,9 +122,15 @@ class Emulator:
     # -- building the world --------------------------------------------------------------------
 
     async def create_guild(
-        self, name: str, *, owner: str = "owner", everyone_permissions: int = DEFAULT_PERMISSIONS
+        self,
+        name: str,
+        *,
+        owner: str = "owner",
+        everyone_permissions: int = DEFAULT_PERMISSIONS,
+        bot_permissions: int = BOT_PERMISSIONS,
     ) -> Guild:
-        """A guild with @everyone, #general and its owner; announced if the bot is connected."""
+        """A guild with @everyone, #general, its owner and the bot (a member with its own
+        "guru" role of `bot_permissions`); announced if the bot is connected."""
         world = self.world
         owner_user = self.user(owner)
         guild = Guild(world.next_id(), name, owner_user.id)
@@ -119,6 +138,9 @@ class Emulator:
         general = Channel(world.next_id(), guild.id, "general")
         guild.channels[general.id] = general
         guild.members[owner_user.id] = Member(owner_user)
+        bot_role = Role(world.next_id(), "guru", bot_permissions, position=1)
+        guild.roles[bot_role.id] = bot_role
+        guild.members[world.bot_user.id] = Member(world.bot_user, [bot_role.id])
         world.guilds[guild.id] = guild
         await self.publish(guild)
         return guild
@@ -129,8 +151,12 @@ class Emulator:
         self.world.users[user.id] = user
         return user
 
-    async def add_role(self, guild: Guild, name: str, permissions: int = 0) -> Role:
-        role = Role(self.world.next_id(), name, permissions, position=len(guild.roles))
+    async def add_role(
+        self, guild: Guild, name: str, permissions: int = 0, *, mentionable: bool = False
+    ) -> Role:
+        role = Role(
+            self.world.next_id(), name, permissions, len(guild.roles), mentionable=mentionable
+        )
         guild.roles[role.id] = role
         await self.gateway.dispatch(
             "GUILD_ROLE_CREATE", {"guild_id": str(guild.id), "role": role.payload()}, guild.id
@@ -161,6 +187,10 @@ class Emulator:
         member = Member(self.user(name), [r.id for r in roles])
         guild.members[member.user.id] = member
         return member
+
+    def bot_role(self, guild: Guild) -> Role:
+        """The bot's own role (set `permissions` and `publish` to change what it may do)."""
+        return guild.roles[guild.members[self.world.bot_user.id].role_ids[0]]
 
     def owner(self, guild: Guild) -> Member:
         return guild.members[guild.owner_id]

@@ -8,6 +8,7 @@ can measure latencies (ack within 3 s, ≤ 1 edit/s) against the moment a user a
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +17,11 @@ from typing import Any
 __all__ = [
     "APP_ID",
     "BOT_USER_ID",
+    "FORUM",
+    "PRIVATE_THREAD",
+    "PUBLIC_THREAD",
+    "TEXT",
+    "THREAD_TYPES",
     "Channel",
     "Guild",
     "Member",
@@ -60,6 +66,7 @@ class Role:
     name: str
     permissions: int = 0
     position: int = 0
+    mentionable: bool = False  # may anyone ping it (else only Mention @everyone holders)
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -70,7 +77,7 @@ class Role:
             "color": 0,
             "hoist": False,
             "managed": False,
-            "mentionable": False,
+            "mentionable": self.mentionable,
             "flags": 0,
         }
 
@@ -91,24 +98,101 @@ class Member:
         }
 
 
+# Channel types (Discord's numbers): text, public and private thread, forum
+TEXT, PUBLIC_THREAD, PRIVATE_THREAD, FORUM = 0, 11, 12, 15
+THREAD_TYPES = (PUBLIC_THREAD, PRIVATE_THREAD)
+
+
 @dataclass
 class Channel:
+    """A guild channel: a text channel, a forum, or a thread (`parent_id` set) of either."""
+
     id: int
     guild_id: int
     name: str
     position: int = 0
     # Discord's permission overwrites: {"id", "type" (0 role, 1 member), "allow", "deny"}
     overwrites: list[dict[str, Any]] = field(default_factory=list)
+    type: int = TEXT
+    parent_id: int | None = None  # threads: the channel (or forum) they belong to
+    owner_id: int | None = None  # threads: who started it
+    available_tags: list[dict[str, Any]] = field(default_factory=list)  # forums: {"id","name"}
+    applied_tags: list[int] = field(default_factory=list)  # forum posts: tag ids
+    member_ids: list[int] = field(default_factory=list)  # threads: who joined it
+    message_count: int = 0
+    archived: bool = False
+    locked: bool = False
+    created: str = field(default_factory=lambda: iso_now())
+    archived_at: str = field(default_factory=lambda: iso_now())  # threads: last (un)archived
+
+    @property
+    def is_thread(self) -> bool:
+        return self.type in THREAD_TYPES
+
+    def tag_id(self, name: str) -> int:
+        """A forum's tag id by name."""
+        for tag in self.available_tags:
+            if tag["name"] == name:
+                return int(tag["id"])
+        raise AssertionError(f"forum {self.name!r} has no tag {name!r}")
 
     def payload(self) -> dict[str, Any]:
-        return {
+        if self.is_thread:
+            return self._thread_payload()
+        data: dict[str, Any] = {
             "id": str(self.id),
-            "type": 0,
+            "type": self.type,
             "name": self.name,
             "position": self.position,
             "guild_id": str(self.guild_id),
             "permission_overwrites": self.overwrites,
             "nsfw": False,
+        }
+        if self.type == FORUM:
+            data |= {
+                "available_tags": self.available_tags,
+                "default_auto_archive_duration": 1440,
+                "default_forum_layout": 0,
+                "default_reaction_emoji": None,
+                "default_sort_order": None,
+                "flags": 0,
+                "topic": None,
+                "rate_limit_per_user": 0,
+            }
+        return data
+
+    def _thread_payload(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "type": self.type,
+            "name": self.name,
+            "guild_id": str(self.guild_id),
+            "parent_id": str(self.parent_id),
+            "owner_id": str(self.owner_id),
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
+            "message_count": self.message_count,
+            "total_message_sent": self.message_count,
+            "member_count": min(len(self.member_ids), 50),
+            "applied_tags": [str(t) for t in self.applied_tags],
+            "flags": 0,
+            "thread_metadata": {
+                "archived": self.archived,
+                "auto_archive_duration": 1440,
+                "archive_timestamp": self.archived_at,
+                "locked": self.locked,
+                "invitable": True,
+                "create_timestamp": self.created,
+            },
+        }
+
+    def member_payload(self, user_id: int) -> dict[str, Any]:
+        """A thread member (what the thread-members routes return)."""
+        return {
+            "id": str(self.id),
+            "user_id": str(user_id),
+            "join_timestamp": self.created,
+            "flags": 0,
         }
 
 
@@ -122,6 +206,8 @@ class Revision:
     components: list[dict[str, Any]]
     attachments: list[tuple[str, bytes]]
     flags: int
+    # the sender's allowed_mentions (None: Discord's default, everything in the text pings)
+    allowed_mentions: dict[str, Any] | None = None
 
 
 @dataclass
@@ -140,6 +226,9 @@ class Message:
     interaction_user: User | None = None  # who ran the command this message answers
     reply_to: Message | None = None  # a reply's message_reference (and referenced_message)
     mentions: list[User] = field(default_factory=list)
+    thread: Channel | None = None  # the thread started from this message, if any
+    system_type: int | None = None  # a system message's type (18: "started a thread")
+    reactions: dict[str, list[int]] = field(default_factory=dict)  # emoji → user ids, in order
 
     @property
     def latest(self) -> Revision:
@@ -178,6 +267,22 @@ class Message:
             if "custom_id" in c
         ]
 
+    def mentioned_role_ids(self) -> list[int]:
+        """Roles `<@&id>` in the text."""
+        return [int(r) for r in re.findall(r"<@&(\d+)>", self.content)]
+
+    def pinged_role_ids(self) -> list[int]:
+        """Roles whose members this message notified: mentioned and let through by the
+        sender's allowed_mentions (discord.py sends them on every message)."""
+        allowed = self.latest.allowed_mentions
+        mentioned = self.mentioned_role_ids()
+        if allowed is None:
+            return mentioned
+        if "roles" in (allowed.get("parse") or []):
+            return mentioned
+        permitted = {int(r) for r in allowed.get("roles") or []}
+        return [r for r in mentioned if r in permitted]
+
     def payload(self, base_url: str = "") -> dict[str, Any]:
         rev = self.latest
         attachments = [
@@ -193,7 +298,7 @@ class Message:
         data: dict[str, Any] = {
             "id": str(self.id),
             "channel_id": str(self.channel_id),
-            "type": 0 if not self.interaction_id else 20,
+            "type": self.system_type or (20 if self.interaction_id else 0),
             "content": rev.content,
             "author": self.author.payload(),
             "timestamp": self.timestamp,
@@ -201,7 +306,7 @@ class Message:
             "tts": False,
             "mention_everyone": False,
             "mentions": [u.payload() for u in self.mentions],
-            "mention_roles": [],
+            "mention_roles": [str(r) for r in self.mentioned_role_ids()],
             "attachments": attachments,
             "embeds": rev.embeds,
             "components": rev.components,
@@ -210,6 +315,21 @@ class Message:
         }
         if self.guild_id is not None:
             data["guild_id"] = str(self.guild_id)
+        if self.reactions:
+            data["reactions"] = [
+                {
+                    "emoji": {"id": None, "name": emoji},
+                    "count": len(users),
+                    "count_details": {"burst": 0, "normal": len(users)},
+                    "burst_colors": [],
+                    "me": BOT_USER_ID in users,
+                    "me_burst": False,
+                }
+                for emoji, users in self.reactions.items()
+                if users
+            ]
+        if self.thread is not None:  # Discord embeds the thread started from a message
+            data["thread"] = self.thread.payload()
         if self.interaction_id is not None:  # a command's reply says which interaction
             user = self.interaction_user or self.author
             data["interaction_metadata"] = {
@@ -256,6 +376,7 @@ class Guild:
     roles: dict[int, Role] = field(default_factory=dict)
     channels: dict[int, Channel] = field(default_factory=dict)
     members: dict[int, Member] = field(default_factory=dict)
+    threads: dict[int, Channel] = field(default_factory=dict)
 
     @property
     def everyone(self) -> Role:
@@ -270,6 +391,27 @@ class Guild:
             perms |= self.roles[role_id].permissions
         return (1 << 53) - 1 if perms & 8 else perms
 
+    def channel_permissions(self, member: Member, channel: Channel) -> int:
+        """Permissions in `channel` after its overwrites (@everyone, roles, then the member),
+        as Discord computes them; a thread has its parent's."""
+        if channel.is_thread and channel.parent_id is not None:
+            channel = self.channels[channel.parent_id]
+        base = self.permissions_of(member)
+        if base == (1 << 53) - 1:
+            return base
+        by_id = {int(o["id"]): o for o in channel.overwrites}
+        for target in (self.id,):
+            if (o := by_id.get(target)) is not None:
+                base = (base & ~int(o["deny"])) | int(o["allow"])
+        allow = deny = 0
+        for role_id in member.role_ids:
+            if (o := by_id.get(role_id)) is not None and o["type"] == 0:
+                allow, deny = allow | int(o["allow"]), deny | int(o["deny"])
+        base = (base & ~deny) | allow
+        if (o := by_id.get(member.user.id)) is not None and o["type"] == 1:
+            base = (base & ~int(o["deny"])) | int(o["allow"])
+        return base
+
     def payload(self) -> dict[str, Any]:
         return {
             "id": str(self.id),
@@ -281,7 +423,7 @@ class Guild:
             "features": [],
             "emojis": [],
             "stickers": [],
-            "threads": [],
+            "threads": [t.payload() for t in self.threads.values() if not t.archived],
             "roles": [r.payload() for r in self.roles.values()],
             "channels": [c.payload() for c in self.channels.values()],
             "members": [m.payload() for m in self.members.values()],
@@ -313,17 +455,35 @@ class World:
         return next(self._ids)
 
     def channel(self, channel_id: int) -> Channel | None:
+        """A channel, forum or thread by id."""
         for guild in self.guilds.values():
             if channel_id in guild.channels:
                 return guild.channels[channel_id]
+            if channel_id in guild.threads:
+                return guild.threads[channel_id]
         return None
 
+    def threads_of(self, channel_id: int) -> list[Channel]:
+        """The threads (forum posts) started in a channel (forum), oldest first."""
+        parent = self.channel(channel_id)
+        if parent is None:
+            return []
+        return [
+            t for t in self.guilds[parent.guild_id].threads.values() if t.parent_id == channel_id
+        ]
+
     def add_message(
-        self, channel_id: int, author: User, revision: Revision, interaction_id: int | None = None
+        self,
+        channel_id: int,
+        author: User,
+        revision: Revision,
+        interaction_id: int | None = None,
+        message_id: int | None = None,
     ) -> Message:
+        """A new message; `message_id` for a forum post's first one (its id is the thread's)."""
         channel = self.channel(channel_id)
         msg = Message(
-            self.next_id(),
+            message_id or self.next_id(),
             channel_id,
             channel.guild_id if channel else None,
             author,
@@ -331,6 +491,8 @@ class World:
             interaction_id=interaction_id,
         )
         self.messages[msg.id] = msg
+        if channel is not None and channel.is_thread:
+            channel.message_count += 1
         return msg
 
     def bot_messages(self, channel_id: int | None = None) -> list[Message]:

@@ -13,6 +13,7 @@ from core.answering import Answers
 from core.llm.engine.engine import Engine
 from core.llm.models.loading import LoadedModel
 from core.rag.answer import REFUSAL, build_messages, finish_answer
+from core.rag.attribute import LEAD_CHARS, source_evidence, supporting_source
 from core.rag.grounding import Grounder
 from core.rag.ingest import Ingestor
 from core.rag.prompting import REMOVED
@@ -145,7 +146,8 @@ async def test_a_one_token_answer_is_retried_once_then_reported_plainly(
 
     await GuildSettingsRepo(rag_pool).set(guild_with_injection, actor_id=None, max_answer_tokens=1)
     caplog.set_level("INFO", logger="core.answering")
-    answer = await answers_with(engine).answer("ask", guild_with_injection, "When do raids start?")
+    answers = Answers(answers_with(engine).services, lead="off")  # the lead would answer
+    answer = await answers.answer("ask", guild_with_injection, "When do raids start?")
     assert answer.refused and answer.answer == NO_USABLE_ANSWER and answer.sources
     assert sum("generating once more" in r.message for r in caplog.records) == 1
 
@@ -160,3 +162,44 @@ async def test_every_number_the_real_model_states_is_in_its_sources(
         body = re.sub(r"\[\d\]", "", answer.answer.split("\n\nSources:")[0])
         for number in re.findall(r"\d+(?::\d+)?", body):
             assert number in {"8443", "21:00", "21", "00"}, (question, answer.answer)
+
+
+@pytest.mark.model
+async def test_the_lead_quotes_the_sentence_that_answers_and_cites_it(
+    answers_with: Callable[..., Answers],
+    engine: Engine,
+    guild_with_injection: int,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # SmolLM2-135M answers "When do raids start?" with "The answer to this question is:" (not
+    # usable): with the lead the user reads the source's sentence, quoted and cited, at once
+    caplog.set_level("INFO", logger="core.answering")
+    answers = Answers(answers_with(engine).services, lead="fallback")
+    prepared = await answers.prepare("ask", guild_with_injection, "When do raids start?")
+    assert prepared.lead is not None and "21:00" in prepared.lead.text
+    assert len(prepared.lead.text) <= LEAD_CHARS
+    assert prepared.sources[prepared.lead.n - 1].title == "Raid schedule"
+    answer, _ = await answers.generate(prepared)
+    assert not answer.refused
+    assert f"“{prepared.lead.text}” [{prepared.lead.n}]" in answer.answer
+    assert not any("generating once more" in r.message for r in caplog.records)
+    # an unrelated question still never reaches the model or the lead
+    assert (await answers.answer("ask", guild_with_injection, "Who wrote Moby-Dick?")).refused
+
+
+@pytest.mark.model
+async def test_the_real_models_sentences_are_cited_only_where_a_source_supports_them(
+    answers_with: Callable[..., Answers], engine: Engine, guild_with_injection: int
+) -> None:
+    answers = answers_with(engine)
+    prepared = await answers.prepare(
+        "ask", guild_with_injection, "Which port does the staging server use?"
+    )
+    answer, completion = await answers.generate(prepared)
+    assert completion is not None and not answer.refused
+    assert prepared.grounding is not None
+    for line in answer.answer.split("\n\nSources:")[0].splitlines():
+        for n in re.findall(r"\[(\d)\]", line):
+            # every [n] shown follows a sentence source n measurably supports
+            sentence = line.split(f"[{n}]")[0]
+            assert supporting_source(sentence, source_evidence(prepared.grounding)) == int(n), line

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from core.cli import main
+from core.sources.sync import SourceSync
 from tests.integration.sources.site import Site, page
 
 Guru = Callable[..., Awaitable[tuple[int, str, str]]]
@@ -66,3 +67,22 @@ async def test_bad_source_input_is_one_clear_line(
 ) -> None:
     code, out, err = await guru("ingest", location, "--guild", "950000000000000002", *extra)
     assert code == 2 and out == "" and message in err and err.count("\n") == 1
+
+
+async def test_a_discord_channel_source_is_listed_and_removed_but_synced_by_the_bot(
+    guru: Guru, sources: SourceSync
+) -> None:
+    guild = 950000000000000003
+    source = await sources.add_channel(guild, 777, every="1d", since="2026-01-01")
+    code, out, _ = await guru("sources", "list", "--guild", str(guild))
+    assert code == 0 and f"discord  https://discord.com/channels/{guild}/777  [every 1d]" in out
+    assert "last sync never: never synced" in out
+
+    code, out, _ = await guru("sources", "sync", "--guild", str(guild))  # all: it is skipped
+    assert (code, out) == (0, "")
+    code, out, err = await guru("sources", "sync", str(source.id), "--guild", str(guild))
+    assert code == 2 and "the running bot syncs it" in err and err.count("\n") == 1
+
+    code, out, _ = await guru("sources", "remove", str(source.id), "--guild", str(guild))
+    assert code == 0 and out.startswith(f"Removed source {source.id}")
+    assert await sources.list(guild) == []

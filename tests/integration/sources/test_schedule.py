@@ -32,7 +32,9 @@ async def test_scheduler_syncs_a_due_source_and_schedules_the_next(
     source = await sources.add(guild, site.url("/"), every="1h")
     await sources.sync(source)
     [synced] = await sources.list(guild)
-    assert [s for s in await sources.repo.due(100) if s.id == source.id] == []  # not yet due
+    assert [
+        s for s in await sources.repo.due(sources.kinds, 100) if s.id == source.id
+    ] == []  # not yet due
     await make_due(rag_pool, source.id)
     site.log.clear()
     task = asyncio.create_task(run_schedule(sources, check_every_s=0.05))

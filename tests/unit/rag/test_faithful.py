@@ -117,3 +117,17 @@ def test_the_worked_example_comes_before_the_question_and_leaks_nothing_else() -
     assert [m.role for m in plain] == ["system", "user"]
     assert [m.role for m in shown] == ["system", "user", "assistant", "user"]
     assert shown[2].content == EXAMPLE_ANSWER and shown[-1] == plain[-1]
+
+
+def test_a_sentence_said_again_with_a_word_changed_is_dropped() -> None:
+    from core.rag.faithful import drop_repeated_sentences
+
+    text = (
+        "Error 0x45 means the server is full [1]. Try to join a game that has already been "
+        "joined by a friend.\n\nIf that fails, try to join a game that has already been joined "
+        "by another player.\n```\nrestart\nrestart\n```"
+    )
+    assert drop_repeated_sentences(text) == (
+        "Error 0x45 means the server is full [1]. Try to join a game that has already been "
+        "joined by a friend.\n\n```\nrestart\nrestart\n```"
+    )

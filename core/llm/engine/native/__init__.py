@@ -106,6 +106,9 @@ class Kernels:
         self._matmul = lib.guru_q4_matmul
         self._matmul.argtypes = [_ptr, _i64, _i64, _ptr, _i64, _ptr, ctypes.c_int]
         self._matmul.restype = ctypes.c_int
+        self._dequant = lib.guru_q4_dequant
+        self._dequant.argtypes = [_ptr, _i64, _i64, _ptr, ctypes.c_int, ctypes.c_int]
+        self._dequant.restype = None
         self._attend = lib.guru_attend_f16
         self._attend.argtypes = [
             _ptr,
@@ -155,6 +158,19 @@ class Kernels:
         if status != 0:
             raise MemoryError("q4 matmul: out of memory for its scratch rows")
         return y
+
+    def dequantize(
+        self, packed: torch.Tensor, n: int, k: int, dtype: torch.dtype = torch.float32
+    ) -> torch.Tensor:
+        """W [n, k] (fp32, or rounded to bf16) from its `pack_q4` packing."""
+        if dtype not in (torch.float32, torch.bfloat16) or k % GROUP or n % BLOCK_ROWS:
+            raise ValueError(f"dequantize makes fp32 or bf16 [{n}, {k}] from a packing")
+        if packed.numel() != n // BLOCK_ROWS * k // GROUP * GROUP_BYTES:
+            raise ValueError(f"packed weights do not match a [{n}, {k}] matrix")
+        out = torch.empty((n, k), dtype=dtype)
+        bf16 = int(dtype == torch.bfloat16)
+        self._dequant(packed.data_ptr(), n, k, out.data_ptr(), bf16, torch.get_num_threads())
+        return out
 
     def decode_layer(
         self,

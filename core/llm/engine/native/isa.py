@@ -42,7 +42,7 @@ __all__ = [
 
 ENV = "GURU_ENGINE_ISA"
 PORTABLE = "portable"
-_COMMON = ("attention.c", "norm.c", "layer.c")
+_COMMON = ("attention.c", "norm.c", "layer.c", "dequant.c")
 
 
 class IsaUnavailable(RuntimeError):

@@ -1,0 +1,51 @@
+/* The 4-bit packing (q4.c's layout) back to dense weights, for a prompt's matmuls.
+ *
+ * Why: prompts are compute-bound, so they run dense matmuls (bf16 where the CPU has native
+ * bf16 dot products, else fp32) on weights made per layer per prefill pass. Making them from
+ * the packing instead of the model's fp32 tensors means those tensors (mmapped from the
+ * safetensors file) are never read after packing, so they never become resident: the loaded
+ * model keeps 0.6 bytes per weight instead of 4.6. Plain C, the same in every variant.
+ *
+ * out [n, k] = lo + d * q per group of 32, as fp32 or rounded to bf16 (nearest even).
+ */
+#include <string.h>
+
+#include "native.h"
+
+#define BLOCK_ROWS 16
+#define GROUP 32
+#define GROUP_BYTES (256 + 64)
+
+static inline uint16_t round_bf16(float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, 4);
+    bits += 0x7FFF + ((bits >> 16) & 1);
+    return (uint16_t)(bits >> 16);
+}
+
+void guru_q4_dequant(const uint8_t *w, int64_t n, int64_t k, void *out, int bf16, int threads) {
+    const int64_t groups = k / GROUP, blocks = n / BLOCK_ROWS;
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
+    for (int64_t b = 0; b < blocks; b++) {
+        for (int64_t g = 0; g < groups; g++) {
+            const uint8_t *p = w + (b * groups + g) * GROUP_BYTES;
+            const uint16_t *ds = (const uint16_t *)(p + 256), *los = (const uint16_t *)(p + 288);
+            for (int i = 0; i < BLOCK_ROWS; i++) {
+                const float d = _cvtsh_ss(ds[i]), lo = _cvtsh_ss(los[i]);
+                float row[GROUP];
+                /* column 4c + 2h + e: chunk c, byte 2i + e, nibble h */
+                for (int c = 0; c < 8; c++)
+                    for (int e = 0; e < 2; e++) {
+                        const uint8_t byte = p[32 * c + 2 * i + e];
+                        row[4 * c + e] = lo + d * (float)(byte & 0x0F);
+                        row[4 * c + 2 + e] = lo + d * (float)(byte >> 4);
+                    }
+                const int64_t at = (b * BLOCK_ROWS + i) * k + g * GROUP;
+                if (bf16)
+                    for (int j = 0; j < GROUP; j++) ((uint16_t *)out)[at + j] = round_bf16(row[j]);
+                else
+                    memcpy((float *)out + at, row, sizeof row);
+            }
+        }
+    }
+}

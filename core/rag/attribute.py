@@ -1,0 +1,210 @@
+"""Citations the product can stand behind, and a short answer taken from the docs.
+
+`attribute` writes [n] after each sentence of an answer that source n measurably supports,
+instead of trusting the model's own [n] (SmolLM2-135M never writes one; Qwen2.5-Coder-0.5B
+cites a page it did not use). Support is measured per sentence and per source, with the same
+string measures as core.rag.faithful: every number, option and code span of the sentence is in
+that source's text, and at least `MIN_SUPPORT` of its content words (4+ letters, not stopwords,
+matched on their first 5 letters) are. The source with the most support gets the citation
+(ties: the better-ranked one); a sentence no source supports gets none, so the [n] a user reads
+always points at text that says the same thing in the same words.
+
+`pick_lead` chooses the extractive lead: the one or two sentences of the sources that answer the
+question best (MiniLM cosine of question vs sentence), at most `LEAD_CHARS`, shown quoted and
+cited before the model's explanation when that explanation misses or contradicts its sources
+(see core.answering.prepared). Bounded, so pasting whole pages cannot pass for an answer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+
+from core.rag.faithful import content_words, fact_terms, unsupported_terms
+from core.rag.grounding import Grounding
+
+__all__ = [
+    "LEAD_CHARS",
+    "Lead",
+    "LeadMode",
+    "MIN_SUPPORT",
+    "attribute",
+    "source_evidence",
+    "passage_sentences",
+    "pick_lead",
+    "supporting_source",
+]
+
+# Share of a sentence's content words one source must contain to be cited for it. A paraphrase
+# keeps at least half of its source's words; an invented sentence that borrows the topic's
+# vocabulary mostly does not (read on SmolLM2/Qwen rows of bench/answer_eval).
+MIN_SUPPORT = 0.5
+LEAD_CHARS = 300  # the lead's bound: one or two sentences, never a pasted page
+MAX_CANDIDATES = 96  # sentences embedded per question (git-doc's long pages: ~60)
+# off: no lead; fallback: only when the model's answer misses or contradicts its sources;
+# always: every grounded answer starts with it.
+LeadMode = Literal["off", "fallback", "always"]
+
+_CITATION = re.compile(r"\s*\[\d{1,2}\]")
+_SENTENCE_END = re.compile(r"(?<=[A-Za-z0-9\])\"'`][.!?])\s+(?=[A-Z\[`(\"])")
+_LIST_MARKER = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
+_TRAILING_PUNCT = re.compile(r"([.!?:;]+)$")
+_STEM = 5
+_ANAPHOR = re.compile(r"(?:It|This|That|These|Those|They|Its|Their)\b")
+
+
+class _Encoder(Protocol):
+    async def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+def _stems(words: list[str]) -> list[str]:
+    return [w[:_STEM] for w in words]
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+@dataclass(frozen=True)
+class _Evidence:
+    text: str  # normalised
+    stems: frozenset[str]
+
+
+def source_evidence(grounding: Grounding) -> list[_Evidence]:
+    """Each source's text (title and passages), normalised, and its word stems."""
+    out = []
+    for source, passage in zip(grounding.sources, grounding.passages):
+        text = f"{source.title}\n{passage}"
+        out.append(_Evidence(_norm(text), frozenset(_stems(content_words(text, min_len=1)))))
+    return out
+
+
+def supporting_source(sentence: str, evidence: list[_Evidence]) -> int | None:
+    """The 1-based number of the source that best supports `sentence`, or None."""
+    body = _CITATION.sub(" ", sentence)
+    stems = _stems(content_words(body))
+    terms = fact_terms(body)
+    if len(stems) + len(terms) < 2:
+        return None  # too little to measure ("Yes.", "See below:")
+    best, best_support = None, 0.0
+    for n, ev in enumerate(evidence, start=1):
+        if terms and unsupported_terms(body, ev.text):
+            continue  # a number, option or code span this source does not contain
+        support = (sum(s in ev.stems for s in stems) + len(terms)) / (len(stems) + len(terms))
+        if support >= MIN_SUPPORT and support > best_support:
+            best, best_support = n, support
+    return best
+
+
+def attribute(text: str, grounding: Grounding) -> tuple[str, frozenset[int]]:
+    """(`text` with the model's own [n] replaced by measured ones, the sources cited).
+
+    Code blocks, headings and "Sources:" lines are left as they are."""
+    evidence = source_evidence(grounding)
+    lines: list[str] = []
+    cited: set[int] = set()
+    in_code = False
+    for line in text.splitlines():
+        if line.strip().startswith("```"):
+            in_code = not in_code
+        if in_code or line.strip().startswith(("```", "#", "Sources:")) or not line.strip():
+            lines.append(line)
+            continue
+        parts = []
+        for sentence in _SENTENCE_END.split(line):
+            bare = _CITATION.sub("", sentence).rstrip()
+            n = supporting_source(bare, evidence)
+            if n is None:
+                parts.append(bare)
+                continue
+            cited.add(n)
+            punct = _TRAILING_PUNCT.search(bare)
+            if punct:
+                parts.append(f"{bare[: punct.start()]} [{n}]{punct.group(1)}")
+            else:
+                parts.append(f"{bare} [{n}]")
+        lines.append(" ".join(p for p in parts if p.strip()))
+    return "\n".join(lines).strip(), frozenset(cited)
+
+
+@dataclass(frozen=True)
+class Lead:
+    """The sentences of source `n` that answer the question best, and how well (cosine)."""
+
+    text: str
+    n: int
+    similarity: float
+
+    def render(self) -> str:
+        return f"“{self.text}” [{self.n}]"
+
+
+def passage_sentences(passage: str) -> list[str]:
+    """A passage's sentences: wrapped lines joined, list items and headings apart (a heading
+    is not a sentence), each 3+ words, clipped at `LEAD_CHARS`."""
+    blocks: list[str] = []
+    current: list[str] = []
+    for line in passage.replace("\n…\n", "\n\n").splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#") or _LIST_MARKER.match(line):
+            if current:
+                blocks.append(" ".join(current))
+                current = []
+            if _LIST_MARKER.match(line):
+                blocks.append(_LIST_MARKER.sub("", line).strip())
+            continue
+        current.append(stripped)
+    if current:
+        blocks.append(" ".join(current))
+    sentences = []
+    for block in blocks:
+        for sentence in _SENTENCE_END.split(" ".join(block.split())):
+            # a chunk may start mid-sentence (chunks overlap): a lower-case start is a fragment
+            if len(sentence.split()) >= 3 and not sentence[0].islower():
+                sentences.append(_clip(sentence, LEAD_CHARS))
+    return sentences
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 2].rsplit(" ", 1)[0] + " …"
+
+
+async def pick_lead(encoder: _Encoder, question: str, grounding: Grounding) -> Lead | None:
+    """The best sentence (and the next best of the same source when both fit `LEAD_CHARS`,
+    in the page's order) by MiniLM cosine with the question; None when the sources have no
+    sentence."""
+    candidates: list[tuple[int, int, str]] = []  # (source n, position, sentence)
+    for source, passage in zip(grounding.sources, grounding.passages):
+        for i, sentence in enumerate(passage_sentences(passage)):
+            candidates.append((source.n, i, sentence))
+    candidates = candidates[:MAX_CANDIDATES]
+    if not candidates:
+        return None
+    vectors = await encoder.embed([question, *(c[2] for c in candidates)])
+    similarity = vectors[1:] @ vectors[0]  # unit vectors: the dot product is the cosine
+    order = np.argsort(-similarity)
+    best = int(order[0])
+    n, position, text = candidates[best]
+    chosen = [(position, text)]
+    before = candidates[best - 1] if best > 0 else None
+    if (
+        _ANAPHOR.match(text)
+        and before is not None
+        and before[0] == n
+        and len(before[2]) + len(text) + 1 <= LEAD_CHARS
+    ):
+        # "It costs the most frames": the sentence before says what "it" is
+        chosen.append((before[1], before[2]))
+    for j in order[1:3]:
+        if len(chosen) > 1:
+            break
+        other_n, other_position, other = candidates[int(j)]
+        if other_n == n and len(text) + len(other) + 1 <= LEAD_CHARS and other != text:
+            chosen.append((other_position, other))
+            break
+    joined = " ".join(t for _, t in sorted(chosen))
+    return Lead(joined, n, float(similarity[best]))

@@ -1,0 +1,133 @@
+"""Citations are written where support is measured, and the sources' own words lead an answer
+that misses them."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.answering import PreparedAnswer
+from core.llm.types import Message, Request
+from core.rag.answer import QWEN2_PROMPT, SYSTEM_PROMPT, build_messages, model_family
+from core.rag.attribute import LEAD_CHARS, Lead, attribute, passage_sentences
+from core.rag.grounding import Grounding
+from core.rag.types import Source
+
+CLANS = (
+    "# Clans\n\nCreate a clan in game with `/clan create <name>`. Creating a clan costs 2,000 "
+    "Cinders.\n\n- A clan has at most 12 members.\n- Clan chat is `/c <message>`.\n"
+)
+EVENTS = "# Events\n\nThe weekly raid starts every Friday at 20:00 UTC and lasts\ntwo hours."
+GROUNDING = Grounding(
+    (Source(1, "Clans", "docs/clans.md", 0.6), Source(2, "Events", "docs/events.md", 0.4)),
+    (CLANS, EVENTS),
+)
+
+
+def test_each_sentence_cites_the_source_that_supports_it() -> None:
+    text, cited = attribute(
+        "Creating a clan costs 2,000 Cinders [2]. The weekly raid starts Friday at 20:00 UTC.",
+        GROUNDING,
+    )
+    # the model's wrong [2] is replaced by the measured [1]; the raid sentence gets its [2]
+    assert text == (
+        "Creating a clan costs 2,000 Cinders [1]. The weekly raid starts Friday at 20:00 UTC [2]."
+    )
+    assert cited == {1, 2}
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "A clan has at most 20 members.",  # a number no source states
+        "You can also tame a dragon mount in the northern mountains.",  # words no source has
+        "Yes.",  # too little to measure
+    ],
+)
+def test_no_citation_without_measured_support(sentence: str) -> None:
+    assert attribute(sentence, GROUNDING) == (sentence, frozenset())
+
+
+def test_code_blocks_and_headings_are_left_as_they_are() -> None:
+    answer = "## Clans\n```\n/clan create <name>\n```\nA clan has at most 12 members."
+    text, cited = attribute(answer, GROUNDING)
+    assert text == "## Clans\n```\n/clan create <name>\n```\nA clan has at most 12 members [1]."
+    assert cited == {1}
+
+
+def test_passage_sentences_join_wrapped_lines_and_keep_list_items_apart() -> None:
+    assert passage_sentences(EVENTS) == [
+        "The weekly raid starts every Friday at 20:00 UTC and lasts two hours."
+    ]
+    sentences = passage_sentences(CLANS)
+    assert "A clan has at most 12 members." in sentences and "# Clans" not in sentences
+    # chunks overlap: one that starts mid-sentence starts with a fragment, not a sentence
+    assert passage_sentences("profile link and the date of the ban. Email appeals@x.gg now.") == [
+        "Email appeals@x.gg now."
+    ]
+    long = passage_sentences("Word " * 200)
+    assert len(long) == 1 and len(long[0]) <= LEAD_CHARS
+
+
+def _prepared(lead: Lead | None, mode: str = "fallback") -> PreparedAnswer:
+    request = Request(messages=(Message("user", "q"),))
+    return PreparedAnswer(
+        "ask", "how much is a clan", 1, GROUNDING, None, request, lead=lead, lead_mode=mode
+    )
+
+
+CLOSE = Lead("Creating a clan costs 2,000 Cinders.", 1, 0.7)
+FAR = Lead("Clan chat is `/c <message>`.", 1, 0.3)
+
+
+def test_an_answer_its_sources_support_is_shown_without_the_lead() -> None:
+    answer = _prepared(CLOSE).finish_text("Starting a clan costs 2,000 Cinders.")
+    assert answer.answer == "Starting a clan costs 2,000 Cinders [1]." and not answer.refused
+
+
+def test_an_answer_that_misses_its_sources_gets_the_lead_first() -> None:
+    text = "A clan is a group of friends who chat together in the game every evening."
+    answer = _prepared(CLOSE).finish_text(text)
+    assert answer.answer.startswith("“Creating a clan costs 2,000 Cinders.” [1]\n\n")
+    assert text in answer.answer
+    always = _prepared(CLOSE, "always").finish_text("Starting a clan costs 2,000 Cinders.")
+    assert always.answer.startswith("“Creating a clan costs 2,000 Cinders.” [1]")
+    off = _prepared(CLOSE, "off").finish_text(text)
+    assert "“" not in off.answer and off.answer.endswith("Sources: [1] [2]")
+
+
+def test_an_answer_from_another_page_than_the_best_sentence_gets_the_lead_first() -> None:
+    # supported by source [2], but the question is answered by [1]'s sentence
+    answer = _prepared(CLOSE).finish_text("The weekly raid starts every Friday at 20:00 UTC.")
+    assert answer.answer == (
+        "“Creating a clan costs 2,000 Cinders.” [1]\n\n"
+        "The weekly raid starts every Friday at 20:00 UTC [2]."
+    )
+
+
+def test_a_contradicting_answer_keeps_only_what_is_supported_after_the_lead() -> None:
+    answer = _prepared(CLOSE).finish_text("A clan costs 500 Cinders. Clan chat is `/c <message>`.")
+    assert answer.answer == (
+        "“Creating a clan costs 2,000 Cinders.” [1]\n\nClan chat is `/c <message>` [1]."
+    )
+
+
+def test_a_refusal_or_unusable_text_becomes_the_lead_only_when_it_is_close() -> None:
+    refused = "That is not in this server's docs."
+    assert _prepared(CLOSE).finish_text(refused).answer == (
+        "“Creating a clan costs 2,000 Cinders.” [1]"
+    )
+    assert _prepared(FAR).finish_text(refused).refused  # not close enough to answer
+    unusable = _prepared(FAR)
+    assert unusable.usable("[1]")  # no second generation: the lead answers
+    assert unusable.finish_text("[1]").answer == "“Clan chat is `/c <message>`.” [1]"
+    assert not _prepared(None).usable("[1]")
+
+
+def test_the_prompt_follows_the_loaded_models_family() -> None:
+    assert model_family("qwen2.5-coder-0.5b") == "qwen2"
+    assert model_family("smollm2-135m") == "llama"
+    assert model_family("Qwen/Qwen2.5-7B-Instruct") == "qwen2"
+    assert model_family("/models/mystery.gguf") == ""
+    qwen = build_messages("how much is a clan", GROUNDING, family="qwen2")
+    assert qwen[0].content == QWEN2_PROMPT
+    assert build_messages("q", GROUNDING, family="llama")[0].content == SYSTEM_PROMPT
