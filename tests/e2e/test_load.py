@@ -41,7 +41,9 @@ async def test_50_concurrent_asks_are_all_acknowledged_fast_and_answered(
             "AI (artificial intelligence) is the "
             "field of making machines do what needs intelligence: what is AI?",
         )
-        await repo.set(guild.id, actor_id=None, max_answer_tokens=48)
+        # long enough that 50 answers outlast their preparation (the question's and the quoted
+        # lead's embeddings, one at a time): the engine's 8 slots fill and a queue forms
+        await repo.set(guild.id, actor_id=None, max_answer_tokens=160)
     stop, worst = asyncio.Event(), [0.0]
     monitor = asyncio.create_task(loop_lag(stop, worst))
     inters = []
