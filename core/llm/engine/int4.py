@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 GROUP = native.GROUP  # GGUF block size (Q4_0/Q4_1/Q8_0) and the int4 kernels' group size
 INT4_MAX_ROWS = 32  # above this many rows a matmul is compute-bound: dense fp32 is faster
 
-Packed = torch.Tensor  # uint8 [n / 16, k / 32, 320]: `core.llm.engine.native.pack_q4`'s layout
+# uint8 [n / 16, k / 32, 320]: `core.llm.engine.native.pack_q4`'s layout, or [.., .., 544]:
+# `pack_q8`'s (8-bit codes: GGUF Q8_0 / Q5_0 matrices, exactly); the last size says which
+Packed = torch.Tensor
 CHUNK_ROWS = 2048  # rows quantized at a time: bounds the temporary memory of packing
 
 
@@ -100,7 +102,7 @@ class PackCache:
 
     NAME = "guru-lean-int4.safetensors"
     REQUANTIZED = "guru-lean-int4-requantized.safetensors"
-    FORMAT = "guru-lean-q4/7"  # 5-7: Q4_K from its blocks; re-quantized GGUF types, which
+    FORMAT = "guru-lean-q4/8"  # 5-7: Q4_K from its blocks; re-quantized GGUF types; 8: q8
 
     def __init__(self, directory: str, requantized: bool = False) -> None:
         self.dir = Path(directory)
@@ -186,6 +188,8 @@ class Proj:
         # without native kernels the packing is not used: dense fp32 is exact (see isa.py)
         self.packed = packed if kernel is not None else None
         self.kernel = kernel
+        # 8-bit codes (`native.pack_q8`: Q8_0 / Q5_0 blocks) or 4-bit ones (`pack_q4`)
+        self.q8 = packed is not None and packed.shape[-1] == native.Q8_GROUP_BYTES
         self.bias: torch.Tensor | None = None
         if packed is not None and self.dense[0][1] is not None:
             self.bias = torch.cat([b for _, b in self.dense])
@@ -218,7 +222,10 @@ class Proj:
             ]
         dtype = torch.bfloat16 if bf16 else torch.float32
         k = self.dense[0][0].shape[1]
-        weight = self.kernel.dequantize(self.packed, sum(self.sizes), k, dtype)
+        if self.q8:
+            weight = native.dequantize_q8(self.packed, sum(self.sizes), k, dtype)
+        else:
+            weight = self.kernel.dequantize(self.packed, sum(self.sizes), k, dtype)
         return [
             (w, None if b is None else b.to(dtype))
             for w, (_, b) in zip(weight.split(self.sizes), self.dense)
@@ -249,7 +256,8 @@ class Proj:
         shape, n = x.shape, sum(self.sizes)
         x2 = x.reshape(-1, shape[-1])
         assert self.kernel is not None
-        out = self.kernel.matmul(x2.float(), self.packed, n).to(x.dtype)
+        matmul = self.kernel.matmul_q8 if self.q8 else self.kernel.matmul
+        out = matmul(x2.float(), self.packed, n).to(x.dtype)
         if self.bias is not None:
             out = out + self.bias
         return out.view(*shape[:-1], -1)

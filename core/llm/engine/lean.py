@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from core.llm.engine import native
-from core.llm.engine.blocks import FLOAT_TYPES, Source, q4k_groups
+from core.llm.engine.blocks import FLOAT_TYPES, Q8_TYPES, Source, q4k_groups, q8_groups
 from core.llm.engine.int4 import INT4_MAX_ROWS, Error, PackCache, Proj
 
 __all__ = ["LeanLlama", "lean_unsupported"]
@@ -97,6 +97,7 @@ def _pack(
 ) -> tuple[dict[str, Any], str, list[str]]:
     """Each layer group's int4 packing: exact where its matrices are 4-bit blocks (Q4_1);
     Q4_K's own codes, with its fp32 sub-block scales and offsets rounded to the layout's fp16;
+    Q8_0 / Q5_0 blocks exactly, as 8-bit codes (`native.pack_q8`), unless `requantize`;
     else, with `requantize` and when every matrix of the group was a quantized block type in
     the source GGUF (`source.types`, by module name), the nearest 4-bit groups of 32 (the model
     is a quantized one already; `guru bench llm`'s quality gate measures what that costs);
@@ -117,6 +118,10 @@ def _pack(
         if kinds == ["Q4_K"]:
             error = errors.setdefault("Q4_K (its codes; scales rounded to fp16)", Error())
             packed[name] = _pack_q4k([names[id(m)] for m in mods], mods, source, error)
+        if packed[name] is None and not requantize and Q8_TYPES.issuperset(kinds):
+            packed[name] = _pack_q8([names[id(m)] for m in mods], mods, source)
+            if packed[name] is None:
+                log.info("lean forward: %s's %s blocks do not rebuild its weights", name, kinds)
         if packed[name] is None and requantize:
             error = errors.setdefault("+".join(kinds) + " (re-quantized)", Error())
             packed[name] = Proj.pack(mods, approx=True, error=error)
@@ -140,6 +145,20 @@ def _pack_q4k(names: list[str], mods: list[Any], source: Source, error: Error) -
     d, lo = d.half().float(), lo.half().float()  # what the layout keeps
     error.add(weight.view(group), lo[..., None] + d[..., None] * q.view(group).float())
     return native.pack_q4(q, d, lo)
+
+
+def _pack_q8(names: list[str], mods: list[Any], source: Source) -> Any:
+    """Q8_0 / Q5_0 matrices packed from their GGUF blocks as 8-bit codes with their fp16
+    scales: exactly the loaded weights (checked), else None."""
+    parts = [q8_groups(source.blocks(name), source.types[name]) for name in names]
+    q, d = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    weight = torch.cat([m.weight for m in mods])
+    if q.shape != weight.shape or weight.shape[0] % native.BLOCK_ROWS:
+        return None
+    exact = d[..., None] * q.view(q.shape[0], -1, native.GROUP).float()
+    if not torch.equal(exact.view_as(weight), weight):
+        return None  # not the tensor we loaded (a permuted layout): keep it dense
+    return native.pack_q8(q, d)
 
 
 # -- the model ---------------------------------------------------------------------------
@@ -236,13 +255,17 @@ class LeanLlama:
         self.lm_head = projs["lm_head"]
         self.native = self._native_layers(kernel, config)
         count = sum(projs[name].packed is not None for name in groups if name != "lm_head")
+        q8 = sum(projs[name].q8 for name in groups if name != "lm_head")
         head = ", LM head" if self.lm_head.packed is not None else ""
-        self.packed = f"{count}/{len(groups) - 1} matrices{head}"
+        eight = f" ({q8} of them 8-bit)" if q8 else ""
+        self.packed = f"{count}/{len(groups) - 1} matrices{eight}{head}"
         self.int4 = count > 0  # decodes from packed weights
         # The native decode layers read an fp16 cache: what the engine's BatchKV stores.
         self.cache_dtype = torch.float16 if self.native is not None else None
         if weights == "int4":
-            how = "decode layers" if self.native else "q4 matmul" if self.int4 else "unused"
+            how = (
+                "decode layers" if self.native else "per-matrix matmuls" if self.int4 else "unused"
+            )
             if kernel is not None:
                 self.kernels = kernel.description
             log.info("lean forward: int4-packed %s; native %s: %s", self.packed, how, self.kernels)
@@ -255,7 +278,8 @@ class LeanLlama:
         fits = native.attention_fits(self.heads, self.kv_heads, self.head_dim)
         projs = [p for lay in self.layers for p in (lay.qkv, lay.o, lay.gate_up, lay.down)]
         norms = [w for layer in self.layers for w in (layer.ln1, layer.ln2)]
-        if kernel is None or not fits or any(p.packed is None for p in projs):
+        # layer.c reads 4-bit packings only: 8-bit ones run per matrix (`Proj`)
+        if kernel is None or not fits or any(p.packed is None or p.q8 for p in projs):
             return None
         if any(w.dtype != torch.float32 or not w.is_contiguous() for w in norms):
             return None
