@@ -194,16 +194,23 @@ def test_native_decode_on_4bit_blocks_matches_hf(bundled_tokenizer, tmp_path, na
 def test_q8_0_and_q5_0_blocks_decode_natively_as_8bit_codes(
     bundled_tokenizer, tmp_path, native_isa
 ):
-    """A model converted from a GGUF of Q5_0 / Q8_0 matrices (Qwen2.5's presets): each packs
-    exactly as 8-bit codes and runs the native q8 matmul per matrix (torch attention on the
-    fp32 cache); the only differences from transformers' fp32 forward are the int16
-    activations (and the 4-bit LM head's candidates, so compare each row's best 8)."""
-    loaded = make_tiny_gguf_llama(bundled_tokenizer, tmp_path, {"attn_v": "Q8_0"}, seed=7)
+    """A model converted from a GGUF of Q5_0 / Q8_0 matrices (Qwen2.5's presets), here with
+    Q4_1 down projections: each packs exactly, as 8-bit codes or 4-bit ones, and whole
+    decoder layers run natively on the mix; the only differences from transformers' fp32
+    forward are the int16 activations and the fp16 cache (and the 4-bit LM head's candidates,
+    so compare each row's best 8)."""
+    kinds = {"attn_v": "Q8_0", "ffn_down": "Q4_1"}
+    loaded = make_tiny_gguf_llama(bundled_tokenizer, tmp_path, kinds, seed=7)
     lean = LeanLlama(loaded.model, weights="int4", cache_dir=str(tmp_path))
-    assert lean.packed == "8/8 matrices (8 of them 8-bit), LM head"
-    assert lean.int4 and lean.native is None and lean.cache_dtype is None
-    assert all(p.q8 and p.exact for lay in lean.layers for p in (lay.qkv, lay.o, lay.down))
-    _compare_steps(loaded, lean, steps=4, atol=2e-3, top=8)
+    assert lean.packed == "8/8 matrices (6 of them 8-bit), LM head"
+    assert lean.native is not None and lean.cache_dtype == torch.float16
+    layer = lean.layers[0]
+    assert layer.qkv.q8 and layer.o.q8 and layer.gate_up.q8 and not layer.down.q8
+    assert all(p.exact for p in (layer.qkv, layer.o, layer.gate_up, layer.down))
+    _compare_steps(loaded, lean, steps=6, atol=0.01, top=8)
+    # the per-matrix path (no fused layers: torch attention on an fp32 cache) agrees too
+    lean.native, lean.cache_dtype = None, None
+    _compare_steps(loaded, lean, steps=3, atol=2e-3, top=8)
     # the packing is cached beside the weights, 8-bit codes and all
     again = LeanLlama(loaded.model, weights="int4", cache_dir=str(tmp_path))
     assert again.packed == lean.packed

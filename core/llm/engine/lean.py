@@ -278,8 +278,7 @@ class LeanLlama:
         fits = native.attention_fits(self.heads, self.kv_heads, self.head_dim)
         projs = [p for lay in self.layers for p in (lay.qkv, lay.o, lay.gate_up, lay.down)]
         norms = [w for layer in self.layers for w in (layer.ln1, layer.ln2)]
-        # layer.c reads 4-bit packings only: 8-bit ones run per matrix (`Proj`)
-        if kernel is None or not fits or any(p.packed is None or p.q8 for p in projs):
+        if kernel is None or not fits or any(p.packed is None for p in projs):
             return None
         if any(w.dtype != torch.float32 or not w.is_contiguous() for w in norms):
             return None
@@ -301,10 +300,16 @@ class LeanLlama:
                 o=layer.o.packed.data_ptr(),
                 gate_up=layer.gate_up.packed.data_ptr(),
                 down=layer.down.packed.data_ptr(),
+                # layer.c's Q8_QKV, Q8_O, Q8_GATE_UP, Q8_DOWN
+                q8=sum(bit for bit, p in zip((1, 2, 4, 8), self._projs(layer)) if p.q8),
             )
             for layer in self.layers
         ]
         return kernel
+
+    @staticmethod
+    def _projs(layer: _Layer) -> tuple[Proj, ...]:
+        return (layer.qkv, layer.o, layer.gate_up, layer.down)
 
     # -- pieces --
 

@@ -108,6 +108,7 @@ class LayerWeights(ctypes.Structure):
         ("o", _ptr),
         ("gate_up", _ptr),
         ("down", _ptr),
+        ("q8", ctypes.c_int32),  # bits: which of qkv, o, gate_up, down are 8-bit (layer.c)
     ]
 
 
