@@ -17,7 +17,7 @@ from gguf import quants  # noqa: E402
 
 from core.llm.engine import native  # noqa: E402
 from core.llm.engine.blocks import hf_name, q4k_groups, q8_groups, source_types  # noqa: E402
-from core.llm.engine.int4 import Error, packed  # noqa: E402
+from core.llm.engine.int4 import Error, packed, packed_q8  # noqa: E402
 
 ROWS, COLS = 32, 512  # two 256-wide K-quant super-blocks per row
 
@@ -98,6 +98,21 @@ def test_q8_0_and_q5_0_blocks_pack_exactly_as_8bit_codes(kind):
     assert low <= int(q.min()) < 0 < int(q.max()) <= high
     pack = native.pack_q8(q, d)
     assert torch.equal(native.dequantize_q8(pack, ROWS, COLS, torch.float32), w)
+
+
+def test_q6_k_requantizes_to_8bit_groups_within_half_their_step():
+    """Q6_K (64 levels per 16 columns) to the nearest 8-bit groups of 32: within half a step
+    of each group (its max |w| / 127, fp16), ~1/8 of Q6_K's own step."""
+    w = _weights(T.Q6_K)
+    error = Error()
+    pack = packed_q8(w, error)
+    assert pack is not None
+    q, d = native.unpack_q8(pack, ROWS, COLS)
+    assert int(q.abs().max()) <= 127
+    rebuilt = native.dequantize_q8(pack, ROWS, COLS, torch.float32)
+    err = (rebuilt - w).abs().view(ROWS, -1, native.GROUP).amax(-1)
+    assert bool((err <= 0.5 * d * 1.001 + 1e-9).all())
+    assert error.max_err == pytest.approx(float(err.max()), rel=1e-6) and error.count == w.numel()
 
 
 def test_q5_0_codes_use_all_32_levels():

@@ -20,7 +20,16 @@ import torch.nn.functional as F
 
 from core.llm.engine import native
 
-__all__ = ["Error", "Packed", "PackCache", "Proj", "packed", "GROUP", "INT4_MAX_ROWS"]
+__all__ = [
+    "Error",
+    "Packed",
+    "PackCache",
+    "Proj",
+    "packed",
+    "packed_q8",
+    "GROUP",
+    "INT4_MAX_ROWS",
+]
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +102,25 @@ def packed(weight: torch.Tensor, exact: bool = True, error: Error | None = None)
     return torch.cat(packs)
 
 
+def packed_q8(weight: torch.Tensor, error: Error | None = None) -> Packed | None:
+    """`weight` as the nearest 8-bit groups of 32 (`d * q`, q in -127..127, d = the group's
+    max |w| / 127 in fp16) in `native.pack_q8`'s layout: for a GGUF Q6_K matrix (6-bit codes
+    times a scale per 16) its error is <= half of d, about an eighth of Q6_K's own step.
+    `error` accumulates how far the packing is from `weight`."""
+    n, k = weight.shape
+    if k % GROUP or n % native.BLOCK_ROWS or weight.dtype != torch.float32:
+        return None
+    packs = []
+    for start in range(0, n, CHUNK_ROWS):
+        groups = weight[start : start + CHUNK_ROWS].reshape(-1, k // GROUP, GROUP)
+        d = (groups.abs().amax(-1) / 127).half().float()
+        q = torch.where(d[..., None] > 0, groups / d[..., None], 0).round_().clamp_(-128, 127)
+        if error is not None:
+            error.add(groups, d[..., None] * q)
+        packs.append(native.pack_q8(q.reshape(-1, k), d))
+    return torch.cat(packs)
+
+
 class PackCache:
     """The int4 packing of a model, kept next to its weights so a restart skips ~2-4 s.
 
@@ -102,7 +130,7 @@ class PackCache:
 
     NAME = "guru-lean-int4.safetensors"
     REQUANTIZED = "guru-lean-int4-requantized.safetensors"
-    FORMAT = "guru-lean-q4/8"  # 5-7: Q4_K from its blocks; re-quantized GGUF types; 8: q8
+    FORMAT = "guru-lean-q4/9"  # 5-7: Q4_K from its blocks, re-quantized types; 8-9: q8, Q6_K
 
     def __init__(self, directory: str, requantized: bool = False) -> None:
         self.dir = Path(directory)
@@ -193,6 +221,12 @@ class Proj:
         self.bias: torch.Tensor | None = None
         if packed is not None and self.dense[0][1] is not None:
             self.bias = torch.cat([b for _, b in self.dense])
+
+    @staticmethod
+    def pack_q8(modules: list[Any], error: Error | None = None) -> Packed | None:
+        """The modules' fused weight as the nearest 8-bit groups (`packed_q8`)."""
+        weights = [m.weight for m in modules]
+        return packed_q8(torch.cat(weights) if len(weights) > 1 else weights[0], error)
 
     @staticmethod
     def pack(modules: list[Any], approx: bool = False, error: Error | None = None) -> Packed | None:

@@ -50,6 +50,9 @@ __all__ = ["LeanLlama", "lean_unsupported"]
 
 log = logging.getLogger(__name__)
 
+# GGUF block types that auto re-quantizes to the nearest 8-bit groups (`int4.packed_q8`):
+# Q6_K's error there is ~1/8 of its own step (Qwen2.5's presets: half the down projections)
+Q8_REQUANTIZED = Q8_TYPES | {"Q6_K"}
 EXACT_TOP = 32  # with a packed LM head, the best logits per row are recomputed in fp32
 SUPPORTED = ("llama", "qwen2")
 
@@ -122,6 +125,10 @@ def _pack(
             packed[name] = _pack_q8([names[id(m)] for m in mods], mods, source)
             if packed[name] is None:
                 log.info("lean forward: %s's %s blocks do not rebuild its weights", name, kinds)
+        if packed[name] is None and not requantize and Q8_REQUANTIZED.issuperset(kinds):
+            error = errors.setdefault("+".join(kinds) + " (8-bit, re-quantized)", Error())
+            packed[name] = Proj.pack_q8(mods, error)
+            requantized.append(name)
         if packed[name] is None and requantize:
             error = errors.setdefault("+".join(kinds) + " (re-quantized)", Error())
             packed[name] = Proj.pack(mods, approx=True, error=error)
