@@ -20,10 +20,11 @@ that shares one dequantization per weight among up to 8 rows (~2x torch's int4 k
 batch of 8), and, when every layer packs, a whole decoder layer per call with attention over
 an fp16 KV cache (`cache_dtype`). Where no native variant runs (no C compiler, no AVX2, or
 GURU_ENGINE_ISA=portable) the dense fp32 weights are used: torch's int4 kernel rounds scales
-and outputs to bf16 and failed the quality gate. Matrices that were another quantized GGUF
-block type (Q4_K, Q5_0, Q6_K, Q8_0: the Qwen2.5 presets) are re-quantized to the nearest 4-bit
-groups, with the error logged per type (`_pack`); matrices that were float in the source stay
-dense.
+and outputs to bf16 and failed the quality gate. Matrices of other quantized GGUF block types
+(the Qwen2.5 presets) pack by type (`_pack`): Q4_K from its own codes; Q8_0 and Q5_0 exactly
+as 8-bit codes with their fp16 scales (`native.pack_q8`, q8_int16.c); Q6_K to the nearest
+8-bit groups; or, with `requantize`, all of them to the nearest 4-bit groups. The errors are
+logged per type; matrices that were float in the source stay dense.
 The LM head (the Q8_0 tied embedding) gets a nearest-4-bit approximation that only picks
 candidates: each row's top EXACT_TOP logits are recomputed from the dense weights. Decode
 reads ~85 MB of weights per step instead of ~540 MB. Prompts are compute-bound, so on
