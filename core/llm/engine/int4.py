@@ -130,7 +130,7 @@ class PackCache:
 
     NAME = "guru-lean-int4.safetensors"
     REQUANTIZED = "guru-lean-int4-requantized.safetensors"
-    FORMAT = "guru-lean-q4/9"  # 5-7: Q4_K from its blocks, re-quantized types; 8-9: q8, Q6_K
+    FORMAT = "guru-lean-q4/10"  # 5-7: Q4_K from its blocks, re-quantized types; 8-10: q8, Q6_K
 
     def __init__(self, directory: str, requantized: bool = False) -> None:
         self.dir = Path(directory)
