@@ -1,15 +1,16 @@
 """Native CPU kernels for the lean forward's decode step, compiled on first use.
 
-`q4.c` / `q4_avx2.c` multiply a few rows by 4-bit weights (q4.c's header says why torch's
-int4 kernel is slower at a batch of 8); `attention.c` attends one new token per sequence over
-an fp16 KV cache; `layer.c` runs a whole decoder layer of a decode step on them (with
-`norm.c`'s RMSNorm, RoPE and SwiGLU) in one call, instead of ~20 small torch ops. Plain C
-with intrinsics, one library per instruction set (`isa.py`: AVX512-BF16 or AVX2+FMA+F16C,
-chosen once from the CPU's flags), built with the system's C compiler into the caller's cache
-directory (a second or two, once per source version) and called through ctypes, which
-releases the GIL. Where no variant can run, `load()` says why and the caller keeps torch's
-ops on dense weights. `describe()` says which variant runs and why (CLI, /status).
-`matmul` and `attend` are also exposed on their own (the LM head, and tests).
+`q4.c` / `q4_int16.c` multiply a few rows by 4-bit weights (q4.c's header says why torch's
+int4 kernel is slower at a batch of 8), `q8_int16.c` by 8-bit codes (GGUF Q8_0 / Q5_0
+exactly); `attention.c` attends one new token per sequence over an fp16 KV cache; `layer.c`
+runs a whole decoder layer of a decode step on them (with `norm.c`'s RMSNorm, RoPE and
+SwiGLU) in one call, instead of ~20 small torch ops. Plain C with intrinsics, one library per
+instruction set (`isa.py`: AVX512 or AVX2+FMA+F16C, chosen once from the CPU's flags), built
+with the system's C compiler into the caller's cache directory (a second or two, once per
+source version) and called through ctypes, which releases the GIL. Where no variant can run,
+`load()` says why and the caller keeps torch's ops on dense weights. `describe()` says which
+variant runs and why (CLI, /status).
+`matmul`, `matmul_q8` and `attend` are also exposed on their own (the LM head, and tests).
 """
 
 from __future__ import annotations
