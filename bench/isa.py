@@ -4,9 +4,11 @@ every path alike (`python -m bench.isa --rounds 3`).
 
 Times are this thread's CPU time (`time.thread_time`, with torch on 1 thread): on a shared
 host a process waiting for a core does not count, so rounds agree far better than wall time.
-A path is `dense` (the lean forward on fp32 weights) or `int4:<isa>` (`GURU_ENGINE_ISA`:
-avx512bf16, avx2, portable). Only paths this CPU runs are measured. This times the lean
-forward alone (no engine, no sampling): the kernels' share of TTFT and tok/s.
+A path is `dense` (the lean forward on fp32 weights), `int4:<isa>` (`GURU_ENGINE_ISA`:
+avx512bf16, avx2, portable; other GGUF block types re-quantized to 4 bits) or `auto:<isa>`
+(the exact packings only, as GURU_ENGINE_WEIGHTS=auto: Q8_0 / Q5_0 as 8-bit codes). Only
+paths this CPU runs are measured. This times the lean forward alone (no engine, no
+sampling): the kernels' share of TTFT and tok/s.
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ def _lean(model: Any, path: str, cache_dir: str) -> Any:
 
     if path == "dense":
         return LeanLlama(model, "dense")
-    os.environ["GURU_ENGINE_ISA"] = path.split(":", 1)[1]
+    kind, isa = path.split(":", 1)
+    os.environ["GURU_ENGINE_ISA"] = isa
     try:
-        return LeanLlama(model, "int4", cache_dir=cache_dir, requantize=True)
+        return LeanLlama(model, "int4", cache_dir=cache_dir, requantize=kind == "int4")
     finally:
         del os.environ["GURU_ENGINE_ISA"]
 
@@ -70,7 +73,9 @@ def run(model_name: str, paths: list[str], rounds: int, threads: int) -> dict[st
     long_ids = tok(FILLER * 40)["input_ids"][:1000]
     short = [tok(FILLER * 5 + f" Question {i}?")["input_ids"][:200] for i in range(8)]
     runnable = [
-        p for p in paths if p == "dense" or p.endswith(":portable") or not native.isa_missing(p[5:])
+        p
+        for p in paths
+        if p == "dense" or p.endswith(":portable") or not native.isa_missing(p.split(":")[1])
     ]
     leans = {p: _lean(loaded.model, p, loaded.path) for p in runnable}
     times: dict[str, dict[str, list[float]]] = {p: {} for p in runnable}

@@ -34,9 +34,10 @@ log = logging.getLogger(__name__)
 
 DTYPES = ("float32", "bfloat16", "float16")
 # A path is a dtype (lean forward, dense weights), `int4` (lean forward, int4 packing: exact
-# for Q4_1, other GGUF block types re-quantized), or either with an `hf-` prefix (transformers'
-# forward): see bench.ours.parse_path.
-PATHS = (*DTYPES, "int4", *(f"hf-{p}" for p in DTYPES))
+# for Q4_1, other GGUF block types re-quantized), `auto` (the exact packings only: what
+# GURU_ENGINE_WEIGHTS=auto runs), or a dtype with an `hf-` prefix (transformers' forward):
+# see bench.ours.parse_path.
+PATHS = (*DTYPES, "int4", "auto", *(f"hf-{p}" for p in DTYPES))
 WORKER_TIMEOUT_S = 1800
 
 
@@ -49,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--paths",
         default="float32,int4",
-        help="paths to time and gate (comma-separated): float32, bfloat16, float16, int4 "
+        help="paths to time and gate (comma-separated): float32, bfloat16, float16, int4, auto "
         "(lean forward), or hf-float32 etc. (transformers' forward)",
     )
     parser.add_argument("--rounds", type=int, default=None, help="default 3 (quick: 1)")

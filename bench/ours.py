@@ -78,16 +78,17 @@ async def _quality(
 
 
 def parse_path(path: str) -> tuple[str, str, str]:
-    """(kernel, dtype, weights) of a bench path: `[hf-]DTYPE` or `int4`.
+    """(kernel, dtype, weights) of a bench path: `[hf-]DTYPE`, `int4` or `auto`.
 
     `float32`/`bfloat16`/`float16` run the lean forward on dense weights of that dtype,
     `int4` runs it on the fp32-loaded weights packed into int4 (exact for Q4_1 GGUFs, other
-    GGUF block types re-quantized: core.llm.engine.lean `_pack`),
+    GGUF block types re-quantized: core.llm.engine.lean `_pack`), `auto` on what
+    GURU_ENGINE_WEIGHTS=auto packs (exact only: Q8_0 / Q5_0 as 8-bit codes),
     and an `hf-` prefix runs transformers' forward instead (the engine before the lean one).
     """
     kernel, _, rest = path.rpartition("-")
-    if rest == "int4":
-        return kernel or "lean", "float32", "int4"
+    if rest in ("int4", "auto"):
+        return kernel or "lean", "float32", rest
     return kernel or "lean", rest, "dense"
 
 

@@ -96,19 +96,20 @@ class ModelSettings:
         default="auto",
         metadata=env(
             "GURU_ENGINE_WEIGHTS",
-            "Weights of the lean forward: `int4` packs matrices that are 4-bit GGUF blocks (the "
-            "bundled Q4_1 model loaded as fp32) losslessly, codes and fp16 scales (Q4_K from "
-            "its own blocks, scales rounded to fp16), and re-quantizes to 4 bits the matrices of "
-            "other quantized GGUF block types (Q5_0, Q6_K, Q8_0: the Qwen2.5 presets; ~5x faster "
-            "decode there, error logged per type, but it did not pass the quality gate reliably, "
-            "so only `int4` does it, never `auto`), for Guru's "
-            "native decode kernels (AVX512-BF16 or AVX2+FMA+F16C, see GURU_ENGINE_ISA; built on "
-            "first use with the system's C compiler: whole decoder layers per call, an fp16 KV "
-            "cache); a 4-bit LM head picks each row's top logits, which are recomputed from the "
-            "dense head; prompts run in bf16 on AVX512-BF16, fp32 elsewhere (passes `guru bench "
-            "llm`'s quality gate); `dense` keeps the loaded weights (fp32 greedy = transformers'); "
-            "`auto` = `int4` where a native kernel variant runs and the weights are fp32, else "
-            "`dense`.",
+            "Weights of the lean forward: `auto` packs, for Guru's native decode kernels, the "
+            "matrices that are 4-bit GGUF blocks (the bundled Q4_1 model loaded as fp32) "
+            "losslessly as 4-bit codes and fp16 scales (Q4_K from its own blocks, scales rounded "
+            "to fp16), Q8_0 and Q5_0 matrices (the Qwen2.5 presets) exactly as 8-bit codes with "
+            "their fp16 scales, and Q6_K ones as the nearest 8-bit groups (error ~1/8 of its "
+            "step, logged); `int4` instead re-quantizes every quantized GGUF type but Q4_1/Q4_K "
+            "to 4 bits (faster decode on Qwen, but it did not pass the quality gate reliably). "
+            "The kernels (AVX512 or AVX2+FMA+F16C, see GURU_ENGINE_ISA) are built on first use "
+            "with the system's C compiler: whole decoder layers per call, an fp16 KV cache; a "
+            "4-bit LM head picks each row's top logits, which are recomputed from the dense head; "
+            "prompts run in bf16 on AVX512-BF16, fp32 elsewhere (passes `guru bench llm`'s "
+            "quality gate); `dense` keeps the loaded weights (fp32 greedy = transformers'). "
+            "`auto` falls back to `dense` where no native kernel variant runs or the weights "
+            "are not fp32.",
             choices=ENGINE_WEIGHTS,
         ),
     )

@@ -20,7 +20,7 @@ from core.llm.engine.int4 import PackCache
 from core.llm.engine.kv import BatchKV
 from core.llm.engine.lean import EXACT_TOP, LeanLlama
 from core.llm.types import Request, user
-from tests.fixtures.models import make_tiny_llama, make_tiny_q4_llama
+from tests.fixtures.models import make_tiny_gguf_llama, make_tiny_llama, make_tiny_q4_llama
 from tests.integration.test_engine import hf_greedy
 
 PROMPTS = [
@@ -189,6 +189,42 @@ def test_native_decode_on_4bit_blocks_matches_hf(bundled_tokenizer, tmp_path, na
     # The 4-bit LM head picks EXACT_TOP candidates: this random model's flat logits (std
     # ~0.16) make its cut uncertain, so compare the best 8, which it always keeps.
     _compare_steps(loaded, lean, steps=6, atol=0.01, top=8)
+
+
+def test_q8_0_and_q5_0_blocks_decode_natively_as_8bit_codes(
+    bundled_tokenizer, tmp_path, native_isa
+):
+    """A model converted from a GGUF of Q5_0 / Q8_0 matrices (Qwen2.5's presets), here with
+    Q4_1 down projections: each packs exactly, as 8-bit codes or 4-bit ones, and whole
+    decoder layers run natively on the mix; the only differences from transformers' fp32
+    forward are the int16 activations and the fp16 cache (and the 4-bit LM head's candidates,
+    so compare each row's best 8)."""
+    kinds = {"attn_v": "Q8_0", "ffn_down": "Q4_1"}
+    loaded = make_tiny_gguf_llama(bundled_tokenizer, tmp_path, kinds, seed=7)
+    lean = LeanLlama(loaded.model, weights="int4", cache_dir=str(tmp_path))
+    assert lean.packed == "8/8 matrices (6 of them 8-bit), LM head"
+    assert lean.native is not None and lean.cache_dtype == torch.float16
+    layer = lean.layers[0]
+    assert layer.qkv.q8 and layer.o.q8 and layer.gate_up.q8 and not layer.down.q8
+    assert all(p.exact for p in (layer.qkv, layer.o, layer.gate_up, layer.down))
+    _compare_steps(loaded, lean, steps=6, atol=0.01, top=8)
+    # the per-matrix path (no fused layers: torch attention on an fp32 cache) agrees too
+    lean.native, lean.cache_dtype = None, None
+    _compare_steps(loaded, lean, steps=3, atol=2e-3, top=8)
+    # the packing is cached beside the weights, 8-bit codes and all
+    again = LeanLlama(loaded.model, weights="int4", cache_dir=str(tmp_path))
+    assert again.packed == lean.packed
+    assert torch.equal(again.layers[1].gate_up.packed, lean.layers[1].gate_up.packed)
+
+
+def test_requantizing_packs_q5_0_blocks_to_4_bits_instead(bundled_tokenizer, tmp_path):
+    """GURU_ENGINE_WEIGHTS=int4 (`requantize`) keeps its meaning: the nearest 4-bit groups."""
+    if native.unsupported() is not None:
+        pytest.skip(f"no native kernels here: {native.unsupported()}")
+    loaded = make_tiny_gguf_llama(bundled_tokenizer, tmp_path, {}, seed=8)
+    lean = LeanLlama(loaded.model, weights="int4", cache_dir=str(tmp_path), requantize=True)
+    assert lean.packed == "8/8 matrices, LM head" and lean.native is not None
+    assert "Q5_0 (re-quantized)" in lean.requantized
 
 
 def test_4bit_blocks_without_native_kernels_stay_exact(bundled_tokenizer, tmp_path, monkeypatch):

@@ -1,6 +1,7 @@
 """The int4 packing of each GGUF block type, on blocks generated here: Q4_1 packs losslessly;
 the others (Q4_K, Q5_0, Q6_K, Q8_0) are re-quantized to the nearest 4-bit groups of 32, within
-half a step of each group; and the source GGUF's block types are read per module."""
+half a step of each group; Q8_0 and Q5_0 pack exactly as 8-bit codes; and the source GGUF's
+block types are read per module."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from gguf import GGMLQuantizationType as T  # noqa: E402
 from gguf import quants  # noqa: E402
 
 from core.llm.engine import native  # noqa: E402
-from core.llm.engine.blocks import hf_name, q4k_groups, source_types  # noqa: E402
-from core.llm.engine.int4 import Error, packed  # noqa: E402
+from core.llm.engine.blocks import hf_name, q4k_groups, q8_groups, source_types  # noqa: E402
+from core.llm.engine.int4 import Error, packed, packed_q8  # noqa: E402
 
 ROWS, COLS = 32, 512  # two 256-wide K-quant super-blocks per row
 
@@ -85,6 +86,45 @@ def test_q4_k_blocks_unpack_to_their_own_codes_and_scales():
     # fp16 keeps 11 significant bits: d * q and lo each move by at most 2^-11 of themselves
     bound = 2**-11 * (15 * d + lo.abs()) * 1.001
     assert bool(((rebuilt - w).abs() <= bound.repeat_interleave(native.GROUP, 1)).all())
+
+
+@pytest.mark.parametrize("kind", [T.Q8_0, T.Q5_0], ids=lambda k: k.name)
+def test_q8_0_and_q5_0_blocks_pack_exactly_as_8bit_codes(kind):
+    blocks = _blocks(kind)
+    w = torch.from_numpy(quants.dequantize(blocks, kind).astype(np.float32))
+    q, d = q8_groups(blocks, kind.name)
+    low, high = (-128, 127) if kind == T.Q8_0 else (-16, 15)
+    assert q.dtype == torch.int8 and q.shape == w.shape
+    assert low <= int(q.min()) < 0 < int(q.max()) <= high
+    pack = native.pack_q8(q, d)
+    assert torch.equal(native.dequantize_q8(pack, ROWS, COLS, torch.float32), w)
+
+
+def test_q6_k_requantizes_to_8bit_groups_within_half_their_step():
+    """Q6_K (64 levels per 16 columns) to the nearest 8-bit groups of 32: within half a step
+    of each group (its max |w| / 127, fp16), ~1/8 of Q6_K's own step."""
+    w = _weights(T.Q6_K)
+    error = Error()
+    pack = packed_q8(w, error)
+    assert pack is not None
+    q, d = native.unpack_q8(pack, ROWS, COLS)
+    assert int(q.abs().max()) <= 127
+    rebuilt = native.dequantize_q8(pack, ROWS, COLS, torch.float32)
+    err = (rebuilt - w).abs().view(ROWS, -1, native.GROUP).amax(-1)
+    assert bool((err <= 0.5 * d * 1.001 + 1e-9).all())
+    assert error.max_err == pytest.approx(float(err.max()), rel=1e-6) and error.count == w.numel()
+
+
+def test_q5_0_codes_use_all_32_levels():
+    """Every 5-bit code, its fifth bit from qh included, round-trips (-16..15)."""
+    codes = np.tile(np.arange(32), (ROWS, COLS // 32)).astype(np.float32)
+    w = (codes - 16) * np.float32(0.01)  # each group's max |w| is at code 0: d = -0.01
+    blocks = quants.quantize(w, T.Q5_0)
+    q, d = q8_groups(blocks, "Q5_0")
+    rebuilt = d.repeat_interleave(native.GROUP, 1) * q.float()
+    want = torch.from_numpy(quants.dequantize(blocks, T.Q5_0).astype(np.float32))
+    assert torch.equal(rebuilt, want)
+    assert sorted(set(q[0, :32].tolist())) == list(range(-16, 16))
 
 
 def test_gguf_names_map_to_transformers_modules():

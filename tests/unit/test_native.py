@@ -25,10 +25,11 @@ def kernels(request, tmp_path_factory):
     return loaded
 
 
-def _rounded(kernels, x: torch.Tensor) -> torch.Tensor:
-    """x as the kernel reads it: AVX512-BF16 rounds rows to bf16 (as torch's int4 kernel
-    does); the int16 kernels quantize each group of 32 against its largest magnitude."""
-    if kernels.isa.name == "avx512bf16":
+def _rounded(kernels, x: torch.Tensor, int16: bool = False) -> torch.Tensor:
+    """x as the kernel reads it: AVX512-BF16's q4 kernel rounds rows to bf16 (as torch's int4
+    kernel does); the int16 kernels (every q8 one) quantize each group of 32 against its
+    largest magnitude."""
+    if kernels.isa.name == "avx512bf16" and not int16:
         return x.bfloat16().float()
     m, k = x.shape
     groups = x.reshape(m, k // GROUP, GROUP)
@@ -90,6 +91,55 @@ def test_q4_matmul_refuses_mismatched_shapes(kernels):
     packed = native.pack_q4(q, d, lo)
     with pytest.raises(ValueError, match="do not match"):
         kernels.matmul(torch.randn(2, 96), packed, 32)
+
+
+def _random_q8(n: int, k: int, seed: int = 0, low: int = -128, high: int = 128):
+    gen = torch.Generator().manual_seed(seed)
+    q = torch.randint(low, high, (n, k), generator=gen)
+    d = (torch.rand(n, k // GROUP, generator=gen) * 0.002).half().float()
+    return q, d, d.repeat_interleave(GROUP, 1) * q
+
+
+def test_q8_packing_round_trips_codes_and_scales():
+    q, d, dense = _random_q8(48, 96)
+    packed = native.pack_q8(q, d)
+    assert packed.dtype == torch.uint8 and packed.shape == (3, 3, native.Q8_GROUP_BYTES)
+    q2, d2 = native.unpack_q8(packed, 48, 96)
+    assert q2.dtype == torch.int8 and torch.equal(q2.long(), q) and torch.equal(d2, d)
+    assert torch.equal(native.dequantize_q8(packed, 48, 96, torch.float32), dense)
+
+
+@pytest.mark.parametrize("rows", [1, 3, 8, 11])
+def test_q8_matmul_equals_the_dequantized_weights(kernels, rows):
+    q, d, dense = _random_q8(96, 160, seed=rows)
+    x = torch.randn(rows, 160, generator=torch.Generator().manual_seed(1))
+    x[0, :GROUP] = 0  # an all-zero group (no scale to divide by)
+    got = kernels.matmul_q8(x, native.pack_q8(q, d), 96)
+    want = _rounded(kernels, x, int16=True).double() @ dense.t().double()
+    # the int32 sums (up to 2^27 here) round to fp32 once per group: 2^-24 relative
+    torch.testing.assert_close(got.double(), want, atol=1e-5, rtol=1e-5)
+
+
+def test_q8_matmul_on_model_sized_matrices_and_extreme_codes(kernels):
+    """Qwen2.5-0.5B's gate/up shape (896 -> 2 x 4864), codes at -128 and 127, 1 and 8 rows."""
+    q, d, dense = _random_q8(9728, 896, seed=5)
+    q[:16, :GROUP], q[16:32, :GROUP] = -128, 127
+    dense = d.repeat_interleave(GROUP, 1) * q
+    packed = native.pack_q8(q, d)
+    x = torch.randn(8, 896, generator=torch.Generator().manual_seed(2))
+    for rows in (1, 8):
+        want = _rounded(kernels, x[:rows], int16=True).double() @ dense.t().double()
+        got = kernels.matmul_q8(x[:rows], packed, 9728)
+        torch.testing.assert_close(got.double(), want, atol=1e-4, rtol=1e-5)
+
+
+def test_q8_matmul_refuses_mismatched_shapes(kernels):
+    q, d, _ = _random_q8(32, 64)
+    packed = native.pack_q8(q, d)
+    with pytest.raises(ValueError):
+        kernels.matmul_q8(torch.randn(2, 64), packed, 48)
+    with pytest.raises(ValueError):
+        kernels.matmul_q8(torch.randn(2, 64), native.pack_q4(q.clamp(0, 15), d, d), 32)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

@@ -19,12 +19,21 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["FLOAT_TYPES", "Source", "source_types", "hf_name", "q4k_groups"]
+__all__ = [
+    "FLOAT_TYPES",
+    "Q8_TYPES",
+    "Source",
+    "source_types",
+    "hf_name",
+    "q4k_groups",
+    "q8_groups",
+]
 
 log = logging.getLogger(__name__)
 
 MARKER = "guru-source.json"  # core.llm.models.convert.MARKER (not imported: no cycle)
 FLOAT_TYPES = frozenset({"F32", "F16", "BF16", "F64"})
+Q8_TYPES = frozenset({"Q8_0", "Q5_0"})  # exactly `d * q`, q an int8 code: `q8_groups`
 
 # GGUF tensor names (llama.cpp's) -> transformers' module names, for Llama and Qwen2.
 _LAYER = {
@@ -103,3 +112,23 @@ def q4k_groups(blocks: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     scale = (d * sc.astype(np.float32)).reshape(rows, -1)
     offset = -(dmin * m.astype(np.float32)).reshape(rows, -1)
     return torch.from_numpy(q.astype(np.int64)), torch.from_numpy(scale), torch.from_numpy(offset)
+
+
+def q8_groups(blocks: np.ndarray, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(q int8, d) of Q8_0 or Q5_0 rows (uint8 [rows, 34 or 22 bytes per 32 columns]): each
+    group of 32 is exactly `d * q` with d fp16 (kept in fp32) and q an int8 code: Q8_0's own
+    (-128..127), or Q5_0's 5-bit code minus 16 (-16..15; llama.cpp's block_q5_0, unpacked as
+    gguf.quants.Q5_0 does: low nibbles are columns 0..15, high ones 16..31, bit j of qh the
+    fifth bit of column j)."""
+    rows = blocks.shape[0]
+    size = {"Q8_0": 34, "Q5_0": 22}[kind]
+    b = blocks.reshape(-1, size)
+    d = b[:, 0:2].copy().view(np.float16).astype(np.float32).reshape(rows, -1)
+    if kind == "Q8_0":
+        q = b[:, 2:].copy().view(np.int8)
+    else:
+        qh = b[:, 2:6].copy().view(np.uint32) >> np.arange(32, dtype=np.uint32)
+        low = b[:, 6:22].reshape(-1, 1, 16) >> np.array([0, 4], dtype=np.uint8).reshape(1, 2, 1)
+        q5 = (low & 0x0F).reshape(-1, 32) | ((qh & 1).astype(np.uint8) << 4)
+        q = q5.astype(np.int8) - np.int8(16)
+    return torch.from_numpy(q.reshape(rows, -1)), torch.from_numpy(d)

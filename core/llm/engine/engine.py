@@ -110,7 +110,8 @@ class Engine:
             log.info("lean forward unavailable (%s); using transformers' forward", reason)
             return None
         # Re-quantizing other GGUF block types to 4 bits only when asked for (`int4`): on
-        # Qwen2.5-0.5B it decoded 5x faster but did not pass the quality gate reliably.
+        # Qwen2.5-0.5B it did not pass the quality gate reliably. `auto` packs Q8_0 / Q5_0
+        # exactly as 8-bit codes and Q6_K to the nearest 8-bit groups instead (lean `_pack`).
         requantize = weights == "int4"
         if weights == "auto":
             first = next(model.parameters())

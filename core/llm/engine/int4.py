@@ -20,14 +20,25 @@ import torch.nn.functional as F
 
 from core.llm.engine import native
 
-__all__ = ["Error", "Packed", "PackCache", "Proj", "packed", "GROUP", "INT4_MAX_ROWS"]
+__all__ = [
+    "Error",
+    "Packed",
+    "PackCache",
+    "Proj",
+    "packed",
+    "packed_q8",
+    "GROUP",
+    "INT4_MAX_ROWS",
+]
 
 log = logging.getLogger(__name__)
 
 GROUP = native.GROUP  # GGUF block size (Q4_0/Q4_1/Q8_0) and the int4 kernels' group size
 INT4_MAX_ROWS = 32  # above this many rows a matmul is compute-bound: dense fp32 is faster
 
-Packed = torch.Tensor  # uint8 [n / 16, k / 32, 320]: `core.llm.engine.native.pack_q4`'s layout
+# uint8 [n / 16, k / 32, 320]: `core.llm.engine.native.pack_q4`'s layout, or [.., .., 544]:
+# `pack_q8`'s (8-bit codes: GGUF Q8_0 / Q5_0 matrices, exactly); the last size says which
+Packed = torch.Tensor
 CHUNK_ROWS = 2048  # rows quantized at a time: bounds the temporary memory of packing
 
 
@@ -91,6 +102,25 @@ def packed(weight: torch.Tensor, exact: bool = True, error: Error | None = None)
     return torch.cat(packs)
 
 
+def packed_q8(weight: torch.Tensor, error: Error | None = None) -> Packed | None:
+    """`weight` as the nearest 8-bit groups of 32 (`d * q`, q in -127..127, d = the group's
+    max |w| / 127 in fp16) in `native.pack_q8`'s layout: for a GGUF Q6_K matrix (6-bit codes
+    times a scale per 16) its error is <= half of d, about an eighth of Q6_K's own step.
+    `error` accumulates how far the packing is from `weight`."""
+    n, k = weight.shape
+    if k % GROUP or n % native.BLOCK_ROWS or weight.dtype != torch.float32:
+        return None
+    packs = []
+    for start in range(0, n, CHUNK_ROWS):
+        groups = weight[start : start + CHUNK_ROWS].reshape(-1, k // GROUP, GROUP)
+        d = (groups.abs().amax(-1) / 127).half().float()
+        q = torch.where(d[..., None] > 0, groups / d[..., None], 0).round_().clamp_(-128, 127)
+        if error is not None:
+            error.add(groups, d[..., None] * q)
+        packs.append(native.pack_q8(q.reshape(-1, k), d))
+    return torch.cat(packs)
+
+
 class PackCache:
     """The int4 packing of a model, kept next to its weights so a restart skips ~2-4 s.
 
@@ -100,7 +130,7 @@ class PackCache:
 
     NAME = "guru-lean-int4.safetensors"
     REQUANTIZED = "guru-lean-int4-requantized.safetensors"
-    FORMAT = "guru-lean-q4/7"  # 5-7: Q4_K from its blocks; re-quantized GGUF types, which
+    FORMAT = "guru-lean-q4/10"  # 5-7: Q4_K from its blocks, re-quantized types; 8-10: q8, Q6_K
 
     def __init__(self, directory: str, requantized: bool = False) -> None:
         self.dir = Path(directory)
@@ -186,9 +216,17 @@ class Proj:
         # without native kernels the packing is not used: dense fp32 is exact (see isa.py)
         self.packed = packed if kernel is not None else None
         self.kernel = kernel
+        # 8-bit codes (`native.pack_q8`: Q8_0 / Q5_0 blocks) or 4-bit ones (`pack_q4`)
+        self.q8 = packed is not None and packed.shape[-1] == native.Q8_GROUP_BYTES
         self.bias: torch.Tensor | None = None
         if packed is not None and self.dense[0][1] is not None:
             self.bias = torch.cat([b for _, b in self.dense])
+
+    @staticmethod
+    def pack_q8(modules: list[Any], error: Error | None = None) -> Packed | None:
+        """The modules' fused weight as the nearest 8-bit groups (`packed_q8`)."""
+        weights = [m.weight for m in modules]
+        return packed_q8(torch.cat(weights) if len(weights) > 1 else weights[0], error)
 
     @staticmethod
     def pack(modules: list[Any], approx: bool = False, error: Error | None = None) -> Packed | None:
@@ -218,7 +256,10 @@ class Proj:
             ]
         dtype = torch.bfloat16 if bf16 else torch.float32
         k = self.dense[0][0].shape[1]
-        weight = self.kernel.dequantize(self.packed, sum(self.sizes), k, dtype)
+        if self.q8:
+            weight = native.dequantize_q8(self.packed, sum(self.sizes), k, dtype)
+        else:
+            weight = self.kernel.dequantize(self.packed, sum(self.sizes), k, dtype)
         return [
             (w, None if b is None else b.to(dtype))
             for w, (_, b) in zip(weight.split(self.sizes), self.dense)
@@ -249,7 +290,8 @@ class Proj:
         shape, n = x.shape, sum(self.sizes)
         x2 = x.reshape(-1, shape[-1])
         assert self.kernel is not None
-        out = self.kernel.matmul(x2.float(), self.packed, n).to(x.dtype)
+        matmul = self.kernel.matmul_q8 if self.q8 else self.kernel.matmul
+        out = matmul(x2.float(), self.packed, n).to(x.dtype)
         if self.bias is not None:
             out = out + self.bias
         return out.view(*shape[:-1], -1)

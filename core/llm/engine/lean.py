@@ -20,10 +20,11 @@ that shares one dequantization per weight among up to 8 rows (~2x torch's int4 k
 batch of 8), and, when every layer packs, a whole decoder layer per call with attention over
 an fp16 KV cache (`cache_dtype`). Where no native variant runs (no C compiler, no AVX2, or
 GURU_ENGINE_ISA=portable) the dense fp32 weights are used: torch's int4 kernel rounds scales
-and outputs to bf16 and failed the quality gate. Matrices that were another quantized GGUF
-block type (Q4_K, Q5_0, Q6_K, Q8_0: the Qwen2.5 presets) are re-quantized to the nearest 4-bit
-groups, with the error logged per type (`_pack`); matrices that were float in the source stay
-dense.
+and outputs to bf16 and failed the quality gate. Matrices of other quantized GGUF block types
+(the Qwen2.5 presets) pack by type (`_pack`): Q4_K from its own codes; Q8_0 and Q5_0 exactly
+as 8-bit codes with their fp16 scales (`native.pack_q8`, q8_int16.c); Q6_K to the nearest
+8-bit groups; or, with `requantize`, all of them to the nearest 4-bit groups. The errors are
+logged per type; matrices that were float in the source stay dense.
 The LM head (the Q8_0 tied embedding) gets a nearest-4-bit approximation that only picks
 candidates: each row's top EXACT_TOP logits are recomputed from the dense weights. Decode
 reads ~85 MB of weights per step instead of ~540 MB. Prompts are compute-bound, so on
@@ -43,13 +44,16 @@ import torch
 import torch.nn.functional as F
 
 from core.llm.engine import native
-from core.llm.engine.blocks import FLOAT_TYPES, Source, q4k_groups
+from core.llm.engine.blocks import FLOAT_TYPES, Q8_TYPES, Source, q4k_groups, q8_groups
 from core.llm.engine.int4 import INT4_MAX_ROWS, Error, PackCache, Proj
 
 __all__ = ["LeanLlama", "lean_unsupported"]
 
 log = logging.getLogger(__name__)
 
+# GGUF block types that auto re-quantizes to the nearest 8-bit groups (`int4.packed_q8`):
+# Q6_K's error there is ~1/8 of its own step (Qwen2.5's presets: half the down projections)
+Q8_REQUANTIZED = Q8_TYPES | {"Q6_K"}
 EXACT_TOP = 32  # with a packed LM head, the best logits per row are recomputed in fp32
 SUPPORTED = ("llama", "qwen2")
 
@@ -97,12 +101,13 @@ def _pack(
 ) -> tuple[dict[str, Any], str, list[str]]:
     """Each layer group's int4 packing: exact where its matrices are 4-bit blocks (Q4_1);
     Q4_K's own codes, with its fp32 sub-block scales and offsets rounded to the layout's fp16;
+    Q8_0 / Q5_0 blocks exactly, as 8-bit codes (`native.pack_q8`), unless `requantize`;
     else, with `requantize` and when every matrix of the group was a quantized block type in
     the source GGUF (`source.types`, by module name), the nearest 4-bit groups of 32 (the model
     is a quantized one already; `guru bench llm`'s quality gate measures what that costs);
     else None (dense).
     Also says what was not packed exactly, per source block type, with the error measured,
-    and which groups were re-quantized."""
+    and which groups were re-quantized to 4 bits (their prompts keep the dense weights)."""
     names = {id(module): name for name, module in model.named_modules()}
     packed: dict[str, Any] = {}
     errors: dict[str, Error] = {}
@@ -117,6 +122,15 @@ def _pack(
         if kinds == ["Q4_K"]:
             error = errors.setdefault("Q4_K (its codes; scales rounded to fp16)", Error())
             packed[name] = _pack_q4k([names[id(m)] for m in mods], mods, source, error)
+        if packed[name] is None and not requantize and Q8_TYPES.issuperset(kinds):
+            packed[name] = _pack_q8([names[id(m)] for m in mods], mods, source)
+            if packed[name] is None:
+                log.info("lean forward: %s's %s blocks do not rebuild its weights", name, kinds)
+        if packed[name] is None and not requantize and Q8_REQUANTIZED.issuperset(kinds):
+            error = errors.setdefault("+".join(kinds) + " (8-bit, re-quantized)", Error())
+            # Not listed as re-quantized: its prompts use the packing too, like exact ones
+            # (its error, ~0.5% RMS, is that of bf16 prompts); the mmapped fp32 stays unread.
+            packed[name] = Proj.pack_q8(mods, error)
         if packed[name] is None and requantize:
             error = errors.setdefault("+".join(kinds) + " (re-quantized)", Error())
             packed[name] = Proj.pack(mods, approx=True, error=error)
@@ -140,6 +154,20 @@ def _pack_q4k(names: list[str], mods: list[Any], source: Source, error: Error) -
     d, lo = d.half().float(), lo.half().float()  # what the layout keeps
     error.add(weight.view(group), lo[..., None] + d[..., None] * q.view(group).float())
     return native.pack_q4(q, d, lo)
+
+
+def _pack_q8(names: list[str], mods: list[Any], source: Source) -> Any:
+    """Q8_0 / Q5_0 matrices packed from their GGUF blocks as 8-bit codes with their fp16
+    scales: exactly the loaded weights (checked), else None."""
+    parts = [q8_groups(source.blocks(name), source.types[name]) for name in names]
+    q, d = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    weight = torch.cat([m.weight for m in mods])
+    if q.shape != weight.shape or weight.shape[0] % native.BLOCK_ROWS:
+        return None
+    exact = d[..., None] * q.view(q.shape[0], -1, native.GROUP).float()
+    if not torch.equal(exact.view_as(weight), weight):
+        return None  # not the tensor we loaded (a permuted layout): keep it dense
+    return native.pack_q8(q, d)
 
 
 # -- the model ---------------------------------------------------------------------------
@@ -236,13 +264,17 @@ class LeanLlama:
         self.lm_head = projs["lm_head"]
         self.native = self._native_layers(kernel, config)
         count = sum(projs[name].packed is not None for name in groups if name != "lm_head")
+        q8 = sum(projs[name].q8 for name in groups if name != "lm_head")
         head = ", LM head" if self.lm_head.packed is not None else ""
-        self.packed = f"{count}/{len(groups) - 1} matrices{head}"
+        eight = f" ({q8} of them 8-bit)" if q8 else ""
+        self.packed = f"{count}/{len(groups) - 1} matrices{eight}{head}"
         self.int4 = count > 0  # decodes from packed weights
         # The native decode layers read an fp16 cache: what the engine's BatchKV stores.
         self.cache_dtype = torch.float16 if self.native is not None else None
         if weights == "int4":
-            how = "decode layers" if self.native else "q4 matmul" if self.int4 else "unused"
+            how = (
+                "decode layers" if self.native else "per-matrix matmuls" if self.int4 else "unused"
+            )
             if kernel is not None:
                 self.kernels = kernel.description
             log.info("lean forward: int4-packed %s; native %s: %s", self.packed, how, self.kernels)
@@ -277,10 +309,16 @@ class LeanLlama:
                 o=layer.o.packed.data_ptr(),
                 gate_up=layer.gate_up.packed.data_ptr(),
                 down=layer.down.packed.data_ptr(),
+                # layer.c's Q8_QKV, Q8_O, Q8_GATE_UP, Q8_DOWN
+                q8=sum(bit for bit, p in zip((1, 2, 4, 8), self._projs(layer)) if p.q8),
             )
             for layer in self.layers
         ]
         return kernel
+
+    @staticmethod
+    def _projs(layer: _Layer) -> tuple[Proj, ...]:
+        return (layer.qkv, layer.o, layer.gate_up, layer.down)
 
     # -- pieces --
 

@@ -1,15 +1,16 @@
 """Native CPU kernels for the lean forward's decode step, compiled on first use.
 
-`q4.c` / `q4_avx2.c` multiply a few rows by 4-bit weights (q4.c's header says why torch's
-int4 kernel is slower at a batch of 8); `attention.c` attends one new token per sequence over
-an fp16 KV cache; `layer.c` runs a whole decoder layer of a decode step on them (with
-`norm.c`'s RMSNorm, RoPE and SwiGLU) in one call, instead of ~20 small torch ops. Plain C
-with intrinsics, one library per instruction set (`isa.py`: AVX512-BF16 or AVX2+FMA+F16C,
-chosen once from the CPU's flags), built with the system's C compiler into the caller's cache
-directory (a second or two, once per source version) and called through ctypes, which
-releases the GIL. Where no variant can run, `load()` says why and the caller keeps torch's
-ops on dense weights. `describe()` says which variant runs and why (CLI, /status).
-`matmul` and `attend` are also exposed on their own (the LM head, and tests).
+`q4.c` / `q4_int16.c` multiply a few rows by 4-bit weights (q4.c's header says why torch's
+int4 kernel is slower at a batch of 8), `q8_int16.c` by 8-bit codes (GGUF Q8_0 / Q5_0
+exactly); `attention.c` attends one new token per sequence over an fp16 KV cache; `layer.c`
+runs a whole decoder layer of a decode step on them (with `norm.c`'s RMSNorm, RoPE and
+SwiGLU) in one call, instead of ~20 small torch ops. Plain C with intrinsics, one library per
+instruction set (`isa.py`: AVX512 or AVX2+FMA+F16C, chosen once from the CPU's flags), built
+with the system's C compiler into the caller's cache directory (a second or two, once per
+source version) and called through ctypes, which releases the GIL. Where no variant can run,
+`load()` says why and the caller keeps torch's ops on dense weights. `describe()` says which
+variant runs and why (CLI, /status).
+`matmul`, `matmul_q8` and `attend` are also exposed on their own (the LM head, and tests).
 """
 
 from __future__ import annotations
@@ -36,7 +37,17 @@ from core.llm.engine.native.isa import (
 )
 from core.llm.engine.native.isa import compiler as _compiler
 from core.llm.engine.native.isa import missing as isa_missing
-from core.llm.engine.native.layout import BLOCK_ROWS, GROUP, GROUP_BYTES, pack_q4, unpack_q4
+from core.llm.engine.native.layout import (
+    BLOCK_ROWS,
+    GROUP,
+    GROUP_BYTES,
+    Q8_GROUP_BYTES,
+    dequantize_q8,
+    pack_q4,
+    pack_q8,
+    unpack_q4,
+    unpack_q8,
+)
 
 __all__ = [
     "Kernels",
@@ -51,6 +62,10 @@ __all__ = [
     "attention_fits",
     "pack_q4",
     "unpack_q4",
+    "pack_q8",
+    "unpack_q8",
+    "dequantize_q8",
+    "Q8_GROUP_BYTES",
     "BLOCK_ROWS",
     "GROUP",
     "GROUP_BYTES",
@@ -62,6 +77,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 HEADER = Path(__file__).with_name("native.h")
+HEADERS = [HEADER, Path(__file__).with_name("int16.h")]
 FLAGS = ["-O3", "-shared", "-fPIC", "-fopenmp"]
 LIBS = ["-lm"]  # expf, sqrtf: the library must not rely on its host process having libm
 
@@ -93,6 +109,7 @@ class LayerWeights(ctypes.Structure):
         ("o", _ptr),
         ("gate_up", _ptr),
         ("down", _ptr),
+        ("q8", ctypes.c_int32),  # bits: which of qkv, o, gate_up, down are 8-bit (layer.c)
     ]
 
 
@@ -106,6 +123,9 @@ class Kernels:
         self._matmul = lib.guru_q4_matmul
         self._matmul.argtypes = [_ptr, _i64, _i64, _ptr, _i64, _ptr, ctypes.c_int]
         self._matmul.restype = ctypes.c_int
+        self._matmul_q8 = lib.guru_q8_matmul
+        self._matmul_q8.argtypes = [_ptr, _i64, _i64, _ptr, _i64, _ptr, ctypes.c_int]
+        self._matmul_q8.restype = ctypes.c_int
         self._dequant = lib.guru_q4_dequant
         self._dequant.argtypes = [_ptr, _i64, _i64, _ptr, ctypes.c_int, ctypes.c_int]
         self._dequant.restype = None
@@ -157,6 +177,22 @@ class Kernels:
         )
         if status != 0:
             raise MemoryError("q4 matmul: out of memory for its scratch rows")
+        return y
+
+    def matmul_q8(self, x: torch.Tensor, packed: torch.Tensor, n: int) -> torch.Tensor:
+        """x [m, k] fp32 @ W.T for W [n, k] packed by `pack_q8` (q8_int16.c)."""
+        x = x.contiguous()
+        m, k = x.shape
+        if x.dtype != torch.float32 or k % GROUP or n % BLOCK_ROWS:
+            raise ValueError(f"q8 matmul needs fp32 rows and a packed [{n}, {k}] matrix")
+        if packed.numel() != n // BLOCK_ROWS * k // GROUP * Q8_GROUP_BYTES:
+            raise ValueError(f"q8-packed weights do not match a [{n}, {k}] matrix")
+        y = torch.empty((m, n), dtype=torch.float32)
+        status = self._matmul_q8(
+            x.data_ptr(), m, k, packed.data_ptr(), n, y.data_ptr(), torch.get_num_threads()
+        )
+        if status != 0:
+            raise MemoryError("q8 matmul: out of memory for its scratch rows")
         return y
 
     def dequantize(
@@ -309,7 +345,7 @@ def _load(cache_dir: str | Path | None, choice: Choice) -> Kernels:
     spec = choice.isa
     assert spec is not None
     flags = [*FLAGS, *spec.cc_flags]
-    sources = b"".join(path.read_bytes() for path in [HEADER, *spec.paths()])
+    sources = b"".join(path.read_bytes() for path in [*HEADERS, *spec.paths()])
     digest = hashlib.sha256(sources + " ".join(flags).encode()).hexdigest()[:16]
     directory = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / "guru-native"
     target = directory / f"guru-native-{spec.name}-{digest}.so"

@@ -42,7 +42,8 @@ __all__ = [
 
 ENV = "GURU_ENGINE_ISA"
 PORTABLE = "portable"
-_COMMON = ("attention.c", "norm.c", "layer.c", "dequant.c")
+# q8_int16.c (8-bit weights, int16 activations) is in every variant: it needs only AVX2 / AVX512F
+_COMMON = ("attention.c", "norm.c", "layer.c", "dequant.c", "quantize.c", "q8_int16.c")
 
 
 class IsaUnavailable(RuntimeError):

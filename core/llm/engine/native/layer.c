@@ -8,7 +8,8 @@
  * RoPE) go to column `column` of the fp16 caches [B, KV, capacity, D], whose rows' real
  * tokens are columns starts[b] .. column. cos, sin [B, D] are this step's RoPE tables
  * (transformers' layout: each half repeated). The qkv weight is q, k, v stacked; gate_up is
- * gate then up; qkv_bias may be NULL.
+ * gate then up; qkv_bias may be NULL. Each matrix is 4-bit (q4.c's packing) or, where its bit
+ * of `q8` is set (Q8_QKV..), 8-bit codes (q8_int16.c's: Qwen2.5's Q8_0 / Q5_0 matrices).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,16 @@ typedef struct {
 typedef struct {
     const float *ln1, *ln2, *qkv_bias;
     const uint8_t *qkv, *o, *gate_up, *down;
+    int32_t q8; /* which matrices are 8-bit: Q8_QKV | Q8_O | Q8_GATE_UP | Q8_DOWN */
 } LayerWeights;
+
+enum { Q8_QKV = 1, Q8_O = 2, Q8_GATE_UP = 4, Q8_DOWN = 8 };
+
+static int matmul(const LayerWeights *w, int which, const float *x, int64_t m, int64_t k,
+                  const uint8_t *weight, int64_t n, float *y, int threads) {
+    return (w->q8 & which) ? guru_q8_matmul(x, m, k, weight, n, y, threads)
+                           : guru_q4_matmul(x, m, k, weight, n, y, threads);
+}
 
 /* x * cos + rotate_half(x) * sin for one head (transformers' RoPE convention). */
 static void rope(float *v, const float *cos, const float *sin, int64_t dim) {
@@ -71,7 +81,7 @@ int guru_decode_layer(float *x, int64_t batch, const LayerShape *shape, const La
     if (!(norm && qkv && attn && out && act)) goto done;
 
     guru_rms_norm(x, w->ln1, batch, hd, shape->eps, norm);
-    if (guru_q4_matmul(norm, batch, hd, w->qkv, width, qkv, threads)) goto done;
+    if (matmul(w, Q8_QKV, norm, batch, hd, w->qkv, width, qkv, threads)) goto done;
     for (int64_t b = 0; b < batch; b++) {
         float *row = qkv + b * width;
         if (w->qkv_bias)
@@ -91,13 +101,13 @@ int guru_decode_layer(float *x, int64_t batch, const LayerShape *shape, const La
         status = attended;
         goto done;
     }
-    if (guru_q4_matmul(qkv, batch, h * d, w->o, hd, out, threads)) goto done;
+    if (matmul(w, Q8_O, qkv, batch, h * d, w->o, hd, out, threads)) goto done;
     for (int64_t i = 0; i < batch * hd; i++) x[i] += out[i];
 
     guru_rms_norm(x, w->ln2, batch, hd, shape->eps, norm);
-    if (guru_q4_matmul(norm, batch, hd, w->gate_up, 2 * inter, out, threads)) goto done;
+    if (matmul(w, Q8_GATE_UP, norm, batch, hd, w->gate_up, 2 * inter, out, threads)) goto done;
     for (int64_t b = 0; b < batch; b++) silu_mul(out + b * 2 * inter, act + b * inter, inter);
-    if (guru_q4_matmul(act, batch, inter, w->down, hd, out, threads)) goto done;
+    if (matmul(w, Q8_DOWN, act, batch, inter, w->down, hd, out, threads)) goto done;
     for (int64_t i = 0; i < batch * hd; i++) x[i] += out[i];
     status = 0;
 done:

@@ -14,6 +14,10 @@ int guru_attend_f16(const float *q, const uint16_t *k, const uint16_t *v, int64_
                     int64_t heads, int64_t kv_heads, int64_t dim, int64_t capacity,
                     int64_t length, const int64_t *starts, float scale, float *out,
                     int threads);
+int guru_q8_matmul(const float *x, int64_t m, int64_t k, const uint8_t *w, int64_t n,
+                   float *y, int threads);
+void guru_quantize_int16(const float *x, int64_t m, int64_t k, int16_t *xq, float *sx,
+                         float *sums);
 void guru_q4_dequant(const uint8_t *w, int64_t n, int64_t k, void *out, int bf16, int threads);
 void guru_rms_norm(const float *x, const float *weight, int64_t rows, int64_t dim, float eps,
                    float *out);

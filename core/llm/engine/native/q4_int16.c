@@ -16,6 +16,7 @@
  */
 #include <stdlib.h>
 
+#include "int16.h"
 #include "native.h"
 
 #define BLOCK_ROWS 16
@@ -23,70 +24,7 @@
 #define GROUP_BYTES (256 + 64)
 #define MAX_ROWS 8 /* rows of x per pass: 8 int32 sums + 8 fp32 accumulators in registers */
 
-/* The integer vector of this build: VROWS weight rows' int32 sums per vector. dot_add is
- * dot += pairwise products of a and b summed into int32 lanes: one `vpdpwssd` with VNNI,
- * else `vpmaddwd` + `vpaddd`. */
-#if defined(__AVX512F__)
-#define VROWS 16
-typedef __m512i vi;
-#define vi_zero _mm512_setzero_si512
-#define vi_and _mm512_and_si512
-#define vi_srli16 _mm512_srli_epi16
-#define vi_set1_16 _mm512_set1_epi16
-#define vi_set1_32 _mm512_set1_epi32
-#define vi_to_ps _mm512_cvtepi32_ps
-static inline vi widen(const uint8_t *p) {
-    return _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)p));
-}
-static inline vi dot_add(vi dot, vi a, vi b) {
-#if defined(__AVX512VNNI__)
-    return _mm512_dpwssd_epi32(dot, a, b);
-#else
-    return _mm512_add_epi32(dot, _mm512_madd_epi16(a, b));
-#endif
-}
-#else
-#define VROWS 8
-typedef __m256i vi;
-#define vi_zero _mm256_setzero_si256
-#define vi_and _mm256_and_si256
-#define vi_srli16 _mm256_srli_epi16
-#define vi_set1_16 _mm256_set1_epi16
-#define vi_set1_32 _mm256_set1_epi32
-#define vi_to_ps _mm256_cvtepi32_ps
-static inline vi widen(const uint8_t *p) {
-    return _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)p));
-}
-static inline vi dot_add(vi dot, vi a, vi b) {
-#if defined(__AVXVNNI__)
-    return _mm256_dpwssd_avx_epi32(dot, a, b);
-#else
-    return _mm256_add_epi32(dot, _mm256_madd_epi16(a, b));
-#endif
-}
-#endif
 #define PARTS (BLOCK_ROWS / VROWS) /* vectors of rows per block */
-
-/* x [m, k] -> int16 xq, with per-group scales sx and sums of xq (as float). */
-static void quantize_rows(const float *x, int64_t m, int64_t k, int16_t *xq, float *sx,
-                          float *sums) {
-    const int64_t groups = k / GROUP;
-    for (int64_t i = 0; i < m * groups; i++) {
-        const float *v = x + i * GROUP;
-        float top = 0.0f;
-        for (int j = 0; j < GROUP; j++) top = __builtin_fabsf(v[j]) > top ? __builtin_fabsf(v[j]) : top;
-        const float inv = top > 0.0f ? 32767.0f / top : 0.0f;
-        int32_t total = 0;
-        for (int j = 0; j < GROUP; j++) {
-            /* round half to even (the default MXCSR mode), as torch.round does */
-            const int32_t q = _mm_cvtss_si32(_mm_set_ss(v[j] * inv));
-            xq[i * GROUP + j] = (int16_t)q;
-            total += q;
-        }
-        sx[i] = top / 32767.0f;
-        sums[i] = (float)total;
-    }
-}
 
 /* Rows VROWS*h.. of one block of 16 weight rows against `rows` (<= MAX_ROWS) rows of x.
  * Inlined with a constant `rows`, so the accumulators live in registers. */
@@ -149,7 +87,7 @@ int guru_q4_matmul(const float *x, int64_t m, int64_t k, const uint8_t *w, int64
         free(sums);
         return -1;
     }
-    quantize_rows(x, m, k, xq, sx, sums);
+    guru_quantize_int16(x, m, k, xq, sx, sums);
     for (int64_t r0 = 0; r0 < m; r0 += MAX_ROWS) {
         const int rows = (int)(m - r0 < MAX_ROWS ? m - r0 : MAX_ROWS);
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
