@@ -52,6 +52,14 @@ _CITATION = re.compile(r"\s*\[\d{1,2}\]")
 _SENTENCE_END = re.compile(r"(?<=[A-Za-z0-9\])\"'`][.!?])\s+(?=[A-Z\[`(\"])")
 _LIST_MARKER = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
 _TRAILING_PUNCT = re.compile(r"([.!?:;]+)$")
+# A model that uses a citation as a noun ("the form is at [1].", "proceed to [2].") leaves a
+# fragment once its [n] is taken out: such a sentence points at a source instead of saying
+# anything, and is dropped rather than shown as "the form is at."
+_DANGLING = re.compile(
+    r"\b(?:is|are|was|at|to|in|on|from|via|see|visit|visiting|of|by|the|a|an|here|under)"
+    r"\s*[.!?:;]*$",
+    re.IGNORECASE,
+)
 _STEM = 5
 _ANAPHOR = re.compile(r"(?:It|This|That|These|Those|They|Its|Their)\b")
 
@@ -117,6 +125,8 @@ def attribute(text: str, grounding: Grounding) -> tuple[str, frozenset[int]]:
         parts = []
         for sentence in _SENTENCE_END.split(line):
             bare = _CITATION.sub("", sentence).rstrip()
+            if bare != sentence.rstrip() and _DANGLING.search(bare):
+                continue  # its citation was a noun: without it, a fragment
             n = supporting_source(bare, evidence)
             if n is None:
                 parts.append(bare)

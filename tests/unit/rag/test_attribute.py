@@ -47,6 +47,15 @@ def test_no_citation_without_measured_support(sentence: str) -> None:
     assert attribute(sentence, GROUNDING) == (sentence, frozenset())
 
 
+def test_a_citation_used_as_a_noun_does_not_leave_a_fragment() -> None:
+    text, cited = attribute(
+        "Creating a clan costs 2,000 Cinders. The full rules are at [1]. Then proceed to [2].",
+        GROUNDING,
+    )
+    assert text == "Creating a clan costs 2,000 Cinders [1]."
+    assert cited == {1}
+
+
 def test_code_blocks_and_headings_are_left_as_they_are() -> None:
     answer = "## Clans\n```\n/clan create <name>\n```\nA clan has at most 12 members."
     text, cited = attribute(answer, GROUNDING)
