@@ -10,6 +10,7 @@ brought up to date alone (`sync_thread`, called by the Solved cog).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -103,6 +104,8 @@ class Sources(commands.Cog):
         self.reader = ThreadReader(bot, self.marks, bot.settings.sources_max_pages)
         self.syncer = SourceSync(ingestor, bot.settings, {"discord": self.reader})
         self.jobs = BackgroundJobs()
+        # per thread: its lock and how many updates hold or wait for it (see sync_thread)
+        self._thread_locks: dict[int, tuple[asyncio.Lock, int]] = {}
 
     async def cog_load(self) -> None:
         self.jobs.spawn(run_schedule(self.syncer), "sources-schedule")
@@ -202,7 +205,24 @@ class Sources(commands.Cog):
 
     async def sync_thread(self, thread: discord.Thread) -> str:
         """Bring one thread of a channel source up to date now (a ✅, a tag, a mark, an edit,
-        a deletion); "none" when its channel is no source here. See SourceSync.sync_page."""
+        a deletion); "none" when its channel is no source here. See SourceSync.sync_page.
+
+        One thread's updates run one at a time, in the order their events came (asyncio's
+        locks are FIFO): a ✅ and its removal a moment later must not both read the thread
+        and then store in the other order."""
+        lock, users = self._thread_locks.get(thread.id, (asyncio.Lock(), 0))
+        self._thread_locks[thread.id] = (lock, users + 1)
+        try:
+            async with lock:
+                return await self._sync_thread(thread)
+        finally:
+            lock, users = self._thread_locks[thread.id]
+            if users == 1:  # the last one waiting: forget the lock
+                del self._thread_locks[thread.id]
+            else:
+                self._thread_locks[thread.id] = (lock, users - 1)
+
+    async def _sync_thread(self, thread: discord.Thread) -> str:
         if thread.parent_id is None:
             return "none"
         guild = thread.guild
