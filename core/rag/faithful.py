@@ -80,7 +80,13 @@ def unsupported_terms(sentence: str, evidence: str) -> list[str]:
     ]
     terms = [m.group(0) for m in _OPTION.finditer(body)]
     terms += [m.group(1).strip() for m in _CODE_SPAN.finditer(body)]
-    return missing + [t for t in terms if t and _norm(t) not in evidence]
+    return missing + [t for t in terms if t and not _in_evidence(_norm(t), evidence)]
+
+
+def _in_evidence(term: str, evidence: str) -> bool:
+    """`term` is in the evidence as written, or as manuals name a subcommand: `git commit`
+    is documented as "git-commit(1)" (a chunk may hold only that name line)."""
+    return term in evidence or (" " in term and term.replace(" ", "-", 1) in evidence)
 
 
 def fact_terms(sentence: str) -> list[str]:
