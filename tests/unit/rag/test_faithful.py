@@ -42,6 +42,14 @@ def test_invented_options_and_commands_are_dropped() -> None:
     assert "guru limits set --files 8" in checked.text and "guru limits show" in checked.text
 
 
+def test_a_subcommand_is_supported_by_its_manual_name() -> None:
+    # git-doc names its pages "git-clean(1)"; a chunk may hold only that name line
+    page = "git-clean -\n   Remove untracked files from the working tree".lower()
+    assert unsupported_terms("Use `git clean` to remove them.", page) == []
+    assert unsupported_terms("Use `git clear` to remove them.", page) == ["git clear"]
+    assert unsupported_terms("Use `git clean -x` to remove them.", page) == ["-x", "git clean -x"]
+
+
 @pytest.mark.parametrize(
     "text",
     [
