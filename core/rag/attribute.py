@@ -53,6 +53,9 @@ LeadMode = Literal["off", "fallback", "always"]
 
 _CITATION = re.compile(r"\s*\[\d{1,2}\]")
 _SENTENCE_END = re.compile(r"(?<=[A-Za-z0-9\])\"'`][.!?])\s+(?=[A-Z\[`(\"])")
+# In a passage a sentence may also end " ." after a code span: man pages rendered to text
+# keep the space ("using git branch --set-upstream-to . With a -m or -M option, …")
+_PASSAGE_END = re.compile(r"(?:(?<=[A-Za-z0-9\])\"'`][.!?])|(?<=[\w>] \.))\s+(?=[A-Z\[`(\"])")
 _LIST_MARKER = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
 _TRAILING_PUNCT = re.compile(r"([.!?:;]+)$")
 # A model that uses a citation as a noun ("the form is at [1].", "proceed to [2].") leaves a
@@ -186,7 +189,7 @@ def passage_sentences(passage: str) -> list[str]:
         blocks.append(" ".join(current))
     sentences = []
     for block in blocks:
-        for sentence in _SENTENCE_END.split(" ".join(block.split())):
+        for sentence in _PASSAGE_END.split(" ".join(block.split())):
             # a chunk may start mid-sentence (chunks overlap): a lower-case start is a
             # fragment, unless it names a command the way man pages do ("git-clean - Remove
             # untracked files from the working tree")
@@ -232,7 +235,9 @@ def _term_share(question: str, sentence: str) -> float:
 
 def _states_fact(sentence: str) -> bool:
     # "git(1)" is a reference to a manual section, not a number anybody asked for
-    return bool(fact_terms(_MAN_SECTION.sub("", sentence))) or bool(_SHELL.search(sentence))
+    if _COMMAND_NAME.match(sentence) or _SHELL.search(sentence):
+        return True  # a man page's name line or a shell example names the command
+    return bool(fact_terms(_MAN_SECTION.sub("", sentence)))
 
 
 async def pick_lead(encoder: _Encoder, question: str, grounding: Grounding) -> Lead | None:

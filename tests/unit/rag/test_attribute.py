@@ -169,6 +169,11 @@ def test_man_page_name_lines_are_sentences_and_questions_are_not() -> None:
         "[<oldbranch>] <newbranch>"
     )
     assert not any(s.endswith("?") for s in sentences)  # a FAQ's question answers nothing
+    # a code span's " ." ends a sentence in man-page text, so the option line stands alone
+    assert (
+        passage_sentences("Change it using git branch --set-upstream-to . With -m it moves.")[1]
+        == "With -m it moves."
+    )
     # a chunk that starts mid-sentence still loses its fragment
     assert passage_sentences("renamed to match the new one. With -d it is deleted.") == [
         "With -d it is deleted."
