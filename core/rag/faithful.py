@@ -166,7 +166,8 @@ def check_answer(answer: str, sources: str, question: str = "") -> Checked:
                 kept.append(sentence)
         if kept or not line.strip():
             kept_lines.append(" ".join(kept))
-    text = re.sub(r"```[^\n]*\n```\n?", "", "\n".join(kept_lines))  # blocks left empty
+    # blocks left empty, and the line that introduced one ("use the following command:")
+    text = re.sub(r"(?m)(?:^[^\n]*:[ \t]*\n\s*)?```[^\n]*\n```\n?", "", "\n".join(kept_lines))
     text = re.sub(r"\n{3,}", "\n\n", text).strip()
     return Checked(text, tuple(dropped), usable(text))
 

@@ -42,6 +42,12 @@ def test_invented_options_and_commands_are_dropped() -> None:
     assert "guru limits set --files 8" in checked.text and "guru limits show" in checked.text
 
 
+def test_an_invented_code_block_goes_with_the_line_that_introduced_it() -> None:
+    answer = "Use this command:\n\n```bash\nguru limits purge --all\n```\n\nThat shows 5 files."
+    checked = check_answer(answer, SOURCE)
+    assert checked.text == "That shows 5 files."
+
+
 def test_a_subcommand_is_supported_by_its_manual_name() -> None:
     # git-doc names its pages "git-clean(1)"; a chunk may hold only that name line
     page = "git-clean -\n   Remove untracked files from the working tree".lower()
