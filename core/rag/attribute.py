@@ -10,7 +10,8 @@ matched on their first 5 letters) are. The source with the most support gets the
 always points at text that says the same thing in the same words.
 
 `pick_lead` chooses the extractive lead: the one or two sentences of the sources that answer the
-question best (MiniLM cosine of question vs sentence), at most `LEAD_CHARS`, shown quoted and
+question best (MiniLM cosine, the question's own words, a stated command/option/number: see
+`lead_scores`), at most `LEAD_CHARS`, shown quoted and
 cited before the model's explanation when that explanation misses or contradicts its sources
 (see core.answering.prepared). Bounded, so pasting whole pages cannot pass for an answer.
 """
@@ -234,9 +235,10 @@ def _term_share(question: str, sentence: str) -> float:
 
 
 def _states_fact(sentence: str) -> bool:
-    # "git(1)" is a reference to a manual section, not a number anybody asked for
+    """A command, option, number or code span, a shell example, or a man page's name line."""
     if _COMMAND_NAME.match(sentence) or _SHELL.search(sentence):
-        return True  # a man page's name line or a shell example names the command
+        return True
+    # "git(1)" is a reference to a manual section, not a number anybody asked for
     return bool(fact_terms(_MAN_SECTION.sub("", sentence)))
 
 
