@@ -51,6 +51,7 @@ class Variant:
     faithful: bool = True  # the answer checks of core.rag.faithful
     few_shot: bool = False  # core.rag.answer's worked example before the question
     lead: LeadMode | None = None  # the extractive lead (core.rag.attribute); None: shipped
+    expand: bool | None = None  # query expansion (GURU_ASK_EXPAND); None: the settings'
 
 
 PROMPT_VARIANTS: dict[str, Variant] = {
@@ -73,6 +74,8 @@ PROMPT_VARIANTS: dict[str, Variant] = {
     "no-lead": Variant(None, lead="off"),
     "lead": Variant(None, lead="fallback"),
     "lead-always": Variant(None, lead="always"),
+    # query expansion (core/rag/expansion.py): the model writes a passage that search adds
+    "expand": Variant(None, expand=True),
 }
 
 
@@ -137,7 +140,10 @@ async def answer_one(
     """Answer `question` through the user's path; time it; keep the model's raw text."""
     chosen = PROMPT_VARIANTS[variant]
     recorder = _Recorder(path.llm, chosen.system)  # one per question: concurrent ones apart
-    services = Services(path.settings, llm=recorder, db=Database(path.pool), embedder=path.embedder)
+    settings = path.settings
+    if chosen.expand is not None:
+        settings = replace(settings, ask_expand=chosen.expand)
+    services = Services(settings, llm=recorder, db=Database(path.pool), embedder=path.embedder)
     options: dict[str, Any] = {} if chosen.lead is None else {"lead": chosen.lead}
     answers = Answers(services, faithful=chosen.faithful, few_shot=chosen.few_shot, **options)
     started = time.perf_counter()

@@ -28,6 +28,7 @@ __all__ = [
     "NO_USABLE_ANSWER",
     "PreparedAnswer",
     "LEAD_MIN_SIMILARITY",
+    "LEAD_MIN_TERMS",
     "REPETITION_PENALTY",
     "UNUSABLE",
     "Verdict",
@@ -57,6 +58,10 @@ DECLINED, UNUSABLE = "declined", "unusable"
 # the question (MiniLM cosine): below it, near-miss off-topic questions that passed the floor
 # would get a quoted sentence that does not answer them.
 LEAD_MIN_SIMILARITY = 0.5
+# ...and it states a command, option or number, or contains this share of the question's
+# words: a close but vague sentence ("You can go back and modify the old commit." for "I lost a
+# commit in a hard reset, can I get it back?") quoted in the model's place is confidently wrong.
+LEAD_MIN_TERMS = 0.5
 
 
 @dataclass(frozen=True)
@@ -145,7 +150,7 @@ class PreparedAnswer:
             if lead is not None and (self.lead_mode == "always" or dropped or misses):
                 text = f"{lead.render()}\n\n{text}"
             return Answer(cite(text, len(self.sources)), self.sources, False)
-        if lead is not None and (verdict == "unusable" or lead.similarity >= LEAD_MIN_SIMILARITY):
+        if lead is not None and (verdict == "unusable" or _answers_alone(lead)):
             return Answer(cite(lead.render(), len(self.sources)), self.sources, False)
         if verdict == "unusable":  # retrieval did find these: they may still help
             return Answer(NO_USABLE_ANSWER, self.sources, True, titles)
@@ -157,6 +162,11 @@ class PreparedAnswer:
             )
             return Answer(text, (), True, titles)
         return Answer(refusal_text(titles), (), True, titles)
+
+
+def _answers_alone(lead: Lead) -> bool:
+    """The lead may answer where the model said its sources do not (see LEAD_MIN_TERMS)."""
+    return lead.similarity >= LEAD_MIN_SIMILARITY and (lead.fact or lead.terms >= LEAD_MIN_TERMS)
 
 
 def strip_sources_line(text: str) -> str:

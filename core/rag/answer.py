@@ -162,12 +162,14 @@ def cite(text: str, n_sources: int) -> str:
 
 
 def drop_repeated_lines(text: str) -> str:
-    """Small models loop ("The answer is:" ×20): keep each non-empty line once."""
+    """Small models loop ("The answer is:" ×20): keep each non-empty line once. Code fences
+    are not lines of text: a second code block's ``` must stay, or every line after it would
+    read as code (and the prose after it be lost)."""
     seen: set[str] = set()
     kept = []
     for line in text.splitlines():
         key = line.strip().lower()
-        if key and key in seen:
+        if key and key in seen and not key.startswith("```"):
             continue
         seen.add(key)
         kept.append(line)

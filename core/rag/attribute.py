@@ -10,7 +10,8 @@ matched on their first 5 letters) are. The source with the most support gets the
 always points at text that says the same thing in the same words.
 
 `pick_lead` chooses the extractive lead: the one or two sentences of the sources that answer the
-question best (MiniLM cosine of question vs sentence), at most `LEAD_CHARS`, shown quoted and
+question best (MiniLM cosine, the question's own words, a stated command/option/number: see
+`lead_scores`), at most `LEAD_CHARS`, shown quoted and
 cited before the model's explanation when that explanation misses or contradicts its sources
 (see core.answering.prepared). Bounded, so pasting whole pages cannot pass for an answer.
 """
@@ -32,6 +33,9 @@ __all__ = [
     "LeadMode",
     "MIN_SUPPORT",
     "attribute",
+    "choose_lead",
+    "lead_candidates",
+    "lead_scores",
     "source_evidence",
     "passage_sentences",
     "pick_lead",
@@ -50,6 +54,9 @@ LeadMode = Literal["off", "fallback", "always"]
 
 _CITATION = re.compile(r"\s*\[\d{1,2}\]")
 _SENTENCE_END = re.compile(r"(?<=[A-Za-z0-9\])\"'`][.!?])\s+(?=[A-Z\[`(\"])")
+# In a passage a sentence may also end " ." after a code span: man pages rendered to text
+# keep the space ("using git branch --set-upstream-to . With a -m or -M option, …")
+_PASSAGE_END = re.compile(r"(?:(?<=[A-Za-z0-9\])\"'`][.!?])|(?<=[\w>] \.))\s+(?=[A-Z\[`(\"])")
 _LIST_MARKER = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
 _TRAILING_PUNCT = re.compile(r"([.!?:;]+)$")
 # A model that uses a citation as a noun ("the form is at [1].", "proceed to [2].") leaves a
@@ -62,6 +69,12 @@ _DANGLING = re.compile(
 )
 _STEM = 5
 _ANAPHOR = re.compile(r"(?:It|This|That|These|Those|They|Its|Their)\b")
+_COMMAND_NAME = re.compile(r"[a-z][a-z0-9]*-[a-z0-9][\w.-]*\s")  # "git-clean - Remove …"
+_MAN_SECTION = re.compile(r"\(\d\)")
+_SHELL = re.compile(r"(?:^|\s)\$ \S")  # a shell example: "$ git config credential.helper"
+# `lead_scores`: what the question's own words and a stated command/option/number add to the
+# cosine (tuned on bench/answer_eval's tuning half, see `lead_scores`)
+TERM_WEIGHT, FACT_WEIGHT = 0.15, 0.2
 
 
 class _Encoder(Protocol):
@@ -143,11 +156,15 @@ def attribute(text: str, grounding: Grounding) -> tuple[str, frozenset[int]]:
 
 @dataclass(frozen=True)
 class Lead:
-    """The sentences of source `n` that answer the question best, and how well (cosine)."""
+    """The sentences of source `n` that answer the question best, and how well: MiniLM
+    cosine, the share of the question's content words they contain, whether they state a
+    command, option or number."""
 
     text: str
     n: int
     similarity: float
+    terms: float = 1.0
+    fact: bool = True
 
     def render(self) -> str:
         return f"“{self.text}” [{self.n}]"
@@ -155,7 +172,8 @@ class Lead:
 
 def passage_sentences(passage: str) -> list[str]:
     """A passage's sentences: wrapped lines joined, list items and headings apart (a heading
-    is not a sentence), each 3+ words, clipped at `LEAD_CHARS`."""
+    is not a sentence), each 3+ words, clipped at `LEAD_CHARS`. A question is not one (a FAQ's
+    "How should I undo it?" answers nothing), nor a fragment left by chunk overlap."""
     blocks: list[str] = []
     current: list[str] = []
     for line in passage.replace("\n…\n", "\n\n").splitlines():
@@ -172,9 +190,12 @@ def passage_sentences(passage: str) -> list[str]:
         blocks.append(" ".join(current))
     sentences = []
     for block in blocks:
-        for sentence in _SENTENCE_END.split(" ".join(block.split())):
-            # a chunk may start mid-sentence (chunks overlap): a lower-case start is a fragment
-            if len(sentence.split()) >= 3 and not sentence[0].islower():
+        for sentence in _PASSAGE_END.split(" ".join(block.split())):
+            # a chunk may start mid-sentence (chunks overlap): a lower-case start is a
+            # fragment, unless it names a command the way man pages do ("git-clean - Remove
+            # untracked files from the working tree")
+            fragment = sentence[0].islower() and not _COMMAND_NAME.match(sentence)
+            if len(sentence.split()) >= 3 and not fragment and not sentence.endswith("?"):
                 sentences.append(_clip(sentence, LEAD_CHARS))
     return sentences
 
@@ -183,20 +204,75 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 2].rsplit(" ", 1)[0] + " …"
 
 
+def lead_scores(
+    question: str,
+    sentences: list[str],
+    similarity: np.ndarray,
+    weights: tuple[float, float] = (TERM_WEIGHT, FACT_WEIGHT),
+) -> np.ndarray:
+    """How well each sentence answers `question`: its MiniLM cosine, plus `TERM_WEIGHT` times
+    the share of the question's content words it contains, plus `FACT_WEIGHT` when it states
+    a command, option or number (what a how-to question is after). Cosine alone prefers prose
+    about a topic ("Part of the git(1) suite", "You can go back and modify the old commit")
+    over the line that names the command; the question's own words and a concrete fact pull
+    the answering line up (chosen on bench/answer_eval's tuning half: `python -m
+    bench.answer_eval.lead`)."""
+    term_weight, fact_weight = weights
+    scores = similarity.astype(float).copy()
+    for i, sentence in enumerate(sentences):
+        scores[i] += term_weight * _term_share(question, sentence)
+        if _states_fact(sentence):
+            scores[i] += fact_weight
+    return scores
+
+
+def _term_share(question: str, sentence: str) -> float:
+    """The share of the question's content words (first 5 letters) the sentence contains."""
+    asked = set(_stems(content_words(question)))
+    if not asked:
+        return 0.0
+    return len(asked & set(_stems(content_words(sentence, min_len=3)))) / len(asked)
+
+
+def _states_fact(sentence: str) -> bool:
+    """A command, option, number or code span, a shell example, or a man page's name line."""
+    if _COMMAND_NAME.match(sentence) or _SHELL.search(sentence):
+        return True
+    # "git(1)" is a reference to a manual section, not a number anybody asked for
+    return bool(fact_terms(_MAN_SECTION.sub("", sentence)))
+
+
 async def pick_lead(encoder: _Encoder, question: str, grounding: Grounding) -> Lead | None:
-    """The best sentence (and the next best of the same source when both fit `LEAD_CHARS`,
-    in the page's order) by MiniLM cosine with the question; None when the sources have no
-    sentence."""
-    candidates: list[tuple[int, int, str]] = []  # (source n, position, sentence)
-    for source, passage in zip(grounding.sources, grounding.passages):
-        for i, sentence in enumerate(passage_sentences(passage)):
-            candidates.append((source.n, i, sentence))
-    candidates = candidates[:MAX_CANDIDATES]
+    """The best sentence by `lead_scores` (and the next best of the same source when both fit
+    `LEAD_CHARS`, in the page's order); None when the sources have no sentence. `similarity`
+    is the chosen sentence's cosine (how close the sources came to the question)."""
+    candidates = lead_candidates(grounding)
     if not candidates:
         return None
     vectors = await encoder.embed([question, *(c[2] for c in candidates)])
     similarity = vectors[1:] @ vectors[0]  # unit vectors: the dot product is the cosine
-    order = np.argsort(-similarity)
+    return choose_lead(question, candidates, similarity)
+
+
+def lead_candidates(grounding: Grounding) -> list[tuple[int, int, str]]:
+    """The sentences a lead may quote: (source n, position in its passage, sentence)."""
+    candidates: list[tuple[int, int, str]] = []
+    for source, passage in zip(grounding.sources, grounding.passages):
+        for i, sentence in enumerate(passage_sentences(passage)):
+            candidates.append((source.n, i, sentence))
+    return candidates[:MAX_CANDIDATES]
+
+
+def choose_lead(
+    question: str,
+    candidates: list[tuple[int, int, str]],
+    similarity: np.ndarray,
+    weights: tuple[float, float] = (TERM_WEIGHT, FACT_WEIGHT),
+) -> Lead:
+    """`pick_lead` once the candidates (source n, position, sentence) have their cosines;
+    `weights`: `lead_scores`' (the bench tries others)."""
+    scores = lead_scores(question, [c[2] for c in candidates], similarity, weights)
+    order = np.argsort(-scores, kind="stable")
     best = int(order[0])
     n, position, text = candidates[best]
     chosen = [(position, text)]
@@ -217,4 +293,5 @@ async def pick_lead(encoder: _Encoder, question: str, grounding: Grounding) -> L
             chosen.append((other_position, other))
             break
     joined = " ".join(t for _, t in sorted(chosen))
-    return Lead(joined, n, float(similarity[best]))
+    share = _term_share(question, joined)
+    return Lead(joined, n, float(similarity[best]), share, _states_fact(joined))

@@ -39,6 +39,9 @@ _LIST_MARKER = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
 # a sentence ends after a word's (or a citation's) stop: "1. Yes" is a list item, not two
 _SENTENCE_END = re.compile(r"(?<=[A-Za-z\])\"'`][.!?])\s+(?=[A-Z\[`(])")
 _PREAMBLE = re.compile(r"^\s*(?:\[\d{1,2}\][\s:.-]*)*(?:(?:A|Answer)\s*:\s*)?", re.IGNORECASE)
+_INTRODUCED_EMPTY_BLOCK = re.compile(
+    r"(?m)(?:^|(?<=[.!?]) )[^\n.!?]*:[ \t]*\n\s*```[^\n]*\n```[ \t]*\n?"
+)
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]+")
 MIN_WORDS = 3  # "Paris." is an answer in a chat, not under a cited question: 3 words of prose
 # A sentence of 4+ content words of which fewer than this share is in the sources or the
@@ -78,9 +81,19 @@ def unsupported_terms(sentence: str, evidence: str) -> list[str]:
         for m in _NUMBER.finditer(body)
         if not re.search(rf"(?<![\d.,:]){re.escape(m.group(0))}(?![\d]|[.,:]\d)", evidence)
     ]
-    terms = [m.group(0) for m in _OPTION.finditer(body)]
-    terms += [m.group(1).strip() for m in _CODE_SPAN.finditer(body)]
-    return missing + [t for t in terms if t and _norm(t) not in evidence]
+    options = [m.group(0) for m in _OPTION.finditer(body)]
+    spans = [m.group(1).strip() for m in _CODE_SPAN.finditer(body)]
+    # an option is a whole token: "-g" is not in "--gpg-sign", nor "--force" in "--force-with-lease"
+    missing += [
+        o for o in options if not re.search(rf"(?<![\w-]){re.escape(o.lower())}(?![\w-])", evidence)
+    ]
+    return missing + [t for t in spans if t and not _in_evidence(_norm(t), evidence)]
+
+
+def _in_evidence(term: str, evidence: str) -> bool:
+    """`term` is in the evidence as written, or as manuals name a subcommand: `git commit`
+    is documented as "git-commit(1)" (a chunk may hold only that name line)."""
+    return term in evidence or (" " in term and term.replace(" ", "-", 1) in evidence)
 
 
 def fact_terms(sentence: str) -> list[str]:
@@ -160,7 +173,9 @@ def check_answer(answer: str, sources: str, question: str = "") -> Checked:
                 kept.append(sentence)
         if kept or not line.strip():
             kept_lines.append(" ".join(kept))
-    text = re.sub(r"```[^\n]*\n```\n?", "", "\n".join(kept_lines))  # blocks left empty
+    # blocks left empty, and the sentence that introduced one ("use the following command:")
+    text = _INTRODUCED_EMPTY_BLOCK.sub("", "\n".join(kept_lines))
+    text = re.sub(r"```[^\n]*\n```\n?", "", text)
     text = re.sub(r"\n{3,}", "\n\n", text).strip()
     return Checked(text, tuple(dropped), usable(text))
 

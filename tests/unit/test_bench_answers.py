@@ -239,3 +239,22 @@ def test_report_renders_rows_and_markdown() -> None:
     assert markdown_row("m", "git", "shipped", entry).startswith(
         "| m | git | shipped | 50% (0%) | 0% (0%) |"
     )
+
+
+def test_the_lead_table_counts_gold_quotes_and_stated_facts_per_weighting() -> None:
+    import numpy as np
+
+    from bench.answer_eval.lead import Case, table
+    from bench.answer_eval.sets import Item
+
+    item = Item("g08", "how can i rename a branch", (("-m",),), ("git-branch.html",))
+    candidates = [
+        (1, 0, "Part of the git(1) suite"),
+        (2, 0, "With a -m option, <oldbranch> will be renamed to <newbranch>."),
+    ]
+    # page 2 is gold; by cosine alone the footer of page 1 is quoted
+    case = Case("git", item, frozenset({2}), candidates, np.array([0.6, 0.5]))
+    lines = [line.split() for line in table([case]).splitlines() if line.startswith("git ")]
+    rows = {cells[1] + cells[2]: cells[-2:] for cells in lines}
+    assert rows["0.0,0.0"] == ["0/1", "0/1"]
+    assert rows["0.15,0.2"] == ["1/1", "1/1"]

@@ -3,6 +3,7 @@ that misses them."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from core.answering import PreparedAnswer
@@ -14,7 +15,14 @@ from core.rag.answer import (
     build_messages,
     model_family,
 )
-from core.rag.attribute import LEAD_CHARS, Lead, attribute, passage_sentences
+from core.rag.attribute import (
+    LEAD_CHARS,
+    Lead,
+    attribute,
+    choose_lead,
+    lead_candidates,
+    passage_sentences,
+)
 from core.rag.grounding import Grounding
 from core.rag.types import Source
 
@@ -151,3 +159,66 @@ def test_the_prompt_follows_the_loaded_models_family() -> None:
     explained = build_messages("what is attention", GROUNDING, family="qwen2", explain=True)
     assert explained[0].content == QWEN2_EXPLAIN_PROMPT != QWEN2_PROMPT
     assert build_messages("q", GROUNDING, family="llama", explain=True)[0].content == SYSTEM_PROMPT
+
+
+# A man page as git-doc's chunks read: its name line, a synopsis, prose about the command, an
+# option with its description, a FAQ question, and the footer every page ends with.
+BRANCH_PAGE = (
+    "git-branch -\n   List, create, or delete branches\n"
+    "git branch (-m | -M) [<oldbranch>] <newbranch>\n\n"
+    "I want to tidy up my branch names. How do I do that?\n"
+    "Branches are cheap in Git, so many projects keep a great number of them.\n"
+    "With a -m or -M option, <oldbranch> will be renamed to <newbranch>.\n\n"
+    "Part of the git(1) suite\n"
+)
+BRANCH = Grounding((Source(1, "git-branch(1)", "git-branch.html", 0.6),), (BRANCH_PAGE,))
+
+
+def test_man_page_name_lines_are_sentences_and_questions_are_not() -> None:
+    sentences = passage_sentences(BRANCH_PAGE)
+    assert sentences[0] == "git-branch - List, create, or delete branches git branch (-m | -M) " + (
+        "[<oldbranch>] <newbranch>"
+    )
+    assert not any(s.endswith("?") for s in sentences)  # a FAQ's question answers nothing
+    # a code span's " ." ends a sentence in man-page text, so the option line stands alone
+    assert (
+        passage_sentences("Change it using git branch --set-upstream-to . With -m it moves.")[1]
+        == "With -m it moves."
+    )
+    # a chunk that starts mid-sentence still loses its fragment
+    assert passage_sentences("renamed to match the new one. With -d it is deleted.") == [
+        "With -d it is deleted."
+    ]
+
+
+def _lead(question: str, cosines: dict[str, float]) -> Lead:
+    """`choose_lead` over BRANCH's sentences with these cosines (any other sentence: 0.3)."""
+    candidates = lead_candidates(BRANCH)
+    similarity = np.array([cosines.get(text, 0.3) for _, _, text in candidates])
+    return choose_lead(question, candidates, similarity)
+
+
+def test_the_lead_prefers_the_option_line_over_closer_prose_and_boilerplate() -> None:
+    option = "With a -m or -M option, <oldbranch> will be renamed to <newbranch>."
+    prose = "Branches are cheap in Git, so many projects keep a great number of them."
+    # MiniLM scores the footer and the prose about branches closest to "rename a branch";
+    # the option line names the option and the question's own word ("renamed")
+    cosines = {"Part of the git(1) suite": 0.62, prose: 0.6, option: 0.5}
+    lead = _lead("how can i rename a branch", cosines)
+    assert option in lead.text and "suite" not in lead.text and lead.n == 1
+    assert lead.fact and lead.terms == 1.0  # "renam", "branc" both in it
+    assert lead.similarity == pytest.approx(0.5)  # the best sentence's cosine, as measured
+    # by cosine alone the footer would lead; a sentence far closer than the option line still
+    # does (the page's next-best sentence may join it)
+    far = _lead("how can i rename a branch", {prose: 0.9, option: 0.5})
+    assert far.similarity == pytest.approx(0.9) and far.text.startswith(prose)
+
+
+def test_a_vague_lead_does_not_answer_in_the_models_place() -> None:
+    refused = "That is not in this server's docs."
+    vague = Lead("You can go back and modify the old commit.", 1, 0.72, terms=0.33, fact=False)
+    assert _prepared(vague).finish_text(refused).refused
+    words = Lead("Greenvale and the towns are safe zones.", 1, 0.6, terms=0.67, fact=False)
+    assert not _prepared(words).finish_text(refused).refused
+    command = Lead("For example: $ git config credential.helper store", 1, 0.56, 0.2, True)
+    assert _prepared(command).finish_text(refused).answer.startswith("“For example:")

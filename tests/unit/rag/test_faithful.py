@@ -42,6 +42,38 @@ def test_invented_options_and_commands_are_dropped() -> None:
     assert "guru limits set --files 8" in checked.text and "guru limits show" in checked.text
 
 
+def test_an_invented_code_block_goes_with_the_line_that_introduced_it() -> None:
+    answer = "Use this command:\n\n```bash\nguru limits purge --all\n```\n\nThat shows 5 files."
+    checked = check_answer(answer, SOURCE)
+    assert checked.text == "That shows 5 files."
+
+
+def test_an_option_is_matched_as_a_whole_token() -> None:
+    page = "-S[<keyid>] --gpg-sign[=<keyid>] --no-gpg-sign GPG-sign commits.".lower()
+    assert unsupported_terms("Sign with -S or --gpg-sign.", page) == []
+    assert unsupported_terms("Sign with -g.", page) == ["-g"]  # only inside "--gpg-sign"
+    assert unsupported_terms("Use --no-gpg.", page) == ["--no-gpg"]
+
+
+def test_two_code_blocks_keep_their_fences_and_the_prose_after_them() -> None:
+    answer = (
+        "Use the limits command. For example:\n```\nguru limits show\n```\n\n"
+        "It shows the 5 files. For example:\n```\nguru limits show\n```\n\nThat is all of it."
+    )
+    verdict, text = _prepared().check(answer)
+    assert verdict == "ok" and text.endswith("That is all of it.")
+    # the repeated block's line goes, its fences and the "For example:" before it with it
+    assert text.count("```") == 2 and "It shows the 5 files.\n" in text
+
+
+def test_a_subcommand_is_supported_by_its_manual_name() -> None:
+    # git-doc names its pages "git-clean(1)"; a chunk may hold only that name line
+    page = "git-clean -\n   Remove untracked files from the working tree".lower()
+    assert unsupported_terms("Use `git clean` to remove them.", page) == []
+    assert unsupported_terms("Use `git clear` to remove them.", page) == ["git clear"]
+    assert unsupported_terms("Use `git clean -x` to remove them.", page) == ["-x", "git clean -x"]
+
+
 @pytest.mark.parametrize(
     "text",
     [
