@@ -395,7 +395,10 @@ class LeanLlama:
                 q, k, v = self._split(layer.qkv(self._rms(x, layer.ln1), qkv_w), 1, n)
                 cos, sin = ropes[i]
                 q, k = self._rope(q, cos, sin), self._rope(k, cos, sin)
-                kv[i].append((k, v))
+                # kept as the batch cache stores them (fp16 for the native layers): half the
+                # memory while a group of prompts waits to join, same values once copied in
+                dt = self.cache_dtype or k.dtype
+                kv[i].append((k.to(dt), v.to(dt)))
                 a = F.scaled_dot_product_attention(
                     q,
                     k,
