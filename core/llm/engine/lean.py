@@ -359,7 +359,9 @@ class LeanLlama:
 
     def _mlp(self, layer: _Layer, x: torch.Tensor, gate_up_w=None, down_w=None) -> torch.Tensor:
         gate, up = layer.gate_up(x, gate_up_w)
-        return layer.down(F.silu(gate) * up, down_w)[0]
+        # in place: the same arithmetic without two more [T, intermediate] fp32 temporaries
+        # (40 MB for a 1,000-token prompt on Qwen2.5-0.5B, the peak of a long prefill)
+        return layer.down(F.silu(gate, inplace=True).mul_(up), down_w)[0]
 
     def _split(self, qkv: list[torch.Tensor], batch: int, length: int):
         """q [B, H, T, D], k and v [B, KV, T, D] from the projections [B, T, ...]."""
