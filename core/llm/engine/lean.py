@@ -26,7 +26,9 @@ as 8-bit codes with their fp16 scales (`native.pack_q8`, q8_int16.c); Q6_K to th
 8-bit groups; or, with `requantize`, all of them to the nearest 4-bit groups. The errors are
 logged per type; matrices that were float in the source stay dense.
 The LM head (the Q8_0 tied embedding) gets a nearest-4-bit approximation that only picks
-candidates: each row's top EXACT_TOP logits are recomputed from the dense weights. Decode
+candidates: each row's top EXACT_TOP logits are recomputed exactly, from the rows of the
+head's own GGUF blocks (`core.llm.engine.rows`, as are embedding lookups: the mmapped fp32
+tables are never touched, so they never become resident). Decode
 reads ~85 MB of weights per step instead of ~540 MB. Prompts are compute-bound, so on
 AVX512-BF16 their matmuls run in bf16 (~2.5x fp32) on per-layer copies made once per prefill
 pass (made from the packing, so the mmapped fp32 tensors are never read after packing and
