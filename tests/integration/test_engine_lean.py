@@ -12,6 +12,7 @@ import dataclasses
 
 import pytest
 import torch
+import torch.nn.functional as F
 from transformers import DynamicCache
 
 from core.llm.engine import native
@@ -215,6 +216,50 @@ def test_q8_0_and_q5_0_blocks_decode_natively_as_8bit_codes(
     again = LeanLlama(loaded.model, weights="int4", cache_dir=str(tmp_path))
     assert again.packed == lean.packed
     assert torch.equal(again.layers[1].gate_up.packed, lean.layers[1].gate_up.packed)
+
+
+def test_embedding_and_lm_head_rows_are_read_from_their_gguf_blocks(
+    bundled_tokenizer, tmp_path, native_isa
+):
+    """With the packing, embedding lookups and the LM head's exact recompute read rows of the
+    GGUF's own blocks (kept in the packing cache, read from the file, never mapped): the rows
+    are bit-identical to the fp32 table, so the logits are exactly those of the dense rows."""
+    kinds = {"attn_v": "Q8_0", "ffn_down": "Q4_1", "token_embd": "Q8_0"}
+    loaded = make_tiny_gguf_llama(bundled_tokenizer, tmp_path, kinds, seed=9)
+    lean = LeanLlama(loaded.model, weights="int4", cache_dir=str(tmp_path))
+    rows = lean._embed_rows
+    assert rows is not None and rows.kind == "Q8_0" and lean._head_rows is rows  # tied
+    assert rows.blocks is None, "read from the cache file once it is written"
+    table = loaded.model.model.embed_tokens.weight
+    ids = torch.tensor([[0, 5, table.shape[0] - 1, 5, 1234]])
+    assert torch.equal(lean._embed(ids), F.embedding(ids, table))
+    dense = LeanLlama(loaded.model, weights="int4", cache_dir=str(tmp_path))
+    assert dense._embed_rows is not None  # from the cache, as a warm start
+    dense._embed_rows = dense._head_rows = None  # the fp32 table's rows instead
+    prompts = [_ids(loaded, p) for p in PROMPTS]
+    with torch.inference_mode():
+        for ids in prompts:
+            assert torch.equal(lean.prefill(ids)[0], dense.prefill(ids)[0])
+        kvs = [_hf_batch(loaded.model, prompts, lean.cache_dtype) for _ in range(2)]
+        tokens = [1, 2, 3]
+        for _ in range(3):
+            got, want = lean.decode(tokens, kvs[0]), dense.decode(tokens, kvs[1])
+            assert torch.equal(got, want)
+            for kv in kvs:
+                kv.append_step()
+            tokens = got.argmax(-1).tolist()
+    _compare_steps(loaded, lean, steps=3, atol=0.01, top=8)
+
+
+def test_an_embedding_its_blocks_do_not_rebuild_stays_dense(bundled_tokenizer, tmp_path):
+    if native.unsupported() is not None:
+        pytest.skip(f"no native kernels here: {native.unsupported()}")
+    kinds = {"token_embd": "Q8_0"}
+    loaded = make_tiny_gguf_llama(bundled_tokenizer, tmp_path, kinds, seed=10)
+    loaded.model.model.embed_tokens.weight[7, 3] += 0.5  # no longer what the GGUF holds
+    lean = LeanLlama(loaded.model, weights="int4", cache_dir=str(tmp_path))
+    assert lean.int4 and lean._embed_rows is None and lean._head_rows is None
+    _compare_steps(loaded, lean, steps=2, atol=0.01, top=8)
 
 
 def test_requantizing_packs_q5_0_blocks_to_4_bits_instead(bundled_tokenizer, tmp_path):

@@ -109,6 +109,19 @@ def test_q8_packing_round_trips_codes_and_scales():
     assert torch.equal(native.dequantize_q8(packed, 48, 96, torch.float32), dense)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_q8_dequant_kernel_equals_torchs(kernels, dtype):
+    """A prompt's weights from the 8-bit packing (dequant.c): bit for bit what torch makes,
+    extreme codes and both dtypes included (bf16: round to nearest even)."""
+    q, d, _ = _random_q8(96, 160, seed=3)
+    q[:16, :GROUP], q[16:32, :GROUP] = -128, 127
+    packed = native.pack_q8(q, d)
+    got = kernels.dequantize_q8(packed, 96, 160, dtype)
+    assert got.dtype == dtype and torch.equal(got, native.dequantize_q8(packed, 96, 160, dtype))
+    with pytest.raises(ValueError, match="do not match"):
+        kernels.dequantize_q8(packed, 96, 192)
+
+
 @pytest.mark.parametrize("rows", [1, 3, 8, 11])
 def test_q8_matmul_equals_the_dequantized_weights(kernels, rows):
     q, d, dense = _random_q8(96, 160, seed=rows)

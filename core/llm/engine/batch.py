@@ -21,6 +21,7 @@ from core.llm.engine.adapters import AdapterSet
 from core.llm.engine.job import Job
 from core.llm.engine.kv import BatchKV
 from core.llm.engine.lean import LeanLlama
+from core.llm.engine.memory import release_freed_memory
 from core.llm.engine.scheduler import FairQueue
 from core.llm.types import StreamEvent
 
@@ -187,6 +188,8 @@ class ActiveBatch:
                 job.finish("cancelled")
         keep = [i for i, job in enumerate(self.active) if not job.done]
         self.kv.keep_rows(keep)
+        if self.active and not keep:
+            release_freed_memory()  # the batch's cache and buffers: back to the system
         self.active = [self.active[i] for i in keep]
 
     def _report_positions(self) -> None:

@@ -12,13 +12,16 @@ from __future__ import annotations
 import json
 import logging
 import os
+import struct
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from core.llm.engine import native
+from core.llm.engine.rows import Rows
 
 __all__ = [
     "Error",
@@ -40,6 +43,19 @@ INT4_MAX_ROWS = 32  # above this many rows a matmul is compute-bound: dense fp32
 # `pack_q8`'s (8-bit codes: GGUF Q8_0 / Q5_0 matrices, exactly); the last size says which
 Packed = torch.Tensor
 CHUNK_ROWS = 2048  # rows quantized at a time: bounds the temporary memory of packing
+ROWS = "rows:"  # cache key prefix of `Rows` blocks (the embedding, an untied LM head)
+
+
+def _tensor_spans(path: Path) -> dict[str, tuple[int, tuple[int, ...]]]:
+    """{name: (byte offset of its data, shape)} from a safetensors file's header."""
+    with open(path, "rb") as fh:
+        size = struct.unpack("<Q", fh.read(8))[0]
+        header = json.loads(fh.read(size))
+    return {
+        name: (8 + size + entry["data_offsets"][0], tuple(entry["shape"]))
+        for name, entry in header.items()
+        if name != "__metadata__"
+    }
 
 
 def _q4_groups(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -130,7 +146,8 @@ class PackCache:
 
     NAME = "guru-lean-int4.safetensors"
     REQUANTIZED = "guru-lean-int4-requantized.safetensors"
-    FORMAT = "guru-lean-q4/10"  # 5-7: Q4_K from its blocks, re-quantized types; 8-10: q8, Q6_K
+    # 5-7: Q4_K from its blocks, re-quantized types; 8-10: q8, Q6_K; 11: embedding rows
+    FORMAT = "guru-lean-q4/11"
 
     def __init__(self, directory: str, requantized: bool = False) -> None:
         self.dir = Path(directory)
@@ -138,6 +155,7 @@ class PackCache:
         self.path = self.dir / (self.REQUANTIZED if requantized else self.NAME)
         self.note = ""  # what the packing re-quantized (saved with it, for the logs)
         self.inexact: list[str] = []  # the groups it re-quantized
+        self.rows: dict[str, Rows] = {}  # matrices kept as GGUF blocks (`core.llm.engine.rows`)
 
     def _stamp(self) -> str:
         ours = (self.NAME, self.REQUANTIZED)
@@ -158,7 +176,9 @@ class PackCache:
                 dense = set(json.loads(meta["dense"]))
                 self.note = meta.get("note", "")
                 self.inexact = json.loads(meta.get("inexact", "[]"))
-                tensors = {key: fh.get_tensor(key) for key in fh.keys()}
+                # rows are read from the file on lookup (`Rows.at`), never mapped
+                tensors = {key: fh.get_tensor(key) for key in fh.keys() if ROWS not in key}
+            self.rows = self._rows(json.loads(meta.get("rows", "{}")))
             out: dict[str, Any] = {}
             for name in groups:
                 if name in dense:
@@ -172,23 +192,48 @@ class PackCache:
             log.warning("ignoring the int4 cache %s", self.path, exc_info=True)
             return None
 
+    def _rows(self, kinds: dict[str, list[Any]]) -> dict[str, Rows]:
+        """{name: Rows} read from the file; a name saved as another's alias shares its rows."""
+        spans = _tensor_spans(self.path)
+        rows = {
+            name: Rows.at(str(self.path), *spans[ROWS + name], kind, hidden)
+            for name, (kind, hidden, alias) in kinds.items()
+            if alias is None
+        }
+        rows.update({n: rows[alias] for n, (_, _, alias) in kinds.items() if alias is not None})
+        return rows
+
     def save(
-        self, packed: dict[str, Packed | None], note: str = "", inexact: list[str] | None = None
+        self,
+        packed: dict[str, Packed | None],
+        note: str = "",
+        inexact: list[str] | None = None,
+        rows: dict[str, Rows] | None = None,
     ) -> None:
         from safetensors.torch import save_file
 
         tensors = {name: t.contiguous() for name, t in packed.items() if t is not None}
         dense = [name for name, t in packed.items() if t is None]
+        kinds: dict[str, list[Any]] = {}
+        rows = rows or {}
+        for name, table in rows.items():
+            # a tied LM head is the embedding's table: stored once
+            alias = next((n for n in kinds if rows[n] is table), None)
+            kinds[name] = [table.kind, table.hidden, alias]
+            if alias is None and table.blocks is not None:
+                tensors[ROWS + name] = torch.from_numpy(np.ascontiguousarray(table.blocks))
         meta = {
             "stamp": self._stamp(),
             "dense": json.dumps(dense),
             "note": note,
             "inexact": json.dumps(inexact or []),
+            "rows": json.dumps(kinds),
         }
         tmp = self.path.with_suffix(f".tmp{os.getpid()}")
         try:
             save_file(tensors, str(tmp), metadata=meta)
             os.replace(tmp, self.path)
+            self.rows = self._rows(kinds)  # from the file from now on, as a warm start would
         except Exception:  # noqa: BLE001 - OSError or safetensors' own: only costs a repack
             log.warning("could not write the int4 cache %s", self.path, exc_info=True)
             tmp.unlink(missing_ok=True)
@@ -257,7 +302,7 @@ class Proj:
         dtype = torch.bfloat16 if bf16 else torch.float32
         k = self.dense[0][0].shape[1]
         if self.q8:
-            weight = native.dequantize_q8(self.packed, sum(self.sizes), k, dtype)
+            weight = self.kernel.dequantize_q8(self.packed, sum(self.sizes), k, dtype)
         else:
             weight = self.kernel.dequantize(self.packed, sum(self.sizes), k, dtype)
         return [

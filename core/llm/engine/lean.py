@@ -26,7 +26,9 @@ as 8-bit codes with their fp16 scales (`native.pack_q8`, q8_int16.c); Q6_K to th
 8-bit groups; or, with `requantize`, all of them to the nearest 4-bit groups. The errors are
 logged per type; matrices that were float in the source stay dense.
 The LM head (the Q8_0 tied embedding) gets a nearest-4-bit approximation that only picks
-candidates: each row's top EXACT_TOP logits are recomputed from the dense weights. Decode
+candidates: each row's top EXACT_TOP logits are recomputed exactly, from the rows of the
+head's own GGUF blocks (`core.llm.engine.rows`, as are embedding lookups: the mmapped fp32
+tables are never touched, so they never become resident). Decode
 reads ~85 MB of weights per step instead of ~540 MB. Prompts are compute-bound, so on
 AVX512-BF16 their matmuls run in bf16 (~2.5x fp32) on per-layer copies made once per prefill
 pass (made from the packing, so the mmapped fp32 tensors are never read after packing and
@@ -46,6 +48,8 @@ import torch.nn.functional as F
 from core.llm.engine import native
 from core.llm.engine.blocks import FLOAT_TYPES, Q8_TYPES, Source, q4k_groups, q8_groups
 from core.llm.engine.int4 import INT4_MAX_ROWS, Error, PackCache, Proj
+from core.llm.engine.memory import release_freed_memory
+from core.llm.engine.rows import Rows
 
 __all__ = ["LeanLlama", "lean_unsupported"]
 
@@ -139,6 +143,18 @@ def _pack(
     return packed, note, requantized
 
 
+def _rows(model: Any, source: Source) -> dict[str, Rows]:
+    """The embedding and the LM head as their GGUF blocks, where those rebuild them exactly
+    (`core.llm.engine.rows`); a tied LM head shares the embedding's."""
+    embed, head = model.model.embed_tokens.weight, model.lm_head.weight
+    rows = {"embed": Rows.from_source(source, "model.embed_tokens", embed)}
+    if head.data_ptr() == embed.data_ptr() and head.shape == embed.shape:
+        rows["lm_head"] = rows["embed"]
+    else:
+        rows["lm_head"] = Rows.from_source(source, "lm_head", head)
+    return {name: table for name, table in rows.items() if table is not None}
+
+
 def _pack_q4k(names: list[str], mods: list[Any], source: Source, error: Error) -> Any:
     """Q4_K matrices packed from their GGUF blocks: each sub-block of 32 is already 4-bit
     codes with a scale and an offset; None unless the blocks rebuild the loaded weights."""
@@ -190,6 +206,7 @@ class LeanLlama:
         5x faster decode, but it did not pass the quality gate reliably)."""
         with torch.no_grad():
             self._build(model, weights, cache_dir, isa, requantize)
+        release_freed_memory()  # what packing (or reading its cache) freed
 
     def _build(
         self, model: Any, weights: str, cache_dir: str | None, isa: str | None, requantize: bool
@@ -219,6 +236,7 @@ class LeanLlama:
             groups[f"{name}.down"] = [mlp.down_proj]
         packed: dict[str, Any] = {}
         inexact: list[str] = []  # re-quantized groups: prompts keep their dense weights
+        rows: dict[str, Rows] = {}  # embedding / LM head rows read from GGUF blocks
         if weights == "int4":  # the packing only serves native kernels (see native/isa.py)
             choice = native.choose(isa)  # a forced variant this CPU cannot run raises here
             self.kernels = f"none: {choice.describe()}"
@@ -236,11 +254,14 @@ class LeanLlama:
                 quantized = any(pair is not None for pair in packed.values())
                 if quantized:
                     packed["lm_head"] = Proj.pack([model.lm_head], approx=True)
+                    rows = _rows(model, source)
                 if store and quantized:
-                    store.save(packed, self.requantized, inexact)
+                    store.save(packed, self.requantized, inexact, rows)
+                    rows = store.rows or rows  # read from the cache file once it is written
             else:
                 packed, self.requantized = loaded, store.note if store else ""
                 inexact = store.inexact if store else []
+                rows = store.rows if store else {}
         kernel = None
         if any(p is not None for p in packed.values()):
             kernel = native.load(cache_dir, isa)
@@ -262,6 +283,9 @@ class LeanLlama:
             for name, _, _, block in blocks
         ]
         self.lm_head = projs["lm_head"]
+        # only with the native kernels: the rows serve the packed path (`rows.py`)
+        self._embed_rows = rows.get("embed") if kernel is not None else None
+        self._head_rows = rows.get("lm_head") if self.lm_head.packed is not None else None
         self.native = self._native_layers(kernel, config)
         count = sum(projs[name].packed is not None for name in groups if name != "lm_head")
         q8 = sum(projs[name].q8 for name in groups if name != "lm_head")
@@ -337,7 +361,9 @@ class LeanLlama:
 
     def _mlp(self, layer: _Layer, x: torch.Tensor, gate_up_w=None, down_w=None) -> torch.Tensor:
         gate, up = layer.gate_up(x, gate_up_w)
-        return layer.down(F.silu(gate) * up, down_w)[0]
+        # in place: the same arithmetic without two more [T, intermediate] fp32 temporaries
+        # (40 MB for a 1,000-token prompt on Qwen2.5-0.5B, the peak of a long prefill)
+        return layer.down(F.silu(gate, inplace=True).mul_(up), down_w)[0]
 
     def _split(self, qkv: list[torch.Tensor], batch: int, length: int):
         """q [B, H, T, D], k and v [B, KV, T, D] from the projections [B, T, ...]."""
@@ -358,13 +384,14 @@ class LeanLlama:
         """`prefill` for several prompts in one pass over the layers: each layer's weights
         are read (and in int4 mode converted to bf16) once for all the prompts, which are
         then run one at a time, so their activations stay in cache."""
-        hidden = [F.embedding(torch.tensor([ids]), self.embed) for ids in prompts]  # [1, T, H]
+        hidden = [self._embed(torch.tensor([ids])) for ids in prompts]  # [1, T, H]
         ropes = []
         for x in hidden:
             cos, sin = self.rotary(x, torch.arange(x.shape[1]).unsqueeze(0))
             ropes.append((cos.unsqueeze(1), sin.unsqueeze(1)))
         kv: list[list[KV]] = [[] for _ in prompts]
         for layer in self.layers:
+            # the last layer's weights were dropped at the end of its turn: one layer's at a time
             qkv_w, o_w = layer.qkv.prompt_weights(), layer.o.prompt_weights()
             gate_up_w, down_w = layer.gate_up.prompt_weights(), layer.down.prompt_weights()
             for i, x in enumerate(hidden):
@@ -372,7 +399,10 @@ class LeanLlama:
                 q, k, v = self._split(layer.qkv(self._rms(x, layer.ln1), qkv_w), 1, n)
                 cos, sin = ropes[i]
                 q, k = self._rope(q, cos, sin), self._rope(k, cos, sin)
-                kv[i].append((k, v))
+                # kept as the batch cache stores them (fp16 for the native layers): half the
+                # memory while a group of prompts waits to join, same values once copied in
+                dt = self.cache_dtype or k.dtype
+                kv[i].append((k.to(dt), v.to(dt)))
                 a = F.scaled_dot_product_attention(
                     q,
                     k,
@@ -383,8 +413,10 @@ class LeanLlama:
                 )
                 x = x + layer.o(a.transpose(1, 2).reshape(1, n, -1), o_w)[0]
                 hidden[i] = x + self._mlp(layer, self._rms(x, layer.ln2), gate_up_w, down_w)
+            del qkv_w, o_w, gate_up_w, down_w
         last = torch.cat([self._rms(x[:, -1], self.norm) for x in hidden])  # [P, H]
         logits = self._logits(last)
+        release_freed_memory()  # the pass's weights and activations, kept by malloc otherwise
         return [(logits[i], rows) for i, rows in enumerate(kv)]
 
     def decode(self, tokens: list[int], kv: Any) -> torch.Tensor:
@@ -393,7 +425,7 @@ class LeanLlama:
         if self.native is not None and kv.dtype == torch.float16:
             return self._decode_native(tokens, kv)
         b = len(tokens)
-        x = F.embedding(torch.tensor(tokens), self.embed).unsqueeze(1)  # [B, 1, hidden]
+        x = self._embed(torch.tensor(tokens)).unsqueeze(1)  # [B, 1, hidden]
         positions = torch.tensor(kv.real_lengths).unsqueeze(1)
         cos, sin = self.rotary(x, positions)  # [B, 1, D]
         # RoPE on the q and k heads at once, with rotate_half(x) * sin written as the two
@@ -425,7 +457,7 @@ class LeanLlama:
 
     def _decode_native(self, tokens: list[int], kv: Any) -> torch.Tensor:
         assert self.native is not None
-        x = F.embedding(torch.tensor(tokens), self.embed)  # [B, hidden], updated in place
+        x = self._embed(torch.tensor(tokens))  # [B, hidden], updated in place
         positions = torch.tensor(kv.real_lengths).unsqueeze(1)
         cos, sin = self.rotary(x.unsqueeze(1), positions)  # [B, 1, D]
         cos, sin = cos[:, 0].contiguous(), sin[:, 0].contiguous()
@@ -438,6 +470,13 @@ class LeanLlama:
             )
         return self._logits(self._rms(x, self.norm))
 
+    def _embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """Embedding rows [*ids.shape, hidden], from GGUF blocks where the packing kept them
+        (bit-identical; the fp32 table's pages are never touched)."""
+        if self._embed_rows is not None:
+            return self._embed_rows(ids)
+        return F.embedding(ids, self.embed)
+
     def _logits(self, h: torch.Tensor) -> torch.Tensor:
         """LM head [B, V]. A packed head is a 4-bit approximation (logits off by up to ~3
         here): it only picks each row's top EXACT_TOP candidates, whose logits are then
@@ -448,7 +487,8 @@ class LeanLlama:
             return logits
         weight, bias = self.lm_head.dense[0]
         top = logits.topk(EXACT_TOP, dim=-1).indices  # [B, k]
-        exact = torch.einsum("bd,bkd->bk", h, weight[top])
+        rows = weight[top] if self._head_rows is None else self._head_rows(top)
+        exact = torch.einsum("bd,bkd->bk", h, rows)
         if bias is not None:
             exact = exact + bias[top]
         return logits.scatter_(-1, top, exact)

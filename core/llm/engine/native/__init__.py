@@ -129,6 +129,9 @@ class Kernels:
         self._dequant = lib.guru_q4_dequant
         self._dequant.argtypes = [_ptr, _i64, _i64, _ptr, ctypes.c_int, ctypes.c_int]
         self._dequant.restype = None
+        self._dequant_q8 = lib.guru_q8_dequant
+        self._dequant_q8.argtypes = self._dequant.argtypes
+        self._dequant_q8.restype = None
         self._attend = lib.guru_attend_f16
         self._attend.argtypes = [
             _ptr,
@@ -206,6 +209,20 @@ class Kernels:
         out = torch.empty((n, k), dtype=dtype)
         bf16 = int(dtype == torch.bfloat16)
         self._dequant(packed.data_ptr(), n, k, out.data_ptr(), bf16, torch.get_num_threads())
+        return out
+
+    def dequantize_q8(
+        self, packed: torch.Tensor, n: int, k: int, dtype: torch.dtype = torch.float32
+    ) -> torch.Tensor:
+        """W [n, k] (fp32, or rounded to bf16) from its `pack_q8` packing: what
+        `layout.dequantize_q8` gives, without its fp32 temporaries (4x the output)."""
+        if dtype not in (torch.float32, torch.bfloat16) or k % GROUP or n % BLOCK_ROWS:
+            raise ValueError(f"dequantize makes fp32 or bf16 [{n}, {k}] from a packing")
+        if packed.numel() != n // BLOCK_ROWS * k // GROUP * Q8_GROUP_BYTES:
+            raise ValueError(f"q8-packed weights do not match a [{n}, {k}] matrix")
+        out = torch.empty((n, k), dtype=dtype)
+        bf16 = int(dtype == torch.bfloat16)
+        self._dequant_q8(packed.data_ptr(), n, k, out.data_ptr(), bf16, torch.get_num_threads())
         return out
 
     def decode_layer(

@@ -49,3 +49,33 @@ void guru_q4_dequant(const uint8_t *w, int64_t n, int64_t k, void *out, int bf16
         }
     }
 }
+
+#define Q8_GROUP_BYTES (512 + 32)
+
+/* The 8-bit packing (q8_int16.c's layout) back to dense weights, as guru_q4_dequant:
+ * out [n, k] = d * q per group of 32 (exact in fp32: an fp16 scale times an int8 code), as
+ * fp32 or rounded to bf16. Replaces three torch passes (codes, fp32 product, bf16 copy)
+ * whose fp32 temporaries were ~4x the output: the peak memory of a prompt's layer. */
+void guru_q8_dequant(const uint8_t *w, int64_t n, int64_t k, void *out, int bf16, int threads) {
+    const int64_t groups = k / GROUP, blocks = n / BLOCK_ROWS;
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
+    for (int64_t b = 0; b < blocks; b++) {
+        for (int64_t g = 0; g < groups; g++) {
+            const uint8_t *p = w + (b * groups + g) * Q8_GROUP_BYTES;
+            const uint16_t *ds = (const uint16_t *)(p + 512);
+            for (int i = 0; i < BLOCK_ROWS; i++) {
+                const float d = _cvtsh_ss(ds[i]);
+                float row[GROUP];
+                /* column 2c + e: chunk c, byte 2i + e */
+                for (int c = 0; c < GROUP / 2; c++)
+                    for (int e = 0; e < 2; e++)
+                        row[2 * c + e] = d * (float)(int8_t)p[32 * c + 2 * i + e];
+                const int64_t at = (b * BLOCK_ROWS + i) * k + g * GROUP;
+                if (bf16)
+                    for (int j = 0; j < GROUP; j++) ((uint16_t *)out)[at + j] = round_bf16(row[j]);
+                else
+                    memcpy((float *)out + at, row, sizeof row);
+            }
+        }
+    }
+}
