@@ -104,3 +104,24 @@ def test_variants_get_their_own_results_file(tmp_path) -> None:
     )
     assert now.name == "pal-qwen2.5-coder-0.5b.jsonl"
     assert before.name == "pal-qwen2.5-coder-0.5b-v1-noreject.jsonl"
+
+
+def test_report_counts_only_the_selected_subset() -> None:
+    """One JSONL holds rows of several subsets (tune on 50-99, report on 0-49): the table of a
+    subset counts its problems only."""
+    rows = [row("a", "pal", True), row("b", "pal", False), row("c", "pal", True)]
+    assert report(rows, ["pal"], ids={"b"})["methods"]["pal"]["correct_common"] == 0
+    assert report(rows, ["pal"], ids={"a", "c"})["methods"]["pal"]["correct_common"] == 2
+    assert report(rows, ["pal"])["methods"]["pal"]["n_common"] == 3
+
+
+def test_start_and_limit_select_a_stable_slice() -> None:
+    import argparse
+
+    from bench.pal import _problems, add_arguments
+    from bench.pal_data import arithmetic_problems
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--data", "arithmetic", "--start", "4", "--limit", "3"])
+    assert [p.id for p in _problems(args)] == [p.id for p in arithmetic_problems()[4:7]]
