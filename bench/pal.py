@@ -170,6 +170,20 @@ def _literal_stats(rows: list[dict[str, Any]], questions: dict[str, str]) -> dic
     }
 
 
+def _greedy_correct(row: dict[str, Any]) -> bool:
+    """Whether sample 0 of a pal_sc<k> row (the greedy program, as it first ran: no resample,
+    no repair, no vote) returned the gold answer: PAL greedy at no extra cost."""
+    from core.pal.vote import numbers_match
+
+    first = next((a for a in row.get("attempts", []) if a.get("round") == "sample"), None)
+    if first is None or first.get("status") != "ok" or first.get("answer") is None:
+        return False
+    try:
+        return numbers_match(float(first["answer"]), row["gold"])
+    except (TypeError, ValueError):
+        return False
+
+
 def report(
     rows: list[dict[str, Any]],
     methods: list[str],
@@ -198,6 +212,8 @@ def report(
         }
         if method.startswith("pal"):
             table[method].update(_literal_stats(shared, questions or {}))
+        if method.startswith("pal_sc"):
+            table[method]["greedy_correct_common"] = sum(_greedy_correct(r) for r in shared)
     batched = sum(1 for r in rows if r.get("batched") and r["method"] in done)
     return {"problems_all_methods": len(common), "batched_rows": batched, "methods": table}
 
@@ -227,6 +243,12 @@ def _print_table(summary: dict[str, Any], spec: str, path: Path, data: str, subs
             f"{literal:>11} {accepted:>8} {row['mean_s'] or 0:>7} {row['median_s'] or 0:>8}"
             f"  ({row['n_done']} done, {done})"
         )
+    for method, row in summary["methods"].items():
+        if "greedy_correct_common" in row:
+            print(
+                f"{method}'s greedy sample alone (sample 0 as first run, no repair, no vote): "
+                f"{row['greedy_correct_common']}/{row['n_common']}"
+            )
     print(
         "literal: first programs whose arithmetic was done outside Python (a literal return, or "
         "a number worked out in a comment) / first programs; accepted: answers from such a one"

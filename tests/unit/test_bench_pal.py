@@ -125,3 +125,30 @@ def test_start_and_limit_select_a_stable_slice() -> None:
     add_arguments(parser)
     args = parser.parse_args(["--data", "arithmetic", "--start", "4", "--limit", "3"])
     assert [p.id for p in _problems(args)] == [p.id for p in arithmetic_problems()[4:7]]
+
+
+def test_report_scores_the_greedy_sample_of_self_consistency() -> None:
+    """Sample 0 of pal_sc<k> is the greedy program: scored alone (as first run) it is PAL
+    greedy without a second run; a vote the greedy program lost still counts as a greedy miss."""
+    rows = [
+        {
+            **row("a", "pal_sc3", True),
+            "gold": 396,
+            "attempts": [
+                attempt(COMPUTED_CODE, answer="391"),
+                attempt(COMPUTED_CODE, answer="396"),
+            ],
+        },
+        {
+            **row("b", "pal_sc3", True),
+            "gold": 396,
+            "attempts": [attempt(COMPUTED_CODE, answer="396.0"), attempt(COMPUTED_CODE)],
+        },
+        {
+            **row("c", "pal_sc3", False),
+            "gold": 7,
+            "attempts": [attempt(LITERAL_CODE, status="literal", answer=None)],
+        },
+    ]
+    table = report(rows, ["pal_sc3"])["methods"]["pal_sc3"]
+    assert table["correct_common"] == 2 and table["greedy_correct_common"] == 1
