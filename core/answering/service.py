@@ -216,7 +216,14 @@ class Answers:
         turns = [(t.question, t.answer) for t in history]
         # the prompt for the loaded model's family (core.rag.answer.model_family)
         family = model_family((await self.services.ensure_llm()).stats().model)
-        messages = build_messages(asked, grounding, turns, few_shot=self.few_shot, family=family)
+        messages = build_messages(
+            asked,
+            grounding,
+            turns,
+            few_shot=self.few_shot,
+            family=family,
+            explain=kind == "explain",
+        )
         extra = {"request_id": request_id} if request_id else {}
         if kind == "explain":
             return Request(

@@ -19,7 +19,13 @@ from core.config._vars import (
     threads_auto,
 )
 
-__all__ = ["ModelSettings"]
+__all__ = ["ModelSettings", "DEFAULT_MODEL"]
+
+# The most correct preset within /ask's latency target on a 2-core CPU (bench/answer_eval:
+# Qwen2.5-Coder-0.5B states the fact as often as SmolLM2-135M on Emberfall with a sixth of the
+# confident errors, six times as often on git-doc; p50 3.1 s on the native kernels).
+# SmolLM2-135M stays the bundled model of the tests and the choice for hosts under ~2 GB RAM.
+DEFAULT_MODEL = "qwen2.5-coder-0.5b"
 
 
 @dataclass(frozen=True)
@@ -27,7 +33,7 @@ class ModelSettings:
     """The model: which one, where it runs, how the engine batches and samples."""
 
     model: str = field(
-        default="smollm2-135m",
+        default=DEFAULT_MODEL,
         metadata=env(
             "GURU_MODEL",
             "Chat model: a preset (`guru models list`), a HF-format directory or a `.gguf` file.",

@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.config._model import DEFAULT_MODEL
 from core.errors import InvalidInput
 
 __all__ = ["LoraJobSpec", "TrainResult", "Progress", "ALL_LINEAR"]
@@ -24,7 +25,7 @@ class LoraJobSpec:
     """One LoRA/QLoRA run. Paths are filled in by the worker; the rest has sensible defaults."""
 
     # ---- data and places
-    model: str = "smollm2-135m"  # preset, HF directory or .gguf (as GURU_MODEL)
+    model: str = DEFAULT_MODEL  # preset, HF directory or .gguf (as GURU_MODEL)
     data_dir: str = ""  # GURU_DATA_DIR, to find presets' converted weights
     train_path: str = ""  # JSONL of pairs (core.tuning.data.write_jsonl)
     eval_path: str = ""  # may be empty: then eval loss is measured on the train set

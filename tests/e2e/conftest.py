@@ -24,7 +24,7 @@ from core.llm.engine.engine import Engine
 from core.rag.types import ParsedDocument, Section
 from core.services import Services
 from tests.e2e.emulator import Emulator, Interaction
-from tests.fixtures.models import make_babbling_llama
+from tests.fixtures.models import BUNDLED, make_babbling_llama
 
 # The tiny Llama uses rotary positions, so it runs past its nominal 512-token window; a longer
 # window lets one answer stream for a few seconds (≈ 2.5 ms a token) to exercise throttled edits.
@@ -56,7 +56,8 @@ async def e2e_services(
         context_tokens=TINY_CONTEXT,
         max_queue=128,
         max_queue_per_guild=32,
-        calc_model="smollm2-135m",  # = the core model: /calc runs on the tiny engine too
+        model=BUNDLED,
+        calc_model=BUNDLED,  # = the core model: /calc runs on the tiny engine too
         sources_allow_private=True,  # /docs add url syncs the tests' site on 127.0.0.1
     )
     # a tiny model that talks (fixtures/models.py): its answers pass the answering path's checks

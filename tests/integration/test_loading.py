@@ -138,3 +138,21 @@ def test_cuda_on_cpu(model_settings: Settings) -> None:
     settings = Settings(data_dir=model_settings.data_dir, device="cuda")
     with pytest.raises(ModelLoadError, match="GURU_DEVICE=cuda, but no CUDA GPU was found"):
         load_model("smollm2-135m", settings)
+
+
+def test_install_warms_the_engine_so_the_first_question_pays_nothing(
+    bundled_model: LoadedModel, model_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from core.cli.models import install_model
+    from core.llm.engine import native
+
+    args = argparse.Namespace(name="smollm2-135m", no_warm=False)
+    assert install_model(args, model_settings) == 0
+    out = capsys.readouterr().out
+    (kernels,) = [line for line in out.splitlines() if line.strip().startswith("kernels")]
+    assert "prepared in" in kernels
+    if native.unsupported(model_settings.engine_isa) is None:
+        # the packing is cached beside the weights, for the next process to read
+        assert (Path(bundled_model.path) / "guru-lean-int4.safetensors").is_file()

@@ -23,6 +23,7 @@ from core.llm.http import serving as serving_module
 from core.llm.http.remote import RemoteBackend
 from core.llm.http.server import RunningServer, create_app, start_server
 from core.llm.types import Request, user
+from tests.fixtures.models import BUNDLED
 from tests.fixtures.paths import REPO
 
 PROMPTS = ["hello there", "what is 2+2? explain in detail please", "a"]
@@ -352,7 +353,9 @@ async def test_bundled_model_answers_through_the_wire(bundled_model):
 async def test_guru_serve_subprocess_answers_and_stops_on_sigterm(test_data_dir, tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GURU_")}
-    env.update(GURU_DATA_DIR=str(test_data_dir), GURU_THREADS="1", GURU_DEVICE="cpu")
+    env.update(
+        GURU_DATA_DIR=str(test_data_dir), GURU_THREADS="1", GURU_DEVICE="cpu", GURU_MODEL=BUNDLED
+    )
     log_path = tmp_path / "serve.log"
     with open(log_path, "wb") as log_file:
         proc = await asyncio.create_subprocess_exec(
@@ -383,7 +386,7 @@ async def test_guru_serve_subprocess_answers_and_stops_on_sigterm(test_data_dir,
             Request(user("What is the capital of France?"), max_new_tokens=24)
         )
         assert "Paris" in answer.text
-        assert remote.stats().model == "smollm2-135m"
+        assert remote.stats().model == BUNDLED
         # Eight long answers decoded together take longer than the server's shutdown grace
         # (one alone now finishes inside it on this CPU).
         companions = [

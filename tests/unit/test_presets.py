@@ -219,9 +219,20 @@ def test_models_list_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     args = _parse(["models", "list"])
     args.handler(args, Settings(data_dir=str(tmp_path)))
     out = capsys.readouterr().out
-    assert "* smollm2-135m" in out and "qwen2.5-coder-1.5b" in out
+    assert "* qwen2.5-coder-0.5b" in out and "qwen2.5-coder-1.5b" in out
 
 
 def test_models_install_parses_name() -> None:
     args = _parse(["models", "install", "qwen2.5-coder-0.5b"])
     assert args.name == "qwen2.5-coder-0.5b" and args.handler is models_cli.install_model
+
+
+def test_models_install_without_a_name_takes_guru_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = _parse(["models", "install"])
+    assert args.name is None
+    # a .gguf or directory in GURU_MODEL has nothing to download: said, and no error
+    settings = Settings(data_dir=str(tmp_path), model=str(tmp_path / "own.gguf"))
+    assert args.handler(args, settings) == 0
+    assert "is not a preset: nothing to install" in capsys.readouterr().out

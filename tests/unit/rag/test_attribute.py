@@ -7,7 +7,13 @@ import pytest
 
 from core.answering import PreparedAnswer
 from core.llm.types import Message, Request
-from core.rag.answer import QWEN2_PROMPT, SYSTEM_PROMPT, build_messages, model_family
+from core.rag.answer import (
+    QWEN2_EXPLAIN_PROMPT,
+    QWEN2_PROMPT,
+    SYSTEM_PROMPT,
+    build_messages,
+    model_family,
+)
 from core.rag.attribute import LEAD_CHARS, Lead, attribute, passage_sentences
 from core.rag.grounding import Grounding
 from core.rag.types import Source
@@ -140,3 +146,8 @@ def test_the_prompt_follows_the_loaded_models_family() -> None:
     qwen = build_messages("how much is a clan", GROUNDING, family="qwen2")
     assert qwen[0].content == QWEN2_PROMPT
     assert build_messages("q", GROUNDING, family="llama")[0].content == SYSTEM_PROMPT
+    # /explain has its own rules on Qwen (concept notes, not a server's settings); others
+    # keep the family's /ask prompt
+    explained = build_messages("what is attention", GROUNDING, family="qwen2", explain=True)
+    assert explained[0].content == QWEN2_EXPLAIN_PROMPT != QWEN2_PROMPT
+    assert build_messages("q", GROUNDING, family="llama", explain=True)[0].content == SYSTEM_PROMPT
