@@ -36,7 +36,14 @@ DEFAULT_METHODS = "direct,cot,pal,pal_sc5"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--limit", type=int, default=100, help="first N problems (default 100)")
+    parser.add_argument("--limit", type=int, default=100, help="N problems (default 100)")
+    parser.add_argument(
+        "--start",
+        type=int,
+        default=0,
+        help="index of the first problem (default 0): `--start 50 --limit 50` = problems 50-99, "
+        "so prompts can be tuned on one subset and reported on another",
+    )
     parser.add_argument(
         "--data",
         choices=("gsm8k", "arithmetic"),
@@ -68,6 +75,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="accept programs that return a literal (the 'before' of issue #17)",
     )
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="sampling temperature of pal_sc<k> (default: /calc's, GURU_TEMPERATURE or 0.7)",
+    )
     parser.add_argument("--report", action="store_true", help="only print the table from the JSONL")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -83,6 +96,8 @@ def _variant(args: argparse.Namespace) -> str:
     parts = [] if args.prompt == "v2" else [args.prompt]
     if not args.reject_literals:
         parts.append("noreject")
+    if args.temperature is not None:
+        parts.append(f"t{args.temperature:g}")
     if args.data != "gsm8k":
         parts.insert(0, args.data)
     return "".join(f"-{p}" for p in parts)
@@ -155,11 +170,31 @@ def _literal_stats(rows: list[dict[str, Any]], questions: dict[str, str]) -> dic
     }
 
 
+def _greedy_correct(row: dict[str, Any]) -> bool:
+    """Whether sample 0 of a pal_sc<k> row (the greedy program, as it first ran: no resample,
+    no repair, no vote) returned the gold answer: PAL greedy at no extra cost."""
+    from core.pal.vote import numbers_match
+
+    first = next((a for a in row.get("attempts", []) if a.get("round") == "sample"), None)
+    if first is None or first.get("status") != "ok" or first.get("answer") is None:
+        return False
+    try:
+        return numbers_match(float(first["answer"]), row["gold"])
+    except (TypeError, ValueError):
+        return False
+
+
 def report(
-    rows: list[dict[str, Any]], methods: list[str], questions: dict[str, str] | None = None
+    rows: list[dict[str, Any]],
+    methods: list[str],
+    questions: dict[str, str] | None = None,
+    ids: set[str] | None = None,
 ) -> dict[str, Any]:
     """Per method: accuracy on the problems every method finished, mean/median seconds, and
-    (PAL methods) the literal-return counts on those problems."""
+    (PAL methods) the literal-return counts on those problems. `ids`: only these problems
+    (the selected subset; the JSONL may hold rows of others)."""
+    if ids is not None:
+        rows = [r for r in rows if r["id"] in ids]
     done = {m: {r["id"]: r for r in rows if r["method"] == m} for m in methods}
     common = set.intersection(*(set(d) for d in done.values())) if done else set()
     table = {}
@@ -177,14 +212,16 @@ def report(
         }
         if method.startswith("pal"):
             table[method].update(_literal_stats(shared, questions or {}))
+        if method.startswith("pal_sc"):
+            table[method]["greedy_correct_common"] = sum(_greedy_correct(r) for r in shared)
     batched = sum(1 for r in rows if r.get("batched") and r["method"] in done)
     return {"problems_all_methods": len(common), "batched_rows": batched, "methods": table}
 
 
-def _print_table(summary: dict[str, Any], spec: str, path: Path, data: str) -> None:
+def _print_table(summary: dict[str, Any], spec: str, path: Path, data: str, subset: str) -> None:
     from bench.pal_data import ARITHMETIC, DATASET
 
-    print(f"model: {spec}   data: {ARITHMETIC if data == 'arithmetic' else DATASET}")
+    print(f"model: {spec}   data: {ARITHMETIC if data == 'arithmetic' else DATASET}, {subset}")
     print(f"results: {path}   problems done by every method: {summary['problems_all_methods']}")
     if summary.get("batched_rows"):
         print(
@@ -206,6 +243,12 @@ def _print_table(summary: dict[str, Any], spec: str, path: Path, data: str) -> N
             f"{literal:>11} {accepted:>8} {row['mean_s'] or 0:>7} {row['median_s'] or 0:>8}"
             f"  ({row['n_done']} done, {done})"
         )
+    for method, row in summary["methods"].items():
+        if "greedy_correct_common" in row:
+            print(
+                f"{method}'s greedy sample alone (sample 0 as first run, no repair, no vote): "
+                f"{row['greedy_correct_common']}/{row['n_common']}"
+            )
     print(
         "literal: first programs whose arithmetic was done outside Python (a literal return, or "
         "a number worked out in a comment) / first programs; accepted: answers from such a one"
@@ -224,6 +267,14 @@ def _questions() -> dict[str, str]:
         return questions
 
 
+def _problems(args: argparse.Namespace) -> list[Any]:
+    """The selected subset: problems start .. start + limit - 1, in file order."""
+    from bench.pal_data import arithmetic_problems, load_problems
+
+    load = arithmetic_problems if args.data == "arithmetic" else load_problems
+    return load()[args.start : args.start + args.limit]
+
+
 def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
@@ -231,7 +282,6 @@ def _percent(value: float | None) -> str:
 async def _run(
     args: argparse.Namespace, settings: Settings, spec: str, path: Path, methods: list[str]
 ) -> None:
-    from bench.pal_data import arithmetic_problems, load_problems
     from bench.pal_methods import run_method
     from core.llm.engine.engine import Engine
     from core.llm.models.loading import load_model
@@ -239,8 +289,7 @@ async def _run(
     from core.pal.vote import numbers_match
     from core.sandbox import Sandbox
 
-    load = arithmetic_problems if args.data == "arithmetic" else load_problems
-    problems = load(args.limit)
+    problems = _problems(args)
     finished = {(r["id"], r["method"]) for r in _read(path)}
     todo = [(p, m) for p in problems for m in methods if (p.id, m) not in finished]
     log.info("%d of %d (problem, method) pairs to run", len(todo), len(problems) * len(methods))
@@ -250,10 +299,14 @@ async def _run(
     loaded = await asyncio.to_thread(load_model, spec, settings)
     llm = Engine.from_settings(loaded, settings)
     sandbox = Sandbox.from_settings(settings, pool_size=2)
+    temperature = args.temperature
+    if temperature is None:  # /calc's own choice (core/services.py)
+        temperature = settings.temperature or 0.7
     solver = PalSolver(
         llm,
         sandbox,
         timeout_s=settings.sandbox_timeout_s,
+        temperature=temperature,
         seed=1234,
         reject_literals=args.reject_literals,
         prompt=_prompt(args.prompt),
@@ -309,11 +362,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     path = _results_path(args, settings, spec)
     if not args.report:
         asyncio.run(_run(args, settings, spec, path, methods))
-    summary = report(_read(path), methods, _questions())
+    problems = _problems(args)
+    summary = report(_read(path), methods, _questions(), {p.id for p in problems})
+    subset = f"problems {args.start}-{args.start + len(problems) - 1}"
     if args.json:
-        print(json.dumps({"model": spec, "results": str(path), **summary}, indent=2))
+        print(
+            json.dumps({"model": spec, "results": str(path), "subset": subset, **summary}, indent=2)
+        )
     else:
-        _print_table(summary, spec, path, args.data)
+        _print_table(summary, spec, path, args.data, subset)
     return 0
 
 

@@ -105,14 +105,17 @@ class PalSolver:
     async def sample_replies(
         self, problem: str, samples: int | None = None, *, guild_id: int | None = None
     ) -> list[str]:
-        """k replies to the PAL prompt (greedy when k == 1), requested concurrently."""
+        """k replies to the PAL prompt, requested concurrently: the greedy one, then k - 1
+        sampled ones (seeded)."""
         k = self.samples if samples is None else samples
         if not 1 <= k <= MAX_SAMPLES:
             raise InvalidInput(f"--samples must be between 1 and {MAX_SAMPLES}.")
         messages = pal_messages(check_problem(problem), self.prompt)
+        # Sample 0 is greedy: a small model's greedy program is its single best guess, so it
+        # votes too, and (the earliest answer wins a tie) breaks a tie between samples.
         # All k requests are queued at once: the engine admits them into one decode batch.
         replies = await asyncio.gather(
-            *(self.generate(messages, sample=i, sampled=k > 1, guild_id=guild_id) for i in range(k))
+            *(self.generate(messages, sample=i, sampled=i > 0, guild_id=guild_id) for i in range(k))
         )
         return list(replies)
 

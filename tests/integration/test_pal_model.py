@@ -33,7 +33,11 @@ async def test_self_consistency_votes_over_samples(pal_solver: PalSolver) -> Non
     result = await pal_solver.solve(problem, samples=3)
     assert len([a for a in result.attempts if a.round == "sample"]) == 3
     assert sum(result.votes.values()) == sum(a.ok for a in result.attempts if a.round == "sample")
-    assert result.answer == str(expected), result.votes
+    # Sample 0 is the greedy program (right on this problem: test_solves_easy_problems), so the
+    # right answer has a vote; the 0.5B's two samples at T 0.7 may agree on a wrong one
+    # (seen: {'-7': 2, '17': 1}), and then the majority rightly wins.
+    assert result.votes.get(str(expected), 0) >= 1, result.votes
+    assert result.votes[result.answer] == max(result.votes.values()), result.votes
 
 
 async def test_repair_round_fixes_an_injected_crash(pal_solver: PalSolver) -> None:

@@ -104,3 +104,51 @@ def test_variants_get_their_own_results_file(tmp_path) -> None:
     )
     assert now.name == "pal-qwen2.5-coder-0.5b.jsonl"
     assert before.name == "pal-qwen2.5-coder-0.5b-v1-noreject.jsonl"
+
+
+def test_report_counts_only_the_selected_subset() -> None:
+    """One JSONL holds rows of several subsets (tune on 50-99, report on 0-49): the table of a
+    subset counts its problems only."""
+    rows = [row("a", "pal", True), row("b", "pal", False), row("c", "pal", True)]
+    assert report(rows, ["pal"], ids={"b"})["methods"]["pal"]["correct_common"] == 0
+    assert report(rows, ["pal"], ids={"a", "c"})["methods"]["pal"]["correct_common"] == 2
+    assert report(rows, ["pal"])["methods"]["pal"]["n_common"] == 3
+
+
+def test_start_and_limit_select_a_stable_slice() -> None:
+    import argparse
+
+    from bench.pal import _problems, add_arguments
+    from bench.pal_data import arithmetic_problems
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--data", "arithmetic", "--start", "4", "--limit", "3"])
+    assert [p.id for p in _problems(args)] == [p.id for p in arithmetic_problems()[4:7]]
+
+
+def test_report_scores_the_greedy_sample_of_self_consistency() -> None:
+    """Sample 0 of pal_sc<k> is the greedy program: scored alone (as first run) it is PAL
+    greedy without a second run; a vote the greedy program lost still counts as a greedy miss."""
+    rows = [
+        {
+            **row("a", "pal_sc3", True),
+            "gold": 396,
+            "attempts": [
+                attempt(COMPUTED_CODE, answer="391"),
+                attempt(COMPUTED_CODE, answer="396"),
+            ],
+        },
+        {
+            **row("b", "pal_sc3", True),
+            "gold": 396,
+            "attempts": [attempt(COMPUTED_CODE, answer="396.0"), attempt(COMPUTED_CODE)],
+        },
+        {
+            **row("c", "pal_sc3", False),
+            "gold": 7,
+            "attempts": [attempt(LITERAL_CODE, status="literal", answer=None)],
+        },
+    ]
+    table = report(rows, ["pal_sc3"])["methods"]["pal_sc3"]
+    assert table["correct_common"] == 2 and table["greedy_correct_common"] == 1

@@ -136,7 +136,18 @@ async def test_default_samples_come_from_the_solver() -> None:
     pal, llm, _ = solver([COMPUTES] * 3, samples=3)
     result = await pal.solve(PROBLEM)
     assert result.votes == {"396": 3} and len(llm.requests) == 3
-    assert all(r.temperature > 0 for r in llm.requests)
+    greedy, *sampled = llm.requests
+    assert greedy.temperature == 0 and greedy.seed is None
+    assert all(r.temperature > 0 for r in sampled)
+    assert len({r.seed for r in sampled}) == 2
+
+
+async def test_the_greedy_program_breaks_a_tie() -> None:
+    """Sample 0 is the greedy program: with one vote each, its answer wins."""
+    pal, llm, _ = solver([WRONG, COMPUTES, COMPUTES, WRONG], samples=4)
+    result = await pal.solve(PROBLEM)
+    assert result.votes == {"391": 2, "396": 2}
+    assert result.answer == "391" and llm.requests[0].temperature == 0
 
 
 async def test_the_samples_are_requested_together() -> None:

