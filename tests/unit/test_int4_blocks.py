@@ -100,10 +100,12 @@ def test_q8_0_and_q5_0_blocks_pack_exactly_as_8bit_codes(kind):
     assert torch.equal(native.dequantize_q8(pack, ROWS, COLS, torch.float32), w)
 
 
-def test_q6_k_requantizes_to_8bit_groups_within_half_their_step():
-    """Q6_K (64 levels per 16 columns) to the nearest 8-bit groups of 32: within half a step
-    of each group (its max |w| / 127, fp16), ~1/8 of Q6_K's own step."""
-    w = _weights(T.Q6_K)
+@pytest.mark.parametrize("kind", [T.Q6_K, T.Q4_K], ids=lambda k: k.name)
+def test_k_blocks_requantize_to_8bit_groups_within_half_their_step(kind):
+    """Q6_K (64 levels per 16 columns), and Q4_K where it shares a fused group with Q6_K, to
+    the nearest 8-bit groups of 32: within half a step of each group (its max |w| / 127,
+    fp16), ~1/8 of Q6_K's own step."""
+    w = _weights(kind)
     error = Error()
     pack = packed_q8(w, error)
     assert pack is not None

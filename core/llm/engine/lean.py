@@ -56,8 +56,11 @@ __all__ = ["LeanLlama", "lean_unsupported"]
 log = logging.getLogger(__name__)
 
 # GGUF block types that auto re-quantizes to the nearest 8-bit groups (`int4.packed_q8`):
-# Q6_K's error there is ~1/8 of its own step (Qwen2.5's presets: half the down projections)
-Q8_REQUANTIZED = Q8_TYPES | {"Q6_K"}
+# Q6_K's error there is ~1/8 of its own step (Qwen2.5's presets: half the down projections).
+# Q4_K alone packs from its own 4-bit codes; in a fused group with Q6_K (the 1.5B's q/k/v:
+# q, k Q4_K and v Q6_K) the group goes 8-bit, else it stayed dense and its whole decoder
+# layer fell back to per-matrix kernels (14 of the 1.5B's 112 matrices).
+Q8_REQUANTIZED = Q8_TYPES | {"Q6_K", "Q4_K"}
 EXACT_TOP = 32  # with a packed LM head, the best logits per row are recomputed in fp32
 SUPPORTED = ("llama", "qwen2")
 
