@@ -120,7 +120,9 @@ class Services:
             and hasattr(self.llm, "load_adapter")
             and guild_id not in self._synced_guilds
         ):
-            await AdapterListener(self.db.pool, self.llm, self.guild_adapters).sync_guild(guild_id)
+            await AdapterListener(
+                self.db.pool, self.llm, self.guild_adapters, base_model=self.settings.model
+            ).sync_guild(guild_id)
             self._synced_guilds.add(guild_id)
         return self.guild_adapters.adapter_for(guild_id)
 
@@ -168,7 +170,9 @@ class Services:
             return
         if not hasattr(self.llm, "load_adapter"):  # remote backends serve their own adapters
             return
-        self._adapter_listener = AdapterListener(self.db.pool, self.llm, self.guild_adapters)
+        self._adapter_listener = AdapterListener(
+            self.db.pool, self.llm, self.guild_adapters, base_model=self.settings.model
+        )
         self._adapter_listener.start()
         try:  # the first sync loads every guild's active adapter before we report ready
             await asyncio.wait_for(self._adapter_listener.listening.wait(), 60)

@@ -157,7 +157,7 @@ class Tune(commands.GroupCog, group_name="tune", group_description="Tune Guru fo
         assert interaction.guild_id is not None
         await interaction.response.defer(thinking=True, ephemeral=True)
         adapter = await self.adapters.activate(
-            interaction.guild_id, version, actor_id=interaction.user.id
+            interaction.guild_id, version, actor_id=interaction.user.id, serving=self.model
         )
         await interaction.followup.send(
             f"✅ This server now uses adapter v{adapter.version}; "

@@ -228,7 +228,9 @@ async def list_command(args: argparse.Namespace, settings: Settings) -> int:
 
 async def activate_command(args: argparse.Namespace, settings: Settings) -> int:
     async with _db(settings) as db:
-        adapter = await AdapterRepo(db.pool).activate(args.guild, args.version)
+        adapter = await AdapterRepo(db.pool).activate(
+            args.guild, args.version, serving=settings.model
+        )
     print(f"Guild {args.guild} now uses adapter v{adapter.version}.")
     return 0
 

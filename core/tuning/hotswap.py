@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 
 from core.db.pool import Pool
-from core.tuning.registry import ADAPTERS_CHANNEL, Adapter, AdapterRepo
+from core.tuning.registry import ADAPTERS_CHANNEL, Adapter, AdapterRepo, other_base_model
 
 __all__ = ["GuildAdapters", "AdapterListener"]
 
@@ -55,8 +55,10 @@ class AdapterListener:
         *,
         unload_grace_s: float = 2.0,
         retry_s: float = 5.0,
+        base_model: str | None = None,
     ) -> None:
         self.pool, self.engine, self.routes = pool, engine, routes
+        self.base_model = base_model  # GURU_MODEL: adapters of another preset are not loaded
         self.repo = AdapterRepo(pool)
         self.unload_grace_s = unload_grace_s  # requests that read the old name just before a swap
         self.retry_s = retry_s
@@ -124,6 +126,9 @@ class AdapterListener:
             await self._switch(guild_id, adapter)
 
     async def _switch(self, guild_id: int, adapter: Adapter | None) -> None:
+        if adapter is not None and (why := other_base_model(adapter, self.base_model)):
+            log.warning("guild %d serves the base model: its %s", guild_id, why)
+            adapter = None
         old = self.routes.adapter_for(guild_id)
         new = adapter.engine_name if adapter else None
         if new == old:

@@ -23,9 +23,16 @@ from psycopg.types.json import Jsonb
 
 from core.db.audit import record_action
 from core.db.pool import Pool
-from core.errors import NotFound
+from core.errors import InvalidInput, NotFound
 
-__all__ = ["Adapter", "AdapterRepo", "ADAPTERS_CHANNEL", "adapter_dir", "engine_name"]
+__all__ = [
+    "Adapter",
+    "AdapterRepo",
+    "ADAPTERS_CHANNEL",
+    "adapter_dir",
+    "engine_name",
+    "other_base_model",
+]
 
 log = logging.getLogger(__name__)
 ADAPTERS_CHANNEL = "guru_adapters"
@@ -82,6 +89,22 @@ class Adapter:
     @property
     def engine_name(self) -> str:
         return engine_name(self.guild_id, self.version)
+
+
+def other_base_model(adapter: Adapter, serving: str | None) -> str | None:
+    """Why `adapter` cannot serve on the model `serving` (None when it can, or when that is
+    unknown): a LoRA trained on one preset does not fit another's layers (SmolLM2-135M's 576
+    columns are not Qwen2.5's 896), e.g. after GURU_MODEL's default changed. Only preset names
+    are compared: a directory or a .gguf path may be the same weights under another name."""
+    from core.llm.models.presets import PRESETS
+
+    trained = adapter.base_model
+    if serving is None or trained == serving or trained not in PRESETS or serving not in PRESETS:
+        return None
+    return (
+        f"adapter v{adapter.version} was trained on {trained}, but this bot runs {serving}: "
+        "train a new version with /tune start"
+    )
 
 
 class AdapterRepo:
@@ -157,9 +180,18 @@ class AdapterRepo:
     async def all_active(self) -> list[Adapter]:
         return await self._fetch(_ALL_ACTIVE, {})
 
-    async def activate(self, guild_id: int, version: int, actor_id: int | None = None) -> Adapter:
-        """Make `version` the guild's adapter; running bots swap to it on the notification."""
+    async def activate(
+        self,
+        guild_id: int,
+        version: int,
+        actor_id: int | None = None,
+        serving: str | None = None,
+    ) -> Adapter:
+        """Make `version` the guild's adapter; running bots swap to it on the notification.
+        `serving` (GURU_MODEL) refuses a version trained on another preset."""
         adapter = await self.get(guild_id, version)
+        if why := other_base_model(adapter, serving):
+            raise InvalidInput(f"Not activated: {why}.")
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(_LOCK_GUILD, {"guild_id": guild_id})
             await self._switch(conn, guild_id, version, actor_id, "tune.activate")

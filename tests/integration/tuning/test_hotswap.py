@@ -24,7 +24,7 @@ def pool(fresh_pool: Pool) -> Pool:
     return fresh_pool
 
 
-async def _register(pool: Pool, guild: int, adapter_path: str) -> int:
+async def _register(pool: Pool, guild: int, adapter_path: str, base_model: str = "tiny") -> int:
     """Record an adapter version as a finished job would."""
     jobs = JobRepo(pool)
     await jobs.enqueue(
@@ -40,7 +40,7 @@ async def _register(pool: Pool, guild: int, adapter_path: str) -> int:
         source_dir=adapter_path,
         data_dir=str(adapter_path) + "-data",
         method="lora-float32",
-        base_model="tiny",
+        base_model=base_model,
         metrics={},
         progress={},
     )
@@ -160,4 +160,31 @@ async def test_reactivating_during_a_pending_unload_keeps_the_adapter_loaded(
         assert (await engine.complete(request)).finish_reason in ("stop", "length")
     finally:
         await listener.aclose()
+        await engine.aclose()
+
+
+async def test_an_adapter_of_another_preset_is_neither_activated_nor_served(
+    pool, bundled_tokenizer, tmp_path
+):
+    """After GURU_MODEL changes (the default went from SmolLM2 to Qwen2.5), a guild's adapter
+    trained on the old preset does not fit the new one's layers: activating it is refused
+    with the reason, and one already active is not loaded; that guild gets the base model."""
+    from core.errors import InvalidInput
+
+    tiny = make_tiny_llama(bundled_tokenizer, seed=9)
+    path = make_adapter(tiny.model.config, tmp_path / "old", seed=1)
+    await _register(pool, GUILD_A, path, base_model="smollm2-135m")
+    repo = AdapterRepo(pool)
+    with pytest.raises(InvalidInput, match="trained on smollm2-135m, but this bot runs qwen2"):
+        await repo.activate(GUILD_A, 1, serving="qwen2.5-coder-0.5b")
+    assert await repo.active(GUILD_A) is None
+    await repo.activate(GUILD_A, 1, serving="smollm2-135m")  # its own preset: fine
+    engine = Engine(tiny, max_batch=2)
+    routes = GuildAdapters()
+    try:
+        await AdapterListener(pool, engine, routes, base_model="qwen2.5-coder-0.5b").sync_all()
+        assert routes.adapter_for(GUILD_A) is None and engine.adapters.names() == ()
+        await AdapterListener(pool, engine, routes, base_model="smollm2-135m").sync_all()
+        assert routes.adapter_for(GUILD_A) == f"g{GUILD_A}-v1"
+    finally:
         await engine.aclose()
