@@ -42,7 +42,7 @@ from core.guilds import GuildSettings, GuildSettingsRepo
 from core.interactions import Asker, Turn, record_question
 from core.llm.types import Completion, Message, Request
 from core.rag.answer import build_messages, model_family, refusal
-from core.rag.attribute import LeadMode, pick_lead
+from core.rag.attribute import ASK_LEAD_WEIGHTS, EXPLAIN_LEAD_WEIGHTS, LeadMode, pick_lead
 from core.rag.grounding import Grounder, Grounding
 from core.rag.types import CONCEPTS_GUILD_ID, Access, Answer
 
@@ -121,7 +121,8 @@ class Answers:
             )
             lead = None
             if self.lead != "off":  # MiniLM over the sources' sentences: ~0.1-0.3 s on CPU
-                lead = await pick_lead(self.services.embedder, question, grounding)
+                weights = EXPLAIN_LEAD_WEIGHTS if kind == "explain" else ASK_LEAD_WEIGHTS
+                lead = await pick_lead(self.services.embedder, question, grounding, weights)
             prepared = PreparedAnswer(
                 kind, question, guild_id, grounding, None, request, lead=lead, lead_mode=self.lead
             )

@@ -39,6 +39,8 @@ __all__ = [
     "source_evidence",
     "passage_sentences",
     "pick_lead",
+    "ASK_LEAD_WEIGHTS",
+    "EXPLAIN_LEAD_WEIGHTS",
     "supporting_source",
 ]
 
@@ -75,6 +77,11 @@ _SHELL = re.compile(r"(?:^|\s)\$ \S")  # a shell example: "$ git config credenti
 # `lead_scores`: what the question's own words and a stated command/option/number add to the
 # cosine (tuned on bench/answer_eval's tuning half, see `lead_scores`)
 TERM_WEIGHT, FACT_WEIGHT = 0.15, 0.2
+# /explain's notes explain ideas: a sentence with a number there is a worked example, not the
+# answer (q10 "chain of thought vs a python program" quoted "… beating PaLM-540B by about 15
+# percentage points"), so its leads weigh question words only.
+ASK_LEAD_WEIGHTS = (TERM_WEIGHT, FACT_WEIGHT)
+EXPLAIN_LEAD_WEIGHTS = (TERM_WEIGHT, 0.0)
 
 
 class _Encoder(Protocol):
@@ -242,7 +249,12 @@ def _states_fact(sentence: str) -> bool:
     return bool(fact_terms(_MAN_SECTION.sub("", sentence)))
 
 
-async def pick_lead(encoder: _Encoder, question: str, grounding: Grounding) -> Lead | None:
+async def pick_lead(
+    encoder: _Encoder,
+    question: str,
+    grounding: Grounding,
+    weights: tuple[float, float] = (TERM_WEIGHT, FACT_WEIGHT),
+) -> Lead | None:
     """The best sentence by `lead_scores` (and the next best of the same source when both fit
     `LEAD_CHARS`, in the page's order); None when the sources have no sentence. `similarity`
     is the chosen sentence's cosine (how close the sources came to the question)."""
@@ -251,7 +263,7 @@ async def pick_lead(encoder: _Encoder, question: str, grounding: Grounding) -> L
         return None
     vectors = await encoder.embed([question, *(c[2] for c in candidates)])
     similarity = vectors[1:] @ vectors[0]  # unit vectors: the dot product is the cosine
-    return choose_lead(question, candidates, similarity)
+    return choose_lead(question, candidates, similarity, weights)
 
 
 def lead_candidates(grounding: Grounding) -> list[tuple[int, int, str]]:

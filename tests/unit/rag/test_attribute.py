@@ -16,6 +16,8 @@ from core.rag.answer import (
     model_family,
 )
 from core.rag.attribute import (
+    ASK_LEAD_WEIGHTS,
+    EXPLAIN_LEAD_WEIGHTS,
     LEAD_CHARS,
     Lead,
     attribute,
@@ -222,3 +224,19 @@ def test_a_vague_lead_does_not_answer_in_the_models_place() -> None:
     assert not _prepared(words).finish_text(refused).refused
     command = Lead("For example: $ git config credential.helper store", 1, 0.56, 0.2, True)
     assert _prepared(command).finish_text(refused).answer.startswith("“For example:")
+
+
+def test_explain_leads_do_not_prefer_a_worked_examples_numbers() -> None:
+    """A concept note's sentence with numbers is its worked example; /ask's weighting (stated
+    facts pulled up) would quote it over the sentence that explains the idea."""
+    question = "chain of thought vs writing a python program for word problems, which is better"
+    idea = "PAL keeps the plan of chain of thought and hands the arithmetic to Python."
+    example = "PAL beat chain of thought with PaLM-540B by about 15 percentage points on GSM8K."
+    candidates = [(1, 0, idea), (2, 0, example)]  # two notes: one sentence is quoted
+    similarity = np.array([0.60, 0.58])
+    assert choose_lead(question, candidates, similarity, ASK_LEAD_WEIGHTS).text.startswith(
+        "PAL beat"
+    )
+    assert choose_lead(question, candidates, similarity, EXPLAIN_LEAD_WEIGHTS).text.startswith(
+        "PAL keeps"
+    )
