@@ -102,13 +102,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         server_url(settings) as url,
         bench_pool(url, "guru_bench_bot_load", fresh=True) as pool,
     ):
-        bot_settings = dataclasses.replace(
-            settings,
-            discord_token=emu.token,
-            dev_guild_id=None,
-            discord_api_base=emu.api_base,
-            discord_gateway_url=emu.gateway_url,
-        )
+        bot_settings = emu.bot_settings(settings)
         services = Services(bot_settings, llm=await _llm(args, settings), db=Database(pool))
         bot = GuruBot(bot_settings, services=services, guild_ready_timeout=0.05)
         task = asyncio.create_task(bot.start(emu.token))

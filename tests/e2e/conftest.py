@@ -80,12 +80,7 @@ async def e2e_services(
 
 @pytest.fixture(scope="session")
 async def bot(emulator: Emulator, e2e_services: Services) -> AsyncIterator[GuruBot]:
-    settings = dataclasses.replace(
-        e2e_services.settings,
-        discord_token=emulator.token,
-        discord_api_base=emulator.api_base,
-        discord_gateway_url=emulator.gateway_url,
-    )
+    settings = emulator.bot_settings(e2e_services.settings)
     guru = GuruBot(settings, services=e2e_services, guild_ready_timeout=0.05)
     task = asyncio.create_task(guru.start(emulator.token))
     deadline = time.monotonic() + 30

@@ -68,13 +68,7 @@ async def _run(settings: Settings) -> None:
         server_url(settings) as url,
         bench_pool(url, "guru_demo_help", fresh=True) as pool,
     ):
-        bot_settings = dataclasses.replace(
-            settings,
-            discord_token=emu.token,
-            dev_guild_id=None,
-            discord_api_base=emu.api_base,
-            discord_gateway_url=emu.gateway_url,
-        )
+        bot_settings = emu.bot_settings(settings)
         llm = await open_llm(settings, ModelCache())
         services = Services(bot_settings, llm=llm, db=Database(pool))
         bot = GuruBot(bot_settings, services=services, guild_ready_timeout=0.05)

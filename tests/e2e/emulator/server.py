@@ -10,11 +10,12 @@ async with Emulator() as emu:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from aiohttp import web
 
@@ -35,6 +36,9 @@ from tests.e2e.emulator.state import (
     World,
 )
 from tests.e2e.emulator.threads import ThreadActions
+
+if TYPE_CHECKING:
+    from core.config import Settings
 
 __all__ = ["ADMINISTRATOR", "BOT_PERMISSIONS", "DEFAULT_PERMISSIONS", "MANAGE_GUILD", "Emulator"]
 
@@ -118,6 +122,17 @@ class Emulator(ThreadActions, HistoryActions):
     def gateway_url(self) -> str:
         """What the bot's DISCORD_GATEWAY_URL must be."""
         return f"ws://{self.host}:{self.port}/gw/"
+
+    def bot_settings(self, settings: Settings) -> Settings:
+        """`settings` pointed at this emulator: its token, REST and gateway, commands synced
+        globally (no dev guild exists here)."""
+        return dataclasses.replace(
+            settings,
+            discord_token=self.token,
+            dev_guild_id=None,
+            discord_api_base=self.api_base,
+            discord_gateway_url=self.gateway_url,
+        )
 
     # -- building the world --------------------------------------------------------------------
 
