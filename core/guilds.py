@@ -17,7 +17,13 @@ from core.db.audit import record_action
 from core.db.pool import Pool
 from core.errors import InvalidInput
 
-__all__ = ["CONSOLE_GUILD_ID", "ChannelPersona", "GuildSettings", "GuildSettingsRepo"]
+__all__ = [
+    "CONSOLE_GUILD_ID",
+    "ChannelPersona",
+    "GuildSettings",
+    "GuildSettingsRepo",
+    "record_guild",
+]
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +105,12 @@ class ChannelPersona:
             system_prompt=self.system_prompt or prefs.system_prompt,
             max_answer_tokens=self.max_answer_tokens or prefs.max_answer_tokens,
         )
+
+
+async def record_guild(conn: Any, guild_id: int, name: str) -> None:
+    """The guild's row, its name kept current (Discord allows 100 characters), inside the
+    caller's transaction: settings rows reference it."""
+    await conn.execute(_UPSERT_GUILD, {"guild_id": guild_id, "name": name[:100]})
 
 
 class GuildSettingsRepo:
@@ -217,7 +229,7 @@ class GuildSettingsRepo:
         params: dict[str, Any],
     ) -> None:
         async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute(_UPSERT_GUILD, {"guild_id": guild_id, "name": guild_name[:100]})
+            await record_guild(conn, guild_id, guild_name)
             await conn.execute(_ENSURE_SETTINGS, {"guild_id": guild_id})
             await conn.execute(query, params)
             await record_action(conn, guild_id, actor_id, action, detail)

@@ -16,6 +16,7 @@ from typing import Literal
 
 from core.db.audit import record_action
 from core.db.pool import Pool
+from core.guilds import record_guild
 
 __all__ = ["GuruThread", "GuruThreads", "HelpChannel", "HelpChannels", "QuestionState"]
 
@@ -23,10 +24,6 @@ log = logging.getLogger(__name__)
 
 ThreadKind = Literal["ask", "help"]
 
-_UPSERT_GUILD = """
-INSERT INTO guilds (id, name) VALUES (%(guild_id)s, %(name)s)
-ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name WHERE guilds.name <> EXCLUDED.name
-"""
 _SET_HELP = """
 INSERT INTO help_channels (guild_id, channel_id, helper_role_id, say_when_unanswered)
 VALUES (%(guild_id)s, %(channel_id)s, %(helper_role_id)s, %(say_when_unanswered)s)
@@ -157,7 +154,7 @@ class HelpChannels:
         params: dict[str, object],
     ) -> bool:
         async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute(_UPSERT_GUILD, {"guild_id": guild_id, "name": guild_name[:100]})
+            await record_guild(conn, guild_id, guild_name)
             cur = await conn.execute(query, params)
             changed = cur.rowcount > 0
             await record_action(conn, guild_id, actor_id, action, detail)
