@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import discord
@@ -22,7 +23,7 @@ from bot.errors import Refused
 from bot.progress import BackgroundJobs, ProgressReply
 from bot.threadsource import ThreadReader, bot_can_read, source_channel
 from core.sources.scheduler import run_schedule
-from core.sources.sync import SourceSync
+from core.sources.sync import Progress, SourceSync
 from core.sources.threads import (
     ThreadMarks,
     channel_location,
@@ -172,13 +173,30 @@ class Sources(commands.Cog):
         )
 
     async def _first_sync(self, interaction: discord.Interaction, source: SourceInfo) -> None:
+        await self._sync_shown(
+            interaction,
+            source,
+            self.syncer.sync_new,
+            f"🔄 Reading the solved threads of {where(source)}…",
+            f"🔄 Reading {where(source)}",
+        )
+
+    async def _sync_shown(
+        self,
+        interaction: discord.Interaction,
+        source: SourceInfo,
+        run: Callable[[SourceInfo, Progress], Awaitable[SyncSummary]],
+        starting: str,
+        going: str,
+    ) -> None:
+        """Run one sync of `source`, its progress (`going: <counts>…`) and report in the reply."""
         reply = _Reply(ProgressReply(interaction))
-        await reply.show(f"🔄 Reading the solved threads of {where(source)}…")
+        await reply.show(starting)
 
         async def show(summary: SyncSummary) -> None:
-            await reply.show(f"🔄 Reading {where(source)}: {summary.line()}…")
+            await reply.show(f"{going}: {summary.line()}…")
 
-        summary = await self.syncer.sync_new(source, show)
+        summary = await run(source, show)
         await reply.show(sync_report(source, summary), final=True)
 
     async def start_resync(self, interaction: discord.Interaction, key: str) -> None:
@@ -189,14 +207,8 @@ class Sources(commands.Cog):
         self.jobs.start(interaction, self._resync(interaction, source), f"resync-{interaction.id}")
 
     async def _resync(self, interaction: discord.Interaction, source: SourceInfo) -> None:
-        reply = _Reply(ProgressReply(interaction))
-        await reply.show(f"🔄 Syncing {where(source)}…")
-
-        async def show(summary: SyncSummary) -> None:
-            await reply.show(f"🔄 Syncing {where(source)}: {summary.line()}…")
-
-        summary = await self.syncer.sync(source, show)
-        await reply.show(sync_report(source, summary), final=True)
+        going = f"🔄 Syncing {where(source)}"
+        await self._sync_shown(interaction, source, self.syncer.sync, f"{going}…", going)
 
     async def remove(self, guild_id: int, key: str) -> str:
         """`/docs sources remove`: the source and its documents go; the reply's line."""

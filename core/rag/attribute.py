@@ -215,7 +215,7 @@ def lead_scores(
     question: str,
     sentences: list[str],
     similarity: np.ndarray,
-    weights: tuple[float, float] = (TERM_WEIGHT, FACT_WEIGHT),
+    weights: tuple[float, float] = ASK_LEAD_WEIGHTS,
 ) -> np.ndarray:
     """How well each sentence answers `question`: its MiniLM cosine, plus `TERM_WEIGHT` times
     the share of the question's content words it contains, plus `FACT_WEIGHT` when it states
@@ -253,7 +253,7 @@ async def pick_lead(
     encoder: _Encoder,
     question: str,
     grounding: Grounding,
-    weights: tuple[float, float] = (TERM_WEIGHT, FACT_WEIGHT),
+    weights: tuple[float, float] = ASK_LEAD_WEIGHTS,
 ) -> Lead | None:
     """The best sentence by `lead_scores` (and the next best of the same source when both fit
     `LEAD_CHARS`, in the page's order); None when the sources have no sentence. `similarity`
@@ -279,7 +279,7 @@ def choose_lead(
     question: str,
     candidates: list[tuple[int, int, str]],
     similarity: np.ndarray,
-    weights: tuple[float, float] = (TERM_WEIGHT, FACT_WEIGHT),
+    weights: tuple[float, float] = ASK_LEAD_WEIGHTS,
 ) -> Lead:
     """`pick_lead` once the candidates (source n, position, sentence) have their cosines;
     `weights`: `lead_scores`' (the bench tries others)."""
