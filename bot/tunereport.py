@@ -11,7 +11,7 @@ from typing import Any
 
 from bot import render
 from core.tuning.jobs import TuningJob
-from core.tuning.registry import Adapter
+from core.tuning.registry import Adapter, other_base_model
 from core.tuning.tuner import QueuedJob
 
 __all__ = [
@@ -160,7 +160,7 @@ def jobs_text(jobs: Sequence[TuningJob]) -> str:
     return render.truncate(render.escape(text), render.MESSAGE_LIMIT)
 
 
-def _adapter_line(a: Adapter) -> str:
+def _adapter_line(a: Adapter, serving: str | None = None) -> str:
     m = a.metrics
     loss = (
         f" · eval loss {m['eval_loss_before']:.3f} → {m['eval_loss_after']:.3f}"
@@ -169,17 +169,26 @@ def _adapter_line(a: Adapter) -> str:
     )
     mark = "✅ " if a.active else "▫️ "
     state = " **active**" if a.active else ""
-    return f"{mark}**v{a.version}**{state} · {a.method}{loss} · {a.created_at:%Y-%m-%d %H:%M}"
+    line = f"{mark}**v{a.version}**{state} · {a.method}{loss} · {a.created_at:%Y-%m-%d %H:%M}"
+    return line + _other_model(a, serving)
 
 
-def adapters_text(adapters: Sequence[Adapter]) -> str:
+def _other_model(a: Adapter, serving: str | None) -> str:
+    """A version trained on another preset cannot be activated here (registry.other_base_model):
+    say so in the list rather than after a moderator picks it."""
+    return f" · ⚠️ trained on {a.base_model}" if other_base_model(a, serving) else ""
+
+
+def adapters_text(adapters: Sequence[Adapter], serving: str | None = None) -> str:
+    """The versions, newest first; `serving` (the bot's model preset) marks the versions of
+    another preset, which cannot serve here."""
     if not adapters:
         return "No adapter versions here yet; this server uses the base model."
     active = next((a for a in adapters if a.active), None)
     now = f"v{active.version}" if active else "the base model"
     lines = [
         f"**Adapter versions here** (serving {now})",
-        *(_adapter_line(a) for a in reversed(adapters)),
+        *(_adapter_line(a, serving) for a in reversed(adapters)),
     ]
     return render.truncate(
         render.escape("\n".join(lines)),
@@ -188,7 +197,7 @@ def adapters_text(adapters: Sequence[Adapter]) -> str:
     )
 
 
-def version_choice_name(a: Adapter) -> str:
+def version_choice_name(a: Adapter, serving: str | None = None) -> str:
     """An autocomplete label (≤ 100 chars)."""
     m = a.metrics
     loss = (
@@ -196,7 +205,9 @@ def version_choice_name(a: Adapter) -> str:
         if "eval_loss_after" in m
         else ""
     )
-    return render.truncate(f"v{a.version}{' (active)' if a.active else ''} — {a.method}{loss}", 100)
+    other = f" (trained on {a.base_model})" if other_base_model(a, serving) else ""
+    active = " (active)" if a.active else ""
+    return render.truncate(f"v{a.version}{active} — {a.method}{loss}{other}", 100)
 
 
 def job_choice_name(job: TuningJob) -> str:

@@ -146,7 +146,7 @@ class Tune(commands.GroupCog, group_name="tune", group_description="Tune Guru fo
         assert interaction.guild_id is not None
         await interaction.response.defer(thinking=True, ephemeral=True)
         await interaction.followup.send(
-            report.adapters_text(await self.adapters.list(interaction.guild_id))
+            report.adapters_text(await self.adapters.list(interaction.guild_id), self.model)
         )
 
     @app_commands.command(name="activate", description="Serve an adapter version here")
@@ -173,7 +173,7 @@ class Tune(commands.GroupCog, group_name="tune", group_description="Tune Guru fo
         listed = await self.adapters.list(interaction.guild_id)
         typed = str(current).strip().lstrip("vV")
         return [
-            app_commands.Choice(name=report.version_choice_name(a), value=a.version)
+            app_commands.Choice(name=report.version_choice_name(a, self.model), value=a.version)
             for a in reversed(listed)
             if str(a.version).startswith(typed)
         ][:25]

@@ -22,7 +22,7 @@ from core.config import Settings
 from core.db.pool import Database
 from core.errors import InvalidInput, NotFound
 from core.tuning.jobs import JobRepo, TuningJob
-from core.tuning.registry import Adapter, AdapterRepo
+from core.tuning.registry import Adapter, AdapterRepo, other_base_model
 from core.tuning.review import ReviewItem, ReviewRepo
 from core.tuning.spec import LoraJobSpec
 from core.tuning.tuner import cancel_job, job_spec, queue_job
@@ -189,7 +189,7 @@ def _job_dict(job: TuningJob) -> dict[str, Any]:
     }
 
 
-def _adapter_line(a: Adapter) -> str:
+def _adapter_line(a: Adapter, serving: str | None = None) -> str:
     m = a.metrics
     loss = (
         f"eval loss {m['eval_loss_before']:.3f} -> {m['eval_loss_after']:.3f}"
@@ -197,7 +197,8 @@ def _adapter_line(a: Adapter) -> str:
         else ""
     )
     mark = "*" if a.active else " "
-    return f"{mark} v{a.version:<4} {a.method:<14} {a.created_at:%Y-%m-%d %H:%M}  {loss}  {a.path}"
+    line = f"{mark} v{a.version:<4} {a.method:<14} {a.created_at:%Y-%m-%d %H:%M}  {loss}  {a.path}"
+    return line + (f"  (trained on {a.base_model})" if other_base_model(a, serving) else "")
 
 
 async def list_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -212,6 +213,8 @@ async def list_command(args: argparse.Namespace, settings: Settings) -> int:
                         "active": a.active,
                         "method": a.method,
                         "path": a.path,
+                        "base_model": a.base_model,
+                        "usable": other_base_model(a, settings.model) is None,
                         "metrics": a.metrics,
                     }
                     for a in adapters
@@ -222,7 +225,7 @@ async def list_command(args: argparse.Namespace, settings: Settings) -> int:
     elif not adapters:
         print(f"Guild {args.guild} has no adapters yet (it uses the base model).")
     else:
-        print("\n".join(_adapter_line(a) for a in adapters))
+        print("\n".join(_adapter_line(a, settings.model) for a in adapters))
     return 0
 
 

@@ -3,6 +3,7 @@ and the loss curve drawn again from a version's metrics when its PNG is missing.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -122,3 +123,17 @@ def test_loss_curve_is_the_kept_file_else_drawn_from_the_metrics(tmp_path: Path)
     )
     assert drawn is not None and drawn.startswith(b"\x89PNG") and len(drawn) > 1000
     assert loss_curve_png(_adapter(3, path=str(tmp_path / "gone"))) is None
+
+
+def test_versions_of_another_preset_are_marked():
+    """After GURU_MODEL's default changed, a version trained on SmolLM2 cannot serve on Qwen:
+    the list and the autocomplete say so before a moderator picks it."""
+    old = replace(_adapter(1), base_model="smollm2-135m")
+    new = replace(_adapter(2, active=True), base_model="qwen2.5-coder-0.5b")
+    text = tunereport.adapters_text([old, new], "qwen2.5-coder-0.5b")
+    assert "trained on smollm2-135m" in text.splitlines()[2]  # v1, listed after v2
+    assert "trained on" not in text.splitlines()[1]
+    assert tunereport.version_choice_name(old, "qwen2.5-coder-0.5b").endswith(
+        "(trained on smollm2-135m)"
+    )
+    assert "trained on" not in tunereport.adapters_text([old], None)  # serving unknown: no mark
