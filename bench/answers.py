@@ -111,7 +111,7 @@ async def measure(
     from bench.answer_eval.harness import rows_path, run_set, summarize
     from bench.answer_eval.path import answer_path
     from bench.answer_eval.sets import load_set
-    from bench.rag_eval.databases import bench_pool, server_url
+    from bench.rag_eval.databases import bench_pool, dtype_suffix, server_url
     from core.llm.backend import open_llm
     from core.llm.models.loading import ModelCache
     from core.rag.embedder import Embedder
@@ -119,7 +119,7 @@ async def measure(
     embedder = Embedder()
     # Same database names as `guru bench rag` / `bench explain`: git-doc's 5,443 chunks are
     # embedded once for all of them (stored vectors belong to one encoder dtype).
-    suffix = {"float32": "", "bfloat16": "_bf16"}.get(embedder.resolved_dtype, "")
+    suffix = dtype_suffix(embedder)
     report: dict[str, Any] = {
         "model": settings.model,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -104,7 +104,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 async def _run(args: argparse.Namespace, settings: Settings, parts: list[str]) -> dict[str, Any]:
     from pathlib import Path
 
-    from bench.rag_eval.databases import bench_pool, server_url
+    from bench.rag_eval.databases import bench_pool, dtype_suffix, server_url
     from core.rag.embedder import Embedder
 
     docs = Path(args.docs)
@@ -114,7 +114,7 @@ async def _run(args: argparse.Namespace, settings: Settings, parts: list[str]) -
         )
     embedder = Embedder(dtype=args.dtype)
     # Stored vectors must come from the encoder under test: one eval database per encoder.
-    suffix = {"float32": "", "bfloat16": "_bf16"}[embedder.resolved_dtype]
+    suffix = dtype_suffix(embedder)
     report: dict[str, Any] = {}
     async with server_url(settings) as url:
         if "eval" in parts:

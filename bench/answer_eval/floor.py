@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.answer_eval.sets import load_set
-from core.config import Settings
 from core.rag.grounding import Grounder
 from core.rag.types import Hit
 
@@ -62,38 +61,24 @@ def _rule(grounder: Grounder) -> Rule:
 
 
 async def retrieve_all(docs: Path) -> list[Retrieved]:
-    from bench.rag_eval.databases import bench_pool, server_url
-    from core.rag.embedder import Embedder
-    from core.rag.retrieve import Retriever
+    from bench.rag_eval.databases import eval_retriever
 
-    settings = Settings.from_env()
-    embedder = Embedder()
-    suffix = {"float32": "", "bfloat16": "_bf16"}.get(embedder.resolved_dtype, "")
     out: list[Retrieved] = []
-    try:
-        async with server_url(settings) as url, bench_pool(url, "guru_bench_eval" + suffix) as pool:
-            retriever = Retriever(pool, embedder)
-            for name in ("git", "emberfall"):
-                qset = load_set(name, git_docs=docs)
-                items = qset.items
-                vectors = await embedder.embed([i.question for i in items])
-                for item, vector in zip(items, vectors):
-                    hits = await retriever.search_embedded(
-                        qset.guild, item.question, vector, 8, "hybrid"
+    async with eval_retriever() as retriever:
+        for name in ("git", "emberfall"):
+            qset = load_set(name, git_docs=docs)
+            items = qset.items
+            vectors = await retriever.embedder.embed([i.question for i in items])
+            for item, vector in zip(items, vectors):
+                hits = await retriever.search_embedded(
+                    qset.guild, item.question, vector, 8, "hybrid"
+                )
+                top = hits[0].uri.rsplit("/", 1)[-1] if hits else ""
+                out.append(
+                    Retrieved(
+                        name, item.question, item.off_topic, item.held_out, top in item.gold, hits
                     )
-                    top = hits[0].uri.rsplit("/", 1)[-1] if hits else ""
-                    out.append(
-                        Retrieved(
-                            name,
-                            item.question,
-                            item.off_topic,
-                            item.held_out,
-                            top in item.gold,
-                            hits,
-                        )
-                    )
-    finally:
-        embedder.close()
+                )
     return out
 
 

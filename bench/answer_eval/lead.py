@@ -20,7 +20,6 @@ import numpy as np
 
 from bench.answer_eval.score import missing_facts
 from bench.answer_eval.sets import Item, load_set
-from core.config import Settings
 from core.rag import attribute
 from core.rag.grounding import Grounder
 
@@ -49,36 +48,28 @@ class Case:
 
 
 async def collect(docs: Path, held_out: bool) -> list[Case]:
-    from bench.rag_eval.databases import bench_pool, server_url
-    from core.rag.embedder import Embedder
-    from core.rag.retrieve import Retriever
+    from bench.rag_eval.databases import eval_retriever
 
-    settings = Settings.from_env()
-    embedder = Embedder()
-    suffix = {"float32": "", "bfloat16": "_bf16"}.get(embedder.resolved_dtype, "")
     cases: list[Case] = []
-    try:
-        async with server_url(settings) as url, bench_pool(url, "guru_bench_eval" + suffix) as pool:
-            grounder = Grounder(Retriever(pool, embedder))
-            for name in ("git", "emberfall"):
-                qset = load_set(name, git_docs=docs)
-                for item in qset.answerable:
-                    if item.held_out != held_out:
-                        continue
-                    grounding, _ = await grounder.ground(qset.guild, item.question)
-                    if grounding is None:
-                        continue
-                    # pick_lead's own candidates and cosines, kept for every weighting
-                    candidates = attribute.lead_candidates(grounding)
-                    if not candidates:
-                        continue
-                    vectors = await embedder.embed([item.question, *(c[2] for c in candidates)])
-                    gold = frozenset(
-                        s.n for s in grounding.sources if s.uri.rsplit("/", 1)[-1] in item.gold
-                    )
-                    cases.append(Case(name, item, gold, candidates, vectors[1:] @ vectors[0]))
-    finally:
-        embedder.close()
+    async with eval_retriever() as retriever:
+        grounder, embedder = Grounder(retriever), retriever.embedder
+        for name in ("git", "emberfall"):
+            qset = load_set(name, git_docs=docs)
+            for item in qset.answerable:
+                if item.held_out != held_out:
+                    continue
+                grounding, _ = await grounder.ground(qset.guild, item.question)
+                if grounding is None:
+                    continue
+                # pick_lead's own candidates and cosines, kept for every weighting
+                candidates = attribute.lead_candidates(grounding)
+                if not candidates:
+                    continue
+                vectors = await embedder.embed([item.question, *(c[2] for c in candidates)])
+                gold = frozenset(
+                    s.n for s in grounding.sources if s.uri.rsplit("/", 1)[-1] in item.gold
+                )
+                cases.append(Case(name, item, gold, candidates, vectors[1:] @ vectors[0]))
     return cases
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
@@ -13,7 +14,35 @@ from core.db.embedded import start_embedded
 from core.db.migrate import migrate
 from core.db.pool import Pool, connect, open_pool
 
-__all__ = ["server_url", "bench_pool"]
+if TYPE_CHECKING:
+    from core.rag.embedder import Embedder
+    from core.rag.retrieve import Retriever
+
+__all__ = ["server_url", "bench_pool", "dtype_suffix", "eval_retriever"]
+
+
+def dtype_suffix(embedder: Embedder) -> str:
+    """A bench database's name suffix for this encoder: stored vectors belong to one encoder
+    dtype, so bf16 vectors get their own databases."""
+    return {"float32": "", "bfloat16": "_bf16"}.get(embedder.resolved_dtype, "")
+
+
+@asynccontextmanager
+async def eval_retriever() -> AsyncIterator[Retriever]:
+    """A Retriever over the git + Emberfall eval database (`guru_bench_eval*`, filled by
+    `guru bench rag` / `bench answers`), for the benches that need no model."""
+    from core.rag.embedder import Embedder
+    from core.rag.retrieve import Retriever
+
+    embedder = Embedder()
+    try:
+        async with (
+            server_url(Settings.from_env()) as url,
+            bench_pool(url, "guru_bench_eval" + dtype_suffix(embedder)) as pool,
+        ):
+            yield Retriever(pool, embedder)
+    finally:
+        embedder.close()
 
 
 @asynccontextmanager
