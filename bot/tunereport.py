@@ -160,13 +160,16 @@ def jobs_text(jobs: Sequence[TuningJob]) -> str:
     return render.truncate(render.escape(text), render.MESSAGE_LIMIT)
 
 
-def _adapter_line(a: Adapter, serving: str | None = None) -> str:
+def _eval_loss(a: Adapter, digits: int) -> str | None:
+    """ "before → after" of the version's held-out eval loss, if it was measured."""
     m = a.metrics
-    loss = (
-        f" · eval loss {m['eval_loss_before']:.3f} → {m['eval_loss_after']:.3f}"
-        if "eval_loss_after" in m
-        else ""
-    )
+    if "eval_loss_after" not in m:
+        return None
+    return f"{m['eval_loss_before']:.{digits}f} → {m['eval_loss_after']:.{digits}f}"
+
+
+def _adapter_line(a: Adapter, serving: str | None = None) -> str:
+    loss = f" · eval loss {change}" if (change := _eval_loss(a, 3)) else ""
     mark = "✅ " if a.active else "▫️ "
     state = " **active**" if a.active else ""
     line = f"{mark}**v{a.version}**{state} · {a.method}{loss} · {a.created_at:%Y-%m-%d %H:%M}"
@@ -199,12 +202,7 @@ def adapters_text(adapters: Sequence[Adapter], serving: str | None = None) -> st
 
 def version_choice_name(a: Adapter, serving: str | None = None) -> str:
     """An autocomplete label (≤ 100 chars)."""
-    m = a.metrics
-    loss = (
-        f", eval {m['eval_loss_before']:.2f} → {m['eval_loss_after']:.2f}"
-        if "eval_loss_after" in m
-        else ""
-    )
+    loss = f", eval {change}" if (change := _eval_loss(a, 2)) else ""
     other = f" (trained on {a.base_model})" if other_base_model(a, serving) else ""
     active = " (active)" if a.active else ""
     return render.truncate(f"v{a.version}{active} — {a.method}{loss}{other}", 100)
