@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import numpy as np
+
 from core.errors import GuruError
 from core.llm.types import LLMBackend
 from core.rag.expansion import expand
@@ -78,6 +80,11 @@ class Grounder:
             if h.document_id == top.document_id and h.similarity >= self.margin_floor
         ]
 
+    async def order(self, embedding: np.ndarray, hits: list[Hit]) -> list[Hit]:
+        """The kept hits in the order their documents become sources (here: search's own);
+        a grounder that knows more about its documents reorders them."""
+        return hits
+
     async def ground(
         self,
         guild_id: int,
@@ -95,7 +102,7 @@ class Grounder:
         hits = await self.retriever.search_embedded(
             guild_id, question, embedding, self.k, "hybrid", expansion, access
         )
-        kept = self.relevant(hits)
+        kept = await self.order(embedding, self.relevant(hits))
         if not kept:
             async with self.retriever.pool.connection() as conn:
                 documents = DocumentRepo(conn)

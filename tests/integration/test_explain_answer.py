@@ -21,7 +21,7 @@ from core.answering import Answers
 from core.cli import main
 from core.config import Settings
 from core.db.pool import Database, Pool, open_pool
-from core.explain.answer import OUT_OF_SCOPE, concept_retriever
+from core.explain.answer import OUT_OF_SCOPE, concept_retriever, explain_grounder
 from core.explain.kb import ConceptSync, note_uri, sync_concepts
 from core.explain.topics import CONCEPTS_DIR
 from core.llm.engine.engine import Engine
@@ -143,6 +143,22 @@ async def test_learner_questions_find_their_note_in_the_top_three(
         CONCEPTS_GUILD_ID, question, 3, "hybrid"
     )
     assert note_uri(note) in [h.uri for h in hits]
+
+
+async def test_the_note_a_question_is_about_becomes_source_one(
+    first_sync: ConceptSync, explain_pool: Pool, embedder: Embedder
+) -> None:
+    """Search alone ranks knowledge-cutoff.md first for a question about PAL; the notes'
+    cards (title, headings, first paragraph) put pal.md first. Ordering only reorders: the
+    same notes are sources either way."""
+    question = "why does the bot write python code for word problems instead of just answering"
+    grounder = explain_grounder(explain_pool, embedder)
+    grounding, _ = await grounder.ground(CONCEPTS_GUILD_ID, question)
+    assert grounding is not None and grounding.sources[0].uri == note_uri("pal.md")
+    grounder.card_weight = 0  # search's own order, which the test is about
+    plain, _ = await grounder.ground(CONCEPTS_GUILD_ID, question)
+    assert plain is not None and plain.sources[0].uri != note_uri("pal.md")
+    assert {s.uri for s in plain.sources} == {s.uri for s in grounding.sources}
 
 
 @pytest.mark.parametrize(
