@@ -45,7 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from bench.rag_eval.evaluate import DEFAULT_DOCS
 
     parser.add_argument(
-        "--sets", default="git,emberfall", help="comma-separated: git, emberfall, explain"
+        "--sets",
+        default="git,emberfall",
+        help="comma-separated: git, emberfall, explain, explain-new",
     )
     parser.add_argument("--model", default="", help="model preset (default: GURU_MODEL)")
     parser.add_argument(

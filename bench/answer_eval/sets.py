@@ -21,7 +21,7 @@ __all__ = ["HERE", "Item", "QuestionSet", "SETS", "load_set"]
 
 HERE = Path(__file__).resolve().parent
 RAG_EVAL = HERE.parent / "rag_eval"
-SETS = ("git", "emberfall", "explain")
+SETS = ("git", "emberfall", "explain", "explain-new")
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,26 @@ def _explain() -> QuestionSet:
     return QuestionSet("explain", "explain", CONCEPTS_GUILD_ID, None, tuple(items))
 
 
+def _explain_new() -> QuestionSet:
+    """/explain on questions nobody had tuned on: 24 written to probe paraphrases, which then
+    informed the notes' titles and their card ordering (the tuning half, even positions), and
+    24 written before that change and not read one by one until it was made (the held-out
+    half, odd positions), + /explain's off-topic questions."""
+    from bench.explain_eval import off_topic_questions
+    from core.rag.types import CONCEPTS_GUILD_ID
+
+    rows = _jsonl(HERE / "explain_new.jsonl")
+    probes = [r for r in rows if r["written"] == "after"]
+    blind = [r for r in rows if r["written"] == "before"]
+    items = [
+        Item(r["id"], r["question"], _facts(r["facts"]), tuple(r["notes"]), False, held_out)
+        for pair in zip(probes, blind, strict=True)
+        for r, held_out in zip(pair, (False, True))
+    ]
+    items += _off_topic("noff", off_topic_questions())
+    return QuestionSet("explain-new", "explain", CONCEPTS_GUILD_ID, None, tuple(items))
+
+
 def load_set(name: str, *, git_docs: Path | None = None) -> QuestionSet:
     """One named set; `git_docs` is the git-doc HTML directory (only the git set needs it)."""
     if name == "git":
@@ -136,4 +156,6 @@ def load_set(name: str, *, git_docs: Path | None = None) -> QuestionSet:
         return _emberfall()
     if name == "explain":
         return _explain()
+    if name == "explain-new":
+        return _explain_new()
     raise ValueError(f"unknown question set {name!r}; known: {', '.join(SETS)}")
