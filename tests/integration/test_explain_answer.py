@@ -155,7 +155,7 @@ async def test_the_note_a_question_is_about_becomes_source_one(
     grounder = explain_grounder(explain_pool, embedder)
     grounding, _ = await grounder.ground(CONCEPTS_GUILD_ID, question)
     assert grounding is not None and grounding.sources[0].uri == note_uri("pal.md")
-    grounder.card_weight = 0  # search's own order, which the test is about
+    grounder.card_weight = 0  # search alone
     plain, _ = await grounder.ground(CONCEPTS_GUILD_ID, question)
     assert plain is not None and plain.sources[0].uri != note_uri("pal.md")
     assert {s.uri for s in plain.sources} == {s.uri for s in grounding.sources}
