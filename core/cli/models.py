@@ -7,6 +7,8 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
+import sys
 import time
 from typing import Any
 
@@ -38,6 +40,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="NAME",
         nargs="?",
         help=f"One of: {', '.join(PRESETS)}; default: GURU_MODEL's preset.",
+    )
+    install.add_argument(
+        "--calc",
+        action="store_true",
+        help="Install the model /calc writes programs with: GURU_CALC_MODEL, else the strongest "
+        "code preset when this host has the memory for it (scripts/setup runs this).",
     )
     install.add_argument(
         "--no-warm",
@@ -114,6 +122,17 @@ def list_models(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def install_model(args: argparse.Namespace, settings: Settings) -> int:
+    if args.calc:
+        from core.pal.model import calc_install_choice
+
+        if args.name:
+            print("guru: give a NAME or --calc, not both", file=sys.stderr)
+            return 2
+        chosen, why = calc_install_choice(settings, host_memory_gib())
+        print(f"/calc model: {chosen or 'nothing to install'} ({why})")
+        if chosen is None:
+            return 0
+        args.name = chosen
     name = args.name or settings.model
     if args.name is None and name not in PRESETS:
         # GURU_MODEL is a directory or .gguf file: nothing to download; it loads as it is.
@@ -127,8 +146,16 @@ def install_model(args: argparse.Namespace, settings: Settings) -> int:
     print(f"  converted: {report.converted_dir}")
     if not args.no_warm:
         print(f"  kernels  : {asyncio.run(_warm(dataclasses.replace(settings, model=name)))}")
-    print(f"Use it with GURU_MODEL={report.name}")
+    if args.calc:
+        print("/calc writes its programs with it (the strongest installed code preset).")
+    else:
+        print(f"Use it with GURU_MODEL={report.name}")
     return 0
+
+
+def host_memory_gib() -> float:
+    """Physical memory of this host (not what is free now: setup runs once)."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 
 
 async def _warm(settings: Settings) -> str:

@@ -17,12 +17,45 @@ from core.llm.models.presets import PRESETS, preset_status
 from core.llm.models.sources import resolve_source
 from core.llm.types import LLMBackend
 
-__all__ = ["CODE_PRESETS", "calc_model_spec", "installed_preset", "open_calc_llm"]
+__all__ = [
+    "CODE_PRESETS",
+    "STRONG_CALC_RAM_GIB",
+    "calc_install_choice",
+    "calc_model_spec",
+    "installed_preset",
+    "open_calc_llm",
+]
 
 log = logging.getLogger(__name__)
 
 # Strongest first (measured PAL quality, MODELS.md): the first installed one is the default.
 CODE_PRESETS: tuple[str, ...] = ("qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b")
+
+
+# Host memory from which setup also installs the strongest code preset for /calc: its first
+# load converts the GGUF through fp32 once (~8 GB peak for Qwen2.5-Coder-1.5B), and serving it
+# beside the chat model keeps ~2 GB more resident. PAL + self-consistency on GSM8K (README,
+# /calc): 64% of problems 0-49 with the 1.5B, 30% of 0-99 with the 0.5B.
+STRONG_CALC_RAM_GIB = 16
+
+
+def calc_install_choice(settings: Settings, ram_gib: float) -> tuple[str | None, str]:
+    """The code preset setup installs for /calc on a host with `ram_gib` of memory, and why
+    (None: nothing to install)."""
+    if settings.calc_model:
+        if settings.calc_model in PRESETS:
+            return settings.calc_model, "GURU_CALC_MODEL names it"
+        return None, f"GURU_CALC_MODEL={settings.calc_model} is not a preset"
+    if settings.llm_url:
+        return None, "GURU_LLM_URL is set: /calc uses the remote model"
+    strongest = CODE_PRESETS[0]
+    if ram_gib >= STRONG_CALC_RAM_GIB:
+        return strongest, f"the strongest code preset ({ram_gib:.0f} GiB of memory here)"
+    return None, (
+        f"{strongest} needs {STRONG_CALC_RAM_GIB} GiB of memory to install (this host: "
+        f"{ram_gib:.0f} GiB); /calc uses {next(iter(CODE_PRESETS[1:]), settings.model)} if "
+        "installed, else the chat model"
+    )
 
 
 def installed_preset(name: str, data_dir: str) -> bool:

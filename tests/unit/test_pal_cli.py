@@ -8,7 +8,7 @@ import pytest
 
 from core.cli import main
 from core.config import Settings
-from core.pal.model import calc_model_spec
+from core.pal.model import STRONG_CALC_RAM_GIB, calc_install_choice, calc_model_spec
 from core.pal.prompt import EXAMPLES, SYSTEM, pal_messages, repair_messages
 
 
@@ -49,6 +49,18 @@ def test_an_installed_code_preset_is_the_default(tmp_path: Path) -> None:
         "qwen2.5-coder-0.5b",
         "qwen2.5-coder-1.5b",
     )  # 1.5b where its packages are installed
+
+
+def test_setup_installs_the_strongest_code_preset_only_where_memory_allows(tmp_path: Path) -> None:
+    settings = Settings(data_dir=str(tmp_path))
+    assert calc_install_choice(settings, STRONG_CALC_RAM_GIB)[0] == "qwen2.5-coder-1.5b"
+    chosen, why = calc_install_choice(settings, 8)
+    assert chosen is None and "needs 16 GiB" in why and "8 GiB" in why
+    named = Settings(data_dir=str(tmp_path), calc_model="qwen2.5-coder-0.5b")
+    assert calc_install_choice(named, 8)[0] == "qwen2.5-coder-0.5b"  # the admin's choice wins
+    remote = Settings(data_dir=str(tmp_path), llm_url="http://127.0.0.1:9")
+    assert calc_install_choice(remote, 64)[0] is None
+    assert calc_install_choice(Settings(calc_model="/models/mine.gguf"), 64)[0] is None
 
 
 def test_env_var_is_read() -> None:
