@@ -61,6 +61,10 @@ _SENTENCE_END = re.compile(r"(?<=[A-Za-z0-9\])\"'`][.!?])\s+(?=[A-Z\[`(\"])")
 _PASSAGE_END = re.compile(r"(?:(?<=[A-Za-z0-9\])\"'`][.!?])|(?<=[\w>] \.))\s+(?=[A-Z\[`(\"])")
 _LIST_MARKER = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
 _TRAILING_PUNCT = re.compile(r"([.!?:;]+)$")
+# How prose cut by the chunker ends: on a bare word ("…because the model sees a few"). A man
+# page's last line may end without a full stop on a path or an option and be complete.
+_CUT = re.compile(r"(?:^|\s)[a-z]+$")
+_MARKDOWN_LINK = re.compile(r"\[[^\]]*\]\([^)]*\)")
 # A model that uses a citation as a noun ("the form is at [1].", "proceed to [2].") leaves a
 # fragment once its [n] is taken out: such a sentence points at a source instead of saying
 # anything, and is dropped rather than shown as "the form is at."
@@ -178,12 +182,40 @@ class Lead:
 
 
 def passage_sentences(passage: str) -> list[str]:
-    """A passage's sentences: wrapped lines joined, list items and headings apart (a heading
-    is not a sentence), each 3+ words, clipped at `LEAD_CHARS`. A question is not one (a FAQ's
-    "How should I undo it?" answers nothing), nor a fragment left by chunk overlap."""
+    """A passage's sentences, clipped at `LEAD_CHARS`: those of its paragraphs and list items
+    that `_is_sentence` (a FAQ's "How should I undo it?" answers nothing, a "See also" line
+    of links states nothing, a fragment cut by the chunker is no quote)."""
+    sentences = []
+    for chunk in passage.split("\n…\n"):  # a source's passage is its best chunks, so joined
+        blocks = _blocks(chunk)
+        for b, block in enumerate(blocks):
+            parts = _PASSAGE_END.split(" ".join(block.split()))
+            for i, sentence in enumerate(parts):
+                if _is_sentence(sentence, chunk_end=b == len(blocks) - 1 and i == len(parts) - 1):
+                    sentences.append(_clip(sentence, LEAD_CHARS))
+    return sentences
+
+
+def _is_sentence(text: str, chunk_end: bool) -> bool:
+    """3+ words, not a question, not a line of links, not cut by chunk overlap: a chunk may
+    start mid-sentence (a lower-case start; man pages' name lines "git-clean - Remove
+    untracked files from the working tree" excepted) and end mid-sentence (its last one
+    ending on a bare word: "…because the model sees a few")."""
+    named = bool(_COMMAND_NAME.match(text))
+    cut = (text[0].islower() or (chunk_end and _CUT.search(text))) and not named
+    return (
+        len(text.split()) >= 3
+        and not cut
+        and not text.endswith("?")
+        and bool(_MARKDOWN_LINK.sub("", text).strip(" ,.;·-"))
+    )
+
+
+def _blocks(chunk: str) -> list[str]:
+    """The chunk's paragraphs (wrapped lines joined) and list items; headings dropped."""
     blocks: list[str] = []
     current: list[str] = []
-    for line in passage.replace("\n…\n", "\n\n").splitlines():
+    for line in chunk.splitlines():
         stripped = line.strip()
         if not stripped or stripped.startswith("#") or _LIST_MARKER.match(line):
             if current:
@@ -195,16 +227,7 @@ def passage_sentences(passage: str) -> list[str]:
         current.append(stripped)
     if current:
         blocks.append(" ".join(current))
-    sentences = []
-    for block in blocks:
-        for sentence in _PASSAGE_END.split(" ".join(block.split())):
-            # a chunk may start mid-sentence (chunks overlap): a lower-case start is a
-            # fragment, unless it names a command the way man pages do ("git-clean - Remove
-            # untracked files from the working tree")
-            fragment = sentence[0].islower() and not _COMMAND_NAME.match(sentence)
-            if len(sentence.split()) >= 3 and not fragment and not sentence.endswith("?"):
-                sentences.append(_clip(sentence, LEAD_CHARS))
-    return sentences
+    return blocks
 
 
 def _clip(text: str, limit: int) -> str:

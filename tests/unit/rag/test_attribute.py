@@ -89,8 +89,26 @@ def test_passage_sentences_join_wrapped_lines_and_keep_list_items_apart() -> Non
     assert passage_sentences("profile link and the date of the ban. Email appeals@x.gg now.") == [
         "Email appeals@x.gg now."
     ]
-    long = passage_sentences("Word " * 200)
+    long = passage_sentences("Word " * 200 + "end.")
     assert len(long) == 1 and len(long[0]) <= LEAD_CHARS
+
+
+def test_passage_sentences_skip_chunk_ends_cut_mid_sentence_and_lines_of_links() -> None:
+    # two chunks of one note, joined as a source's passage: the first was cut by the chunker
+    passage = (
+        "Tokens are integers. The model sees a few\n…\n"
+        "Softmax makes probabilities.\n\n## See also\n\n"
+        "- [Sampling: how the next token is picked](sampling.md)\n"
+        "- [Embeddings](embeddings.md), [Reading an attention heatmap](attention-heatmaps.md)"
+    )
+    assert passage_sentences(passage) == ["Tokens are integers.", "Softmax makes probabilities."]
+    # a man page's name line is complete without a full stop, even as a chunk's last line
+    assert passage_sentences("git-clean - Remove untracked files from the working tree") == [
+        "git-clean - Remove untracked files from the working tree"
+    ]
+    # a sentence that links as it speaks is still one
+    linked = "Adapters are small, see [LoRA](lora.md) for the details."
+    assert passage_sentences(linked) == [linked]
 
 
 def _prepared(lead: Lead | None, mode: str = "fallback") -> PreparedAnswer:
