@@ -41,10 +41,11 @@ from core.answering.prepared import ANSWER_TOKENS, REPETITION_PENALTY
 from core.config import Settings
 from core.llm.types import LLMBackend, Message, Request
 from core.rag.faithful import strip_preamble
+from core.rag.grounding import Grounding
 from core.rag.types import Source
 from core.tuning.data import Pair
 
-__all__ = ["Chunk", "Example", "build", "example_for", "WRITER_MODEL"]
+__all__ = ["Chunk", "Example", "Prompt", "build", "example_for", "prompt_for", "WRITER_MODEL"]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,39 @@ async def write_question(llm: LLMBackend, chunk: Chunk) -> Written | None:
     return parse_written(done.text)
 
 
+@dataclass(frozen=True)
+class Prompt:
+    """The messages of one example and the sources they show."""
+
+    messages: list[Message]
+    grounding: Grounding
+    gold_n: int | None  # the gold source's [n]; None: removed (a refusal example)
+
+
+async def prompt_for(
+    answers: Answers, chunk: Chunk, written: Written, *, refusal: bool, rng: random.Random
+) -> Prompt | str:
+    """The product's prompt for a written question (module doc, step 2), or why there is none."""
+    if not span_in_chunk(written, chunk.text):
+        return "span not in chunk"
+    prepared = await answers.prepare("ask", chunk.guild, written.question)
+    grounding = prepared.grounding
+    if refusal:
+        if grounding is None:
+            return "refusal: nothing retrieved"
+        left = without_gold(grounding, chunk.uri, written.span)
+        if left is None:
+            return "refusal: no distractor, or one states the span"
+        return Prompt(await answers.messages("ask", written.question, left), left, None)
+    gold = Source(0, chunk.title.split(" › ")[0] or chunk.uri, chunk.uri, 1.0)
+    shown = with_gold(grounding, gold, chunk.text, written.span, rng)
+    if shown is grounding and prepared.request is not None:
+        messages = list(prepared.request.messages)  # exactly what /ask sends for it
+    else:
+        messages = await answers.messages("ask", written.question, shown)
+    return Prompt(messages, shown, gold_number(shown, chunk.uri))
+
+
 async def example_for(
     answers: Answers,
     writer: LLMBackend,
@@ -101,40 +135,32 @@ async def example_for(
     refusal: bool,
     rng: random.Random,
 ) -> Example:
-    """The training pair for one written question (see the module doc, steps 2-3)."""
-    if not span_in_chunk(written, chunk.text):
-        return Example(None, "span not in chunk")
-    prepared = await answers.prepare("ask", chunk.guild, written.question)
-    grounding = prepared.grounding
-    if refusal:
-        if grounding is None:
-            return Example(None, "refusal: nothing retrieved")
-        left = without_gold(grounding, chunk.uri, written.span)
-        if left is None:
-            return Example(None, "refusal: no distractor, or one states the span")
-        messages = await answers.messages("ask", written.question, left)
-        return Example(Pair(_turns(messages), REFUSAL_TARGET), "kept-refusal")
-    gold = Source(0, chunk.title.split(" › ")[0] or chunk.uri, chunk.uri, 1.0)
-    shown = with_gold(grounding, gold, chunk.text, written.span, rng)
-    if shown is grounding and prepared.request is not None:
-        messages = list(prepared.request.messages)  # exactly what /ask would send
-    else:
-        messages = await answers.messages("ask", written.question, shown)
-    n = gold_number(shown, chunk.uri)
-    assert n is not None
+    """The training pair for one written question (module doc, steps 2-3)."""
+    made = await prompt_for(answers, chunk, written, refusal=refusal, rng=rng)
+    if isinstance(made, str):
+        return Example(None, made)
+    turns = tuple((m.role, m.content) for m in made.messages)
+    if made.gold_n is None:
+        return Example(Pair(turns, REFUSAL_TARGET), "kept-refusal")
     done = await writer.complete(
         Request(
-            tuple(messages), max_new_tokens=ANSWER_TOKENS, repetition_penalty=REPETITION_PENALTY
+            tuple(made.messages),
+            max_new_tokens=ANSWER_TOKENS,
+            repetition_penalty=REPETITION_PENALTY,
         )
     )
     answer = strip_preamble(done.text.strip())
-    if not keep_answer(answer, written.span, n, len(shown.sources)):
+    target = keep_answer(answer, written.span, made.gold_n, made.grounding)
+    if target is None:
+        log.info(
+            "dropped: %r (span %r, gold [%d]) -> %r",
+            written.question,
+            written.span,
+            made.gold_n,
+            answer[:300],
+        )
         return Example(None, "answer without the span or the gold [n]")
-    return Example(Pair(_turns(messages), answer), "kept")
-
-
-def _turns(messages: list[Message]) -> tuple[tuple[str, str], ...]:
-    return tuple((m.role, m.content) for m in messages)
+    return Example(Pair(turns, target), "kept" if target == answer else "kept-attributed")
 
 
 async def _chunks(pool: Any, guild: int, n: int, rng: random.Random) -> list[Chunk]:

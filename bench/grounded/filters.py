@@ -5,7 +5,8 @@ RAFT (Zhang et al., 2024): each example is the answering prompt with the gold do
 distractors and a cited answer from it, and some examples with the gold document removed, whose
 target is the refusal. A kept answer must state the span copied from the gold chunk and cite
 the gold source's [n]; the scorer of `guru bench answers` decides both, so the data is judged
-the way the bench judges answers.
+the way the bench judges answers (an uncited answer gets the [n] the product's attribution
+measures, and is kept only when that is the gold's).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 from bench.answer_eval.score import cited_numbers, normalize, states
 from core.rag.answer import REFUSAL, declines
+from core.rag.attribute import attribute
 from core.rag.grounding import Grounding
 from core.rag.types import Source
 
@@ -36,6 +38,7 @@ REFUSAL_TARGET = f"{REFUSAL}."
 # A span longer than this is a pasted paragraph, not "the short answer" a user checks for.
 MAX_SPAN_WORDS = 16
 MIN_QUESTION_CHARS = 12
+MAX_ANSWER_CHARS = 600  # the prompt asks for one or two sentences: longer targets teach essays
 _WRAPPING = " \t`*\"'"  # markdown code/emphasis and quotes around a copied span
 # "Question: …" / "**Answer:** …" lines (markdown emphasis and list marks tolerated)
 _FIELD = re.compile(
@@ -78,12 +81,20 @@ def gold_number(grounding: Grounding, gold_uri: str) -> int | None:
     return next((s.n for s in grounding.sources if s.uri == gold_uri), None)
 
 
-def keep_answer(answer: str, span: str, gold_n: int, n_sources: int) -> bool:
-    """A written answer trains only when it states the span and cites the gold source itself
-    (the bench's "correct and cited"), and is not a refusal."""
-    if declines(answer):
-        return False
-    return states(answer, [span]) and gold_n in cited_numbers(answer, n_sources)
+def keep_answer(answer: str, span: str, gold_n: int, grounding: Grounding) -> str | None:
+    """The training target for a written answer, or None to drop it.
+
+    Kept only when it states the span and cites the gold source (the bench's "correct and
+    cited"), is no refusal and no essay. Its [n] are the writer's own when it cited the gold
+    itself; else those the product's attribution (core.rag.attribute, which /ask applies to
+    every answer) measures, so a correct answer the writer left uncited is kept only where
+    the gold source measurably supports it."""
+    if declines(answer) or len(answer) > MAX_ANSWER_CHARS or not states(answer, [span]):
+        return None
+    if gold_n in cited_numbers(answer, len(grounding.sources)):
+        return answer
+    attributed, cited = attribute(answer, grounding)
+    return attributed if gold_n in cited and states(attributed, [span]) else None
 
 
 def with_gold(
