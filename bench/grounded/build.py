@@ -249,11 +249,24 @@ async def build(
                         with out.open("a", encoding="utf-8") as f:
                             f.write(json.dumps(example.pair.to_json(), ensure_ascii=False) + "\n")
                     log.info("%s %s: %s", corpus.name, Path(chunk.uri).name, example.reason)
+                    _write_stats(out, writer_model, per_corpus, refusal_share, started, counts)
     finally:
         await writer.aclose()
         embedder.close()
+    return _write_stats(out, writer_model, per_corpus, refusal_share, started, counts)
+
+
+def _write_stats(
+    out: Path,
+    writer: str,
+    per_corpus: int,
+    refusal_share: float,
+    started: float,
+    counts: Counter[str],
+) -> dict[str, Any]:
+    """`<out>.stats.json`, rewritten after every chunk: an interrupted run keeps its counts."""
     stats = {
-        "writer": writer_model,
+        "writer": writer,
         "per_corpus": per_corpus,
         "refusal_share": refusal_share,
         "seconds": round(time.monotonic() - started, 1),
