@@ -20,6 +20,7 @@ from typing import Any
 from core.answering.grounded import METADATA_FILE, grounded_root
 from core.config import Settings
 from core.rag.answer import declines
+from core.tuning.checkpoint import checkpoint_path
 from core.tuning.data import dedupe, read_jsonl, split_train_eval, write_jsonl
 from core.tuning.lora import run_lora_job
 from core.tuning.spec import LoraJobSpec, Progress
@@ -76,6 +77,7 @@ def train(
             log.info("%s %d/%d loss=%s", p.phase, p.step, p.total_steps, p.loss)
 
     result = run_lora_job(spec, on_progress=report)
+    Path(checkpoint_path(spec)).unlink(missing_ok=True)  # resume state, not part of the adapter
     meta = {
         "base_model": settings.model,
         "version": out.name,

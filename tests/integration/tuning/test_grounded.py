@@ -104,7 +104,7 @@ def test_training_writes_a_versioned_adapter_with_its_metadata(
     write_jsonl(pairs, str(data))
     settings = Settings(data_dir=str(tmp_path / "data"), model=str(model_dir), threads=1)
 
-    out = train(settings, data, max_steps=2)
+    out = train(settings, data, max_steps=2, checkpoint_every=1)
 
     assert out == grounded_root(settings.data_dir) / "v1"
     meta = json.loads((out / "grounded.json").read_text())
@@ -115,6 +115,7 @@ def test_training_writes_a_versioned_adapter_with_its_metadata(
     found = resolve(str(out), settings.model)
     assert found is not None and found.adapter_dir == out / "adapter"
     assert (out / "adapter" / "adapter_config.json").is_file()
+    assert not (out / "checkpoint.pt").exists()  # resume state is not shipped
     assert train(settings, data, max_steps=1) == out.parent / "v2"  # never overwritten
 
 
