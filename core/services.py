@@ -52,6 +52,9 @@ class Services:
     _adapter_listener: AdapterListener | None = field(default=None, init=False, repr=False)
     _llm_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
     _synced_guilds: set[int] = field(default_factory=set, init=False, repr=False)
+    # GURU_GROUNDED_ADAPTER's engine name once loaded ("" when off or it cannot serve)
+    _grounded: str | None = field(default=None, init=False, repr=False)
+    _grounded_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     @classmethod
     async def open(
@@ -124,7 +127,34 @@ class Services:
                 self.db.pool, self.llm, self.guild_adapters, base_model=self.settings.model
             ).sync_guild(guild_id)
             self._synced_guilds.add(guild_id)
-        return self.guild_adapters.adapter_for(guild_id)
+        # a guild's own adapter replaces the shipped grounded one (core/answering/grounded.py)
+        return self.guild_adapters.adapter_for(guild_id) or await self.grounded_adapter()
+
+    async def grounded_adapter(self) -> str | None:
+        """The engine name of GURU_GROUNDED_ADAPTER, loaded on first use; None when it is off,
+        the backend serves no adapters (remote) or it cannot serve this model (logged once)."""
+        async with self._grounded_lock:
+            if self._grounded is None:
+                self._grounded = await self._load_grounded()
+        return self._grounded or None
+
+    async def _load_grounded(self) -> str:
+        from core.answering.grounded import ENGINE_NAME, resolve
+
+        found = resolve(self.settings.grounded_adapter, self.settings.model)
+        if found is None:
+            return ""
+        llm = await self.ensure_llm()
+        if not hasattr(llm, "load_adapter"):
+            log.warning("GURU_GROUNDED_ADAPTER is ignored: the remote model serves no adapters")
+            return ""
+        if found.adapter_dir is None:
+            log.warning("GURU_GROUNDED_ADAPTER=%s is not served: %s", found.path, found.problem)
+            return ""
+        if ENGINE_NAME not in llm.adapters.names():  # type: ignore[attr-defined]
+            await llm.load_adapter(ENGINE_NAME, str(found.adapter_dir))
+        log.info("grounded adapter %s serves servers without their own", found.adapter_dir)
+        return ENGINE_NAME
 
     async def calc_llm(self) -> LLMBackend:
         """The PAL model; the core LLM itself when GURU_CALC_MODEL resolves to the same one."""

@@ -52,6 +52,9 @@ class Variant:
     few_shot: bool = False  # core.rag.answer's worked example before the question
     lead: LeadMode | None = None  # the extractive lead (core.rag.attribute); None: shipped
     expand: bool | None = None  # query expansion (GURU_ASK_EXPAND); None: the settings'
+    # the grounded adapter (GURU_GROUNDED_ADAPTER): True = the setting's, else the newest
+    # version trained for the model (bench/grounded); None: the settings' (off by default)
+    grounded: bool | None = None
 
 
 PROMPT_VARIANTS: dict[str, Variant] = {
@@ -76,6 +79,8 @@ PROMPT_VARIANTS: dict[str, Variant] = {
     "lead-always": Variant(None, lead="always"),
     # query expansion (core/rag/expansion.py): the model writes a passage that search adds
     "expand": Variant(None, expand=True),
+    # the RAFT-style grounded adapter on (bench/grounded), against `shipped`
+    "grounded": Variant(None, grounded=True),
 }
 
 
@@ -126,6 +131,12 @@ class _Recorder:
     def stats(self) -> Any:
         return self.inner.stats()
 
+    # adapters load into the real engine (Services.adapter_for checks for `load_adapter`)
+    def __getattr__(self, name: str) -> Any:
+        if name in ("load_adapter", "unload_adapter", "adapters"):
+            return getattr(self.inner, name)
+        raise AttributeError(name)
+
     async def aclose(self) -> None:  # the bench closes the real backend itself
         return None
 
@@ -143,6 +154,8 @@ async def answer_one(
     settings = path.settings
     if chosen.expand is not None:
         settings = replace(settings, ask_expand=chosen.expand)
+    if chosen.grounded is not None:
+        settings = replace(settings, grounded_adapter=_grounded_setting(settings, chosen.grounded))
     services = Services(settings, llm=recorder, db=Database(path.pool), embedder=path.embedder)
     options: dict[str, Any] = {} if chosen.lead is None else {"lead": chosen.lead}
     answers = Answers(services, faithful=chosen.faithful, few_shot=chosen.few_shot, **options)
@@ -158,3 +171,24 @@ async def answer_one(
         completion_tokens=done.completion_tokens if done is not None else 0,
         seconds=seconds,
     )
+
+
+def _grounded_setting(settings: Settings, on: bool) -> str:
+    """GURU_GROUNDED_ADAPTER for a variant: the setting's when set, else the newest version
+    trained for this model under `<data dir>/adapters/_grounded/`."""
+    import json
+
+    from core.answering.grounded import METADATA_FILE, grounded_root
+
+    if not on:
+        return "off"
+    if settings.grounded_adapter != "off":
+        return settings.grounded_adapter
+    versions = sorted(
+        (p for p in grounded_root(settings.data_dir).glob("v*/" + METADATA_FILE)),
+        key=lambda p: int(p.parent.name[1:]) if p.parent.name[1:].isdigit() else 0,
+    )
+    for meta in reversed(versions):
+        if json.loads(meta.read_text(encoding="utf-8")).get("base_model") == settings.model:
+            return str(meta.parent)
+    raise SystemExit(f"no grounded adapter for {settings.model}: python -m bench.grounded train")

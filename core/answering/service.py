@@ -200,6 +200,25 @@ class Answers:
         )
         return answer, completion
 
+    async def messages(
+        self, kind: Kind, question: str, grounding: Grounding, history: Sequence[Turn] = ()
+    ) -> list[Message]:
+        """The model's prompt for a grounded question, before any guild's own system prompt:
+        the rules of the loaded model's family, the numbered sources, the question. Also what
+        the grounded adapter is trained on (bench/grounded), so it learns the served task."""
+        asked = _as_question(question) if kind == "explain" else question
+        turns = [(t.question, t.answer) for t in history]
+        # the prompt for the loaded model's family (core.rag.answer.model_family)
+        family = model_family((await self.services.ensure_llm()).stats().model)
+        return build_messages(
+            asked,
+            grounding,
+            turns,
+            few_shot=self.few_shot,
+            family=family,
+            explain=kind == "explain",
+        )
+
     async def _request(
         self,
         kind: Kind,
@@ -213,23 +232,14 @@ class Answers:
     ) -> Request:
         """The Request for a grounded question: /ask as the guild has it set up, /explain as
         Guru's own curriculum (no guild prompt or adapter: the notes are not the guild's)."""
-        asked = _as_question(question) if kind == "explain" else question
-        turns = [(t.question, t.answer) for t in history]
-        # the prompt for the loaded model's family (core.rag.answer.model_family)
-        family = model_family((await self.services.ensure_llm()).stats().model)
-        messages = build_messages(
-            asked,
-            grounding,
-            turns,
-            few_shot=self.few_shot,
-            family=family,
-            explain=kind == "explain",
-        )
+        messages = await self.messages(kind, question, grounding, history)
         extra = {"request_id": request_id} if request_id else {}
         if kind == "explain":
             return Request(
                 messages=tuple(messages),
                 guild_id=guild_id,
+                # never a guild's own adapter (the notes are not the guild's); the shipped one
+                adapter=await self.services.grounded_adapter(),
                 max_new_tokens=ANSWER_TOKENS,
                 temperature=0.0,
                 repetition_penalty=REPETITION_PENALTY,

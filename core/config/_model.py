@@ -14,6 +14,7 @@ from core.config._vars import (
     calc_samples,
     env,
     non_negative_float,
+    path_or_off,
     positive_int,
     threads,
     threads_auto,
@@ -196,6 +197,17 @@ class ModelSettings:
             "Model that writes /calc programs: a preset, HF directory or `.gguf`; unset = the "
             "strongest installed code preset (qwen2.5-coder-1.5b, then -0.5b), else the chat "
             "model.",
+        ),
+    )
+    grounded_adapter: str = field(
+        default="off",
+        metadata=env(
+            "GURU_GROUNDED_ADAPTER",
+            "A grounded-answering LoRA adapter for GURU_MODEL (`python -m bench.grounded train` "
+            "writes `<data dir>/adapters/_grounded/v<N>`), applied to /ask and /explain of "
+            "servers without an active adapter of their own (a server's adapter replaces it); "
+            "`off` = none (the default; see README on what it measured).",
+            parse=path_or_off,
         ),
     )
     calc_samples: int = field(

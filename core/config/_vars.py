@@ -109,6 +109,11 @@ def path(text: str) -> str:
     return str(Path(text).expanduser())
 
 
+def path_or_off(text: str) -> str:
+    """A path (~ expanded), or "off"."""
+    return "off" if text.strip().lower() == "off" else path(text)
+
+
 @dataclass(frozen=True)
 class Var:
     """One documented environment variable: `Settings.<attr>` parsed from `name`."""
