@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,6 +23,7 @@ from core.llm.engine.engine import Engine
 from core.llm.engine.int4 import PackCache
 from core.llm.engine.kv import BatchKV
 from core.llm.engine.lean import EXACT_TOP, LeanLlama
+from core.llm.models.weights import ModelWeights
 from core.llm.types import Request, user
 from tests.fixtures.models import make_tiny_gguf_llama, make_tiny_llama, make_tiny_q4_llama
 from tests.integration.test_engine import hf_greedy
@@ -54,7 +58,7 @@ def native_isa(request, monkeypatch) -> str:
 def _ids(loaded, prompt: str) -> list[int]:
     from core.llm.engine.prompting import PromptEncoder
 
-    return PromptEncoder(loaded.tokenizer, loaded.model).encode(user(prompt))
+    return PromptEncoder(loaded.tokenizer, loaded.generation_config).encode(user(prompt))
 
 
 def _hf_batch(model, prompts_ids: list[list[int]], dtype: torch.dtype | None = None) -> BatchKV:
@@ -323,3 +327,78 @@ async def test_engine_batches_like_it_runs_alone(bundled_tokenizer, tmp_path, en
         assert [c.text for c in together] == [c.text for c in alone]
     finally:
         await engine.aclose()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("weights", ["dense", "int4"])
+def test_lean_on_the_mapped_safetensors_is_lean_on_the_model(bundled_model, tmp_path, weights):
+    """`ModelWeights.from_dir` (the packed path's weights: no transformers model built) gives
+    bit-identical logits to the same forward on the transformers model's tensors (its RoPE
+    is computed without transformers' rotary module)."""
+    mapped = ModelWeights.from_dir(bundled_model.path)
+    assert mapped is not None and mapped.rotary is None
+    ours = LeanLlama(mapped, weights=weights, cache_dir=str(tmp_path))
+    theirs = LeanLlama(bundled_model.model, weights=weights, cache_dir=str(tmp_path))
+    assert ours.packed == theirs.packed
+    prompts = [_ids(bundled_model, p) for p in PROMPTS]
+    with torch.inference_mode():
+        kvs = []
+        for lean in (ours, theirs):
+            kv = BatchKV(len(lean.layers), dtype=lean.cache_dtype)
+            for ids in prompts:
+                logits, rows = lean.prefill(ids)
+                kv.add_rows([rows])
+            kvs.append((logits, kv))
+        assert torch.equal(kvs[0][0], kvs[1][0])
+        tokens = [1, 2, 3]
+        for _ in range(3):
+            got, want = ours.decode(tokens, kvs[0][1]), theirs.decode(tokens, kvs[1][1])
+            assert torch.equal(got, want)
+            for _, kv in kvs:
+                kv.append_step()
+            tokens = got.argmax(-1).tolist()
+
+
+PACKED_START = """
+import asyncio, sys
+from core.config import Settings
+from core.llm.engine.engine import Engine
+from core.llm.models.loading import load_model
+from core.llm.types import Request, user
+
+settings = Settings(data_dir=sys.argv[1], model=sys.argv[2], device="cpu", threads=1)
+loaded = load_model(settings.model, settings)
+
+
+async def main():
+    engine = Engine(loaded, kernel="lean", weights="auto")
+    try:
+        ask = Request(user("What is the capital of France?"), max_new_tokens=8)
+        done = await engine.complete(ask)
+        print(engine.lean.packed, "|", done.text)
+    finally:
+        await engine.aclose()
+
+
+asyncio.run(main())
+print("built:", loaded.hf.built, "| modeling_utils:", "transformers.modeling_utils" in sys.modules)
+"""
+
+
+@pytest.mark.model
+def test_a_packed_start_never_imports_transformers_model_code(bundled_model, test_data_dir):
+    """The engine's packed path (GURU_ENGINE_WEIGHTS=auto with native kernels) runs without
+    the transformers model: `from_pretrained`'s model code (~130 MiB, seconds) is never
+    imported, in a fresh process, from load to answer."""
+    if native.unsupported() is not None:
+        pytest.skip(f"no native kernels here: {native.unsupported()}")
+    out = subprocess.run(
+        [sys.executable, "-c", PACKED_START, str(test_data_dir), "smollm2-135m"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).parents[2],
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "LM head | " in out.stdout and "Paris" in out.stdout, out.stdout
+    assert "built: False | modeling_utils: False" in out.stdout, out.stdout

@@ -25,6 +25,7 @@ from core.llm.engine.rows import Rows
 
 __all__ = [
     "Error",
+    "Linear",
     "Packed",
     "PackCache",
     "Proj",
@@ -42,6 +43,7 @@ INT4_MAX_ROWS = 32  # above this many rows a matmul is compute-bound: dense fp32
 # uint8 [n / 16, k / 32, 320]: `core.llm.engine.native.pack_q4`'s layout, or [.., .., 544]:
 # `pack_q8`'s (8-bit codes: GGUF Q8_0 / Q5_0 matrices, exactly); the last size says which
 Packed = torch.Tensor
+Linear = tuple[torch.Tensor, "torch.Tensor | None"]  # a Linear's (weight, bias)
 CHUNK_ROWS = 2048  # rows quantized at a time: bounds the temporary memory of packing
 ROWS = "rows:"  # cache key prefix of `Rows` blocks (the embedding, an untied LM head)
 
@@ -250,13 +252,13 @@ class Proj:
 
     def __init__(
         self,
-        modules: list[Any],
+        linears: list[Linear],
         packed: Packed | None,
         kernel: native.Kernels | None = None,
         exact: bool = True,
     ):
         self.exact = exact  # the packing is the weights (not a 4-bit re-quantization of them)
-        self.dense = [(m.weight, getattr(m, "bias", None)) for m in modules]
+        self.dense = list(linears)
         self.sizes = [w.shape[0] for w, _ in self.dense]
         # without native kernels the packing is not used: dense fp32 is exact (see isa.py)
         self.packed = packed if kernel is not None else None
@@ -268,16 +270,18 @@ class Proj:
             self.bias = torch.cat([b for _, b in self.dense])
 
     @staticmethod
-    def pack_q8(modules: list[Any], error: Error | None = None) -> Packed | None:
-        """The modules' fused weight as the nearest 8-bit groups (`packed_q8`)."""
-        weights = [m.weight for m in modules]
+    def pack_q8(linears: list[Linear], error: Error | None = None) -> Packed | None:
+        """The linears' fused weight as the nearest 8-bit groups (`packed_q8`)."""
+        weights = [w for w, _ in linears]
         return packed_q8(torch.cat(weights) if len(weights) > 1 else weights[0], error)
 
     @staticmethod
-    def pack(modules: list[Any], approx: bool = False, error: Error | None = None) -> Packed | None:
-        """The modules' fused weight in int4: exact 4-bit groups, else None; with `approx`,
+    def pack(
+        linears: list[Linear], approx: bool = False, error: Error | None = None
+    ) -> Packed | None:
+        """The linears' fused weight in int4: exact 4-bit groups, else None; with `approx`,
         the nearest 4-bit groups of any fp32 weight (`error` accumulates how far)."""
-        weights = [m.weight for m in modules]
+        weights = [w for w, _ in linears]
         weight = torch.cat(weights) if len(weights) > 1 else weights[0]
         return packed(weight, exact=not approx, error=error)
 

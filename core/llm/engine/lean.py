@@ -47,9 +47,10 @@ import torch.nn.functional as F
 
 from core.llm.engine import native
 from core.llm.engine.blocks import FLOAT_TYPES, Q8_TYPES, Source, q4k_groups, q8_groups
-from core.llm.engine.int4 import INT4_MAX_ROWS, Error, PackCache, Proj
+from core.llm.engine.int4 import INT4_MAX_ROWS, Error, Linear, PackCache, Proj
 from core.llm.engine.memory import release_freed_memory
 from core.llm.engine.rows import Rows
+from core.llm.models.weights import ModelWeights
 
 __all__ = ["LeanLlama", "lean_unsupported"]
 
@@ -66,25 +67,48 @@ SUPPORTED = ("llama", "qwen2")
 
 
 def lean_unsupported(model: Any) -> str | None:
-    """Why the lean forward cannot run `model` (None when it can)."""
-    config = getattr(model, "config", None)
+    """Why the lean forward cannot run `model` (a transformers model or `ModelWeights`;
+    None when it can)."""
+    params = model if isinstance(model, ModelWeights) else ModelWeights.of_model(model)
+    config = params.config
     kind = getattr(config, "model_type", None)
     if kind not in SUPPORTED:
         return f"model type {kind!r} (lean supports {', '.join(SUPPORTED)})"
-    if next(model.parameters()).device.type != "cpu":
+    if params.device.type != "cpu":
         return "the model is not on the CPU"
     if getattr(config, "hidden_act", "silu") != "silu":
         return f"activation {config.hidden_act!r}"
     if getattr(config, "quantization_config", None) is not None:
         return "a bitsandbytes-quantized model"
-    layer = model.model.layers[0]
-    if getattr(layer.self_attn.o_proj, "bias", None) is not None:
+    if params.rotary is None and _rope_type(config) != "default":
+        return f"RoPE type {_rope_type(config)!r} (without transformers' rotary module)"
+    if "model.layers.0.self_attn.o_proj.bias" in params.tensors:
         return "an o_proj bias"
-    if getattr(layer.mlp.down_proj, "bias", None) is not None:
+    if "model.layers.0.mlp.down_proj.bias" in params.tensors:
         return "an MLP bias"
     if getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", False):
         return "sliding-window attention"
     return None
+
+
+def _rope_type(config: Any) -> str:
+    rope = getattr(config, "rope_parameters", None) or {}
+    return rope.get("rope_type", "default")
+
+
+class _Rope:
+    """cos and sin of the default RoPE, computed exactly as transformers' rotary module does
+    (`Qwen2RotaryEmbedding` / `LlamaRotaryEmbedding`, attention scaling 1)."""
+
+    def __init__(self, config: Any, head_dim: int) -> None:
+        base = config.rope_parameters["rope_theta"]
+        arange = torch.arange(0, head_dim, 2, dtype=torch.float)
+        self.inv_freq = 1.0 / (base ** (arange / head_dim))
+
+    def __call__(self, x: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        freqs = positions[..., None].float() * self.inv_freq
+        emb = torch.cat((freqs, freqs), dim=-1)
+        return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
 
 
 # -- linear layers -----------------------------------------------------------------------
@@ -104,7 +128,7 @@ class _Layer:
 
 
 def _pack(
-    model: Any, groups: dict[str, list[Any]], source: Source, requantize: bool
+    params: ModelWeights, groups: dict[str, list[str]], source: Source, requantize: bool
 ) -> tuple[dict[str, Any], str, list[str]]:
     """Each layer group's int4 packing: exact where its matrices are 4-bit blocks (Q4_1);
     Q4_K's own codes, with its fp32 sub-block scales and offsets rounded to the layout's fp16;
@@ -115,22 +139,22 @@ def _pack(
     else None (dense).
     Also says what was not packed exactly, per source block type, with the error measured,
     and which groups were re-quantized to 4 bits (their prompts keep the dense weights)."""
-    names = {id(module): name for name, module in model.named_modules()}
     packed: dict[str, Any] = {}
     errors: dict[str, Error] = {}
     requantized: list[str] = []
-    for name, mods in groups.items():
+    for name, modules in groups.items():
         if name == "lm_head":
             continue
+        mods = [params.linear(m) for m in modules]
         packed[name] = Proj.pack(mods)
-        kinds = sorted({source.types.get(names.get(id(m), ""), "F32") for m in mods})
+        kinds = sorted({source.types.get(m, "F32") for m in modules})
         if packed[name] is not None or FLOAT_TYPES.intersection(kinds):
             continue
         if kinds == ["Q4_K"]:
             error = errors.setdefault("Q4_K (its codes; scales rounded to fp16)", Error())
-            packed[name] = _pack_q4k([names[id(m)] for m in mods], mods, source, error)
+            packed[name] = _pack_q4k(modules, mods, source, error)
         if packed[name] is None and not requantize and Q8_TYPES.issuperset(kinds):
-            packed[name] = _pack_q8([names[id(m)] for m in mods], mods, source)
+            packed[name] = _pack_q8(modules, mods, source)
             if packed[name] is None:
                 log.info("lean forward: %s's %s blocks do not rebuild its weights", name, kinds)
         if packed[name] is None and not requantize and Q8_REQUANTIZED.issuperset(kinds):
@@ -146,10 +170,10 @@ def _pack(
     return packed, note, requantized
 
 
-def _rows(model: Any, source: Source) -> dict[str, Rows]:
+def _rows(params: ModelWeights, source: Source) -> dict[str, Rows]:
     """The embedding and the LM head as their GGUF blocks, where those rebuild them exactly
     (`core.llm.engine.rows`); a tied LM head shares the embedding's."""
-    embed, head = model.model.embed_tokens.weight, model.lm_head.weight
+    embed, head = params.tensors["model.embed_tokens.weight"], params.tensors["lm_head.weight"]
     rows = {"embed": Rows.from_source(source, "model.embed_tokens", embed)}
     if head.data_ptr() == embed.data_ptr() and head.shape == embed.shape:
         rows["lm_head"] = rows["embed"]
@@ -158,12 +182,12 @@ def _rows(model: Any, source: Source) -> dict[str, Rows]:
     return {name: table for name, table in rows.items() if table is not None}
 
 
-def _pack_q4k(names: list[str], mods: list[Any], source: Source, error: Error) -> Any:
+def _pack_q4k(names: list[str], mods: list[Linear], source: Source, error: Error) -> Any:
     """Q4_K matrices packed from their GGUF blocks: each sub-block of 32 is already 4-bit
     codes with a scale and an offset; None unless the blocks rebuild the loaded weights."""
     parts = [q4k_groups(source.blocks(name)) for name in names]
     q, d, lo = (torch.cat([p[i] for p in parts]) for i in range(3))
-    weight = torch.cat([m.weight for m in mods])
+    weight = torch.cat([w for w, _ in mods])
     if q.shape != weight.shape or weight.shape[0] % native.BLOCK_ROWS:
         return None
     group = (q.shape[0], -1, native.GROUP)
@@ -175,12 +199,12 @@ def _pack_q4k(names: list[str], mods: list[Any], source: Source, error: Error) -
     return native.pack_q4(q, d, lo)
 
 
-def _pack_q8(names: list[str], mods: list[Any], source: Source) -> Any:
+def _pack_q8(names: list[str], mods: list[Linear], source: Source) -> Any:
     """Q8_0 / Q5_0 matrices packed from their GGUF blocks as 8-bit codes with their fp16
     scales: exactly the loaded weights (checked), else None."""
     parts = [q8_groups(source.blocks(name), source.types[name]) for name in names]
     q, d = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-    weight = torch.cat([m.weight for m in mods])
+    weight = torch.cat([w for w, _ in mods])
     if q.shape != weight.shape or weight.shape[0] % native.BLOCK_ROWS:
         return None
     exact = d[..., None] * q.view(q.shape[0], -1, native.GROUP).float()
@@ -203,7 +227,9 @@ class LeanLlama:
         isa: str | None = None,
         requantize: bool = False,
     ) -> None:
-        """`cache_dir`: where to keep the int4 packing between runs (the weights' directory);
+        """`model`: a transformers model, or its `ModelWeights` (no transformers model code:
+        what the engine's packed path runs on); `cache_dir`: where to keep the int4 packing
+        between runs (the weights' directory);
         `isa`: the native kernel variant, as `native.load` takes it; `requantize`: int4 also
         re-quantizes matrices of other GGUF block types to 4 bits (`_pack`: on Qwen2.5-0.5B
         5x faster decode, but it did not pass the quality gate reliably)."""
@@ -214,29 +240,31 @@ class LeanLlama:
     def _build(
         self, model: Any, weights: str, cache_dir: str | None, isa: str | None, requantize: bool
     ) -> None:
-        reason = lean_unsupported(model)
+        params = model if isinstance(model, ModelWeights) else ModelWeights.of_model(model)
+        reason = lean_unsupported(params)
         if reason is not None:
             raise ValueError(f"The lean forward does not support {reason}.")
         self.kernels = "none: dense weights"  # which native kernels run, and why
         self.requantized = ""  # which matrices int4 re-quantized from other GGUF blocks
-        config = model.config
-        self.model = model
+        config = params.config
+        tensors = params.tensors
         self.heads = config.num_attention_heads
         self.kv_heads = getattr(config, "num_key_value_heads", None) or self.heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
         self.eps = config.rms_norm_eps
         self.scale = self.head_dim**-0.5
-        self.embed = model.model.embed_tokens.weight
-        self.norm = model.model.norm.weight
-        self.rotary = model.model.rotary_emb
+        self.embed = tensors["model.embed_tokens.weight"]
+        self.norm = tensors["model.norm.weight"]
+        self.rotary = params.rotary or _Rope(config, self.head_dim)
         self.dtype = self.embed.dtype
-        blocks = [(f"layers.{i}", b.self_attn, b.mlp, b) for i, b in enumerate(model.model.layers)]
-        groups: dict[str, list[Any]] = {"lm_head": [model.lm_head]}
-        for name, attn, mlp, _ in blocks:
-            groups[f"{name}.qkv"] = [attn.q_proj, attn.k_proj, attn.v_proj]
-            groups[f"{name}.o"] = [attn.o_proj]
-            groups[f"{name}.gate_up"] = [mlp.gate_proj, mlp.up_proj]
-            groups[f"{name}.down"] = [mlp.down_proj]
+        blocks = [f"model.layers.{i}" for i in range(config.num_hidden_layers)]
+        groups: dict[str, list[str]] = {"lm_head": ["lm_head"]}
+        for block in blocks:
+            name, attn, mlp = block.removeprefix("model."), f"{block}.self_attn", f"{block}.mlp"
+            groups[f"{name}.qkv"] = [f"{attn}.q_proj", f"{attn}.k_proj", f"{attn}.v_proj"]
+            groups[f"{name}.o"] = [f"{attn}.o_proj"]
+            groups[f"{name}.gate_up"] = [f"{mlp}.gate_proj", f"{mlp}.up_proj"]
+            groups[f"{name}.down"] = [f"{mlp}.down_proj"]
         packed: dict[str, Any] = {}
         inexact: list[str] = []  # re-quantized groups: prompts keep their dense weights
         rows: dict[str, Rows] = {}  # embedding / LM head rows read from GGUF blocks
@@ -251,13 +279,13 @@ class LeanLlama:
             loaded = store.load(groups) if store else None
             if loaded is None:
                 source = Source(cache_dir)
-                packed, self.requantized, inexact = _pack(model, groups, source, requantize)
+                packed, self.requantized, inexact = _pack(params, groups, source, requantize)
                 # The LM head only picks candidates (the top logits are recomputed exactly),
                 # so a 4-bit approximation is enough, but only for an already-quantized model.
                 quantized = any(pair is not None for pair in packed.values())
                 if quantized:
-                    packed["lm_head"] = Proj.pack([model.lm_head], approx=True)
-                    rows = _rows(model, source)
+                    packed["lm_head"] = Proj.pack([params.linear("lm_head")], approx=True)
+                    rows = _rows(params, source)
                 if store and quantized:
                     store.save(packed, self.requantized, inexact, rows)
                     rows = store.rows or rows  # read from the cache file once it is written
@@ -271,19 +299,22 @@ class LeanLlama:
             if kernel is None:
                 self.kernels = "none: the native kernels did not build (see the log)"
         projs = {
-            name: Proj(mods, packed.get(name), kernel, exact=name not in inexact)
-            for name, mods in groups.items()
+            name: Proj(
+                [params.linear(m) for m in modules], packed.get(name), kernel, name not in inexact
+            )
+            for name, modules in groups.items()
         }
         self.layers = [
             _Layer(
-                ln1=block.input_layernorm.weight,
+                ln1=tensors[f"{block}.input_layernorm.weight"],
                 qkv=projs[f"{name}.qkv"],
                 o=projs[f"{name}.o"],
-                ln2=block.post_attention_layernorm.weight,
+                ln2=tensors[f"{block}.post_attention_layernorm.weight"],
                 gate_up=projs[f"{name}.gate_up"],
                 down=projs[f"{name}.down"],
             )
-            for name, _, _, block in blocks
+            for block in blocks
+            for name in [block.removeprefix("model.")]
         ]
         self.lm_head = projs["lm_head"]
         # only with the native kernels: the rows serve the packed path (`rows.py`)
