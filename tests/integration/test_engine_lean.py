@@ -207,10 +207,12 @@ def test_q8_0_and_q5_0_blocks_decode_natively_as_8bit_codes(
     kinds = {"attn_v": "Q8_0", "ffn_down": "Q4_1"}
     loaded = make_tiny_gguf_llama(bundled_tokenizer, tmp_path, kinds, seed=7)
     lean = LeanLlama(loaded.model, weights="int4", cache_dir=str(tmp_path))
-    assert lean.packed == "8/8 matrices (6 of them 8-bit), LM head"
+    assert lean.packed == "8/8 matrices (of them 4 5-bit, 2 8-bit), LM head"
     assert lean.native is not None and lean.cache_dtype == torch.float16
     layer = lean.layers[0]
-    assert layer.qkv.q8 and layer.o.q8 and layer.gate_up.q8 and not layer.down.q8
+    # q, k Q5_0 with v Q8_0: 8-bit codes; o, gate/up all Q5_0: 5-bit ones; down Q4_1: 4-bit
+    assert layer.qkv.q8 and layer.o.q5 and layer.gate_up.q5
+    assert not (layer.down.q8 or layer.down.q5 or layer.qkv.q5)
     assert all(p.exact for p in (layer.qkv, layer.o, layer.gate_up, layer.down))
     _compare_steps(loaded, lean, steps=6, atol=0.01, top=8)
     # the per-matrix path (no fused layers: torch attention on an fp32 cache) agrees too
@@ -220,6 +222,34 @@ def test_q8_0_and_q5_0_blocks_decode_natively_as_8bit_codes(
     again = LeanLlama(loaded.model, weights="int4", cache_dir=str(tmp_path))
     assert again.packed == lean.packed
     assert torch.equal(again.layers[1].gate_up.packed, lean.layers[1].gate_up.packed)
+
+
+def test_q5_0_as_5_bit_codes_is_bit_identical_to_8_bit_codes(
+    bundled_tokenizer, tmp_path, native_isa, monkeypatch
+):
+    """Q5_0 packed as 5-bit codes (`native.pack_q5`) is the same weights as the 8-bit codes
+    it replaced: prefill and decode logits are bit-identical, on every variant."""
+    kinds = {"ffn_down": "Q4_1"}  # everything else Q5_0
+    loaded = make_tiny_gguf_llama(bundled_tokenizer, tmp_path, kinds, seed=11)
+    five = LeanLlama(loaded.model, weights="int4", cache_dir=str(tmp_path))
+    assert five.packed == "8/8 matrices (of them 6 5-bit), LM head" and five.native is not None
+    (tmp_path / PackCache.NAME).unlink()  # pack again (`five` keeps the old file's data)
+    monkeypatch.setattr(native, "pack_q5", lambda q, d: native.pack_q8(q - 16, d))
+    eight = LeanLlama(loaded.model, weights="int4", cache_dir=str(tmp_path))
+    assert eight.packed == "8/8 matrices (of them 6 8-bit), LM head"
+    prompts = [_ids(loaded, p) for p in PROMPTS]
+    with torch.inference_mode():
+        for ids in prompts:
+            assert torch.equal(five.prefill(ids)[0], eight.prefill(ids)[0])
+        kvs = [_hf_batch(loaded.model, prompts, five.cache_dtype) for _ in range(2)]
+        tokens = [1, 2, 3]
+        for _ in range(3):
+            got, want = five.decode(tokens, kvs[0]), eight.decode(tokens, kvs[1])
+            assert torch.equal(got, want)
+            for kv in kvs:
+                kv.append_step()
+            tokens = got.argmax(-1).tolist()
+    _compare_steps(loaded, five, steps=3, atol=0.01, top=8)
 
 
 def test_embedding_and_lm_head_rows_are_read_from_their_gguf_blocks(

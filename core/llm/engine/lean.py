@@ -200,8 +200,9 @@ def _pack_q4k(names: list[str], mods: list[Linear], source: Source, error: Error
 
 
 def _pack_q8(names: list[str], mods: list[Linear], source: Source) -> Any:
-    """Q8_0 / Q5_0 matrices packed from their GGUF blocks as 8-bit codes with their fp16
-    scales: exactly the loaded weights (checked), else None."""
+    """Q8_0 / Q5_0 matrices packed from their GGUF blocks with their fp16 scales: as 5-bit
+    codes (`native.pack_q5`) when all are Q5_0, else as 8-bit codes (a Q5_0 code `q5 - 16` is
+    an 8-bit one); exactly the loaded weights (checked), else None."""
     parts = [q8_groups(source.blocks(name), source.types[name]) for name in names]
     q, d = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     weight = torch.cat([w for w, _ in mods])
@@ -210,6 +211,8 @@ def _pack_q8(names: list[str], mods: list[Linear], source: Source) -> Any:
     exact = d[..., None] * q.view(q.shape[0], -1, native.GROUP).float()
     if not torch.equal(exact.view_as(weight), weight):
         return None  # not the tensor we loaded (a permuted layout): keep it dense
+    if all(source.types[name] == "Q5_0" for name in names):
+        return native.pack_q5(q + 16, d)
     return native.pack_q8(q, d)
 
 
@@ -323,9 +326,11 @@ class LeanLlama:
         self.native = self._native_layers(kernel, config)
         count = sum(projs[name].packed is not None for name in groups if name != "lm_head")
         q8 = sum(projs[name].q8 for name in groups if name != "lm_head")
+        q5 = sum(projs[name].q5 for name in groups if name != "lm_head")
         head = ", LM head" if self.lm_head.packed is not None else ""
-        eight = f" ({q8} of them 8-bit)" if q8 else ""
-        self.packed = f"{count}/{len(groups) - 1} matrices{eight}{head}"
+        bits = [f"{q5} 5-bit" if q5 else "", f"{q8} 8-bit" if q8 else ""]
+        wide = f" (of them {', '.join(b for b in bits if b)})" if q5 or q8 else ""
+        self.packed = f"{count}/{len(groups) - 1} matrices{wide}{head}"
         self.int4 = count > 0  # decodes from packed weights
         # The native decode layers read an fp16 cache: what the engine's BatchKV stores.
         self.cache_dtype = torch.float16 if self.native is not None else None
@@ -367,8 +372,9 @@ class LeanLlama:
                 o=layer.o.packed.data_ptr(),
                 gate_up=layer.gate_up.packed.data_ptr(),
                 down=layer.down.packed.data_ptr(),
-                # layer.c's Q8_QKV, Q8_O, Q8_GATE_UP, Q8_DOWN
+                # layer.c's Q8_QKV, Q8_O, Q8_GATE_UP, Q8_DOWN (also the bits of q5)
                 q8=sum(bit for bit, p in zip((1, 2, 4, 8), self._projs(layer)) if p.q8),
+                q5=sum(bit for bit, p in zip((1, 2, 4, 8), self._projs(layer)) if p.q5),
             )
             for layer in self.layers
         ]
