@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
     mark = report("imports (torch, transformers)", STARTED)
     from core.llm.engine.engine import Engine
+    from core.llm.engine.memory import serve_large_blocks_from_mmap
     from core.llm.models.loading import LazyModel, LoadedModel, Placement, load_tokenizer
     from core.llm.models.sources import prepare_model_dir, resolve_source
 
@@ -103,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     hf_dir = prepare_model_dir(source)
     tokenizer = load_tokenizer(hf_dir)
     mark = report("tokenizer", mark)
-    # as load_model does on the CPU in fp32: the transformers model is built on first use
+    # as load_model does on the CPU in fp32: the transformers model is built on first use,
+    # large blocks are mapped on their own (core/llm/engine/memory.py)
+    serve_large_blocks_from_mmap()
     model = LazyModel(hf_dir, Placement("cpu", "float32", "none"))
     mark = report("config (the model is built on first use)", mark)
     window = int(model.config.max_position_embeddings)

@@ -24,7 +24,7 @@ from typing import Any
 from core.config import Settings, force_offline_hub
 from core.errors import ModelLoadError
 from core.hf_lock import HF_LOAD_LOCK
-from core.llm.engine.memory import release_freed_memory
+from core.llm.engine.memory import release_freed_memory, serve_large_blocks_from_mmap
 from core.llm.models.sources import ModelSource, prepare_model_dir, resolve_source
 from core.llm.models.weights import ModelWeights
 
@@ -281,6 +281,7 @@ def _load(source: ModelSource, placement: Placement, settings: Settings) -> Load
     started = time.monotonic()
     if placement.device == "cpu":
         torch.set_num_threads(settings.threads)
+        serve_large_blocks_from_mmap()  # bounds the heap a long prompt grows (memory.py)
     hf_dir = prepare_model_dir(source)
     try:
         tokenizer = load_tokenizer(hf_dir)
