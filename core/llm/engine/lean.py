@@ -145,27 +145,30 @@ def _pack(
     for name, modules in groups.items():
         if name == "lm_head":
             continue
-        mods = [params.linear(m) for m in modules]
-        packed[name] = Proj.pack(mods)
-        kinds = sorted({source.types.get(m, "F32") for m in modules})
-        if packed[name] is not None or FLOAT_TYPES.intersection(kinds):
-            continue
-        if kinds == ["Q4_K"]:
-            error = errors.setdefault("Q4_K (its codes; scales rounded to fp16)", Error())
-            packed[name] = _pack_q4k(modules, mods, source, error)
-        if packed[name] is None and not requantize and Q8_TYPES.issuperset(kinds):
-            packed[name] = _pack_q8(modules, mods, source)
-            if packed[name] is None:
-                log.info("lean forward: %s's %s blocks do not rebuild its weights", name, kinds)
-        if packed[name] is None and not requantize and Q8_REQUANTIZED.issuperset(kinds):
-            error = errors.setdefault("+".join(kinds) + " (8-bit, re-quantized)", Error())
-            # Not listed as re-quantized: its prompts use the packing too, like exact ones
-            # (its error, ~0.5% RMS, is that of bf16 prompts); the mmapped fp32 stays unread.
-            packed[name] = Proj.pack_q8(mods, error)
-        if packed[name] is None and requantize:
-            error = errors.setdefault("+".join(kinds) + " (re-quantized)", Error())
-            packed[name] = Proj.pack(mods, approx=True, error=error)
-            requantized.append(name)
+        try:
+            mods = [params.linear(m) for m in modules]
+            packed[name] = Proj.pack(mods)
+            kinds = sorted({source.types.get(m, "F32") for m in modules})
+            if packed[name] is not None or FLOAT_TYPES.intersection(kinds):
+                continue
+            if kinds == ["Q4_K"]:
+                error = errors.setdefault("Q4_K (its codes; scales rounded to fp16)", Error())
+                packed[name] = _pack_q4k(modules, mods, source, error)
+            if packed[name] is None and not requantize and Q8_TYPES.issuperset(kinds):
+                packed[name] = _pack_q8(modules, mods, source)
+                if packed[name] is None:
+                    log.info("lean forward: %s's %s blocks do not rebuild its weights", name, kinds)
+            if packed[name] is None and not requantize and Q8_REQUANTIZED.issuperset(kinds):
+                error = errors.setdefault("+".join(kinds) + " (8-bit, re-quantized)", Error())
+                # Not listed as re-quantized: its prompts use the packing too, like exact ones
+                # (its error, ~0.5% RMS, is that of bf16 prompts); the mmapped fp32 stays unread.
+                packed[name] = Proj.pack_q8(mods, error)
+            if packed[name] is None and requantize:
+                error = errors.setdefault("+".join(kinds) + " (re-quantized)", Error())
+                packed[name] = Proj.pack(mods, approx=True, error=error)
+                requantized.append(name)
+        finally:  # packed: this process needs its fp32 pages no more (`drop_pages`)
+            params.drop_pages(f"{m}.weight" for m in modules)
     note = "; ".join(f"{kind}: {err.describe()}" for kind, err in sorted(errors.items()))
     return packed, note, requantized
 
@@ -308,9 +311,13 @@ class LeanLlama:
                 if quantized:
                     packed["lm_head"] = Proj.pack([params.linear("lm_head")], approx=True)
                     rows = _rows(params, source)
+                    params.drop_pages(["lm_head.weight", "model.embed_tokens.weight"])
                 if store and quantized:
                     store.save(packed, self.requantized, inexact, rows)
                     rows = store.rows or rows  # read from the cache file once it is written
+                    # and the packing too, mapped, as a warm start reads it (not a second
+                    # copy in this process's heap: ~1 GB for Qwen2.5-1.5B)
+                    packed = store.load(groups) or packed
             else:
                 packed, self.requantized = loaded, store.note if store else ""
                 inexact = store.inexact if store else []
