@@ -18,13 +18,13 @@ from tests.fixtures.models import make_tiny_llama
 PROMPT = user("tell me something about adapters")
 
 
-def make_adapter(base_config, path, seed: int) -> str:
+def make_adapter(base_config, path, seed: int, alpha: int = 64) -> str:
     """A random (non-zero) LoRA adapter for the tiny model, saved as a peft directory."""
     torch.manual_seed(seed)
     model = LlamaForCausalLM(base_config)
     config = LoraConfig(
         r=8,
-        lora_alpha=64,
+        lora_alpha=alpha,
         target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "down_proj"],
         init_lora_weights=False,  # random A and B, so the adapter really changes outputs
     )
@@ -82,5 +82,30 @@ async def test_unloading_restores_the_base_model(own_tiny, tmp_path):
             await engine.complete(ask("gamma"))
         with pytest.raises(NotFound, match="adapter_config.json"):
             await engine.load_adapter("missing", str(tmp_path / "nowhere"))
+    finally:
+        await engine.aclose()
+
+
+@pytest.mark.model
+async def test_an_adapter_builds_the_lazy_model_and_mixes_exactly(model_settings, tmp_path):
+    """A CPU fp32 load builds no transformers model (`LazyModel`): the packed path runs
+    without it. The first adapter builds it; adapter rows mixed with base rows get exactly
+    what they get alone (base rows of a mixed step run transformers' fp32 forward, not the
+    packed one, so their text may differ from the packed path's)."""
+    from core.llm.models.loading import LazyModel, load_model
+
+    loaded = load_model(model_settings.model, model_settings)  # its own, not the session's
+    assert isinstance(loaded.hf, LazyModel) and not loaded.hf.built
+    engine = Engine(loaded, max_batch=4, kernel="lean", weights="auto")
+    try:
+        base = (await engine.complete(ask(None))).text
+        assert not loaded.hf.built  # the lean forward ran on the mapped safetensors
+        await engine.load_adapter("delta", make_adapter(loaded.config, tmp_path / "d", 4, alpha=12))
+        assert loaded.hf.built
+        alone = (await engine.complete(ask("delta"))).text
+        assert alone != base
+        order = [None, "delta", None]
+        mixed = await asyncio.gather(*(engine.complete(ask(a)) for a in order))
+        assert mixed[1].text == alone and all(c.text for c in mixed)
     finally:
         await engine.aclose()

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,6 +23,7 @@ from core.llm.engine.engine import Engine
 from core.llm.engine.int4 import PackCache
 from core.llm.engine.kv import BatchKV
 from core.llm.engine.lean import EXACT_TOP, LeanLlama
+from core.llm.models.weights import ModelWeights
 from core.llm.types import Request, user
 from tests.fixtures.models import make_tiny_gguf_llama, make_tiny_llama, make_tiny_q4_llama
 from tests.integration.test_engine import hf_greedy
@@ -54,7 +58,7 @@ def native_isa(request, monkeypatch) -> str:
 def _ids(loaded, prompt: str) -> list[int]:
     from core.llm.engine.prompting import PromptEncoder
 
-    return PromptEncoder(loaded.tokenizer, loaded.model).encode(user(prompt))
+    return PromptEncoder(loaded.tokenizer, loaded.generation_config).encode(user(prompt))
 
 
 def _hf_batch(model, prompts_ids: list[list[int]], dtype: torch.dtype | None = None) -> BatchKV:
@@ -203,10 +207,12 @@ def test_q8_0_and_q5_0_blocks_decode_natively_as_8bit_codes(
     kinds = {"attn_v": "Q8_0", "ffn_down": "Q4_1"}
     loaded = make_tiny_gguf_llama(bundled_tokenizer, tmp_path, kinds, seed=7)
     lean = LeanLlama(loaded.model, weights="int4", cache_dir=str(tmp_path))
-    assert lean.packed == "8/8 matrices (6 of them 8-bit), LM head"
+    assert lean.packed == "8/8 matrices (of them 4 5-bit, 2 8-bit), LM head"
     assert lean.native is not None and lean.cache_dtype == torch.float16
     layer = lean.layers[0]
-    assert layer.qkv.q8 and layer.o.q8 and layer.gate_up.q8 and not layer.down.q8
+    # q, k Q5_0 with v Q8_0: 8-bit codes; o, gate/up all Q5_0: 5-bit ones; down Q4_1: 4-bit
+    assert layer.qkv.q8 and layer.o.q5 and layer.gate_up.q5
+    assert not (layer.down.q8 or layer.down.q5 or layer.qkv.q5)
     assert all(p.exact for p in (layer.qkv, layer.o, layer.gate_up, layer.down))
     _compare_steps(loaded, lean, steps=6, atol=0.01, top=8)
     # the per-matrix path (no fused layers: torch attention on an fp32 cache) agrees too
@@ -216,6 +222,34 @@ def test_q8_0_and_q5_0_blocks_decode_natively_as_8bit_codes(
     again = LeanLlama(loaded.model, weights="int4", cache_dir=str(tmp_path))
     assert again.packed == lean.packed
     assert torch.equal(again.layers[1].gate_up.packed, lean.layers[1].gate_up.packed)
+
+
+def test_q5_0_as_5_bit_codes_is_bit_identical_to_8_bit_codes(
+    bundled_tokenizer, tmp_path, native_isa, monkeypatch
+):
+    """Q5_0 packed as 5-bit codes (`native.pack_q5`) is the same weights as the 8-bit codes
+    it replaced: prefill and decode logits are bit-identical, on every variant."""
+    kinds = {"ffn_down": "Q4_1"}  # everything else Q5_0
+    loaded = make_tiny_gguf_llama(bundled_tokenizer, tmp_path, kinds, seed=11)
+    five = LeanLlama(loaded.model, weights="int4", cache_dir=str(tmp_path))
+    assert five.packed == "8/8 matrices (of them 6 5-bit), LM head" and five.native is not None
+    (tmp_path / PackCache.NAME).unlink()  # pack again (`five` keeps the old file's data)
+    monkeypatch.setattr(native, "pack_q5", lambda q, d: native.pack_q8(q - 16, d))
+    eight = LeanLlama(loaded.model, weights="int4", cache_dir=str(tmp_path))
+    assert eight.packed == "8/8 matrices (of them 6 8-bit), LM head"
+    prompts = [_ids(loaded, p) for p in PROMPTS]
+    with torch.inference_mode():
+        for ids in prompts:
+            assert torch.equal(five.prefill(ids)[0], eight.prefill(ids)[0])
+        kvs = [_hf_batch(loaded.model, prompts, five.cache_dtype) for _ in range(2)]
+        tokens = [1, 2, 3]
+        for _ in range(3):
+            got, want = five.decode(tokens, kvs[0]), eight.decode(tokens, kvs[1])
+            assert torch.equal(got, want)
+            for kv in kvs:
+                kv.append_step()
+            tokens = got.argmax(-1).tolist()
+    _compare_steps(loaded, five, steps=3, atol=0.01, top=8)
 
 
 def test_embedding_and_lm_head_rows_are_read_from_their_gguf_blocks(
@@ -323,3 +357,81 @@ async def test_engine_batches_like_it_runs_alone(bundled_tokenizer, tmp_path, en
         assert [c.text for c in together] == [c.text for c in alone]
     finally:
         await engine.aclose()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("weights", ["dense", "int4"])
+def test_lean_on_the_mapped_safetensors_is_lean_on_the_model(bundled_model, tmp_path, weights):
+    """`ModelWeights.from_dir` (the packed path's weights: no transformers model built) gives
+    bit-identical logits to the same forward on the transformers model's tensors (its RoPE
+    is computed without transformers' rotary module)."""
+    mapped = ModelWeights.from_dir(bundled_model.path)
+    assert mapped is not None and mapped.rotary is None
+    ours = LeanLlama(mapped, weights=weights, cache_dir=str(tmp_path))
+    # packing gave back the mapped pages it read (MADV_DONTNEED): read again, the same values
+    name = "model.layers.0.mlp.down_proj.weight"
+    assert torch.equal(mapped.tensors[name], bundled_model.model.state_dict()[name])
+    theirs = LeanLlama(bundled_model.model, weights=weights, cache_dir=str(tmp_path))
+    assert ours.packed == theirs.packed
+    prompts = [_ids(bundled_model, p) for p in PROMPTS]
+    with torch.inference_mode():
+        kvs = []
+        for lean in (ours, theirs):
+            kv = BatchKV(len(lean.layers), dtype=lean.cache_dtype)
+            for ids in prompts:
+                logits, rows = lean.prefill(ids)
+                kv.add_rows([rows])
+            kvs.append((logits, kv))
+        assert torch.equal(kvs[0][0], kvs[1][0])
+        tokens = [1, 2, 3]
+        for _ in range(3):
+            got, want = ours.decode(tokens, kvs[0][1]), theirs.decode(tokens, kvs[1][1])
+            assert torch.equal(got, want)
+            for _, kv in kvs:
+                kv.append_step()
+            tokens = got.argmax(-1).tolist()
+
+
+PACKED_START = """
+import asyncio, sys
+from core.config import Settings
+from core.llm.engine.engine import Engine
+from core.llm.models.loading import load_model
+from core.llm.types import Request, user
+
+settings = Settings(data_dir=sys.argv[1], model=sys.argv[2], device="cpu", threads=1)
+loaded = load_model(settings.model, settings)
+
+
+async def main():
+    engine = Engine(loaded, kernel="lean", weights="auto")
+    try:
+        ask = Request(user("What is the capital of France?"), max_new_tokens=8)
+        done = await engine.complete(ask)
+        print(engine.lean.packed, "|", done.text)
+    finally:
+        await engine.aclose()
+
+
+asyncio.run(main())
+print("built:", loaded.hf.built, "| modeling_utils:", "transformers.modeling_utils" in sys.modules)
+"""
+
+
+@pytest.mark.model
+def test_a_packed_start_never_imports_transformers_model_code(bundled_model, test_data_dir):
+    """The engine's packed path (GURU_ENGINE_WEIGHTS=auto with native kernels) runs without
+    the transformers model: `from_pretrained`'s model code (~130 MiB, seconds) is never
+    imported, in a fresh process, from load to answer."""
+    if native.unsupported() is not None:
+        pytest.skip(f"no native kernels here: {native.unsupported()}")
+    out = subprocess.run(
+        [sys.executable, "-c", PACKED_START, str(test_data_dir), "smollm2-135m"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).parents[2],
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "LM head | " in out.stdout and "Paris" in out.stdout, out.stdout
+    assert "built: False | modeling_utils: False" in out.stdout, out.stdout

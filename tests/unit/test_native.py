@@ -155,6 +155,70 @@ def test_q8_matmul_refuses_mismatched_shapes(kernels):
         kernels.matmul_q8(torch.randn(2, 64), native.pack_q4(q.clamp(0, 15), d, d), 32)
 
 
+def _random_q5(n: int, k: int, seed: int = 0):
+    """GGUF Q5_0 groups: codes 0..31, w = d * (q - 16); every code present, both ends in
+    whole groups."""
+    q, d, _ = _random_q8(n, k, seed, 0, 32)
+    q[:16, :GROUP], q[16:32, :GROUP] = 0, 31
+    return q, d, d.repeat_interleave(GROUP, 1) * (q - 16)
+
+
+def test_q5_packing_round_trips_codes_and_scales():
+    """The 4-bit plane, the 1-bit plane and the scales give back every code exactly."""
+    q, d, _ = _random_q5(48, 96)
+    packed = native.pack_q5(q, d)
+    assert packed.dtype == torch.uint8 and packed.shape == (3, 3, native.Q5_GROUP_BYTES)
+    q2, d2 = native.unpack_q5(packed, 48, 96)
+    assert torch.equal(q2.long(), q) and torch.equal(d2, d)
+    # the same group's codes as llama.cpp's Q5_0 would split them: low nibble, high bit
+    assert torch.equal((q2 & 15).long(), q & 15) and torch.equal((q2 >> 4).long(), q >> 4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_q5_dequant_kernel_equals_torchs(kernels, dtype):
+    """A prompt's weights from the 5-bit packing: bit for bit d * (q - 16) as torch makes it
+    (and what the 8-bit packing of the same codes gives)."""
+    q, d, dense = _random_q5(96, 160, seed=3)
+    got = kernels.dequantize_q5(native.pack_q5(q, d), 96, 160, dtype)
+    assert got.dtype == dtype and torch.equal(got, dense.to(dtype))
+    as_q8 = kernels.dequantize_q8(native.pack_q8(q - 16, d), 96, 160, dtype)
+    assert torch.equal(got, as_q8)
+    with pytest.raises(ValueError, match="do not match"):
+        kernels.dequantize_q5(native.pack_q5(q, d), 96, 192)
+
+
+@pytest.mark.parametrize("rows", [1, 3, 8, 11])
+def test_q5_matmul_equals_the_dequantized_weights(kernels, rows):
+    """Against plain torch arithmetic on d * (q - 16), and bit-identical to the 8-bit kernel
+    on the same codes (the int32 sums are exact either way)."""
+    q, d, dense = _random_q5(96, 160, seed=rows)
+    x = torch.randn(rows, 160, generator=torch.Generator().manual_seed(1))
+    x[0, :GROUP] = 0  # an all-zero group (no scale to divide by)
+    got = kernels.matmul_q5(x, native.pack_q5(q, d), 96)
+    want = _rounded(kernels, x, int16=True).double() @ dense.t().double()
+    torch.testing.assert_close(got.double(), want, atol=1e-5, rtol=1e-5)
+    assert torch.equal(got, kernels.matmul_q8(x, native.pack_q8(q - 16, d), 96))
+
+
+def test_q5_matmul_on_model_sized_matrices(kernels):
+    """Qwen2.5-0.5B's gate/up shape (896 -> 2 x 4864), 1 and 8 rows."""
+    q, d, dense = _random_q5(9728, 896, seed=5)
+    packed = native.pack_q5(q, d)
+    x = torch.randn(8, 896, generator=torch.Generator().manual_seed(2))
+    for rows in (1, 8):
+        want = _rounded(kernels, x[:rows], int16=True).double() @ dense.t().double()
+        got = kernels.matmul_q5(x[:rows], packed, 9728)
+        torch.testing.assert_close(got.double(), want, atol=1e-4, rtol=1e-5)
+
+
+def test_q5_matmul_refuses_mismatched_shapes(kernels):
+    q, d, _ = _random_q5(32, 64)
+    with pytest.raises(ValueError):
+        kernels.matmul_q5(torch.randn(2, 64), native.pack_q5(q, d), 48)
+    with pytest.raises(ValueError):
+        kernels.matmul_q5(torch.randn(2, 64), native.pack_q8(q - 16, d), 32)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_dequantize_rebuilds_the_packed_weights(kernels, dtype):
     """A prompt's dense weights come from the packing: lo + d * q (d * q is exact in fp32,

@@ -36,6 +36,7 @@ from core.llm.engine.prompting import PromptEncoder
 from core.llm.engine.sampling import TextStream, TokenChooser
 from core.llm.engine.scheduler import FairQueue
 from core.llm.models.loading import LoadedModel
+from core.llm.models.weights import ModelWeights
 from core.llm.types import BackendStats, Completion, Request, StreamEvent
 
 if TYPE_CHECKING:
@@ -69,15 +70,16 @@ class Engine:
         self.max_batch = max_batch
         self.max_new_tokens = max_new_tokens
         self.context_tokens = min(context_tokens, loaded.context_tokens)
-        self.prompts = PromptEncoder(loaded.tokenizer, loaded.model)
-        self.adapters = AdapterSet(loaded.model)
+        self.prompts = PromptEncoder(loaded.tokenizer, loaded.generation_config)
+        # the transformers model is built on first use: a LoRA adapter, a step without lean
+        self.adapters = AdapterSet(lambda: loaded.model)
         self._queue: FairQueue[Job] = FairQueue(max_queue, max_queue_per_guild)
         self._batch = ActiveBatch(
             self._queue,
             self.adapters,
             self.prompts.eos_ids,
             max_batch,
-            loaded.model.config.num_hidden_layers,
+            loaded.config.num_hidden_layers,
         )
         self._kernel, self._weights, self._isa = kernel, weights, isa
         self._commands: deque[Callable[[], None]] = deque()
@@ -104,8 +106,12 @@ class Engine:
         """The lean forward for base-model steps, or None to use transformers' forward."""
         if kernel == "hf":
             return None
-        model = self.loaded.model
-        reason = lean_unsupported(model)
+        # Packed weights run on the mapped safetensors: the transformers model is not built
+        # (`LazyModel`) until a LoRA step needs it. Dense ones run on the model's own tensors.
+        params = self.loaded.weights()
+        if params is None:
+            params = ModelWeights.of_model(self.loaded.model)
+        reason = lean_unsupported(params)
         if reason is not None:
             log.info("lean forward unavailable (%s); using transformers' forward", reason)
             return None
@@ -114,12 +120,15 @@ class Engine:
         # exactly as 8-bit codes and Q6_K to the nearest 8-bit groups instead (lean `_pack`).
         requantize = weights == "int4"
         if weights == "auto":
-            first = next(model.parameters())
             # the native int4 kernels are CPU ones; a GPU keeps the loaded weights
-            exact = first.dtype == torch.float32 and first.device.type == "cpu"
+            exact = params.dtype == torch.float32 and params.device.type == "cpu"
             weights = "int4" if exact and native.unsupported(self._isa) is None else "dense"
+        if weights == "dense":
+            # every step reads every weight: on the transformers model's tensors, so that a
+            # LoRA step later reads the same pages instead of a second mapping of the file
+            params = ModelWeights.of_model(self.loaded.model)
         path = self.loaded.path or None
-        return LeanLlama(model, weights, cache_dir=path, isa=self._isa, requantize=requantize)
+        return LeanLlama(params, weights, cache_dir=path, isa=self._isa, requantize=requantize)
 
     @property
     def lean(self) -> LeanLlama | None:

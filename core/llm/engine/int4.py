@@ -25,6 +25,7 @@ from core.llm.engine.rows import Rows
 
 __all__ = [
     "Error",
+    "Linear",
     "Packed",
     "PackCache",
     "Proj",
@@ -39,9 +40,11 @@ log = logging.getLogger(__name__)
 GROUP = native.GROUP  # GGUF block size (Q4_0/Q4_1/Q8_0) and the int4 kernels' group size
 INT4_MAX_ROWS = 32  # above this many rows a matmul is compute-bound: dense fp32 is faster
 
-# uint8 [n / 16, k / 32, 320]: `core.llm.engine.native.pack_q4`'s layout, or [.., .., 544]:
-# `pack_q8`'s (8-bit codes: GGUF Q8_0 / Q5_0 matrices, exactly); the last size says which
+# uint8 [n / 16, k / 32, 320]: `core.llm.engine.native.pack_q4`'s layout, [.., .., 544]:
+# `pack_q8`'s (8-bit codes: GGUF Q8_0 matrices, exactly), or [.., .., 352]: `pack_q5`'s
+# (5-bit codes: GGUF Q5_0 matrices, exactly); the last size says which
 Packed = torch.Tensor
+Linear = tuple[torch.Tensor, "torch.Tensor | None"]  # a Linear's (weight, bias)
 CHUNK_ROWS = 2048  # rows quantized at a time: bounds the temporary memory of packing
 ROWS = "rows:"  # cache key prefix of `Rows` blocks (the embedding, an untied LM head)
 
@@ -146,8 +149,9 @@ class PackCache:
 
     NAME = "guru-lean-int4.safetensors"
     REQUANTIZED = "guru-lean-int4-requantized.safetensors"
-    # 5-7: Q4_K from its blocks, re-quantized types; 8-10: q8, Q6_K; 11: embedding rows
-    FORMAT = "guru-lean-q4/11"
+    # 5-7: Q4_K from its blocks, re-quantized types; 8-10: q8, Q6_K; 11: embedding rows;
+    # 12: Q5_0 as 5-bit codes
+    FORMAT = "guru-lean-q4/12"
 
     def __init__(self, directory: str, requantized: bool = False) -> None:
         self.dir = Path(directory)
@@ -250,34 +254,38 @@ class Proj:
 
     def __init__(
         self,
-        modules: list[Any],
+        linears: list[Linear],
         packed: Packed | None,
         kernel: native.Kernels | None = None,
         exact: bool = True,
     ):
         self.exact = exact  # the packing is the weights (not a 4-bit re-quantization of them)
-        self.dense = [(m.weight, getattr(m, "bias", None)) for m in modules]
+        self.dense = list(linears)
         self.sizes = [w.shape[0] for w, _ in self.dense]
         # without native kernels the packing is not used: dense fp32 is exact (see isa.py)
         self.packed = packed if kernel is not None else None
         self.kernel = kernel
-        # 8-bit codes (`native.pack_q8`: Q8_0 / Q5_0 blocks) or 4-bit ones (`pack_q4`)
+        # 8-bit codes (`native.pack_q8`: Q8_0 blocks, or Q5_0 grouped with Q8_0), 5-bit ones
+        # (`pack_q5`: Q5_0 blocks) or 4-bit ones (`pack_q4`)
         self.q8 = packed is not None and packed.shape[-1] == native.Q8_GROUP_BYTES
+        self.q5 = packed is not None and packed.shape[-1] == native.Q5_GROUP_BYTES
         self.bias: torch.Tensor | None = None
         if packed is not None and self.dense[0][1] is not None:
             self.bias = torch.cat([b for _, b in self.dense])
 
     @staticmethod
-    def pack_q8(modules: list[Any], error: Error | None = None) -> Packed | None:
-        """The modules' fused weight as the nearest 8-bit groups (`packed_q8`)."""
-        weights = [m.weight for m in modules]
+    def pack_q8(linears: list[Linear], error: Error | None = None) -> Packed | None:
+        """The linears' fused weight as the nearest 8-bit groups (`packed_q8`)."""
+        weights = [w for w, _ in linears]
         return packed_q8(torch.cat(weights) if len(weights) > 1 else weights[0], error)
 
     @staticmethod
-    def pack(modules: list[Any], approx: bool = False, error: Error | None = None) -> Packed | None:
-        """The modules' fused weight in int4: exact 4-bit groups, else None; with `approx`,
+    def pack(
+        linears: list[Linear], approx: bool = False, error: Error | None = None
+    ) -> Packed | None:
+        """The linears' fused weight in int4: exact 4-bit groups, else None; with `approx`,
         the nearest 4-bit groups of any fp32 weight (`error` accumulates how far)."""
-        weights = [m.weight for m in modules]
+        weights = [w for w, _ in linears]
         weight = torch.cat(weights) if len(weights) > 1 else weights[0]
         return packed(weight, exact=not approx, error=error)
 
@@ -303,6 +311,8 @@ class Proj:
         k = self.dense[0][0].shape[1]
         if self.q8:
             weight = self.kernel.dequantize_q8(self.packed, sum(self.sizes), k, dtype)
+        elif self.q5:
+            weight = self.kernel.dequantize_q5(self.packed, sum(self.sizes), k, dtype)
         else:
             weight = self.kernel.dequantize(self.packed, sum(self.sizes), k, dtype)
         return [
@@ -335,7 +345,8 @@ class Proj:
         shape, n = x.shape, sum(self.sizes)
         x2 = x.reshape(-1, shape[-1])
         assert self.kernel is not None
-        matmul = self.kernel.matmul_q8 if self.q8 else self.kernel.matmul
+        kernel = self.kernel
+        matmul = kernel.matmul_q8 if self.q8 else kernel.matmul_q5 if self.q5 else kernel.matmul
         out = matmul(x2.float(), self.packed, n).to(x.dtype)
         if self.bias is not None:
             out = out + self.bias

@@ -47,9 +47,10 @@ import torch.nn.functional as F
 
 from core.llm.engine import native
 from core.llm.engine.blocks import FLOAT_TYPES, Q8_TYPES, Source, q4k_groups, q8_groups
-from core.llm.engine.int4 import INT4_MAX_ROWS, Error, PackCache, Proj
+from core.llm.engine.int4 import INT4_MAX_ROWS, Error, Linear, PackCache, Proj
 from core.llm.engine.memory import release_freed_memory
 from core.llm.engine.rows import Rows
+from core.llm.models.weights import ModelWeights
 
 __all__ = ["LeanLlama", "lean_unsupported"]
 
@@ -66,25 +67,48 @@ SUPPORTED = ("llama", "qwen2")
 
 
 def lean_unsupported(model: Any) -> str | None:
-    """Why the lean forward cannot run `model` (None when it can)."""
-    config = getattr(model, "config", None)
+    """Why the lean forward cannot run `model` (a transformers model or `ModelWeights`;
+    None when it can)."""
+    params = model if isinstance(model, ModelWeights) else ModelWeights.of_model(model)
+    config = params.config
     kind = getattr(config, "model_type", None)
     if kind not in SUPPORTED:
         return f"model type {kind!r} (lean supports {', '.join(SUPPORTED)})"
-    if next(model.parameters()).device.type != "cpu":
+    if params.device.type != "cpu":
         return "the model is not on the CPU"
     if getattr(config, "hidden_act", "silu") != "silu":
         return f"activation {config.hidden_act!r}"
     if getattr(config, "quantization_config", None) is not None:
         return "a bitsandbytes-quantized model"
-    layer = model.model.layers[0]
-    if getattr(layer.self_attn.o_proj, "bias", None) is not None:
+    if params.rotary is None and _rope_type(config) != "default":
+        return f"RoPE type {_rope_type(config)!r} (without transformers' rotary module)"
+    if "model.layers.0.self_attn.o_proj.bias" in params.tensors:
         return "an o_proj bias"
-    if getattr(layer.mlp.down_proj, "bias", None) is not None:
+    if "model.layers.0.mlp.down_proj.bias" in params.tensors:
         return "an MLP bias"
     if getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", False):
         return "sliding-window attention"
     return None
+
+
+def _rope_type(config: Any) -> str:
+    rope = getattr(config, "rope_parameters", None) or {}
+    return rope.get("rope_type", "default")
+
+
+class _Rope:
+    """cos and sin of the default RoPE, computed exactly as transformers' rotary module does
+    (`Qwen2RotaryEmbedding` / `LlamaRotaryEmbedding`, attention scaling 1)."""
+
+    def __init__(self, config: Any, head_dim: int) -> None:
+        base = config.rope_parameters["rope_theta"]
+        arange = torch.arange(0, head_dim, 2, dtype=torch.float)
+        self.inv_freq = 1.0 / (base ** (arange / head_dim))
+
+    def __call__(self, x: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        freqs = positions[..., None].float() * self.inv_freq
+        emb = torch.cat((freqs, freqs), dim=-1)
+        return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
 
 
 # -- linear layers -----------------------------------------------------------------------
@@ -104,7 +128,7 @@ class _Layer:
 
 
 def _pack(
-    model: Any, groups: dict[str, list[Any]], source: Source, requantize: bool
+    params: ModelWeights, groups: dict[str, list[str]], source: Source, requantize: bool
 ) -> tuple[dict[str, Any], str, list[str]]:
     """Each layer group's int4 packing: exact where its matrices are 4-bit blocks (Q4_1);
     Q4_K's own codes, with its fp32 sub-block scales and offsets rounded to the layout's fp16;
@@ -115,41 +139,44 @@ def _pack(
     else None (dense).
     Also says what was not packed exactly, per source block type, with the error measured,
     and which groups were re-quantized to 4 bits (their prompts keep the dense weights)."""
-    names = {id(module): name for name, module in model.named_modules()}
     packed: dict[str, Any] = {}
     errors: dict[str, Error] = {}
     requantized: list[str] = []
-    for name, mods in groups.items():
+    for name, modules in groups.items():
         if name == "lm_head":
             continue
-        packed[name] = Proj.pack(mods)
-        kinds = sorted({source.types.get(names.get(id(m), ""), "F32") for m in mods})
-        if packed[name] is not None or FLOAT_TYPES.intersection(kinds):
-            continue
-        if kinds == ["Q4_K"]:
-            error = errors.setdefault("Q4_K (its codes; scales rounded to fp16)", Error())
-            packed[name] = _pack_q4k([names[id(m)] for m in mods], mods, source, error)
-        if packed[name] is None and not requantize and Q8_TYPES.issuperset(kinds):
-            packed[name] = _pack_q8([names[id(m)] for m in mods], mods, source)
-            if packed[name] is None:
-                log.info("lean forward: %s's %s blocks do not rebuild its weights", name, kinds)
-        if packed[name] is None and not requantize and Q8_REQUANTIZED.issuperset(kinds):
-            error = errors.setdefault("+".join(kinds) + " (8-bit, re-quantized)", Error())
-            # Not listed as re-quantized: its prompts use the packing too, like exact ones
-            # (its error, ~0.5% RMS, is that of bf16 prompts); the mmapped fp32 stays unread.
-            packed[name] = Proj.pack_q8(mods, error)
-        if packed[name] is None and requantize:
-            error = errors.setdefault("+".join(kinds) + " (re-quantized)", Error())
-            packed[name] = Proj.pack(mods, approx=True, error=error)
-            requantized.append(name)
+        try:
+            mods = [params.linear(m) for m in modules]
+            packed[name] = Proj.pack(mods)
+            kinds = sorted({source.types.get(m, "F32") for m in modules})
+            if packed[name] is not None or FLOAT_TYPES.intersection(kinds):
+                continue
+            if kinds == ["Q4_K"]:
+                error = errors.setdefault("Q4_K (its codes; scales rounded to fp16)", Error())
+                packed[name] = _pack_q4k(modules, mods, source, error)
+            if packed[name] is None and not requantize and Q8_TYPES.issuperset(kinds):
+                packed[name] = _pack_q8(modules, mods, source)
+                if packed[name] is None:
+                    log.info("lean forward: %s's %s blocks do not rebuild its weights", name, kinds)
+            if packed[name] is None and not requantize and Q8_REQUANTIZED.issuperset(kinds):
+                error = errors.setdefault("+".join(kinds) + " (8-bit, re-quantized)", Error())
+                # Not listed as re-quantized: its prompts use the packing too, like exact ones
+                # (its error, ~0.5% RMS, is that of bf16 prompts); the mmapped fp32 stays unread.
+                packed[name] = Proj.pack_q8(mods, error)
+            if packed[name] is None and requantize:
+                error = errors.setdefault("+".join(kinds) + " (re-quantized)", Error())
+                packed[name] = Proj.pack(mods, approx=True, error=error)
+                requantized.append(name)
+        finally:  # packed: this process needs its fp32 pages no more (`drop_pages`)
+            params.drop_pages(f"{m}.weight" for m in modules)
     note = "; ".join(f"{kind}: {err.describe()}" for kind, err in sorted(errors.items()))
     return packed, note, requantized
 
 
-def _rows(model: Any, source: Source) -> dict[str, Rows]:
+def _rows(params: ModelWeights, source: Source) -> dict[str, Rows]:
     """The embedding and the LM head as their GGUF blocks, where those rebuild them exactly
     (`core.llm.engine.rows`); a tied LM head shares the embedding's."""
-    embed, head = model.model.embed_tokens.weight, model.lm_head.weight
+    embed, head = params.tensors["model.embed_tokens.weight"], params.tensors["lm_head.weight"]
     rows = {"embed": Rows.from_source(source, "model.embed_tokens", embed)}
     if head.data_ptr() == embed.data_ptr() and head.shape == embed.shape:
         rows["lm_head"] = rows["embed"]
@@ -158,12 +185,12 @@ def _rows(model: Any, source: Source) -> dict[str, Rows]:
     return {name: table for name, table in rows.items() if table is not None}
 
 
-def _pack_q4k(names: list[str], mods: list[Any], source: Source, error: Error) -> Any:
+def _pack_q4k(names: list[str], mods: list[Linear], source: Source, error: Error) -> Any:
     """Q4_K matrices packed from their GGUF blocks: each sub-block of 32 is already 4-bit
     codes with a scale and an offset; None unless the blocks rebuild the loaded weights."""
     parts = [q4k_groups(source.blocks(name)) for name in names]
     q, d, lo = (torch.cat([p[i] for p in parts]) for i in range(3))
-    weight = torch.cat([m.weight for m in mods])
+    weight = torch.cat([w for w, _ in mods])
     if q.shape != weight.shape or weight.shape[0] % native.BLOCK_ROWS:
         return None
     group = (q.shape[0], -1, native.GROUP)
@@ -175,18 +202,40 @@ def _pack_q4k(names: list[str], mods: list[Any], source: Source, error: Error) -
     return native.pack_q4(q, d, lo)
 
 
-def _pack_q8(names: list[str], mods: list[Any], source: Source) -> Any:
-    """Q8_0 / Q5_0 matrices packed from their GGUF blocks as 8-bit codes with their fp16
-    scales: exactly the loaded weights (checked), else None."""
+def _pack_q8(names: list[str], mods: list[Linear], source: Source) -> Any:
+    """Q8_0 / Q5_0 matrices packed from their GGUF blocks with their fp16 scales: as 5-bit
+    codes (`native.pack_q5`) when all are Q5_0, else as 8-bit codes (a Q5_0 code `q5 - 16` is
+    an 8-bit one); exactly the loaded weights (checked), else None."""
     parts = [q8_groups(source.blocks(name), source.types[name]) for name in names]
     q, d = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-    weight = torch.cat([m.weight for m in mods])
+    weight = torch.cat([w for w, _ in mods])
     if q.shape != weight.shape or weight.shape[0] % native.BLOCK_ROWS:
         return None
     exact = d[..., None] * q.view(q.shape[0], -1, native.GROUP).float()
     if not torch.equal(exact.view_as(weight), weight):
         return None  # not the tensor we loaded (a permuted layout): keep it dense
+    if all(source.types[name] == "Q5_0" for name in names):
+        return native.pack_q5(q + 16, d)
     return native.pack_q8(q, d)
+
+
+class _PromptWeights:
+    """A layer's prompt weights (`Proj.prompt_weights`) by matrix name, made on first use and
+    dropped when asked: a long prompt's peak is its MLP, where the attention's and the other
+    MLP matrix's weights need not be alive (~12 MiB of bf16 on Qwen2.5-0.5B)."""
+
+    def __init__(self, layer: _Layer) -> None:
+        self._layer = layer
+        self._made: dict[str, list[Any]] = {}
+
+    def __getitem__(self, name: str) -> list[Any]:
+        if name not in self._made:
+            self._made[name] = getattr(self._layer, name).prompt_weights()
+        return self._made[name]
+
+    def drop(self, *names: str) -> None:
+        for name in names:
+            self._made.pop(name, None)
 
 
 # -- the model ---------------------------------------------------------------------------
@@ -203,7 +252,9 @@ class LeanLlama:
         isa: str | None = None,
         requantize: bool = False,
     ) -> None:
-        """`cache_dir`: where to keep the int4 packing between runs (the weights' directory);
+        """`model`: a transformers model, or its `ModelWeights` (no transformers model code:
+        what the engine's packed path runs on); `cache_dir`: where to keep the int4 packing
+        between runs (the weights' directory);
         `isa`: the native kernel variant, as `native.load` takes it; `requantize`: int4 also
         re-quantizes matrices of other GGUF block types to 4 bits (`_pack`: on Qwen2.5-0.5B
         5x faster decode, but it did not pass the quality gate reliably)."""
@@ -214,29 +265,31 @@ class LeanLlama:
     def _build(
         self, model: Any, weights: str, cache_dir: str | None, isa: str | None, requantize: bool
     ) -> None:
-        reason = lean_unsupported(model)
+        params = model if isinstance(model, ModelWeights) else ModelWeights.of_model(model)
+        reason = lean_unsupported(params)
         if reason is not None:
             raise ValueError(f"The lean forward does not support {reason}.")
         self.kernels = "none: dense weights"  # which native kernels run, and why
         self.requantized = ""  # which matrices int4 re-quantized from other GGUF blocks
-        config = model.config
-        self.model = model
+        config = params.config
+        tensors = params.tensors
         self.heads = config.num_attention_heads
         self.kv_heads = getattr(config, "num_key_value_heads", None) or self.heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
         self.eps = config.rms_norm_eps
         self.scale = self.head_dim**-0.5
-        self.embed = model.model.embed_tokens.weight
-        self.norm = model.model.norm.weight
-        self.rotary = model.model.rotary_emb
+        self.embed = tensors["model.embed_tokens.weight"]
+        self.norm = tensors["model.norm.weight"]
+        self.rotary = params.rotary or _Rope(config, self.head_dim)
         self.dtype = self.embed.dtype
-        blocks = [(f"layers.{i}", b.self_attn, b.mlp, b) for i, b in enumerate(model.model.layers)]
-        groups: dict[str, list[Any]] = {"lm_head": [model.lm_head]}
-        for name, attn, mlp, _ in blocks:
-            groups[f"{name}.qkv"] = [attn.q_proj, attn.k_proj, attn.v_proj]
-            groups[f"{name}.o"] = [attn.o_proj]
-            groups[f"{name}.gate_up"] = [mlp.gate_proj, mlp.up_proj]
-            groups[f"{name}.down"] = [mlp.down_proj]
+        blocks = [f"model.layers.{i}" for i in range(config.num_hidden_layers)]
+        groups: dict[str, list[str]] = {"lm_head": ["lm_head"]}
+        for block in blocks:
+            name, attn, mlp = block.removeprefix("model."), f"{block}.self_attn", f"{block}.mlp"
+            groups[f"{name}.qkv"] = [f"{attn}.q_proj", f"{attn}.k_proj", f"{attn}.v_proj"]
+            groups[f"{name}.o"] = [f"{attn}.o_proj"]
+            groups[f"{name}.gate_up"] = [f"{mlp}.gate_proj", f"{mlp}.up_proj"]
+            groups[f"{name}.down"] = [f"{mlp}.down_proj"]
         packed: dict[str, Any] = {}
         inexact: list[str] = []  # re-quantized groups: prompts keep their dense weights
         rows: dict[str, Rows] = {}  # embedding / LM head rows read from GGUF blocks
@@ -251,16 +304,20 @@ class LeanLlama:
             loaded = store.load(groups) if store else None
             if loaded is None:
                 source = Source(cache_dir)
-                packed, self.requantized, inexact = _pack(model, groups, source, requantize)
+                packed, self.requantized, inexact = _pack(params, groups, source, requantize)
                 # The LM head only picks candidates (the top logits are recomputed exactly),
                 # so a 4-bit approximation is enough, but only for an already-quantized model.
                 quantized = any(pair is not None for pair in packed.values())
                 if quantized:
-                    packed["lm_head"] = Proj.pack([model.lm_head], approx=True)
-                    rows = _rows(model, source)
+                    packed["lm_head"] = Proj.pack([params.linear("lm_head")], approx=True)
+                    rows = _rows(params, source)
+                    params.drop_pages(["lm_head.weight", "model.embed_tokens.weight"])
                 if store and quantized:
                     store.save(packed, self.requantized, inexact, rows)
                     rows = store.rows or rows  # read from the cache file once it is written
+                    # and the packing too, mapped, as a warm start reads it (not a second
+                    # copy in this process's heap: ~1 GB for Qwen2.5-1.5B)
+                    packed = store.load(groups) or packed
             else:
                 packed, self.requantized = loaded, store.note if store else ""
                 inexact = store.inexact if store else []
@@ -271,19 +328,22 @@ class LeanLlama:
             if kernel is None:
                 self.kernels = "none: the native kernels did not build (see the log)"
         projs = {
-            name: Proj(mods, packed.get(name), kernel, exact=name not in inexact)
-            for name, mods in groups.items()
+            name: Proj(
+                [params.linear(m) for m in modules], packed.get(name), kernel, name not in inexact
+            )
+            for name, modules in groups.items()
         }
         self.layers = [
             _Layer(
-                ln1=block.input_layernorm.weight,
+                ln1=tensors[f"{block}.input_layernorm.weight"],
                 qkv=projs[f"{name}.qkv"],
                 o=projs[f"{name}.o"],
-                ln2=block.post_attention_layernorm.weight,
+                ln2=tensors[f"{block}.post_attention_layernorm.weight"],
                 gate_up=projs[f"{name}.gate_up"],
                 down=projs[f"{name}.down"],
             )
-            for name, _, _, block in blocks
+            for block in blocks
+            for name in [block.removeprefix("model.")]
         ]
         self.lm_head = projs["lm_head"]
         # only with the native kernels: the rows serve the packed path (`rows.py`)
@@ -292,9 +352,11 @@ class LeanLlama:
         self.native = self._native_layers(kernel, config)
         count = sum(projs[name].packed is not None for name in groups if name != "lm_head")
         q8 = sum(projs[name].q8 for name in groups if name != "lm_head")
+        q5 = sum(projs[name].q5 for name in groups if name != "lm_head")
         head = ", LM head" if self.lm_head.packed is not None else ""
-        eight = f" ({q8} of them 8-bit)" if q8 else ""
-        self.packed = f"{count}/{len(groups) - 1} matrices{eight}{head}"
+        bits = [f"{q5} 5-bit" if q5 else "", f"{q8} 8-bit" if q8 else ""]
+        wide = f" (of them {', '.join(b for b in bits if b)})" if q5 or q8 else ""
+        self.packed = f"{count}/{len(groups) - 1} matrices{wide}{head}"
         self.int4 = count > 0  # decodes from packed weights
         # The native decode layers read an fp16 cache: what the engine's BatchKV stores.
         self.cache_dtype = torch.float16 if self.native is not None else None
@@ -336,8 +398,9 @@ class LeanLlama:
                 o=layer.o.packed.data_ptr(),
                 gate_up=layer.gate_up.packed.data_ptr(),
                 down=layer.down.packed.data_ptr(),
-                # layer.c's Q8_QKV, Q8_O, Q8_GATE_UP, Q8_DOWN
+                # layer.c's Q8_QKV, Q8_O, Q8_GATE_UP, Q8_DOWN (also the bits of q5)
                 q8=sum(bit for bit, p in zip((1, 2, 4, 8), self._projs(layer)) if p.q8),
+                q5=sum(bit for bit, p in zip((1, 2, 4, 8), self._projs(layer)) if p.q5),
             )
             for layer in self.layers
         ]
@@ -362,11 +425,10 @@ class LeanLlama:
         rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
         return x * cos + rotated * sin
 
-    def _mlp(self, layer: _Layer, x: torch.Tensor, gate_up_w=None, down_w=None) -> torch.Tensor:
-        gate, up = layer.gate_up(x, gate_up_w)
+    def _mlp(self, layer: _Layer, x: torch.Tensor) -> torch.Tensor:
+        gate, up = layer.gate_up(x)
         # in place: the same arithmetic without two more [T, intermediate] fp32 temporaries
-        # (40 MB for a 1,000-token prompt on Qwen2.5-0.5B, the peak of a long prefill)
-        return layer.down(F.silu(gate, inplace=True).mul_(up), down_w)[0]
+        return layer.down(F.silu(gate, inplace=True).mul_(up))[0]
 
     def _split(self, qkv: list[torch.Tensor], batch: int, length: int):
         """q [B, H, T, D], k and v [B, KV, T, D] from the projections [B, T, ...]."""
@@ -394,12 +456,10 @@ class LeanLlama:
             ropes.append((cos.unsqueeze(1), sin.unsqueeze(1)))
         kv: list[list[KV]] = [[] for _ in prompts]
         for layer in self.layers:
-            # the last layer's weights were dropped at the end of its turn: one layer's at a time
-            qkv_w, o_w = layer.qkv.prompt_weights(), layer.o.prompt_weights()
-            gate_up_w, down_w = layer.gate_up.prompt_weights(), layer.down.prompt_weights()
+            weights = _PromptWeights(layer)  # one layer's at a time, each made when first used
             for i, x in enumerate(hidden):
-                n = x.shape[1]
-                q, k, v = self._split(layer.qkv(self._rms(x, layer.ln1), qkv_w), 1, n)
+                n, final = x.shape[1], i == len(hidden) - 1
+                q, k, v = self._split(layer.qkv(self._rms(x, layer.ln1), weights["qkv"]), 1, n)
                 cos, sin = ropes[i]
                 q, k = self._rope(q, cos, sin), self._rope(k, cos, sin)
                 # kept as the batch cache stores them (fp16 for the native layers): half the
@@ -414,9 +474,22 @@ class LeanLlama:
                     scale=self.scale,
                     enable_gqa=self.kv_heads != self.heads,
                 )
-                x = x + layer.o(a.transpose(1, 2).reshape(1, n, -1), o_w)[0]
-                hidden[i] = x + self._mlp(layer, self._rms(x, layer.ln2), gate_up_w, down_w)
-            del qkv_w, o_w, gate_up_w, down_w
+                # nothing of the attention stays alive through the MLP, whose [T, 4864]
+                # activations are a long prompt's peak
+                del q, k, v
+                x = x + layer.o(a.transpose(1, 2).reshape(1, n, -1), weights["o"])[0]
+                del a
+                if final:  # each weight is dropped after its last use
+                    weights.drop("qkv", "o")
+                gate, up = layer.gate_up(self._rms(x, layer.ln2), weights["gate_up"])
+                if final:
+                    weights.drop("gate_up")
+                # in place: the same arithmetic without two more [T, 4864] fp32 temporaries
+                # (40 MB for a 1,000-token prompt on Qwen2.5-0.5B)
+                act = F.silu(gate, inplace=True).mul_(up)
+                del gate, up
+                hidden[i] = x + layer.down(act, weights["down"])[0]
+                del act
         last = torch.cat([self._rms(x[:, -1], self.norm) for x in hidden])  # [P, H]
         logits = self._logits(last)
         release_freed_memory()  # the pass's weights and activations, kept by malloc otherwise

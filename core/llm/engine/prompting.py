@@ -15,11 +15,12 @@ __all__ = ["PromptEncoder"]
 class PromptEncoder:
     """Encodes chat messages; knows which token ids end an answer."""
 
-    def __init__(self, tokenizer: Any, model: Any) -> None:
+    def __init__(self, tokenizer: Any, generation_config: Any) -> None:
+        """`generation_config`: the model's (transformers GenerationConfig) or None."""
         self.tokenizer = tokenizer
         # Fast tokenizers raise "Already borrowed" when used from two threads at once.
         self._lock = threading.Lock()
-        self.eos_ids = frozenset(self._eos_ids(tokenizer, model))
+        self.eos_ids = frozenset(self._eos_ids(tokenizer, generation_config))
 
     def encode(self, messages: Sequence[Message]) -> list[int]:
         """Token ids of the conversation plus the assistant's turn header."""
@@ -36,11 +37,11 @@ class PromptEncoder:
             return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     @staticmethod
-    def _eos_ids(tokenizer: Any, model: Any) -> set[int]:
+    def _eos_ids(tokenizer: Any, generation_config: Any) -> set[int]:
         ids: set[int] = set()
         for value in (
             getattr(tokenizer, "eos_token_id", None),
-            getattr(getattr(model, "generation_config", None), "eos_token_id", None),
+            getattr(generation_config, "eos_token_id", None),
         ):
             if isinstance(value, int):
                 ids.add(value)

@@ -3,6 +3,11 @@
 `load_model` is synchronous and slow on first use (a GGUF is converted once, ~1 min); the
 engine calls it off the event loop. A `ModelCache`, owned by `Services`, makes a second load
 of the same weights in the same process return the very same `LoadedModel`.
+
+On the CPU in fp32 the transformers model is built only when something needs it (`LazyModel`:
+a LoRA step, /explain's heatmap, transformers' forward, dense weights): the engine's packed
+path runs on the mapped safetensors (`ModelWeights`) and never imports transformers' model
+code, ~130 MiB and 2.5-4 s of every start.
 """
 
 from __future__ import annotations
@@ -19,10 +24,12 @@ from typing import Any
 from core.config import Settings, force_offline_hub
 from core.errors import ModelLoadError
 from core.hf_lock import HF_LOAD_LOCK
-from core.llm.engine.memory import release_freed_memory
+from core.llm.engine.memory import release_freed_memory, serve_large_blocks_from_mmap
 from core.llm.models.sources import ModelSource, prepare_model_dir, resolve_source
+from core.llm.models.weights import ModelWeights
 
 __all__ = [
+    "LazyModel",
     "LoadedModel",
     "Placement",
     "ModelCache",
@@ -40,18 +47,87 @@ FALLBACK_CHAT_TEMPLATE = (
 )
 
 
+class LazyModel:
+    """The transformers model of a HF directory, built on first use (once, thread-safe).
+    Until then only its config and generation config are read."""
+
+    def __init__(self, hf_dir: Path, placement: Placement) -> None:
+        from transformers import AutoConfig, GenerationConfig  # no model code
+
+        self.hf_dir, self.placement = hf_dir, placement
+        with HF_LOAD_LOCK:
+            self.config = AutoConfig.from_pretrained(str(hf_dir), local_files_only=True)
+            try:  # what from_pretrained sets as the model's generation_config
+                self.generation_config = GenerationConfig.from_pretrained(
+                    str(hf_dir), local_files_only=True
+                )
+            except OSError:  # no generation_config.json
+                self.generation_config = GenerationConfig.from_model_config(self.config)
+        self._lock = threading.Lock()
+        self._model: Any = None
+        self._weights: ModelWeights | None = None
+
+    @property
+    def built(self) -> bool:
+        return self._model is not None
+
+    def get(self) -> Any:
+        """The transformers model (built now if it is not yet: seconds)."""
+        with self._lock:
+            if self._model is None:
+                started = time.monotonic()
+                self._model = _load_weights(self.hf_dir, self.placement)
+                log.info(
+                    "built the transformers model of %s in %.1f s",
+                    self.hf_dir,
+                    time.monotonic() - started,
+                )
+            return self._model
+
+    def weights(self) -> ModelWeights | None:
+        """The model's tensors: the built model's own once it exists, else the mapped
+        safetensors (None when those are not fp32 safetensors)."""
+        with self._lock:
+            if self._model is not None:
+                return ModelWeights.of_model(self._model)
+            if self._weights is None:
+                self._weights = ModelWeights.from_dir(self.hf_dir)
+            return self._weights
+
+
 @dataclass(frozen=True)
 class LoadedModel:
-    """A model ready for the engine. `model` is a transformers causal LM in eval mode."""
+    """A model ready for the engine. `model` is a transformers causal LM in eval mode, built
+    on first use when `hf` is a `LazyModel`."""
 
     name: str  # preset name or path, for /status and logs
-    model: Any  # transformers PreTrainedModel
+    hf: Any  # transformers PreTrainedModel, or a LazyModel that builds it on first use
     tokenizer: Any  # transformers PreTrainedTokenizerBase, with a chat template
     device: str  # "cpu" or "cuda"
     dtype: str  # "float32", "bfloat16", "float16", "nf4", "int8"
     context_tokens: int  # the model's own window (max_position_embeddings)
     path: str = ""  # the HF-format directory the weights were read from
     load_s: float = 0.0  # wall time of the load, conversion included
+
+    @property
+    def model(self) -> Any:
+        """The transformers model (with a `LazyModel`, built by the first caller)."""
+        return self.hf.get() if isinstance(self.hf, LazyModel) else self.hf
+
+    @property
+    def config(self) -> Any:
+        return self.hf.config
+
+    @property
+    def generation_config(self) -> Any:
+        return getattr(self.hf, "generation_config", None)
+
+    def weights(self) -> ModelWeights | None:
+        """What the lean forward runs on: without building the transformers model when it
+        is not built yet (`LazyModel.weights`); None when that is not possible."""
+        if isinstance(self.hf, LazyModel):
+            return self.hf.weights()
+        return ModelWeights.of_model(self.hf)
 
 
 @dataclass(frozen=True)
@@ -205,10 +281,15 @@ def _load(source: ModelSource, placement: Placement, settings: Settings) -> Load
     started = time.monotonic()
     if placement.device == "cpu":
         torch.set_num_threads(settings.threads)
+        serve_large_blocks_from_mmap()  # bounds the heap a long prompt grows (memory.py)
     hf_dir = prepare_model_dir(source)
     try:
         tokenizer = load_tokenizer(hf_dir)
-        model = _load_weights(hf_dir, placement)
+        model: Any = (
+            LazyModel(hf_dir, placement)
+            if placement == Placement("cpu", "float32", "none")
+            else _load_weights(hf_dir, placement)
+        )
     except ModelLoadError as exc:
         if source.kind == "hf":
             raise
@@ -216,8 +297,8 @@ def _load(source: ModelSource, placement: Placement, settings: Settings) -> Load
             f"{exc.user_message} If the converted cache is damaged, delete {hf_dir}; "
             "the next load rebuilds it."
         ) from exc
-    except Exception as exc:  # the tokenizer files of the cache are unreadable
-        raise ModelLoadError(f"Loading the tokenizer in {hf_dir} failed: {exc}") from exc
+    except Exception as exc:  # the tokenizer or config files of the cache are unreadable
+        raise ModelLoadError(f"Reading the tokenizer or config in {hf_dir} failed: {exc}") from exc
     window = getattr(model.config, "max_position_embeddings", None) or settings.context_tokens
     elapsed = time.monotonic() - started
     log.info(
@@ -230,7 +311,7 @@ def _load(source: ModelSource, placement: Placement, settings: Settings) -> Load
     )
     return LoadedModel(
         name=source.name,
-        model=model,
+        hf=model,
         tokenizer=tokenizer,
         device=placement.device,
         dtype=placement.label,

@@ -1,16 +1,17 @@
 """Native CPU kernels for the lean forward's decode step, compiled on first use.
 
-`q4.c` / `q4_int16.c` multiply a few rows by 4-bit weights (q4.c's header says why torch's
-int4 kernel is slower at a batch of 8), `q8_int16.c` by 8-bit codes (GGUF Q8_0 / Q5_0
-exactly); `attention.c` attends one new token per sequence over an fp16 KV cache; `layer.c`
-runs a whole decoder layer of a decode step on them (with `norm.c`'s RMSNorm, RoPE and
-SwiGLU) in one call, instead of ~20 small torch ops. Plain C with intrinsics, one library per
-instruction set (`isa.py`: AVX512 or AVX2+FMA+F16C, chosen once from the CPU's flags), built
-with the system's C compiler into the caller's cache directory (a second or two, once per
-source version) and called through ctypes, which releases the GIL. Where no variant can run,
-`load()` says why and the caller keeps torch's ops on dense weights. `describe()` says which
-variant runs and why (CLI, /status).
-`matmul`, `matmul_q8` and `attend` are also exposed on their own (the LM head, and tests).
+`q4.c` / `q4_int16.c` multiply a few rows by 4-bit weights (q4.c's header says why torch's int4
+kernel is slower at a batch of 8), `q8_int16.c` by 8-bit codes (GGUF Q8_0 exactly),
+`q5_int16.c` by 5-bit ones (GGUF Q5_0 exactly); `attention.c` attends one new token per
+sequence over an fp16 KV cache; `layer.c` runs a whole decoder layer of a decode step on them
+(with `norm.c`'s RMSNorm, RoPE and SwiGLU) in one call, instead of ~20 small torch ops. Plain C
+with intrinsics, one library per instruction set (`isa.py`: AVX512 or AVX2+FMA+F16C, chosen
+once from the CPU's flags), built with the system's C compiler into the caller's cache
+directory (a second or two, once per source version) and called through ctypes, which releases
+the GIL. Where no variant can run, `load()` says why and the caller keeps torch's ops on dense
+weights. `describe()` says which variant runs and why (CLI, /status).
+`matmul`, `matmul_q8`, `matmul_q5` and `attend` are also exposed on their own (the LM head,
+and tests).
 """
 
 from __future__ import annotations
@@ -41,11 +42,14 @@ from core.llm.engine.native.layout import (
     BLOCK_ROWS,
     GROUP,
     GROUP_BYTES,
+    Q5_GROUP_BYTES,
     Q8_GROUP_BYTES,
     dequantize_q8,
     pack_q4,
+    pack_q5,
     pack_q8,
     unpack_q4,
+    unpack_q5,
     unpack_q8,
 )
 
@@ -65,7 +69,10 @@ __all__ = [
     "pack_q8",
     "unpack_q8",
     "dequantize_q8",
+    "pack_q5",
+    "unpack_q5",
     "Q8_GROUP_BYTES",
+    "Q5_GROUP_BYTES",
     "BLOCK_ROWS",
     "GROUP",
     "GROUP_BYTES",
@@ -110,6 +117,7 @@ class LayerWeights(ctypes.Structure):
         ("gate_up", _ptr),
         ("down", _ptr),
         ("q8", ctypes.c_int32),  # bits: which of qkv, o, gate_up, down are 8-bit (layer.c)
+        ("q5", ctypes.c_int32),  # the same bits: which are 5-bit
     ]
 
 
@@ -126,12 +134,18 @@ class Kernels:
         self._matmul_q8 = lib.guru_q8_matmul
         self._matmul_q8.argtypes = [_ptr, _i64, _i64, _ptr, _i64, _ptr, ctypes.c_int]
         self._matmul_q8.restype = ctypes.c_int
+        self._matmul_q5 = lib.guru_q5_matmul
+        self._matmul_q5.argtypes = self._matmul_q8.argtypes
+        self._matmul_q5.restype = ctypes.c_int
         self._dequant = lib.guru_q4_dequant
         self._dequant.argtypes = [_ptr, _i64, _i64, _ptr, ctypes.c_int, ctypes.c_int]
         self._dequant.restype = None
         self._dequant_q8 = lib.guru_q8_dequant
         self._dequant_q8.argtypes = self._dequant.argtypes
         self._dequant_q8.restype = None
+        self._dequant_q5 = lib.guru_q5_dequant
+        self._dequant_q5.argtypes = self._dequant.argtypes
+        self._dequant_q5.restype = None
         self._attend = lib.guru_attend_f16
         self._attend.argtypes = [
             _ptr,
@@ -197,6 +211,35 @@ class Kernels:
         if status != 0:
             raise MemoryError("q8 matmul: out of memory for its scratch rows")
         return y
+
+    def matmul_q5(self, x: torch.Tensor, packed: torch.Tensor, n: int) -> torch.Tensor:
+        """x [m, k] fp32 @ W.T for W [n, k] packed by `pack_q5` (q5_int16.c)."""
+        x = x.contiguous()
+        m, k = x.shape
+        if x.dtype != torch.float32 or k % GROUP or n % BLOCK_ROWS:
+            raise ValueError(f"q5 matmul needs fp32 rows and a packed [{n}, {k}] matrix")
+        if packed.numel() != n // BLOCK_ROWS * k // GROUP * Q5_GROUP_BYTES:
+            raise ValueError(f"q5-packed weights do not match a [{n}, {k}] matrix")
+        y = torch.empty((m, n), dtype=torch.float32)
+        status = self._matmul_q5(
+            x.data_ptr(), m, k, packed.data_ptr(), n, y.data_ptr(), torch.get_num_threads()
+        )
+        if status != 0:
+            raise MemoryError("q5 matmul: out of memory for its scratch rows")
+        return y
+
+    def dequantize_q5(
+        self, packed: torch.Tensor, n: int, k: int, dtype: torch.dtype = torch.float32
+    ) -> torch.Tensor:
+        """W [n, k] = d * (q - 16) (fp32, or rounded to bf16) from its `pack_q5` packing."""
+        if dtype not in (torch.float32, torch.bfloat16) or k % GROUP or n % BLOCK_ROWS:
+            raise ValueError(f"dequantize makes fp32 or bf16 [{n}, {k}] from a packing")
+        if packed.numel() != n // BLOCK_ROWS * k // GROUP * Q5_GROUP_BYTES:
+            raise ValueError(f"q5-packed weights do not match a [{n}, {k}] matrix")
+        out = torch.empty((n, k), dtype=dtype)
+        bf16 = int(dtype == torch.bfloat16)
+        self._dequant_q5(packed.data_ptr(), n, k, out.data_ptr(), bf16, torch.get_num_threads())
+        return out
 
     def dequantize(
         self, packed: torch.Tensor, n: int, k: int, dtype: torch.dtype = torch.float32

@@ -79,3 +79,40 @@ void guru_q8_dequant(const uint8_t *w, int64_t n, int64_t k, void *out, int bf16
         }
     }
 }
+
+#define Q5_GROUP_BYTES (256 + 64 + 32)
+
+/* The 5-bit packing (q5_int16.c's layout) back to dense weights, as guru_q8_dequant:
+ * out [n, k] = d * (q5 - 16) per group of 32: the values guru_q8_dequant makes of the same
+ * Q5_0 matrix packed as 8-bit codes. */
+void guru_q5_dequant(const uint8_t *w, int64_t n, int64_t k, void *out, int bf16, int threads) {
+    const int64_t groups = k / GROUP, blocks = n / BLOCK_ROWS;
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
+    for (int64_t b = 0; b < blocks; b++) {
+        for (int64_t g = 0; g < groups; g++) {
+            const uint8_t *p = w + (b * groups + g) * Q5_GROUP_BYTES;
+            const uint32_t *high = (const uint32_t *)(p + 256);
+            const uint16_t *ds = (const uint16_t *)(p + 320);
+            for (int i = 0; i < BLOCK_ROWS; i++) {
+                const float d = _cvtsh_ss(ds[i]);
+                float row[GROUP];
+                /* column 4c + 2h + e: chunk c, byte 2i + e, nibble h; its high bit: bit
+                 * 2i + e of word 2c + h */
+                for (int c = 0; c < 8; c++)
+                    for (int e = 0; e < 2; e++) {
+                        const uint8_t byte = p[32 * c + 2 * i + e];
+                        const int lo = (int)(byte & 0x0F), hi = (int)(byte >> 4);
+                        const int b0 = (int)((high[2 * c] >> (2 * i + e)) & 1);
+                        const int b1 = (int)((high[2 * c + 1] >> (2 * i + e)) & 1);
+                        row[4 * c + e] = d * (float)((lo | (b0 << 4)) - 16);
+                        row[4 * c + 2 + e] = d * (float)((hi | (b1 << 4)) - 16);
+                    }
+                const int64_t at = (b * BLOCK_ROWS + i) * k + g * GROUP;
+                if (bf16)
+                    for (int j = 0; j < GROUP; j++) ((uint16_t *)out)[at + j] = round_bf16(row[j]);
+                else
+                    memcpy((float *)out + at, row, sizeof row);
+            }
+        }
+    }
+}

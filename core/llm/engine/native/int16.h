@@ -1,4 +1,4 @@
-/* The integer vector of the int16-activation kernels (q4_int16.c, q8_int16.c) for whichever
+/* The integer vector of the int16-activation kernels (q4_int16.c, q5_int16.c, q8_int16.c) for whichever
  * ISA the library is built with: VROWS weight rows' int32 sums per vector (16 with AVX512F,
  * 8 with AVX2). Included after native.h's <immintrin.h>. */
 #ifndef GURU_INT16_H
@@ -14,6 +14,8 @@
 typedef __m512i vi;
 #define vi_zero _mm512_setzero_si512
 #define vi_and _mm512_and_si512
+#define vi_or _mm512_or_si512
+#define vi_sub _mm512_sub_epi16
 #define vi_srli16 _mm512_srli_epi16
 #define vi_set1_16 _mm512_set1_epi16
 #define vi_set1_32 _mm512_set1_epi32
@@ -37,6 +39,8 @@ static inline vi dot_add(vi dot, vi a, vi b) {
 typedef __m256i vi;
 #define vi_zero _mm256_setzero_si256
 #define vi_and _mm256_and_si256
+#define vi_or _mm256_or_si256
+#define vi_sub _mm256_sub_epi16
 #define vi_srli16 _mm256_srli_epi16
 #define vi_set1_16 _mm256_set1_epi16
 #define vi_set1_32 _mm256_set1_epi32

@@ -43,7 +43,15 @@ __all__ = [
 ENV = "GURU_ENGINE_ISA"
 PORTABLE = "portable"
 # q8_int16.c (8-bit weights, int16 activations) is in every variant: it needs only AVX2 / AVX512F
-_COMMON = ("attention.c", "norm.c", "layer.c", "dequant.c", "quantize.c", "q8_int16.c")
+_COMMON = (
+    "attention.c",
+    "norm.c",
+    "layer.c",
+    "dequant.c",
+    "quantize.c",
+    "q8_int16.c",
+    "q5_int16.c",
+)
 
 
 class IsaUnavailable(RuntimeError):

@@ -9,7 +9,8 @@
  * tokens are columns starts[b] .. column. cos, sin [B, D] are this step's RoPE tables
  * (transformers' layout: each half repeated). The qkv weight is q, k, v stacked; gate_up is
  * gate then up; qkv_bias may be NULL. Each matrix is 4-bit (q4.c's packing) or, where its bit
- * of `q8` is set (Q8_QKV..), 8-bit codes (q8_int16.c's: Qwen2.5's Q8_0 / Q5_0 matrices).
+ * of `q8` is set (Q8_QKV..), 8-bit codes (q8_int16.c's: Qwen2.5's Q8_0 matrices), or where
+ * its bit of `q5` is set, 5-bit codes (q5_int16.c's: Q5_0).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -25,12 +26,14 @@ typedef struct {
     const float *ln1, *ln2, *qkv_bias;
     const uint8_t *qkv, *o, *gate_up, *down;
     int32_t q8; /* which matrices are 8-bit: Q8_QKV | Q8_O | Q8_GATE_UP | Q8_DOWN */
+    int32_t q5; /* which are 5-bit (q5_int16.c's: Q5_0), with the same bits */
 } LayerWeights;
 
 enum { Q8_QKV = 1, Q8_O = 2, Q8_GATE_UP = 4, Q8_DOWN = 8 };
 
 static int matmul(const LayerWeights *w, int which, const float *x, int64_t m, int64_t k,
                   const uint8_t *weight, int64_t n, float *y, int threads) {
+    if (w->q5 & which) return guru_q5_matmul(x, m, k, weight, n, y, threads);
     return (w->q8 & which) ? guru_q8_matmul(x, m, k, weight, n, y, threads)
                            : guru_q4_matmul(x, m, k, weight, n, y, threads);
 }

@@ -16,10 +16,13 @@ int guru_attend_f16(const float *q, const uint16_t *k, const uint16_t *v, int64_
                     int threads);
 int guru_q8_matmul(const float *x, int64_t m, int64_t k, const uint8_t *w, int64_t n,
                    float *y, int threads);
+int guru_q5_matmul(const float *x, int64_t m, int64_t k, const uint8_t *w, int64_t n,
+                   float *y, int threads);
 void guru_quantize_int16(const float *x, int64_t m, int64_t k, int16_t *xq, float *sx,
                          float *sums);
 void guru_q4_dequant(const uint8_t *w, int64_t n, int64_t k, void *out, int bf16, int threads);
 void guru_q8_dequant(const uint8_t *w, int64_t n, int64_t k, void *out, int bf16, int threads);
+void guru_q5_dequant(const uint8_t *w, int64_t n, int64_t k, void *out, int bf16, int threads);
 void guru_rms_norm(const float *x, const float *weight, int64_t rows, int64_t dim, float eps,
                    float *out);
 
