@@ -148,7 +148,7 @@ def test_install_warms_the_engine_so_the_first_question_pays_nothing(
     from core.cli.models import install_model
     from core.llm.engine import native
 
-    args = argparse.Namespace(name="smollm2-135m", no_warm=False)
+    args = argparse.Namespace(name="smollm2-135m", calc=False, no_warm=False)
     assert install_model(args, model_settings) == 0
     out = capsys.readouterr().out
     (kernels,) = [line for line in out.splitlines() if line.strip().startswith("kernels")]
