@@ -19,14 +19,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.config import Settings, force_offline_hub
 from core.errors import ModelLoadError
 from core.hf_lock import HF_LOAD_LOCK
 from core.llm.engine.memory import release_freed_memory, serve_large_blocks_from_mmap
 from core.llm.models.sources import ModelSource, prepare_model_dir, resolve_source
-from core.llm.models.weights import ModelWeights
+
+if TYPE_CHECKING:  # weights.py imports torch: not at CLI start-up (tests/unit/test_cli_startup.py)
+    from core.llm.models.weights import ModelWeights
 
 __all__ = [
     "LazyModel",
@@ -88,6 +90,8 @@ class LazyModel:
         """The model's tensors: the built model's own once it exists, else the mapped
         safetensors (None when those are not fp32 safetensors)."""
         with self._lock:
+            from core.llm.models.weights import ModelWeights
+
             if self._model is not None:
                 return ModelWeights.of_model(self._model)
             if self._weights is None:
@@ -127,6 +131,8 @@ class LoadedModel:
         is not built yet (`LazyModel.weights`); None when that is not possible."""
         if isinstance(self.hf, LazyModel):
             return self.hf.weights()
+        from core.llm.models.weights import ModelWeights
+
         return ModelWeights.of_model(self.hf)
 
 
