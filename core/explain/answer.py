@@ -44,9 +44,10 @@ EXPLAIN_WEIGHTS = (1.0, 1.0, 0.0)
 # Notes quoted in the prompt (core.rag's default is 4).
 EXPLAIN_MAX_SOURCES = 4
 # Weight of the note cards' ranking against search's own in the RRF that orders the notes (see
-# CurriculumGrounder.order). Source [1] is the right note: /explain's 40 questions 0.675 → 0.75,
-# 24 paraphrases of mine (chosen on these two) 0.54 → 0.67, 24 more written before the change
-# 0.62 → 0.79; 1.0 lost on the first two. Off-topic refusals unchanged (32/32).
+# CurriculumGrounder.order). Source [1] is the right note (with the notes' titles as shipped):
+# /explain's 40 questions 0.675 → 0.775, 24 paraphrases of mine (chosen on these two) 0.54 →
+# 0.625, 24 more written before the change 0.62 → 0.75; 1.0 lost on the first two. Off-topic
+# refusals unchanged (32/32).
 CARD_WEIGHT = 0.5
 OUT_OF_SCOPE = (
     "I explain LLM concepts (attention, transformers, RAG, LoRA, PAL, sampling…); "
