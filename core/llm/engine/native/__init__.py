@@ -24,6 +24,7 @@ import subprocess
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -182,90 +183,76 @@ class Kernels:
 
     def matmul(self, x: torch.Tensor, packed: torch.Tensor, n: int) -> torch.Tensor:
         """x [m, k] fp32 @ W.T for W [n, k] packed by `pack_q4`."""
-        x = x.contiguous()
-        m, k = x.shape
-        if x.dtype != torch.float32 or k % GROUP or n % BLOCK_ROWS:
-            raise ValueError(f"q4 matmul needs fp32 rows and a packed [{n}, {k}] matrix")
-        if packed.numel() != n // BLOCK_ROWS * k // GROUP * GROUP_BYTES:
-            raise ValueError(f"packed weights do not match a [{n}, {k}] matrix")
-        y = torch.empty((m, n), dtype=torch.float32)
-        status = self._matmul(
-            x.data_ptr(), m, k, packed.data_ptr(), n, y.data_ptr(), torch.get_num_threads()
-        )
-        if status != 0:
-            raise MemoryError("q4 matmul: out of memory for its scratch rows")
-        return y
+        return self._run_matmul(self._matmul, "q4", "packed", GROUP_BYTES, x, packed, n)
 
     def matmul_q8(self, x: torch.Tensor, packed: torch.Tensor, n: int) -> torch.Tensor:
         """x [m, k] fp32 @ W.T for W [n, k] packed by `pack_q8` (q8_int16.c)."""
-        x = x.contiguous()
-        m, k = x.shape
-        if x.dtype != torch.float32 or k % GROUP or n % BLOCK_ROWS:
-            raise ValueError(f"q8 matmul needs fp32 rows and a packed [{n}, {k}] matrix")
-        if packed.numel() != n // BLOCK_ROWS * k // GROUP * Q8_GROUP_BYTES:
-            raise ValueError(f"q8-packed weights do not match a [{n}, {k}] matrix")
-        y = torch.empty((m, n), dtype=torch.float32)
-        status = self._matmul_q8(
-            x.data_ptr(), m, k, packed.data_ptr(), n, y.data_ptr(), torch.get_num_threads()
-        )
-        if status != 0:
-            raise MemoryError("q8 matmul: out of memory for its scratch rows")
-        return y
+        return self._run_matmul(self._matmul_q8, "q8", "q8-packed", Q8_GROUP_BYTES, x, packed, n)
 
     def matmul_q5(self, x: torch.Tensor, packed: torch.Tensor, n: int) -> torch.Tensor:
         """x [m, k] fp32 @ W.T for W [n, k] packed by `pack_q5` (q5_int16.c)."""
+        return self._run_matmul(self._matmul_q5, "q5", "q5-packed", Q5_GROUP_BYTES, x, packed, n)
+
+    def _run_matmul(
+        self,
+        fn: Any,
+        kind: str,
+        packing: str,
+        group_bytes: int,
+        x: torch.Tensor,
+        packed: torch.Tensor,
+        n: int,
+    ) -> torch.Tensor:
+        """One layout's C matmul, after checking the shapes it would otherwise read past."""
         x = x.contiguous()
         m, k = x.shape
         if x.dtype != torch.float32 or k % GROUP or n % BLOCK_ROWS:
-            raise ValueError(f"q5 matmul needs fp32 rows and a packed [{n}, {k}] matrix")
-        if packed.numel() != n // BLOCK_ROWS * k // GROUP * Q5_GROUP_BYTES:
-            raise ValueError(f"q5-packed weights do not match a [{n}, {k}] matrix")
+            raise ValueError(f"{kind} matmul needs fp32 rows and a packed [{n}, {k}] matrix")
+        if packed.numel() != n // BLOCK_ROWS * k // GROUP * group_bytes:
+            raise ValueError(f"{packing} weights do not match a [{n}, {k}] matrix")
         y = torch.empty((m, n), dtype=torch.float32)
-        status = self._matmul_q5(
-            x.data_ptr(), m, k, packed.data_ptr(), n, y.data_ptr(), torch.get_num_threads()
-        )
+        status = fn(x.data_ptr(), m, k, packed.data_ptr(), n, y.data_ptr(), torch.get_num_threads())
         if status != 0:
-            raise MemoryError("q5 matmul: out of memory for its scratch rows")
+            raise MemoryError(f"{kind} matmul: out of memory for its scratch rows")
         return y
-
-    def dequantize_q5(
-        self, packed: torch.Tensor, n: int, k: int, dtype: torch.dtype = torch.float32
-    ) -> torch.Tensor:
-        """W [n, k] = d * (q - 16) (fp32, or rounded to bf16) from its `pack_q5` packing."""
-        if dtype not in (torch.float32, torch.bfloat16) or k % GROUP or n % BLOCK_ROWS:
-            raise ValueError(f"dequantize makes fp32 or bf16 [{n}, {k}] from a packing")
-        if packed.numel() != n // BLOCK_ROWS * k // GROUP * Q5_GROUP_BYTES:
-            raise ValueError(f"q5-packed weights do not match a [{n}, {k}] matrix")
-        out = torch.empty((n, k), dtype=dtype)
-        bf16 = int(dtype == torch.bfloat16)
-        self._dequant_q5(packed.data_ptr(), n, k, out.data_ptr(), bf16, torch.get_num_threads())
-        return out
 
     def dequantize(
         self, packed: torch.Tensor, n: int, k: int, dtype: torch.dtype = torch.float32
     ) -> torch.Tensor:
         """W [n, k] (fp32, or rounded to bf16) from its `pack_q4` packing."""
-        if dtype not in (torch.float32, torch.bfloat16) or k % GROUP or n % BLOCK_ROWS:
-            raise ValueError(f"dequantize makes fp32 or bf16 [{n}, {k}] from a packing")
-        if packed.numel() != n // BLOCK_ROWS * k // GROUP * GROUP_BYTES:
-            raise ValueError(f"packed weights do not match a [{n}, {k}] matrix")
-        out = torch.empty((n, k), dtype=dtype)
-        bf16 = int(dtype == torch.bfloat16)
-        self._dequant(packed.data_ptr(), n, k, out.data_ptr(), bf16, torch.get_num_threads())
-        return out
+        return self._run_dequant(self._dequant, "packed", GROUP_BYTES, packed, n, k, dtype)
 
     def dequantize_q8(
         self, packed: torch.Tensor, n: int, k: int, dtype: torch.dtype = torch.float32
     ) -> torch.Tensor:
         """W [n, k] (fp32, or rounded to bf16) from its `pack_q8` packing: what
         `layout.dequantize_q8` gives, without its fp32 temporaries (4x the output)."""
+        return self._run_dequant(self._dequant_q8, "q8-packed", Q8_GROUP_BYTES, packed, n, k, dtype)
+
+    def dequantize_q5(
+        self, packed: torch.Tensor, n: int, k: int, dtype: torch.dtype = torch.float32
+    ) -> torch.Tensor:
+        """W [n, k] = d * (q - 16) (fp32, or rounded to bf16) from its `pack_q5` packing."""
+        return self._run_dequant(self._dequant_q5, "q5-packed", Q5_GROUP_BYTES, packed, n, k, dtype)
+
+    def _run_dequant(
+        self,
+        fn: Any,
+        packing: str,
+        group_bytes: int,
+        packed: torch.Tensor,
+        n: int,
+        k: int,
+        dtype: torch.dtype,
+    ) -> torch.Tensor:
+        """One layout's C dequantization into a new fp32 or bf16 [n, k] tensor."""
         if dtype not in (torch.float32, torch.bfloat16) or k % GROUP or n % BLOCK_ROWS:
             raise ValueError(f"dequantize makes fp32 or bf16 [{n}, {k}] from a packing")
-        if packed.numel() != n // BLOCK_ROWS * k // GROUP * Q8_GROUP_BYTES:
-            raise ValueError(f"q8-packed weights do not match a [{n}, {k}] matrix")
+        if packed.numel() != n // BLOCK_ROWS * k // GROUP * group_bytes:
+            raise ValueError(f"{packing} weights do not match a [{n}, {k}] matrix")
         out = torch.empty((n, k), dtype=dtype)
         bf16 = int(dtype == torch.bfloat16)
-        self._dequant_q8(packed.data_ptr(), n, k, out.data_ptr(), bf16, torch.get_num_threads())
+        fn(packed.data_ptr(), n, k, out.data_ptr(), bf16, torch.get_num_threads())
         return out
 
     def decode_layer(
