@@ -20,6 +20,16 @@ int guru_q5_matmul(const float *x, int64_t m, int64_t k, const uint8_t *w, int64
                    float *y, int threads);
 void guru_quantize_int16(const float *x, int64_t m, int64_t k, int16_t *xq, float *sx,
                          float *sums);
+/* The int16-activation matmuls (q4_int16.c, q8_int16.c, q5_int16.c) share their driver: x is
+ * quantized once, then every `parts`-th vector of every 16-row block of W is one task, run by
+ * the layout's `part` for up to GURU_INT16_MAX_ROWS rows of x at a time. `sums` (each group's
+ * sum of codes) is what q4's affine minimum needs; the signed layouts ignore it. */
+#define GURU_INT16_MAX_ROWS 8 /* rows of x per pass: 8 int32 sums + 8 fp32 accumulators */
+typedef void (*guru_int16_part)(int rows, const int16_t *xq, const float *sx, const float *sums,
+                                int64_t k, const uint8_t *w, int h, float *y, int64_t ldy);
+int guru_int16_matmul(const float *x, int64_t m, int64_t k, const uint8_t *w, int64_t n,
+                      float *y, int threads, int64_t group_bytes, int parts,
+                      guru_int16_part part);
 void guru_q4_dequant(const uint8_t *w, int64_t n, int64_t k, void *out, int bf16, int threads);
 void guru_q8_dequant(const uint8_t *w, int64_t n, int64_t k, void *out, int bf16, int threads);
 void guru_q5_dequant(const uint8_t *w, int64_t n, int64_t k, void *out, int bf16, int threads);

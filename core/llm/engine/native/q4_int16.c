@@ -14,7 +14,6 @@
  * masking each word's low nibble gives the codes of columns (4c, 4c + 1) of that row, its high
  * nibble those of (4c + 2, 4c + 3): exactly `vpmaddwd`'s pairs against one broadcast pair of x.
  */
-#include <stdlib.h>
 
 #include "int16.h"
 #include "native.h"
@@ -22,7 +21,7 @@
 #define BLOCK_ROWS 16
 #define GROUP 32
 #define GROUP_BYTES (256 + 64)
-#define MAX_ROWS 8 /* rows of x per pass: 8 int32 sums + 8 fp32 accumulators in registers */
+#define MAX_ROWS GURU_INT16_MAX_ROWS
 
 #define PARTS (BLOCK_ROWS / VROWS) /* vectors of rows per block */
 
@@ -77,28 +76,5 @@ static void part_block_rows(int rows, const int16_t *xq, const float *sx, const 
  * Returns 0, or -1 when scratch memory could not be allocated. */
 int guru_q4_matmul(const float *x, int64_t m, int64_t k, const uint8_t *w, int64_t n,
                    float *y, int threads) {
-    const int64_t groups = k / GROUP, parts = PARTS * (n / BLOCK_ROWS);
-    const int64_t block_bytes = groups * GROUP_BYTES;
-    int16_t *xq = malloc(sizeof(int16_t) * m * k);
-    float *sx = malloc(sizeof(float) * m * groups), *sums = malloc(sizeof(float) * m * groups);
-    if (!xq || !sx || !sums) {
-        free(xq);
-        free(sx);
-        free(sums);
-        return -1;
-    }
-    guru_quantize_int16(x, m, k, xq, sx, sums);
-    for (int64_t r0 = 0; r0 < m; r0 += MAX_ROWS) {
-        const int rows = (int)(m - r0 < MAX_ROWS ? m - r0 : MAX_ROWS);
-#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
-        for (int64_t i = 0; i < parts; i++) {
-            part_block_rows(rows, xq + r0 * k, sx + r0 * groups, sums + r0 * groups, k,
-                            w + (i / PARTS) * block_bytes, (int)(i % PARTS),
-                            y + r0 * n + (i / PARTS) * BLOCK_ROWS, n);
-        }
-    }
-    free(xq);
-    free(sx);
-    free(sums);
-    return 0;
+    return guru_int16_matmul(x, m, k, w, n, y, threads, GROUP_BYTES, PARTS, part_block_rows);
 }

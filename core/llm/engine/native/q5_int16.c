@@ -16,7 +16,6 @@
  * pairs are 2 * VROWS bits of one word, turned into 16s in those words (a mask with AVX-512,
  * a compare with AVX2).
  */
-#include <stdlib.h>
 
 #include "int16.h"
 #include "native.h"
@@ -24,7 +23,7 @@
 #define BLOCK_ROWS 16
 #define GROUP 32
 #define Q5_GROUP_BYTES (256 + 64 + 32)
-#define MAX_ROWS 8 /* rows of x per pass: 8 int32 sums + 8 fp32 accumulators in registers */
+#define MAX_ROWS GURU_INT16_MAX_ROWS
 #define PARTS (BLOCK_ROWS / VROWS)
 
 /* 16 in each 16-bit word whose bit of `bits` (2 * VROWS of them) is set, else 0 */
@@ -75,8 +74,9 @@ static inline __attribute__((always_inline)) void part_block(
     for (int r = 0; r < rows; r++) v_store(y + r * ldy + VROWS * h, acc[r]);
 }
 
-static void part_block_rows(int rows, const int16_t *xq, const float *sx, int64_t k,
-                            const uint8_t *w, int h, float *y, int64_t ldy) {
+static void part_block_rows(int rows, const int16_t *xq, const float *sx, const float *sums,
+                            int64_t k, const uint8_t *w, int h, float *y, int64_t ldy) {
+    (void)sums; /* signed codes: no affine minimum */
     switch (rows) {
     case 1: part_block(1, xq, sx, k, w, h, y, ldy); break;
     case 2: part_block(2, xq, sx, k, w, h, y, ldy); break;
@@ -93,28 +93,5 @@ static void part_block_rows(int rows, const int16_t *xq, const float *sx, int64_
  * Returns 0, or -1 when scratch memory could not be allocated. */
 int guru_q5_matmul(const float *x, int64_t m, int64_t k, const uint8_t *w, int64_t n,
                    float *y, int threads) {
-    const int64_t groups = k / GROUP, parts = PARTS * (n / BLOCK_ROWS);
-    const int64_t block_bytes = groups * Q5_GROUP_BYTES;
-    int16_t *xq = malloc(sizeof(int16_t) * m * k);
-    float *sx = malloc(sizeof(float) * m * groups), *sums = malloc(sizeof(float) * m * groups);
-    if (!xq || !sx || !sums) {
-        free(xq);
-        free(sx);
-        free(sums);
-        return -1;
-    }
-    guru_quantize_int16(x, m, k, xq, sx, sums);
-    for (int64_t r0 = 0; r0 < m; r0 += MAX_ROWS) {
-        const int rows = (int)(m - r0 < MAX_ROWS ? m - r0 : MAX_ROWS);
-#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
-        for (int64_t i = 0; i < parts; i++) {
-            part_block_rows(rows, xq + r0 * k, sx + r0 * groups, k,
-                            w + (i / PARTS) * block_bytes, (int)(i % PARTS),
-                            y + r0 * n + (i / PARTS) * BLOCK_ROWS, n);
-        }
-    }
-    free(xq);
-    free(sx);
-    free(sums);
-    return 0;
+    return guru_int16_matmul(x, m, k, w, n, y, threads, Q5_GROUP_BYTES, PARTS, part_block_rows);
 }
