@@ -107,6 +107,22 @@ def _compare_steps(loaded, lean: LeanLlama, steps: int, atol: float, top: int = 
             tokens = ref.argmax(-1).tolist()
 
 
+def _assert_bit_identical(loaded, got: LeanLlama, want: LeanLlama) -> None:
+    """Prefill and three greedy decode steps of the batch PROMPTS give equal logits."""
+    prompts = [_ids(loaded, p) for p in PROMPTS]
+    with torch.inference_mode():
+        for ids in prompts:
+            assert torch.equal(got.prefill(ids)[0], want.prefill(ids)[0])
+        kvs = [_hf_batch(loaded.model, prompts, got.cache_dtype) for _ in range(2)]
+        tokens = [1, 2, 3]
+        for _ in range(3):
+            step = got.decode(tokens, kvs[0])
+            assert torch.equal(step, want.decode(tokens, kvs[1]))
+            for kv in kvs:
+                kv.append_step()
+            tokens = step.argmax(-1).tolist()
+
+
 def test_tiny_llama_lean_logits_match_hf(bundled_tokenizer):
     loaded = make_tiny_llama(bundled_tokenizer, seed=3)
     _compare_steps(loaded, LeanLlama(loaded.model), steps=4, atol=1e-5)
@@ -237,18 +253,7 @@ def test_q5_0_as_5_bit_codes_is_bit_identical_to_8_bit_codes(
     monkeypatch.setattr(native, "pack_q5", lambda q, d: native.pack_q8(q - 16, d))
     eight = LeanLlama(loaded.model, weights="int4", cache_dir=str(tmp_path))
     assert eight.packed == "8/8 matrices (of them 6 8-bit), LM head"
-    prompts = [_ids(loaded, p) for p in PROMPTS]
-    with torch.inference_mode():
-        for ids in prompts:
-            assert torch.equal(five.prefill(ids)[0], eight.prefill(ids)[0])
-        kvs = [_hf_batch(loaded.model, prompts, five.cache_dtype) for _ in range(2)]
-        tokens = [1, 2, 3]
-        for _ in range(3):
-            got, want = five.decode(tokens, kvs[0]), eight.decode(tokens, kvs[1])
-            assert torch.equal(got, want)
-            for kv in kvs:
-                kv.append_step()
-            tokens = got.argmax(-1).tolist()
+    _assert_bit_identical(loaded, five, eight)
     _compare_steps(loaded, five, steps=3, atol=0.01, top=8)
 
 
@@ -270,18 +275,7 @@ def test_embedding_and_lm_head_rows_are_read_from_their_gguf_blocks(
     dense = LeanLlama(loaded.model, weights="int4", cache_dir=str(tmp_path))
     assert dense._embed_rows is not None  # from the cache, as a warm start
     dense._embed_rows = dense._head_rows = None  # the fp32 table's rows instead
-    prompts = [_ids(loaded, p) for p in PROMPTS]
-    with torch.inference_mode():
-        for ids in prompts:
-            assert torch.equal(lean.prefill(ids)[0], dense.prefill(ids)[0])
-        kvs = [_hf_batch(loaded.model, prompts, lean.cache_dtype) for _ in range(2)]
-        tokens = [1, 2, 3]
-        for _ in range(3):
-            got, want = lean.decode(tokens, kvs[0]), dense.decode(tokens, kvs[1])
-            assert torch.equal(got, want)
-            for kv in kvs:
-                kv.append_step()
-            tokens = got.argmax(-1).tolist()
+    _assert_bit_identical(loaded, lean, dense)
     _compare_steps(loaded, lean, steps=3, atol=0.01, top=8)
 
 
