@@ -1,6 +1,7 @@
 /* Rows of activations quantized to int16 per group of 32, and the driver that runs the
- * integer-dot-product kernels (q4_int16.c, q8_int16.c, q5_int16.c) over them: each group gets its own scale (its largest magnitude
- * over 32767), so the error is <= 1/65534 of that value. Plain C, the same in every variant.
+ * integer-dot-product kernels (q4_int16.c, q8_int16.c, q5_int16.c) over them: each group
+ * gets its own scale (its largest magnitude over 32767), so the error is <= 1/65534 of that
+ * value. Plain C, the same in every variant.
  *
  * x [m, k] -> xq [m, k], scales sx [m, k / 32], and each group's sum of codes (as float). */
 #include <stdlib.h>
