@@ -23,6 +23,14 @@ static inline uint16_t round_bf16(float f) {
     return (uint16_t)(bits >> 16);
 }
 
+/* One dequantized group of a row into out at element `at`: fp32, or rounded to bf16. */
+static inline void store_row(void *out, int64_t at, const float row[GROUP], int bf16) {
+    if (bf16)
+        for (int j = 0; j < GROUP; j++) ((uint16_t *)out)[at + j] = round_bf16(row[j]);
+    else
+        memcpy((float *)out + at, row, sizeof(float) * GROUP);
+}
+
 void guru_q4_dequant(const uint8_t *w, int64_t n, int64_t k, void *out, int bf16, int threads) {
     const int64_t groups = k / GROUP, blocks = n / BLOCK_ROWS;
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
@@ -40,11 +48,7 @@ void guru_q4_dequant(const uint8_t *w, int64_t n, int64_t k, void *out, int bf16
                         row[4 * c + e] = lo + d * (float)(byte & 0x0F);
                         row[4 * c + 2 + e] = lo + d * (float)(byte >> 4);
                     }
-                const int64_t at = (b * BLOCK_ROWS + i) * k + g * GROUP;
-                if (bf16)
-                    for (int j = 0; j < GROUP; j++) ((uint16_t *)out)[at + j] = round_bf16(row[j]);
-                else
-                    memcpy((float *)out + at, row, sizeof row);
+                store_row(out, (b * BLOCK_ROWS + i) * k + g * GROUP, row, bf16);
             }
         }
     }
@@ -70,11 +74,7 @@ void guru_q8_dequant(const uint8_t *w, int64_t n, int64_t k, void *out, int bf16
                 for (int c = 0; c < GROUP / 2; c++)
                     for (int e = 0; e < 2; e++)
                         row[2 * c + e] = d * (float)(int8_t)p[32 * c + 2 * i + e];
-                const int64_t at = (b * BLOCK_ROWS + i) * k + g * GROUP;
-                if (bf16)
-                    for (int j = 0; j < GROUP; j++) ((uint16_t *)out)[at + j] = round_bf16(row[j]);
-                else
-                    memcpy((float *)out + at, row, sizeof row);
+                store_row(out, (b * BLOCK_ROWS + i) * k + g * GROUP, row, bf16);
             }
         }
     }
@@ -107,11 +107,7 @@ void guru_q5_dequant(const uint8_t *w, int64_t n, int64_t k, void *out, int bf16
                         row[4 * c + e] = d * (float)((lo | (b0 << 4)) - 16);
                         row[4 * c + 2 + e] = d * (float)((hi | (b1 << 4)) - 16);
                     }
-                const int64_t at = (b * BLOCK_ROWS + i) * k + g * GROUP;
-                if (bf16)
-                    for (int j = 0; j < GROUP; j++) ((uint16_t *)out)[at + j] = round_bf16(row[j]);
-                else
-                    memcpy((float *)out + at, row, sizeof row);
+                store_row(out, (b * BLOCK_ROWS + i) * k + g * GROUP, row, bf16);
             }
         }
     }
